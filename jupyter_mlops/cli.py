@@ -1,0 +1,253 @@
+"""``jupyter-mlops``: start the whole platform on one machine.
+
+    jupyter-mlops up [--data-dir DIR] [--port 8000] [--ip 127.0.0.1]
+    jupyter-mlops reset-password USER [--data-dir DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import dbm
+import errno
+import fcntl
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from .hub import REPO_ROOT
+
+ADMIN = "admin"
+
+
+class UpError(Exception):
+    """A reason `up` cannot start, shown to the user as one line."""
+
+
+def check_port_free(ip: str, port: int) -> None:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((ip, port))
+        except OSError as e:
+            if e.errno in (errno.EADDRINUSE, errno.EACCES):
+                raise UpError(
+                    f"port {port} on {ip} is in use; choose another with --port"
+                ) from None
+            raise
+
+
+def lock_data_dir(data_dir: Path):
+    """Hold an exclusive lock for as long as this process lives."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    f = open(data_dir / "up.lock", "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        raise UpError(
+            f"data directory {data_dir} is already in use by jupyter-mlops up ({holder}); "
+            "stop it first or choose another --data-dir"
+        ) from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()}")
+    f.flush()
+    return f
+
+
+def set_password(data_dir: Path, user: str, password: str) -> None:
+    import bcrypt
+
+    path = data_dir / "hub" / "passwords.dbm"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with dbm.open(str(path), "c", 0o600) as db:
+        db[user] = bcrypt.hashpw(password.encode(), bcrypt.gensalt())
+
+
+def has_password(data_dir: Path, user: str) -> bool:
+    path = data_dir / "hub" / "passwords.dbm"
+    try:
+        with dbm.open(str(path), "r") as db:
+            return user.encode() in db
+    except dbm.error:
+        return False
+
+
+def hub_command(data_dir: Path, public_url: str, gpu_devices: str | None) -> list[str]:
+    """The project's hub config with this start's settings as command-line flags."""
+    config = REPO_ROOT / "hub_config" / "jupyterhub_config.py"
+    cmd = [sys.executable, "-m", "jupyterhub", "-f", str(config),
+           f"--MlopsHub.data_dir={data_dir}", f"--MlopsHub.public_url={public_url}"]
+    if gpu_devices:
+        cmd.append(f"--MlopsHub.gpu_devices={gpu_devices}")
+    return cmd
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise UpError(f"the hub exited with status {proc.returncode} during start")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise UpError(f"the hub did not answer at {url} within {timeout:.0f} s")
+
+
+def stop(proc: subprocess.Popen, grace: float = 20.0) -> None:
+    """Ask the hub to clean up (it stops the proxy, services and user servers), then make sure.
+
+    The hub starts its proxy, services and servers in sessions of their own, so a process group
+    signal would miss them: we note the hub's descendants first and end any it left behind.
+    """
+    import psutil
+
+    try:
+        family = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        family = []
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    left = [p for p in family if p.is_running()]
+    for p in left:
+        try:
+            p.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(left, timeout=5)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def tail(path: Path, n: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def cmd_up(args) -> int:
+    data_dir = Path(args.data_dir).resolve()
+    lock = lock_data_dir(data_dir)  # noqa: F841 (held until exit)
+    check_port_free(args.ip, args.port)
+    public_url = f"http://{args.ip}:{args.port}"
+    if args.gpu_devices:
+        try:
+            json.loads(args.gpu_devices)
+        except ValueError as e:
+            raise UpError(f"--gpu-devices is not JSON: {e}") from None
+
+    first_password = None
+    if not has_password(data_dir, ADMIN):
+        first_password = secrets.token_urlsafe(12)
+        set_password(data_dir, ADMIN, first_password)
+
+    logs = data_dir / "logs"
+    logs.mkdir(exist_ok=True)
+    log_path = logs / "hub.log"
+    log = open(log_path, "ab")
+    print(f"jupyter-mlops: starting in {data_dir} (log: {log_path})", flush=True)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        hub_command(data_dir, public_url, args.gpu_devices),
+        cwd=data_dir / "hub",
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C reaches us; we stop the hub in order
+    )
+    interrupted = False
+
+    def on_signal(signum, frame):
+        nonlocal interrupted
+        interrupted = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        try:
+            wait_until_up(f"{public_url}/hub/api/", proc, args.timeout)
+        except UpError as e:
+            print(tail(log_path), file=sys.stderr)
+            raise e
+        print(f"\njupyter-mlops is up at {public_url}/  ({time.monotonic() - t0:.1f} s)")
+        if first_password:
+            print(f"  administrator: {ADMIN}\n  password:      {first_password}\n"
+                  "  (shown once; stored only as a bcrypt hash. Forgot it? "
+                  "`jupyter-mlops reset-password admin`)")
+        else:
+            print(f"  administrator: {ADMIN} (password set at first start)")
+        print("Press Ctrl-C to stop.", flush=True)
+        proc.wait()
+        print(f"jupyter-mlops: the hub exited with status {proc.returncode}; see {log_path}",
+              file=sys.stderr)
+        return proc.returncode or 1
+    except KeyboardInterrupt:
+        print("\njupyter-mlops: stopping...", flush=True)
+        stop(proc)
+        print("jupyter-mlops: stopped.")
+        return 0
+    finally:
+        if proc.poll() is None:
+            stop(proc)
+
+
+def cmd_reset_password(args) -> int:
+    data_dir = Path(args.data_dir).resolve()
+    password = args.password or secrets.token_urlsafe(12)
+    set_password(data_dir, args.user, password)
+    print(f"new password of {args.user}: {password}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jupyter-mlops", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start hub, control plane and MLflow on this machine")
+    up.add_argument("--data-dir", default="mlops-data",
+                    help="where all state lives (default: ./mlops-data)")
+    up.add_argument("--ip", default="127.0.0.1", help="address to listen on")
+    up.add_argument("--port", type=int, default=8000, help="public port (default 8000)")
+    up.add_argument("--gpu-devices", default=None,
+                    help='simulated GPU inventory as JSON, e.g. \'[{"name": "A100"}]\'')
+    up.add_argument("--timeout", type=float, default=90, help="seconds to wait for the hub")
+    up.set_defaults(func=cmd_up)
+    rp = sub.add_parser("reset-password", help="set a new password for a local account")
+    rp.add_argument("user")
+    rp.add_argument("--password", default=None, help="default: a generated one")
+    rp.add_argument("--data-dir", default="mlops-data")
+    rp.set_defaults(func=cmd_reset_password)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UpError as e:
+        print(f"jupyter-mlops: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

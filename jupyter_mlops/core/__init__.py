@@ -1,0 +1,1 @@
+"""Domain layer: no tornado, no jupyter_server, no hub imports here."""

@@ -1,0 +1,32 @@
+"""The three lab roles and the custom hub scopes that carry them.
+
+JupyterHub roles grant the scopes (see ``jupyter_mlops.hub``); the control plane and the server
+extension derive the caller's lab role from the scopes on their token, so one source of truth
+(the hub's role assignments) decides who may do what.
+"""
+from __future__ import annotations
+
+SCOPE_PREFIX = "custom:mlops"
+USE = f"{SCOPE_PREFIX}:use"  # call the control plane at all (every lab member)
+MANAGE = f"{SCOPE_PREFIX}:manage"  # project manager: projects, members, approvals
+ADMIN = f"{SCOPE_PREFIX}:admin"  # system administrator: users, quotas, GPUs, usage
+
+ALL_SCOPES = {
+    USE: "Use the MLOps platform: datasets, experiments, jobs and deployments of your projects.",
+    MANAGE: "Manage MLOps projects: create projects, add members, approve deployments.",
+    ADMIN: "Administer the MLOps platform: quotas, GPU inventory, usage, every project.",
+}
+
+SYSTEM_ADMINISTRATOR = "system administrator"
+PROJECT_MANAGER = "project manager"
+DATA_SCIENTIST = "data scientist"
+
+
+def role_from_scopes(scopes) -> str:
+    """The most privileged lab role the scopes grant."""
+    scopes = set(scopes)
+    if ADMIN in scopes:
+        return SYSTEM_ADMINISTRATOR
+    if MANAGE in scopes:
+        return PROJECT_MANAGER
+    return DATA_SCIENTIST

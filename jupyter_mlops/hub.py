@@ -1,0 +1,243 @@
+"""Everything the hub needs to run jupyter-mlops, derived from a few ``MlopsHub`` settings.
+
+``hub_config/jupyterhub_config.py`` calls :func:`configure_hub` on JupyterHub's config object.
+Set ``c.MlopsHub.*`` before that call (``jupyter-mlops up`` writes them into a per-data-directory
+config file that loads the project's one); set any ``c.JupyterHub.*`` after it to override.
+
+Data directory layout (``data_dir``)::
+
+    hub/        jupyterhub.sqlite, cookie secret, proxy pid, passwords.dbm (bcrypt hashes)
+    mlflow/     mlflow.db (SQLite), artifacts/, run/mlflow.sock (directory mode 0700)
+    control/    the control plane's database and cookie secret
+    store/      content-addressed object store of the datasets (local-directory backend)
+    datasets/   the shared dataset root, mounted read-only into user servers
+    users/      one workspace per user
+    logs/       hub.log, mlflow.log, control.log
+    up.lock     held while ``jupyter-mlops up`` runs on this directory
+"""
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+from traitlets import Any, Integer, Set, TraitError, Unicode, default, validate
+from traitlets.config import Configurable
+
+from .core import roles
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now (for the hub's internal endpoints)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class MlopsHub(Configurable):
+    """Platform-level settings of a jupyter-mlops hub."""
+
+    data_dir = Unicode(
+        help="""Directory holding all state of this platform (layout in ``jupyter_mlops.hub``).
+        Starting again on the same directory keeps accounts, runs and datasets.""",
+    ).tag(config=True)
+
+    @default("data_dir")
+    def _default_data_dir(self):
+        return str(Path.cwd() / "mlops-data")
+
+    public_url = Unicode(
+        "http://127.0.0.1:8000",
+        help="""URL users open. The proxy binds to its host and port.""",
+    ).tag(config=True)
+
+    admin_users = Set(
+        {"admin"},
+        help="""Users who are hub administrators and system administrators of the platform.""",
+    ).tag(config=True)
+
+    gpu_devices = Any(
+        None,
+        allow_none=True,
+        help="""GPU inventory shared by the spawner and the control plane. ``None`` discovers
+        GPUs with NVML; a list of dicts (``[{"name": "A100", "memory_total_mb": 40960}]``)
+        configures simulated or pinned devices, e.g. on machines without any GPU.""",
+    ).tag(config=True)
+
+    @validate("gpu_devices")
+    def _validate_gpu_devices(self, proposal):
+        value = proposal["value"]
+        if isinstance(value, str):  # from the command line
+            import json
+
+            value = json.loads(value)
+        if value is not None and not isinstance(value, list):
+            raise TraitError("gpu_devices must be null or a list of device dicts")
+        return value
+
+    mlflow_workers = Integer(
+        1,
+        help="""Worker processes of the MLflow server. One is plenty for a lab of ten and keeps
+        it at ~0.5 GB instead of ~2.5 GB.""",
+    ).tag(config=True)
+
+    proxy_command = Any(
+        help="""Command starting configurable-http-proxy. Defaults to the copy installed by
+        ``npm install`` in the repository, else ``configurable-http-proxy`` on PATH.""",
+    ).tag(config=True)
+
+    @default("proxy_command")
+    def _default_proxy_command(self):
+        local = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
+        return [str(local)] if local.exists() else ["configurable-http-proxy"]
+
+    python = Unicode(
+        sys.executable,
+        help="Python interpreter running the platform's services and user servers.",
+    ).tag(config=True)
+
+    def path(self, *parts: str) -> Path:
+        return Path(self.data_dir).resolve().joinpath(*parts)
+
+
+def _mlflow_command(hub: MlopsHub) -> list[str]:
+    sock = hub.path("mlflow", "run", "mlflow.sock")
+    return [
+        str(Path(hub.python).parent / "mlflow"), "server",
+        "--backend-store-uri", f"sqlite:///{hub.path('mlflow', 'mlflow.db')}",
+        "--artifacts-destination", str(hub.path("mlflow", "artifacts")),
+        "--serve-artifacts",
+        "--workers", str(hub.mlflow_workers),
+        "--static-prefix", "/services/mlflow",
+        # A unix socket in a 0700 directory: nothing reaches MLflow except through the gateway.
+        "--uvicorn-opts", f"--uds {sock}",
+    ]
+
+
+def make_dirs(hub: MlopsHub) -> None:
+    for d in ("hub", "mlflow/artifacts", "control", "store", "datasets", "users", "logs"):
+        hub.path(d).mkdir(parents=True, exist_ok=True)
+    run = hub.path("mlflow", "run")
+    run.mkdir(parents=True, exist_ok=True)
+    run.chmod(0o700)
+    hub.path("hub").chmod(0o700)
+
+
+def settings_from(c) -> MlopsHub:
+    """``c.MlopsHub`` as set in the config file, with the hub's command-line flags on top.
+
+    A config file does not see command-line config (traitlets merges it afterwards), but
+    ``configure_hub`` derives everything from these values at load time, so it reads them from
+    the running JupyterHub application: ``jupyterhub -f ... --MlopsHub.data_dir=DIR`` works.
+    """
+    from traitlets.config import Application, Config
+
+    merged = Config()
+    merged.merge(c)
+    if Application.initialized():
+        merged.merge(Application.instance().cli_config)
+    return MlopsHub(config=merged)
+
+
+def configure_hub(c) -> MlopsHub:
+    """Fill JupyterHub's config ``c`` for the embedded default. Returns the settings used."""
+    hub = settings_from(c)
+    make_dirs(hub)
+    py = hub.python
+
+    c.JupyterHub.bind_url = hub.public_url
+    c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{free_port()}"
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{free_port()}"
+    c.ConfigurableHTTPProxy.command = hub.proxy_command
+    c.ConfigurableHTTPProxy.pid_file = str(hub.path("hub", "proxy.pid"))
+    c.JupyterHub.db_url = f"sqlite:///{hub.path('hub', 'jupyterhub.sqlite')}"
+    c.JupyterHub.cookie_secret_file = str(hub.path("hub", "jupyterhub_cookie_secret"))
+    c.JupyterHub.pid_file = str(hub.path("hub", "jupyterhub.pid"))
+    c.JupyterHub.cleanup_servers = True
+    c.JupyterHub.default_url = "/hub/home"
+
+    # Local accounts: the administrator adds users; each sets a password at first login
+    # (bcrypt-hashed in passwords.dbm). Unknown names cannot log in.
+    c.JupyterHub.authenticator_class = "firstuseauthenticator.FirstUseAuthenticator"
+    c.FirstUseAuthenticator.create_users = False
+    c.FirstUseAuthenticator.dbm_path = str(hub.path("hub", "passwords.dbm"))
+    c.FirstUseAuthenticator.min_password_length = 8
+    c.Authenticator.admin_users = set(hub.admin_users)
+    c.Authenticator.allow_existing_users = True
+
+    c.JupyterHub.spawner_class = "jupyter_mlops_spawner.MlopsLocalSpawner"
+    c.Spawner.default_url = "/lab"
+    c.Spawner.http_timeout = 60
+    c.Spawner.start_timeout = 120
+    c.MlopsLocalSpawner.workspace_root = str(hub.path("users"))
+    c.MlopsLocalSpawner.shared_dataset_dir = str(hub.path("datasets"))
+
+    cp_port, gw_port = free_port(), free_port()
+    cp_url, gw_url = f"http://127.0.0.1:{cp_port}", f"http://127.0.0.1:{gw_port}"
+    c.MlopsLocalSpawner.control_plane_url = f"{cp_url}/services/mlops/"
+    c.MlopsLocalSpawner.mlflow_url = f"{gw_url}/services/mlflow"
+    mlflow_env = {"MLFLOW_DISABLE_TELEMETRY": "true",
+                  "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    cp_cmd = [py, "-m", "jupyter_mlops.service", f"--MlopsService.data_dir={hub.data_dir}"]
+    if hub.gpu_devices is not None:
+        import json
+
+        cp_cmd.append(f"--MlopsService.gpu_devices={json.dumps(hub.gpu_devices)}")
+    c.JupyterHub.services = [
+        {
+            "name": "mlops",
+            "display": True,
+            "info": {"description": "jupyter-mlops control plane"},
+            "url": cp_url,
+            "command": cp_cmd,
+            "oauth_redirect_uri": "/services/mlops/oauth_callback",
+            "oauth_no_confirm": True,
+        },
+        {
+            "name": "mlflow",
+            "display": True,
+            "info": {"description": "MLflow tracking server and UI"},
+            "url": gw_url,
+            "command": [
+                py, "-m", "jupyter_mlops.service.mlflow_gateway",
+                f"--MlflowGateway.socket_path={hub.path('mlflow', 'run', 'mlflow.sock')}",
+                f"--MlflowGateway.cookie_secret_file={hub.path('control', 'gateway_secret')}",
+            ],
+            "oauth_redirect_uri": "/services/mlflow/oauth_callback",
+            "oauth_no_confirm": True,
+            "environment": mlflow_env,
+        },
+        {
+            # No URL: not routed by the proxy. The hub restarts it if it exits.
+            "name": "mlflow-server",
+            "command": _mlflow_command(hub),
+            "environment": mlflow_env,
+            "cwd": str(hub.path("mlflow")),
+        },
+    ]
+
+    # Scopes and roles: every lab member uses the platform; groups carry the other two roles
+    # (on SSO the IdP's groups fill them).
+    c.JupyterHub.custom_scopes = {s: {"description": d} for s, d in roles.ALL_SCOPES.items()}
+    access = ["access:services!service=mlops", "access:services!service=mlflow"]
+    c.JupyterHub.load_groups = {
+        "mlops-admins": {"users": sorted(hub.admin_users)},
+        "mlops-pms": {"users": []},
+    }
+    c.JupyterHub.load_roles = [
+        {"name": "user", "scopes": ["self", roles.USE, *access]},
+        {"name": "mlops-admin", "groups": ["mlops-admins"],
+         "scopes": [roles.ADMIN, roles.MANAGE, roles.USE, *access]},
+        {"name": "mlops-project-manager", "groups": ["mlops-pms"],
+         "scopes": [roles.MANAGE, roles.USE, *access]},
+    ]
+    # The user server's own token carries the user's lab scopes (filtered to what they hold),
+    # so the sidebar calls the control plane and MLflow as that user.
+    c.Spawner.server_token_scopes = [
+        "users:activity!user", "access:servers!server",
+        roles.USE, roles.MANAGE, roles.ADMIN, *access,
+    ]
+    c.Spawner.oauth_client_allowed_scopes = [*access]
+    return hub

@@ -1,0 +1,57 @@
+"""Settings of the server extension. The spawner passes them in the server's environment."""
+from __future__ import annotations
+
+import os
+
+from traitlets import Float, Unicode, default
+from traitlets.config import Configurable
+
+
+class MlopsSettings(Configurable):
+    control_plane_url = Unicode(
+        help="""Control plane URL, with the service prefix. Defaults to
+        $JUPYTER_MLOPS_CONTROL_PLANE_URL, which the spawner sets.""",
+    ).tag(config=True)
+
+    @default("control_plane_url")
+    def _default_control_plane_url(self):
+        return os.environ.get("JUPYTER_MLOPS_CONTROL_PLANE_URL", "")
+
+    mlflow_url = Unicode(
+        help="""MLflow tracking URL (the hub-authenticated gateway). Defaults to
+        $MLFLOW_TRACKING_URI, which the spawner sets.""",
+    ).tag(config=True)
+
+    @default("mlflow_url")
+    def _default_mlflow_url(self):
+        return os.environ.get("MLFLOW_TRACKING_URI", "")
+
+    mlflow_ui_url = Unicode(
+        help="""Browser URL of the MLflow UI. Defaults to ``services/mlflow/`` under the hub's
+        base URL ($JUPYTERHUB_BASE_URL).""",
+    ).tag(config=True)
+
+    @default("mlflow_ui_url")
+    def _default_mlflow_ui_url(self):
+        return os.environ.get("JUPYTERHUB_BASE_URL", "/").rstrip("/") + "/services/mlflow/"
+
+    api_token = Unicode(
+        help="""Hub API token the extension calls the platform with: the server's own token
+        ($JUPYTERHUB_API_TOKEN), which carries only this user's scopes.""",
+    ).tag(config=True)
+
+    @default("api_token")
+    def _default_api_token(self):
+        return os.environ.get("JUPYTERHUB_API_TOKEN", "")
+
+    datasets_dir = Unicode(
+        help="""Where the shared dataset is mounted read-only ($JUPYTER_MLOPS_DATASETS).""",
+    ).tag(config=True)
+
+    @default("datasets_dir")
+    def _default_datasets_dir(self):
+        return os.environ.get("JUPYTER_MLOPS_DATASETS", "")
+
+    check_timeout = Float(
+        3.0, help="Seconds a live status check may take before it reports the service down."
+    ).tag(config=True)

@@ -1,0 +1,1 @@
+"""The control plane: a JupyterHub-managed service (``python -m jupyter_mlops.service``)."""

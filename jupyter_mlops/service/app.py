@@ -1,0 +1,135 @@
+"""The control plane application (a JupyterHub-managed service).
+
+It owns everything that must outlive a user's server and be enforced in one place: projects,
+roles, quotas, GPU allocation, the dataset catalog, jobs and deployments. Started by the hub as
+``python -m jupyter_mlops.service``; the hub passes ``JUPYTERHUB_API_TOKEN``,
+``JUPYTERHUB_SERVICE_URL`` and ``JUPYTERHUB_SERVICE_PREFIX`` in its environment.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from jupyterhub.services.auth import HubOAuthCallbackHandler
+from jupyterhub.utils import url_path_join
+from tornado import web
+from traitlets import Any, Integer, List, Unicode, default
+from traitlets.config import Application
+
+from .._version import __version__
+from ..core.gpus import GpuInventory, inventory_from_config
+from .routes import routes
+
+
+@dataclass
+class ServiceContext:
+    """What handlers reach through ``self.context``: the domain objects, built once."""
+
+    data_dir: Path
+    gpu_inventory: GpuInventory
+    settings: dict = field(default_factory=dict)
+
+
+class MlopsService(Application):
+    name = "jupyter-mlops-service"
+    description = "The jupyter-mlops control plane, run as a JupyterHub service."
+    version = __version__
+
+    data_dir = Unicode(
+        help="""Directory of the control plane's state (its database lives in ``control/``).
+
+        The embedded default passes ``<data dir>``; on Kubernetes it is a mounted volume.
+        """,
+    ).tag(config=True)
+
+    service_url = Unicode(
+        help="URL this service listens on. Defaults to the hub-provided $JUPYTERHUB_SERVICE_URL.",
+    ).tag(config=True)
+
+    @default("service_url")
+    def _default_service_url(self):
+        return os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101")
+
+    service_prefix = Unicode(
+        help="URL prefix the proxy routes here. Defaults to $JUPYTERHUB_SERVICE_PREFIX.",
+    ).tag(config=True)
+
+    @default("service_prefix")
+    def _default_service_prefix(self):
+        return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/mlops/")
+
+    gpu_devices = Any(
+        None,
+        allow_none=True,
+        help="""The GPU inventory. ``None`` discovers GPUs with NVML (an empty inventory with
+        the reason on machines without the NVIDIA driver); a list of dicts configures simulated or
+        pinned devices, e.g. ``[{"name": "A100", "memory_total_mb": 40960}] * 2``.
+        Also accepted as a JSON string on the command line.
+        """,
+    ).tag(config=True)
+
+    cookie_secret_file = Unicode(
+        help="File holding the secret that signs this service's OAuth cookies (created 0600).",
+    ).tag(config=True)
+
+    @default("cookie_secret_file")
+    def _default_cookie_secret_file(self):
+        return str(Path(self.data_dir or ".") / "control" / "cookie_secret")
+
+    port = Integer(0, help="Port to listen on; 0 takes it from service_url.").tag(config=True)
+
+    aliases = {
+        "data-dir": "MlopsService.data_dir",
+        "gpu-devices": "MlopsService.gpu_devices",
+    }
+
+    def _cookie_secret(self) -> bytes:
+        path = Path(self.cookie_secret_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(os.urandom(32).hex())
+        return path.read_text().strip().encode()
+
+    def build_context(self) -> ServiceContext:
+        devices = self.gpu_devices
+        if isinstance(devices, str):
+            devices = json.loads(devices)
+        data_dir = Path(self.data_dir or ".").resolve()
+        (data_dir / "control").mkdir(parents=True, exist_ok=True)
+        return ServiceContext(data_dir=data_dir, gpu_inventory=inventory_from_config(devices))
+
+    def make_app(self) -> web.Application:
+        self.context = self.build_context()
+        prefix = self.service_prefix
+        handlers = routes(prefix, self.context) + [
+            (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
+        ]
+        return web.Application(
+            handlers,
+            cookie_secret=self._cookie_secret(),
+            # HubOAuth checks xsrf itself for cookie-authenticated requests (and only for those);
+            # tornado's own check would run before token authentication and refuse token POSTs.
+            xsrf_cookies=False,
+            static_path=str(Path(__file__).parent / "static"),
+            static_url_prefix=url_path_join(prefix, "static/"),
+        )
+
+    def start(self):
+        asyncio.run(self._serve())
+
+    async def _serve(self):
+        app = self.make_app()
+        url = urlparse(self.service_url)
+        app.listen(self.port or url.port, url.hostname)
+        self.log.info("jupyter-mlops control plane %s listening on %s", __version__,
+                      self.service_url)
+        await asyncio.Event().wait()
+
+
+main = MlopsService.launch_instance

@@ -1,0 +1,127 @@
+"""What every control plane handler shares: hub authentication, scope checks, one error mapper."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+
+from jupyterhub.services.auth import HubOAuthenticated, check_scopes
+from tornado import web
+
+from ...core import roles
+from ...core.errors import Forbidden, MlopsError, NotAuthenticated
+
+log = logging.getLogger("jupyter_mlops.service")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, as the hub vouches for it."""
+
+    name: str
+    kind: str = "user"
+    admin: bool = False
+    groups: tuple[str, ...] = ()
+    scopes: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def role(self) -> str:
+        return roles.role_from_scopes(self.scopes)
+
+    @property
+    def is_admin(self) -> bool:
+        return roles.ADMIN in self.scopes
+
+    @classmethod
+    def from_hub_model(cls, model: dict) -> "Caller":
+        return cls(
+            name=model["name"],
+            kind=model.get("kind", "user"),
+            admin=bool(model.get("admin")),
+            groups=tuple(model.get("groups") or ()),
+            scopes=frozenset(model.get("scopes") or ()),
+        )
+
+
+def error_body(status: int, message: str, reason: str | None = None) -> dict:
+    return {"error": reason or web.httputil.responses.get(status, "Error"), "message": message}
+
+
+class ApiHandler(HubOAuthenticated, web.RequestHandler):
+    """A JSON route of the control plane.
+
+    Authenticates with a hub token (``Authorization: token ...``) or the service's OAuth cookie,
+    then requires ``required_scopes`` (any one of them). No token gives 401, a token without the
+    scope 403, each with a JSON body ``{"error", "message"}``.
+    """
+
+    required_scopes: tuple[str, ...] = (roles.USE,)
+
+    def initialize(self, context=None):
+        self.context = context
+
+    @property
+    def hub_scopes(self):
+        return set(self.required_scopes)
+
+    async def prepare(self):
+        model = await self.hub_auth.get_user(self, sync=False)
+        if not model:
+            raise NotAuthenticated("log in to JupyterHub or send a hub API token")
+        scopes = set(model.get("scopes") or ())
+        if not check_scopes(set(self.required_scopes), scopes):
+            raise Forbidden(
+                f"{model['name']} lacks the scope {' or '.join(self.required_scopes)}"
+            )
+        self.caller = Caller.from_hub_model(model)
+        self._hub_auth_user_cache = model
+
+    def get_json_body(self) -> dict:
+        from ...core.errors import InvalidInput
+
+        if not self.request.body:
+            return {}
+        try:
+            body = json.loads(self.request.body)
+        except json.JSONDecodeError as e:
+            raise InvalidInput(f"request body is not JSON: {e}") from None
+        if not isinstance(body, dict):
+            raise InvalidInput("request body must be a JSON object")
+        return body
+
+    def write_json(self, data, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data))
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        self.set_header("Content-Type", "application/json")
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, MlopsError):
+            body = exc.to_dict()
+        elif isinstance(exc, web.HTTPError):
+            body = error_body(status_code, exc.log_message or exc.reason or "")
+        else:
+            body = error_body(status_code, "internal error; see the control plane log")
+        self.finish(json.dumps(body))
+
+    def log_exception(self, typ, value, tb):
+        if isinstance(value, MlopsError):
+            log.info("%s %s -> %s: %s", self.request.method, self.request.uri, value.status,
+                     value.message)
+        else:
+            super().log_exception(typ, value, tb)
+
+    def send_error(self, status_code: int = 500, **kwargs) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, MlopsError):
+            status_code = exc.status
+        super().send_error(status_code, **kwargs)
+
+
+class NotFoundHandler(ApiHandler):
+    """Unknown API paths answer JSON 404 (after authentication, so nothing leaks)."""
+
+    async def prepare(self):
+        await super().prepare()
+        raise web.HTTPError(404, f"no route {self.request.path}")

@@ -1,0 +1,14 @@
+"""The control plane's URL table: data, not code. Later capabilities append their routes here."""
+from .handlers.base import NotFoundHandler
+from .handlers.status import StatusHandler
+
+
+def routes(prefix: str, context) -> list[tuple]:
+    """``prefix`` is the service prefix, e.g. ``/services/mlops/``."""
+    api = prefix.rstrip("/") + "/api"
+    table = [
+        (r"/status", StatusHandler),
+    ]
+    out = [(api + path, handler, {"context": context}) for path, handler in table]
+    out.append((api + r"/.*", NotFoundHandler, {"context": context}))
+    return out

@@ -1,0 +1,64 @@
+import {
+  ILayoutRestorer,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { ICommandPalette } from '@jupyterlab/apputils';
+import { SidePanel, refreshIcon, ToolbarButton } from '@jupyterlab/ui-components';
+
+import { mlopsIcon } from './icons';
+import { StatusPanel } from './panels/status';
+import { CommandIDs } from './tokens';
+
+/**
+ * The MLOps sidebar: one section per capability (platform status first).
+ */
+const sidebar: JupyterFrontEndPlugin<void> = {
+  id: 'jupyter-mlops:sidebar',
+  description: 'The MLOps sidebar of jupyter-mlops.',
+  autoStart: true,
+  optional: [ILayoutRestorer, ICommandPalette],
+  activate: (
+    app: JupyterFrontEnd,
+    restorer: ILayoutRestorer | null,
+    palette: ICommandPalette | null
+  ) => {
+    const panel = new SidePanel();
+    panel.id = 'jp-mlops-sidebar';
+    panel.title.icon = mlopsIcon;
+    panel.title.caption = 'MLOps';
+    panel.addClass('jp-mlops-sidebar');
+
+    const heading = document.createElement('h2');
+    heading.textContent = 'MLOps';
+    heading.className = 'jp-mlops-heading';
+    panel.header.node.appendChild(heading);
+
+    const status = new StatusPanel();
+    panel.addWidget(status);
+    panel.toolbar.addItem(
+      'refresh',
+      new ToolbarButton({
+        icon: refreshIcon,
+        tooltip: 'Check the platform again',
+        onClick: () => status.refresh()
+      })
+    );
+
+    app.shell.add(panel, 'left', { rank: 600 });
+    restorer?.add(panel, 'jupyter-mlops-sidebar');
+
+    app.commands.addCommand(CommandIDs.openSidebar, {
+      label: 'Open the MLOps sidebar',
+      execute: () => app.shell.activateById(panel.id)
+    });
+    app.commands.addCommand(CommandIDs.refreshStatus, {
+      label: 'MLOps: check the platform again',
+      execute: () => status.refresh()
+    });
+    palette?.addItem({ command: CommandIDs.openSidebar, category: 'MLOps' });
+    palette?.addItem({ command: CommandIDs.refreshStatus, category: 'MLOps' });
+  }
+};
+
+export default [sidebar];

@@ -1,0 +1,142 @@
+import { ReactWidget } from '@jupyterlab/ui-components';
+import React, { useCallback, useEffect, useState } from 'react';
+
+import { requestAPI } from '../request';
+import { IComponentStatus, IStatus } from '../tokens';
+
+const REFRESH_MS = 15000;
+
+function Dot(props: { ok: boolean }): JSX.Element {
+  return (
+    <span
+      className={`jp-mlops-dot ${props.ok ? 'jp-mlops-ok' : 'jp-mlops-bad'}`}
+      aria-hidden="true"
+    />
+  );
+}
+
+function Component(props: {
+  label: string;
+  status: IComponentStatus;
+  children?: React.ReactNode;
+}): JSX.Element {
+  const { label, status } = props;
+  return (
+    <div className="jp-mlops-row" data-testid={`status-${label.toLowerCase().replace(' ', '-')}`}>
+      <Dot ok={status.reachable} />
+      <span className="jp-mlops-label">{label}</span>
+      <span className="jp-mlops-value">
+        {status.reachable
+          ? `reachable · v${status.version}`
+          : `unreachable: ${status.error}`}
+        {props.children}
+      </span>
+    </div>
+  );
+}
+
+/**
+ * Live checks of the platform: who I am, MLflow, the control plane, my GPUs, the shared dataset.
+ */
+export function StatusView(props: { refreshSignal?: number }): JSX.Element {
+  const [status, setStatus] = useState<IStatus | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [loading, setLoading] = useState(false);
+
+  const refresh = useCallback(async () => {
+    setLoading(true);
+    try {
+      setStatus(await requestAPI<IStatus>('status'));
+      setError(null);
+    } catch (e: any) {
+      setError(e.message);
+    } finally {
+      setLoading(false);
+    }
+  }, []);
+
+  useEffect(() => {
+    void refresh();
+    const timer = window.setInterval(() => void refresh(), REFRESH_MS);
+    return () => window.clearInterval(timer);
+  }, [refresh, props.refreshSignal]);
+
+  if (error && !status) {
+    return (
+      <div className="jp-mlops-error" role="alert">
+        {error}
+      </div>
+    );
+  }
+  if (!status) {
+    return <div className="jp-mlops-muted">Checking the platform…</div>;
+  }
+  const gpuOk = status.gpus.devices.length > 0;
+  return (
+    <div className="jp-mlops-status" aria-busy={loading}>
+      {error && (
+        <div className="jp-mlops-error" role="alert">
+          {error}
+        </div>
+      )}
+      <div className="jp-mlops-row" data-testid="status-user">
+        <span className="jp-mlops-label">Signed in</span>
+        <span className="jp-mlops-value">
+          <strong>{status.user.name}</strong> · {status.user.role}
+        </span>
+      </div>
+      <Component label="MLflow" status={status.mlflow}>
+        {' '}
+        <a
+          href={status.mlflow.ui_url}
+          target="_blank"
+          rel="noopener noreferrer"
+          className="jp-mlops-link"
+        >
+          Open MLflow UI ↗
+        </a>
+      </Component>
+      <Component label="Control plane" status={status.control_plane} />
+      <div className="jp-mlops-row" data-testid="status-gpus">
+        <Dot ok={gpuOk} />
+        <span className="jp-mlops-label">GPUs</span>
+        <span className="jp-mlops-value" title={status.gpus.detail}>
+          {gpuOk
+            ? status.gpus.devices
+                .map(g => `${g.index}: ${g.name} (${Math.round(g.memory_total_mb / 1024)} GB)`)
+                .join(', ')
+            : status.gpus.message}
+        </span>
+      </div>
+      <div className="jp-mlops-row" data-testid="status-dataset">
+        <Dot ok={status.dataset.exists} />
+        <span className="jp-mlops-label">Shared dataset</span>
+        <span className="jp-mlops-value">
+          <code>{status.dataset.path || 'not configured'}</code>
+          {status.dataset.exists && (status.dataset.writable ? ' (writable!)' : ' (read-only)')}
+        </span>
+      </div>
+    </div>
+  );
+}
+
+/** The status section of the MLOps sidebar. */
+export class StatusPanel extends ReactWidget {
+  private _tick = 0;
+
+  constructor() {
+    super();
+    this.addClass('jp-mlops-section');
+    this.title.label = 'Platform';
+  }
+
+  /** Check again now. */
+  refresh(): void {
+    this._tick += 1;
+    this.update();
+  }
+
+  render(): JSX.Element {
+    return <StatusView refreshSignal={this._tick} />;
+  }
+}
