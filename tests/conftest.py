@@ -1,0 +1,1 @@
+from tests.fixtures import platform  # noqa: F401 (a fixture)

@@ -1,0 +1,143 @@
+"""Real components for the tests: the whole platform started through `jupyter-mlops up`.
+
+Shared by tests/ and ui-tests/ (``from tests.fixtures import *`` in a conftest). Nothing here
+is mocked: a real hub, proxy, control plane, MLflow gateway and MLflow server run in a temporary
+data directory on free ports.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Platform:
+    """A running `jupyter-mlops up` and helpers to act on it as a user would."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, extra_args=()):
+        self.data_dir = Path(data_dir)
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.extra_args = list(extra_args)
+        self.proc: subprocess.Popen | None = None
+        self.admin_password: str | None = None
+        self.output: list[str] = []
+        self._admin_token: str | None = None
+
+    def start(self, timeout: float = 90) -> "Platform":
+        cmd = [sys.executable, "-m", "jupyter_mlops", "up", "--data-dir", str(self.data_dir),
+               "--port", str(self.port), *self.extra_args]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, text=True, cwd=REPO)
+        deadline = time.monotonic() + timeout
+        for line in self.proc.stdout:
+            self.output.append(line)
+            m = re.match(r"\s+password:\s+(\S+)", line)
+            if m:
+                self.admin_password = m.group(1)
+            if line.startswith("Press Ctrl-C"):
+                return self
+            if time.monotonic() > deadline:
+                break
+        self.stop()
+        raise RuntimeError("platform did not start:\n" + "".join(self.output) + self.hub_log())
+
+    def hub_log(self, lines: int = 80) -> str:
+        p = self.data_dir / "logs" / "hub.log"
+        return "\n".join(p.read_text().splitlines()[-lines:]) if p.exists() else ""
+
+    def stop(self) -> int | None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    # --- acting as people -------------------------------------------------------------------
+
+    def login(self, username: str, password: str) -> requests.Session:
+        """A browser-like session: GET the login page for _xsrf, POST the form."""
+        s = requests.Session()
+        s.get(f"{self.url}/hub/login")
+        r = s.post(f"{self.url}/hub/login?next=",
+                   data={"username": username, "password": password,
+                         "_xsrf": s.cookies.get("_xsrf")})
+        if "/hub/login" in r.url:
+            raise AssertionError(f"login of {username} failed: {r.status_code}")
+        return s
+
+    def admin_token(self) -> str:
+        if self._admin_token is None:
+            self._admin_token = self.token("admin", session=self.login("admin",
+                                                                       self.admin_password))
+        return self._admin_token
+
+    def token(self, user: str, scopes=None, session: requests.Session | None = None) -> str:
+        """A hub API token of ``user`` (issued by the admin unless a session is given)."""
+        body = {"note": "tests", "expires_in": 3600}
+        if scopes is not None:
+            body["scopes"] = list(scopes)
+        if session is not None:
+            r = session.post(f"{self.url}/hub/api/users/{user}/tokens", json=body,
+                             headers={"X-XSRFToken": session.cookies.get("_xsrf")})
+        else:
+            r = self.hub("POST", f"users/{user}/tokens", json=body)
+        r.raise_for_status()
+        return r.json()["token"]
+
+    def hub(self, method: str, path: str, token: str | None = None, **kw) -> requests.Response:
+        token = token or self.admin_token()
+        return requests.request(method, f"{self.url}/hub/api/{path}",
+                                headers={"Authorization": f"token {token}"}, timeout=30, **kw)
+
+    def add_user(self, name: str, password: str, groups=()) -> requests.Session:
+        """The admin adds ``name``; the user sets a password at first login."""
+        r = self.hub("POST", f"users/{name}")
+        assert r.status_code in (201, 409), r.text
+        for g in groups:
+            self.hub("POST", f"groups/{g}/users", json={"users": [name]}).raise_for_status()
+        return self.login(name, password)
+
+    def api(self, method: str, path: str, token: str, **kw) -> requests.Response:
+        """Call a route through the public proxy with a hub token."""
+        return requests.request(method, f"{self.url}/{path.lstrip('/')}",
+                                headers={"Authorization": f"token {token}"}, timeout=60, **kw)
+
+    def start_server(self, user: str, token: str | None = None, timeout: float = 90) -> None:
+        r = self.hub("POST", f"users/{user}/server", token=token)
+        assert r.status_code in (201, 202, 400), r.text  # 400: already running
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            model = self.hub("GET", f"users/{user}").json()
+            server = model.get("servers", {}).get("", {})
+            if server.get("ready"):
+                return
+            time.sleep(0.3)
+        raise AssertionError(f"server of {user} not ready:\n{self.hub_log()}")
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory):
+    """One platform for the whole session (starting one takes ~5 s)."""
+    p = Platform(tmp_path_factory.mktemp("platform")).start()
+    yield p
+    p.stop()
