@@ -6,6 +6,8 @@ extension derive the caller's lab role from the scopes on their token, so one so
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 SCOPE_PREFIX = "custom:mlops"
 USE = f"{SCOPE_PREFIX}:use"  # call the control plane at all (every lab member)
 MANAGE = f"{SCOPE_PREFIX}:manage"  # project manager: projects, members, approvals
@@ -30,3 +32,32 @@ def role_from_scopes(scopes) -> str:
     if MANAGE in scopes:
         return PROJECT_MANAGER
     return DATA_SCIENTIST
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, as the hub vouches for it."""
+
+    name: str
+    kind: str = "user"
+    admin: bool = False
+    groups: tuple[str, ...] = ()
+    scopes: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def role(self) -> str:
+        return role_from_scopes(self.scopes)
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN in self.scopes
+
+    @classmethod
+    def from_hub_model(cls, model: dict) -> "Caller":
+        return cls(
+            name=model["name"],
+            kind=model.get("kind", "user"),
+            admin=bool(model.get("admin")),
+            groups=tuple(model.get("groups") or ()),
+            scopes=frozenset(model.get("scopes") or ()),
+        )

@@ -21,7 +21,9 @@ from traitlets import Any, Integer, List, Unicode, default
 from traitlets.config import Application
 
 from .._version import __version__
+from ..core.db import Database
 from ..core.gpus import GpuInventory, inventory_from_config
+from ..core.projects import Projects
 from .routes import routes
 
 
@@ -31,6 +33,8 @@ class ServiceContext:
 
     data_dir: Path
     gpu_inventory: GpuInventory
+    db: Database
+    projects: Projects
     settings: dict = field(default_factory=dict)
 
 
@@ -82,6 +86,15 @@ class MlopsService(Application):
 
     port = Integer(0, help="Port to listen on; 0 takes it from service_url.").tag(config=True)
 
+    db_url = Unicode(
+        help="""SQLAlchemy URL of the control plane database. Defaults to SQLite at
+        ``<data_dir>/control/mlops.sqlite``; use a Postgres URL on Kubernetes.""",
+    ).tag(config=True)
+
+    @default("db_url")
+    def _default_db_url(self):
+        return f"sqlite:///{Path(self.data_dir or '.').resolve() / 'control' / 'mlops.sqlite'}"
+
     aliases = {
         "data-dir": "MlopsService.data_dir",
         "gpu-devices": "MlopsService.gpu_devices",
@@ -102,7 +115,13 @@ class MlopsService(Application):
             devices = json.loads(devices)
         data_dir = Path(self.data_dir or ".").resolve()
         (data_dir / "control").mkdir(parents=True, exist_ok=True)
-        return ServiceContext(data_dir=data_dir, gpu_inventory=inventory_from_config(devices))
+        db = Database(self.db_url)
+        return ServiceContext(
+            data_dir=data_dir,
+            gpu_inventory=inventory_from_config(devices),
+            db=db,
+            projects=Projects(db),
+        )
 
     def make_app(self) -> web.Application:
         self.context = self.build_context()

@@ -3,44 +3,15 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
 
 from jupyterhub.services.auth import HubOAuthenticated, check_scopes
 from tornado import web
 
 from ...core import roles
+from ...core.roles import Caller
 from ...core.errors import Forbidden, MlopsError, NotAuthenticated
 
 log = logging.getLogger("jupyter_mlops.service")
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling, as the hub vouches for it."""
-
-    name: str
-    kind: str = "user"
-    admin: bool = False
-    groups: tuple[str, ...] = ()
-    scopes: frozenset[str] = field(default_factory=frozenset)
-
-    @property
-    def role(self) -> str:
-        return roles.role_from_scopes(self.scopes)
-
-    @property
-    def is_admin(self) -> bool:
-        return roles.ADMIN in self.scopes
-
-    @classmethod
-    def from_hub_model(cls, model: dict) -> "Caller":
-        return cls(
-            name=model["name"],
-            kind=model.get("kind", "user"),
-            admin=bool(model.get("admin")),
-            groups=tuple(model.get("groups") or ()),
-            scopes=frozenset(model.get("scopes") or ()),
-        )
 
 
 def error_body(status: int, message: str, reason: str | None = None) -> dict:
