@@ -22,6 +22,7 @@ from traitlets.config import Application
 
 from .._version import __version__
 from ..core.db import Database
+from ..core.gpu_allocation import GpuAllocator
 from ..core.gpus import GpuInventory, inventory_from_config
 from ..core.projects import Projects
 from .routes import routes
@@ -36,6 +37,8 @@ class ServiceContext:
     db: Database
     projects: Projects
     settings: dict = field(default_factory=dict)
+    # Shared with the hub's local spawner over the same database (core.gpu_allocation).
+    gpu_allocator: GpuAllocator | None = None
 
 
 class MlopsService(Application):
@@ -116,11 +119,13 @@ class MlopsService(Application):
         data_dir = Path(self.data_dir or ".").resolve()
         (data_dir / "control").mkdir(parents=True, exist_ok=True)
         db = Database(self.db_url)
+        inventory = inventory_from_config(devices)
         return ServiceContext(
             data_dir=data_dir,
-            gpu_inventory=inventory_from_config(devices),
+            gpu_inventory=inventory,
             db=db,
             projects=Projects(db),
+            gpu_allocator=GpuAllocator(db, inventory),
         )
 
     def make_app(self) -> web.Application:

@@ -1,0 +1,84 @@
+"""GPU inventory, allocations and quotas (``/api/gpus...``); the logic is core.gpu_allocation."""
+from __future__ import annotations
+
+from ...core import roles
+from ...core.errors import Forbidden, InvalidInput
+from ...core.gpu_allocation import QUOTA_KINDS
+from .base import ApiHandler
+
+
+class GpusHandler(ApiHandler):
+    """GET: the inventory with who holds each device.
+
+    Everybody sees availability; holders' names are shown to administrators only, a user sees
+    which devices are their own.
+    """
+
+    async def get(self):
+        alloc = self.context.gpu_allocator
+        reading = self.context.gpu_inventory.read()
+        holders = {a.device_uuid: a for a in alloc.holders()}
+        gpus = []
+        for g in reading.gpus:
+            d = g.to_dict()
+            a = holders.get(g.uuid)
+            d["free"] = a is None
+            d["mine"] = bool(a and a.username == self.caller.name)
+            if a and self.caller.is_admin:
+                d["holder"] = a.to_dict()
+            gpus.append(d)
+        free = sum(g["free"] for g in gpus)
+        self.write_json({"total": len(gpus), "free": free, "source": reading.source,
+                         "reason": reading.reason, "gpus": gpus,
+                         "limits": [dict(zip(("kind", "name", "limit", "in_use"), q)) for q in
+                                    alloc.limits_for(self.caller.name, self.caller.groups)]})
+
+
+class GpuAllocationsHandler(ApiHandler):
+    """GET: every current allocation (administrators)."""
+
+    required_scopes = (roles.ADMIN,)
+
+    async def get(self):
+        self.write_json({"allocations": [a.to_dict() for a in
+                                         self.context.gpu_allocator.holders()]})
+
+
+class GpuQuotasHandler(ApiHandler):
+    """GET: every quota (administrators)."""
+
+    required_scopes = (roles.ADMIN,)
+
+    async def get(self):
+        self.write_json({"quotas": [q.to_dict() for q in self.context.gpu_allocator.quotas()]})
+
+
+class GpuQuotaHandler(ApiHandler):
+    """PUT ``{"gpus": N}`` sets, ``{"gpus": null}`` or DELETE removes one quota."""
+
+    required_scopes = (roles.ADMIN,)
+
+    def _check_kind(self, kind: str) -> None:
+        if kind not in QUOTA_KINDS:
+            raise InvalidInput(f"quota kind must be one of {', '.join(QUOTA_KINDS)}")
+
+    async def get(self, kind: str, name: str):
+        self._check_kind(kind)
+        self.write_json({"kind": kind, "name": name,
+                         "gpus": self.context.gpu_allocator.get_quota(kind, name)})
+
+    async def put(self, kind: str, name: str):
+        self._check_kind(kind)
+        body = self.get_json_body()
+        if "gpus" not in body:
+            raise InvalidInput('send {"gpus": <whole number or null>}')
+        if not self.caller.is_admin:  # required_scopes already says so; belt and braces
+            raise Forbidden("only administrators set GPU quotas")
+        self.context.gpu_allocator.set_quota(kind, name, body["gpus"])
+        self.write_json({"kind": kind, "name": name, "gpus": body["gpus"]})
+
+    async def delete(self, kind: str, name: str):
+        self._check_kind(kind)
+        self.context.gpu_allocator.set_quota(kind, name, None)
+        self.set_status(204)
+        self.finish()
