@@ -90,19 +90,37 @@ def hub_command(data_dir: Path, public_url: str, gpu_devices: str | None) -> lis
     return cmd
 
 
-def wait_until_up(url: str, proc: subprocess.Popen, timeout: float) -> None:
+def _hub_answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def _mlflow_answers(sock: Path) -> bool:
+    import httpx
+
+    try:
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), timeout=2) as client:
+            return client.get("http://localhost/services/mlflow/health").status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_until_up(url: str, mlflow_sock: Path, proc: subprocess.Popen, timeout: float) -> None:
+    """Until the hub answers through the proxy and MLflow answers on its socket."""
     deadline = time.monotonic() + timeout
+    waiting_for = "the hub"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise UpError(f"the hub exited with status {proc.returncode} during start")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
+        if _hub_answers(url):
+            waiting_for = "MLflow"
+            if _mlflow_answers(mlflow_sock):
+                return
         time.sleep(0.25)
-    raise UpError(f"the hub did not answer at {url} within {timeout:.0f} s")
+    raise UpError(f"{waiting_for} did not answer within {timeout:.0f} s")
 
 
 def stop(proc: subprocess.Popen, grace: float = 20.0) -> None:
@@ -185,7 +203,8 @@ def cmd_up(args) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         try:
-            wait_until_up(f"{public_url}/hub/api/", proc, args.timeout)
+            wait_until_up(f"{public_url}/hub/api/", data_dir / "mlflow" / "run" / "mlflow.sock",
+                          proc, args.timeout)
         except UpError as e:
             print(tail(log_path), file=sys.stderr)
             raise e
