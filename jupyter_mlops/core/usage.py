@@ -1,0 +1,248 @@
+"""GPU-hours accounting from spawn and job events, read through the one clock.
+
+A *usage session* is one owner (a user server, a job, a deployment) holding ``gpus`` devices
+from ``started_at`` to ``ended_at`` (open while it runs). GPU-hours over a window are the sum of
+``gpus x overlap(session, window)``, so a session that straddles the window's start counts only
+its part inside.
+
+Sessions are written in two ways that agree:
+
+* events: :meth:`UsageLedger.started` / :meth:`UsageLedger.ended`, called where a server or a
+  job starts and stops (exact times);
+* reconciliation: :meth:`UsageLedger.sync` compares open sessions with the current GPU
+  allocations (``core.gpu_allocation``, the one place that hands out GPUs) and opens a session
+  at the allocation's own time, or closes one whose allocation is gone at "now". The control
+  plane runs it periodically, so usage is complete even for owners that never sent an event;
+  an end is then late by at most one period.
+
+Idle detection: :meth:`UsageLedger.observe` notes, per device, since when the inventory has read
+0 % utilisation; :meth:`UsageLedger.idle` lists allocations whose devices have all been idle
+longer than a threshold (the admin page offers to stop those servers).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Iterable
+
+import sqlalchemy as sa
+
+from . import clock
+from .db import Database
+from .errors import InvalidInput
+
+OWNER_KINDS = ("server", "job", "deployment")
+DAY = 86400.0
+
+SCHEMA = [
+    """CREATE TABLE usage_sessions (
+        id INTEGER PRIMARY KEY,
+        owner_kind VARCHAR(32) NOT NULL,
+        owner VARCHAR(255) NOT NULL,
+        username VARCHAR(255) NOT NULL,
+        project VARCHAR(63),
+        gpus INTEGER NOT NULL,
+        gpu_indices TEXT NOT NULL DEFAULT '[]',
+        started_at FLOAT NOT NULL,
+        ended_at FLOAT
+    )""",
+    "CREATE INDEX usage_sessions_owner ON usage_sessions (owner_kind, owner, ended_at)",
+    """CREATE TABLE gpu_idle (
+        device_uuid VARCHAR(255) PRIMARY KEY,
+        zero_since FLOAT NOT NULL
+    )""",
+]
+
+
+@dataclass(frozen=True)
+class UsageSession:
+    id: int
+    owner_kind: str
+    owner: str
+    username: str
+    project: str | None
+    gpus: int
+    gpu_indices: tuple[int, ...]
+    started_at: float
+    ended_at: float | None
+
+    def gpu_hours(self, since: float, until: float) -> float:
+        end = self.ended_at if self.ended_at is not None else until
+        overlap = min(end, until) - max(self.started_at, since)
+        return self.gpus * max(overlap, 0.0) / 3600.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["gpu_indices"] = list(self.gpu_indices)
+        return d
+
+
+class UsageLedger:
+    """GPU-hours per user and project, and idle GPU holders."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        try:
+            db.migrate("usage", SCHEMA)
+        except sa.exc.SQLAlchemyError:
+            db.migrate("usage", SCHEMA)  # another process migrated at the same moment
+
+    # --- events -------------------------------------------------------------------------------
+
+    def started(self, owner_kind: str, owner: str, *, user: str, gpus: int,
+                project: str | None = None, gpu_indices: Iterable[int] = (),
+                at: float | None = None) -> UsageSession:
+        """Open a session (idempotent: an owner's open session is returned as it is)."""
+        if owner_kind not in OWNER_KINDS:
+            raise InvalidInput(f"owner kind must be one of {', '.join(OWNER_KINDS)}")
+        if not isinstance(owner, str) or not owner or not isinstance(user, str) or not user:
+            raise InvalidInput("a usage event needs an owner and a user")
+        if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
+            raise InvalidInput(f"gpus is a whole number >= 0, not {gpus!r}")
+        at = clock.now() if at is None else float(at)
+        with self.db.tx() as conn:
+            open_ = self._open(conn, owner_kind, owner)
+            if open_:
+                return open_[0]
+            sid = conn.execute(sa.text(
+                "SELECT COALESCE(MAX(id), 0) + 1 FROM usage_sessions")).scalar_one()
+            conn.execute(sa.text(
+                "INSERT INTO usage_sessions (id, owner_kind, owner, username, project, gpus,"
+                " gpu_indices, started_at) VALUES (:i, :k, :o, :u, :p, :g, :x, :t)"),
+                {"i": sid, "k": owner_kind, "o": owner, "u": user, "p": project, "g": gpus,
+                 "x": json.dumps(sorted(int(i) for i in gpu_indices)), "t": at})
+        return self.session(sid)
+
+    def ended(self, owner_kind: str, owner: str, at: float | None = None) -> int:
+        """Close the owner's open session(s). Returns how many; ending twice is harmless."""
+        at = clock.now() if at is None else float(at)
+        with self.db.tx() as conn:
+            res = conn.execute(sa.text(
+                "UPDATE usage_sessions SET ended_at = CASE WHEN started_at > :t"
+                " THEN started_at ELSE :t END"
+                " WHERE owner_kind = :k AND owner = :o AND ended_at IS NULL"),
+                {"t": at, "k": owner_kind, "o": owner})
+            return res.rowcount or 0
+
+    def sync(self, allocations: Iterable) -> None:
+        """Reconcile open sessions with the current GPU allocations (see the module doc)."""
+        held: dict[tuple[str, str], list] = {}
+        for a in allocations:
+            held.setdefault((a.owner_kind, a.owner), []).append(a)
+        open_now = {(s.owner_kind, s.owner): s for s in self.sessions(open_only=True)}
+        for key, allocs in held.items():
+            s = open_now.get(key)
+            if s is not None and s.gpus == len(allocs):
+                continue
+            if s is not None:  # the owner's holding changed: a new session from now
+                self.ended(*key)
+                at = clock.now()
+            else:
+                at = min(a.allocated_at for a in allocs)
+            a0 = allocs[0]
+            self.started(key[0], key[1], user=a0.username, gpus=len(allocs),
+                         project=a0.project, gpu_indices=[a.device_index for a in allocs],
+                         at=at)
+        for key, s in open_now.items():
+            if key not in held and s.gpus > 0:
+                self.ended(*key)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _from_row(r) -> UsageSession:
+        r = dict(r._mapping) if hasattr(r, "_mapping") else dict(r)
+        return UsageSession(
+            id=r["id"], owner_kind=r["owner_kind"], owner=r["owner"], username=r["username"],
+            project=r["project"], gpus=r["gpus"],
+            gpu_indices=tuple(json.loads(r["gpu_indices"] or "[]")),
+            started_at=r["started_at"], ended_at=r["ended_at"])
+
+    def _open(self, conn, owner_kind: str, owner: str) -> list[UsageSession]:
+        rows = conn.execute(sa.text(
+            "SELECT * FROM usage_sessions WHERE owner_kind = :k AND owner = :o"
+            " AND ended_at IS NULL"), {"k": owner_kind, "o": owner})
+        return [self._from_row(r) for r in rows]
+
+    def session(self, sid: int) -> UsageSession:
+        return self._from_row(self.db.query("SELECT * FROM usage_sessions WHERE id = :i",
+                                            i=sid)[0])
+
+    def sessions(self, since: float | None = None, open_only: bool = False) -> list[UsageSession]:
+        where, params = [], {}
+        if open_only:
+            where.append("ended_at IS NULL")
+        if since is not None:
+            where.append("(ended_at IS NULL OR ended_at > :s)")
+            params["s"] = since
+        sql = "SELECT * FROM usage_sessions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [self._from_row(r) for r in self.db.query(sql + " ORDER BY id", **params)]
+
+    def gpu_hours(self, since: float, until: float | None = None,
+                  by: str = "user") -> dict[str, float]:
+        """GPU-hours inside ``[since, until]`` per user (``by="user"``) or project."""
+        if by not in ("user", "project"):
+            raise InvalidInput("gpu_hours groups by 'user' or 'project'")
+        until = clock.now() if until is None else until
+        out: dict[str, float] = {}
+        for s in self.sessions(since=since):
+            key = s.username if by == "user" else (s.project or "(none)")
+            hours = s.gpu_hours(since, until)
+            if hours > 0:
+                out[key] = out.get(key, 0.0) + hours
+        return {k: round(v, 4) for k, v in sorted(out.items())}
+
+    def report(self, days: Iterable[int] = (7, 30)) -> dict:
+        """``{"users": {name: {"7d": h, "30d": h}}, "projects": {...}}`` up to now."""
+        now = clock.now()
+        report: dict[str, dict] = {"users": {}, "projects": {}}
+        for d in days:
+            for by, section in (("user", "users"), ("project", "projects")):
+                for name, hours in self.gpu_hours(now - d * DAY, now, by=by).items():
+                    report[section].setdefault(name, {})[f"{d}d"] = hours
+        for section in report.values():
+            for row in section.values():
+                for d in days:
+                    row.setdefault(f"{d}d", 0.0)
+        return report
+
+    # --- idle GPUs ----------------------------------------------------------------------------
+
+    def observe(self, gpus) -> None:
+        """Note a utilisation reading: devices at 0 % keep (or start) their idle clock."""
+        now = clock.now()
+        with self.db.tx() as conn:
+            for g in gpus:
+                if g.utilization_pct == 0:
+                    if not conn.execute(sa.text("SELECT 1 FROM gpu_idle WHERE device_uuid = :u"),
+                                        {"u": g.uuid}).first():
+                        conn.execute(sa.text(
+                            "INSERT INTO gpu_idle (device_uuid, zero_since) VALUES (:u, :t)"),
+                            {"u": g.uuid, "t": now})
+                else:  # busy, or unknown: not provably idle
+                    conn.execute(sa.text("DELETE FROM gpu_idle WHERE device_uuid = :u"),
+                                 {"u": g.uuid})
+
+    def idle(self, allocations: Iterable, minutes: float) -> list[dict]:
+        """Owners whose every device has read 0 % for more than ``minutes`` (and since the
+        allocation: a GPU idle before someone took it does not count against them)."""
+        now = clock.now()
+        zero = {r["device_uuid"]: r["zero_since"]
+                for r in self.db.query("SELECT device_uuid, zero_since FROM gpu_idle")}
+        owners: dict[tuple[str, str], list] = {}
+        for a in allocations:
+            owners.setdefault((a.owner_kind, a.owner), []).append(a)
+        out = []
+        for (kind, owner), allocs in sorted(owners.items()):
+            if any(a.device_uuid not in zero for a in allocs):
+                continue
+            since = max(max(zero[a.device_uuid], a.allocated_at) for a in allocs)
+            idle_min = (now - since) / 60.0
+            if idle_min > minutes:
+                out.append({"owner_kind": kind, "owner": owner, "username": allocs[0].username,
+                            "project": allocs[0].project,
+                            "gpu_indices": sorted(a.device_index for a in allocs),
+                            "idle_minutes": round(idle_min, 1)})
+        return out

@@ -1,0 +1,115 @@
+"""Projects in the control plane database: membership (by name and by group), managers,
+quota ceilings, milestones, and the IdP-group mapping. Real SQLite, no web layer."""
+from __future__ import annotations
+
+import pytest
+
+from jupyter_mlops.core import roles
+from jupyter_mlops.core.db import Database
+from jupyter_mlops.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from jupyter_mlops.core.projects import Projects
+from jupyter_mlops.core.roles import Caller
+
+ADMIN = Caller("ada", scopes=frozenset({roles.ADMIN, roles.MANAGE, roles.USE}))
+PM = Caller("pat", scopes=frozenset({roles.MANAGE, roles.USE}))
+PM2 = Caller("pia", scopes=frozenset({roles.MANAGE, roles.USE}))
+SAM = Caller("sam", groups=("cells-team",), scopes=frozenset({roles.USE}))
+DAN = Caller("dan", scopes=frozenset({roles.USE}))
+
+
+@pytest.fixture
+def projects(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'p.sqlite'}")
+    yield Projects(db)
+    db.dispose()
+
+
+def test_default_project_holds_everyone(projects):
+    assert [p.name for p in projects.list_for(DAN)] == ["default"]
+    assert projects.require_member(DAN, "default").everyone
+
+
+def test_manager_creates_adds_and_removes_members(projects):
+    # Given a project manager's new project
+    projects.create(PM, "cells", description="cell detection", members=["sam"])
+    # Then its members see it and others get NotFound (never Forbidden: names do not leak)
+    assert "cells" in [p.name for p in projects.list_for(SAM)]
+    with pytest.raises(NotFound):
+        projects.require_member(DAN, "cells")
+    # When the manager adds dan and removes sam
+    projects.add_member(PM, "cells", "dan")
+    projects.remove_member(PM, "cells", "sam")
+    assert {m["username"]: m["role"] for m in projects.members("cells")} == {
+        "pat": "manager", "dan": "member"}
+    with pytest.raises(NotFound):
+        projects.require_member(SAM, "cells")
+    # A member who is not a manager may not change members; another PM not in it sees nothing
+    with pytest.raises(Forbidden):
+        projects.add_member(DAN, "cells", "eve")
+    with pytest.raises(NotFound):
+        projects.add_member(PM2, "cells", "eve")
+
+
+def test_data_scientist_cannot_create_and_bad_input_is_refused(projects):
+    with pytest.raises(Forbidden):
+        projects.create(SAM, "mine")
+    for bad in ("", "Caps", "-x", "a" * 64, "sp ace", None):
+        with pytest.raises(InvalidInput):
+            projects.create(PM, bad)
+    with pytest.raises(InvalidInput):
+        projects.create(PM, "ok", gpu_quota=-1)
+    with pytest.raises(InvalidInput):
+        projects.create(PM, "ok", members=["bad name"])
+    projects.create(PM, "ok")
+    with pytest.raises(Conflict):
+        projects.create(PM, "ok")
+
+
+def test_quota_stays_within_the_administrators_ceiling(projects):
+    projects.create(PM, "cells")
+    with pytest.raises(Forbidden):
+        projects.update(PM, "cells", gpu_quota_max=8)
+    projects.update(ADMIN, "cells", gpu_quota_max=2)
+    assert projects.update(PM, "cells", gpu_quota=2).gpu_quota == 2
+    with pytest.raises(InvalidInput, match="above the 2 GPU"):
+        projects.update(PM, "cells", gpu_quota=3)
+    with pytest.raises(InvalidInput):
+        projects.update(PM, "cells", colour="red")
+    assert projects.get("cells").gpu_quota == 2
+
+
+def test_groups_make_members_and_the_idp_mapping_creates_projects(projects):
+    projects.apply_group_mapping({"cells-team": ["cells", "cells-archive"]})
+    projects.apply_group_mapping({"cells-team": ["cells"]})  # idempotent at every start
+    assert [p.name for p in projects.list_for(SAM)] == ["cells", "cells-archive", "default"]
+    assert [p.name for p in projects.list_for(DAN)] == ["default"]
+    with pytest.raises(Forbidden):
+        projects.set_groups(PM, "cells", ["x"])
+    assert projects.set_groups(ADMIN, "cells", ["nuclei-team"]) == ["nuclei-team"]
+    with pytest.raises(NotFound):
+        projects.require_member(SAM, "cells")
+
+
+def test_milestones(projects):
+    projects.create(PM, "cells")
+    m = projects.add_milestone(PM, "cells", "baseline model", "2026-12-01")
+    projects.add_milestone(PM, "cells", "annotation done", "2026-11-30")
+    assert [x.title for x in projects.milestones("cells")] == ["annotation done",
+                                                               "baseline model"]
+    assert projects.set_milestone(PM, "cells", m.id, True).done is True
+    with pytest.raises(InvalidInput):
+        projects.add_milestone(PM, "cells", "x", "next week")
+    with pytest.raises(NotFound):
+        projects.set_milestone(PM, "cells", 999, True)
+    projects.delete_milestone(PM, "cells", m.id)
+    assert len(projects.milestones("cells")) == 1
+    detail = projects.detail(SAM if False else PM, "cells")
+    assert detail["can_manage"] and detail["milestones"][0]["title"] == "annotation done"
+
+
+def test_delete(projects):
+    projects.create(PM, "tmp")
+    with pytest.raises(Conflict):
+        projects.delete(ADMIN, "default")
+    projects.delete(PM, "tmp")
+    assert projects.get("tmp") is None
