@@ -17,10 +17,12 @@ Usage::
 be exceeded and :class:`NoGpuFree` (HTTP 409) when the inventory has too few free devices; both
 messages name the limit and who uses what, so a spawn page or a job can show them as they are.
 
-Quotas (``set_quota(kind, name, gpus)``, ``kind`` in ``user | group | project``) cap the GPUs
-held at one time: a user quota what that user holds, a group quota what all allocations made by
-members of the group hold together, a project quota what all allocations charged to the project
-hold. No row means no limit (beyond ``default_user_quota``).
+Quotas cap the GPUs held at one time: a user quota what that user holds, a group quota what all
+allocations made by members of the group hold together, a project quota what all allocations
+charged to the project hold. User and group quotas are set here (``set_quota(kind, name,
+gpus)``); a project's quota is the ``gpu_quota`` of the project (``core.projects``, which owns
+it and its ceiling), read from the same database. No quota means no limit (beyond
+``default_user_quota``).
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ from .errors import Conflict, InvalidInput, QuotaExceeded
 from .gpus import Gpu, GpuInventory
 
 OWNER_KINDS = ("server", "job", "deployment")
-QUOTA_KINDS = ("user", "group", "project")
+QUOTA_KINDS = ("user", "group")  # project quotas live in core.projects
 MAX_NAME = 255
 
 SCHEMA = [
@@ -170,7 +172,9 @@ class GpuAllocator:
     # --- quotas -------------------------------------------------------------------------------
 
     def set_quota(self, kind: str, name: str, gpus: int | None) -> GpuQuota | None:
-        """Set (``gpus`` >= 0) or remove (``None``) the quota of a user, group or project."""
+        """Set (``gpus`` >= 0) or remove (``None``) the quota of a user or group."""
+        if kind == "project":
+            raise InvalidInput("a project's GPU quota is set on the project (its gpu_quota)")
         if kind not in QUOTA_KINDS:
             raise InvalidInput(f"quota kind must be one of {', '.join(QUOTA_KINDS)}, not {kind!r}")
         if not isinstance(name, str) or not name or len(name) > MAX_NAME:
@@ -187,6 +191,9 @@ class GpuAllocator:
         return GpuQuota(kind, name, gpus)
 
     def get_quota(self, kind: str, name: str) -> int | None:
+        if kind == "project":
+            with self.db.engine.connect() as conn:
+                return self._project_quota(conn, name)
         rows = self.db.query("SELECT gpus FROM gpu_quotas WHERE kind = :k AND name = :n",
                              k=kind, n=name)
         return rows[0]["gpus"] if rows else None
@@ -213,10 +220,20 @@ class GpuAllocator:
             if ("group", g) in quota:
                 out.append(("group", g, quota[("group", g)],
                             sum(g in a.groups for a in allocs)))
-        if project and ("project", project) in quota:
-            out.append(("project", project, quota[("project", project)],
+        project_limit = self._project_quota(conn, project) if project else None
+        if project_limit is not None:
+            out.append(("project", project, project_limit,
                         sum(a.project == project for a in allocs)))
         return out
+
+    @staticmethod
+    def _project_quota(conn, project: str) -> int | None:
+        # core.projects owns the table; a database without projects has no project quotas.
+        if not sa.inspect(conn).has_table("projects"):
+            return None
+        row = conn.execute(sa.text("SELECT gpu_quota FROM projects WHERE name = :p"),
+                           {"p": project}).first()
+        return row[0] if row else None
 
     # --- allocating ---------------------------------------------------------------------------
 

@@ -3,7 +3,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from jupyter_mlops.core import roles
 from jupyter_mlops.core.db import Database
+from jupyter_mlops.core.projects import Projects
+from jupyter_mlops.core.roles import Caller
 from jupyter_mlops.core.errors import Conflict, InvalidInput, QuotaExceeded
 from jupyter_mlops.core.gpu_allocation import GpuAllocator, NoGpuFree
 from jupyter_mlops.core.gpus import StaticInventory
@@ -62,12 +65,20 @@ def test_quotas_name_the_limit_and_use(url):
     assert len(alloc.allocate("server", "carol", user="carol", count=1)) == 1
 
     alloc.release("server", "carol")
-    alloc.set_quota("project", "cells", 0)
+    # a project's quota is the one core.projects keeps
+    projects = Projects(alloc.db)
+    admin = Caller("root", scopes=frozenset({roles.ADMIN, roles.MANAGE}))
+    projects.create(admin, "cells", gpu_quota=0)
     with pytest.raises(QuotaExceeded, match="GPU quota of project cells is 0"):
         alloc.allocate("job", "2", user="carol", project="cells", count=1)
+    assert alloc.get_quota("project", "cells") == 0
+    assert len(alloc.allocate("job", "3", user="carol", project="other", count=1)) == 1
     assert alloc.limits_for("bob", ["students"]) == [("group", "students", 2, 2)]
-    assert alloc.set_quota("project", "cells", None) is None
-    assert alloc.get_quota("project", "cells") is None
+    with pytest.raises(InvalidInput, match="set on the project"):
+        alloc.set_quota("project", "cells", 1)
+    assert alloc.set_quota("user", "alice", None) is None
+    assert alloc.get_quota("user", "alice") is None
+    alloc.set_quota("user", "alice", 1)
     assert [q.to_dict() for q in alloc.quotas()] == [
         {"kind": "group", "name": "students", "gpus": 2},
         {"kind": "user", "name": "alice", "gpus": 1}]

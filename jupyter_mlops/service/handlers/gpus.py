@@ -63,7 +63,8 @@ class GpuQuotaHandler(ApiHandler):
             raise InvalidInput(f"quota kind must be one of {', '.join(QUOTA_KINDS)}")
 
     async def get(self, kind: str, name: str):
-        self._check_kind(kind)
+        if kind != "project":  # readable here, set on the project itself
+            self._check_kind(kind)
         self.write_json({"kind": kind, "name": name,
                          "gpus": self.context.gpu_allocator.get_quota(kind, name)})
 
