@@ -1,0 +1,146 @@
+"""A small HTTP/1.1 server on asyncio's protocol API, built for one job: many short requests.
+
+Why not a web framework: the request path of a model server is parse, predict, answer. A
+framework's per-request machinery (ASGI scopes, middleware, a task per request) costs more than a
+small model's prediction; here a request is a few callbacks on the event loop and no task.
+
+Supported: keep-alive, ``Content-Length`` bodies, ``Expect: 100-continue``, ``Connection:
+close``. Not supported (answered with an error, never misread): chunked request bodies (411),
+pipelined requests are answered in order, one at a time.
+"""
+from __future__ import annotations
+
+import asyncio
+from http import HTTPStatus
+from typing import Callable
+
+MAX_HEADER_BYTES = 64 * 1024
+
+_REASONS = {s.value: s.phrase for s in HTTPStatus}
+
+
+class Request:
+    __slots__ = ("method", "path", "query", "headers", "body")
+
+    def __init__(self, method: str, target: str, headers: dict, body: bytes):
+        self.method = method
+        self.path, _, self.query = target.partition("?")
+        self.headers = headers
+        self.body = body
+
+
+def response_bytes(status: int, body: bytes, content_type: str = "application/json",
+                   close: bool = False) -> bytes:
+    head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n")
+    if close:
+        head += "Connection: close\r\n"
+    return head.encode("latin-1") + b"\r\n" + body
+
+
+# A handler gets the request and a ``respond(status, body, content_type)`` callback, and may
+# call it later (after a batch ran) as long as it calls it exactly once.
+Handler = Callable[[Request, Callable[[int, bytes, str], None]], None]
+
+
+class HttpProtocol(asyncio.Protocol):
+    def __init__(self, handler: Handler, max_body: int, on_open=None, on_close=None):
+        self.handler = handler
+        self.max_body = max_body
+        self.on_open, self.on_close = on_open, on_close
+        self.buf = bytearray()
+        self.transport = None
+        self.head = None  # (method, target, headers, length) of the request being received
+        self.busy = False  # a request is being answered; later ones wait in ``buf``
+        self.keep_alive = True
+
+    # --- asyncio callbacks -------------------------------------------------------------------
+
+    def connection_made(self, transport):
+        self.transport = transport
+        if self.on_open:
+            self.on_open(self)
+
+    def connection_lost(self, exc):
+        self.transport = None
+        if self.on_close:
+            self.on_close(self)
+
+    def data_received(self, data: bytes):
+        self.buf += data
+        if not self.busy:
+            self._advance()
+
+    # --- parsing -----------------------------------------------------------------------------
+
+    def _fail(self, status: int, message: str):
+        body = ('{"error_code": "BAD_REQUEST", "message": "%s"}' % message).encode()
+        self.transport.write(response_bytes(status, body, close=True))
+        self.transport.close()
+        self.buf.clear()
+        self.busy = True  # nothing more is read from this connection
+
+    def _advance(self):
+        while self.transport is not None and not self.busy:
+            if self.head is None:
+                end = self.buf.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(self.buf) > MAX_HEADER_BYTES:
+                        self._fail(431, "request headers too large")
+                    return
+                if not self._parse_head(bytes(self.buf[:end])):
+                    return
+                del self.buf[:end + 4]
+            method, target, headers, length = self.head
+            if len(self.buf) < length:
+                return
+            body = bytes(self.buf[:length])
+            del self.buf[:length]
+            self.head = None
+            self.busy = True
+            self.handler(Request(method, target, headers, body), self._respond)
+
+    def _parse_head(self, head: bytes) -> bool:
+        try:
+            lines = head.decode("latin-1").split("\r\n")
+            method, target, version = lines[0].split(" ")
+        except ValueError:
+            self._fail(400, "malformed request line")
+            return False
+        headers = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep:
+                self._fail(400, "malformed header line")
+                return False
+            headers[name.strip().lower()] = value.strip()
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            self._fail(411, "chunked request bodies are not supported; send Content-Length")
+            return False
+        try:
+            length = int(headers.get("content-length", "0"))
+            if length < 0:
+                raise ValueError
+        except ValueError:
+            self._fail(400, "invalid Content-Length")
+            return False
+        if length > self.max_body:
+            self._fail(413, f"payload of {length} bytes exceeds the limit of {self.max_body} bytes")
+            return False
+        conn = headers.get("connection", "").lower()
+        self.keep_alive = conn != "close" and (version == "HTTP/1.1" or conn == "keep-alive")
+        if headers.get("expect", "").lower() == "100-continue":
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.head = (method, target, headers, length)
+        return True
+
+    def _respond(self, status: int, body: bytes, content_type: str = "application/json"):
+        if self.transport is None:  # the client went away while its request ran
+            return
+        self.transport.write(response_bytes(status, body, content_type, close=not self.keep_alive))
+        if not self.keep_alive:
+            self.transport.close()
+            return
+        self.busy = False
+        if self.buf:
+            self._advance()
