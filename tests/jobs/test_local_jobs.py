@@ -1,0 +1,179 @@
+"""Real subprocess jobs through the runner: run, log to MLflow, cancel, kill -9, restart."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+
+import pytest
+
+from jupyter_mlops.core.errors import InvalidInput, NotFound
+
+from .conftest import caller
+
+TRAIN = """
+import sys, time
+from jupyter_mlops.core.jobs.runtime import params, report, progress
+p = params()
+lr = 0.1
+epochs = 3
+print("argv", sys.argv[1:], "gpus", __import__("os").environ.get("CUDA_VISIBLE_DEVICES"))
+for epoch in range(int(p.get("epochs", epochs))):
+    report("loss", 1.0 / (epoch + 1) * float(p.get("lr", lr)), step=epoch)
+    progress(epoch + 1, int(p.get("epochs", epochs)))
+    time.sleep(float(p.get("sleep", 0)))
+print("done training")
+"""
+
+SLEEPER = """
+import time
+print("sleeping", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.asyncio
+async def test_script_job_runs_and_logs_to_mlflow(lab, mlflow_client):
+    # Given a training script in alice's workspace (a git repo with an uncommitted change)
+    lab.write("alice", "train.py", TRAIN)
+    # When alice submits it with parameters
+    job = lab.jobs.submit(caller("alice"), {"path": "train.py", "params": {"lr": 0.5,
+                                                                          "epochs": 3},
+                                            "dataset_version": "cells@v2",
+                                            "experiment": "jobs-test"})
+    done = await lab.wait(job.id)
+    # Then it succeeded, with its MLflow run holding params, metrics, code and pip freeze
+    assert done.state == "succeeded", done.reason
+    assert done.progress == {"done": 3, "total": 3, "label": "3 of 3"}
+    assert done.metrics["loss"] == pytest.approx(0.5 / 3)
+    run = mlflow_client.get_run(done.run_id)
+    assert run.data.params["lr"] == "0.5"
+    assert run.data.tags["mlops.dataset_version"] == "cells@v2"
+    assert run.data.tags["mlflow.user"] == "alice"
+    assert run.info.status == "FINISHED"
+    arts = {a.path for a in mlflow_client.list_artifacts(done.run_id, "code")}
+    assert "code/train.py" in arts and "code/source.json" in arts
+    env = {a.path for a in mlflow_client.list_artifacts(done.run_id, "environment")}
+    assert "environment/pip-freeze.txt" in env
+    history = mlflow_client.get_metric_history(done.run_id, "loss")
+    assert [m.step for m in history] == [0, 1, 2]
+    log = lab.jobs.logs(caller("alice"), job.id)
+    assert "done training" in log["text"] and "--lr=0.5" in log["text"]
+    assert log["complete"]
+
+
+@pytest.mark.asyncio
+async def test_notebook_job_reports_cells_and_keeps_executed_notebook(lab, mlflow_client):
+    lab.write_notebook("alice", "nb/train.ipynb", [
+        ("lr = 0.1\nepochs = 2", "parameters"),
+        ("import mlflow\nfor e in range(epochs):\n    mlflow.log_metric('acc', lr * e, step=e)", ""),
+        ("print('trained with', lr)", ""),
+    ])
+    job = lab.jobs.submit(caller("alice"), {"path": "nb/train.ipynb", "params": {"lr": 0.25}})
+    done = await lab.wait(job.id, timeout=90)
+    assert done.state == "succeeded", done.reason
+    assert done.progress["done"] == done.progress["total"] == 3
+    executed = lab.root / "users" / "alice" / "mlops-jobs" / str(job.id) / "train.ipynb"
+    nb = json.loads(executed.read_text())
+    assert any("trained with 0.25" in "".join(o.get("text", "")) for c in nb["cells"]
+               for o in c.get("outputs", []))
+    assert done.metrics["acc"] == pytest.approx(0.25)
+    arts = {a.path for a in mlflow_client.list_artifacts(done.run_id, "notebook")}
+    assert "notebook/train.ipynb" in arts
+
+
+@pytest.mark.asyncio
+async def test_bad_input_is_refused_with_the_reason(lab):
+    lab.write_notebook("alice", "t.ipynb", [("lr = 0.1\nname = 'x'", "parameters")])
+    alice = caller("alice")
+    with pytest.raises(InvalidInput, match="no notebook 'missing.ipynb'"):
+        lab.jobs.submit(alice, {"path": "missing.ipynb"})
+    with pytest.raises(InvalidInput, match="parameter lr of t.ipynb is float"):
+        lab.jobs.submit(alice, {"path": "t.ipynb", "params": {"lr": "fast"}})
+    with pytest.raises(InvalidInput, match="outside|without '..'"):
+        lab.jobs.submit(alice, {"path": "../bob/t.ipynb"})
+    with pytest.raises(InvalidInput, match="gpus must be"):
+        lab.jobs.submit(alice, {"path": "t.ipynb", "gpus": "two"})
+    with pytest.raises(InvalidInput, match="platform has 2"):
+        lab.jobs.submit(alice, {"path": "t.ipynb", "gpus": 3})
+    with pytest.raises(NotFound):
+        lab.jobs.submit(alice, {"path": "t.ipynb", "project": "secret"})
+    assert lab.jobs.store.list() == []  # nothing stored half-way
+
+
+@pytest.mark.asyncio
+async def test_other_users_job_is_not_found(lab):
+    lab.write("alice", "s.py", "print('hi')")
+    job = lab.jobs.submit(caller("alice"), {"path": "s.py"})
+    with pytest.raises(NotFound):
+        lab.jobs.get(caller("bob"), job.id)
+    with pytest.raises(NotFound):
+        lab.jobs.cancel(caller("bob"), job.id)
+    assert [j.id for j in lab.jobs.list(caller("bob"))] == []
+    await lab.wait(job.id)
+
+
+@pytest.mark.asyncio
+async def test_cancel_stops_the_process_group(lab, mlflow_client):
+    lab.write("alice", "sleep.py", SLEEPER)
+    job = lab.jobs.submit(caller("alice"), {"path": "sleep.py"})
+    running = await lab.wait(job.id, states=("running",))
+    for _ in range(100):  # until the script itself printed
+        if "sleeping" in lab.jobs.logs(caller("alice"), job.id)["text"]:
+            break
+        await asyncio.sleep(0.1)
+    lab.jobs.cancel(caller("alice"), job.id)
+    done = await lab.wait(job.id, timeout=20)
+    assert done.state == "cancelled"
+    with pytest.raises(ProcessLookupError):
+        os.killpg(running.handle["pid"], 0)  # the whole group is gone
+    run = mlflow_client.get_run(done.run_id)
+    assert run.info.status == "KILLED"
+
+
+@pytest.mark.asyncio
+async def test_kill_9_marks_failed_and_keeps_logs(lab):
+    lab.write("alice", "sleep.py", SLEEPER)
+    job = lab.jobs.submit(caller("alice"), {"path": "sleep.py"})
+    running = await lab.wait(job.id, states=("running",))
+    for _ in range(100):
+        if "sleeping" in lab.jobs.logs(caller("alice"), job.id)["text"]:
+            break
+        await asyncio.sleep(0.1)
+    os.killpg(running.handle["pid"], signal.SIGKILL)
+    done = await lab.wait(job.id, timeout=20)
+    assert done.state == "failed"
+    assert "signal 9" in done.reason or "without recording" in done.reason
+    assert "sleeping" in lab.jobs.logs(caller("alice"), job.id)["text"]
+
+
+@pytest.mark.asyncio
+async def test_control_plane_restart_reattaches_running_job(lab):
+    lab.write("alice", "slow.py", TRAIN)
+    job = lab.jobs.submit(caller("alice"), {"path": "slow.py",
+                                            "params": {"epochs": 4, "sleep": 1.0}})
+    running = await lab.wait(job.id, states=("running",))
+    await lab.runner.stop()  # the control plane goes away...
+    await asyncio.sleep(1.0)
+    assert lab.jobs.store.get(job.id).state == "running"
+    await lab.restart()  # ...and a new one starts on the same database
+    done = await lab.wait(job.id, timeout=30)
+    assert done.state == "succeeded", done.reason
+    assert done.handle["pid"] == running.handle["pid"]  # re-attached, not restarted
+    assert done.progress["done"] == 4
+
+
+@pytest.mark.asyncio
+async def test_rerun_exactly_reuses_the_snapshot(lab):
+    p = lab.write("alice", "v.py", "print('version one')")
+    first = lab.jobs.submit(caller("alice"), {"path": "v.py"})
+    await lab.wait(first.id)
+    p.write_text("print('version two')")
+    exact = lab.jobs.rerun(caller("alice"), first.id, exact=True)
+    edited = lab.jobs.rerun(caller("alice"), first.id, params={"x": 1})
+    assert (await lab.wait(exact.id)).snapshot_of == first.id
+    await lab.wait(edited.id)
+    assert "version one" in lab.jobs.logs(caller("alice"), exact.id)["text"]
+    assert "version two" in lab.jobs.logs(caller("alice"), edited.id)["text"]
+    assert lab.jobs.store.get(edited.id).spec.params == {"x": 1}

@@ -1,0 +1,72 @@
+"""The server extension's status route, through a real Jupyter server (pytest-jupyter)."""
+import json
+import warnings
+
+import pytest
+from jupyter_server.utils import JupyterServerAuthWarning
+from tornado.httpclient import HTTPClientError
+
+
+async def test_status_reports_unconfigured_components_as_unreachable(jp_fetch, monkeypatch):
+    # Given a server started outside the hub (no control plane or MLflow configured)
+    # When the sidebar asks for the status
+    r = await jp_fetch("mlops", "api", "status")
+    # Then each check answers with its reason instead of failing the whole call
+    body = json.loads(r.body)
+    assert r.code == 200
+    assert body["control_plane"]["reachable"] is False
+    assert "not configured" in body["control_plane"]["error"]
+    assert body["mlflow"]["reachable"] is False
+    assert body["gpus"]["devices"] == []
+    assert body["gpus"]["message"] == "no GPU on this server"
+
+
+async def test_status_requires_authentication(jp_fetch):
+    with pytest.raises(HTTPClientError) as e:
+        await jp_fetch("mlops", "api", "status", headers={"Authorization": ""})
+    assert e.value.code == 403
+
+
+async def test_status_against_a_real_platform(jp_fetch, jp_serverapp, platform):
+    # Given the extension pointed at a running platform with a real hub token
+    settings = _settings(jp_serverapp)
+    settings.control_plane_url = f"{platform.url}/services/mlops/"
+    settings.mlflow_url = f"{platform.url}/services/mlflow"
+    settings.api_token = platform.admin_token()
+    # When
+    body = json.loads((await jp_fetch("mlops", "api", "status")).body)
+    # Then both live checks pass with versions, and the hub's identity is used
+    assert body["control_plane"]["reachable"] is True
+    assert body["mlflow"]["reachable"] is True and body["mlflow"]["version"][0].isdigit()
+    assert body["user"] == {"name": "admin", "role": "system administrator"}
+
+
+async def test_a_rejected_token_is_reported_not_raised(jp_fetch, jp_serverapp, platform):
+    settings = _settings(jp_serverapp)
+    settings.control_plane_url = f"{platform.url}/services/mlops/"
+    settings.api_token = "forged"
+    body = json.loads((await jp_fetch("mlops", "api", "status")).body)
+    assert body["control_plane"]["reachable"] is False
+    assert "log in" in body["control_plane"]["error"]
+
+
+def test_every_extension_handler_is_authenticated(jp_configurable_serverapp):
+    # jupyter_server warns about any handler method lacking an auth decorator: none allowed.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        jp_configurable_serverapp()
+    lines = [line for w in caught if issubclass(w.category, JupyterServerAuthWarning)
+             for line in str(w.message).splitlines()]
+    assert any("terminals" in line for line in lines), "the check itself stopped working"
+    ours = [line for line in lines if "/mlops/" in line]
+    assert not ours, ours
+
+
+def _settings(serverapp):
+    from jupyter_mlops.server.handlers import StatusHandler
+
+    for rules in serverapp.web_app.default_router.rules:
+        for rule in getattr(rules.target, "rules", []):
+            if rule.target is StatusHandler:
+                return rule.target_kwargs["settings"]
+    raise AssertionError("status route not registered")
