@@ -1,0 +1,90 @@
+"""Shared browser fixtures: Debian's Chromium driven by Python Playwright.
+
+`playwright install` cannot download browsers here, so Playwright launches /usr/bin/chromium
+(installed by `make test`). Screenshots go to ui-tests/artifacts/ and are kept by CI.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.fixtures import Platform, platform  # noqa: F401 (a fixture)
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-dev-shm-usage"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS,
+                               headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def context(browser, request):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    ctx.set_default_timeout(30_000)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def page(context, request):
+    p = context.new_page()
+    yield p
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        shot(p, f"FAILED-{request.node.name}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
+
+
+def shot(page: Page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"
+    page.screenshot(path=str(path), full_page=False)
+    return path
+
+
+def hub_login(page: Page, platform: Platform, username: str, password: str) -> None:
+    page.goto(f"{platform.url}/hub/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).not_to_have_url(re.compile(r"/hub/login"))
+
+
+def hub_logout(page: Page, platform: Platform) -> None:
+    page.goto(f"{platform.url}/hub/logout")
+
+
+def open_lab(page: Page, platform: Platform, username: str) -> None:
+    """Start (if needed) and open the user's JupyterLab, as the user would from the hub."""
+    page.goto(f"{platform.url}/hub/spawn/{username}")
+    # A spawn options form (profiles) may be shown: take the default choice.
+    start = page.get_by_role("button", name=re.compile("^Start"))
+    page.wait_for_url(re.compile(rf"/user/{username}/lab|/hub/spawn"), timeout=90_000)
+    if "/hub/spawn" in page.url and start.count():
+        start.first.click()
+    page.wait_for_url(re.compile(rf"/user/{username}/lab"), timeout=120_000)
+    page.locator("#jp-main-dock-panel").wait_for(timeout=60_000)
+
+
+def open_mlops_sidebar(page: Page):
+    page.locator('.jp-SideBar [data-id="jp-mlops-sidebar"]').click()
+    sidebar = page.locator("#jp-mlops-sidebar")
+    expect(sidebar).to_be_visible()
+    return sidebar
