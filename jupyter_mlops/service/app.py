@@ -25,6 +25,8 @@ from ..core.db import Database
 from ..core.gpu_allocation import GpuAllocator
 from ..core.gpus import GpuInventory, inventory_from_config
 from ..core.projects import Projects
+from ..core.datasets.catalog import DatasetCatalog
+from ..backends.store import ObjectStore, StoreSettings, store_from_settings
 from .routes import routes
 
 
@@ -39,6 +41,8 @@ class ServiceContext:
     settings: dict = field(default_factory=dict)
     # Shared with the hub's local spawner over the same database (core.gpu_allocation).
     gpu_allocator: GpuAllocator | None = None
+    datasets: "DatasetCatalog | None" = None  # the shared dataset catalog (core.datasets)
+    store: "ObjectStore | None" = None  # where dataset bytes live (backends.store)
 
 
 class MlopsService(Application):
@@ -126,6 +130,8 @@ class MlopsService(Application):
             db=db,
             projects=Projects(db),
             gpu_allocator=GpuAllocator(db, inventory),
+            datasets=DatasetCatalog(db, Projects(db)),
+            store=store_from_settings(StoreSettings(parent=self), str(data_dir)),
         )
 
     def make_app(self) -> web.Application:

@@ -1,4 +1,5 @@
 """The control plane's URL table: data, not code. Later capabilities append their routes here."""
+from .handlers import datasets
 from .handlers.base import NotFoundHandler
 from .handlers.gpus import (GpuAllocationsHandler, GpuQuotaHandler, GpuQuotasHandler,
                             GpusHandler)
@@ -14,6 +15,7 @@ def routes(prefix: str, context) -> list[tuple]:
         (r"/gpus/allocations", GpuAllocationsHandler),
         (r"/gpus/quotas", GpuQuotasHandler),
         (r"/gpus/quotas/([^/]+)/([^/]+)", GpuQuotaHandler),
+        *datasets.ROUTES,
     ]
     out = [(api + path, handler, {"context": context}) for path, handler in table]
     out.append((api + r"/.*", NotFoundHandler, {"context": context}))

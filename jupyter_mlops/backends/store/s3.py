@@ -1,0 +1,127 @@
+"""Any S3 (SeaweedFS, MinIO, Ceph RGW, AWS) through boto3, same layout as the local store."""
+from __future__ import annotations
+
+import threading
+
+from ...core.errors import NotFound, Unavailable
+from .base import ObjectStore, object_key, verify
+
+
+class S3Store(ObjectStore):
+    def __init__(self, bucket: str, endpoint_url: str | None = None, prefix: str = "",
+                 access_key_id: str | None = None, secret_access_key: str | None = None,
+                 region: str = "us-east-1", path_style: bool = True,
+                 connect_timeout: float = 3.0, create_bucket: bool = True):
+        import boto3
+        from botocore.config import Config
+
+        if not bucket:
+            raise Unavailable("the S3 store has no bucket configured (StoreSettings.s3_bucket)")
+        self.bucket = bucket
+        self.endpoint_url = endpoint_url
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.create_bucket = create_bucket
+        self._bucket_ok = False
+        self._lock = threading.Lock()
+        self.client = boto3.client(
+            "s3", endpoint_url=endpoint_url or None, region_name=region,
+            aws_access_key_id=access_key_id or None,
+            aws_secret_access_key=secret_access_key or None,
+            config=Config(
+                s3={"addressing_style": "path" if path_style else "virtual"},
+                connect_timeout=connect_timeout, read_timeout=60,
+                retries={"max_attempts": 2, "mode": "standard"},
+                max_pool_connections=16,
+            ),
+        )
+
+    def describe(self) -> str:
+        return f"S3 bucket {self.bucket!r} at {self.endpoint_url or 'AWS'}"
+
+    def key(self, h: str) -> str:
+        return self.prefix + object_key(h)
+
+    def _call(self, fn, *args, **kw):
+        """One boto3 call; transport and credential failures become :class:`Unavailable`."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return fn(*args, **kw)
+        except ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "")
+            if code in ("404", "NoSuchKey", "NotFound"):
+                raise
+            if code in ("403", "Forbidden", "AccessDenied", "InvalidAccessKeyId",
+                        "SignatureDoesNotMatch"):
+                raise Unavailable(
+                    f"{self.describe()} denied access ({code}): check the access key and secret "
+                    "(StoreSettings.s3_access_key_id, s3_secret_access_key) and the bucket's "
+                    "permissions") from None
+            raise Unavailable(f"{self.describe()} refused the request: {code}: "
+                              f"{e.response.get('Error', {}).get('Message', '')}") from None
+        except BotoCoreError as e:
+            raise Unavailable(f"{self.describe()} is unreachable: {e}") from None
+
+    def _is_missing(self, e: Exception) -> bool:
+        from botocore.exceptions import ClientError
+
+        return isinstance(e, ClientError) and \
+            e.response.get("Error", {}).get("Code", "") in ("404", "NoSuchKey", "NotFound")
+
+    def ensure_bucket(self) -> None:
+        with self._lock:
+            if self._bucket_ok:
+                return
+            try:
+                self._call(self.client.head_bucket, Bucket=self.bucket)
+            except Exception as e:
+                if not (self._is_missing(e) and self.create_bucket):
+                    raise
+                self._call(self.client.create_bucket, Bucket=self.bucket)
+            self._bucket_ok = True
+
+    def exists(self, h: str) -> bool:
+        return self.size(h) is not None
+
+    def size(self, h: str) -> int | None:
+        try:
+            r = self._call(self.client.head_object, Bucket=self.bucket, Key=self.key(h))
+        except Exception as e:
+            if self._is_missing(e):
+                return None
+            raise
+        return int(r["ContentLength"])
+
+    def missing(self, hashes: list[str]) -> set[str]:
+        if len(hashes) <= 100:
+            return super().missing(hashes)
+        self.ensure_bucket()
+        # one listing (1000 keys a page) beats thousands of HEAD requests
+        have = set()
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix + "objects/")
+        for page in self._call(lambda: list(pages)):
+            for o in page.get("Contents", []):
+                rest = o["Key"][len(self.prefix) + len("objects/"):]
+                have.add(rest.replace("/", ""))
+        return set(hashes) - have
+
+    def put_bytes(self, h: str, data: bytes) -> None:
+        verify(h, data, "the upload")
+        self.ensure_bucket()
+        # a PUT is atomic in S3: the object appears whole or not at all
+        self._call(self.client.put_object, Bucket=self.bucket, Key=self.key(h), Body=data)
+
+    def put_file(self, h: str, path: str) -> None:
+        self.ensure_bucket()
+        with open(path, "rb") as f:
+            self._call(self.client.put_object, Bucket=self.bucket, Key=self.key(h), Body=f)
+
+    def get_bytes(self, h: str) -> bytes:
+        try:
+            r = self._call(self.client.get_object, Bucket=self.bucket, Key=self.key(h))
+        except Exception as e:
+            if self._is_missing(e):
+                raise NotFound(f"object {h} is not in the {self.describe()}") from None
+            raise
+        return verify(h, r["Body"].read(), self.describe())

@@ -1,0 +1,309 @@
+"""A dataset folder on disk: safe scanning, parallel hashing, a stat cache, status, publish.
+
+Hashing runs on a thread pool, one file per task: blake3 releases the GIL while it hashes a
+memory-mapped file, so every core works. The stat cache remembers ``(size, mtime, ctime,
+inode) -> hash`` per folder, so a status with one changed file re-hashes one file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat as stat_mod
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Protocol
+
+import blake3
+
+from ..errors import InvalidInput, NotFound
+from . import annotations as ann
+from .images import image_info
+from .manifest import FileEntry, Manifest, Split, is_image, safe_relpath
+
+Progress = Callable[[str, int, int, int], None]  # phase, files done, files total, bytes done
+SKIPPED_NAMES = {".ipynb_checkpoints", "__pycache__", ".git", ".DS_Store"}
+
+
+def default_workers() -> int:
+    return max(2, min(8, os.cpu_count() or 2))
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    path: str  # relative POSIX path inside the root
+    abspath: str
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    ino: int
+
+    def key(self) -> list:
+        return [self.size, self.mtime_ns, self.ctime_ns, self.ino]
+
+
+def scan(root: str | Path) -> list[LocalFile]:
+    """Every regular file under ``root`` (hidden names skipped), sorted by path.
+
+    A symlink is followed only when it resolves inside ``root``; one leading out is refused,
+    since publishing it would copy files the user never meant to share.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise NotFound(f"no folder {str(root)!r}")
+    real_root = os.path.realpath(root)
+    out: list[LocalFile] = []
+    stack = [("", str(root))]
+    while stack:
+        rel, path = stack.pop()
+        try:
+            items = list(os.scandir(path))
+        except OSError as e:
+            raise InvalidInput(f"cannot read folder {rel or '.'}: {e.strerror}") from None
+        for it in items:
+            if it.name.startswith(".") or it.name in SKIPPED_NAMES:
+                continue
+            relp = f"{rel}/{it.name}" if rel else it.name
+            if it.is_symlink():
+                target = os.path.realpath(it.path)
+                if target != real_root and not target.startswith(real_root + os.sep):
+                    raise InvalidInput(f"{relp} is a symlink leading out of the folder; refused")
+                if os.path.isdir(target):
+                    continue  # its files are published under their real path already
+            try:
+                st = os.stat(it.path)
+            except OSError:
+                continue  # dangling link or vanished file
+            if stat_mod.S_ISDIR(st.st_mode):
+                stack.append((relp, it.path))
+            elif stat_mod.S_ISREG(st.st_mode):
+                safe_relpath(relp)
+                out.append(LocalFile(relp, it.path, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                                     st.st_ino))
+    out.sort(key=lambda f: f.path)
+    return out
+
+
+def hash_file(path: str) -> str:
+    h = blake3.blake3()
+    if os.path.getsize(path) > 0:
+        h.update_mmap(path)  # mmap + GIL released while hashing
+    return h.hexdigest()
+
+
+class StatCache:
+    """``path -> (stat key, hash, image info)`` of one folder, kept in a JSON file."""
+
+    def __init__(self, root: str | Path, cache_dir: str | Path | None):
+        self.root = os.path.realpath(root)
+        self.file = None
+        if cache_dir:
+            name = blake3.blake3(self.root.encode()).hexdigest()[:32] + ".json"
+            self.file = Path(cache_dir) / name
+        self.entries: dict[str, list] = {}
+        self.dirty = False
+        if self.file and self.file.exists():
+            try:
+                data = json.loads(self.file.read_text())
+                if data.get("root") == self.root:
+                    self.entries = data.get("entries", {})
+            except (OSError, ValueError):
+                self.entries = {}
+
+    def get(self, f: LocalFile) -> tuple[str, dict] | None:
+        e = self.entries.get(f.path)
+        if e and e[0] == f.key():
+            return e[1], e[2]
+        return None
+
+    def put(self, f: LocalFile, h: str, info: dict) -> None:
+        self.entries[f.path] = [f.key(), h, info]
+        self.dirty = True
+
+    def save(self) -> None:
+        if not (self.file and self.dirty):
+            return
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"root": self.root, "entries": self.entries}))
+        os.replace(tmp, self.file)
+        self.dirty = False
+
+
+def hash_folder(files: list[LocalFile], cache: StatCache | None = None,
+                workers: int | None = None, progress: Progress | None = None
+                ) -> dict[str, tuple[str, dict]]:
+    """``{path: (hash, image info)}``; files whose stats match the cache are not re-read."""
+    out: dict[str, tuple[str, dict]] = {}
+    todo = []
+    for f in files:
+        hit = cache.get(f) if cache else None
+        if hit:
+            out[f.path] = hit
+        else:
+            todo.append(f)
+    total, done, nbytes = len(files), len(out), 0
+
+    def one(f: LocalFile):
+        info = image_info(f.abspath) if is_image(f.path) else {}
+        return f, hash_file(f.abspath), info
+
+    if progress:
+        progress("hashing", done, total, 0)
+    if todo:
+        with ThreadPoolExecutor(workers or default_workers()) as pool:
+            for f, h, info in pool.map(one, todo):
+                out[f.path] = (h, info)
+                if cache:
+                    cache.put(f, h, info)
+                done += 1
+                nbytes += f.size
+                if progress and (done % 25 == 0 or done == total):
+                    progress("hashing", done, total, nbytes)
+    return out
+
+
+def build_manifest(root: str | Path, files: list[LocalFile], hashed: dict,
+                   split: Split | None = None) -> Manifest:
+    """The manifest of a scanned and hashed folder, with annotation links and image shapes."""
+    root = Path(root)
+    paths = [f.path for f in files]
+    images = [p for p in paths if is_image(p) and hashed[p][1]]
+
+    def read(p: str) -> bytes:
+        return (root / p).read_bytes()
+
+    links = ann.link(paths, images, read)
+    annotation_files = links.pop(None)
+    image_set = set(images) - annotation_files
+    entries = []
+    for f in files:
+        h, info = hashed[f.path]
+        if f.path in annotation_files:
+            entries.append(FileEntry(f.path, f.size, h, kind="annotation"))
+        elif f.path in image_set:
+            a = links.get(f.path, {})
+            entries.append(FileEntry(f.path, f.size, h, kind="image", width=info.get("width"),
+                                     height=info.get("height"), channels=info.get("channels"),
+                                     dtype=info.get("dtype"), annotation=a.get("annotation"),
+                                     objects=a.get("objects")))
+        else:
+            entries.append(FileEntry(f.path, f.size, h))
+    return Manifest.build(entries, split)
+
+
+def status(root: str | Path, manifest: Manifest, cache: StatCache | None = None,
+           workers: int | None = None) -> dict:
+    """What changed in ``root`` against a version: added, removed, modified paths."""
+    files = scan(root)
+    before = len(cache.entries) if cache else 0
+    hits = sum(1 for f in files if cache and cache.get(f))
+    hashed = hash_folder(files, cache, workers)
+    if cache:
+        cache.save()
+    want = manifest.by_path()
+    have = {p: h for p, (h, _) in hashed.items()}
+    return {
+        "added": sorted(have.keys() - want.keys()),
+        "removed": sorted(want.keys() - have.keys()),
+        "modified": sorted(p for p in have.keys() & want.keys() if have[p] != want[p].hash),
+        "unchanged": sum(1 for p in have.keys() & want.keys() if have[p] == want[p].hash),
+        "rehashed": len(files) - hits,
+        "cached": before,
+    }
+
+
+class ObjectSink(Protocol):
+    """Where a publish sends content: a store directly, or the control plane over HTTP."""
+
+    def missing(self, hashes: list[str]) -> set[str]: ...
+
+    def put_file(self, h: str, path: str) -> None: ...
+
+
+def upload(files: Iterable[LocalFile], hashed: dict, sink: ObjectSink,
+           workers: int | None = None, progress: Progress | None = None) -> dict:
+    """Send the content the sink lacks (each distinct hash once). Returns counts."""
+    by_hash: dict[str, LocalFile] = {}
+    for f in files:
+        by_hash.setdefault(hashed[f.path][0], f)
+    need = sink.missing(sorted(by_hash))
+    todo = [by_hash[h] for h in sorted(need)]
+    total, done, nbytes = len(todo), 0, 0
+    if progress:
+        progress("storing", 0, total, 0)
+    with ThreadPoolExecutor(workers or default_workers()) as pool:
+        futures = [pool.submit(sink.put_file, hashed[f.path][0], f.abspath) for f in todo]
+        for fut, f in zip(futures, todo):
+            fut.result()
+            done += 1
+            nbytes += f.size
+            if progress and (done % 25 == 0 or done == total):
+                progress("storing", done, total, nbytes)
+    return {"objects": len(by_hash), "uploaded": total,
+            "uploaded_bytes": sum(f.size for f in todo)}
+
+
+def prepare(root: str | Path, sink: ObjectSink, split: Split | None = None,
+            cache: StatCache | None = None, workers: int | None = None,
+            progress: Progress | None = None) -> tuple[Manifest, dict]:
+    """Scan, hash, store the new content; the manifest to record and the transfer counts.
+
+    Recording the version is the caller's last step, so a publish killed before it leaves no
+    version behind (only unreferenced objects, which the next publish reuses).
+    """
+    files = scan(root)
+    if not files:
+        raise InvalidInput(f"folder {str(root)!r} holds no files to publish")
+    hashed = hash_folder(files, cache, workers, progress)
+    if cache:
+        cache.save()
+    counts = upload(files, hashed, sink, workers, progress)
+    return build_manifest(root, files, hashed, split), counts
+
+
+def _rmtree(path: Path) -> None:
+    """Remove a tree made read-only by :func:`materialize`."""
+    def fix(func, p, _exc):
+        os.chmod(os.path.dirname(p), 0o700)
+        os.chmod(p, 0o700)
+        func(p)
+
+    if path.exists():
+        os.chmod(path, 0o700)
+        shutil.rmtree(path, onerror=fix)
+
+
+def materialize(manifest: Manifest, dest: Path, fetch: Callable[[str, str], None],
+                workers: int | None = None) -> Path:
+    """Write every file of ``manifest`` below ``dest``, read-only, appearing all at once.
+
+    ``fetch(hash, path)`` writes one object to a path. The tree is built beside ``dest`` and
+    renamed into place, so a reader never sees a partial version.
+    """
+    dest = Path(dest)
+    if dest.exists():
+        return dest
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    _rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for d in {str(Path(e.path).parent) for e in manifest.entries}:
+        (tmp / d).mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(workers or default_workers()) as pool:
+        list(pool.map(lambda e: fetch(e.hash, str(tmp / e.path)), manifest.entries))
+    (tmp / ".mlops-version.json").write_text(json.dumps({"manifest_id": manifest.id}))
+    for root, dirs, files in os.walk(tmp):
+        for f in files:
+            os.chmod(os.path.join(root, f), 0o444)
+    for root, dirs, _ in os.walk(tmp, topdown=False):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), 0o555)
+    os.chmod(tmp, 0o555)
+    try:
+        os.rename(tmp, dest)
+    except OSError:
+        _rmtree(tmp)  # someone else materialised it first
+        if not dest.exists():
+            raise
+    return dest

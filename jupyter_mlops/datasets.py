@@ -1,0 +1,195 @@
+"""Datasets from code: the shared catalog in a notebook, a script or a job.
+
+    from jupyter_mlops import datasets
+    path = datasets.get("cells", version="v3")   # read-only local folder, logged to MLflow
+    datasets.publish("data/cells", "cells", message="relabelled 12 images")
+    datasets.status("data/cells", "cells")        # what changed against "latest"
+    datasets.list()
+
+Inside a user server the control plane URL and the hub token come from the environment the
+spawner sets (``$JUPYTER_MLOPS_CONTROL_PLANE_URL``, ``$JUPYTERHUB_API_TOKEN``); elsewhere pass
+a :class:`CatalogClient`. Calls are synchronous (they run fine inside a kernel's event loop).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import httpx
+
+from .client import _raise_for
+from .core import errors
+from .core.datasets import folder
+from .core.datasets.manifest import Manifest, Split, check_name
+
+__all__ = ["CatalogClient", "get", "publish", "status", "list", "diff", "cache_dir"]
+
+_list = list
+
+
+def cache_dir() -> Path:
+    """Where materialised versions and stat caches live: ``~/.cache/jupyter-mlops``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jupyter-mlops"
+
+
+class CatalogClient:
+    """A synchronous client of the control plane's dataset routes (also an object sink)."""
+
+    def __init__(self, base_url: str | None = None, token: str | None = None,
+                 timeout: float = 60.0):
+        base_url = base_url or os.environ.get("JUPYTER_MLOPS_CONTROL_PLANE_URL", "")
+        token = token if token is not None else os.environ.get("JUPYTERHUB_API_TOKEN", "")
+        if not base_url:
+            raise errors.Unavailable(
+                "control plane URL unknown: run inside a jupyter-mlops server or pass base_url")
+        self.base_url = base_url.rstrip("/") + "/"
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout,
+                                  headers={"Authorization": f"token {token}"} if token else {},
+                                  limits=httpx.Limits(max_connections=16))
+
+    def request(self, method: str, path: str, **kw) -> httpx.Response:
+        try:
+            resp = self._http.request(method, path.lstrip("/"), **kw)
+        except httpx.TransportError as e:
+            raise errors.Unavailable(f"control plane unreachable at {self.base_url} "
+                                     f"({e.__class__.__name__}: {e})") from None
+        _raise_for(resp, "control plane")
+        return resp
+
+    def close(self) -> None:
+        self._http.close()
+
+    # catalog
+    def list(self) -> list[dict]:
+        return self.request("GET", "api/datasets").json()["datasets"]
+
+    def dataset(self, name: str) -> dict:
+        return self.request("GET", f"api/datasets/{name}").json()
+
+    def manifest(self, name: str, ref: str) -> tuple[dict, Manifest]:
+        body = self.request("GET", f"api/datasets/{name}/versions/{ref}/manifest").json()
+        return body, Manifest.from_dict(body.pop("manifest"))
+
+    def record(self, name: str, manifest: Manifest, message: str = "", tags=(),
+               project: str | None = None) -> dict:
+        body = {"manifest": manifest.to_dict(), "message": message, "tags": _list(tags)}
+        if project:
+            body["project"] = project
+        return self.request("POST", f"api/datasets/{name}/versions", json=body).json()
+
+    def diff(self, name: str, a: str, b: str) -> dict:
+        return self.request("GET", f"api/datasets/{name}/diff",
+                            params={"from": a, "to": b}).json()
+
+    # objects (the ObjectSink protocol of core.datasets.folder)
+    def missing(self, hashes: list[str]) -> set[str]:
+        out: set[str] = set()
+        for i in range(0, len(hashes), 20000):
+            r = self.request("POST", "api/dataset-objects/missing",
+                             json={"hashes": hashes[i:i + 20000]})
+            out.update(r.json()["missing"])
+        return out
+
+    def put_file(self, h: str, path: str) -> None:
+        with open(path, "rb") as f:
+            self.request("PUT", f"api/dataset-objects/{h}", content=f.read())
+
+    def fetch(self, h: str, dest: str) -> None:
+        data = self.request("GET", f"api/dataset-objects/{h}").content
+        import blake3
+
+        if blake3.blake3(data).hexdigest() != h:  # checked here too: the wire is not trusted
+            raise errors.Unavailable(f"object {h} arrived corrupted")
+        with open(dest, "wb") as f:
+            f.write(data)
+
+
+def _client(client: CatalogClient | None) -> CatalogClient:
+    return client or CatalogClient()
+
+
+def list(client: CatalogClient | None = None) -> list[dict]:  # noqa: A001 (datasets.list())
+    """The catalog: every dataset with its tags and latest version."""
+    return _client(client).list()
+
+
+def diff(name: str, a: str, b: str, client: CatalogClient | None = None) -> dict:
+    """Per-file differences between two versions (added, removed, changed)."""
+    return _client(client).diff(name, a, b)
+
+
+def publish(folder_path: str | Path, name: str, message: str = "",
+            split: dict | Split | None = None, tags=(), project: str | None = None,
+            client: CatalogClient | None = None, progress=None) -> dict:
+    """Publish ``folder_path`` as a new version of ``name``; only new content is sent.
+
+    ``split``: ``{"seed": 0, "train": 0.8, "val": 0.1, "test": 0.1}`` stores a seeded split.
+    """
+    check_name(name)
+    c = _client(client)
+    if isinstance(split, dict):
+        split = Split.from_dict(split)
+    cache = folder.StatCache(folder_path, cache_dir() / "stat")
+    manifest, counts = folder.prepare(folder_path, c, split, cache, progress=progress)
+    if progress:
+        progress("recording", 0, 1, 0)
+    version = c.record(name, manifest, message, tags, project)
+    return {**version, "transfer": counts}
+
+
+def status(folder_path: str | Path, name: str, version: str = "latest",
+           client: CatalogClient | None = None) -> dict:
+    """What changed in ``folder_path`` against a version; unchanged files are not re-hashed."""
+    info, manifest = _client(client).manifest(name, version)
+    cache = folder.StatCache(folder_path, cache_dir() / "stat")
+    return {"dataset": name, "version": info["version"],
+            **folder.status(folder_path, manifest, cache)}
+
+
+def _log_input(name: str, info: dict, url: str, context: str) -> bool:
+    """Record the version as an MLflow dataset input of the active run (lineage)."""
+    import mlflow
+
+    run = mlflow.active_run()
+    if run is None:
+        return False
+    from mlflow.data.http_dataset_source import HTTPDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+
+    ds = MetaDataset(HTTPDatasetSource(url), name=f"{name}@{info['version']}",
+                     digest=info["manifest_id"][:32])
+    mlflow.log_input(ds, context=context, tags={"mlops.dataset": name,
+                                                "mlops.version": info["version"],
+                                                "mlops.manifest": info["manifest_id"]})
+    return True
+
+
+def get(name: str, version: str = "latest", context: str = "training",
+        client: CatalogClient | None = None, shared_root: str | None = None) -> Path:
+    """A read-only local folder holding ``name`` at ``version`` (a version name or a tag).
+
+    Served straight from the mounted shared root when the version is there, else downloaded
+    once (every object checked against its hash) into ``~/.cache/jupyter-mlops/datasets``.
+    When an MLflow run is active, the version is logged as a dataset input of that run.
+    """
+    check_name(name)
+    c = _client(client)
+    info, manifest = c.manifest(name, version)
+    shared = shared_root if shared_root is not None else os.environ.get(
+        "JUPYTER_MLOPS_DATASETS", "")
+    path = None
+    if shared:
+        candidate = Path(shared) / name / info["version"]
+        marker = candidate / ".mlops-version.json"
+        try:
+            if json.loads(marker.read_text()).get("manifest_id") == manifest.id:
+                path = candidate
+        except (OSError, ValueError):
+            pass
+    if path is None:
+        dest = cache_dir() / "datasets" / name / f"{info['version']}-{manifest.id[:12]}"
+        path = folder.materialize(manifest, dest, c.fetch)
+    _log_input(name, info, f"{c.base_url}api/datasets/{name}/versions/{info['version']}",
+               context)
+    return path

@@ -1,0 +1,1 @@
+"""Demo data generators (seeded, reusable by tests, benchmarks and reference projects)."""
