@@ -1,0 +1,186 @@
+"""The process a job runs in: ``python -m jupyter_mlops.backends.job_wrapper JOB_DIR``.
+
+It is the same on every backend (a local process group or a Kubernetes pod): read
+``launch.json``, open the job's MLflow run (code snapshot, parameters, dataset version, pip
+freeze), run the notebook with papermill (writing cell progress) or the script, and leave
+``exit.json`` with the outcome and the run's final metrics. The control plane only reads files,
+so it can be restarted meanwhile and re-attach. A ``SIGTERM`` (cancel, or pruning when the file
+``prune`` exists) ends the MLflow run as KILLED before exiting.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+
+class Terminated(BaseException):
+    """Raised in the main thread by SIGTERM (a BaseException so user code cannot swallow it)."""
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)  # readers never see half a file
+
+
+def pip_freeze() -> str:
+    from importlib import metadata
+
+    lines = sorted({f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions()
+                    if d.metadata["Name"]}, key=str.lower)
+    return "\n".join(lines) + "\n"
+
+
+def _progress_engine(job_dir: Path):
+    """A papermill engine that writes ``progress.json`` as cells start and finish."""
+    from papermill.engines import NBClientEngine
+
+    class ProgressEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
+            code = [i for i, c in enumerate(nb_man.nb.cells) if c.cell_type == "code"]
+            total = len(code)
+            start, complete = nb_man.cell_start, nb_man.cell_complete
+
+            def write(done, label):
+                _write_json(job_dir / "progress.json",
+                            {"done": done, "total": total, "label": label})
+
+            def cell_start(cell, cell_index=None, **kw):
+                if cell_index in code:
+                    write(code.index(cell_index), f"cell {code.index(cell_index) + 1} of {total}")
+                return start(cell, cell_index, **kw)
+
+            def cell_complete(cell, cell_index=None, **kw):
+                if cell_index in code:
+                    write(code.index(cell_index) + 1,
+                          f"cell {code.index(cell_index) + 1} of {total} done")
+                return complete(cell, cell_index, **kw)
+
+            nb_man.cell_start, nb_man.cell_complete = cell_start, cell_complete
+            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+    return ProgressEngine
+
+
+class Tracking:
+    """The job's MLflow run (a no-op when no tracking URI is configured)."""
+
+    def __init__(self, launch: dict):
+        self.launch = launch
+        self.run_id = ""
+        self.enabled = bool(launch.get("tracking_uri"))
+        if self.enabled:
+            import mlflow
+
+            self.mlflow = mlflow
+            mlflow.set_tracking_uri(launch["tracking_uri"])
+
+    def start(self, job_dir: Path) -> None:
+        if not self.enabled:
+            return
+        mlflow, launch = self.mlflow, self.launch
+        exp = mlflow.set_experiment(launch["experiment"])
+        tags = dict(launch.get("tags") or {})
+        run = mlflow.start_run(experiment_id=exp.experiment_id, run_name=launch["run_name"],
+                               tags=tags, parent_run_id=launch.get("parent_run_id") or None)
+        self.run_id = run.info.run_id
+        _write_json(job_dir / "run.json",
+                    {"run_id": self.run_id, "experiment_id": exp.experiment_id})
+        params = {k: json.dumps(v) if isinstance(v, (list, bool)) or v is None else v
+                  for k, v in (launch.get("params") or {}).items()}
+        if params:
+            mlflow.log_params(params)
+        snap = Path(launch["snapshot_dir"])
+        if snap.is_dir():
+            mlflow.log_artifacts(str(snap), "code")
+        mlflow.log_text(pip_freeze(), "environment/pip-freeze.txt")
+
+    def finish(self, status: str, job_dir: Path, executed: Path | None) -> dict:
+        if not self.enabled or not self.run_id:
+            return {}
+        mlflow = self.mlflow
+        if executed is not None and executed.exists():
+            try:
+                mlflow.log_artifact(str(executed), "notebook")
+            except Exception as e:  # the outcome matters more than the copy
+                print(f"[mlops] could not upload the executed notebook: {e}", flush=True)
+        if status == "pruned":
+            mlflow.set_tag("optuna.pruned", "true")
+        mlflow.set_tag("mlops.state", status)
+        mlflow_status = {"succeeded": "FINISHED", "failed": "FAILED"}.get(status, "KILLED")
+        metrics = mlflow.get_run(self.run_id).data.metrics
+        mlflow.end_run(mlflow_status)
+        return metrics
+
+
+def run(job_dir: Path) -> int:
+    launch = json.loads((job_dir / "launch.json").read_text())
+
+    def on_term(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, on_term)
+    status, code, error, executed, metrics = "failed", 1, "", None, {}
+    tracking = None
+    child = None
+    try:
+        tracking = Tracking(launch)
+        tracking.start(job_dir)
+        env = dict(os.environ)
+        env.update(MLOPS_JOB_DIR=str(job_dir), MLOPS_PARAMS=json.dumps(launch["params"]))
+        if tracking.run_id:
+            env["MLFLOW_RUN_ID"] = tracking.run_id
+            env["MLFLOW_EXPERIMENT_NAME"] = launch["experiment"]
+        print(f"[mlops] job {launch['job_id']}: {launch['kind']} {launch['display_path']}"
+              f" on GPU(s) [{os.environ.get('CUDA_VISIBLE_DEVICES', '')}]", flush=True)
+        if launch["kind"] == "notebook":
+            import papermill
+
+            os.environ.update(env)  # the kernel inherits them
+            executed = Path(launch["output_notebook"])
+            executed.parent.mkdir(parents=True, exist_ok=True)
+            papermill.engines.papermill_engines.register("mlops", _progress_engine(job_dir))
+            papermill.execute_notebook(
+                launch["file"], str(executed), parameters=launch["params"], engine_name="mlops",
+                cwd=launch["cwd"], progress_bar=False, log_output=True, kernel_name="python3")
+            code = 0
+        else:
+            args = [f"--{k}={v}" for k, v in launch["params"].items()]
+            child = subprocess.Popen([sys.executable, launch["file"], *args], cwd=launch["cwd"],
+                                     env=env)
+            code = child.wait()
+        status = "succeeded" if code == 0 else "failed"
+        if code:
+            error = (f"exited with status {code}" if code > 0
+                     else f"killed by signal {-code}")
+    except Terminated:
+        status = "pruned" if (job_dir / "prune").exists() else "cancelled"
+        code, error = 143, "stopped by " + ("the sweep's pruner" if status == "pruned"
+                                             else "a cancel request")
+        if child is not None and child.poll() is None:
+            child.terminate()
+    except Exception as e:
+        traceback.print_exc()
+        status, code = "failed", 1
+        error = f"{e.__class__.__name__}: {e}".splitlines()[0][:500]
+    try:
+        if tracking is not None:
+            metrics = tracking.finish(status, job_dir, executed)
+    except Exception as e:
+        print(f"[mlops] could not finish the MLflow run: {e}", flush=True)
+    _write_json(job_dir / "exit.json", {"status": status, "returncode": code, "error": error,
+                                        "metrics": metrics, "finished_at": time.time()})
+    print(f"[mlops] job {launch['job_id']} {status}" + (f": {error}" if error else ""),
+          flush=True)
+    return 0 if status == "succeeded" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(run(Path(sys.argv[1])))

@@ -1,0 +1,189 @@
+"""The job model: what a user asks to run, its states, and the checks of its parameters.
+
+A job runs one notebook (through papermill) or one Python script, with parameters, on a number
+of GPUs, as one MLflow run. Sweeps and pipelines are made of jobs (``sweep_id``, ``pipeline_id``).
+"""
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+
+from ..errors import InvalidInput
+
+QUEUED, RUNNING = "queued", "running"
+SUCCEEDED, FAILED, CANCELLED, PRUNED, SKIPPED = (
+    "succeeded", "failed", "cancelled", "pruned", "skipped")
+ACTIVE = (QUEUED, RUNNING)
+TERMINAL = (SUCCEEDED, FAILED, CANCELLED, PRUNED, SKIPPED)
+
+KINDS = {".ipynb": "notebook", ".py": "script"}
+NAME_RE = re.compile(r"^[A-Za-z0-9_.@ -]{1,100}$")
+PARAM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+MAX_GPUS = 64
+
+
+@dataclass
+class JobSpec:
+    """What was asked for. Kept verbatim, so "rerun exactly" can ask for it again."""
+
+    path: str  # relative to the user's workspace
+    params: dict = field(default_factory=dict)
+    gpus: int = 0
+    project: str = "default"
+    experiment: str = ""  # MLflow experiment; defaults to the file's stem
+    dataset_version: str = ""
+    name: str = ""
+
+    @property
+    def kind(self) -> str:
+        return KINDS[PurePosixPath(self.path).suffix]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Job:
+    id: int
+    user: str
+    spec: JobSpec
+    state: str = QUEUED
+    submitted_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    reason: str = ""  # why it waits, or why it failed
+    position: int | None = None  # place in the queue while waiting
+    gpu_indices: list = field(default_factory=list)
+    handle: dict = field(default_factory=dict)  # backend's re-attach data (pid, ...)
+    run_id: str = ""
+    experiment_id: str = ""
+    progress: dict = field(default_factory=dict)  # {"done": i, "total": n, "label": ...}
+    metrics: dict = field(default_factory=dict)  # final metrics of the run
+    sweep_id: int | None = None
+    trial_number: int | None = None
+    pipeline_id: int | None = None
+    step: str = ""
+    snapshot_of: int | None = None  # "rerun exactly": the job whose code snapshot is reused
+    cancel_requested: str = ""  # "" | "cancelled" | "pruned"
+    exit_code: int | None = None
+    groups: list = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return self.state in TERMINAL
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["kind"] = self.spec.kind
+        d.pop("handle")
+        return d
+
+
+def _scalar_ok(v) -> bool:
+    if isinstance(v, (str, bool, int, float)) or v is None:
+        return True
+    if isinstance(v, list):
+        return all(_scalar_ok(x) for x in v)
+    return False
+
+
+def parse_spec(body: dict) -> JobSpec:
+    """A :class:`JobSpec` from a request body; :class:`InvalidInput` says what is wrong."""
+    if not isinstance(body, dict):
+        raise InvalidInput("a job is a JSON object")
+    unknown = set(body) - {"path", "params", "gpus", "project", "experiment",
+                           "dataset_version", "name"}
+    if unknown:
+        raise InvalidInput(f"unknown job field(s): {', '.join(sorted(unknown))}")
+    path = body.get("path")
+    if not isinstance(path, str) or not path.strip():
+        raise InvalidInput("path is required: the notebook (.ipynb) or script (.py) to run")
+    p = PurePosixPath(path.strip())
+    if p.is_absolute() or ".." in p.parts:
+        raise InvalidInput(f"path {path!r} must be relative to your workspace, without '..'")
+    if p.suffix not in KINDS:
+        raise InvalidInput(f"{path!r} is neither a notebook (.ipynb) nor a script (.py)")
+    params = body.get("params") or {}
+    if not isinstance(params, dict):
+        raise InvalidInput("params must be an object of name: value")
+    for k, v in params.items():
+        if not PARAM_RE.match(k):
+            raise InvalidInput(f"parameter name {k!r} is not a Python identifier")
+        if not _scalar_ok(v):
+            raise InvalidInput(f"parameter {k} must be a number, string, boolean or list")
+    gpus = body.get("gpus", 0)
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or not 0 <= gpus <= MAX_GPUS:
+        raise InvalidInput(f"gpus must be a whole number from 0 to {MAX_GPUS}, not {gpus!r}")
+    out = {}
+    for key in ("project", "experiment", "dataset_version", "name"):
+        v = body.get(key)
+        if v is None or v == "":
+            continue
+        if not isinstance(v, str) or not NAME_RE.match(v):
+            raise InvalidInput(f"{key} must be 1-100 letters, digits, spaces or _.@-")
+        out[key] = v
+    return JobSpec(path=str(p), params=dict(params), gpus=gpus, **out)
+
+
+# --- declared parameters ----------------------------------------------------------------------
+
+_TYPE_OF = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def declared_parameters(file: Path) -> dict[str, str]:
+    """``{name: type name}`` of the parameters a file declares.
+
+    Notebooks: the cell tagged ``parameters`` (papermill's inference). Scripts: top-level
+    assignments of literal values (``lr = 0.01``), the same convention written as code.
+    """
+    if file.suffix == ".ipynb":
+        from papermill.inspection import inspect_notebook
+
+        try:
+            found = inspect_notebook(str(file))
+        except Exception as e:  # unreadable notebook: report, don't crash the request
+            raise InvalidInput(f"{file.name} is not a readable notebook: {e}") from None
+        out = {}
+        for n, p in found.items():
+            tname = p.get("inferred_type_name") or "None"
+            if tname == "None":  # no annotation: the type of the literal default, if any
+                try:
+                    tname = type(ast.literal_eval(p.get("default") or "")).__name__
+                except (ValueError, SyntaxError):
+                    pass
+            out[n] = tname
+        return out
+    try:
+        tree = ast.parse(file.read_text(), filename=file.name)
+    except (SyntaxError, UnicodeDecodeError) as e:
+        raise InvalidInput(f"{file.name} is not valid Python: {e}") from None
+    out = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(
+                node.targets[0], ast.Name):
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+            out[node.targets[0].id] = type(value).__name__
+    return out
+
+
+def check_param_types(file: Path, params: dict) -> None:
+    """Refuse a value whose type does not match the declared parameter (400 with the reason)."""
+    declared = declared_parameters(file)
+    for name, value in params.items():
+        tname = declared.get(name)
+        want = _TYPE_OF.get((tname or "").split("[")[0])
+        if want is None:
+            continue  # undeclared, None or a type we do not check: passed as given
+        ok = isinstance(value, want) and not (want is not bool and isinstance(value, bool))
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            raise InvalidInput(
+                f"parameter {name} of {file.name} is {tname}, got {json.dumps(value)} "
+                f"({type(value).__name__})")

@@ -1,0 +1,254 @@
+"""The job runner: an asyncio task inside the control plane process.
+
+Each pass (on a timer, or at once when woken by a submit or cancel) it: finishes jobs whose
+process ended (outcome, metrics, GPUs released, token revoked), updates progress, starts what the
+queue allows, records why the others wait, and lets sweeps and pipelines add jobs. Everything it
+knows lives in the database and in job directories, so a new runner (a restarted control plane)
+picks up where the old one stopped: running jobs are re-attached, not restarted.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from pathlib import Path
+
+from .. import clock
+from ..errors import MlopsError
+from . import queue
+from .model import FAILED, QUEUED, RUNNING, SUCCEEDED, Job
+from .service import Jobs
+
+log = logging.getLogger("jupyter_mlops.jobs")
+
+# Variables of the control plane's environment a job may inherit; nothing else (above all no
+# JUPYTERHUB_API_TOKEN: the control plane's credentials never reach user code).
+ENV_ALLOWED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "JUPYTER_MLOPS_DATASETS")
+
+
+class JobRunner:
+    """Runs queued jobs on a backend.
+
+    Parameters
+    ----------
+    jobs
+        The :class:`Jobs` domain object (store, allocator, paths).
+    backend
+        Where processes run (``backends.jobs_local.LocalJobBackend`` or the Kubernetes one).
+    tokens
+        A ``tracking.TokenIssuer``: MLflow-only tokens of the job's user.
+    tracking_uri
+        MLflow as jobs reach it (the hub-authenticated gateway); empty: no tracking.
+    max_cpu_jobs
+        Jobs without GPUs running at once.
+    token_lifetime
+        Seconds a job's MLflow token is valid (the longest a job may log to MLflow).
+    """
+
+    def __init__(self, jobs: Jobs, backend, tokens, *, tracking_uri: str = "",
+                 max_cpu_jobs: int = 4, tick_seconds: float = 1.0,
+                 token_lifetime: int = 7 * 24 * 3600):
+        self.jobs = jobs
+        self.store = jobs.store
+        self.allocator = jobs.allocator
+        self.backend = backend
+        self.tokens = tokens
+        self.tracking_uri = tracking_uri
+        self.max_cpu_jobs = max_cpu_jobs
+        self.tick_seconds = tick_seconds
+        self.token_lifetime = token_lifetime
+        self.groups: list = []  # sweeps, pipelines: objects with ``async tick()``
+        self._event = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self.on_finished = []  # callbacks(job) after a job reached its final state
+        jobs.wake = self.wake
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    def start(self) -> asyncio.Task:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+        return self._task
+
+    async def stop(self) -> None:
+        """Stop watching (the jobs themselves keep running)."""
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    def wake(self) -> None:
+        self._event.set()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # one bad pass must not stop the runner
+                log.exception("job runner pass failed")
+            try:
+                await asyncio.wait_for(self._event.wait(), self.tick_seconds)
+            except asyncio.TimeoutError:
+                pass
+            self._event.clear()
+
+    # --- one pass -----------------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        for job in self.store.active():
+            if job.state == RUNNING:
+                await self._watch(job)
+        for group in self.groups:
+            await group.tick()
+        await self._schedule()
+
+    async def _watch(self, job: Job) -> None:
+        job = self.store.get(job.id)  # fresh: a cancel may have come in since the pass began
+        d = self.jobs.job_dir(job.id)
+        if job.cancel_requested:
+            if job.cancel_requested == "pruned":
+                (d / "prune").touch()
+            self.backend.stop(job.handle)
+        ended = self.backend.poll(d, job.handle)
+        changed = False
+        if not job.run_id:
+            info = self.backend.run_info(d)
+            if info:
+                job.run_id, job.experiment_id = info["run_id"], info["experiment_id"]
+                changed = True
+        progress = self.backend.progress(d)
+        if progress and progress != job.progress:
+            job.progress, changed = progress, True
+        if ended is None:
+            if changed:
+                self.store.save(job)
+            return
+        job.state = ended.status
+        if job.cancel_requested and ended.status != SUCCEEDED:
+            job.state = job.cancel_requested
+        job.reason = ended.error
+        job.exit_code = ended.returncode
+        job.metrics = ended.metrics or {}
+        job.finished_at = clock.now()
+        await self._release(job)
+        self.store.save(job)
+        log.info("job %s %s %s", job.id, job.state, job.reason)
+        for cb in self.on_finished:
+            cb(job)
+
+    async def _release(self, job: Job) -> None:
+        self.allocator.release("job", str(job.id))
+        token_id = job.handle.pop("token_id", "")
+        if token_id:
+            try:
+                await self.tokens.revoke(job.user, token_id)
+            except MlopsError as e:
+                log.warning("could not revoke the token of job %s: %s", job.id, e)
+
+    async def _schedule(self) -> None:
+        active = self.store.active()
+        queued = [j for j in active if j.state == QUEUED]
+        if not queued:
+            return
+        running = [j for j in active if j.state == RUNNING]
+
+        def allocate(job):
+            gpus = self.allocator.allocate("job", str(job.id), user=job.user,
+                                           count=job.spec.gpus, groups=job.groups,
+                                           project=job.spec.project)
+            return [g.index for g in gpus]
+
+        for d in queue.plan(queued, running, allocate=allocate,
+                            availability=self.allocator.availability,
+                            max_cpu_jobs=self.max_cpu_jobs):
+            job = d.job
+            if d.start:
+                await self._launch(job, d.gpu_indices)
+            elif (job.position, job.reason) != (d.position, d.reason):
+                job.position, job.reason = d.position, d.reason
+                self.store.save(job)
+
+    # --- starting -----------------------------------------------------------------------------
+
+    def launch_spec(self, job: Job) -> dict:
+        spec = job.spec
+        ws = self.jobs.workspace(job.user)
+        d = self.jobs.job_dir(job.id)
+        name = Path(spec.path).name
+        rel_dir = str(Path(spec.path).parent)
+        tags = {"mlflow.user": job.user, "mlops.job_id": job.id, "mlops.project": spec.project,
+                "mlflow.source.name": spec.path, "mlops.kind": spec.kind}
+        if spec.dataset_version:
+            tags["mlops.dataset_version"] = spec.dataset_version
+        source = d / "snapshot" / "source.json"
+        if source.exists():
+            info = json.loads(source.read_text())
+            if info.get("git_commit"):
+                tags["mlflow.source.git.commit"] = info["git_commit"]
+        if job.sweep_id is not None:
+            tags["mlops.sweep_id"] = job.sweep_id
+            tags["mlops.trial"] = job.trial_number
+        if job.pipeline_id is not None:
+            tags["mlops.pipeline_id"] = job.pipeline_id
+            tags["mlops.step"] = job.step
+        run_name = spec.name or (f"{Path(name).stem}-trial-{job.trial_number}"
+                                 if job.trial_number is not None else f"{Path(name).stem}-job-{job.id}")
+        return {
+            "job_id": job.id, "kind": spec.kind, "display_path": spec.path,
+            "file": str(d / "snapshot" / name), "cwd": str(ws / rel_dir),
+            "params": spec.params, "tracking_uri": self.tracking_uri,
+            "experiment": spec.experiment or Path(name).stem, "run_name": run_name,
+            "tags": {k: str(v) for k, v in tags.items()},
+            "parent_run_id": getattr(job, "parent_run_id", "") or self._parent_run(job),
+            "output_notebook": str(ws / "mlops-jobs" / str(job.id) / name),
+            "snapshot_dir": str(d / "snapshot"),
+        }
+
+    def _parent_run(self, job: Job) -> str:
+        if job.sweep_id is None:
+            return ""
+        try:
+            return self.store.get_group("sweep", job.sweep_id).get("parent_run_id", "")
+        except MlopsError:
+            return ""
+
+    def job_env(self, job: Job, token: str) -> dict:
+        env = {k: os.environ[k] for k in ENV_ALLOWED if k in os.environ}
+        env.update(HOME=str(self.jobs.workspace(job.user)), USER=job.user,
+                   MLFLOW_DISABLE_TELEMETRY="true", MLOPS_JOB_ID=str(job.id))
+        if self.tracking_uri:
+            env["MLFLOW_TRACKING_URI"] = self.tracking_uri
+            if token:
+                env["MLFLOW_TRACKING_TOKEN"] = token
+        return env
+
+    async def _launch(self, job: Job, gpu_indices: list[int]) -> None:
+        d = self.jobs.job_dir(job.id)
+        try:
+            token, token_id = "", ""
+            if self.tracking_uri:
+                token, token_id = await self.tokens.mint(
+                    job.user, self.token_lifetime, f"mlops job {job.id}")
+            launch = self.launch_spec(job)
+            (d / "launch.json").write_text(json.dumps(launch, indent=1))
+            cwd = launch["cwd"] if Path(launch["cwd"]).is_dir() else str(d)
+            handle = self.backend.start(d, cwd, self.job_env(job, token), gpu_indices)
+        except Exception as e:
+            log.exception("could not start job %s", job.id)
+            job.state, job.reason, job.finished_at = FAILED, f"could not start: {e}", clock.now()
+            self.allocator.release("job", str(job.id))
+            self.store.save(job)
+            for cb in self.on_finished:
+                cb(job)
+            return
+        handle["token_id"] = token_id
+        job.handle = handle
+        job.state, job.started_at = RUNNING, clock.now()
+        job.gpu_indices, job.position, job.reason = gpu_indices, None, ""
+        self.store.save(job)
+        log.info("job %s started (pid %s, GPUs %s)", job.id, handle.get("pid"), gpu_indices)

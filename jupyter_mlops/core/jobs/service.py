@@ -1,0 +1,219 @@
+"""What users do with jobs: submit, look, cancel, rerun; every check of who may do what.
+
+Handlers stay thin: they call these methods with the :class:`Caller` and map the errors.
+Another user's job is reported as absent (404); administrators see every job.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from .. import clock
+from ..errors import Conflict, InvalidInput, NotFound, QuotaExceeded
+from ..roles import Caller
+from .model import (ACTIVE, CANCELLED, QUEUED, Job, JobSpec, check_param_types, parse_spec)
+from .store import JobStore
+
+LOG_CHUNK = 256 * 1024
+
+
+def _git(cwd: Path, *args: str) -> str:
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout if out.returncode == 0 else ""
+
+
+class Jobs:
+    """The job API of the domain.
+
+    Parameters
+    ----------
+    store, projects, allocator
+        The job store, the projects seam, the GPU allocator (quotas and inventory).
+    workspace_root
+        Users' workspaces: ``<workspace_root>/<user>``; job paths are relative to them.
+    jobs_dir
+        Where each job keeps its directory (launch file, code snapshot, logs, outcome).
+    wake
+        Called after a change the runner should act on at once (submit, cancel).
+    """
+
+    def __init__(self, store: JobStore, projects, allocator, workspace_root: Path,
+                 jobs_dir: Path, wake=lambda: None):
+        self.store = store
+        self.projects = projects
+        self.allocator = allocator
+        self.workspace_root = Path(workspace_root)
+        self.jobs_dir = Path(jobs_dir)
+        self.wake = wake
+
+    # --- paths --------------------------------------------------------------------------------
+
+    def workspace(self, user: str) -> Path:
+        return self.workspace_root / user
+
+    def job_dir(self, job_id: int) -> Path:
+        return self.jobs_dir / str(job_id)
+
+    def resolve(self, user: str, path: str) -> Path:
+        ws = self.workspace(user).resolve()
+        file = (ws / path).resolve()
+        if not file.is_relative_to(ws):
+            raise InvalidInput(f"{path!r} is outside your workspace")
+        if not file.is_file():
+            kind = "notebook" if path.endswith(".ipynb") else "script"
+            raise InvalidInput(f"no {kind} {path!r} in your workspace")
+        return file
+
+    # --- checks -------------------------------------------------------------------------------
+
+    def check(self, caller: Caller, spec: JobSpec) -> Path:
+        """Everything that refuses a job before it is queued. Returns the file to run."""
+        self.projects.require_member(caller, spec.project)
+        file = self.resolve(caller.name, spec.path)
+        check_param_types(file, spec.params)
+        self.check_gpus(caller, spec)
+        return file
+
+    def check_gpus(self, caller: Caller, spec: JobSpec) -> None:
+        if not spec.gpus:
+            return
+        total = self.allocator.availability()["total"]
+        if spec.gpus > total:
+            raise InvalidInput(f"the job asks for {spec.gpus} GPUs; the platform has {total}")
+        for kind, name, limit, _used in self.allocator.limits_for(
+                caller.name, caller.groups, spec.project):
+            if spec.gpus > limit:
+                raise QuotaExceeded(
+                    f"GPU quota of {kind} {name} is {limit}; the job asks for {spec.gpus}",
+                    quota={"kind": kind, "name": name, "limit": limit})
+
+    # --- submitting ---------------------------------------------------------------------------
+
+    def submit(self, caller: Caller, body: dict, **extra) -> Job:
+        spec = parse_spec(body)
+        file = self.check(caller, spec)
+        return self._enqueue(caller, spec, file, **extra)
+
+    def _enqueue(self, caller: Caller, spec: JobSpec, file: Path, snapshot_from: Path | None =
+                 None, **extra) -> Job:
+        if not spec.experiment:
+            spec.experiment = Path(spec.path).stem
+        job = Job(id=0, user=caller.name, spec=spec, submitted_at=clock.now(),
+                  groups=list(caller.groups), **extra)
+        job = self.store.add(job)
+        try:
+            self._snapshot(job, file, snapshot_from)
+        except Exception:
+            job.state, job.reason = "failed", "could not snapshot the code"
+            self.store.save(job)
+            raise
+        self.wake()
+        return job
+
+    def _snapshot(self, job: Job, file: Path, snapshot_from: Path | None) -> None:
+        """Copy the file and record its git commit and diff, so the run can be repeated."""
+        snap = self.job_dir(job.id) / "snapshot"
+        if snapshot_from is not None:
+            shutil.copytree(snapshot_from, snap)
+            return
+        snap.mkdir(parents=True)
+        shutil.copy2(file, snap / file.name)
+        commit = _git(file.parent, "rev-parse", "HEAD").strip()
+        info = {"path": job.spec.path, "git_commit": commit or None}
+        if commit:
+            info["git_root"] = _git(file.parent, "rev-parse", "--show-toplevel").strip()
+            diff = _git(file.parent, "diff", "HEAD", "--", file.name)
+            if diff:
+                (snap / "diff.patch").write_text(diff)
+            info["dirty"] = bool(diff)
+        (snap / "source.json").write_text(json.dumps(info, indent=1))
+
+    def rerun(self, caller: Caller, job_id: int, params: dict | None = None,
+              exact: bool = False) -> Job:
+        """Queue a job again: ``exact`` reuses the code snapshot and parameters as they were;
+        otherwise the file as it is now, with ``params`` merged over the old ones."""
+        old = self.get(caller, job_id)
+        body = old.spec.to_dict()
+        if exact:
+            if params:
+                raise InvalidInput("rerun exactly takes no parameters; rerun with edits instead")
+            spec = parse_spec(body)
+            self.projects.require_member(caller, spec.project)
+            self.check_gpus(caller, spec)
+            snap = self.job_dir(old.id) / "snapshot"
+            file = snap / Path(spec.path).name
+            check_param_types(file, spec.params)
+            return self._enqueue(caller, spec, file, snapshot_from=snap,
+                                 snapshot_of=old.snapshot_of or old.id)
+        if params is not None and not isinstance(params, dict):
+            raise InvalidInput("params must be an object of name: value")
+        body["params"] = {**body["params"], **(params or {})}
+        return self.submit(caller, body)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def get(self, caller: Caller, job_id: int) -> Job:
+        try:
+            job = self.store.get(int(job_id))
+        except (TypeError, ValueError):
+            raise NotFound(f"no job {job_id}") from None
+        if job.user != caller.name and not caller.is_admin:
+            raise NotFound(f"no job {job_id}")
+        return job
+
+    def list(self, caller: Caller, everyone: bool = False, **filters) -> list[Job]:
+        user = None if (everyone and caller.is_admin) else caller.name
+        return self.store.list(user=user, **filters)
+
+    def queue(self, caller: Caller) -> list[dict]:
+        """Every waiting and running job, by queue position; other users' jobs anonymised
+        unless the caller is an administrator (people see they wait behind someone)."""
+        out = []
+        for j in sorted(self.store.active(), key=lambda j: (j.state != "running",
+                                                             j.position or 10**6, j.id)):
+            mine = j.user == caller.name or caller.is_admin
+            out.append({"id": j.id if mine else None, "user": j.user if mine else "someone",
+                        "state": j.state, "gpus": j.spec.gpus, "position": j.position,
+                        "reason": j.reason if mine else "", "mine": j.user == caller.name})
+        return out
+
+    def logs(self, caller: Caller, job_id: int, offset: int = 0) -> dict:
+        job = self.get(caller, job_id)
+        path = self.job_dir(job.id) / "output.log"
+        if offset < 0:
+            raise InvalidInput("offset must be >= 0")
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                chunk = f.read(LOG_CHUNK)
+        except FileNotFoundError:
+            chunk = b""
+        return {"text": chunk.decode("utf-8", "replace"), "offset": offset + len(chunk),
+                "complete": job.done and len(chunk) < LOG_CHUNK}
+
+    # --- stopping -----------------------------------------------------------------------------
+
+    def cancel(self, caller: Caller, job_id: int) -> Job:
+        job = self.get(caller, job_id)
+        if job.state not in ACTIVE:
+            raise Conflict(f"job {job.id} is {job.state} already")
+        self.request_stop(job, CANCELLED)
+        return self.store.get(job.id)
+
+    def request_stop(self, job: Job, why: str = CANCELLED) -> None:
+        """Mark a job to be stopped; the runner stops it (or drops it from the queue)."""
+        job = self.store.get(job.id)
+        if job.state not in ACTIVE or job.cancel_requested:
+            return
+        job.cancel_requested = why
+        if job.state == QUEUED:
+            job.state, job.finished_at, job.reason = why, clock.now(), f"{why} while queued"
+            job.position = None
+        self.store.save(job)
+        self.wake()
