@@ -23,12 +23,16 @@ _BY_STATUS = {
 def _raise_for(resp: httpx.Response, what: str) -> None:
     if resp.status_code < 400:
         return
+    code = None
     try:
         body = resp.json()
         message = body.get("message") or body.get("error") or resp.text
-    except ValueError:
+        code = body.get("error_code")  # MLflow's own error codes
+    except (ValueError, AttributeError):
         message = resp.text[:500] or resp.reason_phrase
     cls = _BY_STATUS.get(resp.status_code)
+    if code == "RESOURCE_ALREADY_EXISTS":  # MLflow answers 400 for an existing name
+        cls = errors.Conflict
     if cls is None:
         cls = errors.Unavailable if resp.status_code >= 500 else errors.InvalidInput
     raise cls(f"{what}: {message}")
@@ -67,9 +71,136 @@ class ControlPlaneClient(_HubTokenClient):
     async def status(self) -> dict:
         return (await self.request("GET", "api/status")).json()
 
+    # --- deployments (issue 7) ---------------------------------------------------------------
+
+    async def list_deployments(self) -> list[dict]:
+        return (await self.request("GET", "api/deployments")).json()["deployments"]
+
+    async def create_deployment(self, body: dict) -> dict:
+        return (await self.request("POST", "api/deployments", json=body)).json()
+
+    async def get_deployment(self, name: str) -> dict:
+        return (await self.request("GET", f"api/deployments/{name}")).json()
+
+    async def switch_deployment(self, name: str, version: str) -> dict:
+        return (await self.request("PATCH", f"api/deployments/{name}",
+                                   json={"version": version})).json()
+
+    async def delete_deployment(self, name: str) -> None:
+        await self.request("DELETE", f"api/deployments/{name}")
+
+    async def deployment_events(self, name: str) -> list[dict]:
+        return (await self.request("GET", f"api/deployments/{name}/events")).json()["events"]
+
+    async def deployment_tokens(self, name: str) -> list[dict]:
+        return (await self.request("GET", f"api/deployments/{name}/tokens")).json()["tokens"]
+
+    async def create_deployment_token(self, name: str, note: str) -> dict:
+        return (await self.request("POST", f"api/deployments/{name}/tokens",
+                                   json={"note": note})).json()
+
+    async def revoke_deployment_token(self, name: str, token_id: str) -> None:
+        await self.request("DELETE", f"api/deployments/{name}/tokens/{token_id}")
+
+    async def invoke_endpoint(self, name: str, body: bytes, content_type: str) -> dict:
+        """POST to the deployment's stable endpoint, as an outside client would."""
+        return (await self.request("POST", f"endpoints/{name}/invocations", content=body,
+                                   headers={"Content-Type": content_type})).json()
+
 
 class MlflowGatewayClient(_HubTokenClient):
     name = "tracking server"
 
     async def version(self) -> str:
         return (await self.request("GET", "version")).text.strip()
+
+    # --- MLflow's own REST API (https://mlflow.org/docs/latest/rest-api.html) -----------------
+    # Thin wrappers: the gateway (or MLflow itself) does the work; these only name the calls.
+
+    async def _get(self, endpoint: str, /, **params) -> dict:
+        params = {k: v for k, v in params.items() if v is not None and v != ""}
+        return (await self.request("GET", f"api/2.0/mlflow/{endpoint}", params=params)).json()
+
+    async def _post(self, endpoint: str, body: dict) -> dict:
+        return (await self.request("POST", f"api/2.0/mlflow/{endpoint}", json=body)).json()
+
+    async def search_experiments(self, *, filter: str = "", max_results: int = 1000,
+                                 page_token: str = "", order_by=("name ASC",)) -> dict:
+        return await self._post("experiments/search", {
+            "filter": filter, "max_results": max_results, "page_token": page_token,
+            "order_by": list(order_by)})
+
+    async def get_experiment(self, experiment_id: str) -> dict:
+        return (await self._get("experiments/get", experiment_id=experiment_id))["experiment"]
+
+    async def get_experiment_by_name(self, name: str) -> dict:
+        return (await self._get("experiments/get-by-name",
+                                experiment_name=name))["experiment"]
+
+    async def create_experiment(self, name: str, tags: dict | None = None) -> str:
+        body = {"name": name, "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]}
+        return (await self._post("experiments/create", body))["experiment_id"]
+
+    async def search_runs(self, experiment_ids: list[str], *, filter: str = "",
+                          order_by: list[str] | None = None, max_results: int = 100,
+                          page_token: str = "") -> dict:
+        body = {"experiment_ids": experiment_ids, "filter": filter, "max_results": max_results,
+                "order_by": order_by or [], "run_view_type": "ACTIVE_ONLY"}
+        if page_token:
+            body["page_token"] = page_token
+        return await self._post("runs/search", body)
+
+    async def get_run(self, run_id: str) -> dict:
+        return (await self._get("runs/get", run_id=run_id))["run"]
+
+    async def metric_history(self, run_id: str, key: str, max_results: int = 25000) -> list:
+        out, token = [], None
+        while True:
+            page = await self._get("metrics/get-history", run_id=run_id, metric_key=key,
+                                   max_results=max_results, page_token=token)
+            out.extend(page.get("metrics", []))
+            token = page.get("next_page_token")
+            if not token:
+                return out
+
+    async def list_artifacts(self, run_id: str, path: str = "") -> list:
+        return (await self._get("artifacts/list", run_id=run_id, path=path)).get("files", [])
+
+    async def get_artifact(self, run_id: str, path: str) -> httpx.Response:
+        # The download route MLflow's own UI uses (served next to the API, under the prefix).
+        return await self.request("GET", "get-artifact", params={"run_id": run_id, "path": path})
+
+    async def search_registered_models(self, *, filter: str = "", max_results: int = 100,
+                                       page_token: str = "") -> dict:
+        return await self._get("registered-models/search", filter=filter,
+                               max_results=max_results, page_token=page_token)
+
+    async def get_registered_model(self, name: str) -> dict:
+        return (await self._get("registered-models/get", name=name))["registered_model"]
+
+    async def search_model_versions(self, name: str, max_results: int = 200) -> list:
+        escaped = name.replace("'", "\\'")
+        out, token = [], None
+        while True:
+            page = await self._get("model-versions/search", filter=f"name='{escaped}'",
+                                   max_results=max_results, page_token=token)
+            out.extend(page.get("model_versions", []))
+            token = page.get("next_page_token")
+            if not token:
+                return out
+
+    async def create_registered_model(self, name: str) -> dict:
+        return (await self._post("registered-models/create", {"name": name}))["registered_model"]
+
+    async def create_model_version(self, name: str, source: str, run_id: str) -> dict:
+        body = {"name": name, "source": source, "run_id": run_id}
+        return (await self._post("model-versions/create", body))["model_version"]
+
+    async def set_alias(self, name: str, alias: str, version: str) -> None:
+        await self._post("registered-models/alias",
+                         {"name": name, "alias": alias, "version": str(version)})
+
+    async def delete_alias(self, name: str, alias: str) -> None:
+        # MLflow reads a DELETE's parameters from a JSON body, as its own client sends them.
+        await self.request("DELETE", "api/2.0/mlflow/registered-models/alias",
+                           json={"name": name, "alias": alias})

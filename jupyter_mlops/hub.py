@@ -21,9 +21,11 @@ import socket
 import sys
 from pathlib import Path
 
-from traitlets import Any, Integer, Set, TraitError, Unicode, default, validate
+from traitlets import (Any, CaselessStrEnum, Dict, Integer, List, Set, TraitError, Unicode,
+                       default, validate)
 from traitlets.config import Configurable
 
+from . import sso
 from .core import roles
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -93,6 +95,96 @@ class MlopsHub(Configurable):
         local = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
         return [str(local)] if local.exists() else ["configurable-http-proxy"]
 
+    # --- login and roles (see jupyter_mlops.sso) ---------------------------------------------
+
+    authenticator = CaselessStrEnum(
+        ["local", "oidc"], "local",
+        help="""How people log in. ``local``: accounts the administrator adds, each setting a
+        password at first login (the embedded default). ``oidc``: an OpenID Connect provider
+        such as Keycloak (``oidc_*`` settings), whose groups decide roles and projects.""",
+    ).tag(config=True)
+
+    oidc_issuer = Unicode(
+        "",
+        help="""Issuer URL of the OIDC provider, e.g.
+        ``https://keycloak.example.org/realms/lab``. Its ``.well-known/openid-configuration``
+        is read when the hub starts (unless ``oidc_endpoints`` gives all three endpoints).""",
+    ).tag(config=True)
+
+    oidc_endpoints = Dict(
+        {},
+        help="""Endpoints overriding discovery: ``authorization_endpoint``, ``token_endpoint``,
+        ``userinfo_endpoint``.""",
+    ).tag(config=True)
+
+    oidc_client_id = Unicode("jupyterhub", help="OAuth client id registered at the provider.",
+                             ).tag(config=True)
+
+    oidc_client_secret = Unicode(
+        "", help="OAuth client secret (client_secret_basic); keep it out of version control.",
+    ).tag(config=True)
+
+    oidc_scopes = List(
+        Unicode(), ["openid", "profile", "groups"],
+        help="""Scopes asked for. The provider must put the user's groups into the userinfo
+        answer under ``oidc_groups_claim`` for these scopes (Keycloak: a "groups" client scope
+        with a Group Membership mapper).""",
+    ).tag(config=True)
+
+    oidc_username_claim = Unicode(
+        "preferred_username", help="Userinfo claim that becomes the hub user name.",
+    ).tag(config=True)
+
+    oidc_groups_claim = Unicode(
+        "groups", help="Userinfo claim holding the user's IdP groups (a list of names).",
+    ).tag(config=True)
+
+    oidc_login_service = Unicode(
+        "single sign-on", help="Shown on the login button: 'Sign in with <this>'.",
+    ).tag(config=True)
+
+    oidc_allowed_groups = Set(
+        Unicode(), set(),
+        help="""IdP groups (after ``group_roles`` mapping) whose members may log in; empty
+        lets everyone the provider authenticates in, as a data scientist.""",
+    ).tag(config=True)
+
+    group_roles = Dict(
+        {"mlops-admins": "admin", "mlops-pms": "manager"},
+        help="""IdP group -> lab role: ``admin`` (system administrator) or ``manager``
+        (project manager). Everyone else is a data scientist. Example::
+
+            c.MlopsHub.group_roles = {"lab-it": "admin", "lab-pis": "manager"}
+        """,
+    ).tag(config=True)
+
+    @validate("group_roles")
+    def _validate_group_roles(self, proposal):
+        from .sso import ROLE_GROUPS
+
+        value = proposal["value"]
+        bad = {k: v for k, v in value.items() if v not in ROLE_GROUPS}
+        if bad:
+            raise TraitError(f"group_roles values are one of {sorted(ROLE_GROUPS)}: {bad}")
+        return value
+
+    group_projects = Dict(
+        {},
+        help="""Hub/IdP group -> projects its members belong to. The control plane creates
+        missing projects at start and links the group; a group member is a project member.
+        Example::
+
+            c.MlopsHub.group_projects = {"cells-team": ["cells"]}
+        """,
+    ).tag(config=True)
+
+    config_file = Unicode(
+        "",
+        help="""An extra Python config file (``jupyter-mlops up --config FILE``): its
+        ``c.MlopsHub.*`` feed these settings, its other settings (``c.JupyterHub.*``...) are
+        applied after everything ``configure_hub`` derives, so they override it.""",
+    ).tag(config=True)
+
     python = Unicode(
         sys.executable,
         help="Python interpreter running the platform's services and user servers.",
@@ -136,9 +228,22 @@ def settings_from(c) -> MlopsHub:
 
     merged = Config()
     merged.merge(c)
-    if Application.initialized():
-        merged.merge(Application.instance().cli_config)
+    cli = Application.instance().cli_config if Application.initialized() else Config()
+    merged.merge(cli)
+    extra_file = merged.get("MlopsHub", {}).get("config_file")
+    if extra_file:
+        merged.merge(_load_extra_config(extra_file))
+        merged.merge(cli)  # the command line still wins
     return MlopsHub(config=merged)
+
+
+def _load_extra_config(path: str):
+    from traitlets.config.loader import PyFileConfigLoader
+
+    p = Path(path).resolve()
+    if not p.is_file():
+        raise RuntimeError(f"MlopsHub.config_file {p} does not exist")
+    return PyFileConfigLoader(p.name, str(p.parent)).load_config()
 
 
 def configure_hub(c) -> MlopsHub:
@@ -166,6 +271,8 @@ def configure_hub(c) -> MlopsHub:
     c.FirstUseAuthenticator.min_password_length = 8
     c.Authenticator.admin_users = set(hub.admin_users)
     c.Authenticator.allow_existing_users = True
+    if hub.authenticator == "oidc":
+        sso.configure_oidc(c, hub)
 
     c.JupyterHub.spawner_class = "jupyter_mlops_spawner.MlopsLocalSpawner"
     c.Spawner.default_url = "/lab"
@@ -185,6 +292,10 @@ def configure_hub(c) -> MlopsHub:
         import json
 
         cp_cmd.append(f"--MlopsService.gpu_devices={json.dumps(hub.gpu_devices)}")
+    if hub.group_projects:
+        import json
+
+        cp_cmd.append(f"--PlatformAdmin.group_projects={json.dumps(hub.group_projects)}")
     c.JupyterHub.services = [
         {
             "name": "mlops",
@@ -194,6 +305,9 @@ def configure_hub(c) -> MlopsHub:
             "command": cp_cmd,
             "oauth_redirect_uri": "/services/mlops/oauth_callback",
             "oauth_no_confirm": True,
+            # The admin page's OAuth cookie carries the lab scopes its user holds (the hub
+            # drops those they do not), so pages authorise like API calls.
+            "oauth_client_allowed_scopes": [roles.USE, roles.MANAGE, roles.ADMIN],
         },
         {
             "name": "mlflow",
@@ -221,18 +335,11 @@ def configure_hub(c) -> MlopsHub:
     # Scopes and roles: every lab member uses the platform; groups carry the other two roles
     # (on SSO the IdP's groups fill them).
     c.JupyterHub.custom_scopes = {s: {"description": d} for s, d in roles.ALL_SCOPES.items()}
-    access = ["access:services!service=mlops", "access:services!service=mlflow"]
-    c.JupyterHub.load_groups = {
-        "mlops-admins": {"users": sorted(hub.admin_users)},
-        "mlops-pms": {"users": []},
-    }
-    c.JupyterHub.load_roles = [
-        {"name": "user", "scopes": ["self", roles.USE, *access]},
-        {"name": "mlops-admin", "groups": ["mlops-admins"],
-         "scopes": [roles.ADMIN, roles.MANAGE, roles.USE, *access]},
-        {"name": "mlops-project-manager", "groups": ["mlops-pms"],
-         "scopes": [roles.MANAGE, roles.USE, *access]},
-    ]
+    access = sso.ACCESS
+    c.JupyterHub.load_groups, c.JupyterHub.load_roles = sso.load_roles(
+        hub.admin_users, local=hub.authenticator == "local")
+    # The hub's navigation links to the MLOps pages (a page.html extending the hub's own).
+    c.JupyterHub.template_paths = [str(Path(__file__).parent / "hub_templates")]
     # The user server's own token carries the user's lab scopes (filtered to what they hold),
     # so the sidebar calls the control plane and MLflow as that user.
     c.Spawner.server_token_scopes = [
@@ -240,4 +347,8 @@ def configure_hub(c) -> MlopsHub:
         roles.USE, roles.MANAGE, roles.ADMIN, *access,
     ]
     c.Spawner.oauth_client_allowed_scopes = [*access]
+    if hub.config_file:  # the extra file's own settings override what was derived here
+        extra = _load_extra_config(hub.config_file)
+        extra.pop("MlopsHub", None)
+        c.merge(extra)
     return hub

@@ -1,12 +1,30 @@
 """URL table of the server extension (under ``<base_url>mlops/api/``)."""
 from jupyter_server.utils import url_path_join
 
+from . import datasets
+from . import experiments as exp
+from . import models
+from . import deployments
 from .handlers import StatusHandler
 
 NAMESPACE = "mlops"
 
 ROUTES = [
     (r"status", StatusHandler),
+    *deployments.ROUTES,  # issue 7: deployments, try-it, client tokens
+    *datasets.ROUTES,  # issue 5: the dataset catalog, publish, status, thumbnails
+    # issue 4: experiments, runs and the model registry (MLflow through the gateway)
+    (r"experiments", exp.ExperimentsHandler),
+    (r"experiments/(?P<experiment_id>[^/]+)", exp.ExperimentHandler),
+    (r"experiments/(?P<experiment_id>[^/]+)/runs", exp.RunsHandler),
+    (r"runs/compare", exp.CompareHandler),
+    (r"runs/(?P<run_id>[0-9a-zA-Z_-]+)", exp.RunHandler),
+    (r"runs/(?P<run_id>[0-9a-zA-Z_-]+)/artifacts", exp.ArtifactsHandler),
+    (r"runs/(?P<run_id>[0-9a-zA-Z_-]+)/artifact", exp.ArtifactHandler),
+    (r"models", models.ModelsHandler),
+    (r"models/register", models.RegisterHandler),
+    (r"models/(?P<name>[^/]+)/versions", models.ModelVersionsHandler),
+    (r"models/(?P<name>[^/]+)/aliases/(?P<alias>[^/]+)", models.AliasHandler),
 ]
 
 

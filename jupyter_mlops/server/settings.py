@@ -52,6 +52,11 @@ class MlopsSettings(Configurable):
     def _default_datasets_dir(self):
         return os.environ.get("JUPYTER_MLOPS_DATASETS", "")
 
+    mlflow_timeout = Float(
+        30.0, help="""Seconds a call of the experiments and models routes may wait for MLflow
+        (a search over 10,000+ runs takes a while) before answering 503.""",
+    ).tag(config=True)
+
     check_timeout = Float(
         3.0, help="Seconds a live status check may take before it reports the service down."
     ).tag(config=True)

@@ -27,6 +27,7 @@ from ..core.gpus import GpuInventory, inventory_from_config
 from ..core.projects import Projects
 from ..core.datasets.catalog import DatasetCatalog
 from ..backends.store import ObjectStore, StoreSettings, store_from_settings
+from .platform_admin import PlatformAdmin
 from .routes import routes
 
 
@@ -124,7 +125,7 @@ class MlopsService(Application):
         (data_dir / "control").mkdir(parents=True, exist_ok=True)
         db = Database(self.db_url)
         inventory = inventory_from_config(devices)
-        return ServiceContext(
+        context = ServiceContext(
             data_dir=data_dir,
             gpu_inventory=inventory,
             db=db,
