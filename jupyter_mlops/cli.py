@@ -80,13 +80,16 @@ def has_password(data_dir: Path, user: str) -> bool:
         return False
 
 
-def hub_command(data_dir: Path, public_url: str, gpu_devices: str | None) -> list[str]:
+def hub_command(data_dir: Path, public_url: str, gpu_devices: str | None,
+                extra_config: str | None = None) -> list[str]:
     """The project's hub config with this start's settings as command-line flags."""
     config = REPO_ROOT / "hub_config" / "jupyterhub_config.py"
     cmd = [sys.executable, "-m", "jupyterhub", "-f", str(config),
            f"--MlopsHub.data_dir={data_dir}", f"--MlopsHub.public_url={public_url}"]
     if gpu_devices:
         cmd.append(f"--MlopsHub.gpu_devices={gpu_devices}")
+    if extra_config:
+        cmd.append(f"--MlopsHub.config_file={Path(extra_config).resolve()}")
     return cmd
 
 
@@ -168,6 +171,8 @@ def cmd_up(args) -> int:
     lock = lock_data_dir(data_dir)  # noqa: F841 (held until exit)
     check_port_free(args.ip, args.port)
     public_url = f"http://{args.ip}:{args.port}"
+    if args.config and not Path(args.config).is_file():
+        raise UpError(f"--config {args.config} does not exist")
     if args.gpu_devices:
         try:
             json.loads(args.gpu_devices)
@@ -186,7 +191,7 @@ def cmd_up(args) -> int:
     print(f"jupyter-mlops: starting in {data_dir} (log: {log_path})", flush=True)
     t0 = time.monotonic()
     proc = subprocess.Popen(
-        hub_command(data_dir, public_url, args.gpu_devices),
+        hub_command(data_dir, public_url, args.gpu_devices, args.config),
         cwd=data_dir / "hub",
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -249,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=8000, help="public port (default 8000)")
     up.add_argument("--gpu-devices", default=None,
                     help='simulated GPU inventory as JSON, e.g. \'[{"name": "A100"}]\'')
+    up.add_argument("--config", default=None,
+                    help="extra Python config file (c.MlopsHub.*, e.g. OIDC login; "
+                         "c.JupyterHub.* overrides)")
     up.add_argument("--timeout", type=float, default=90, help="seconds to wait for the hub")
     up.set_defaults(func=cmd_up)
     rp = sub.add_parser("reset-password", help="set a new password for a local account")

@@ -1,0 +1,151 @@
+"""What the admin page needs beyond the domain objects: the hub's view of users and servers
+(through the control plane's own, least-privilege hub token), GPU-hours accounting kept in step
+with GPU allocations, and the IdP-group -> project mapping applied at start.
+
+Built once by the control plane (``ServiceContext.admin``); configured as ``PlatformAdmin``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from urllib.parse import quote
+
+import httpx
+from tornado.ioloop import PeriodicCallback
+from traitlets import Any, Float, Unicode, default, validate
+from traitlets.config import Configurable
+
+from ..core.errors import InvalidInput, NotFound, Unavailable
+from ..core.usage import UsageLedger
+from ..sso import ROLE_GROUPS
+
+log = logging.getLogger("jupyter_mlops.service")
+
+
+class PlatformAdmin(Configurable):
+    group_projects = Any(
+        None, allow_none=True,
+        help="""Hub/IdP group -> list of projects its members belong to (JSON on the command
+        line). Missing projects are created at start. Set by ``MlopsHub.group_projects``.""",
+    ).tag(config=True)
+
+    @validate("group_projects")
+    def _validate_group_projects(self, proposal):
+        value = proposal["value"]
+        if isinstance(value, str):
+            value = json.loads(value)
+        if value is not None and not (
+                isinstance(value, dict)
+                and all(isinstance(v, list) and all(isinstance(p, str) for p in v)
+                        for v in value.values())):
+            raise ValueError("group_projects maps group names to lists of project names")
+        return value
+
+    idle_gpu_minutes = Float(
+        30.0,
+        help="""A server whose GPUs read 0 % utilisation for longer than this is listed as idle
+        on the admin page, with a button to stop it.""",
+    ).tag(config=True)
+
+    usage_sync_seconds = Float(
+        30.0,
+        help="""How often GPU-hours accounting is reconciled with the GPU allocations and the
+        inventory's utilisation is sampled (0 turns the periodic task off; the admin page still
+        reconciles when it is opened).""",
+    ).tag(config=True)
+
+    hub_api_url = Unicode(help="The hub's REST API. Defaults to $JUPYTERHUB_API_URL.",
+                          ).tag(config=True)
+
+    @default("hub_api_url")
+    def _default_hub_api_url(self):
+        return os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
+
+    hub_api_token = Unicode(
+        help="""The control plane's own hub token ($JUPYTERHUB_API_TOKEN). Its role
+        ``mlops-control-plane`` lists users and servers, stops servers and edits the role
+        groups; nothing more.""",
+    ).tag(config=True)
+
+    @default("hub_api_token")
+    def _default_hub_api_token(self):
+        return os.environ.get("JUPYTERHUB_API_TOKEN", "")
+
+    def __init__(self, db, projects, allocator, inventory, **kw):
+        super().__init__(**kw)
+        self.projects = projects
+        self.allocator = allocator
+        self.inventory = inventory
+        self.usage = UsageLedger(db)
+        if self.group_projects:
+            projects.apply_group_mapping(self.group_projects)
+        self._periodic = None
+        if self.usage_sync_seconds > 0:
+            try:
+                self._periodic = PeriodicCallback(self.sync, self.usage_sync_seconds * 1000)
+                self._periodic.start()
+            except RuntimeError:  # no running loop (built outside the service, e.g. tests)
+                self._periodic = None
+
+    def sync(self) -> None:
+        """Reconcile usage with allocations; sample utilisation for idle detection."""
+        try:
+            if self.allocator is not None:
+                self.usage.sync(self.allocator.holders())
+            self.usage.observe(self.inventory.read().gpus)
+        except Exception:  # a periodic task must survive a locked database for one round
+            log.exception("usage sync failed")
+
+    # --- the hub, through the control plane's token -------------------------------------------
+
+    async def hub(self, method: str, path: str, **kw) -> httpx.Response:
+        url = self.hub_api_url.rstrip("/") + "/" + path.lstrip("/")
+        try:
+            async with httpx.AsyncClient(timeout=15) as client:
+                r = await client.request(method, url, headers={
+                    "Authorization": f"token {self.hub_api_token}"}, **kw)
+        except httpx.TransportError as e:
+            raise Unavailable(f"the hub is unreachable at {self.hub_api_url}: {e}") from None
+        if r.status_code == 404:
+            raise NotFound(f"the hub knows no {path}")
+        if r.status_code >= 400:
+            raise Unavailable(f"the hub answered {r.status_code} to {method} {path}: "
+                              f"{r.text[:300]}")
+        return r
+
+    async def users(self) -> list[dict]:
+        r = await self.hub("GET", "users", params={"include_stopped_servers": "0",
+                                                    "limit": "1000"})
+        data = r.json()
+        return data["items"] if isinstance(data, dict) else data
+
+    async def stop_server(self, username: str, server_name: str = "") -> None:
+        path = f"users/{quote(username, safe='')}/server"
+        if server_name:
+            path = f"users/{quote(username, safe='')}/servers/{quote(server_name, safe='')}"
+        await self.hub("DELETE", path)
+
+    async def set_role(self, username: str, role: str) -> None:
+        """Put ``username`` into the role group of ``role`` (``admin``, ``manager``) and out of
+        the others; ``scientist`` removes them from both (local accounts; with SSO the IdP
+        decides again at the next login)."""
+        if role not in (*ROLE_GROUPS, "scientist"):
+            raise InvalidInput(f"role is one of {', '.join([*ROLE_GROUPS, 'scientist'])}")
+        await self.hub("GET", f"users/{quote(username, safe='')}")  # NotFound if unknown
+        for r, group in ROLE_GROUPS.items():
+            method = "POST" if r == role else "DELETE"
+            await self.hub(method, f"groups/{quote(group, safe='')}/users",
+                           json={"users": [username]})
+
+
+def role_of(user: dict) -> str:
+    """Lab role of a hub user model, from the role groups it is in."""
+    from ..core import roles
+
+    groups = set(user.get("groups") or ())
+    if ROLE_GROUPS["admin"] in groups:
+        return roles.SYSTEM_ADMINISTRATOR
+    if ROLE_GROUPS["manager"] in groups:
+        return roles.PROJECT_MANAGER
+    return roles.DATA_SCIENTIST
