@@ -28,6 +28,7 @@ from ..core.projects import Projects
 from ..core.datasets.catalog import DatasetCatalog
 from ..backends.store import ObjectStore, StoreSettings, store_from_settings
 from .platform_admin import PlatformAdmin
+from .platform_admin import PlatformAdmin
 from .routes import routes
 
 
@@ -40,6 +41,7 @@ class ServiceContext:
     db: Database
     projects: Projects
     settings: dict = field(default_factory=dict)
+    admin: "PlatformAdmin | None" = None  # hub users/servers, GPU-hours, idle GPUs (admin page)
     # Shared with the hub's local spawner over the same database (core.gpu_allocation).
     gpu_allocator: GpuAllocator | None = None
     datasets: "DatasetCatalog | None" = None  # the shared dataset catalog (core.datasets)
@@ -134,6 +136,9 @@ class MlopsService(Application):
             datasets=DatasetCatalog(db, Projects(db)),
             store=store_from_settings(StoreSettings(parent=self), str(data_dir)),
         )
+        context.admin = PlatformAdmin(db, context.projects, context.gpu_allocator, inventory,
+                                      parent=self)
+        return context
 
     def make_app(self) -> web.Application:
         self.context = self.build_context()

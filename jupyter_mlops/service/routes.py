@@ -1,5 +1,6 @@
 """The control plane's URL table: data, not code. Later capabilities append their routes here."""
 from .handlers import datasets
+from .handlers import admin, pages, projects
 from .handlers.base import NotFoundHandler
 from .handlers.gpus import (GpuAllocationsHandler, GpuQuotaHandler, GpuQuotasHandler,
                             GpusHandler)
@@ -17,6 +18,11 @@ def routes(prefix: str, context) -> list[tuple]:
         (r"/gpus/quotas/([^/]+)/([^/]+)", GpuQuotaHandler),
         *datasets.ROUTES,
     ]
+    table += [*admin.ROUTES, *projects.ROUTES]
     out = [(api + path, handler, {"context": context}) for path, handler in table]
     out.append((api + r"/.*", NotFoundHandler, {"context": context}))
+    # Server-rendered pages (admin page, project pages), outside /api.
+    page_table = [(r"/?", pages.RootPageHandler), *admin.PAGES, *projects.PAGES]
+    out += [(prefix.rstrip("/") + path, handler, {"context": context})
+            for path, handler in page_table]
     return out
