@@ -71,6 +71,18 @@ class ControlPlaneClient(_HubTokenClient):
     async def status(self) -> dict:
         return (await self.request("GET", "api/status")).json()
 
+    # --- projects (issue 8) ------------------------------------------------------------------
+
+    async def projects(self) -> list[dict]:
+        """The caller's projects (``can_manage`` tells where they are a manager)."""
+        return (await self.request("GET", "api/projects")).json()["projects"]
+
+    async def project(self, name: str) -> dict:
+        """One project with members, groups and milestones (NotFound if not a member)."""
+        from urllib.parse import quote
+
+        return (await self.request("GET", f"api/projects/{quote(name, safe='')}")).json()
+
     # --- deployments (issue 7) ---------------------------------------------------------------
 
     async def list_deployments(self) -> list[dict]:

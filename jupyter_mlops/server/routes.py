@@ -5,6 +5,7 @@ from . import datasets
 from . import experiments as exp
 from . import models
 from . import deployments
+from . import projects
 from .handlers import StatusHandler
 
 NAMESPACE = "mlops"
@@ -13,6 +14,7 @@ ROUTES = [
     (r"status", StatusHandler),
     *deployments.ROUTES,  # issue 7: deployments, try-it, client tokens
     *datasets.ROUTES,  # issue 5: the dataset catalog, publish, status, thumbnails
+    *projects.ROUTES,  # issue 8: the user's projects for the sidebar
     # issue 4: experiments, runs and the model registry (MLflow through the gateway)
     (r"experiments", exp.ExperimentsHandler),
     (r"experiments/(?P<experiment_id>[^/]+)", exp.ExperimentHandler),
