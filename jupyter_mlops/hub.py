@@ -208,6 +208,11 @@ def _mlflow_command(hub: MlopsHub) -> list[str]:
     ]
 
 
+def control_db_url(hub: MlopsHub) -> str:
+    """The control plane database (``MlopsService.db_url``'s default for this data dir)."""
+    return f"sqlite:///{hub.path('control', 'mlops.sqlite')}"
+
+
 def make_dirs(hub: MlopsHub) -> None:
     for d in ("hub", "mlflow/artifacts", "control", "store", "datasets", "users", "logs"):
         hub.path(d).mkdir(parents=True, exist_ok=True)
@@ -280,6 +285,9 @@ def configure_hub(c) -> MlopsHub:
     c.Spawner.start_timeout = 120
     c.MlopsLocalSpawner.workspace_root = str(hub.path("users"))
     c.MlopsLocalSpawner.shared_dataset_dir = str(hub.path("datasets"))
+    # GPU allocations and quotas live in the control plane's database, shared with jobs.
+    c.MlopsLocalSpawner.db_url = control_db_url(hub)
+    c.MlopsLocalSpawner.gpu_devices = hub.gpu_devices
 
     cp_port, gw_port = free_port(), free_port()
     cp_url, gw_url = f"http://127.0.0.1:{cp_port}", f"http://127.0.0.1:{gw_port}"

@@ -108,6 +108,13 @@ def _describe(allocs: Iterable[GpuAllocation]) -> str:
     return ", ".join(f"{k} {o} ({n})" for (k, o), n in sorted(counts.items()))
 
 
+def _matching(gpus: list[Gpu], device_filter: str | None) -> list[Gpu]:
+    """Devices whose name contains ``device_filter`` (case-insensitive), e.g. "A100"."""
+    if not device_filter:
+        return list(gpus)
+    return [g for g in gpus if device_filter.lower() in g.name.lower()]
+
+
 class GpuAllocator:
     """Exclusive GPU assignment with per-user, per-group and per-project quotas.
 
@@ -162,12 +169,13 @@ class GpuAllocator:
                                                    name="(no longer in the inventory)",
                                                    memory_total_mb=0) for a in allocs]
 
-    def availability(self) -> dict:
-        """``{"total", "free", "reason"}`` over the current inventory."""
+    def availability(self, device_filter: str | None = None) -> dict:
+        """``{"total", "free", "reason"}`` over the current inventory (or its matching part)."""
         reading = self.inventory.read()
         held = {a.device_uuid for a in self.holders()}
-        free = [g for g in reading.gpus if g.uuid not in held]
-        return {"total": len(reading.gpus), "free": len(free), "reason": reading.reason}
+        gpus = _matching(reading.gpus, device_filter)
+        free = [g for g in gpus if g.uuid not in held]
+        return {"total": len(gpus), "free": len(free), "reason": reading.reason}
 
     # --- quotas -------------------------------------------------------------------------------
 
@@ -238,8 +246,11 @@ class GpuAllocator:
     # --- allocating ---------------------------------------------------------------------------
 
     def allocate(self, owner_kind: str, owner: str, *, user: str, count: int,
-                 groups: Iterable[str] = (), project: str | None = None) -> list[Gpu]:
+                 groups: Iterable[str] = (), project: str | None = None,
+                 device_filter: str | None = None) -> list[Gpu]:
         """Give ``owner`` ``count`` free GPUs exclusively, lowest indices first.
+
+        ``device_filter`` restricts the choice to devices whose name contains it ("A100").
 
         An owner that already holds devices keeps them and gets them back when ``count``
         matches (a restarted hub re-attaching), else :class:`Conflict`. ``count == 0`` checks
@@ -282,10 +293,13 @@ class GpuAllocator:
                     )
             held = self._rows(conn)
             taken = {a.device_uuid for a in held}
-            free = [g for g in reading.gpus if g.uuid not in taken]
+            candidates = _matching(reading.gpus, device_filter)
+            free = [g for g in candidates if g.uuid not in taken]
             if len(free) < count:
-                total = len(reading.gpus)
-                if total == 0:
+                total = len(candidates)
+                if total == 0 and device_filter and reading.gpus:
+                    msg = f"no {device_filter} GPU on this platform"
+                elif total == 0:
                     msg = f"no GPU on this platform ({reading.reason or 'empty inventory'})"
                 else:
                     msg = (f"no GPU free: {count} asked for, {len(free)} of {total} free; "

@@ -1,31 +1,84 @@
-"""The embedded default: one process tree per user on this machine."""
+"""The embedded default: one isolated process tree per user on this machine.
+
+What holds, and when:
+
+- Hub running as root (the supported production mode on one machine): each hub user gets a
+  system account (``<system_user_prefix><name>``, created on first spawn with ``useradd``) whose
+  home is ``<workspace_root>/<name>`` (mode 0700, owned by that account). The server runs as that
+  account, with umask 077: another user's processes can neither read the workspace nor signal
+  the server (different uid). The shared dataset directory belongs to root and is not writable
+  by others, so users read it but cannot change it (ordinary Unix permissions: there is no
+  read-only bind mount without mount namespaces).
+- CPU and memory limits of the profile are enforced with cgroups (v2, or the v1 ``memory`` and
+  ``cpu`` controllers) when the hub may create cgroups; otherwise they are only announced to the
+  server (``MEM_LIMIT``/``CPU_LIMIT``) and a warning is logged. ``RLIMIT_AS`` is not used: it
+  limits address space, not memory, and breaks CUDA and JupyterLab's own reservations.
+- Hub not running as root: every server runs as the hub's own user. There is no isolation
+  between users then (they can read each other's workspaces); use it for a single person or
+  for demos only.
+
+GPUs are assigned exclusively through the shared allocator (``CUDA_VISIBLE_DEVICES`` with
+``CUDA_DEVICE_ORDER=PCI_BUS_ID`` so indices match NVML's, and ``NVIDIA_VISIBLE_DEVICES`` with the
+UUIDs), released when the server stops, and kept in the control plane database, so a restarted
+hub never hands a device out twice.
+"""
 from __future__ import annotations
 
+import hashlib
 import os
+import pwd
+import re
+import stat
+import subprocess
 import sys
 from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner
-from traitlets import Unicode, default
+from traitlets import Bool, Unicode, default
 
-# Fixed path at which every user server (local or Kubernetes) finds the shared dataset.
+from .limits import CgroupLimits
+from .profiles import Profile, ProfileSpawnerMixin, spawn_error
+
+# Fixed variable at which every user server (local or Kubernetes) finds the shared dataset.
 DATASETS_ENV = "JUPYTER_MLOPS_DATASETS"
 
 
-class MlopsLocalSpawner(LocalProcessSpawner):
-    """Starts each user's JupyterLab as a local process with the platform's environment.
+def system_username(prefix: str, hub_name: str) -> str:
+    """A valid Linux account name for a hub user: ``jm-alice``; odd names get a hash suffix.
 
-    The server gets its workspace under ``workspace_root``, the shared dataset path in
-    ``$JUPYTER_MLOPS_DATASETS``, and MLflow settings so ``mlflow.start_run()`` works unchanged.
+    useradd accepts ``[a-z_][a-z0-9_-]*``, at most 32 characters.
     """
+    base = re.sub(r"[^a-z0-9_-]", "-", hub_name.lower())
+    name = prefix + base
+    if base != hub_name or len(name) > 32:
+        digest = hashlib.sha256(hub_name.encode()).hexdigest()[:8]
+        name = f"{name[:23]}-{digest}"
+    return name
+
+
+def unreachable_part(path: Path) -> Path | None:
+    """The first ancestor of ``path`` that other users cannot traverse (no o+x), if any."""
+    for p in [*reversed(path.resolve().parents), path.resolve()]:
+        try:
+            if not p.stat().st_mode & stat.S_IXOTH:
+                return p
+        except FileNotFoundError:
+            return None
+    return None
+
+
+class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
+    """Starts each user's JupyterLab as a local process with a profile, GPUs and isolation."""
 
     workspace_root = Unicode(
-        help="""Directory holding one workspace (home) per user: ``<workspace_root>/<username>``.""",
+        help="""Directory holding one workspace (home) per user: ``<workspace_root>/<username>``.
+        Must be traversable by other users (the hub fixes missing o+x on its ancestors when
+        ``make_paths_traversable``).""",
     ).tag(config=True)
 
     shared_dataset_dir = Unicode(
-        help="""The shared cell-image dataset root, visible to every server read-only and
-        announced in ``$JUPYTER_MLOPS_DATASETS``.""",
+        help="""The shared cell-image dataset root, visible to every server read-only, announced
+        in ``$JUPYTER_MLOPS_DATASETS`` and linked as ``~/datasets``.""",
     ).tag(config=True)
 
     control_plane_url = Unicode(
@@ -39,28 +92,139 @@ class MlopsLocalSpawner(LocalProcessSpawner):
         ``$MLFLOW_TRACKING_TOKEN``).""",
     ).tag(config=True)
 
+    isolate_users = Bool(
+        True,
+        help="""When the hub runs as root, run each server as its own system account (created
+        on first spawn). Without root this has no effect: servers run as the hub's user.""",
+    ).tag(config=True)
+
+    system_user_prefix = Unicode(
+        "jm-",
+        help="""Prefix of the system accounts created for hub users (``jm-alice``), so they
+        never collide with existing accounts such as ``root`` or ``admin``.""",
+    ).tag(config=True)
+
+    make_paths_traversable = Bool(
+        True,
+        help="""Add the search bit (o+x, never o+r) to ancestors of the workspace root and the
+        dataset directory when missing, so the per-user accounts can reach them (e.g. a data
+        directory under /tmp/pytest-of-root, mode 0700). Set False to manage it yourself; the
+        spawn then fails with the path to fix.""",
+    ).tag(config=True)
+
+    cgroup_root = Unicode(
+        "/sys/fs/cgroup",
+        help="""Where cgroups are mounted. CPU and memory limits of profiles become cgroups
+        under ``<cgroup_root>[/<controller>]/jupyter-mlops/<account>`` when writable.""",
+    ).tag(config=True)
+
     @default("cmd")
     def _default_cmd(self):
         # The single-user server of the same environment as the hub, whatever PATH says.
         return [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
 
+    @default("options_form")
+    def _default_options_form(self):
+        return self.mlops_options_form
+
+    @default("options_from_form")
+    def _default_options_from_form(self):
+        return self.mlops_options_from_form
+
+    # --- who the server runs as ----------------------------------------------------------------
+
+    @property
+    def isolated(self) -> bool:
+        return self.isolate_users and os.geteuid() == 0
+
+    @property
+    def account(self) -> str:
+        return system_username(self.system_user_prefix, self.user.name)
+
     def _workspace(self) -> Path:
         return Path(self.workspace_root or "/tmp") / self.user.name
 
+    def _ensure_account(self) -> pwd.struct_passwd:
+        home = self._workspace()
+        try:
+            entry = pwd.getpwnam(self.account)
+        except KeyError:
+            self.log.info("Creating system account %s for %s", self.account, self.user.name)
+            r = subprocess.run(
+                ["useradd", "--system", "--user-group", "--no-create-home",
+                 "--home-dir", str(home), "--shell", "/bin/bash",
+                 "--comment", f"jupyter-mlops user {self.user.name}", self.account],
+                capture_output=True, text=True)
+            # 9: the account appeared meanwhile (another spawn of the same user)
+            if r.returncode not in (0, 9):
+                raise spawn_error(500, f"cannot create system account {self.account}: "
+                                       f"{r.stderr.strip()}")
+            entry = pwd.getpwnam(self.account)
+        home.mkdir(parents=True, exist_ok=True)
+        os.chown(home, entry.pw_uid, entry.pw_gid)
+        home.chmod(0o700)
+        return entry
+
+    def _prepare_paths(self) -> None:
+        """Workspace root and dataset reachable by the accounts; the dataset not writable."""
+        root = Path(self.workspace_root or "/tmp")
+        root.mkdir(parents=True, exist_ok=True)
+        targets = [root]
+        if self.shared_dataset_dir:
+            ds = Path(self.shared_dataset_dir)
+            ds.mkdir(parents=True, exist_ok=True)
+            # Read-only for users: root owns it, nobody else may write (entries keep theirs).
+            os.chown(ds, 0, 0)
+            ds.chmod(0o755)
+            targets.append(ds)
+        for target in targets:
+            while (bad := unreachable_part(target)) is not None:
+                if not self.make_paths_traversable:
+                    raise spawn_error(500, f"{bad} is not traversable by other users (mode "
+                                           f"{stat.S_IMODE(bad.stat().st_mode):o}); "
+                                           "chmod o+x it or move the data directory")
+                self.log.warning("Adding o+x to %s so user servers can reach %s", bad, target)
+                bad.chmod(stat.S_IMODE(bad.stat().st_mode) | stat.S_IXOTH)
+        root.chmod(0o711)  # others may enter their own home but not list everyone's
+        python_env = Path(self.cmd[0]).parent
+        if (bad := unreachable_part(python_env)) is not None:
+            raise spawn_error(500, f"the Python environment {python_env} is not usable by "
+                                   f"other users: {bad} has no o+x. Install the platform in a "
+                                   "world-readable place (see the README)")
+
     def make_preexec_fn(self, name):
-        # The skeleton runs servers as the hub's own user; per-user system accounts come with
-        # the isolation work of the spawner.
-        return None
+        cgroup = self._cgroup
+        home = str(self._workspace())
+        if not self.isolated:
+            def preexec():
+                if cgroup:
+                    cgroup.join()
+                os.chdir(home)
+            return preexec
+        entry = pwd.getpwnam(self.account)
+        gids = os.getgrouplist(self.account, entry.pw_gid)
+
+        def preexec():
+            # Still root here: join the cgroup first, then drop privileges for good.
+            if cgroup:
+                cgroup.join()
+            os.setgid(entry.pw_gid)
+            os.setgroups(gids)
+            os.setuid(entry.pw_uid)
+            os.umask(0o077)
+            os.chdir(home)
+        return preexec
 
     def user_env(self, env):
-        env["USER"] = self.user.name
+        env["USER"] = self.account if self.isolated else self.user.name
+        env["JUPYTERHUB_USER_ACCOUNT"] = env["USER"]
         env["HOME"] = str(self._workspace())
         env["SHELL"] = "/bin/bash"
         return env
 
     def get_args(self):
         args = super().get_args()
-        if os.geteuid() == 0:
+        if os.geteuid() == 0 and not self.isolated:
             # jupyter_server refuses to start as root without it (CI runs as root).
             args.append("--allow-root")
         return args
@@ -75,11 +239,97 @@ class MlopsLocalSpawner(LocalProcessSpawner):
             env["MLFLOW_TRACKING_URI"] = self.mlflow_url
             env["MLFLOW_TRACKING_TOKEN"] = self.api_token
         env["MLFLOW_DISABLE_TELEMETRY"] = "true"
-        env.setdefault("CUDA_VISIBLE_DEVICES", "")
+        # Indices as NVML numbers them (PCI order), not CUDA's default fastest-first order.
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in self.gpu_indices)
+        env["NVIDIA_VISIBLE_DEVICES"] = ",".join(self.gpu_uuids) or "void"
+        env["JUPYTER_MLOPS_PROFILE"] = self.profile_slug
         return env
 
+    # --- state (survives hub restarts) ------------------------------------------------------------
+
+    gpu_indices: list[int] = []
+    gpu_uuids: list[str] = []
+    profile_slug: str = ""
+    _cgroup: CgroupLimits | None = None
+
+    def get_state(self):
+        state = super().get_state()
+        if self.gpu_uuids:
+            state["gpu_uuids"] = self.gpu_uuids
+            state["gpu_indices"] = self.gpu_indices
+        if self.profile_slug:
+            state["profile"] = self.profile_slug
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.gpu_uuids = list(state.get("gpu_uuids", []))
+        self.gpu_indices = list(state.get("gpu_indices", []))
+        self.profile_slug = state.get("profile", "")
+
+    def clear_state(self):
+        super().clear_state()
+        self.gpu_uuids, self.gpu_indices, self.profile_slug = [], [], ""
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def _apply_profile(self, profile: Profile) -> None:
+        self.profile_slug = profile.slug
+        self.cpu_limit = profile.cpu_limit
+        self.cpu_guarantee = profile.cpu_guarantee
+        self.mem_limit = profile.mem_limit
+        self.mem_guarantee = profile.mem_guarantee
+        self._cgroup = None
+        if os.geteuid() == 0 and (profile.cpu_limit or profile.mem_limit):
+            cg = CgroupLimits.create(self.cgroup_root, self.account, cpu=self.cpu_limit,
+                                     memory=self.mem_limit, log=self.log)
+            if cg is None:
+                self.log.warning("No writable cgroups under %s: limits of profile %s are "
+                                 "announced to %s's server but not enforced", self.cgroup_root,
+                                 profile.slug, self.user.name)
+            self._cgroup = cg
+
     async def start(self):
-        ws = self._workspace()
-        ws.mkdir(parents=True, exist_ok=True)
-        self.notebook_dir = str(ws)
-        return await super().start()
+        # Everything that can refuse the spawn happens first, within JupyterHub's first second,
+        # so the spawn page shows the reason instead of a progress bar that times out.
+        profile = self.chosen_profile()
+        gpus = self.allocate_gpus(profile)
+        try:
+            self.gpu_indices = [g.index for g in gpus]
+            self.gpu_uuids = [g.uuid for g in gpus]
+            self._prepare_paths()
+            if self.isolated:
+                self._ensure_account()
+            else:
+                self._workspace().mkdir(parents=True, exist_ok=True)
+            self._link_datasets()
+            self._apply_profile(profile)
+            self.notebook_dir = str(self._workspace())
+            return await super().start()
+        except BaseException:
+            self.release_gpus()
+            self.gpu_indices, self.gpu_uuids = [], []
+            raise
+
+    def _link_datasets(self) -> None:
+        if not self.shared_dataset_dir:
+            return
+        link = self._workspace() / "datasets"
+        if not link.is_symlink() and not link.exists():
+            link.symlink_to(self.shared_dataset_dir)
+
+    async def poll(self):
+        status = await super().poll()
+        if status is not None and self.pending != "spawn":
+            # The server is gone (crashed, culled, or died while the hub was down).
+            self.release_gpus()
+        return status
+
+    async def stop(self, now=False):
+        try:
+            await super().stop(now=now)
+        finally:
+            self.release_gpus()
+            if self._cgroup:
+                self._cgroup.remove()

@@ -1,0 +1,86 @@
+"""CPU and memory limits for local servers through cgroups (v2, or v1 ``memory`` + ``cpu``).
+
+The hub (root) creates ``jupyter-mlops/<account>`` with the limits; the server's process joins
+it between fork and exec (``join`` runs in the child, still as root), so everything the user
+starts from the server (kernels, terminals) is counted and capped together.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PERIOD_US = 100_000  # the CFS period the CPU quota is expressed in (the kernel's default)
+
+
+class CgroupLimits:
+    def __init__(self, dirs: list[Path], version: int):
+        self.dirs = dirs
+        self.version = version
+
+    @classmethod
+    def create(cls, root: str, name: str, *, cpu: float | None, memory: int | None,
+               log=None) -> "CgroupLimits | None":
+        """Create and configure the group; ``None`` when cgroups are absent or not writable."""
+        base = Path(root)
+        try:
+            if (base / "cgroup.controllers").exists():
+                return cls._create_v2(base, name, cpu, memory)
+            if (base / "memory").is_dir() or (base / "cpu").is_dir():
+                return cls._create_v1(base, name, cpu, memory)
+        except OSError as e:
+            if log:
+                log.warning("cgroup limits unavailable under %s: %s", root, e)
+        return None
+
+    @classmethod
+    def _create_v2(cls, base: Path, name: str, cpu, memory) -> "CgroupLimits":
+        parent = base / "jupyter-mlops"
+        parent.mkdir(exist_ok=True)
+        # Controllers must be enabled in every ancestor's subtree_control to be usable below.
+        for d in (base, parent):
+            (d / "cgroup.subtree_control").write_text("+memory +cpu")
+        d = parent / name
+        d.mkdir(exist_ok=True)
+        (d / "memory.max").write_text(str(memory) if memory else "max")
+        (d / "cpu.max").write_text(f"{int(cpu * PERIOD_US)} {PERIOD_US}" if cpu else
+                                   f"max {PERIOD_US}")
+        return cls([d], 2)
+
+    @classmethod
+    def _create_v1(cls, base: Path, name: str, cpu, memory) -> "CgroupLimits":
+        dirs = []
+        if memory and (base / "memory").is_dir():
+            d = base / "memory" / "jupyter-mlops" / name
+            d.mkdir(parents=True, exist_ok=True)
+            (d / "memory.limit_in_bytes").write_text(str(memory))
+            dirs.append(d)
+        if cpu and (base / "cpu").is_dir():
+            d = base / "cpu" / "jupyter-mlops" / name
+            d.mkdir(parents=True, exist_ok=True)
+            (d / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+            (d / "cpu.cfs_quota_us").write_text(str(int(cpu * PERIOD_US)))
+            dirs.append(d)
+        return cls(dirs, 1)
+
+    def join(self) -> None:
+        """Move the calling process into the group (between fork and exec: no logging)."""
+        for d in self.dirs:
+            with open(d / "cgroup.procs", "w") as f:
+                f.write(str(os.getpid()))
+
+    def limits(self) -> dict:
+        """What the kernel holds now, for tests and the admin page."""
+        out = {}
+        for d in self.dirs:
+            for fname in ("memory.max", "cpu.max", "memory.limit_in_bytes", "cpu.cfs_quota_us"):
+                if (d / fname).exists():
+                    out[fname] = (d / fname).read_text().strip()
+        return out
+
+    def remove(self) -> None:
+        """Remove the group once empty (the kernel refuses while processes remain)."""
+        for d in self.dirs:
+            try:
+                d.rmdir()
+            except OSError:
+                pass

@@ -1,0 +1,283 @@
+"""The one profile model, shared by the local and the Kubernetes spawner.
+
+A profile is what a user picks on the spawn page: resources (CPU, memory, GPUs), where to run
+(GPU type, node selector, tolerations, image on Kubernetes) and who may pick it (groups or hub
+roles). :class:`ProfileSpawnerMixin` turns the configured list into the spawn options form,
+refuses a profile the user may not use (also when posted directly, by form or REST) and asks the
+GPU allocator (``jupyter_mlops.core.gpu_allocation``) for devices and quota room before
+anything starts, so "no GPU free" and "quota exceeded" are answered at once with a reason
+instead of a spawn timeout.
+"""
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field, fields
+from functools import cached_property
+
+from tornado import web
+from traitlets import Any, List, TraitError, Unicode, validate
+from traitlets.config import Configurable
+
+from jupyter_mlops.core.db import Database
+from jupyter_mlops.core.errors import MlopsError
+from jupyter_mlops.core.gpu_allocation import GpuAllocator
+from jupyter_mlops.core.gpus import inventory_from_config
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+MEM_RE = re.compile(r"^\d+(\.\d+)?[KMGT]?$")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One choice on the spawn page. Empty ``allowed_groups`` and ``allowed_roles``: everyone."""
+
+    slug: str
+    display_name: str
+    description: str = ""
+    cpu_guarantee: float | None = None
+    cpu_limit: float | None = None
+    mem_guarantee: str | None = None  # "2G", JupyterHub's ByteSpecification syntax
+    mem_limit: str | None = None
+    gpus: int = 0
+    gpu_type: str | None = None  # substring of the device name locally; node label on k8s
+    node_selector: dict = field(default_factory=dict)
+    tolerations: tuple = ()
+    image: str | None = None  # Kubernetes only
+    allowed_groups: tuple[str, ...] = ()
+    allowed_roles: tuple[str, ...] = ()
+    default: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Profile":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"profile {d.get('slug')!r}: unknown keys {sorted(unknown)}; "
+                             f"known: {sorted(known)}")
+        d = dict(d)
+        slug = d.get("slug", "")
+        if not SLUG_RE.match(str(slug)):
+            raise ValueError(f"profile slug {slug!r}: 1-63 lowercase letters, digits, dashes")
+        d.setdefault("display_name", slug)
+        gpus = d.get("gpus", 0)
+        if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
+            raise ValueError(f"profile {slug!r}: gpus must be a whole number >= 0")
+        for key in ("mem_guarantee", "mem_limit"):
+            if d.get(key) is not None and not MEM_RE.match(str(d[key])):
+                raise ValueError(f"profile {slug!r}: {key} like '4G' or '512M'")
+        for key in ("cpu_guarantee", "cpu_limit"):
+            if d.get(key) is not None:
+                d[key] = float(d[key])
+        for key in ("allowed_groups", "allowed_roles", "tolerations"):
+            d[key] = tuple(d.get(key) or ())
+        d["node_selector"] = dict(d.get("node_selector") or {})
+        return cls(**d)
+
+    def allows(self, groups, roles) -> bool:
+        if not self.allowed_groups and not self.allowed_roles:
+            return True
+        return bool(set(groups) & set(self.allowed_groups) or set(roles) & set(self.allowed_roles))
+
+    def resources_text(self) -> str:
+        parts = []
+        if self.cpu_limit:
+            parts.append(f"{self.cpu_limit:g} CPU")
+        if self.mem_limit:
+            parts.append(f"{self.mem_limit}B RAM")
+        parts.append(f"{self.gpus} GPU" + ("s" if self.gpus != 1 else "")
+                     + (f" ({self.gpu_type})" if self.gpu_type else ""))
+        return ", ".join(parts)
+
+
+DEFAULT_PROFILES = [
+    {"slug": "cpu", "display_name": "CPU only", "default": True,
+     "description": "Exploring data and small experiments.", "cpu_limit": 2, "mem_limit": "8G"},
+    {"slug": "gpu-1", "display_name": "1 GPU", "gpus": 1,
+     "description": "Training and tuning on one GPU.", "cpu_limit": 4, "mem_limit": "16G"},
+]
+
+
+_ALLOCATORS: dict[tuple, GpuAllocator] = {}
+
+
+def spawn_error(status: int, message: str) -> web.HTTPError:
+    """An error JupyterHub shows as it is: re-rendered spawn form, progress page or API body."""
+    e = web.HTTPError(status, message)
+    e.jupyterhub_message = message  # used by the spawn form instead of "HTTP 403: ..."
+    return e
+
+
+class ProfileSpawnerMixin(Configurable):
+    """Profiles, the options form and GPU allocation for any JupyterHub spawner.
+
+    Subclasses call :meth:`begin_spawn` first thing in ``start`` (it raises a clear error or
+    returns the profile and the devices) and :meth:`release_gpus` in ``stop``.
+    """
+
+    profiles = List(
+        DEFAULT_PROFILES,
+        help="""The profiles users pick from on the spawn page (a list of dicts).
+
+        Keys: ``slug`` (required), ``display_name``, ``description``, ``cpu_guarantee``,
+        ``cpu_limit`` (cores), ``mem_guarantee``, ``mem_limit`` ("8G"), ``gpus`` (count),
+        ``gpu_type`` (matches the device name locally, e.g. "A100"; on Kubernetes the node label
+        ``nvidia.com/gpu.product``), ``node_selector``, ``tolerations``, ``image``
+        (Kubernetes), ``allowed_groups`` / ``allowed_roles`` (hub groups or roles that may use it;
+        both empty: everyone), ``default``. Example::
+
+            c.MlopsLocalSpawner.profiles = [
+                {"slug": "cpu", "display_name": "CPU only", "default": True},
+                {"slug": "a100-2", "display_name": "2 x A100", "gpus": 2, "gpu_type": "A100",
+                 "allowed_groups": ["deep-learning"], "mem_limit": "64G"},
+            ]
+        """,
+    ).tag(config=True)
+
+    @validate("profiles")
+    def _validate_profiles(self, proposal):
+        try:
+            parsed = [Profile.from_dict(p) for p in proposal["value"]]
+        except (ValueError, TypeError) as e:
+            raise TraitError(str(e)) from None
+        slugs = [p.slug for p in parsed]
+        if len(set(slugs)) != len(slugs):
+            raise TraitError(f"profile slugs must be unique: {slugs}")
+        return proposal["value"]
+
+    gpu_devices = Any(
+        None,
+        allow_none=True,
+        help="""The GPU inventory (``c.MlopsHub.gpu_devices`` sets it): ``None`` discovers GPUs
+        with NVML; a list of dicts configures simulated or pinned devices. On Kubernetes it is
+        the cluster's GPU pool used for quota and availability accounting.""",
+    ).tag(config=True)
+
+    db_url = Unicode(
+        "",
+        help="""SQLAlchemy URL of the control plane database, where GPU allocations and quotas
+        live (set by ``configure_hub`` to the control plane's). Empty: no GPU accounting (GPU
+        profiles then only work on Kubernetes, where the scheduler decides).""",
+    ).tag(config=True)
+
+    # --- profiles -----------------------------------------------------------------------------
+
+    @property
+    def profile_list(self) -> list[Profile]:
+        return [Profile.from_dict(p) for p in self.profiles]
+
+    def _user_groups_and_roles(self) -> tuple[set[str], set[str]]:
+        groups = {g.name for g in getattr(self.user, "groups", None) or []}
+        roles = {r.name for r in getattr(self.user, "roles", None) or []}
+        for g in getattr(self.user, "groups", None) or []:
+            roles |= {r.name for r in getattr(g, "roles", None) or []}
+        return groups, roles
+
+    def allowed_profiles(self) -> list[Profile]:
+        groups, roles = self._user_groups_and_roles()
+        return [p for p in self.profile_list if p.allows(groups, roles)]
+
+    def chosen_profile(self) -> Profile:
+        """The profile in ``user_options`` (or the default), refused if not allowed."""
+        allowed = self.allowed_profiles()
+        slug = (self.user_options or {}).get("profile")
+        if isinstance(slug, list):  # raw form data
+            slug = slug[0] if slug else None
+        if not slug:
+            if not allowed:
+                raise spawn_error(403, f"no server profile is available to {self.user.name}; "
+                                       "ask an administrator to add you to a group")
+            return next((p for p in allowed if p.default), allowed[0])
+        if not isinstance(slug, str):
+            raise spawn_error(400, "profile must be a profile name")
+        if slug not in {p.slug for p in self.profile_list}:
+            raise spawn_error(400, f"unknown profile {slug!r}")
+        for p in allowed:
+            if p.slug == slug:
+                return p
+        raise spawn_error(403, f"profile {slug!r} is not available to {self.user.name} "
+                               f"(allowed for groups/roles: "
+                               f"{', '.join(self._restriction(slug)) or '-'})")
+
+    def _restriction(self, slug: str) -> list[str]:
+        p = next(p for p in self.profile_list if p.slug == slug)
+        return [*p.allowed_groups, *p.allowed_roles]
+
+    # --- GPU accounting -----------------------------------------------------------------------
+
+    @cached_property
+    def gpu_allocator(self) -> GpuAllocator | None:
+        if not self.db_url:
+            return None
+        # One allocator (one engine) per database URL in this process, shared by all spawners.
+        key = (self.db_url, repr(self.gpu_devices))
+        if key not in _ALLOCATORS:
+            _ALLOCATORS[key] = GpuAllocator(Database(self.db_url),
+                                            inventory_from_config(self.gpu_devices))
+        return _ALLOCATORS[key]
+
+    @property
+    def gpu_owner(self) -> str:
+        """The allocation owner name of this server: ``alice`` or ``alice/named-server``."""
+        return self.user.name + (f"/{self.name}" if self.name else "")
+
+    def allocate_gpus(self, profile: Profile):
+        """Devices for ``profile`` (``[]`` without GPUs), or a spawn error with the reason."""
+        if profile.gpus == 0 or self.gpu_allocator is None:
+            return []
+        groups, _ = self._user_groups_and_roles()
+        # A start means this server is not running: whatever it held before is stale.
+        self.gpu_allocator.release("server", self.gpu_owner)
+        try:
+            return self.gpu_allocator.allocate(
+                "server", self.gpu_owner, user=self.user.name, groups=groups,
+                count=profile.gpus, device_filter=profile.gpu_type)
+        except MlopsError as e:
+            raise spawn_error(e.status, f"Cannot start {profile.display_name}: {e.message}")
+
+    def release_gpus(self) -> None:
+        if self.gpu_allocator is not None:
+            self.gpu_allocator.release("server", self.gpu_owner)
+
+    def availability_text(self, profile: Profile) -> tuple[str, bool]:
+        """("2 of 4 GPUs free", can start now) for the form."""
+        if profile.gpus == 0:
+            return "", True
+        if self.gpu_allocator is None:
+            return "GPUs assigned by the cluster scheduler", True
+        a = self.gpu_allocator.availability(device_filter=profile.gpu_type)
+        kind = f"{profile.gpu_type} " if profile.gpu_type else ""
+        text = f"{a['free']} of {a['total']} {kind}GPUs free"
+        ok = a["free"] >= profile.gpus
+        groups, _ = self._user_groups_and_roles()
+        for kind_, name, limit, used in self.gpu_allocator.limits_for(self.user.name, groups):
+            text += f"; {kind_} {name} quota {used} of {limit} in use"
+            ok = ok and used + profile.gpus <= limit
+        return text, ok
+
+    # --- the spawn form -----------------------------------------------------------------------
+
+    def mlops_options_form(self, spawner=None) -> str:
+        rows = []
+        allowed = self.allowed_profiles()
+        default = next((p for p in allowed if p.default), allowed[0] if allowed else None)
+        for p in allowed:
+            avail, ok = self.availability_text(p)
+            checked = " checked" if p is default else ""
+            disabled = "" if ok else " disabled"
+            e = html.escape
+            rows.append(
+                f'<label class="mlops-profile" data-profile="{e(p.slug)}">'
+                f'<input type="radio" name="profile" value="{e(p.slug)}"{checked}{disabled}> '
+                f'<strong>{e(p.display_name)}</strong> '
+                f'<span class="mlops-resources">{e(p.resources_text())}</span><br>'
+                f'<span class="mlops-description">{e(p.description)}</span> '
+                f'<span class="mlops-availability">{e(avail)}</span></label><br>')
+        if not rows:
+            return ('<p class="mlops-no-profile">No server profile is available to you; '
+                    'ask an administrator to add you to a group.</p>')
+        return "\n".join(rows)
+
+    def mlops_options_from_form(self, formdata: dict) -> dict:
+        slug = (formdata.get("profile") or [""])[0]
+        return {"profile": slug} if slug else {}

@@ -1,0 +1,183 @@
+"""The local spawner on a real hub: profiles, GPUs from a simulated inventory, isolation."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.spawner.hubfixture import SpawnerHub, shared_tmpdir
+
+USERS = ["alice", "bob", "carol", "dave"]
+
+
+@pytest.fixture(scope="module")
+def hub():
+    h = SpawnerHub(shared_tmpdir("spawner"),
+                   settings="c.JupyterHub.cleanup_servers = False\n").start()
+    for u in USERS:
+        h.add_user(u, f"{u}-password-1")
+    yield h
+    for u in USERS:
+        h.hub("DELETE", f"users/{u}/server")
+    for u in USERS:
+        h.wait_stopped(u)
+    h.stop()
+    shutil.rmtree(h.data_dir, ignore_errors=True)
+
+
+def environ(pid: int) -> dict:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(x.decode().split("=", 1) for x in raw if b"=" in x)
+
+
+def uid_of(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^Uid:\s+(\d+)", status, re.M).group(1))
+
+
+def as_uid(uid: int, *cmd: str) -> subprocess.CompletedProcess:
+    """Run ``cmd`` as a process of that user (same uid and groups as the user's server)."""
+    import pwd
+
+    name = pwd.getpwuid(uid).pw_name
+    return subprocess.run(["runuser", "-u", name, "--", *cmd], capture_output=True, text=True,
+                          timeout=30)
+
+
+def test_two_gpus_three_users_release_and_restart(hub):
+    # Given 2 simulated GPUs, three users each asking for one
+    for u in ("alice", "bob"):
+        assert hub.spawn(u, "gpu-1").status_code in (201, 202), hub.hub_log()
+    a, b = hub.wait_ready("alice"), hub.wait_ready("bob")
+    env_a, env_b = environ(a["state"]["pid"]), environ(b["state"]["pid"])
+    # Then two get different devices, exclusively
+    assert {env_a["CUDA_VISIBLE_DEVICES"], env_b["CUDA_VISIBLE_DEVICES"]} == {"0", "1"}
+    assert env_a["NVIDIA_VISIBLE_DEVICES"].startswith("GPU-simulated-")
+    assert env_a["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+    # and the third gets "no GPU free" at once, naming who holds them
+    r = hub.spawn("carol", "gpu-1")
+    assert r.status_code == 409, r.text
+    msg = r.json()["message"]
+    assert "no GPU free: 1 asked for, 0 of 2 free" in msg and "server alice (1)" in msg
+    assert not hub.server_state("carol")
+
+    # The control plane sees the same allocations (one database)
+    token = hub.token("admin")
+    gpus = hub.api("GET", "/services/mlops/api/gpus", token).json()
+    assert gpus["total"] == 2 and gpus["free"] == 0
+    assert {g["holder"]["username"] for g in gpus["gpus"]} == {"alice", "bob"}
+
+    # When alice stops, her GPU is released and carol can start
+    assert hub.hub("DELETE", "users/alice/server").status_code in (202, 204)
+    hub.wait_stopped("alice")
+    assert hub.spawn("carol", "gpu-1").status_code in (201, 202)
+    c = hub.wait_ready("carol")
+    assert environ(c["state"]["pid"])["CUDA_VISIBLE_DEVICES"] == env_a["CUDA_VISIBLE_DEVICES"]
+
+    # When the hub dies and restarts, running servers keep their GPUs: nobody gets them twice
+    hub.crash()
+    hub.start()
+    assert hub.server_state("bob").get("ready") and hub.server_state("carol").get("ready")
+    r = hub.spawn("dave", "gpu-1")
+    assert r.status_code == 409 and "0 of 2 free" in r.json()["message"], r.text
+    gpus = hub.api("GET", "/services/mlops/api/gpus", hub.token("admin")).json()
+    assert {g["holder"]["username"] for g in gpus["gpus"]} == {"bob", "carol"}
+
+
+def test_quota_exceeded_names_quota_and_use(hub):
+    # bob holds one GPU (previous test); an administrator caps him at 1
+    token = hub.token("admin")
+    r = hub.api("PUT", "/services/mlops/api/gpus/quotas/user/dave", token, json={"gpus": 0})
+    assert r.status_code == 200, r.text
+    hub.hub("DELETE", "users/bob/server")
+    hub.wait_stopped("bob")
+    r = hub.spawn("dave", "gpu-1")
+    assert r.status_code == 403, r.text
+    assert r.json()["message"] == ("Cannot start One GPU: GPU quota of user dave is 0; "
+                                   "0 in use now, 1 more asked for")
+    bad = hub.api("PUT", "/services/mlops/api/gpus/quotas/user/dave", token, json={"gpus": -1})
+    assert bad.status_code == 400 and "whole number" in bad.json()["message"]
+    user_token = hub.token("dave")
+    assert hub.api("PUT", "/services/mlops/api/gpus/quotas/user/dave", user_token,
+                   json={"gpus": 5}).status_code == 403
+    hub.api("DELETE", "/services/mlops/api/gpus/quotas/user/dave", token)
+
+
+def spawn_form(hub, user: str) -> tuple[requests.Session, str]:
+    s = hub.login(user, f"{user}-password-1")
+    r = s.get(f"{hub.url}/hub/spawn/{user}")
+    assert r.status_code == 200, r.text
+    return s, r.text
+
+
+def test_restricted_profiles_hidden_and_refused(hub):
+    # dave is in no group: the form offers cpu and gpu-1, not the deep-learning profile
+    s, page = spawn_form(hub, "dave")
+    assert 'value="cpu"' in page and 'value="gpu-1"' in page
+    assert 'value="big"' not in page
+    assert re.search(r"\d of 2 GPUs free", page)
+    # posting it anyway is refused with the reason, by form and by REST
+    r = s.post(f"{hub.url}/hub/spawn/dave", data={"profile": "big", "_xsrf": s.cookies["_xsrf"]})
+    assert r.status_code == 403
+    assert "profile &#39;big&#39; is not available to dave" in r.text or \
+        "profile 'big' is not available to dave" in r.text
+    r = hub.spawn("dave", "big")
+    assert r.status_code == 403 and "deep-learning" in r.json()["message"]
+    assert hub.spawn("dave", "no-such").status_code == 400
+    # a member of deep-learning sees it
+    hub.hub("POST", "groups/deep-learning/users", json={"users": ["alice"]}).raise_for_status()
+    _, page = spawn_form(hub, "alice")
+    assert 'value="big"' in page
+
+
+def test_isolation_as_root(hub):
+    assert os.geteuid() == 0, "the isolation test needs the hub to run as root (CI does)"
+    for u in ("alice", "dave"):
+        assert hub.spawn(u, "cpu").status_code in (201, 202), hub.hub_log()
+    a, d = hub.wait_ready("alice"), hub.wait_ready("dave")
+    pa, pd = a["state"]["pid"], d["state"]["pid"]
+    ua, ud = uid_of(pa), uid_of(pd)
+    assert ua != 0 and ud != 0 and ua != ud
+    ws = hub.data_dir / "users"
+    secret = ws / "dave" / "secret.txt"
+    secret.write_text("dave's notes")
+    os.chown(secret, ud, ud)
+    secret.chmod(0o600)
+    # alice's processes cannot read dave's workspace ...
+    r = as_uid(ua, "cat", str(secret))
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+    r = as_uid(ua, "ls", str(ws / "dave"))
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+    # ... nor signal dave's server
+    r = as_uid(ua, "kill", "-0", str(pd))
+    assert r.returncode != 0 and "not permitted" in r.stderr
+    # the shared dataset is readable, not writable
+    ds = hub.data_dir / "datasets"
+    (ds / "cells.txt").write_text("image-0001.tif\n")
+    env = environ(pa)
+    assert env["JUPYTER_MLOPS_DATASETS"] == str(ds)
+    assert as_uid(ua, "cat", str(ds / "cells.txt")).stdout == "image-0001.tif\n"
+    r = as_uid(ua, "touch", str(ds / "mine.txt"))
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+    r = as_uid(ua, "sh", "-c", f"echo x >> {ds / 'cells.txt'}")
+    assert r.returncode != 0
+    assert (ws / "alice" / "datasets").resolve() == ds.resolve()
+    # alice can write her own workspace
+    assert as_uid(ua, "touch", str(ws / "alice" / "mine.txt")).returncode == 0
+
+
+def test_profile_limits_enforced_by_cgroup(hub):
+    pid = hub.server_state("alice")["state"]["pid"]
+    cgroups = Path(f"/proc/{pid}/cgroup").read_text()
+    assert "jupyter-mlops/jm-alice" in cgroups, cgroups
+    env = environ(pid)
+    assert env["MEM_LIMIT"] == str(2 * 1024**3) and env["CPU_LIMIT"] == "1.0"
+    mem = Path("/sys/fs/cgroup/memory/jupyter-mlops/jm-alice/memory.limit_in_bytes")
+    v2 = Path("/sys/fs/cgroup/jupyter-mlops/jm-alice/memory.max")
+    limit = (mem if mem.exists() else v2).read_text().strip()
+    assert limit == str(2 * 1024**3)
