@@ -1,0 +1,227 @@
+"""The catalog on a real platform: control plane routes, the public API, MLflow lineage."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import blake3
+import pytest
+
+from jupyter_mlops import datasets
+from jupyter_mlops.core.db import Database
+from jupyter_mlops.core.projects import Projects
+from jupyter_mlops.core.roles import ADMIN, MANAGE, USE, Caller
+from jupyter_mlops.demo import cells
+
+API = "services/mlops/api"
+
+
+@pytest.fixture(scope="module")
+def people(platform):
+    platform.add_user("dana", "dana-password-1")
+    return {"admin": platform.admin_token(), "dana": platform.token("dana")}
+
+
+@pytest.fixture(scope="module")
+def client(platform, people):
+    c = datasets.CatalogClient(f"{platform.url}/services/mlops/", people["dana"])
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def published(platform, client, tmp_path_factory):
+    """``cells`` v1 and v2 (v2: one image removed, one changed, one added)."""
+    root = tmp_path_factory.mktemp("cells") / "cells"
+    cells.generate(root, n_images=16, seed=11, fmt="mixed", width=96, height=96)
+    v1 = datasets.publish(root, "cells", message="first", split={"seed": 1}, client=client)
+    (root / "img_0001.png").unlink()
+    cells.generate(root / "tmp", n_images=1, seed=99, width=96, height=96)
+    os.replace(root / "tmp/img_0000.tif", root / "img_0002.tif")  # changed content
+    cells.generate(root / "tmp", n_images=1, seed=11, start=16, width=96, height=96)
+    os.replace(root / "tmp/img_0016.tif", root / "img_0016.tif")  # added
+    for f in (root / "tmp").iterdir():
+        f.unlink()
+    (root / "tmp").rmdir()
+    v2 = datasets.publish(root, "cells", message="second", tags=["reviewed"], client=client)
+    return root, v1, v2
+
+
+def test_publish_records_versions_and_moves_latest(published, client):
+    _, v1, v2 = published
+    assert (v1["version"], v2["version"]) == ("v1", "v2")
+    assert v1["summary"]["images"] == 16 and v1["summary"]["splits"]["train"] == 13
+    assert v1["author"] == "dana" and v1["message"] == "first"
+    assert v2["transfer"]["uploaded"] == 2  # only the changed and the added image
+    ds = client.dataset("cells")
+    assert ds["tags"] == {"latest": "v2", "reviewed": "v2"}
+    assert [v["version"] for v in ds["versions"]] == ["v2", "v1"]
+    assert datasets.list(client)[0]["name"] == "cells"
+
+
+def test_diff_of_two_versions(published, client):
+    d = client.diff("cells", "v1", "latest")
+    assert [e["path"] for e in d["added"]] == ["img_0016.tif"]
+    assert [e["path"] for e in d["removed"]] == ["img_0001.png"]
+    assert [e["path"] for e in d["changed"]] == ["img_0002.tif"]
+    assert d["unchanged"] == 15  # 14 images + annotations.json
+
+
+def test_version_pages_annotations_and_thumbnails(published, platform, people):
+    tok = people["dana"]
+    r = platform.api("GET", f"{API}/datasets/cells/versions/v1?kind=image&offset=4&limit=5", tok)
+    body = r.json()
+    assert r.status_code == 200 and body["total"] == 16 and len(body["files"]) == 5
+    f = body["files"][0]
+    assert f["path"] == "img_0004.tif" and f["width"] == 96 and f["objects"] > 0
+    r = platform.api("GET", f"{API}/datasets/cells/versions/v1/annotations", tok,
+                     params={"path": f["path"]})
+    assert r.status_code == 200 and len(r.json()["boxes"]) == f["objects"]
+    r = platform.api("GET", f"{API}/dataset-objects/{f['hash']}/thumbnail?size=64", tok)
+    assert r.status_code == 200 and r.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_get_gives_a_read_only_folder_and_logs_lineage(published, platform, people, client,
+                                                       tmp_path, monkeypatch):
+    import mlflow
+
+    root, _, _ = published
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", people["dana"])
+    mlflow.set_tracking_uri(f"{platform.url}/services/mlflow")
+    mlflow.set_experiment("datasets-lineage")
+    with mlflow.start_run() as run:
+        path = datasets.get("cells", version="v2", client=client, shared_root="")
+    assert str(path).startswith(str(tmp_path / "cache"))
+    got = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()
+                 and not p.name.startswith("."))
+    want = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    assert got == want
+    assert (path / "img_0016.tif").read_bytes() == (root / "img_0016.tif").read_bytes()
+    # read-only by mode (tests run as root here, who would ignore the modes when writing)
+    assert (path / "img_0016.tif").stat().st_mode & 0o222 == 0
+    assert path.stat().st_mode & 0o222 == 0
+    inputs = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
+    assert len(inputs) == 1
+    ds = inputs[0].dataset
+    v2 = client.dataset("cells")["versions"][0]
+    assert ds.name == "cells@v2" and ds.digest == v2["manifest_id"][:32]
+    assert {t.key: t.value for t in inputs[0].tags}["mlops.version"] == "v2"
+
+
+def test_get_uses_the_shared_root_when_mounted(published, platform, client):
+    path = datasets.get("cells", "v1", client=client,
+                        shared_root=str(platform.data_dir / "datasets"))
+    assert path == platform.data_dir / "datasets" / "cells" / "v1"
+    assert len([p for p in path.rglob("*.tif")]) == 8
+
+
+def test_status_of_a_folder(published, client, tmp_path, monkeypatch):
+    root, _, _ = published
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    s = datasets.status(root, "cells", client=client)
+    assert (s["version"], s["added"], s["modified"], s["removed"]) == ("v2", [], [], [])
+    s = datasets.status(root, "cells", "v1", client=client)
+    assert s["added"] == ["img_0016.tif"] and s["removed"] == ["img_0001.png"]
+    assert s["modified"] == ["img_0002.tif"] and s["rehashed"] == 0
+
+
+def test_tags_move_versions_do_not(published, client, platform, people):
+    tok = people["dana"]
+    r = platform.api("PUT", f"{API}/datasets/cells/tags/reviewed", tok, json={"version": "v1"})
+    assert r.status_code == 200 and r.json()["version"] == "v1"
+    assert client.dataset("cells")["tags"]["reviewed"] == "v1"
+    r = platform.api("PUT", f"{API}/datasets/cells/tags/v9", tok, json={"version": "v1"})
+    assert r.status_code == 400 and "version name" in r.json()["message"]
+
+
+def test_reference_version_needs_a_manager(published, platform, people):
+    r = platform.api("PUT", f"{API}/datasets/cells/versions/v1/reference", people["dana"],
+                     json={"project": "default"})
+    assert r.status_code == 403
+    r = platform.api("PUT", f"{API}/datasets/cells/versions/v1/reference", people["admin"],
+                     json={"project": "default"})
+    assert r.status_code == 200
+    assert platform.api("GET", f"{API}/datasets/cells", people["dana"]).json()[
+        "referenced_by"] == ["default"]
+
+
+def test_publishing_needs_membership_of_the_owning_project(platform, people, client):
+    db = Database(f"sqlite:///{platform.data_dir / 'control' / 'mlops.sqlite'}")
+    admin = Caller("admin", scopes=frozenset({USE, MANAGE, ADMIN}))
+    Projects(db).create(admin, "secret-lab")
+    r = platform.api("POST", f"{API}/datasets", people["admin"],
+                     json={"name": "secret-cells", "project": "secret-lab"})
+    assert r.status_code == 201
+    data = b"one file"
+    h = blake3.blake3(data).hexdigest()
+    assert platform.api("PUT", f"{API}/dataset-objects/{h}", people["dana"],
+                        data=data).status_code in (200, 201)
+    manifest = {"files": [{"path": "a.txt", "size": len(data), "hash": h}]}
+    r = platform.api("POST", f"{API}/datasets/secret-cells/versions", people["dana"],
+                     json={"manifest": manifest})
+    assert r.status_code == 404 and "secret-lab" in r.json()["message"]
+    # the catalog itself is shared: dana sees the dataset
+    assert platform.api("GET", f"{API}/datasets/secret-cells", people["dana"]).status_code == 200
+
+
+@pytest.mark.parametrize("method,path,body,status,words", [
+    ("POST", "datasets", {"name": "../etc", "project": "default"}, 400, "invalid"),
+    ("POST", "datasets/cells/versions",
+     {"manifest": {"files": [{"path": "../x", "size": 1, "hash": "a" * 64}]}}, 400, "leaves"),
+    ("POST", "datasets/cells/versions",
+     {"manifest": {"files": [{"path": "/etc/x", "size": 1, "hash": "a" * 64}]}}, 400,
+     "absolute"),
+    ("POST", "datasets/cells/versions",
+     {"manifest": {"files": [{"path": "x", "size": 1, "hash": "a" * 64}]}}, 409, "not in"),
+    ("GET", "datasets/cells/versions/v99", None, 404, "no version"),
+    ("GET", "datasets/cells/diff?from=v1", None, 400, "two versions"),
+    ("GET", "datasets/nothing-here", None, 404, "no dataset"),
+    ("GET", "datasets/cells/versions/v1?limit=0", None, 400, "limit"),
+    ("PUT", f"dataset-objects/{'b' * 64}", b"not matching", 400, "does not match"),
+])
+def test_bad_input_is_a_clear_4xx(published, platform, people, method, path, body, status,
+                                  words):
+    kw = {"data": body} if isinstance(body, bytes) else {"json": body} if body else {}
+    r = platform.api(method, f"{API}/{path}", people["dana"], **kw)
+    assert r.status_code == status, r.text
+    assert words in r.json()["message"]
+
+
+def test_routes_need_a_token(platform):
+    r = platform.api("GET", f"{API}/datasets", "not-a-token")
+    assert r.status_code in (401, 403)
+
+
+KILLED = textwrap.dedent("""
+    import sys, time
+    from jupyter_mlops import datasets
+    c = datasets.CatalogClient(sys.argv[2], sys.argv[3])
+    real = c.put_file
+    def slow(h, p):
+        real(h, p)
+        print("sent", flush=True)
+        time.sleep(0.3)
+    c.put_file = slow
+    datasets.publish(sys.argv[1], "killed", client=c)
+""")
+
+
+def test_a_killed_publish_leaves_no_version(platform, people, client, tmp_path):
+    root = tmp_path / "k"
+    cells.generate(root, n_images=20, seed=4, width=64, height=64)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, "-c", KILLED, str(root),
+                             f"{platform.url}/services/mlops/", people["dana"]],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    for _ in range(2):
+        assert proc.stdout.readline().startswith("sent")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    r = platform.api("GET", f"{API}/datasets/killed", people["dana"])
+    assert r.status_code == 404  # nothing recorded, not even the name
+    v = datasets.publish(root, "killed", client=client)
+    assert v["version"] == "v1" and 0 < v["transfer"]["uploaded"] < 21
