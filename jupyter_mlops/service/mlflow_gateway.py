@@ -22,6 +22,8 @@ from traitlets import Float, Integer, Unicode, default
 from traitlets.config import Application
 
 from .._version import __version__
+from ..core.roles import Caller
+from .mlflow_scope import Hidden, ProjectScope
 
 # Headers that describe one hop, or carry hub credentials MLflow must never see.
 _DROP_REQUEST = {"host", "authorization", "cookie", "connection", "keep-alive",
@@ -33,9 +35,15 @@ _DROP_RESPONSE = {"connection", "keep-alive", "transfer-encoding", "content-leng
 class MlflowProxyHandler(HubOAuthenticated, web.RequestHandler):
     SUPPORTED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
-    def initialize(self, upstream: httpx.AsyncClient, prefix: str):
+    def initialize(self, upstream: httpx.AsyncClient, prefix: str, scope: ProjectScope):
         self.upstream = upstream
         self.prefix = prefix
+        self.scope = scope
+
+    def _hidden(self, e: Hidden) -> None:
+        # MLflow's own answer for an absent id, so clients and the UI behave as for one.
+        self.set_status(404)
+        self.finish({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": str(e)})
 
     def check_xsrf_cookie(self):
         # The MLflow UI cannot send JupyterHub's _xsrf token with its own fetch() calls. Accept a
@@ -66,10 +74,22 @@ class MlflowProxyHandler(HubOAuthenticated, web.RequestHandler):
         headers = {k: v for k, v in self.request.headers.get_all()
                    if k.lower() not in _DROP_REQUEST}
         body = self.request.body if self.request.method not in ("GET", "HEAD") else None
+        caller = Caller.from_hub_model(self.current_user)
         try:
+            decision = await self.scope.decide(caller, self.request.method, self.request.uri,
+                                               body or b"")
+            if decision.body is not None:
+                body = decision.body
             resp = await self.upstream.request(
                 self.request.method, self.request.uri, headers=headers, content=body
             )
+            content = resp.content
+            if resp.status_code == 200 and (decision.filter_experiments
+                                            or decision.check_experiment_answer):
+                content = self.scope.filter_answer(caller, decision, content)
+        except Hidden as e:
+            self._hidden(e)
+            return
         except httpx.TransportError as e:
             self.set_status(503)
             self.finish({"error_code": "TEMPORARILY_UNAVAILABLE",
@@ -80,7 +100,7 @@ class MlflowProxyHandler(HubOAuthenticated, web.RequestHandler):
             if k.lower() not in _DROP_RESPONSE:
                 self.add_header(k, v)
         if self.request.method != "HEAD":
-            self.write(resp.content)
+            self.write(content)
         self.finish()
 
     get = head = post = put = patch = delete = options = _proxy
@@ -111,7 +131,22 @@ class MlflowGateway(Application):
 
     cookie_secret_file = Unicode(help="Secret signing the OAuth state cookies.").tag(config=True)
 
-    port = Integer(0).tag(config=True)
+    port = Integer(0, help="Port to listen on; 0 takes it from service_url.").tag(config=True)
+
+    projects_db_url = Unicode(
+        help="""SQLAlchemy URL of the control plane database, where projects and their members
+        live. The gateway reads it to hide experiments and runs of projects the caller is not a
+        member of (see docs/security.md). Defaults to the embedded layout,
+        ``<data dir>/control/mlops.sqlite`` next to ``<data dir>/mlflow/run/mlflow.sock``.
+        Set to an empty string to switch project scoping off (every hub user sees every run).""",
+    ).tag(config=True)
+
+    @default("projects_db_url")
+    def _default_projects_db_url(self):
+        if not self.socket_path:
+            return ""
+        data_dir = Path(self.socket_path).resolve().parents[2]
+        return f"sqlite:///{data_dir / 'control' / 'mlops.sqlite'}"
 
     aliases = {"socket": "MlflowGateway.socket_path",
                "cookie-secret-file": "MlflowGateway.cookie_secret_file"}
@@ -133,14 +168,29 @@ class MlflowGateway(Application):
                 with os.fdopen(fd, "w") as f:
                     f.write(secret.hex())
             secret = path.read_text().strip().encode()
+        scope = ProjectScope(upstream, prefix, self._projects_factory())
         return web.Application(
             [
                 (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
                 (prefix.rstrip("/") + r"(/.*)?", MlflowProxyHandler,
-                 {"upstream": upstream, "prefix": prefix}),
+                 {"upstream": upstream, "prefix": prefix, "scope": scope}),
             ],
             cookie_secret=secret,
         )
+
+    def _projects_factory(self):
+        if not self.projects_db_url:
+            self.log.warning("MLflow project scoping is off: every hub user sees every run")
+            return None
+        url = self.projects_db_url
+
+        def make():
+            from ..core.db import Database
+            from ..core.projects import Projects
+
+            return Projects(Database(url))
+
+        return make
 
     def start(self):
         asyncio.run(self._serve())

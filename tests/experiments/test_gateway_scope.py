@@ -1,0 +1,104 @@
+"""Project scoping in the MLflow gateway, on the real platform (hub + gateway + MLflow)."""
+from __future__ import annotations
+
+import pytest
+import requests
+
+from jupyter_mlops.core.db import Database
+from jupyter_mlops.core.projects import Projects
+from jupyter_mlops.core.roles import ADMIN, MANAGE, USE, Caller
+
+API = "services/mlflow/api/2.0/mlflow"
+
+
+@pytest.fixture(scope="module")
+def people(platform):
+    """ann is in project vision4, bob is not; both are in the default project."""
+    for name in ("ann4", "bob4"):
+        platform.add_user(name, "password-" + name)
+    projects = Projects(Database(f"sqlite:///{platform.data_dir / 'control' / 'mlops.sqlite'}"))
+    admin = Caller("admin", scopes=frozenset({ADMIN, MANAGE, USE}))
+    if projects.get("vision4") is None:
+        projects.create(admin, "vision4", description="issue 4 tests")
+    projects.add_member(admin, "vision4", "ann4")
+    return {"ann": platform.token("ann4"), "bob": platform.token("bob4"),
+            "admin": platform.admin_token()}
+
+
+def call(platform, token, method, endpoint, **kw):
+    return requests.request(method, f"{platform.url}/{API}/{endpoint}",
+                            headers={"Authorization": f"token {token}"}, timeout=30, **kw)
+
+
+def test_runs_of_another_project_are_404(platform, people):
+    ann, bob, admin = people["ann"], people["bob"], people["admin"]
+    # Given ann's experiment in project vision4 with one run (whose user tag she tries to forge)
+    r = call(platform, ann, "POST", "experiments/create",
+             json={"name": "vision4-detector", "tags": [{"key": "mlops.project",
+                                                          "value": "vision4"}]})
+    assert r.status_code == 200, r.text
+    exp = r.json()["experiment_id"]
+    r = call(platform, ann, "POST", "runs/create",
+             json={"experiment_id": exp, "tags": [{"key": "mlops.user", "value": "bob4"}]})
+    assert r.status_code == 200, r.text
+    run = r.json()["run"]["info"]["run_id"]
+    tags = {t["key"]: t["value"] for t in r.json()["run"]["data"]["tags"]}
+    assert tags["mlops.user"] == "ann4"  # stamped by the gateway, not by the client
+    assert call(platform, ann, "POST", "runs/log-metric",
+                json={"run_id": run, "key": "loss", "value": 0.5, "timestamp": 1,
+                      "step": 0}).status_code == 200
+
+    # Then bob, who is not in vision4, gets MLflow's "does not exist" for every way in
+    hidden = [
+        ("GET", "runs/get", {"params": {"run_id": run}}),
+        ("GET", "metrics/get-history", {"params": {"run_id": run, "metric_key": "loss"}}),
+        ("GET", "artifacts/list", {"params": {"run_id": run}}),
+        ("GET", "experiments/get", {"params": {"experiment_id": exp}}),
+        ("GET", "experiments/get-by-name", {"params": {"experiment_name": "vision4-detector"}}),
+        ("POST", "runs/search", {"json": {"experiment_ids": [exp]}}),
+        ("POST", "runs/log-metric", {"json": {"run_id": run, "key": "loss", "value": 9,
+                                              "timestamp": 2, "step": 1}}),
+        ("POST", "runs/create", {"json": {"experiment_id": exp}}),
+        ("POST", "experiments/create", {"json": {"name": "bob-in-vision4", "tags": [
+            {"key": "mlops.project", "value": "vision4"}]}}),
+    ]
+    for method, endpoint, kw in hidden:
+        r = call(platform, bob, method, endpoint, **kw)
+        assert r.status_code == 404, (endpoint, r.status_code, r.text)
+        assert r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    r = requests.post(f"{platform.url}/services/mlflow/graphql",
+                      headers={"Authorization": f"token {bob}"}, timeout=30,
+                      json={"query": "query { x }", "variables": {"data": {"runId": run}}})
+    assert r.status_code == 404
+    r = requests.get(f"{platform.url}/services/mlflow/get-artifact",
+                     params={"run_id": run, "path": "x"},
+                     headers={"Authorization": f"token {bob}"}, timeout=30)
+    assert r.status_code == 404
+    names = {e["name"] for e in call(platform, bob, "POST", "experiments/search",
+                                     json={"max_results": 1000}).json().get("experiments", [])}
+    assert "vision4-detector" not in names
+    # bob's metric never landed
+    hist = call(platform, ann, "GET", "metrics/get-history",
+                params={"run_id": run, "metric_key": "loss"}).json()["metrics"]
+    assert [m["value"] for m in hist] == [0.5]
+
+    # And ann and the administrator see it all
+    for token in (ann, admin):
+        assert call(platform, token, "GET", "runs/get", params={"run_id": run}).ok
+        names = {e["name"] for e in call(platform, token, "POST", "experiments/search",
+                                         json={"max_results": 1000}).json()["experiments"]}
+        assert "vision4-detector" in names
+
+
+def test_new_experiments_land_in_the_default_project(platform, people):
+    bob, ann = people["bob"], people["ann"]
+    r = call(platform, bob, "POST", "experiments/create", json={"name": "bob4-default"})
+    assert r.status_code == 200, r.text
+    exp = call(platform, ann, "GET", "experiments/get",
+               params={"experiment_id": r.json()["experiment_id"]}).json()["experiment"]
+    assert {"key": "mlops.project", "value": "default"} in exp["tags"]
+    # moving it into a project bob is not in is refused
+    r = call(platform, bob, "POST", "experiments/set-experiment-tag",
+             json={"experiment_id": exp["experiment_id"], "key": "mlops.project",
+                   "value": "vision4"})
+    assert r.status_code == 404
