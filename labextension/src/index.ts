@@ -8,6 +8,7 @@ import { SidePanel, refreshIcon, ToolbarButton } from '@jupyterlab/ui-components
 
 import { mlopsIcon } from './icons';
 import { StatusPanel } from './panels/status';
+import { ProjectsPanel } from './panels/projects';
 import { CommandIDs } from './tokens';
 
 /**
@@ -36,6 +37,8 @@ const sidebar: JupyterFrontEndPlugin<void> = {
 
     const status = new StatusPanel();
     panel.addWidget(status);
+    // issue 8: the projects I belong to
+    panel.addWidget(new ProjectsPanel());
     panel.toolbar.addItem(
       'refresh',
       new ToolbarButton({

@@ -1,0 +1,100 @@
+import { ReactWidget } from '@jupyterlab/ui-components';
+import React, { useCallback, useEffect, useState } from 'react';
+
+import { requestAPI } from '../request';
+
+/** One project as the control plane lists it (docs/openapi.yaml, Project). */
+export interface IProject {
+  /** Unique name, lowercase letters, digits and dashes. */
+  name: string;
+  description: string;
+  /** GPUs the project may hold at once; null: no project quota. */
+  gpu_quota: number | null;
+  /** Dataset version the project's results are compared on. */
+  reference_dataset: string | null;
+  /** True for the project everyone belongs to. */
+  everyone: boolean;
+  /** Whether the caller manages this project. */
+  can_manage: boolean;
+}
+
+/** Answer of `GET mlops/api/projects`. */
+export interface IProjects {
+  projects: IProject[];
+  /** Browser URL of the project pages on the control plane. */
+  pages_url: string;
+}
+
+/**
+ * The projects I belong to, each linking to its page (members, milestones, progress).
+ */
+export function ProjectsView(props: { refreshSignal?: number }): JSX.Element {
+  const [data, setData] = useState<IProjects | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  const refresh = useCallback(async () => {
+    try {
+      setData(await requestAPI<IProjects>('projects'));
+      setError(null);
+    } catch (e: any) {
+      setError(e.message);
+    }
+  }, []);
+
+  useEffect(() => {
+    void refresh();
+  }, [refresh, props.refreshSignal]);
+
+  if (error) {
+    return (
+      <div className="jp-mlops-error" role="alert">
+        {error}
+      </div>
+    );
+  }
+  if (!data) {
+    return <div className="jp-mlops-muted">Loading projects…</div>;
+  }
+  return (
+    <ul className="jp-mlops-projects" aria-label="My projects">
+      {data.projects.map(p => (
+        <li key={p.name} className="jp-mlops-project" data-testid={`project-${p.name}`}>
+          <a
+            href={`${data.pages_url}/${encodeURIComponent(p.name)}`}
+            target="_blank"
+            rel="noopener noreferrer"
+            className="jp-mlops-link"
+          >
+            {p.name}
+          </a>
+          {p.can_manage && <span className="jp-mlops-badge">manager</span>}
+          {p.gpu_quota !== null && (
+            <span className="jp-mlops-muted"> · {p.gpu_quota} GPU quota</span>
+          )}
+          {p.description && <div className="jp-mlops-muted">{p.description}</div>}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+/** The projects section of the MLOps sidebar. */
+export class ProjectsPanel extends ReactWidget {
+  private _tick = 0;
+
+  constructor() {
+    super();
+    this.addClass('jp-mlops-section');
+    this.title.label = 'Projects';
+  }
+
+  /** Load the list again. */
+  refresh(): void {
+    this._tick += 1;
+    this.update();
+  }
+
+  render(): JSX.Element {
+    return <ProjectsView refreshSignal={this._tick} />;
+  }
+}
