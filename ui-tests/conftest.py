@@ -88,3 +88,10 @@ def open_mlops_sidebar(page: Page):
     sidebar = page.locator("#jp-mlops-sidebar")
     expect(sidebar).to_be_visible()
     return sidebar
+
+
+@pytest.fixture(autouse=True)
+def jp_asyncio_loop():
+    """Replace pytest-jupyter's autouse per-test event loop here: browser tests use Playwright's
+    sync API, whose loop pytest-jupyter would otherwise find current and try to close."""
+    yield None
