@@ -86,7 +86,7 @@ export function StatusView(props: { refreshSignal?: number }): JSX.Element {
         </span>
       </div>
       <Component label="MLflow" status={status.mlflow}>
-        {' '}
+        <br />
         <a
           href={status.mlflow.ui_url}
           target="_blank"
