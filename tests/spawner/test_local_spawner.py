@@ -89,6 +89,53 @@ def test_two_gpus_three_users_release_and_restart(hub):
     assert {g["holder"]["username"] for g in gpus["gpus"]} == {"bob", "carol"}
 
 
+def test_isolation_as_root(hub):
+    assert os.geteuid() == 0, "the isolation test needs the hub to run as root (CI does)"
+    # bob and carol run since the first test (as their own accounts)
+    a, d = hub.server_state("bob"), hub.server_state("carol")
+    pa, pd = a["state"]["pid"], d["state"]["pid"]
+    ua, ud = uid_of(pa), uid_of(pd)
+    assert ua != 0 and ud != 0 and ua != ud
+    ws = hub.data_dir / "users"
+    secret = ws / "carol" / "secret.txt"
+    secret.write_text("carol's notes")
+    os.chown(secret, ud, ud)
+    secret.chmod(0o600)
+    # bob's processes cannot read carol's workspace ...
+    r = as_uid(ua, "cat", str(secret))
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+    r = as_uid(ua, "ls", str(ws / "carol"))
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+    # ... nor signal carol's server
+    r = as_uid(ua, "kill", "-0", str(pd))
+    assert r.returncode != 0 and "not permitted" in r.stderr
+    # the shared dataset is readable, not writable
+    ds = hub.data_dir / "datasets"
+    (ds / "cells.txt").write_text("image-0001.tif\n")
+    env = environ(pa)
+    assert env["JUPYTER_MLOPS_DATASETS"] == str(ds)
+    assert as_uid(ua, "cat", str(ds / "cells.txt")).stdout == "image-0001.tif\n"
+    r = as_uid(ua, "touch", str(ds / "mine.txt"))
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+    r = as_uid(ua, "sh", "-c", f"echo x >> {ds / 'cells.txt'}")
+    assert r.returncode != 0
+    assert (ws / "bob" / "datasets").resolve() == ds.resolve()
+    # bob can write his own workspace
+    assert as_uid(ua, "touch", str(ws / "bob" / "mine.txt")).returncode == 0
+
+
+def test_profile_limits_enforced_by_cgroup(hub):
+    pid = hub.server_state("carol")["state"]["pid"]
+    cgroups = Path(f"/proc/{pid}/cgroup").read_text()
+    assert "jupyter-mlops/jm-carol" in cgroups, cgroups
+    env = environ(pid)
+    assert env["MEM_LIMIT"] == str(2 * 1024**3) and env["JUPYTER_MLOPS_PROFILE"] == "gpu-1"
+    mem = Path("/sys/fs/cgroup/memory/jupyter-mlops/jm-carol/memory.limit_in_bytes")
+    v2 = Path("/sys/fs/cgroup/jupyter-mlops/jm-carol/memory.max")
+    limit = (mem if mem.exists() else v2).read_text().strip()
+    assert limit == str(2 * 1024**3)
+
+
 def test_quota_exceeded_names_quota_and_use(hub):
     # bob holds one GPU (previous test); an administrator caps him at 1
     token = hub.token("admin")
@@ -133,51 +180,3 @@ def test_restricted_profiles_hidden_and_refused(hub):
     hub.hub("POST", "groups/deep-learning/users", json={"users": ["alice"]}).raise_for_status()
     _, page = spawn_form(hub, "alice")
     assert 'value="big"' in page
-
-
-def test_isolation_as_root(hub):
-    assert os.geteuid() == 0, "the isolation test needs the hub to run as root (CI does)"
-    for u in ("alice", "dave"):
-        assert hub.spawn(u, "cpu").status_code in (201, 202), hub.hub_log()
-    a, d = hub.wait_ready("alice"), hub.wait_ready("dave")
-    pa, pd = a["state"]["pid"], d["state"]["pid"]
-    ua, ud = uid_of(pa), uid_of(pd)
-    assert ua != 0 and ud != 0 and ua != ud
-    ws = hub.data_dir / "users"
-    secret = ws / "dave" / "secret.txt"
-    secret.write_text("dave's notes")
-    os.chown(secret, ud, ud)
-    secret.chmod(0o600)
-    # alice's processes cannot read dave's workspace ...
-    r = as_uid(ua, "cat", str(secret))
-    assert r.returncode != 0 and "Permission denied" in r.stderr
-    r = as_uid(ua, "ls", str(ws / "dave"))
-    assert r.returncode != 0 and "Permission denied" in r.stderr
-    # ... nor signal dave's server
-    r = as_uid(ua, "kill", "-0", str(pd))
-    assert r.returncode != 0 and "not permitted" in r.stderr
-    # the shared dataset is readable, not writable
-    ds = hub.data_dir / "datasets"
-    (ds / "cells.txt").write_text("image-0001.tif\n")
-    env = environ(pa)
-    assert env["JUPYTER_MLOPS_DATASETS"] == str(ds)
-    assert as_uid(ua, "cat", str(ds / "cells.txt")).stdout == "image-0001.tif\n"
-    r = as_uid(ua, "touch", str(ds / "mine.txt"))
-    assert r.returncode != 0 and "Permission denied" in r.stderr
-    r = as_uid(ua, "sh", "-c", f"echo x >> {ds / 'cells.txt'}")
-    assert r.returncode != 0
-    assert (ws / "alice" / "datasets").resolve() == ds.resolve()
-    # alice can write her own workspace
-    assert as_uid(ua, "touch", str(ws / "alice" / "mine.txt")).returncode == 0
-
-
-def test_profile_limits_enforced_by_cgroup(hub):
-    pid = hub.server_state("alice")["state"]["pid"]
-    cgroups = Path(f"/proc/{pid}/cgroup").read_text()
-    assert "jupyter-mlops/jm-alice" in cgroups, cgroups
-    env = environ(pid)
-    assert env["MEM_LIMIT"] == str(2 * 1024**3) and env["CPU_LIMIT"] == "1.0"
-    mem = Path("/sys/fs/cgroup/memory/jupyter-mlops/jm-alice/memory.limit_in_bytes")
-    v2 = Path("/sys/fs/cgroup/jupyter-mlops/jm-alice/memory.max")
-    limit = (mem if mem.exists() else v2).read_text().strip()
-    assert limit == str(2 * 1024**3)
