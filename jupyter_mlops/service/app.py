@@ -41,6 +41,7 @@ class ServiceContext:
     db: Database
     projects: Projects
     settings: dict = field(default_factory=dict)
+    deployments: "Deployments | None" = None  # model endpoints (core.deployments)
     admin: "PlatformAdmin | None" = None  # hub users/servers, GPU-hours, idle GPUs (admin page)
     # Shared with the hub's local spawner over the same database (core.gpu_allocation).
     gpu_allocator: GpuAllocator | None = None
@@ -142,6 +143,10 @@ class MlopsService(Application):
 
     def make_app(self) -> web.Application:
         self.context = self.build_context()
+        from ..backends.deploy_local import build_deployments
+
+        self.context.deployments = build_deployments(self, self.context.data_dir,
+                                                     self.context.db, self.context.projects)
         prefix = self.service_prefix
         handlers = routes(prefix, self.context) + [
             (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
@@ -161,6 +166,7 @@ class MlopsService(Application):
 
     async def _serve(self):
         app = self.make_app()
+        await self.context.deployments.recover()  # take over model servers still running
         url = urlparse(self.service_url)
         app.listen(self.port or url.port, url.hostname)
         self.log.info("jupyter-mlops control plane %s listening on %s", __version__,

@@ -1,6 +1,7 @@
 """The control plane's URL table: data, not code. Later capabilities append their routes here."""
 from .handlers import datasets
 from .handlers import admin, pages, projects
+from .handlers import deployments
 from .handlers.base import NotFoundHandler
 from .handlers.gpus import (GpuAllocationsHandler, GpuQuotaHandler, GpuQuotasHandler,
                             GpusHandler)
@@ -12,6 +13,7 @@ def routes(prefix: str, context) -> list[tuple]:
     api = prefix.rstrip("/") + "/api"
     table = [
         (r"/status", StatusHandler),
+        *deployments.ROUTES,
         (r"/gpus", GpusHandler),
         (r"/gpus/allocations", GpuAllocationsHandler),
         (r"/gpus/quotas", GpuQuotasHandler),
@@ -21,6 +23,8 @@ def routes(prefix: str, context) -> list[tuple]:
     table += [*admin.ROUTES, *projects.ROUTES]
     out = [(api + path, handler, {"context": context}) for path, handler in table]
     out.append((api + r"/.*", NotFoundHandler, {"context": context}))
+    out.append((prefix.rstrip("/") + "/" + deployments.ENDPOINT_ROUTE[0],
+                deployments.ENDPOINT_ROUTE[1], {"context": context}))
     # Server-rendered pages (admin page, project pages), outside /api.
     page_table = [(r"/?", pages.RootPageHandler), *admin.PAGES, *projects.PAGES]
     out += [(prefix.rstrip("/") + path, handler, {"context": context})

@@ -53,6 +53,7 @@ class HttpProtocol(asyncio.Protocol):
         self.head = None  # (method, target, headers, length) of the request being received
         self.busy = False  # a request is being answered; later ones wait in ``buf``
         self.keep_alive = True
+        self.discard = 0  # body bytes still to swallow after an early 413
 
     # --- asyncio callbacks -------------------------------------------------------------------
 
@@ -67,18 +68,27 @@ class HttpProtocol(asyncio.Protocol):
             self.on_close(self)
 
     def data_received(self, data: bytes):
+        if self.discard:
+            # The client is still sending a body we refused: swallow it so that it reads our
+            # answer instead of a connection reset, then hang up.
+            self.discard -= min(self.discard, len(data))
+            if not self.discard and self.transport is not None:
+                self.transport.close()
+            return
         self.buf += data
         if not self.busy:
             self._advance()
 
     # --- parsing -----------------------------------------------------------------------------
 
-    def _fail(self, status: int, message: str):
+    def _fail(self, status: int, message: str, discard: int = 0):
         body = ('{"error_code": "BAD_REQUEST", "message": "%s"}' % message).encode()
         self.transport.write(response_bytes(status, body, close=True))
-        self.transport.close()
         self.buf.clear()
-        self.busy = True  # nothing more is read from this connection
+        self.busy = True  # nothing more is parsed from this connection
+        self.discard = max(0, discard)
+        if not self.discard:
+            self.transport.close()
 
     def _advance(self):
         while self.transport is not None and not self.busy:
@@ -125,7 +135,8 @@ class HttpProtocol(asyncio.Protocol):
             self._fail(400, "invalid Content-Length")
             return False
         if length > self.max_body:
-            self._fail(413, f"payload of {length} bytes exceeds the limit of {self.max_body} bytes")
+            self._fail(413, f"payload of {length} bytes exceeds the limit of {self.max_body} bytes",
+                       discard=length - (len(self.buf) - len(head) - 4))
             return False
         conn = headers.get("connection", "").lower()
         self.keep_alive = conn != "close" and (version == "HTTP/1.1" or conn == "keep-alive")

@@ -1,0 +1,476 @@
+"""Deployments: a registered model version served as a REST endpoint with a stable URL.
+
+A deployment belongs to a project and has a name that is its URL
+(``/services/mlops/endpoints/<name>/invocations``). It points at one registered model version;
+pointing it at another rolls forward or back with no failed request: the new version's server
+starts, becomes ready, takes the traffic, and only then is the old one drained and stopped. A
+version that fails to load leaves the deployment ``failed`` with the server's log while the
+previous version keeps serving.
+
+Where model servers run is a :class:`DeployBackend` (local processes, Kubernetes); where a model
+version's files are is a :class:`ModelResolver`. Both are seams, so this module holds the rules
+and the state machine and nothing about processes, pods or MLflow's wire protocol.
+
+Statuses: ``starting`` (the first version loads, nothing serves yet), ``ready``, ``updating``
+(a new version loads while the previous one serves), ``failed`` (the last version did not load;
+``serving_version`` says whether an older one still serves).
+
+Audit log (``deployment_events``): who created, switched, deleted, created tokens, and which
+version started serving when. Rows stay after the deployment is deleted.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+import secrets
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import sqlalchemy as sa
+
+from . import clock
+from .db import Database
+from .errors import Conflict, Forbidden, InvalidInput, NotFound
+from .projects import DEFAULT_PROJECT, Projects
+from .roles import Caller
+
+log = logging.getLogger("jupyter_mlops.deployments")
+
+# A DNS label starting with a letter: the name is also a Kubernetes Service name.
+NAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$")
+VISIBILITIES = ("project", "lab")  # project: its members only ("private"); lab: any lab member
+TOKEN_PREFIX = "mlops_dep_"
+
+SCHEMA = [
+    """CREATE TABLE deployments (
+        name VARCHAR(40) PRIMARY KEY,
+        project VARCHAR(63) NOT NULL,
+        model_name VARCHAR(255) NOT NULL,
+        model_version VARCHAR(32) NOT NULL,
+        serving_version VARCHAR(32),
+        status VARCHAR(32) NOT NULL,
+        message TEXT NOT NULL DEFAULT '',
+        log TEXT NOT NULL DEFAULT '',
+        visibility VARCHAR(16) NOT NULL DEFAULT 'project',
+        instance TEXT,
+        pending TEXT,
+        created_by VARCHAR(255) NOT NULL,
+        created_at FLOAT NOT NULL,
+        updated_by VARCHAR(255) NOT NULL,
+        updated_at FLOAT NOT NULL
+    )""",
+    """CREATE TABLE deployment_events (
+        id VARCHAR(32) PRIMARY KEY,
+        deployment VARCHAR(40) NOT NULL,
+        at FLOAT NOT NULL,
+        actor VARCHAR(255) NOT NULL,
+        action VARCHAR(32) NOT NULL,
+        model_version VARCHAR(32),
+        detail TEXT NOT NULL DEFAULT ''
+    )""",
+    "CREATE INDEX ix_deployment_events ON deployment_events (deployment, at)",
+    """CREATE TABLE deployment_tokens (
+        id VARCHAR(32) PRIMARY KEY,
+        deployment VARCHAR(40) NOT NULL,
+        token_hash VARCHAR(64) NOT NULL UNIQUE,
+        note VARCHAR(255) NOT NULL DEFAULT '',
+        created_by VARCHAR(255) NOT NULL,
+        created_at FLOAT NOT NULL
+    )""",
+]
+
+
+class LoadFailed(Exception):
+    """A model server did not become ready; ``log`` is the tail of its output."""
+
+    def __init__(self, message: str, log: str = ""):
+        super().__init__(message)
+        self.log = log
+
+
+class DeployBackend(Protocol):
+    """Where model servers run. Instances are JSON-able dicts the backend understands."""
+
+    async def start(self, deployment: str, version: str, model_uri: str) -> dict:
+        """Start a server of ``model_uri`` and return once it answers; raise LoadFailed."""
+
+    async def stop(self, instance: dict) -> None:
+        """Stop a server (it drains its requests in flight first)."""
+
+    async def alive(self, instance: dict) -> bool:
+        """Whether the server still runs and answers (after a control plane restart)."""
+
+    def url(self, instance: dict) -> str:
+        """Base URL the control plane proxies to (``<url>/invocations``)."""
+
+    def replicas(self, instance: dict) -> int:
+        """Servers behind this instance."""
+
+
+class ModelResolver(Protocol):
+    async def resolve(self, model_name: str, version: str) -> str:
+        """The URI a model server loads the version from; NotFound if there is no such one."""
+
+
+@dataclass
+class Route:
+    """Where an endpoint's traffic goes right now, with the requests in flight there."""
+
+    url: str
+    version: str
+    inflight: int = 0
+
+
+@dataclass
+class Traffic:
+    """The last minute of requests through an endpoint: rate, latency, errors."""
+
+    window: float = 60.0
+    samples: deque = field(default_factory=deque)  # (time, seconds, ok)
+
+    def record(self, seconds: float, ok: bool) -> None:
+        now = clock.now()
+        self.samples.append((now, seconds, ok))
+        while self.samples and self.samples[0][0] < now - self.window:
+            self.samples.popleft()
+
+    def summary(self) -> dict:
+        now = clock.now()
+        recent = [s for s in self.samples if s[0] >= now - self.window]
+        if not recent:
+            return {"requests_per_s": 0.0, "p50_ms": None, "p95_ms": None, "errors": 0,
+                    "window_s": self.window}
+        lat = sorted(s[1] for s in recent)
+        pick = lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000, 2)  # noqa: E731
+        return {"requests_per_s": round(len(recent) / self.window, 3), "p50_ms": pick(0.5),
+                "p95_ms": pick(0.95), "errors": sum(1 for s in recent if not s[2]),
+                "window_s": self.window}
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class Deployments:
+    def __init__(self, db: Database, projects: Projects, backend: DeployBackend,
+                 resolver: ModelResolver, drain_timeout: float = 30.0):
+        self.db = db
+        self.projects = projects
+        self.backend = backend
+        self.resolver = resolver
+        self.drain_timeout = drain_timeout
+        self.routes: dict[str, Route] = {}
+        self.traffic: dict[str, Traffic] = {}
+        self._tasks: dict[str, asyncio.Task] = {}
+        db.migrate("deployments", SCHEMA)
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def _row(self, name: str) -> dict | None:
+        rows = self.db.query("SELECT * FROM deployments WHERE name = :n", n=name)
+        return rows[0] if rows else None
+
+    def _public(self, row: dict) -> dict:
+        inst = json.loads(row["instance"]) if row["instance"] else None
+        return {
+            "name": row["name"],
+            "project": row["project"],
+            "model_name": row["model_name"],
+            "model_version": row["model_version"],
+            "serving_version": row["serving_version"],
+            "status": row["status"],
+            "message": row["message"],
+            "log": row["log"],
+            "visibility": row["visibility"],
+            "replicas": self.backend.replicas(inst) if inst else 0,
+            "endpoint": f"endpoints/{row['name']}/invocations",
+            "created_by": row["created_by"],
+            "created_at": row["created_at"],
+            "updated_by": row["updated_by"],
+            "updated_at": row["updated_at"],
+            "traffic": self.traffic.get(row["name"], Traffic()).summary(),
+        }
+
+    def _visible(self, caller: Caller, row: dict) -> bool:
+        try:
+            self.projects.require_member(caller, row["project"])
+            return True
+        except NotFound:
+            return False
+
+    def list_for(self, caller: Caller) -> list[dict]:
+        rows = self.db.query("SELECT * FROM deployments ORDER BY name")
+        return [self._public(r) for r in rows if self._visible(caller, r)]
+
+    def _require(self, caller: Caller, name: str) -> dict:
+        row = self._row(name)
+        if row is None or not self._visible(caller, row):
+            raise NotFound(f"no deployment {name!r}")
+        return row
+
+    def get(self, caller: Caller, name: str) -> dict:
+        return self._public(self._require(caller, name))
+
+    def events(self, caller: Caller, name: str) -> list[dict]:
+        self._require(caller, name)
+        return self.db.query(
+            "SELECT at, actor, action, model_version, detail FROM deployment_events"
+            " WHERE deployment = :d ORDER BY at, id", d=name)
+
+    # --- changing ----------------------------------------------------------------------------
+
+    def _event(self, conn, name: str, actor: str, action: str, version: str | None,
+               detail: str = "") -> None:
+        conn.execute(sa.text(
+            "INSERT INTO deployment_events (id, deployment, at, actor, action, model_version,"
+            " detail) VALUES (:i, :d, :t, :a, :x, :v, :m)"),
+            {"i": uuid.uuid4().hex, "d": name, "t": clock.now(), "a": actor, "x": action,
+             "v": version, "m": detail})
+
+    def _update(self, name: str, event: tuple | None = None, **cols) -> None:
+        cols["updated_at"] = clock.now()
+        sets = ", ".join(f"{k} = :{k}" for k in cols)
+        with self.db.tx() as conn:
+            conn.execute(sa.text(f"UPDATE deployments SET {sets} WHERE name = :name"),
+                         {**cols, "name": name})
+            if event:
+                self._event(conn, name, *event)
+
+    async def create(self, caller: Caller, name: str, model_name: str, version: str,
+                     project: str = DEFAULT_PROJECT, visibility: str = "project") -> dict:
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise InvalidInput("deployment names are 1-40 lowercase letters, digits and dashes, "
+                               "starting with a letter and not ending with a dash")
+        if visibility not in VISIBILITIES:
+            raise InvalidInput(f"visibility must be one of {', '.join(VISIBILITIES)}")
+        if not model_name or not isinstance(model_name, str):
+            raise InvalidInput("model_name is required")
+        version = self._version(version)
+        self.projects.require_member(caller, project)
+        if self._row(name):
+            raise Conflict(f"a deployment named {name!r} exists already")
+        model_uri = await self.resolver.resolve(model_name, version)  # NotFound if absent
+        now = clock.now()
+        try:
+            with self.db.tx() as conn:
+                conn.execute(sa.text(
+                    "INSERT INTO deployments (name, project, model_name, model_version, status,"
+                    " visibility, created_by, created_at, updated_by, updated_at)"
+                    " VALUES (:n, :p, :m, :v, 'starting', :vis, :u, :t, :u, :t)"),
+                    {"n": name, "p": project, "m": model_name, "v": version, "vis": visibility,
+                     "u": caller.name, "t": now})
+                self._event(conn, name, caller.name, "created", version,
+                            f"{model_name} version {version} in project {project}")
+        except sa.exc.IntegrityError:
+            raise Conflict(f"a deployment named {name!r} exists already") from None
+        self._launch(name, version, model_uri)
+        return self.get(caller, name)
+
+    @staticmethod
+    def _version(version) -> str:
+        version = str(version if version is not None else "").strip()
+        if not version.isdigit():
+            raise InvalidInput("version must be a registered model version number")
+        return version
+
+    async def switch(self, caller: Caller, name: str, version) -> dict:
+        """Point the deployment at another version of its model (roll forward or back)."""
+        row = self._require(caller, name)
+        version = self._version(version)
+        if version == row["model_version"] and row["status"] in ("ready", "starting",
+                                                                 "updating"):
+            return self._public(row)
+        model_uri = await self.resolver.resolve(row["model_name"], version)
+        status = "updating" if row["serving_version"] else "starting"
+        self._update(name, (caller.name, "switched", version,
+                            f"from version {row['model_version']} to {version}"),
+                     model_version=version, status=status, message="", log="",
+                     updated_by=caller.name)
+        self._launch(name, version, model_uri)
+        return self.get(caller, name)
+
+    async def delete(self, caller: Caller, name: str) -> None:
+        row = self._require(caller, name)
+        task = self._tasks.pop(name, None)
+        if task:
+            task.cancel()
+        route = self.routes.pop(name, None)
+        with self.db.tx() as conn:
+            conn.execute(sa.text("DELETE FROM deployments WHERE name = :n"), {"n": name})
+            conn.execute(sa.text("DELETE FROM deployment_tokens WHERE deployment = :n"),
+                         {"n": name})
+            self._event(conn, name, caller.name, "deleted", row["serving_version"])
+        self.traffic.pop(name, None)
+        for key in ("instance", "pending"):
+            if row[key]:
+                inst = json.loads(row[key])
+                await self._drain(route if key == "instance" else None)
+                await self.backend.stop(inst)
+
+    # --- tokens for outside clients ----------------------------------------------------------
+
+    def create_token(self, caller: Caller, name: str, note: str = "") -> dict:
+        self._require(caller, name)
+        if not isinstance(note, str) or len(note) > 255:
+            raise InvalidInput("note must be a string of at most 255 characters")
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token_id = uuid.uuid4().hex[:12]
+        with self.db.tx() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO deployment_tokens (id, deployment, token_hash, note, created_by,"
+                " created_at) VALUES (:i, :d, :h, :n, :u, :t)"),
+                {"i": token_id, "d": name, "h": _hash(secret), "n": note, "u": caller.name,
+                 "t": clock.now()})
+            self._event(conn, name, caller.name, "token_created", None, note)
+        return {"id": token_id, "token": secret, "note": note, "deployment": name}
+
+    def tokens(self, caller: Caller, name: str) -> list[dict]:
+        self._require(caller, name)
+        return self.db.query("SELECT id, note, created_by, created_at FROM deployment_tokens"
+                             " WHERE deployment = :d ORDER BY created_at", d=name)
+
+    def revoke_token(self, caller: Caller, name: str, token_id: str) -> None:
+        self._require(caller, name)
+        with self.db.tx() as conn:
+            gone = conn.execute(sa.text(
+                "DELETE FROM deployment_tokens WHERE id = :i AND deployment = :d"),
+                {"i": token_id, "d": name}).rowcount
+            if not gone:
+                raise NotFound(f"no token {token_id!r} of deployment {name!r}")
+            self._event(conn, name, caller.name, "token_revoked", None, token_id)
+
+    # --- the endpoint ------------------------------------------------------------------------
+
+    def authorize(self, name: str, caller: Caller | None = None,
+                  token: str | None = None) -> Route:
+        """The route of an endpoint call, if the caller (or the deployment token) may call it."""
+        row = self._row(name)
+        if token is not None:
+            ok = row is not None and bool(self.db.query(
+                "SELECT 1 FROM deployment_tokens WHERE token_hash = :h AND deployment = :d",
+                h=_hash(token), d=name))
+            if not ok:
+                raise Forbidden(f"this token does not grant access to deployment {name!r}")
+        elif row is None:
+            raise NotFound(f"no deployment {name!r}")
+        elif row["visibility"] != "lab" and not self._visible(caller, row):
+            raise Forbidden(f"deployment {name!r} is private to project {row['project']!r}")
+        if row is None:
+            raise NotFound(f"no deployment {name!r}")
+        route = self.routes.get(name)
+        if route is None:
+            from .errors import Unavailable
+
+            raise Unavailable(f"deployment {name!r} is {row['status']}: no version serves yet")
+        return route
+
+    def record(self, name: str, seconds: float, ok: bool) -> None:
+        self.traffic.setdefault(name, Traffic()).record(seconds, ok)
+
+    # --- rolling out -------------------------------------------------------------------------
+
+    def _launch(self, name: str, version: str, model_uri: str | None = None) -> None:
+        """Roll ``name`` out to ``version`` in the background (replacing a rollout under way)."""
+        old = self._tasks.pop(name, None)
+        if old:
+            old.cancel()
+        task = asyncio.get_running_loop().create_task(self._rollout(name, version, model_uri))
+        self._tasks[name] = task
+        task.add_done_callback(lambda t: self._tasks.pop(name, None)
+                               if self._tasks.get(name) is t else None)
+
+    async def _resolve(self, row: dict, version: str) -> str:
+        from .errors import Unavailable
+
+        # At a control plane start MLflow may still be starting too: retry for a while.
+        for attempt in range(30):
+            try:
+                return await self.resolver.resolve(row["model_name"], version)
+            except Unavailable:
+                if attempt == 29:
+                    raise
+                await asyncio.sleep(2.0)
+
+    async def _rollout(self, name: str, version: str, model_uri: str | None) -> None:
+        try:
+            row = self._row(name)
+            if row is None:
+                return
+            if model_uri is None:
+                model_uri = await self._resolve(row, version)
+            inst = await self.backend.start(name, version, model_uri)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self._failed(name, version, e)
+            return
+        row = self._row(name)
+        if row is None or row["model_version"] != version:  # deleted or switched meanwhile
+            await self.backend.stop(inst)
+            return
+        old_route = self.routes.get(name)
+        old_inst = json.loads(row["instance"]) if row["instance"] else None
+        # The switch: from here on new requests go to the new version.
+        self.routes[name] = Route(self.backend.url(inst), version)
+        self._update(name, (row["updated_by"], "serving", version,
+                            f"version {version} serves; previously "
+                            f"{row['serving_version'] or 'none'}"),
+                     instance=json.dumps(inst), serving_version=version, status="ready",
+                     message="", log="")
+        log.info("deployment %s: version %s serves", name, version)
+        if old_inst:
+            await self._drain(old_route)
+            await self.backend.stop(old_inst)
+
+    def _failed(self, name: str, version: str, error: Exception) -> None:
+        row = self._row(name)
+        if row is None:
+            return
+        keeps = (f"; version {row['serving_version']} keeps serving"
+                 if row["serving_version"] else "")
+        message = f"version {version} failed to start: {error}{keeps}"
+        log.warning("deployment %s: %s", name, message)
+        self._update(name, ("system", "failed", version, str(error)), status="failed",
+                     message=message, log=getattr(error, "log", "") or str(error))
+
+    async def _drain(self, route: Route | None) -> None:
+        """Wait until the requests proxied to a retired route have finished."""
+        if route is None:
+            return
+        deadline = clock.now() + self.drain_timeout
+        while route.inflight > 0 and clock.now() < deadline:
+            await asyncio.sleep(0.02)
+
+    async def recover(self) -> None:
+        """After a control plane (re)start: take over running servers, restart what is missing."""
+        keep, targets = [], {}
+        for row in self.db.query("SELECT * FROM deployments ORDER BY name"):
+            name = row["name"]
+            inst = json.loads(row["instance"]) if row["instance"] else None
+            alive = bool(inst) and await self.backend.alive(inst)
+            if alive:
+                self.routes[name] = Route(self.backend.url(inst), row["serving_version"])
+                keep.append(inst)
+            if row["status"] in ("starting", "updating"):
+                targets[name] = row["model_version"]  # a rollout was interrupted: redo it
+            elif inst and not alive:
+                targets[name] = row["serving_version"]  # its server died: start it again
+                self._update(name, ("system", "restarted", row["serving_version"],
+                                    "its server had stopped"), instance=None, status="starting")
+            log.info("deployment %s: %s", name, "attached" if alive else "not running")
+        reap = getattr(self.backend, "reap", None)
+        if reap:  # servers of interrupted rollouts or deleted deployments
+            await reap(keep)
+        for name, version in targets.items():
+            self._launch(name, version)
+
+    async def close(self) -> None:
+        """Stop background rollouts (servers keep running: they outlive the control plane)."""
+        for task in list(self._tasks.values()):
+            task.cancel()
+        self._tasks.clear()

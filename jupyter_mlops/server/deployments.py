@@ -1,0 +1,99 @@
+"""Deployment routes of the server extension: the lab's side of ``api/deployments`` of the
+control plane, called with the user's own hub token (so the control plane decides)."""
+from __future__ import annotations
+
+import json
+
+import tornado
+
+from ..client import ControlPlaneClient
+from ..core.errors import InvalidInput, PayloadTooLarge
+from .handlers import MlopsHandler
+
+TRY_IT_MAX_BYTES = 16 * 1024 * 1024
+
+
+class DeploymentHandlerBase(MlopsHandler):
+    def cp(self) -> ControlPlaneClient:
+        # Longer than the status checks' timeout: a first prediction may load lazily.
+        return ControlPlaneClient(self.mlops.control_plane_url, self.mlops.api_token,
+                                  timeout=60.0)
+
+    def body_json(self) -> dict:
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError as e:
+            raise InvalidInput(f"request body is not JSON: {e}") from None
+        if not isinstance(body, dict):
+            raise InvalidInput("request body must be a JSON object")
+        return body
+
+    async def call(self, method: str, *args):
+        cp = self.cp()
+        try:
+            return await getattr(cp, method)(*args)
+        finally:
+            await cp.aclose()
+
+
+class DeploymentsHandler(DeploymentHandlerBase):
+    @tornado.web.authenticated
+    async def get(self):
+        self.finish({"deployments": await self.call("list_deployments")})
+
+    @tornado.web.authenticated
+    async def post(self):
+        self.set_status(201)
+        self.finish(await self.call("create_deployment", self.body_json()))
+
+
+class DeploymentHandler(DeploymentHandlerBase):
+    @tornado.web.authenticated
+    async def get(self, name):
+        dep = await self.call("get_deployment", name)
+        dep["events"] = await self.call("deployment_events", name)
+        self.finish(dep)
+
+    @tornado.web.authenticated
+    async def patch(self, name):
+        body = self.body_json()
+        if "version" not in body:
+            raise InvalidInput("send {\"version\": <number>} to switch the served version")
+        self.finish(await self.call("switch_deployment", name, str(body["version"])))
+
+    @tornado.web.authenticated
+    async def delete(self, name):
+        await self.call("delete_deployment", name)
+        self.set_status(204)
+        self.finish()
+
+
+class DeploymentTokensHandler(DeploymentHandlerBase):
+    @tornado.web.authenticated
+    async def get(self, name):
+        self.finish({"tokens": await self.call("deployment_tokens", name)})
+
+    @tornado.web.authenticated
+    async def post(self, name):
+        note = self.body_json().get("note", "")
+        self.set_status(201)
+        self.finish(await self.call("create_deployment_token", name, note))
+
+
+class DeploymentPredictHandler(DeploymentHandlerBase):
+    """"Try it": the body (JSON, CSV or an image) goes to the deployment's endpoint as is."""
+
+    @tornado.web.authenticated
+    async def post(self, name):
+        if len(self.request.body) > TRY_IT_MAX_BYTES:
+            raise PayloadTooLarge(f"try-it payloads are limited to {TRY_IT_MAX_BYTES} bytes")
+        ctype = self.request.headers.get("Content-Type", "application/json")
+        self.finish(await self.call("invoke_endpoint", name, self.request.body, ctype))
+
+
+ROUTES = [
+    (r"deployments", DeploymentsHandler),
+    (r"deployments/(?P<name>[a-z0-9-]+)", DeploymentHandler),
+    (r"deployments/(?P<name>[a-z0-9-]+)/tokens", DeploymentTokensHandler),
+    (r"deployments/(?P<name>[a-z0-9-]+)/predict", DeploymentPredictHandler),
+]

@@ -1,0 +1,160 @@
+"""Deployments: management routes (``api/deployments...``) and the endpoints themselves.
+
+The endpoint of a deployment is ``/services/mlops/endpoints/<name>/invocations`` (plus
+``ping``, ``health``, ``version``, ``metrics``): behind the hub's proxy, it accepts a hub API
+token with ``custom:mlops:use`` or a deployment token created for an outside client, and passes
+the request to the model server currently serving (see ``core.deployments`` for switching).
+"""
+from __future__ import annotations
+
+import time
+
+import httpx
+from tornado import web
+
+from ...core import roles
+from ...core.deployments import TOKEN_PREFIX
+from ...core.errors import Forbidden, InvalidInput, NotAuthenticated, Unavailable
+from ...core.roles import Caller
+from .base import ApiHandler
+
+_PASS_HEADERS = ("Content-Type",)
+
+
+class DeploymentsHandler(ApiHandler):
+    async def get(self):
+        self.write_json({"deployments": self.context.deployments.list_for(self.caller)})
+
+    async def post(self):
+        body = self.get_json_body()
+        unknown = set(body) - {"name", "model_name", "version", "project", "visibility"}
+        if unknown:
+            raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))}")
+        dep = await self.context.deployments.create(
+            self.caller, body.get("name"), body.get("model_name"), body.get("version"),
+            project=body.get("project") or "default",
+            visibility=body.get("visibility") or "project")
+        self.write_json(dep, status=201)
+
+
+class DeploymentHandler(ApiHandler):
+    async def get(self, name):
+        self.write_json(self.context.deployments.get(self.caller, name))
+
+    async def patch(self, name):
+        body = self.get_json_body()
+        if set(body) != {"version"}:
+            raise InvalidInput("send {\"version\": <number>} to switch the served version")
+        self.write_json(await self.context.deployments.switch(self.caller, name,
+                                                              body["version"]))
+
+    async def delete(self, name):
+        await self.context.deployments.delete(self.caller, name)
+        self.set_status(204)
+        self.finish()
+
+
+class DeploymentEventsHandler(ApiHandler):
+    async def get(self, name):
+        self.write_json({"events": self.context.deployments.events(self.caller, name)})
+
+
+class DeploymentTokensHandler(ApiHandler):
+    async def get(self, name):
+        self.write_json({"tokens": self.context.deployments.tokens(self.caller, name)})
+
+    async def post(self, name):
+        note = self.get_json_body().get("note", "")
+        self.write_json(self.context.deployments.create_token(self.caller, name, note), 201)
+
+
+class DeploymentTokenHandler(ApiHandler):
+    async def delete(self, name, token_id):
+        self.context.deployments.revoke_token(self.caller, name, token_id)
+        self.set_status(204)
+        self.finish()
+
+
+class EndpointHandler(ApiHandler):
+    """``endpoints/<name>/<action>``: authenticate, authorise, pass on to the model server."""
+
+    _http: httpx.AsyncClient | None = None
+
+    @classmethod
+    def http(cls) -> httpx.AsyncClient:
+        if cls._http is None:
+            cls._http = httpx.AsyncClient(
+                timeout=httpx.Timeout(120.0, connect=5.0),
+                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
+        return cls._http
+
+    async def prepare(self):
+        pass  # authentication depends on the kind of token: see _route
+
+    async def _route(self, name):
+        deployments = self.context.deployments
+        scheme, _, token = self.request.headers.get("Authorization", "").partition(" ")
+        if token.startswith(TOKEN_PREFIX) and scheme.lower() in ("token", "bearer"):
+            return deployments.authorize(name, token=token)
+        model = await self.hub_auth.get_user(self, sync=False)
+        if not model:
+            raise NotAuthenticated("send a hub API token or a deployment token "
+                                   "(Authorization: Bearer <token>)")
+        caller = Caller.from_hub_model(model)
+        if roles.USE not in caller.scopes:
+            raise Forbidden(f"{caller.name} lacks the scope {roles.USE}")
+        return deployments.authorize(name, caller=caller)
+
+    async def _forward(self, name, action):
+        route = await self._route(name)
+        deployments = self.context.deployments
+        headers = {h: self.request.headers[h] for h in _PASS_HEADERS if h in self.request.headers}
+        body = self.request.body if self.request.method == "POST" else None
+        t0 = time.perf_counter()
+        ok = False
+        for attempt in range(2):
+            route.inflight += 1
+            try:
+                resp = await self.http().request(self.request.method, f"{route.url}/{action}",
+                                                 content=body, headers=headers)
+                break
+            except httpx.TransportError as e:
+                # The version we picked may have just been retired: retry on the new one once.
+                newer = deployments.routes.get(name)
+                if attempt == 0 and newer is not None and newer is not route:
+                    route = newer
+                    continue
+                raise Unavailable(f"the model server of {name!r} is unreachable "
+                                  f"({type(e).__name__})") from None
+            finally:
+                route.inflight -= 1
+        ok = resp.status_code < 500
+        if action == "invocations":
+            deployments.record(name, time.perf_counter() - t0, ok)
+        self.set_status(resp.status_code)
+        self.set_header("Content-Type", resp.headers.get("content-type", "application/json"))
+        self.set_header("X-Model-Version", route.version)
+        self.finish(resp.content)
+
+    async def post(self, name, action):
+        if action != "invocations":
+            raise web.HTTPError(405, f"POST only to invocations, not {action}")
+        await self._forward(name, action)
+
+    async def get(self, name, action):
+        if action == "invocations":
+            raise web.HTTPError(405, "use POST for invocations")
+        await self._forward(name, action)
+
+
+ROUTES = [
+    (r"/deployments", DeploymentsHandler),
+    (r"/deployments/([a-z0-9-]+)", DeploymentHandler),
+    (r"/deployments/([a-z0-9-]+)/events", DeploymentEventsHandler),
+    (r"/deployments/([a-z0-9-]+)/tokens", DeploymentTokensHandler),
+    (r"/deployments/([a-z0-9-]+)/tokens/([a-z0-9]+)", DeploymentTokenHandler),
+]
+
+# Outside ``api/``: the stable URL clients call.
+ENDPOINT_ROUTE = (r"endpoints/([a-z0-9-]+)/(invocations|ping|health|version|metrics)",
+                  EndpointHandler)
