@@ -20,6 +20,7 @@ from jupyter_mlops.core.db import Database
 from jupyter_mlops.core.gpu_allocation import GpuAllocator
 from jupyter_mlops.core.gpus import StaticInventory
 from jupyter_mlops.core.jobs import JobRunner, Jobs, JobStore
+from jupyter_mlops.core.jobs.sweeps import Sweeps
 from jupyter_mlops.core.jobs.tracking import MLFLOW_SCOPE, FixedTokenIssuer
 from jupyter_mlops.core.projects import Projects
 from jupyter_mlops.core.roles import Caller
@@ -66,6 +67,9 @@ class Lab:
         self.runner = JobRunner(self.jobs, self.backend, FixedTokenIssuer(self.tokens),
                                 tracking_uri=self.tracking_uri, tick_seconds=0.2,
                                 max_cpu_jobs=self.max_cpu_jobs)
+        self.sweeps = Sweeps(self.jobs, f"sqlite:///{self.root / 'optuna.sqlite'}",
+                             self.tracking_uri, FixedTokenIssuer(self.tokens))
+        self.runner.groups.append(self.sweeps)
 
     def write(self, user: str, path: str, text: str) -> Path:
         p = self.root / "users" / user / path
@@ -82,6 +86,16 @@ class Lab:
                          "metadata": {"tags": [tag]} if tag else {}, "outputs": [],
                          "source": src} for i, (src, tag) in enumerate(cells)]}
         return self.write(user, path, json.dumps(nb))
+
+    async def wait_group(self, get, states=("succeeded", "failed", "cancelled"),
+                         timeout: float = 90.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            g = get()
+            if g["state"] in states:
+                return g
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"still {get()}")
 
     async def wait(self, job_id: int, states=("succeeded", "failed", "cancelled", "pruned"),
                    timeout: float = 60.0):

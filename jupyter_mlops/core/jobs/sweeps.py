@@ -128,10 +128,10 @@ def parse_sweep(body: dict) -> dict:
         v = body.get(key, default)
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= top:
             raise InvalidInput(f"{key} must be a whole number from 1 to {top}")
-        out[key] = v
+        out["n_trials" if key == "trials" else key] = v
     if sampler == "grid":
         size = math.prod(len(v) for v in grid_of(dists).values())
-        out["trials"] = min(out["trials"], size)
+        out["n_trials"] = min(out["n_trials"], size)
     seed = body.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise InvalidInput("seed must be a whole number")
@@ -194,7 +194,7 @@ class Sweeps:
 
     def list(self, caller: Caller) -> list[dict]:
         return [{k: s[k] for k in ("id", "state", "created_at", "metric", "direction",
-                                   "trials", "asked", "best", "parent_run_id")} |
+                                   "n_trials", "asked", "best", "parent_run_id")} |
                 {"path": s["job"]["path"]}
                 for s in self.store.groups("sweep", user=caller.name)]
 
@@ -270,7 +270,7 @@ class Sweeps:
                 "mlops.project": s["job"]["project"], "mlops.sampler": s["sampler"],
                 "mlops.pruner": s["pruner"], "mlops.metric": s["metric"]})
             await ml.log(s["parent_run_id"], params={
-                "space": json.dumps(s["space"])[:6000], "trials": s["trials"],
+                "space": json.dumps(s["space"])[:6000], "trials": s["n_trials"],
                 "direction": s["direction"]})
             self._save(s)
         jobs = self.store.list(sweep_id=s["id"], limit=MAX_TRIALS)
@@ -311,10 +311,10 @@ class Sweeps:
         if s["state"] != "running":
             return
         active = sum(1 for j in jobs if not j.done)
-        while active < s["parallel"] and s["asked"] < s["trials"]:
+        while active < s["parallel"] and s["asked"] < s["n_trials"]:
             self._ask(s)
             active += 1
-        if s["asked"] >= s["trials"] and len(s["told"]) >= s["asked"]:
+        if s["asked"] >= s["n_trials"] and len(s["told"]) >= s["asked"]:
             state = "succeeded" if s["best"] else "failed"
             self._save(s, state)
             if ml is not None:
