@@ -1,0 +1,207 @@
+"""Benchmark: our model server vs ``mlflow models serve``, side by side, same models, one run.
+
+    .venv/bin/python benchmarks/serving.py [--duration 15] [--connections 32]
+
+Each server gets one worker pinned to core 0 (``taskset``); the load generator ``wrk`` runs on
+core 1 with 32 connections, each request one 20-feature row in MLflow's ``dataframe_split``
+format. Two models: a LogisticRegression (cheap per call, so batching pays most) and a 50-tree
+RandomForest. Prints throughput, p50 and p99 of each server and the ratios, and writes
+``benchmarks/results/serving.json``. Installs wrk with apt-get when it is missing.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Python puts this script's directory first on sys.path; a sibling benchmark module named like
+# a standard module (benchmarks/platform.py) would then shadow it. Drop it.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+HERE = Path(__file__).resolve().parent
+PY = sys.executable
+FEATURES = [f"f{i}" for i in range(20)]
+GOALS = {"logreg": (10.0, 0.2), "forest": (3.0, None)}  # throughput ratio >=, p99 ratio <=
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("installing wrk (apt-get)...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+    return shutil.which("wrk")
+
+
+def make_models(root: Path) -> dict[str, Path]:
+    import mlflow.sklearn
+    import numpy as np
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame(rng.normal(size=(2000, 20)), columns=FEATURES)
+    y = (x["f0"] + 0.5 * x["f1"] - x["f2"] > 0).astype(int)
+    out = {}
+    for name, model in (("logreg", LogisticRegression(max_iter=500)),
+                        ("forest", RandomForestClassifier(n_estimators=50, random_state=0))):
+        model.fit(x, y)
+        path = root / name
+        mlflow.sklearn.save_model(model, str(path), signature=infer_signature(x, model.predict(x)),
+                                  serialization_format="cloudpickle",
+                                  pip_requirements=["mlflow", "scikit-learn"])
+        t0 = time.perf_counter()
+        for _ in range(200):
+            model.predict(x.iloc[:1])
+        print(f"  {name}: sklearn predict of one row {1000 * (time.perf_counter() - t0) / 200:.2f}"
+              " ms", flush=True)
+        out[name] = path
+    return out
+
+
+def wait_ping(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/ping", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer /ping")
+
+
+def start_server(kind: str, model: Path, port: int, log) -> subprocess.Popen:
+    # mlflow models serve runs `uvicorn` from PATH: the venv's own.
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true",
+           "PATH": f"{Path(PY).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    if kind == "ours":
+        cmd = [PY, "-m", "jupyter_mlops.serving", f"--model-uri={model}", f"--port={port}"]
+    else:
+        cmd = [str(Path(PY).parent / "mlflow"), "models", "serve", "-m", str(model), "-p",
+               str(port), "-h", "127.0.0.1", "--env-manager", "local", "-w", "1"]
+    return subprocess.Popen(["taskset", "-c", "0", *cmd], stdout=log, stderr=subprocess.STDOUT,
+                            env=env, start_new_session=True)
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+def to_ms(value: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", value)
+    n, unit = float(m.group(1)), m.group(2)
+    return n / 1000 if unit == "us" else n * 1000 if unit == "s" else n
+
+
+def run_wrk(wrk: str, url: str, script: Path, duration: int, connections: int) -> dict:
+    cmd = ["taskset", "-c", "1", wrk, "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
+           "--timeout", "10s", "-s", str(script), url + "/invocations"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = to_ms(re.search(r"50%\s+(\S+)", out).group(1))
+    p99 = to_ms(re.search(r"99%\s+(\S+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {"requests_per_s": rps, "p50_ms": p50, "p99_ms": p99, "requests": total,
+            "non_2xx": int(bad.group(1)) if bad else 0,
+            "socket_errors": errors.group(0) if errors else ""}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--duration", type=int, default=15, help="seconds of load per measurement")
+    ap.add_argument("--connections", type=int, default=32)
+    args = ap.parse_args()
+    if (os.cpu_count() or 1) < 2:
+        print("needs two cores (server on one, load generator on the other)")
+        return 2
+    wrk = ensure_wrk()
+    tmp = Path(tempfile.mkdtemp(prefix="mlops-bench-"))
+    print(f"models in {tmp}:", flush=True)
+    models = make_models(tmp)
+    script = tmp / "post.lua"
+    row = [round(0.1 * i - 1, 2) for i in range(20)]
+    body = json.dumps({"dataframe_split": {"columns": FEATURES, "data": [row]}})
+    script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                      f"wrk.body = '{body}'\n")
+    results: dict = {}
+    for model_name, path in models.items():
+        for kind in ("ours", "mlflow"):
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            with open(tmp / f"{kind}-{model_name}.log", "wb") as log:
+                proc = start_server(kind, path, port, log)
+                try:
+                    wait_ping(url, proc)
+                    run_wrk(wrk, url, script, 3, args.connections)  # warm-up
+                    res = run_wrk(wrk, url, script, args.duration, args.connections)
+                finally:
+                    stop_server(proc)
+            results.setdefault(model_name, {})[kind] = res
+            print(f"  {model_name:7s} {kind:7s} {res['requests_per_s']:9.1f} req/s  "
+                  f"p50 {res['p50_ms']:8.2f} ms  p99 {res['p99_ms']:8.2f} ms  "
+                  f"non-2xx {res['non_2xx']} {res['socket_errors']}", flush=True)
+
+    print(f"\nSide by side (1 worker on core 0, wrk on core 1, {args.connections} connections, "
+          f"{args.duration} s):")
+    print(f"{'model':8s} {'server':8s} {'req/s':>9s} {'p50 ms':>9s} {'p99 ms':>9s}")
+    verdicts = []
+    for model_name, pair in results.items():
+        for kind in ("ours", "mlflow"):
+            r = pair[kind]
+            print(f"{model_name:8s} {kind:8s} {r['requests_per_s']:9.1f} {r['p50_ms']:9.2f} "
+                  f"{r['p99_ms']:9.2f}")
+        tput = pair["ours"]["requests_per_s"] / max(pair["mlflow"]["requests_per_s"], 1e-9)
+        p99 = pair["ours"]["p99_ms"] / max(pair["mlflow"]["p99_ms"], 1e-9)
+        want_tput, want_p99 = GOALS[model_name]
+        ok = tput >= want_tput and (want_p99 is None or p99 <= want_p99)
+        goal = f">= {want_tput:g}x throughput" + (f", <= {want_p99:g}x p99" if want_p99 else "")
+        verdicts.append(ok)
+        pair["ratio"] = {"throughput": round(tput, 2), "p99": round(p99, 3), "goal": goal,
+                         "met": ok}
+        print(f"{model_name:8s} ratio    throughput {tput:6.1f}x   p99 {p99:6.3f}x   "
+              f"goal {goal}: {'MET' if ok else 'NOT MET'}")
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / "serving.json").write_text(json.dumps(results, indent=2))
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0 if all(verdicts) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
