@@ -65,7 +65,10 @@ async def overview(context) -> dict:
     return {
         "users": users,
         "gpus": {"source": reading.source, "reason": reading.reason, "devices": gpus},
-        "quotas": [q.to_dict() for q in alloc.quotas()] if alloc else [],
+        # user and group quotas live in the allocator, project quotas on the projects
+        "quotas": ([q.to_dict() for q in alloc.quotas()] if alloc else []) + [
+            {"kind": "project", "name": p["name"], "gpus": p["gpu_quota"]}
+            for p in projects if p["gpu_quota"] is not None],
         "usage": admin.usage.report((7, 30)),
         "idle": {"minutes": admin.idle_gpu_minutes,
                  "servers": [i for i in admin.usage.idle(holders, admin.idle_gpu_minutes)
@@ -135,18 +138,20 @@ class AdminRoleForm(PageHandler):
 
 
 class AdminProjectForm(PageHandler):
-    """POST project, gpu_quota_max, groups (comma separated): the administrator's settings of
-    a project."""
+    """POST project, gpu_quota, gpu_quota_max, groups (comma separated): the administrator's
+    settings of a project (its quota is enforced by the allocator at the next spawn or job)."""
 
     required_scopes = (roles.ADMIN,)
 
     async def post(self):
         name = self.form("project")
+        quota = self.form_int_or_none("gpu_quota")
         ceiling = self.form_int_or_none("gpu_quota_max")
         groups = [g.strip() for g in self.form("groups", False).split(",") if g.strip()]
 
         def act():
-            self.context.projects.update(self.caller, name, gpu_quota_max=ceiling)
+            self.context.projects.update(self.caller, name, gpu_quota=quota,
+                                         gpu_quota_max=ceiling)
             self.context.projects.set_groups(self.caller, name, groups)
 
         await self.run_form("admin#projects", act, f"project {name} updated")

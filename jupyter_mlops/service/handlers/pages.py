@@ -74,8 +74,10 @@ class PageHandler(ApiHandler):
 
     def back(self, path: str, flash: str = "", error: str = "") -> None:
         """Post/redirect/get: back to a page with a message to show."""
+        path, _, fragment = path.partition("#")
         q = {k: v for k, v in (("flash", flash), ("error", error)) if v}
-        self.redirect(url_path_join(self.prefix, path) + ("?" + urlencode(q) if q else ""))
+        self.redirect(url_path_join(self.prefix, path) + ("?" + urlencode(q) if q else "")
+                      + (f"#{fragment}" if fragment else ""))
 
     def write_error(self, status_code: int, **kwargs) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]

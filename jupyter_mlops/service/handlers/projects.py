@@ -1,7 +1,7 @@
 """Projects: JSON routes (``/api/projects...``) and the project pages (``/projects...``).
 
-The logic is ``core.projects``; a project's GPU quota is enforced by ``core.gpu_allocation``,
-so setting it here writes the allocator's project quota too (next spawn or job sees it).
+The logic is ``core.projects``. A project's ``gpu_quota`` is read by ``core.gpu_allocation`` at
+every allocation, so a change holds from the next spawn or job on.
 """
 from __future__ import annotations
 
@@ -14,11 +14,6 @@ from .base import ApiHandler
 from .pages import PageHandler
 
 PROJECT_FIELDS = ("description", "gpu_quota", "reference_dataset", "gpu_quota_max")
-
-
-def _apply_quota(context, name: str, project) -> None:
-    if context.gpu_allocator is not None:
-        context.gpu_allocator.set_quota("project", name, project.gpu_quota)
 
 
 def _milestone_id(raw: str) -> int:
@@ -79,8 +74,6 @@ class ProjectsHandler(ApiHandler):
             self.caller, body.get("name"), description=body.get("description") or "",
             gpu_quota=body.get("gpu_quota"), reference_dataset=body.get("reference_dataset"),
             members=members, groups=body.get("groups") or [])
-        if p.gpu_quota is not None:
-            _apply_quota(self.context, p.name, p)
         self.write_json(self.context.projects.detail(self.caller, p.name), status=201)
 
 
@@ -90,15 +83,11 @@ class ProjectHandler(ApiHandler):
 
     async def patch(self, name: str):
         body = self.get_json_body()
-        p = self.context.projects.update(self.caller, name, **body)
-        if "gpu_quota" in body:
-            _apply_quota(self.context, name, p)
+        self.context.projects.update(self.caller, name, **body)
         self.write_json(self.context.projects.detail(self.caller, name))
 
     async def delete(self, name: str):
         self.context.projects.delete(self.caller, name)
-        if self.context.gpu_allocator is not None:
-            self.context.gpu_allocator.set_quota("project", name, None)
         self.set_status(204)
         self.finish()
 
@@ -170,13 +159,11 @@ class ProjectsPage(PageHandler):
         members = [m.strip() for m in self.form("members", False).split(",") if m.strip()]
 
         def act():
-            p = self.context.projects.create(
+            self.context.projects.create(
                 self.caller, name, description=self.form("description", False),
                 gpu_quota=self.form_int_or_none("gpu_quota"),
                 reference_dataset=self.form("reference_dataset", False) or None,
                 members=members)
-            if p.gpu_quota is not None:
-                _apply_quota(self.context, name, p)
 
         await self.run_form("projects", act, f"project {name} created")
 
@@ -193,11 +180,9 @@ class ProjectPage(PageHandler):
         page = f"projects/{name}"
         if action == "settings":
             def act():
-                p = projects.update(caller, name, description=self.form("description", False),
-                                    gpu_quota=self.form_int_or_none("gpu_quota"),
-                                    reference_dataset=self.form("reference_dataset", False)
-                                    or None)
-                _apply_quota(self.context, name, p)
+                projects.update(caller, name, description=self.form("description", False),
+                                gpu_quota=self.form_int_or_none("gpu_quota"),
+                                reference_dataset=self.form("reference_dataset", False) or None)
             await self.run_form(page, act, "settings saved")
         elif action == "add-member":
             user, role = self.form("user"), self.form("role", False) or "member"
