@@ -1,1 +1,1 @@
-from tests.fixtures import platform  # noqa: F401 (a fixture)
+from tests.fixtures import platform, shared_tmp  # noqa: F401 (fixtures)

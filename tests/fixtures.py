@@ -135,9 +135,36 @@ class Platform:
         raise AssertionError(f"server of {user} not ready:\n{self.hub_log()}")
 
 
+def shared_tmp_dir(prefix: str = "mlops-test-") -> Path:
+    """A temporary directory other local users can traverse.
+
+    pytest's own tmp_path lives under /tmp/pytest-of-root (mode 0700); user servers run as
+    per-user system accounts and must reach their workspace and the shared dataset inside the
+    data directory.
+    """
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix=prefix))
+    d.chmod(0o755)
+    return d
+
+
+@pytest.fixture
+def shared_tmp():
+    import shutil
+
+    d = shared_tmp_dir()
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def platform(tmp_path_factory):
+def platform():
     """One platform for the whole session (starting one takes ~5 s)."""
-    p = Platform(tmp_path_factory.mktemp("platform")).start()
+    import shutil
+
+    d = shared_tmp_dir("mlops-platform-")
+    p = Platform(d / "data").start()
     yield p
     p.stop()
+    shutil.rmtree(d, ignore_errors=True)

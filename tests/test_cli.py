@@ -39,7 +39,8 @@ def test_bad_gpu_devices_json_is_a_clear_error(tmp_path):
     assert r.returncode == 2 and "--gpu-devices is not JSON" in r.stderr
 
 
-def test_restart_keeps_accounts_and_stops_every_child(tmp_path):
+def test_restart_keeps_accounts_and_stops_every_child(shared_tmp):
+    tmp_path = shared_tmp
     import psutil
 
     p = Platform(tmp_path / "data").start()
