@@ -5,7 +5,7 @@ to: kubernetes_asyncio, kubespawner (its watch-based reflectors included) and ``
 
 What it does, generically over the resource kinds in ``RESOURCES`` (core/v1 pods, services,
 persistentvolumeclaims, namespaces, events, resourcequotas, secrets, configmaps,
-serviceaccounts, nodes; batch/v1 jobs; apps/v1 deployments; networking.k8s.io/v1
+serviceaccounts, nodes, persistentvolumes; batch/v1 jobs; apps/v1 deployments; networking.k8s.io/v1
 networkpolicies; autoscaling/v2 horizontalpodautoscalers; rbac roles and rolebindings):
 
 - create (POST, ``generateName`` too), get, list, replace (PUT, optimistic concurrency on
@@ -32,6 +32,7 @@ Usage::
 
     with KubeFake(node_gpus=2) as fake:          # or the ``kube_fake`` fixture
         kubeconfig = fake.write_kubeconfig(tmp_path / "kubeconfig")
+        use_kubeconfig(monkeypatch, kubeconfig)  # for clients reading the default location
         fake.url                                  # http://127.0.0.1:PORT
         fake.mark_unschedulable(lambda pod: True, "0/3 nodes are available: ...")
         fake.get("pods", "default", "jupyter-alice")    # the stored dict, or None
@@ -67,6 +68,7 @@ RESOURCES = {
     ("", "v1", "configmaps"): ("ConfigMap", True),
     ("", "v1", "serviceaccounts"): ("ServiceAccount", True),
     ("", "v1", "namespaces"): ("Namespace", False),
+    ("", "v1", "persistentvolumes"): ("PersistentVolume", False),
     ("", "v1", "nodes"): ("Node", False),
     ("batch", "v1", "jobs"): ("Job", True),
     ("apps", "v1", "deployments"): ("Deployment", True),
@@ -79,6 +81,14 @@ PLURALS = {plural: (g, v) for (g, v, plural) in RESOURCES}
 GPU = "nvidia.com/gpu"
 
 
+class Missing(Exception):
+    """No such object (404). Not KeyError: a bug in the fake must not look like a 404."""
+
+
+class Gone(Exception):
+    """The namespace to create in does not exist (404)."""
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -87,6 +97,31 @@ def _status(code: int, reason: str, message: str, **details) -> web.Response:
     body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": message, "reason": reason, "details": details, "code": code}
     return web.json_response(body, status=code)
+
+
+def write_kubeconfig(path, server: str, token: str = "fake-token",
+                     namespace: str = "default") -> Path:
+    """A kubeconfig (JSON is valid YAML) whose current context is ``server``."""
+    path = Path(path)
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+        "clusters": [{"name": "fake", "cluster": {"server": server}}],
+        "users": [{"name": "fake", "user": {"token": token}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake",
+                                                  "namespace": namespace}}],
+    }))
+    return path
+
+
+def use_kubeconfig(monkeypatch, path) -> None:
+    """Make clients that load "the default kubeconfig" (kubespawner does) load ``path``.
+
+    kubernetes_asyncio reads $KUBECONFIG once, at import, so the module default is set too.
+    """
+    from kubernetes_asyncio.config import kube_config
+
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
 
 
 # --- selectors -------------------------------------------------------------------------------
@@ -248,16 +283,8 @@ class KubeFake:
 
     def write_kubeconfig(self, path, namespace: str = "default") -> Path:
         """A kubeconfig whose current context points at this server (``KUBECONFIG=path``)."""
-        path = Path(path)
-        user = {"token": self.token} if self.token else {"token": "fake-token"}
-        path.write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
-            "users": [{"name": "fake", "user": user}],
-            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake",
-                                                      "namespace": namespace}}],
-        }))
-        return path
+        return write_kubeconfig(path, self.url, token=self.token or "fake-token",
+                                namespace=namespace)
 
     # --- the store (any thread) -----------------------------------------------------------------
 
@@ -293,7 +320,7 @@ class KubeFake:
                     if p == plural and (namespace is None or ns == namespace)]
 
     def create(self, plural: str, namespace: str | None, body: dict) -> dict:
-        """Store a new object as the API would (raises ``KeyError``/``FileExistsError``)."""
+        """Store a new object as the API would (raises ``Gone``/``FileExistsError``)."""
         group, version = PLURALS[plural]
         kind, namespaced = RESOURCES[(group, version, plural)]
         obj = copy.deepcopy(body)
@@ -303,7 +330,7 @@ class KubeFake:
         with self._lock:
             if namespaced:
                 if ("namespaces", "", namespace) not in self._objects:
-                    raise KeyError(f'namespaces "{namespace}" not found')
+                    raise Gone(f'namespaces "{namespace}" not found')
                 meta["namespace"] = namespace
             key = (plural, namespace or "", meta["name"])
             if key in self._objects:
@@ -330,7 +357,7 @@ class KubeFake:
         with self._lock:
             old = self._objects.get(key)
             if old is None:
-                raise LookupError(name)
+                raise Missing(name)
             want_rv = (body.get("metadata") or {}).get("resourceVersion")
             if want_rv and want_rv != old["metadata"]["resourceVersion"]:
                 raise ValueError("the object has been modified; please apply your changes "
@@ -342,7 +369,8 @@ class KubeFake:
                 new = copy.deepcopy(body)
                 new["status"] = copy.deepcopy(body.get("status", old.get("status", {})))
                 for k in ("uid", "creationTimestamp", "namespace", "name"):
-                    new.setdefault("metadata", {})[k] = old["metadata"][k]
+                    if k in old["metadata"]:
+                        new.setdefault("metadata", {})[k] = old["metadata"][k]
                 new["apiVersion"], new["kind"] = old["apiVersion"], old["kind"]
                 if new.get("spec") != old.get("spec"):
                     new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
@@ -356,7 +384,7 @@ class KubeFake:
         with self._lock:
             old = self.get(plural, namespace, name)
             if old is None:
-                raise LookupError(name)
+                raise Missing(name)
             if status_only:
                 patch = {"status": patch.get("status", {})}
             new = merge_patch(old, patch)
@@ -372,7 +400,7 @@ class KubeFake:
         with self._lock:
             obj = self._objects.pop(key, None)
             if obj is None:
-                raise LookupError(name)
+                raise Missing(name)
             obj["metadata"]["resourceVersion"] = self._next_rv()
             obj["metadata"]["deletionTimestamp"] = _now()
             self._emit("DELETED", key, copy.deepcopy(obj))
@@ -607,9 +635,11 @@ class KubeFake:
         except ValueError as e:
             code, reason = (409, "Conflict") if "modified" in str(e) else (400, "BadRequest")
             return _status(code, reason, str(e))
-        except LookupError as e:
+        except Missing as e:
             return _status(404, "NotFound", f'{plural} "{e.args[0]}" not found',
                            name=str(e.args[0]), kind=plural)
+        except Gone as e:
+            return _status(404, "NotFound", str(e), kind="namespaces")
         except FileExistsError as e:
             return _status(409, "AlreadyExists", str(e), kind=plural)
         except PermissionError as e:
@@ -658,5 +688,5 @@ class KubeFake:
 def kube_fake(tmp_path, monkeypatch):
     """A running :class:`KubeFake` with ``KUBECONFIG`` pointing at it (2 simulated GPUs)."""
     with KubeFake(node_gpus=2) as fake:
-        monkeypatch.setenv("KUBECONFIG", str(fake.write_kubeconfig(tmp_path / "kubeconfig")))
+        use_kubeconfig(monkeypatch, fake.write_kubeconfig(tmp_path / "kubeconfig"))
         yield fake

@@ -1,0 +1,266 @@
+"""The scale-out spawner: a KubeSpawner over the same profile model as the local one.
+
+On top of kubespawner it adds: profiles limited to groups/roles (also when posted directly),
+``nvidia.com/gpu`` limits, GPU node selectors and tolerations, an image per profile, the shared
+dataset claim mounted read-only at ``/mnt/datasets`` (``$JUPYTER_MLOPS_DATASETS``), optional
+namespace per user with a NetworkPolicy and a GPU ResourceQuota, and, most of all, a spawn that
+cannot be scheduled fails within seconds with the reason the cluster gives (pod events and
+container states: insufficient GPUs, no matching node, image pull errors, quota refusals)
+instead of waiting out ``start_timeout``.
+"""
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import os
+import time
+
+from kubernetes_asyncio.client.rest import ApiException
+from kubespawner import KubeSpawner
+from kubespawner.clients import shared_client
+from traitlets import Bool, Dict, Float, Unicode, default
+
+from . import objects
+from .profiles import Profile, ProfileSpawnerMixin, spawn_error
+
+# Container states a kubelet reports for a pod that will not start by waiting longer.
+FATAL_WAITING = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName",
+                 "CreateContainerConfigError", "CreateContainerError"}
+MERGED = ("volumes", "volume_mounts", "tolerations", "environment", "node_selector",
+          "extra_resource_limits", "image", "cpu_limit", "cpu_guarantee", "mem_limit",
+          "mem_guarantee")
+
+
+class MlopsKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
+    """KubeSpawner with jupyter-mlops profiles, GPU accounting and fail-fast scheduling."""
+
+    dataset_claim = Unicode(
+        "jupyter-mlops-datasets",
+        help="""Name of the ReadOnlyMany PersistentVolumeClaim holding the shared dataset
+        (e.g. NFS), mounted read-only into every user pod. Empty: no dataset volume.
+        With ``enable_user_namespaces`` the claim must exist in each user namespace: set
+        ``dataset_nfs`` and the spawner creates a volume and claim per namespace.""",
+    ).tag(config=True)
+
+    dataset_mount_path = Unicode(
+        objects.DATASETS_MOUNT,
+        help="""Where user pods see the dataset (also ``$JUPYTER_MLOPS_DATASETS``).""",
+    ).tag(config=True)
+
+    dataset_nfs = Dict(
+        {},
+        help="""``{"server": "nfs.lab", "path": "/exports/cells", "capacity": "500Gi"}``: with
+        ``enable_user_namespaces``, create a read-only NFS PersistentVolume and a bound claim
+        named ``dataset_claim`` in each user's namespace.""",
+    ).tag(config=True)
+
+    control_plane_url = Unicode(
+        "",
+        help="""URL at which user pods reach the control plane (in-cluster service address
+        with the service prefix), passed as ``$JUPYTER_MLOPS_CONTROL_PLANE_URL``.""",
+    ).tag(config=True)
+
+    mlflow_url = Unicode(
+        "",
+        help="""URL at which user pods reach MLflow through the hub-authenticated gateway,
+        passed as ``$MLFLOW_TRACKING_URI`` (the server's token becomes
+        ``$MLFLOW_TRACKING_TOKEN``).""",
+    ).tag(config=True)
+
+    hub_namespace = Unicode(
+        help="""Namespace of the hub and proxy pods, allowed into user namespaces by their
+        NetworkPolicy. Defaults to ``$POD_NAMESPACE`` (set by Zero-to-JupyterHub).""",
+    ).tag(config=True)
+
+    @default("hub_namespace")
+    def _default_hub_namespace(self):
+        return os.environ.get("POD_NAMESPACE", "default")
+
+    user_namespace_policies = Bool(
+        True,
+        help="""With ``enable_user_namespaces``: create a NetworkPolicy admitting only the
+        namespace itself and the hub/proxy, and a ResourceQuota capping GPU requests at the
+        user's GPU quota (or the largest GPU profile the user may use).""",
+    ).tag(config=True)
+
+    unschedulable_grace_seconds = Float(
+        0,
+        help="""How long a pod may stay unschedulable before the spawn fails with the
+        scheduler's reason. 0 fails at the first FailedScheduling event; raise it when a
+        cluster autoscaler adds GPU nodes on demand. Claims still binding never count.""",
+    ).tag(config=True)
+
+    @default("options_form")
+    def _default_options_form(self):
+        return self.mlops_options_form
+
+    @default("options_from_form")
+    def _default_options_from_form(self):
+        return self.mlops_options_from_form
+
+    _mlops_profile: Profile | None = None
+    _configured: dict | None = None
+    _unschedulable_since: float | None = None
+
+    # --- profile -> pod ------------------------------------------------------------------------
+
+    async def load_user_options(self):
+        """Apply the chosen profile onto the configured traits (kubespawner calls this)."""
+        profile = self._mlops_profile or self.chosen_profile()
+        if self._configured is None:  # the admin's values, before any profile touched them
+            self._configured = {k: copy.deepcopy(getattr(self, k)) for k in MERGED}
+        base = copy.deepcopy(self._configured)
+        env = {}
+        if self.control_plane_url:
+            env["JUPYTER_MLOPS_CONTROL_PLANE_URL"] = self.control_plane_url
+        if self.mlflow_url:
+            env["MLFLOW_TRACKING_URI"] = self.mlflow_url
+        env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+        o = objects.profile_overrides(profile=profile, default_image=base["image"],
+                                      dataset_claim=self.dataset_claim or None,
+                                      dataset_mount=self.dataset_mount_path, environment=env)
+        self.image = o["image"]
+        for key in ("cpu_limit", "cpu_guarantee", "mem_limit", "mem_guarantee"):
+            setattr(self, key, o[key] if o[key] is not None else base[key])
+        self.volumes = _as_list(base["volumes"]) + o["volumes"]
+        self.volume_mounts = _as_list(base["volume_mounts"]) + o["volume_mounts"]
+        self.tolerations = _as_list(base["tolerations"]) + o["tolerations"]
+        self.environment = {**base["environment"], **o["environment"]}
+        self.node_selector = {**base["node_selector"], **o["node_selector"]}
+        self.extra_resource_limits = {**base["extra_resource_limits"],
+                                      **o["extra_resource_limits"]}
+
+    def get_env(self):
+        env = super().get_env()
+        if self.mlflow_url:
+            env["MLFLOW_TRACKING_TOKEN"] = self.api_token
+        return env
+
+    # --- per-user namespace ----------------------------------------------------------------------
+
+    async def _ensure_namespace(self):
+        await super()._ensure_namespace()
+        if not self.user_namespace_policies:
+            return
+        ns = self.namespace
+        await self._apply("NetworkingV1Api", "network_policy", objects.make_user_network_policy(
+            namespace=ns, hub_namespace=self.hub_namespace))
+        await self._apply("CoreV1Api", "resource_quota", objects.make_gpu_resource_quota(
+            namespace=ns, gpus=self._namespace_gpu_cap()))
+        if self.dataset_nfs and self.dataset_claim:
+            nfs = self.dataset_nfs
+            pv_name = f"{self.dataset_claim}-{ns}"
+            await self._apply("CoreV1Api", "persistent_volume", objects.make_dataset_pv(
+                name=pv_name, nfs_server=nfs["server"], nfs_path=nfs["path"],
+                capacity=nfs.get("capacity", "100Gi")), namespaced=False)
+            await self._apply("CoreV1Api", "persistent_volume_claim", objects.make_dataset_pvc(
+                name=self.dataset_claim, namespace=ns, capacity=nfs.get("capacity", "100Gi"),
+                volume_name=pv_name))
+
+    def _namespace_gpu_cap(self) -> int:
+        quota = None
+        if self.gpu_allocator is not None:
+            quota = self.gpu_allocator.get_quota("user", self.user.name)
+        if quota is None:
+            quota = max([p.gpus for p in self.allowed_profiles()] or [0])
+        return quota
+
+    async def _apply(self, api_name: str, kind: str, manifest: dict, namespaced=True):
+        """Create, or patch to the desired spec when it exists (idempotent across spawns)."""
+        api = shared_client(api_name)
+        name, ns = manifest["metadata"]["name"], manifest["metadata"].get("namespace")
+        args = (ns,) if namespaced else ()
+        ns_part = "namespaced_" if namespaced else ""
+        try:
+            await getattr(api, f"create_{ns_part}{kind}")(*args, manifest)
+        except ApiException as e:
+            if e.status != 409:
+                raise
+            await getattr(api, f"patch_{ns_part}{kind}")(name, *args, manifest)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self):
+        # kubespawner's progress() watches _start_future to know when to stop streaming events.
+        self._start_future = asyncio.ensure_future(self._start_or_explain())
+        return self._start_future
+
+    async def _start_or_explain(self):
+        profile = self.chosen_profile()  # refusals happen before any Kubernetes object exists
+        self._mlops_profile = profile
+        self.allocate_gpus(profile)
+        self._unschedulable_since = None
+        inner = asyncio.ensure_future(self._start())
+        try:
+            while True:
+                done, _ = await asyncio.wait([inner], timeout=0.25)
+                if done:
+                    return inner.result()
+                reason = self.cannot_start_reason()
+                if reason:
+                    inner.cancel()
+                    await self._delete_failed_pod()
+                    raise spawn_error(409, f"Cannot start {profile.display_name}: {reason}")
+        except ApiException as e:
+            raise spawn_error(e.status if 400 <= e.status < 500 else 503,
+                              f"Cannot start {profile.display_name}: Kubernetes answered "
+                              f"{e.status}: {_api_message(e)}") from None
+        except BaseException:
+            if not inner.done():
+                inner.cancel()
+            self.release_gpus()
+            raise
+
+    async def _delete_failed_pod(self):
+        try:
+            await self.stop(now=True)
+        except Exception:  # the reason to show is the scheduling one, not a cleanup hiccup
+            self.log.exception("Could not delete the unschedulable pod of %s", self.user.name)
+
+    def cannot_start_reason(self) -> str | None:
+        """Why this spawn's pod will not start by waiting longer, or None."""
+        pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}") \
+            if self.pod_reflector else None
+        if pod:
+            for c in (pod.get("status") or {}).get("containerStatuses") or []:
+                waiting = (c.get("state") or {}).get("waiting") or {}
+                if waiting.get("reason") in FATAL_WAITING:
+                    return f"{waiting['reason']}: {waiting.get('message', '')}".strip(": ")
+        for event in self.events if pod else []:
+            msg = event.get("message") or ""
+            if event.get("reason") == "FailedScheduling" and "PersistentVolumeClaim" not in msg:
+                self._unschedulable_since = self._unschedulable_since or time.monotonic()
+                if time.monotonic() - self._unschedulable_since >= \
+                        self.unschedulable_grace_seconds:
+                    return f"the cluster cannot schedule it: {msg}"
+            if event.get("reason") in ("Failed", "FailedCreate") and event.get("type") == \
+                    "Warning":
+                return msg
+        return None
+
+    async def poll(self):
+        status = await super().poll()
+        if status is not None and self.pending != "spawn":
+            self.release_gpus()
+        return status
+
+    async def stop(self, now=False):
+        try:
+            await super().stop(now=now)
+        finally:
+            self.release_gpus()
+
+
+def _as_list(value) -> list:
+    # kubespawner also accepts dicts keyed by name for these traits
+    if isinstance(value, dict):
+        return list(value.values())
+    return list(value or [])
+
+
+def _api_message(e: ApiException) -> str:
+    try:
+        return json.loads(e.body)["message"]
+    except (TypeError, ValueError, KeyError):
+        return e.reason or str(e)

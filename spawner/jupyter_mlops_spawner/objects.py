@@ -1,0 +1,159 @@
+"""Pure builders of every Kubernetes object (or pod fragment) the Kubernetes spawner adds.
+
+No I/O, keyword-only arguments, plain dicts out: tests compare them with literal dicts and
+validate them against the Kubernetes schemas, no cluster needed. The pod itself is built by
+kubespawner's ``make_pod`` from the traits :func:`profile_overrides` returns.
+"""
+from __future__ import annotations
+
+from .profiles import Profile
+
+GPU_RESOURCE = "nvidia.com/gpu"
+# Label the NVIDIA GPU feature discovery puts on nodes, e.g. "NVIDIA-A100-SXM4-40GB".
+# ref: https://github.com/NVIDIA/k8s-device-plugin#catalog-of-labels
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+DATASETS_MOUNT = "/mnt/datasets"
+DATASETS_VOLUME = "datasets"
+LABELS = {"app.kubernetes.io/part-of": "jupyter-mlops"}
+
+
+def dataset_volume(*, claim_name: str) -> dict:
+    """The shared dataset claim, mounted read-only whatever the claim allows."""
+    return {"name": DATASETS_VOLUME,
+            "persistentVolumeClaim": {"claimName": claim_name, "readOnly": True}}
+
+
+def dataset_volume_mount(*, mount_path: str = DATASETS_MOUNT) -> dict:
+    return {"name": DATASETS_VOLUME, "mountPath": mount_path, "readOnly": True}
+
+
+def gpu_toleration() -> dict:
+    # GPU node pools are usually tainted so CPU pods stay off them.
+    # ref: https://kubernetes.io/docs/concepts/scheduling-eviction/taint-and-toleration/
+    return {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+
+
+def profile_overrides(*, profile: Profile, default_image: str, dataset_claim: str | None,
+                      dataset_mount: str = DATASETS_MOUNT, environment: dict | None = None,
+                      gpu_product_label: str = GPU_PRODUCT_LABEL) -> dict:
+    """KubeSpawner trait values for one profile (merged onto the configured ones by the caller).
+
+    GPUs become an ``nvidia.com/gpu`` limit (the device plugin also treats it as the request),
+    ``gpu_type`` a node selector on ``gpu_product_label``, and GPU profiles tolerate the
+    usual GPU taint.
+    """
+    node_selector = dict(profile.node_selector)
+    tolerations = [dict(t) for t in profile.tolerations]
+    extra_limits = {}
+    if profile.gpus:
+        extra_limits[GPU_RESOURCE] = str(profile.gpus)
+        if gpu_toleration() not in tolerations:
+            tolerations.append(gpu_toleration())
+        if profile.gpu_type:
+            node_selector[gpu_product_label] = profile.gpu_type
+    env = dict(environment or {})
+    env["JUPYTER_MLOPS_PROFILE"] = profile.slug
+    volumes, mounts = [], []
+    if dataset_claim:
+        volumes.append(dataset_volume(claim_name=dataset_claim))
+        mounts.append(dataset_volume_mount(mount_path=dataset_mount))
+        env["JUPYTER_MLOPS_DATASETS"] = dataset_mount
+    return {
+        "image": profile.image or default_image,
+        "cpu_limit": profile.cpu_limit,
+        "cpu_guarantee": profile.cpu_guarantee,
+        "mem_limit": profile.mem_limit,
+        "mem_guarantee": profile.mem_guarantee,
+        "extra_resource_limits": extra_limits,
+        "node_selector": node_selector,
+        "tolerations": tolerations,
+        "volumes": volumes,
+        "volume_mounts": mounts,
+        "environment": env,
+    }
+
+
+def make_dataset_pv(*, name: str, nfs_server: str, nfs_path: str, capacity: str) -> dict:
+    """A statically provisioned NFS volume holding the dataset, for :func:`make_dataset_pvc`."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": name, "labels": dict(LABELS)},
+        "spec": {
+            "capacity": {"storage": capacity},
+            "accessModes": ["ReadOnlyMany"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": "",
+            "nfs": {"server": nfs_server, "path": nfs_path, "readOnly": True},
+        },
+    }
+
+
+def make_dataset_pvc(*, name: str, namespace: str, capacity: str,
+                     volume_name: str | None = None, storage_class: str = "") -> dict:
+    """The ReadOnlyMany claim every user pod mounts (bound to ``volume_name`` if given)."""
+    spec = {
+        "accessModes": ["ReadOnlyMany"],
+        "resources": {"requests": {"storage": capacity}},
+        # "" disables dynamic provisioning: bind to the pre-made dataset volume.
+        "storageClassName": storage_class,
+    }
+    if volume_name:
+        spec["volumeName"] = volume_name
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(LABELS)},
+        "spec": spec,
+    }
+
+
+def make_gpu_resource_quota(*, namespace: str, gpus: int,
+                            name: str = "jupyter-mlops-gpus") -> dict:
+    """Caps GPUs requested in a user's namespace (extended resources take ``requests.`` only).
+
+    ref: https://kubernetes.io/docs/concepts/policy/resource-quotas/#resource-quota-for-extended-resources
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(LABELS)},
+        "spec": {"hard": {f"requests.{GPU_RESOURCE}": str(gpus)}},
+    }
+
+
+def make_user_network_policy(*, namespace: str, hub_namespace: str,
+                             name: str = "jupyter-mlops-isolation") -> dict:
+    """Ingress to a user's namespace only from itself and the hub's proxy and hub pods.
+
+    Other users' pods (in their own namespaces) are denied; egress stays open so servers reach
+    MLflow, the control plane and package mirrors.
+    """
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(LABELS)},
+        "spec": {
+            "podSelector": {},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {"from": [{"podSelector": {}}]},
+                {"from": [{
+                    "namespaceSelector": {"matchLabels": {
+                        "kubernetes.io/metadata.name": hub_namespace}},
+                    "podSelector": {"matchExpressions": [{
+                        "key": "component", "operator": "In", "values": ["hub", "proxy"]}]},
+                }]},
+            ],
+        },
+    }
+
+
+def make_user_namespace(*, name: str, username: str) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        # An annotation: hub user names ("a.b@lab") need not be valid label values.
+        "metadata": {"name": name, "labels": dict(LABELS),
+                     "annotations": {"hub.jupyter.org/username": username}},
+    }
