@@ -135,6 +135,8 @@ def publish(folder_path: str | Path, name: str, message: str = "",
     if progress:
         progress("recording", 0, 1, 0)
     version = c.record(name, manifest, message, tags, project)
+    if progress:
+        progress("recorded", 1, 1, 0)
     return {**version, "transfer": counts}
 
 

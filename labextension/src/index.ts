@@ -9,6 +9,7 @@ import { SidePanel, refreshIcon, ToolbarButton } from '@jupyterlab/ui-components
 import { mlopsIcon } from './icons';
 import { StatusPanel } from './panels/status';
 import { ProjectsPanel } from './panels/projects';
+import { registerDatasets } from './panels/datasets';
 import { CommandIDs } from './tokens';
 
 /**
@@ -39,6 +40,8 @@ const sidebar: JupyterFrontEndPlugin<void> = {
     panel.addWidget(status);
     // issue 8: the projects I belong to
     panel.addWidget(new ProjectsPanel());
+    // issue 5: the dataset catalog (section + main-area browser)
+    registerDatasets(app, panel, palette);
     panel.toolbar.addItem(
       'refresh',
       new ToolbarButton({

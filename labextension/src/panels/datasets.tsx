@@ -1,0 +1,531 @@
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import { ICommandPalette, MainAreaWidget } from '@jupyterlab/apputils';
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+import { Button, ReactWidget, SidePanel } from '@jupyterlab/ui-components';
+import React, { useCallback, useEffect, useState } from 'react';
+
+import { MlopsError, requestAPI } from '../request';
+
+/** One file of a dataset version (docs/openapi.yaml `DatasetFile`). */
+export interface IDatasetFile {
+  path: string;
+  size: number;
+  hash: string;
+  kind: 'image' | 'annotation' | 'file';
+  width?: number;
+  height?: number;
+  dtype?: string;
+  annotation?: string;
+  objects?: number;
+  split?: string;
+}
+
+/** A version's facts. */
+export interface IDatasetVersion {
+  dataset: string;
+  version: string;
+  manifest_id: string;
+  message: string;
+  author: string;
+  created_at: number;
+  tags: string[];
+  summary: {
+    files: number;
+    bytes: number;
+    images: number;
+    image_sizes: Record<string, number>;
+    objects: number;
+    annotated_images: number;
+    splits: Record<string, number>;
+  };
+}
+
+interface IDataset {
+  name: string;
+  project: string;
+  description: string;
+  tags: Record<string, string>;
+  versions?: IDatasetVersion[];
+  latest?: IDatasetVersion | null;
+}
+
+interface IDiff {
+  from: string;
+  to: string;
+  added: IDatasetFile[];
+  removed: IDatasetFile[];
+  changed: { path: string; old: IDatasetFile; new: IDatasetFile }[];
+  unchanged: number;
+}
+
+interface IJob {
+  id: string;
+  state: 'running' | 'done' | 'failed';
+  phase: string;
+  done: number;
+  total: number;
+  error?: string;
+  version?: IDatasetVersion;
+}
+
+interface IBox {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+  label?: string;
+}
+
+const PAGE = 48;
+
+function apiUrl(...parts: string[]): string {
+  const settings = ServerConnection.makeSettings();
+  return URLExt.join(settings.baseUrl, 'mlops', 'api', ...parts);
+}
+
+function thumbUrl(hash: string, size = 128): string {
+  return apiUrl('datasets', 'objects', hash, 'thumbnail') + `?size=${size}`;
+}
+
+function fmtBytes(n: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+
+function ErrorLine(props: { error: string | null }): JSX.Element | null {
+  return props.error ? (
+    <div className="jp-mlops-error" role="alert">
+      {props.error}
+    </div>
+  ) : null;
+}
+
+function Thumb(props: {
+  file: IDatasetFile;
+  onOpen?: (f: IDatasetFile) => void;
+  badge?: string;
+}): JSX.Element {
+  const { file } = props;
+  return (
+    <figure
+      className="jp-mlops-ds-thumb"
+      title={`${file.path}${file.objects !== undefined ? ` · ${file.objects} objects` : ''}`}
+      onClick={() => props.onOpen?.(file)}
+      data-path={file.path}
+    >
+      {file.kind === 'image' ? (
+        <img src={thumbUrl(file.hash)} loading="lazy" alt={file.path} />
+      ) : (
+        <div className="jp-mlops-ds-file">{file.kind}</div>
+      )}
+      <figcaption>
+        {props.badge && <span className={`jp-mlops-ds-badge ${props.badge}`}>{props.badge}</span>}
+        {file.path}
+      </figcaption>
+    </figure>
+  );
+}
+
+/** The full image with its annotation boxes drawn over it. */
+function Viewer(props: {
+  dataset: string;
+  version: string;
+  file: IDatasetFile;
+  onClose: () => void;
+}): JSX.Element {
+  const { file } = props;
+  const [boxes, setBoxes] = useState<IBox[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    requestAPI<{ boxes: IBox[] }>(
+      `datasets/${props.dataset}/versions/${props.version}/annotations?path=${encodeURIComponent(file.path)}`
+    )
+      .then(r => setBoxes(r.boxes))
+      .catch((e: MlopsError) => setError(e.message));
+  }, [file.path, props.version]);
+  const w = file.width || 1;
+  const h = file.height || 1;
+  return (
+    <div className="jp-mlops-ds-viewer" role="dialog" aria-label={`Image ${file.path}`}>
+      <div className="jp-mlops-ds-viewer-bar">
+        <strong>{file.path}</strong>
+        <span className="jp-mlops-muted">
+          {' '}
+          {w}×{h} · {file.dtype} · {fmtBytes(file.size)}
+          {boxes ? ` · ${boxes.length} annotated objects` : ''}
+          {file.annotation ? ` (${file.annotation})` : ''}
+        </span>
+        <Button minimal small onClick={props.onClose} aria-label="Close image">
+          ✕
+        </Button>
+      </div>
+      <ErrorLine error={error} />
+      <div className="jp-mlops-ds-canvas" style={{ aspectRatio: `${w} / ${h}` }}>
+        <img src={apiUrl('datasets', 'objects', file.hash, 'preview')} alt={file.path} />
+        <svg viewBox={`0 0 ${w} ${h}`} preserveAspectRatio="none" data-testid="annotations">
+          {(boxes || []).map((b, i) => (
+            <rect key={i} x={b.x} y={b.y} width={b.w} height={b.h}>
+              <title>{b.label}</title>
+            </rect>
+          ))}
+        </svg>
+      </div>
+    </div>
+  );
+}
+
+function Grid(props: { dataset: string; version: string; onOpen: (f: IDatasetFile) => void }) {
+  const [page, setPage] = useState(0);
+  const [split, setSplit] = useState('');
+  const [data, setData] = useState<{ total: number; files: IDatasetFile[] } | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => setPage(0), [props.dataset, props.version, split]);
+  useEffect(() => {
+    const q = `offset=${page * PAGE}&limit=${PAGE}&kind=image${split ? `&split=${split}` : ''}`;
+    requestAPI<{ total: number; files: IDatasetFile[] }>(
+      `datasets/${props.dataset}/versions/${props.version}?${q}`
+    )
+      .then(d => {
+        setData(d);
+        setError(null);
+      })
+      .catch((e: MlopsError) => setError(e.message));
+  }, [props.dataset, props.version, page, split]);
+  const pages = data ? Math.max(1, Math.ceil(data.total / PAGE)) : 1;
+  return (
+    <div>
+      <div className="jp-mlops-ds-toolbar">
+        <select value={split} onChange={e => setSplit(e.target.value)} aria-label="Split">
+          <option value="">all images</option>
+          <option value="train">train</option>
+          <option value="val">val</option>
+          <option value="test">test</option>
+        </select>
+        <Button small minimal disabled={page === 0} onClick={() => setPage(page - 1)}>
+          ‹ Prev
+        </Button>
+        <span className="jp-mlops-muted">
+          page {page + 1} / {pages} · {data?.total ?? '…'} images
+        </span>
+        <Button small minimal disabled={page + 1 >= pages} onClick={() => setPage(page + 1)}>
+          Next ›
+        </Button>
+      </div>
+      <ErrorLine error={error} />
+      <div className="jp-mlops-ds-grid" data-testid="dataset-grid">
+        {data?.files.map(f => <Thumb key={f.path} file={f} onOpen={props.onOpen} />)}
+      </div>
+    </div>
+  );
+}
+
+function Diff(props: { dataset: string; versions: IDatasetVersion[] }) {
+  const names = props.versions.map(v => v.version);
+  const [from, setFrom] = useState(names[1] || names[0] || '');
+  const [to, setTo] = useState(names[0] || '');
+  const [diff, setDiff] = useState<IDiff | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const run = useCallback(() => {
+    requestAPI<IDiff>(`datasets/${props.dataset}/diff?from=${from}&to=${to}`)
+      .then(d => {
+        setDiff(d);
+        setError(null);
+      })
+      .catch((e: MlopsError) => setError(e.message));
+  }, [props.dataset, from, to]);
+  useEffect(run, [props.dataset]);
+  const pick = (value: string, set: (v: string) => void, label: string) => (
+    <select value={value} onChange={e => set(e.target.value)} aria-label={label}>
+      {names.map(n => (
+        <option key={n}>{n}</option>
+      ))}
+    </select>
+  );
+  return (
+    <div data-testid="dataset-diff">
+      <div className="jp-mlops-ds-toolbar">
+        {pick(from, setFrom, 'From version')} → {pick(to, setTo, 'To version')}
+        <Button small onClick={run}>
+          Compare
+        </Button>
+      </div>
+      <ErrorLine error={error} />
+      {diff && (
+        <div>
+          <p className="jp-mlops-muted">
+            {diff.from} → {diff.to}: {diff.added.length} added, {diff.removed.length} removed,{' '}
+            {diff.changed.length} changed, {diff.unchanged} unchanged
+          </p>
+          <div className="jp-mlops-ds-grid">
+            {diff.added.map(f => <Thumb key={'a' + f.path} file={f} badge="added" />)}
+            {diff.removed.map(f => <Thumb key={'r' + f.path} file={f} badge="removed" />)}
+            {diff.changed.map(c => (
+              <React.Fragment key={'c' + c.path}>
+                <Thumb file={c.old} badge="before" />
+                <Thumb file={c.new} badge="after" />
+              </React.Fragment>
+            ))}
+          </div>
+        </div>
+      )}
+    </div>
+  );
+}
+
+function Publish(props: { dataset: string; onDone: (name: string) => void }) {
+  const [name, setName] = useState(props.dataset || '');
+  const [folder, setFolder] = useState('');
+  const [message, setMessage] = useState('');
+  const [seed, setSeed] = useState('');
+  const [files, setFiles] = useState<FileList | null>(null);
+  const [progress, setProgress] = useState<{ label: string; value: number } | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  const follow = async (job: IJob) => {
+    while (job.state === 'running') {
+      const frac = job.total ? job.done / job.total : 0;
+      setProgress({ label: `${job.phase} ${job.done}/${job.total}`, value: frac });
+      await new Promise(r => setTimeout(r, 400));
+      job = await requestAPI<IJob>(`datasets/jobs/${job.id}`);
+    }
+    if (job.state === 'failed') {
+      throw new MlopsError(400, job.error || 'publish failed');
+    }
+    setProgress({ label: `published ${job.version?.version}`, value: 1 });
+    props.onDone(name);
+  };
+
+  const body = () => ({
+    message,
+    ...(seed !== '' ? { split: { seed: Number(seed) } } : {})
+  });
+
+  const start = async (kind: 'folder' | 'upload') => {
+    setBusy(true);
+    setError(null);
+    try {
+      let payload: any = { ...body(), folder };
+      if (kind === 'upload') {
+        if (!files || files.length === 0) {
+          throw new MlopsError(400, 'choose files to upload first');
+        }
+        const session = `up-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+        const total = Array.from(files).reduce((s, f) => s + f.size, 0);
+        let sent = 0;
+        for (const f of Array.from(files)) {
+          const rel = (f as any).webkitRelativePath || f.name;
+          const path = rel.split('/').map(encodeURIComponent).join('/');
+          await requestAPI(`datasets/uploads/${session}/${path}`, { method: 'PUT', body: f });
+          sent += f.size;
+          setProgress({ label: `uploading ${fmtBytes(sent)} / ${fmtBytes(total)}`, value: sent / total });
+        }
+        payload = { ...body(), upload: session };
+      }
+      const job = await requestAPI<IJob>(`datasets/${name}/publish`, {
+        method: 'POST',
+        body: JSON.stringify(payload)
+      });
+      await follow(job);
+    } catch (e: any) {
+      setError(e.message);
+      setProgress(null);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <form className="jp-mlops-ds-publish" onSubmit={e => e.preventDefault()}>
+      <label>
+        Dataset name
+        <input className="jp-mod-styled" value={name} onChange={e => setName(e.target.value)} />
+      </label>
+      <label>
+        Message
+        <input className="jp-mod-styled" value={message} onChange={e => setMessage(e.target.value)} />
+      </label>
+      <label>
+        Split seed (optional: 80/10/10 train/val/test)
+        <input className="jp-mod-styled" value={seed} inputMode="numeric" onChange={e => setSeed(e.target.value)} />
+      </label>
+      <label>
+        Workspace folder
+        <input
+          className="jp-mod-styled"
+          value={folder}
+          placeholder="e.g. data/cells"
+          onChange={e => setFolder(e.target.value)}
+        />
+      </label>
+      <Button disabled={busy || !name} onClick={() => void start('folder')}>
+        Publish folder
+      </Button>
+      <label>
+        …or upload files
+        <input type="file" multiple aria-label="Files to upload" onChange={e => setFiles(e.target.files)} />
+      </label>
+      <Button disabled={busy || !name} onClick={() => void start('upload')}>
+        Upload and publish
+      </Button>
+      {progress && (
+        <div className="jp-mlops-ds-progress">
+          <progress max={1} value={progress.value} aria-label="Publish progress" />
+          <span>{progress.label}</span>
+        </div>
+      )}
+      <ErrorLine error={error} />
+    </form>
+  );
+}
+
+function Summary(props: { v: IDatasetVersion }) {
+  const s = props.v.summary;
+  const rows: [string, string][] = [
+    ['Version', `${props.v.version}${props.v.tags.length ? ` (${props.v.tags.join(', ')})` : ''}`],
+    ['Message', `${props.v.message || '—'} · ${props.v.author}`],
+    ['Files', `${s.files} · ${fmtBytes(s.bytes)}`],
+    ['Images', `${s.images} · ${Object.entries(s.image_sizes).map(([k, n]) => `${k}×${n}`).join(', ')}`],
+    ['Annotations', `${s.objects} objects on ${s.annotated_images} images`],
+    ['Split', Object.keys(s.splits).length ? Object.entries(s.splits).map(([k, n]) => `${k} ${n}`).join(' · ') : 'none']
+  ];
+  return (
+    <div className="jp-mlops-ds-summary" data-testid="dataset-summary">
+      {rows.map(([k, v]) => (
+        <div className="jp-mlops-row" key={k}>
+          <span className="jp-mlops-label">{k}</span>
+          <span className="jp-mlops-value">{v}</span>
+        </div>
+      ))}
+    </div>
+  );
+}
+
+/** Browse the catalog: datasets, versions, images, diffs; publish new versions. */
+export function DatasetsView(): JSX.Element {
+  const [list, setList] = useState<IDataset[]>([]);
+  const [name, setName] = useState('');
+  const [ds, setDs] = useState<IDataset | null>(null);
+  const [version, setVersion] = useState('');
+  const [tab, setTab] = useState<'images' | 'diff' | 'publish'>('images');
+  const [open, setOpen] = useState<IDatasetFile | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  const loadList = useCallback(async (select?: string) => {
+    try {
+      const r = await requestAPI<{ datasets: IDataset[] }>('datasets');
+      setList(r.datasets);
+      setError(null);
+      setName(n => select || n || r.datasets[0]?.name || '');
+    } catch (e: any) {
+      setError(e.message);
+    }
+  }, []);
+  useEffect(() => void loadList(), [loadList]);
+  useEffect(() => {
+    if (!name) {
+      return;
+    }
+    requestAPI<IDataset>(`datasets/${name}`)
+      .then(d => {
+        setDs(d);
+        setVersion(d.versions?.[0]?.version || '');
+      })
+      .catch((e: MlopsError) => setError(e.message));
+  }, [name, list]);
+
+  const current = ds?.versions?.find(v => v.version === version);
+  return (
+    <div className="jp-mlops-datasets">
+      <ErrorLine error={error} />
+      <div className="jp-mlops-ds-toolbar">
+        <select value={name} onChange={e => setName(e.target.value)} aria-label="Dataset">
+          {list.length === 0 && <option value="">no datasets yet</option>}
+          {list.map(d => (
+            <option key={d.name} value={d.name}>
+              {d.name} ({d.project})
+            </option>
+          ))}
+        </select>
+        <select value={version} onChange={e => setVersion(e.target.value)} aria-label="Version">
+          {(ds?.versions || []).map(v => (
+            <option key={v.version} value={v.version}>
+              {v.version}
+              {v.tags.length ? ` · ${v.tags.join(', ')}` : ''}
+            </option>
+          ))}
+        </select>
+      </div>
+      {current && <Summary v={current} />}
+      <div className="jp-mlops-ds-tabs" role="tablist">
+        {(['images', 'diff', 'publish'] as const).map(t => (
+          <button
+            key={t}
+            role="tab"
+            aria-selected={tab === t}
+            className={tab === t ? 'jp-mod-active' : ''}
+            onClick={() => setTab(t)}
+          >
+            {t === 'images' ? 'Images' : t === 'diff' ? 'Diff' : 'Publish'}
+          </button>
+        ))}
+      </div>
+      {tab === 'images' && current && (
+        <Grid dataset={name} version={version} onOpen={setOpen} />
+      )}
+      {tab === 'diff' && ds?.versions && <Diff dataset={name} versions={ds.versions} />}
+      {tab === 'publish' && <Publish dataset={name} onDone={n => void loadList(n)} />}
+      {open && (
+        <Viewer dataset={name} version={version} file={open} onClose={() => setOpen(null)} />
+      )}
+    </div>
+  );
+}
+
+/** The datasets section of the MLOps sidebar (also opened in the main area, wider). */
+export class DatasetsPanel extends ReactWidget {
+  constructor() {
+    super();
+    this.addClass('jp-mlops-section');
+    this.addClass('jp-mlops-datasets-panel');
+    this.title.label = 'Datasets';
+  }
+
+  render(): JSX.Element {
+    return <DatasetsView />;
+  }
+}
+
+/**
+ * Add the datasets section to the MLOps sidebar and the command opening the wider browser
+ * in the main area (`mlops:open-datasets`).
+ */
+export function registerDatasets(
+  app: JupyterFrontEnd,
+  sidebar: SidePanel,
+  palette: ICommandPalette | null
+): void {
+  sidebar.addWidget(new DatasetsPanel());
+  const command = 'mlops:open-datasets';
+  app.commands.addCommand(command, {
+    label: 'MLOps: open the dataset browser',
+    execute: () => {
+      const content = new DatasetsPanel();
+      content.removeClass('jp-mlops-section');
+      content.addClass('jp-mlops-datasets-main');
+      const widget = new MainAreaWidget({ content });
+      widget.id = `jp-mlops-datasets-${Date.now()}`;
+      widget.title.label = 'Datasets';
+      widget.title.closable = true;
+      app.shell.add(widget, 'main');
+      app.shell.activateById(widget.id);
+    }
+  });
+  palette?.addItem({ command, category: 'MLOps' });
+}
