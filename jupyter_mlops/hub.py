@@ -21,8 +21,8 @@ import socket
 import sys
 from pathlib import Path
 
-from traitlets import (Any, CaselessStrEnum, Dict, Integer, List, Set, TraitError, Unicode,
-                       default, validate)
+from traitlets import (Any, CaselessStrEnum, Dict, Float, Integer, List, Set, TraitError,
+                       Unicode, default, validate)
 from traitlets.config import Configurable
 
 from . import sso
@@ -178,6 +178,12 @@ class MlopsHub(Configurable):
         """,
     ).tag(config=True)
 
+    idle_gpu_minutes = Float(
+        30.0,
+        help="""The admin page lists servers whose GPUs read 0 % utilisation for longer than
+        this, with a button to stop them.""",
+    ).tag(config=True)
+
     config_file = Unicode(
         "",
         help="""An extra Python config file (``jupyter-mlops up --config FILE``): its
@@ -300,10 +306,13 @@ def configure_hub(c) -> MlopsHub:
         import json
 
         cp_cmd.append(f"--MlopsService.gpu_devices={json.dumps(hub.gpu_devices)}")
+    # Jobs reach MLflow through the gateway, each with an MLflow-only token of its user.
+    cp_cmd.append(f"--JobSettings.tracking_uri={gw_url}/services/mlflow")
     if hub.group_projects:
         import json
 
         cp_cmd.append(f"--PlatformAdmin.group_projects={json.dumps(hub.group_projects)}")
+    cp_cmd.append(f"--PlatformAdmin.idle_gpu_minutes={hub.idle_gpu_minutes}")
     c.JupyterHub.services = [
         {
             "name": "mlops",
