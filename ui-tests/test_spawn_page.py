@@ -1,0 +1,68 @@
+"""The spawn page in Chromium: only the profiles a user may use, with live GPU availability,
+and a refusal shown on the page with its reason."""
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+from playwright.sync_api import expect
+
+from conftest import hub_login, shot
+from tests.spawner.hubfixture import SpawnerHub, shared_tmpdir
+
+pytestmark = pytest.mark.ui
+
+
+@pytest.fixture(scope="module")
+def spawn_hub():
+    h = SpawnerHub(shared_tmpdir("spawn-ui")).start()
+    h.add_user("dana", "dana-password-1")
+    h.add_user("lee", "lee-password-1", groups=["deep-learning"])
+    yield h
+    h.stop()
+    shutil.rmtree(h.data_dir, ignore_errors=True)
+
+
+def profile_labels(page):
+    return page.locator("label.mlops-profile")
+
+
+def test_spawn_page_shows_only_allowed_profiles_with_availability(page, spawn_hub):
+    # Given dana, in no group, on the spawn page
+    hub_login(page, spawn_hub, "dana", "dana-password-1")
+    page.goto(f"{spawn_hub.url}/hub/spawn")
+    # Then she sees CPU and one-GPU profiles with how many GPUs are free, not the group's one
+    expect(profile_labels(page)).to_have_count(2)
+    expect(page.get_by_text("CPU only")).to_be_visible()
+    gpu = page.locator('label.mlops-profile[data-profile="gpu-1"]')
+    expect(gpu).to_contain_text("2 of 2 GPUs free")
+    expect(page.get_by_text("Deep learning (2 GPUs)")).to_have_count(0)
+    expect(page.get_by_role("radio", name=re.compile("CPU only"))).to_be_checked()
+    shot(page, "spawn-page-dana")
+
+    # When an administrator sets her GPU quota to 0 and she asks for a GPU
+    token = spawn_hub.token("admin")
+    spawn_hub.api("PUT", "/services/mlops/api/gpus/quotas/user/dana", token,
+                  json={"gpus": 0}).raise_for_status()
+    page.reload()
+    expect(gpu).to_contain_text("user dana quota 0 of 0 in use")
+    # the profile cannot be chosen now; a direct post is still answered with the reason
+    expect(gpu.get_by_role("radio")).to_be_disabled()
+    page.evaluate("document.querySelector('input[value=\"gpu-1\"]').disabled = false")
+    gpu.get_by_role("radio").check()
+    page.get_by_role("button", name=re.compile("^Start")).click()
+    # Then the spawn page says why, at once
+    expect(page.get_by_text(re.compile("GPU quota of user dana is 0; 0 in use now"))) \
+        .to_be_visible(timeout=10_000)
+    shot(page, "spawn-page-quota-refused")
+
+
+def test_group_member_sees_the_group_profile(page, spawn_hub):
+    hub_login(page, spawn_hub, "lee", "lee-password-1")
+    page.goto(f"{spawn_hub.url}/hub/spawn")
+    expect(profile_labels(page)).to_have_count(3)
+    big = page.locator('label.mlops-profile[data-profile="big"]')
+    expect(big).to_contain_text("Deep learning (2 GPUs)")
+    expect(big).to_contain_text("2 of 2 GPUs free")
+    shot(page, "spawn-page-lee")
