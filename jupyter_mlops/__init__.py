@@ -16,4 +16,11 @@ def _load_jupyter_server_extension(server_app):
     load(server_app)
 
 
+def load_ipython_extension(ipython):
+    """``%load_ext jupyter_mlops``: the ``%mlops`` magics (see :mod:`jupyter_mlops.magics`)."""
+    from .magics import load_ipython_extension as load_magics
+
+    load_magics(ipython)
+
+
 __all__ = ["__version__"]

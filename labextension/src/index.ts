@@ -10,6 +10,8 @@ import { mlopsIcon } from './icons';
 import { StatusPanel } from './panels/status';
 import { ProjectsPanel } from './panels/projects';
 import { registerDatasets } from './panels/datasets';
+import { registerExperiments } from './panels/experiments';
+import { registerModels } from './panels/models';
 import { CommandIDs } from './tokens';
 
 /**
@@ -42,6 +44,9 @@ const sidebar: JupyterFrontEndPlugin<void> = {
     panel.addWidget(new ProjectsPanel());
     // issue 5: the dataset catalog (section + main-area browser)
     registerDatasets(app, panel, palette);
+    // issue 4: experiments (runs, compare, charts) and the model registry
+    registerExperiments(app, panel, palette);
+    registerModels(app, panel, palette);
     panel.toolbar.addItem(
       'refresh',
       new ToolbarButton({

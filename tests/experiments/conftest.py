@@ -16,11 +16,11 @@ def mlflow_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def seeded(mlflow_server, tmp_path_factory):
-    """Two experiments: ``cells`` with 250 runs (paging) and ``small`` with 3 runs with artifacts."""
+    """Two experiments: ``cells`` with 120 runs (paging) and ``small`` with 3 runs with artifacts."""
     client = mlflow_server.client()
     big = client.create_experiment("cells", tags={"mlops.project": "default"})
     small = client.create_experiment("small", tags={"mlops.project": "default"})
-    big_runs = seed_runs(client, big, 250)
+    big_runs = seed_runs(client, big, 120)
     small_runs = seed_runs(client, small, 3, metrics=2, steps=10)
     tmp = tmp_path_factory.mktemp("artifacts")
     log_model_dir(client, small_runs[0], tmp)

@@ -1,0 +1,194 @@
+/**
+ * Experiments: a sidebar section listing the experiments of my projects; opening one shows a
+ * main-area explorer (runs table, run detail, compare view).
+ */
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import { ICommandPalette, MainAreaWidget } from '@jupyterlab/apputils';
+import { ReactWidget, SidePanel, ToolbarButtonComponent, refreshIcon } from '@jupyterlab/ui-components';
+import React, { useCallback, useEffect, useState } from 'react';
+
+import { api, IExperiment, IRunSummary } from '../experiments/api';
+import { CompareView } from '../experiments/compare';
+import { RunDetail } from '../experiments/runDetail';
+import { RunsTable } from '../experiments/runsTable';
+
+export const OPEN_EXPERIMENT = 'mlops:open-experiment';
+
+type View = { kind: 'runs' } | { kind: 'run'; run: IRunSummary } | { kind: 'compare' };
+
+/** The explorer of one experiment (main area). */
+export function ExperimentView(props: { experiment: IExperiment }): JSX.Element {
+  const { experiment } = props;
+  const [view, setView] = useState<View>({ kind: 'runs' });
+  const [selected, setSelected] = useState<string[]>([]);
+  const [lastRun, setLastRun] = useState<IRunSummary | null>(null);
+  const tab = (label: string, active: boolean, onClick: () => void, disabled = false) => (
+    <button
+      role="tab"
+      aria-selected={active}
+      disabled={disabled}
+      className={`jp-mlops-tab${active ? ' jp-mod-active' : ''}`}
+      onClick={onClick}
+    >
+      {label}
+    </button>
+  );
+  return (
+    <div className="jp-mlops-explorer">
+      <header className="jp-mlops-explorer-head">
+        <h2>{experiment.name}</h2>
+        <span className="jp-mlops-chip">project: {experiment.project}</span>
+        <a className="jp-mlops-link" href={experiment.ui_url} target="_blank" rel="noopener noreferrer">
+          Open in MLflow ↗
+        </a>
+      </header>
+      <div role="tablist" className="jp-mlops-tabs">
+        {tab('Runs', view.kind === 'runs', () => setView({ kind: 'runs' }))}
+        {tab(`Compare (${selected.length})`, view.kind === 'compare', () => setView({ kind: 'compare' }),
+          selected.length < 2 || selected.length > 10)}
+        {lastRun &&
+          tab(`Run: ${lastRun.run_name || lastRun.run_id.slice(0, 8)}`, view.kind === 'run', () =>
+            setView({ kind: 'run', run: lastRun })
+          )}
+      </div>
+      {/* The table stays mounted so its page, sort and filter survive a look at a run. */}
+      <div hidden={view.kind !== 'runs'} className="jp-mlops-tabpanel">
+        <RunsTable
+          experimentId={experiment.experiment_id}
+          selected={selected}
+          onSelect={setSelected}
+          onOpenRun={run => {
+            setLastRun(run);
+            setView({ kind: 'run', run });
+          }}
+          onCompare={() => setView({ kind: 'compare' })}
+        />
+      </div>
+      {view.kind === 'run' && (
+        <div className="jp-mlops-tabpanel">
+          <RunDetail runId={view.run.run_id} />
+        </div>
+      )}
+      {view.kind === 'compare' && (
+        <div className="jp-mlops-tabpanel">
+          <CompareView runIds={selected} />
+        </div>
+      )}
+    </div>
+  );
+}
+
+/** The sidebar list: experiments of my projects, grouped by project. */
+function ExperimentsList(props: { tick: number; onOpen: (e: IExperiment) => void }): JSX.Element {
+  const [experiments, setExperiments] = useState<IExperiment[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const load = useCallback(async () => {
+    try {
+      setExperiments((await api.experiments()).experiments);
+      setError(null);
+    } catch (e: any) {
+      setError(e.message);
+    }
+  }, []);
+  useEffect(() => {
+    void load();
+  }, [load, props.tick]);
+  const byProject = new Map<string, IExperiment[]>();
+  for (const e of experiments ?? []) {
+    byProject.set(e.project, [...(byProject.get(e.project) ?? []), e]);
+  }
+  return (
+    <div className="jp-mlops-experiments" data-testid="experiments-list">
+      <div className="jp-mlops-section-tools">
+        <ToolbarButtonComponent icon={refreshIcon} tooltip="Reload experiments" onClick={() => void load()} />
+      </div>
+      {error && (
+        <div className="jp-mlops-error" role="alert">
+          {error}
+        </div>
+      )}
+      {experiments === null && !error && <div className="jp-mlops-muted">Loading experiments…</div>}
+      {experiments?.length === 0 && (
+        <div className="jp-mlops-muted">
+          No experiments yet: <code>%mlops experiment NAME</code> in a notebook creates one.
+        </div>
+      )}
+      {[...byProject.entries()].map(([project, exps]) => (
+        <div key={project}>
+          <div className="jp-mlops-group">{project}</div>
+          <ul className="jp-mlops-list">
+            {exps.map(e => (
+              <li key={e.experiment_id}>
+                <a className="jp-mlops-link" href="#" onClick={ev => (ev.preventDefault(), props.onOpen(e))}>
+                  {e.name}
+                </a>
+              </li>
+            ))}
+          </ul>
+        </div>
+      ))}
+    </div>
+  );
+}
+
+export class ExperimentsPanel extends ReactWidget {
+  private _tick = 0;
+
+  constructor(private _open: (e: IExperiment) => void) {
+    super();
+    this.addClass('jp-mlops-section');
+    this.title.label = 'Experiments';
+  }
+
+  refresh(): void {
+    this._tick += 1;
+    this.update();
+  }
+
+  render(): JSX.Element {
+    return <ExperimentsList tick={this._tick} onOpen={this._open} />;
+  }
+}
+
+/**
+ * Add the Experiments section to the MLOps sidebar and the command opening an experiment
+ * (`mlops:open-experiment` with `{experimentId}`) in the main area.
+ */
+export function registerExperiments(
+  app: JupyterFrontEnd,
+  sidebar: SidePanel,
+  palette: ICommandPalette | null
+): ExperimentsPanel {
+  const open = (experiment: IExperiment) => {
+    const id = `jp-mlops-experiment-${experiment.experiment_id}`;
+    const existing = [...app.shell.widgets('main')].find(w => w.id === id);
+    if (existing) {
+      app.shell.activateById(id);
+      return;
+    }
+    const content = ReactWidget.create(<ExperimentView experiment={experiment} />);
+    content.addClass('jp-mlops-main');
+    const widget = new MainAreaWidget({ content });
+    widget.id = id;
+    widget.title.label = `Experiment: ${experiment.name}`;
+    widget.title.closable = true;
+    app.shell.add(widget, 'main');
+    app.shell.activateById(id);
+  };
+  const panel = new ExperimentsPanel(open);
+  sidebar.addWidget(panel);
+  app.commands.addCommand(OPEN_EXPERIMENT, {
+    label: 'MLOps: open an experiment',
+    execute: async args => {
+      const experimentId = args.experimentId as string | undefined;
+      if (experimentId) {
+        open(await api.experiment(experimentId));
+      } else {
+        app.shell.activateById(sidebar.id);
+        panel.refresh();
+      }
+    }
+  });
+  palette?.addItem({ command: OPEN_EXPERIMENT, category: 'MLOps' });
+  return panel;
+}

@@ -1,0 +1,284 @@
+/**
+ * Models: registered models, their versions with aliases, tags and source run; set or move an
+ * alias. Other capabilities add buttons to every version through `modelVersionActions`:
+ *
+ *   import { modelVersionActions } from './panels/models';
+ *   modelVersionActions.add({
+ *     id: 'deploy', label: 'Deploy', execute: async version => { ... }
+ *   });
+ */
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import { ICommandPalette } from '@jupyterlab/apputils';
+import { Button, ReactWidget, SidePanel, ToolbarButtonComponent, refreshIcon } from '@jupyterlab/ui-components';
+import { Signal } from '@lumino/signaling';
+import React, { useCallback, useEffect, useState } from 'react';
+
+import { api, IModel, IModelVersion, when } from '../experiments/api';
+
+/** A button shown on every model version (e.g. issue 7's "Deploy"). */
+export interface IModelVersionAction {
+  /** Unique id; adding an action with the same id replaces it. */
+  id: string;
+  /** Button text. */
+  label: string;
+  /** Tooltip. */
+  caption?: string;
+  /** Whether the button shows for this version (default: always). */
+  isVisible?: (version: IModelVersion) => boolean;
+  /** Run the action; a thrown error's message is shown next to the version. */
+  execute: (version: IModelVersion) => Promise<string | void> | string | void;
+}
+
+/** The registry of per-version actions, and a signal when it changes. */
+export class ModelVersionActions {
+  private _actions = new Map<string, IModelVersionAction>();
+  readonly changed = new Signal<this, void>(this);
+
+  add(action: IModelVersionAction): void {
+    this._actions.set(action.id, action);
+    this.changed.emit();
+  }
+
+  remove(id: string): void {
+    this._actions.delete(id);
+    this.changed.emit();
+  }
+
+  list(): IModelVersionAction[] {
+    return [...this._actions.values()];
+  }
+}
+
+export const modelVersionActions = new ModelVersionActions();
+
+/** Emitted when a model was registered elsewhere (the run detail's "Register model"). */
+class Changed {
+  readonly signal = new Signal<this, void>(this);
+  emit(): void {
+    this.signal.emit();
+  }
+}
+export const modelsChanged = new Changed();
+
+function VersionRow(props: { version: IModelVersion; onChanged: () => void }): JSX.Element {
+  const v = props.version;
+  const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
+  const [, setTick] = useState(0);
+  useEffect(() => {
+    const bump = () => setTick(t => t + 1);
+    modelVersionActions.changed.connect(bump);
+    return () => void modelVersionActions.changed.disconnect(bump);
+  }, []);
+  const run = async (a: IModelVersionAction) => {
+    try {
+      const text = await a.execute(v);
+      setMessage(text ? { ok: true, text } : null);
+      props.onChanged();
+    } catch (e: any) {
+      setMessage({ ok: false, text: e.message ?? String(e) });
+    }
+  };
+  return (
+    <li className="jp-mlops-version" data-testid={`version-${v.name}-${v.version}`}>
+      <div>
+        <a className="jp-mlops-link" href={v.ui_url} target="_blank" rel="noopener noreferrer">
+          v{v.version}
+        </a>{' '}
+        {v.aliases.map(a => (
+          <span key={a} className="jp-mlops-chip jp-mlops-alias">
+            @{a}
+          </span>
+        ))}
+        <span className="jp-mlops-muted-inline"> {v.status} · {when(v.creation_timestamp)}</span>
+      </div>
+      <div className="jp-mlops-muted-inline">
+        run: {v.run_id ? <code title={v.source}>{v.run_id.slice(0, 12)}</code> : 'none'}
+        {Object.entries(v.tags).map(([k, val]) => ` · ${k}=${val}`)}
+      </div>
+      <div className="jp-mlops-actions">
+        {modelVersionActions
+          .list()
+          .filter(a => !a.isVisible || a.isVisible(v))
+          .map(a => (
+            <Button key={a.id} small title={a.caption} onClick={() => void run(a)}>
+              {a.label}
+            </Button>
+          ))}
+      </div>
+      {message && (
+        <div className={message.ok ? 'jp-mlops-ok-text' : 'jp-mlops-error'} role={message.ok ? 'status' : 'alert'}>
+          {message.text}
+        </div>
+      )}
+    </li>
+  );
+}
+
+function AliasForm(props: { model: string; versions: IModelVersion[]; onChanged: () => void }): JSX.Element {
+  const [alias, setAlias] = useState('champion');
+  const [version, setVersion] = useState(props.versions[0]?.version ?? '');
+  const [error, setError] = useState<string | null>(null);
+  const submit = async (e: React.FormEvent) => {
+    e.preventDefault();
+    try {
+      await api.setAlias(props.model, alias.trim(), version);
+      setError(null);
+      props.onChanged();
+    } catch (err: any) {
+      setError(err.message);
+    }
+  };
+  return (
+    <form className="jp-mlops-inline-form" onSubmit={submit}>
+      <input
+        className="jp-mlops-input"
+        aria-label={`Alias for ${props.model}`}
+        value={alias}
+        onChange={e => setAlias(e.target.value)}
+      />
+      <select
+        className="jp-mlops-input"
+        aria-label={`Version for the alias of ${props.model}`}
+        value={version}
+        onChange={e => setVersion(e.target.value)}
+      >
+        {props.versions.map(v => (
+          <option key={v.version} value={v.version}>
+            v{v.version}
+          </option>
+        ))}
+      </select>
+      <Button type="submit" small disabled={!alias.trim() || !version}>
+        Set alias
+      </Button>
+      {error && (
+        <div className="jp-mlops-error" role="alert">
+          {error}
+        </div>
+      )}
+    </form>
+  );
+}
+
+function ModelItem(props: { model: IModel }): JSX.Element {
+  const { model } = props;
+  const [open, setOpen] = useState(false);
+  const [versions, setVersions] = useState<IModelVersion[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const load = useCallback(async () => {
+    try {
+      setVersions((await api.versions(model.name)).versions);
+      setError(null);
+    } catch (e: any) {
+      setError(e.message);
+    }
+  }, [model.name]);
+  useEffect(() => {
+    if (open) {
+      void load();
+    }
+  }, [open, load]);
+  return (
+    <li data-testid={`model-${model.name}`}>
+      <a className="jp-mlops-link" href="#" onClick={e => (e.preventDefault(), setOpen(!open))}>
+        {open ? '▾ ' : '▸ '}
+        {model.name}
+      </a>
+      <span className="jp-mlops-muted-inline">
+        {' '}
+        v{model.latest_version ?? '–'}
+        {Object.entries(model.aliases).map(([a, v]) => ` · @${a}→v${v}`)}
+      </span>
+      {open && (
+        <div className="jp-mlops-model-body">
+          {error && (
+            <div className="jp-mlops-error" role="alert">
+              {error}
+            </div>
+          )}
+          {versions && versions.length > 0 && <AliasForm model={model.name} versions={versions} onChanged={load} />}
+          <ul className="jp-mlops-list">
+            {(versions ?? []).map(v => (
+              <VersionRow key={v.version} version={v} onChanged={load} />
+            ))}
+          </ul>
+        </div>
+      )}
+    </li>
+  );
+}
+
+function ModelsList(props: { tick: number }): JSX.Element {
+  const [models, setModels] = useState<IModel[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [tick, setTick] = useState(0);
+  const load = useCallback(async () => {
+    try {
+      setModels((await api.models()).models);
+      setError(null);
+    } catch (e: any) {
+      setError(e.message);
+    }
+  }, []);
+  useEffect(() => {
+    const bump = () => setTick(t => t + 1);
+    modelsChanged.signal.connect(bump);
+    return () => void modelsChanged.signal.disconnect(bump);
+  }, []);
+  useEffect(() => {
+    void load();
+  }, [load, props.tick, tick]);
+  return (
+    <div className="jp-mlops-models" data-testid="models-list">
+      <div className="jp-mlops-section-tools">
+        <ToolbarButtonComponent icon={refreshIcon} tooltip="Reload models" onClick={() => void load()} />
+      </div>
+      {error && (
+        <div className="jp-mlops-error" role="alert">
+          {error}
+        </div>
+      )}
+      {models?.length === 0 && (
+        <div className="jp-mlops-muted">No registered models: open a run's artifacts to register one.</div>
+      )}
+      <ul className="jp-mlops-list">
+        {(models ?? []).map(m => (
+          <ModelItem key={`${m.name}-${tick}`} model={m} />
+        ))}
+      </ul>
+    </div>
+  );
+}
+
+export class ModelsPanel extends ReactWidget {
+  private _tick = 0;
+
+  constructor() {
+    super();
+    this.addClass('jp-mlops-section');
+    this.title.label = 'Models';
+  }
+
+  refresh(): void {
+    this._tick += 1;
+    this.update();
+  }
+
+  render(): JSX.Element {
+    return <ModelsList tick={this._tick} />;
+  }
+}
+
+/** Add the Models section to the MLOps sidebar. */
+export function registerModels(
+  app: JupyterFrontEnd,
+  sidebar: SidePanel,
+  palette: ICommandPalette | null
+): ModelsPanel {
+  const panel = new ModelsPanel();
+  sidebar.addWidget(panel);
+  const command = 'mlops:refresh-models';
+  app.commands.addCommand(command, { label: 'MLOps: reload models', execute: () => panel.refresh() });
+  palette?.addItem({ command, category: 'MLOps' });
+  return panel;
+}

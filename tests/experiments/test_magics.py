@@ -1,0 +1,101 @@
+"""``%mlops`` through a real IPython shell, and the reproducibility helpers, on a real MLflow."""
+from __future__ import annotations
+
+import subprocess
+
+import pandas as pd
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+from jupyter_mlops import tracking
+
+
+@pytest.fixture
+def shell(mlflow_server, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    monkeypatch.setenv("JUPYTERHUB_USER", "carol")
+    monkeypatch.delenv("JUPYTER_MLOPS_PROJECT", raising=False)
+    tracking.set_project(None)
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "jupyter_mlops")
+    yield ip
+    tracking.set_project(None)
+    import mlflow
+
+    mlflow.set_experiment("Default")
+
+
+def test_runs_returns_a_dataframe_filtered_with_mlflow_syntax(shell, seeded):
+    df = shell.run_line_magic("mlops", "runs small")
+    assert isinstance(df, pd.DataFrame) and len(df) == 3
+    assert {"run_id", "metrics.m0", "params.p0"} <= set(df.columns)
+    df = shell.run_line_magic("mlops", "runs cells --filter \"params.p0 = '3'\" --max 500")
+    assert len(df) == sum(1 for i in range(120) if i % 7 == 3)
+    assert set(df["params.p0"]) == {"3"}
+
+
+def test_bad_input_is_a_usage_error_with_the_reason(shell, seeded):
+    with pytest.raises(UsageError, match="(?i)invalid|filter"):
+        shell.run_line_magic("mlops", "runs cells --filter 'metrics.m0 >>> 2'")
+    with pytest.raises(UsageError, match="no experiment 'nope'"):
+        shell.run_line_magic("mlops", "runs nope")
+    with pytest.raises(UsageError, match="unknown subcommand 'fly'"):
+        shell.run_line_magic("mlops", "fly")
+    with pytest.raises(UsageError, match="--max"):
+        shell.run_line_magic("mlops", "runs cells --max many")
+    # in a cell the user sees the message, and the kernel lives on
+    result = shell.run_cell("%mlops runs nope")
+    assert isinstance(result.error_in_exec, UsageError)
+
+
+def test_experiment_is_created_in_the_project_and_runs_are_tagged(shell, mlflow_server):
+    import mlflow
+
+    shell.run_line_magic("mlops", "experiment magic-exp --project vision")
+    exp = mlflow.get_experiment_by_name("magic-exp")
+    assert exp.tags["mlops.project"] == "vision"
+    assert mlflow.get_experiment(mlflow.tracking.fluent._active_experiment_id).name == "magic-exp"
+    with mlflow.start_run() as run:  # plain MLflow: the context provider adds the tags
+        pass
+    tags = mlflow.get_run(run.info.run_id).data.tags
+    assert tags["mlops.user"] == "carol" and tags["mlops.project"] == "vision"
+    # an experiment of another project is not silently reused
+    with pytest.raises(UsageError, match="belongs to project 'vision'"):
+        shell.run_line_magic("mlops", "experiment magic-exp --project other")
+
+
+def test_start_run_captures_git_packages_seed_and_datasets(shell, mlflow_server, tmp_path):
+    import mlflow
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "train.py").write_text("print(1)\n")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], check=True)
+    (repo / "train.py").write_text("print(2)\n")  # uncommitted
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    shell.run_line_magic("mlops", "experiment repro")
+    tracking.note_dataset_read("cells", "v3", digest="abc123")
+    with tracking.start_run(seed=42, repo=str(repo)) as run:
+        import random
+
+        first = random.random()
+    random.seed(42)
+    assert first == random.random()
+    got = mlflow.get_run(run.info.run_id)
+    assert got.data.params["seed"] == "42"
+    assert got.data.tags["mlflow.source.git.commit"] == commit
+    assert got.data.tags["mlops.git.dirty"] == "true"
+    arts = mlflow.MlflowClient().list_artifacts(run.info.run_id, "reproducibility")
+    assert {a.path for a in arts} == {"reproducibility/git.diff",
+                                      "reproducibility/requirements.txt"}
+    diff = mlflow.artifacts.load_text(f"{got.info.artifact_uri}/reproducibility/git.diff")
+    assert "+print(2)" in diff
+    reqs = mlflow.artifacts.load_text(
+        f"{got.info.artifact_uri}/reproducibility/requirements.txt")
+    assert f"mlflow=={mlflow.__version__}" in reqs.lower()
+    assert [d.dataset.name for d in got.inputs.dataset_inputs] == ["cells@v3"]
