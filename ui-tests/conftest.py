@@ -95,3 +95,10 @@ def jp_asyncio_loop():
     """Replace pytest-jupyter's autouse per-test event loop here: browser tests use Playwright's
     sync API, whose loop pytest-jupyter would otherwise find current and try to close."""
     yield None
+
+
+@pytest.fixture(autouse=True)
+def jp_server_cleanup():
+    """pytest-jupyter's autouse server cleanup needs its loop; no Jupyter server runs in-process
+    in browser tests."""
+    yield

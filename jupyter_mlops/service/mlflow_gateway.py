@@ -96,9 +96,14 @@ class MlflowProxyHandler(HubOAuthenticated, web.RequestHandler):
                          "message": f"tracking server unreachable: {e.__class__.__name__}"})
             return
         self.set_status(resp.status_code, resp.reason_phrase or None)
+        self.clear_header("Content-Type")  # tornado's default text/html must not linger
         for k, v in resp.headers.multi_items():
-            if k.lower() not in _DROP_RESPONSE:
+            if k.lower() in _DROP_RESPONSE:
+                continue
+            if k.lower() == "set-cookie":
                 self.add_header(k, v)
+            else:
+                self.set_header(k, v)
         if self.request.method != "HEAD":
             self.write(content)
         self.finish()
