@@ -22,11 +22,14 @@ ROLE_GROUPS = {"admin": "mlops-admins", "manager": "mlops-pms"}
 ACCESS = ["access:services!service=mlops", "access:services!service=mlflow"]
 
 # What the control plane's own token may do on the hub, for the admin page: list users and
-# servers, stop servers, move users between the role groups. Nothing else (no tokens, no
-# admin:users, no spawning).
+# servers, stop servers, move users between the role groups; for jobs, create (and revoke)
+# MLflow-only tokens of a job's user. Nothing else (no admin:users, no spawning).
 CONTROL_PLANE_SCOPES = [
     "list:users", "read:users", "read:users:activity", "read:servers", "delete:servers",
     "list:groups", "read:groups", "groups", "read:roles:users",
+    # Jobs (issue 6): mint each job an MLflow-only, expiring token of its user
+    # (access:services!service=mlflow), revoked when the job ends; see core/jobs/tracking.py.
+    "tokens",
 ]
 
 

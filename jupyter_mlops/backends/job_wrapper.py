@@ -23,6 +23,31 @@ class Terminated(BaseException):
     """Raised in the main thread by SIGTERM (a BaseException so user code cannot swallow it)."""
 
 
+# Runs a script with its parameters injected the way papermill does for notebooks: each
+# top-level assignment of a literal to a parameter's name (``lr = 0.01``) gets the job's value.
+# Line numbers stay those of the file, so tracebacks point at the user's code.
+SCRIPT_BOOT = """
+import ast, json, os, sys
+path = sys.argv[1]
+sys.argv = sys.argv[1:]
+params = json.loads(os.environ.get("MLOPS_PARAMS") or "{}")
+tree = ast.parse(open(path).read(), filename=path)
+for node in tree.body:
+    if (isinstance(node, ast.Assign) and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name) and node.targets[0].id in params):
+        try:
+            ast.literal_eval(node.value)
+        except ValueError:
+            continue
+        node.value = ast.copy_location(
+            ast.parse(repr(params[node.targets[0].id]), mode="eval").body, node.value)
+ast.fix_missing_locations(tree)
+sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+g = {"__name__": "__main__", "__file__": path, "__builtins__": __builtins__}
+exec(compile(tree, path, "exec"), g)
+"""
+
+
 def _write_json(path: Path, data) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data))
@@ -86,13 +111,17 @@ class Tracking:
         if not self.enabled:
             return
         mlflow, launch = self.mlflow, self.launch
-        exp = mlflow.set_experiment(launch["experiment"])
         tags = dict(launch.get("tags") or {})
-        run = mlflow.start_run(experiment_id=exp.experiment_id, run_name=launch["run_name"],
+        client = mlflow.MlflowClient()
+        exp = client.get_experiment_by_name(launch["experiment"])
+        # A new experiment belongs to the job's project (the gateway scopes MLflow by it).
+        exp_id = exp.experiment_id if exp else client.create_experiment(
+            launch["experiment"], tags={"mlops.project": tags.get("mlops.project", "default")})
+        run = mlflow.start_run(experiment_id=exp_id, run_name=launch["run_name"],
                                tags=tags, parent_run_id=launch.get("parent_run_id") or None)
         self.run_id = run.info.run_id
         _write_json(job_dir / "run.json",
-                    {"run_id": self.run_id, "experiment_id": exp.experiment_id})
+                    {"run_id": self.run_id, "experiment_id": exp_id})
         params = {k: json.dumps(v) if isinstance(v, (list, bool)) or v is None else v
                   for k, v in (launch.get("params") or {}).items()}
         if params:
@@ -153,8 +182,8 @@ def run(job_dir: Path) -> int:
             code = 0
         else:
             args = [f"--{k}={v}" for k, v in launch["params"].items()]
-            child = subprocess.Popen([sys.executable, launch["file"], *args], cwd=launch["cwd"],
-                                     env=env)
+            child = subprocess.Popen([sys.executable, "-c", SCRIPT_BOOT, launch["file"], *args],
+                                     cwd=launch["cwd"], env=env)
             code = child.wait()
         status = "succeeded" if code == 0 else "failed"
         if code:

@@ -47,6 +47,7 @@ class ServiceContext:
     gpu_allocator: GpuAllocator | None = None
     datasets: "DatasetCatalog | None" = None  # the shared dataset catalog (core.datasets)
     store: "ObjectStore | None" = None  # where dataset bytes live (backends.store)
+    jobs: "JobsPlatform | None" = None  # jobs, sweeps, pipelines + runner (service.jobs_runner)
 
 
 class MlopsService(Application):
@@ -147,6 +148,9 @@ class MlopsService(Application):
 
         self.context.deployments = build_deployments(self, self.context.data_dir,
                                                      self.context.db, self.context.projects)
+        from .jobs_runner import build_jobs
+
+        self.context.jobs = build_jobs(self, self.context)
         prefix = self.service_prefix
         handlers = routes(prefix, self.context) + [
             (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
@@ -167,6 +171,7 @@ class MlopsService(Application):
     async def _serve(self):
         app = self.make_app()
         await self.context.deployments.recover()  # take over model servers still running
+        self.context.jobs.runner.start()  # jobs outlive this process; a restart re-attaches
         url = urlparse(self.service_url)
         app.listen(self.port or url.port, url.hostname)
         self.log.info("jupyter-mlops control plane %s listening on %s", __version__,

@@ -2,6 +2,7 @@
 from .handlers import datasets
 from .handlers import admin, pages, projects
 from .handlers import deployments
+from .handlers import jobs
 from .handlers.base import NotFoundHandler
 from .handlers.gpus import (GpuAllocationsHandler, GpuQuotaHandler, GpuQuotasHandler,
                             GpusHandler)
@@ -21,6 +22,7 @@ def routes(prefix: str, context) -> list[tuple]:
         *datasets.ROUTES,
     ]
     table += [*admin.ROUTES, *projects.ROUTES]
+    table += jobs.ROUTES
     out = [(api + path, handler, {"context": context}) for path, handler in table]
     out.append((api + r"/.*", NotFoundHandler, {"context": context}))
     out.append((prefix.rstrip("/") + "/" + deployments.ENDPOINT_ROUTE[0],

@@ -167,6 +167,13 @@ class Jobs:
             raise NotFound(f"no job {job_id}")
         return job
 
+    def view(self, job: Job) -> dict:
+        """A job as the API shows it: with where its executed notebook is (workspace-relative)."""
+        d = job.to_dict()
+        d["executed_notebook"] = (f"mlops-jobs/{job.id}/{Path(job.spec.path).name}"
+                                  if job.spec.kind == "notebook" and job.started_at else None)
+        return d
+
     def list(self, caller: Caller, everyone: bool = False, **filters) -> list[Job]:
         user = None if (everyone and caller.is_admin) else caller.name
         return self.store.list(user=user, **filters)

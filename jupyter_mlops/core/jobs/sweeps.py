@@ -264,7 +264,7 @@ class Sweeps:
         study = self.study(s)
         ml = await self._mlflow_for(s)
         if ml is not None and not s["parent_run_id"]:
-            exp = await ml.experiment_id(s["job"]["experiment"])
+            exp = await ml.experiment_id(s["job"]["experiment"], s["job"]["project"])
             s["parent_run_id"] = await ml.create_run(exp, f"sweep-{s['id']}", {
                 "mlflow.user": s["user"], "mlops.sweep_id": s["id"],
                 "mlops.project": s["job"]["project"], "mlops.sampler": s["sampler"],

@@ -85,7 +85,7 @@ class MlflowRest:
             raise Unavailable(f"MLflow answered {r.status_code} to {path}: {r.text[:200]}")
         return r.json() if r.content else {}
 
-    async def experiment_id(self, name: str) -> str:
+    async def experiment_id(self, name: str, project: str = "default") -> str:
         try:
             got = await self._call("GET", "experiments/get-by-name",
                                    params={"experiment_name": name})
@@ -93,8 +93,8 @@ class MlflowRest:
         except Unavailable as e:
             if "RESOURCE_DOES_NOT_EXIST" not in str(e):
                 raise
-        return (await self._call("POST", "experiments/create", json={"name": name}))[
-            "experiment_id"]
+        return (await self._call("POST", "experiments/create", json={
+            "name": name, "tags": [{"key": "mlops.project", "value": project}]}))["experiment_id"]
 
     async def create_run(self, experiment_id: str, name: str, tags: dict) -> str:
         from .. import clock

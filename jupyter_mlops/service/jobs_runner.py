@@ -1,0 +1,103 @@
+"""The control plane's job machinery: settings, and the runner task it starts.
+
+``build_jobs(app, context)`` puts a :class:`JobsPlatform` on the service context; ``_serve``
+starts its runner on the service's event loop. Jobs are processes of their own (or Kubernetes
+Jobs), so they keep running when the user's server stops, and a restarted control plane
+re-attaches to them.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from traitlets import Float, Integer, Unicode, default
+from traitlets.config import Configurable
+
+from ..backends.jobs_local import LocalJobBackend
+from ..core.jobs import JobRunner, Jobs, JobStore
+from ..core.jobs.pipelines import Pipelines
+from ..core.jobs.sweeps import Sweeps
+from ..core.jobs.tracking import FixedTokenIssuer, HubTokenIssuer
+
+
+class JobSettings(Configurable):
+    """How the control plane runs training jobs, sweeps and pipelines."""
+
+    tracking_uri = Unicode(
+        "",
+        help="""MLflow tracking URI as jobs reach it: the hub-authenticated gateway, e.g.
+        ``http://127.0.0.1:PORT/services/mlflow`` (``jupyter_mlops.hub`` sets it). Each job gets
+        an MLflow-only hub token of its user. Empty: jobs run without MLflow tracking.""",
+    ).tag(config=True)
+
+    workspace_root = Unicode(
+        help="""Users' workspaces, ``<workspace_root>/<user>``: job paths are relative to them
+        and jobs run there. Defaults to ``<data_dir>/users`` (where the local spawner puts
+        them).""",
+    ).tag(config=True)
+
+    python = Unicode(
+        sys.executable,
+        help="""Interpreter jobs run with (the users' environment: papermill, mlflow and
+        jupyter_mlops must be importable by it).""",
+    ).tag(config=True)
+
+    max_cpu_jobs = Integer(
+        4, help="Jobs without GPUs that may run at once (GPU jobs are limited by the GPUs).",
+    ).tag(config=True)
+
+    grace_seconds = Float(
+        10.0, help="Seconds a cancelled job has to stop after SIGTERM before SIGKILL.",
+    ).tag(config=True)
+
+    tick_seconds = Float(
+        1.0, help="""Seconds between two passes of the runner when nothing wakes it (a submit
+        or cancel wakes it at once).""",
+    ).tag(config=True)
+
+    token_lifetime = Integer(
+        7 * 24 * 3600, help="""Seconds a job's MLflow token stays valid: the longest a job may
+        log to MLflow. The token is revoked as soon as the job ends.""",
+    ).tag(config=True)
+
+    optuna_storage = Unicode(
+        help="""SQLAlchemy URL of the Optuna storage of sweeps. Defaults to SQLite at
+        ``<data_dir>/control/optuna.sqlite``; on Kubernetes use the control plane's
+        Postgres.""",
+    ).tag(config=True)
+
+    @default("python")
+    def _default_python(self):
+        return sys.executable
+
+
+@dataclass
+class JobsPlatform:
+    jobs: Jobs
+    runner: JobRunner
+    sweeps: Sweeps
+    pipelines: Pipelines
+    settings: JobSettings = field(repr=False, default=None)
+
+
+def build_jobs(parent, context) -> JobsPlatform:
+    settings = JobSettings(parent=parent)
+    data_dir = Path(context.data_dir)
+    workspaces = Path(settings.workspace_root or data_dir / "users")
+    jobs = Jobs(JobStore(context.db), context.projects, context.gpu_allocator, workspaces,
+                data_dir / "control" / "jobs")
+    hub_api = os.environ.get("JUPYTERHUB_API_URL", "")
+    service_token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
+    tokens = (HubTokenIssuer(hub_api, service_token) if hub_api and service_token
+              else FixedTokenIssuer())
+    backend = LocalJobBackend(python=settings.python, grace_seconds=settings.grace_seconds)
+    runner = JobRunner(jobs, backend, tokens, tracking_uri=settings.tracking_uri,
+                       max_cpu_jobs=settings.max_cpu_jobs, tick_seconds=settings.tick_seconds,
+                       token_lifetime=settings.token_lifetime)
+    storage = settings.optuna_storage or f"sqlite:///{data_dir / 'control' / 'optuna.sqlite'}"
+    sweeps = Sweeps(jobs, storage, settings.tracking_uri, tokens)
+    pipelines = Pipelines(jobs)
+    runner.groups += [sweeps, pipelines]
+    return JobsPlatform(jobs, runner, sweeps, pipelines, settings)

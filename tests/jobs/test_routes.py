@@ -1,0 +1,86 @@
+"""The jobs routes of the control plane, through the real platform (hub, proxy, MLflow)."""
+from __future__ import annotations
+
+import time
+
+API = "services/mlops/api"
+
+SCRIPT = """
+from jupyter_mlops.core.jobs.runtime import report
+lr = 0.1
+report("loss", lr * 2, step=0)
+print("route job done")
+"""
+
+
+def _wait(platform, token, job_id, states=("succeeded", "failed", "cancelled"), timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = platform.api("GET", f"{API}/jobs/{job_id}", token).json()
+        if job["state"] in states:
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id}: {job}")
+
+
+def test_submit_run_and_read_through_the_routes(platform, mlflow_access):
+    alice = platform.token("alice")
+    bob = platform.token("bob")
+    ws = platform.data_dir / "users" / "alice"
+    ws.mkdir(parents=True, exist_ok=True)
+    (ws / "route_train.py").write_text(SCRIPT)
+    # Given alice submits a script through the control plane
+    r = platform.api("POST", f"{API}/jobs", alice, json={"path": "route_train.py",
+                                                         "params": {"lr": 0.3}})
+    assert r.status_code == 201, r.text
+    job = r.json()
+    # Then it runs in the control plane's runner and logs to MLflow with a minted token
+    done = _wait(platform, alice, job["id"])
+    assert done["state"] == "succeeded", done["reason"]
+    assert done["metrics"]["loss"] == 0.6 and done["run_id"]
+    logs = platform.api("GET", f"{API}/jobs/{job['id']}/logs?offset=0", alice).json()
+    assert "route job done" in logs["text"] and logs["complete"]
+    listed = platform.api("GET", f"{API}/jobs", alice).json()
+    assert job["id"] in [j["id"] for j in listed["jobs"]]
+    # the run is alice's in MLflow (the token the job had was hers)
+    run = platform.api("GET", f"services/mlflow/api/2.0/mlflow/runs/get?run_id={done['run_id']}",
+                       alice).json()["run"]
+    tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
+    assert tags.get("mlops.user", tags.get("mlflow.user")) == "alice"
+    # the job's token was revoked when it ended: alice holds no "mlops job" token any more
+    tokens = platform.hub("GET", "users/alice/tokens").json()["api_tokens"]
+    assert not [t for t in tokens if t["note"].startswith("mlops job")], tokens
+    # When bob asks for alice's job, it does not exist for him
+    assert platform.api("GET", f"{API}/jobs/{job['id']}", bob).status_code == 404
+    assert platform.api("POST", f"{API}/jobs/{job['id']}/cancel", bob).status_code == 404
+    assert platform.api("GET", f"{API}/jobs/{job['id']}/logs", bob).status_code == 404
+    # rerun exactly answers a new job
+    r = platform.api("POST", f"{API}/jobs/{job['id']}/rerun", alice, json={"exact": True})
+    assert r.status_code == 201 and r.json()["snapshot_of"] == job["id"]
+    assert _wait(platform, alice, r.json()["id"])["state"] == "succeeded"
+
+
+def test_bad_input_answers_400_with_the_reason(platform, mlflow_access):
+    alice = platform.token("alice")
+    ws = platform.data_dir / "users" / "alice"
+    ws.mkdir(parents=True, exist_ok=True)
+    (ws / "typed.py").write_text("epochs = 3\n")
+    cases = [
+        ({"path": "nope.ipynb"}, "no notebook 'nope.ipynb'"),
+        ({"path": "typed.py", "params": {"epochs": "many"}}, "parameter epochs of typed.py is int"),
+        ({"path": "typed.py", "gpus": 1}, "the platform has 0"),
+        ({"path": "data.csv"}, "neither a notebook"),
+        ({"path": "typed.py", "colour": "red"}, "unknown job field"),
+    ]
+    for body, why in cases:
+        r = platform.api("POST", f"{API}/jobs", alice, json=body)
+        assert r.status_code == 400, (body, r.text)
+        assert why in r.json()["message"], (why, r.json())
+    r = platform.api("POST", f"{API}/sweeps", alice, json={
+        "path": "typed.py", "metric": "m", "space": {"epochs": {"type": "int", "low": 5,
+                                                                 "high": 1}}})
+    assert r.status_code == 400 and "must be below" in r.json()["message"]
+    r = platform.api("POST", f"{API}/pipelines", alice, json={"spec": "steps:\n- {name: a, run: typed.py, needs: [b]}\n"})
+    assert r.status_code == 400 and "unknown step 'b'" in r.json()["message"]
+    assert platform.api("GET", f"{API}/jobs/999999", alice).status_code == 404
+    assert platform.api("GET", f"{API}/jobs", None or "not-a-token").status_code in (401, 403)
