@@ -308,8 +308,6 @@ def configure_hub(c) -> MlopsHub:
         cp_cmd.append(f"--MlopsService.gpu_devices={json.dumps(hub.gpu_devices)}")
     # Jobs reach MLflow through the gateway, each with an MLflow-only token of its user.
     cp_cmd.append(f"--JobSettings.tracking_uri={gw_url}/services/mlflow")
-    # Jobs reach MLflow through the gateway, each with an MLflow-only token of its user.
-    cp_cmd.append(f"--JobSettings.tracking_uri={gw_url}/services/mlflow")
     if hub.group_projects:
         import json
 
