@@ -121,8 +121,8 @@ class DatasetsBase(MlopsHandler):
         finally:
             await client.aclose()
         self.set_status(resp.status_code)
-        self.set_header("Content-Type", resp.headers.get("content-type", "application/json"))
-        self.finish(resp.content)
+        self.finish(resp.content,
+                    set_content_type=resp.headers.get("content-type", "application/json"))
 
     def catalog(self) -> api.CatalogClient:
         return api.CatalogClient(self.mlops.control_plane_url, self.mlops.api_token)
@@ -130,7 +130,7 @@ class DatasetsBase(MlopsHandler):
     def workspace_folder(self, rel: str) -> Path:
         """A folder of this server's workspace; ``..``, absolute paths and escapes refused."""
         root = Path(self.settings.get("server_root_dir") or os.getcwd()).resolve()
-        rel = (rel or "").strip().strip("/")
+        rel = (rel or "").strip().rstrip("/")  # a leading "/" is refused as absolute
         target = root if rel in ("", ".") else root / safe_relpath(rel)
         real = target.resolve()
         if real != root and root not in real.parents:
@@ -214,9 +214,8 @@ class RenderHandler(DatasetsBase):
             png = resp.content
             if what == "thumbnail":
                 self.thumbs.put(key, png)
-        self.set_header("Content-Type", "image/png")
         self.set_header("Cache-Control", "private, max-age=31536000, immutable")
-        self.finish(png)
+        self.finish(png, set_content_type="image/png")
 
 
 class UploadHandler(DatasetsBase):

@@ -16,6 +16,8 @@ def lab(platform):
     token = platform.token(USER)
     platform.start_server(USER, token=platform.admin_token())
     workspace = platform.data_dir / "users" / USER
+    # written after the spawn (the workspace belongs to the user's account when isolated);
+    # the files are world-readable, as files a user copies into the workspace would be
     cells.generate(workspace / "data" / "cells", n_images=10, seed=21, width=80, height=80,
                    fmt="png", masks=True)
 
