@@ -65,7 +65,58 @@ class _HubTokenClient:
         await self._http.aclose()
 
 
-class ControlPlaneClient(_HubTokenClient):
+class JobsClientMixin:
+    """Jobs, sweeps and pipelines of the control plane (issue 6)."""
+
+    async def jobs(self, everyone: bool = False) -> dict:
+        """``{"jobs": [...], "queue": [...]}``: the caller's jobs and the queue as they see it."""
+        return (await self.request("GET", "api/jobs", params={"all": "1"} if everyone
+                                   else None)).json()
+
+    async def submit_job(self, body: dict) -> dict:
+        return (await self.request("POST", "api/jobs", json=body)).json()
+
+    async def job(self, job_id: int) -> dict:
+        return (await self.request("GET", f"api/jobs/{int(job_id)}")).json()
+
+    async def cancel_job(self, job_id: int) -> dict:
+        return (await self.request("POST", f"api/jobs/{int(job_id)}/cancel")).json()
+
+    async def rerun_job(self, job_id: int, exact: bool = False, params: dict | None = None
+                        ) -> dict:
+        body = {"exact": exact} if exact else {"params": params or {}}
+        return (await self.request("POST", f"api/jobs/{int(job_id)}/rerun", json=body)).json()
+
+    async def job_logs(self, job_id: int, offset: int = 0) -> dict:
+        return (await self.request("GET", f"api/jobs/{int(job_id)}/logs",
+                                   params={"offset": int(offset)})).json()
+
+    async def sweeps(self) -> list[dict]:
+        return (await self.request("GET", "api/sweeps")).json()["sweeps"]
+
+    async def create_sweep(self, body: dict) -> dict:
+        return (await self.request("POST", "api/sweeps", json=body)).json()
+
+    async def sweep(self, sweep_id: int) -> dict:
+        return (await self.request("GET", f"api/sweeps/{int(sweep_id)}")).json()
+
+    async def cancel_sweep(self, sweep_id: int) -> dict:
+        return (await self.request("POST", f"api/sweeps/{int(sweep_id)}/cancel")).json()
+
+    async def pipelines(self) -> list[dict]:
+        return (await self.request("GET", "api/pipelines")).json()["pipelines"]
+
+    async def create_pipeline(self, body: dict) -> dict:
+        return (await self.request("POST", "api/pipelines", json=body)).json()
+
+    async def pipeline(self, pipeline_id: int) -> dict:
+        return (await self.request("GET", f"api/pipelines/{int(pipeline_id)}")).json()
+
+    async def cancel_pipeline(self, pipeline_id: int) -> dict:
+        return (await self.request("POST", f"api/pipelines/{int(pipeline_id)}/cancel")).json()
+
+
+class ControlPlaneClient(JobsClientMixin, _HubTokenClient):
     name = "control plane"
 
     async def status(self) -> dict:

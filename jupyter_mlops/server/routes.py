@@ -7,6 +7,7 @@ from . import models
 from . import deployments
 from . import projects
 from . import deployments
+from . import jobs
 from .handlers import StatusHandler
 
 NAMESPACE = "mlops"
@@ -17,6 +18,7 @@ ROUTES = [
     *deployments.ROUTES,  # issue 7: deployments, try-it, client tokens
     *datasets.ROUTES,  # issue 5: the dataset catalog, publish, status, thumbnails
     *projects.ROUTES,  # issue 8: the user's projects for the sidebar
+    *jobs.ROUTES,  # issue 6: jobs, sweeps, pipelines
     # issue 4: experiments, runs and the model registry (MLflow through the gateway)
     (r"experiments", exp.ExperimentsHandler),
     (r"experiments/(?P<experiment_id>[^/]+)", exp.ExperimentHandler),
