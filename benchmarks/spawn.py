@@ -1,0 +1,131 @@
+"""Spawn-to-ready: our local spawner vs JupyterHub's SimpleLocalProcessSpawner, side by side.
+
+    .venv/bin/python benchmarks/spawn.py [--rounds 5] [--concurrent 10]
+
+Two hubs with the same jupyter-mlops configuration, differing only in the spawner class, run
+at the same time; single spawns alternate between them (A, B, A, B...) so background load hits
+both alike. Time is from ``POST /hub/api/users/<u>/server`` until the hub reports the server
+ready (it has answered over HTTP). Our spawner does the full job: profile check, GPU allocation
+in the control plane database, per-user system account (when root), cgroup limits. Then ten
+users spawn at once on our hub, each asking for one of ten simulated GPUs: all must become
+ready with ten different devices. Prints p50/p95 and the ratio of medians (goal <= 1.2).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# benchmarks/platform.py would shadow the standard library's ``platform`` module (uuid imports
+# it): run with the repository root on the path instead of this script's directory.
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(ROOT))
+
+from tests.spawner.hubfixture import SpawnerHub, shared_tmpdir  # noqa: E402
+
+PROFILES = [{"slug": "cpu", "display_name": "CPU only", "default": True, "cpu_limit": 2,
+             "mem_limit": "4G"},
+            {"slug": "gpu-1", "display_name": "One GPU", "gpus": 1, "mem_limit": "4G"}]
+COMMON = "c.Spawner.http_timeout = 300\nc.Spawner.start_timeout = 600\n"
+SIMPLE = COMMON + """
+import os, sys
+c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
+c.SimpleLocalProcessSpawner.home_dir_template = c.MlopsLocalSpawner.workspace_root + "/{username}"
+c.SimpleLocalProcessSpawner.cmd = [os.path.join(os.path.dirname(sys.executable),
+                                                "jupyterhub-singleuser")]
+c.SimpleLocalProcessSpawner.args = ["--allow-root"] if os.geteuid() == 0 else []
+"""
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
+
+
+def spawn_ready(hub: SpawnerHub, user: str, profile: str | None = None) -> float:
+    t0 = time.monotonic()
+    r = hub.spawn(user, profile)
+    if r.status_code not in (201, 202):
+        raise RuntimeError(f"spawn of {user} answered {r.status_code}: {r.text}")
+    hub.wait_ready(user, timeout=600)
+    return time.monotonic() - t0
+
+
+def stop(hub: SpawnerHub, user: str) -> None:
+    hub.hub("DELETE", f"users/{user}/server")
+    hub.wait_stopped(user, timeout=120)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=5, help="measured spawns per spawner")
+    ap.add_argument("--concurrent", type=int, default=10, help="users spawning at once")
+    args = ap.parse_args(argv)
+
+    ours = SpawnerHub(shared_tmpdir("bench-ours"), settings=COMMON, gpus=args.concurrent,
+                      profiles=PROFILES)
+    peer = SpawnerHub(shared_tmpdir("bench-peer"), settings=SIMPLE, profiles=PROFILES)
+    hubs = {"MlopsLocalSpawner": ours, "SimpleLocalProcessSpawner": peer}
+    times: dict[str, list[float]] = {k: [] for k in hubs}
+    try:
+        for h in hubs.values():
+            h.start()
+            h.add_user("bench", "bench-password-1")
+        # warm-up: the first spawn creates the system account and fills the page cache
+        for h in hubs.values():
+            spawn_ready(h, "bench")
+            stop(h, "bench")
+        for i in range(args.rounds):
+            for name, h in hubs.items():
+                times[name].append(spawn_ready(h, "bench"))
+                stop(h, "bench")
+            print(f"round {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
+                  flush=True)
+
+        users = [f"lab{i}" for i in range(args.concurrent)]
+        for u in users:
+            ours.add_user(u, f"{u}-password-1")
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(len(users)) as pool:
+            conc = list(pool.map(lambda u: spawn_ready(ours, u, "gpu-1"), users))
+        wall = time.monotonic() - t0
+        devices = {ours.server_state(u)["state"].get("gpu_uuids", [None])[0] for u in users}
+        for u in users:
+            ours.hub("DELETE", f"users/{u}/server")
+        for u in users:
+            ours.wait_stopped(u, timeout=180)
+    finally:
+        for h in hubs.values():
+            h.stop()
+            shutil.rmtree(h.data_dir, ignore_errors=True)
+
+    a, b = times["MlopsLocalSpawner"], times["SimpleLocalProcessSpawner"]
+    result = {
+        "spawn_to_ready_s": {k: {"p50": statistics.median(v), "p95": pct(v, 0.95),
+                                 "runs": [round(x, 2) for x in v]} for k, v in times.items()},
+        "ratio_p50": statistics.median(a) / statistics.median(b),
+        "concurrent": {"users": len(conc), "all_ready": True,
+                       "distinct_gpus": len(devices - {None}), "wall_s": wall,
+                       "p50": statistics.median(conc), "p95": pct(conc, 0.95)},
+    }
+    print("\nspawn to ready (s)          p50     p95")
+    for k, v in result["spawn_to_ready_s"].items():
+        print(f"  {k:26s} {v['p50']:6.2f}  {v['p95']:6.2f}")
+    print(f"  ratio ours/simple (p50)    {result['ratio_p50']:.2f}  (goal <= 1.2)")
+    c = result["concurrent"]
+    print(f"\n{c['users']} concurrent spawns (1 GPU each): all ready, {c['distinct_gpus']} "
+          f"distinct GPUs, wall {c['wall_s']:.1f} s, p50 {c['p50']:.1f} s, p95 {c['p95']:.1f} s")
+    out = ROOT / "benchmarks" / "results" / "spawn.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
