@@ -35,8 +35,13 @@ def register_models(tracking_uri: str, token: str) -> dict:
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     try:
         mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_experiment("deployment-tests")
         x, y = training_data()
+        probe = x.iloc[:4]
+        first = LogisticRegression().fit(x, y).predict(probe).tolist()
+        expected = {"probe": probe, "v1": first, "v2": [1 - v for v in first]}
+        if mlflow.MlflowClient().search_registered_models("name = 'cells'"):
+            return expected  # registered earlier in this session (tests/ and ui-tests/ share it)
+        mlflow.set_experiment("deployment-tests")
         for labels in (y, 1 - y):  # v2 learns the opposite labels: easy to tell apart
             model = LogisticRegression().fit(x, labels)
             with mlflow.start_run():
@@ -52,9 +57,7 @@ def register_models(tracking_uri: str, token: str) -> dict:
             mlflow.pyfunc.log_model(name="model", python_model=str(HERE / "detector_model.py"),
                                     pip_requirements=["mlflow", "scipy"],
                                     registered_model_name="cells")
-        probe = x.iloc[:4]
-        first = LogisticRegression().fit(x, y).predict(probe).tolist()
-        return {"probe": probe, "v1": first, "v2": [1 - v for v in first]}
+        return expected
     finally:
         for k, v in saved.items():
             if v is None:

@@ -1,0 +1,557 @@
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import { Dialog, ICommandPalette, showDialog } from '@jupyterlab/apputils';
+import { Button, ReactWidget, SidePanel } from '@jupyterlab/ui-components';
+import React, { useCallback, useEffect, useRef, useState } from 'react';
+
+import { requestAPI } from '../request';
+import { modelVersionActions } from './models';
+
+/** Command ids of the deployments section. */
+const CommandIDs = {
+  refreshDeployments: 'mlops:refresh-deployments'
+};
+
+/** Recent traffic through an endpoint (the last minute). */
+export interface ITraffic {
+  requests_per_s: number;
+  p50_ms: number | null;
+  p95_ms: number | null;
+  errors: number;
+}
+
+/** One deployment as `GET mlops/api/deployments` lists it (docs/openapi.yaml, Deployment). */
+export interface IDeployment {
+  name: string;
+  project: string;
+  model_name: string;
+  /** The version asked for (it may still be loading, or have failed). */
+  model_version: string;
+  /** The version answering requests now, if any. */
+  serving_version: string | null;
+  status: 'starting' | 'ready' | 'updating' | 'failed';
+  message: string;
+  /** Tail of the model server's log when a version failed to load. */
+  log: string;
+  visibility: 'project' | 'lab';
+  replicas: number;
+  /** Endpoint path under the control plane (`endpoints/<name>/invocations`). */
+  endpoint: string;
+  traffic: ITraffic;
+  events?: IDeploymentEvent[];
+}
+
+/** One line of a deployment's audit log. */
+export interface IDeploymentEvent {
+  at: number;
+  actor: string;
+  action: string;
+  model_version: string | null;
+  detail: string;
+}
+
+interface IModelVersions {
+  versions: { version: string; status: string }[];
+}
+
+const BUSY = new Set(['starting', 'updating']);
+
+/** Ask the control plane to deploy a model version (also used by the Models panel). */
+export async function deployModelVersion(
+  modelName: string,
+  version: string,
+  options: { name?: string; project?: string; visibility?: string } = {}
+): Promise<IDeployment> {
+  const name =
+    options.name ||
+    modelName
+      .toLowerCase()
+      .replace(/[^a-z0-9-]+/g, '-')
+      .replace(/^[^a-z]+/, '')
+      .slice(0, 40)
+      .replace(/-+$/, '') ||
+    'model';
+  return requestAPI<IDeployment>('deployments', {
+    method: 'POST',
+    body: JSON.stringify({
+      name,
+      model_name: modelName,
+      version,
+      project: options.project || 'default',
+      visibility: options.visibility || 'project'
+    })
+  });
+}
+
+function statusClass(d: IDeployment): string {
+  if (d.status === 'ready') {
+    return 'jp-mlops-ok';
+  }
+  if (d.status === 'failed') {
+    return d.serving_version ? 'jp-mlops-warn' : 'jp-mlops-bad';
+  }
+  return 'jp-mlops-busy';
+}
+
+/** Boxes of a detection answer, if it is one: `[{boxes: [[x0, y0, x1, y1], ...]}]`. */
+function boxesOf(result: any): number[][] {
+  const first = Array.isArray(result?.predictions) ? result.predictions[0] : null;
+  if (first && Array.isArray(first.boxes)) {
+    return first.boxes.filter((b: any) => Array.isArray(b) && b.length === 4);
+  }
+  if (Array.isArray(first) && first.every((o: any) => Array.isArray(o?.box))) {
+    return first.map((o: any) => o.box);
+  }
+  return [];
+}
+
+function TryIt(props: { name: string }): JSX.Element {
+  const [result, setResult] = useState<any>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [image, setImage] = useState<{ url: string; w: number; h: number } | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  const onFile = async (file: File | undefined) => {
+    if (!file) {
+      return;
+    }
+    setError(null);
+    setResult(null);
+    setImage(null);
+    const isImage = file.type.startsWith('image/');
+    const type = isImage
+      ? file.type
+      : file.name.endsWith('.csv')
+        ? 'text/csv'
+        : 'application/json';
+    if (isImage) {
+      const url = URL.createObjectURL(file);
+      const img = new Image();
+      img.onload = () => setImage({ url, w: img.naturalWidth, h: img.naturalHeight });
+      img.src = url;
+    }
+    setBusy(true);
+    try {
+      setResult(
+        await requestAPI<any>(`deployments/${props.name}/predict`, {
+          method: 'POST',
+          body: file,
+          headers: { 'Content-Type': type }
+        })
+      );
+    } catch (e: any) {
+      setError(e.message);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const boxes = boxesOf(result);
+  return (
+    <div className="jp-mlops-tryit">
+      <label className="jp-mlops-label">
+        Try it: upload an image, JSON or CSV{' '}
+        <input
+          type="file"
+          aria-label={`Try ${props.name} with a file`}
+          accept="image/*,.json,.csv,application/json,text/csv"
+          onChange={e => void onFile(e.target.files?.[0])}
+        />
+      </label>
+      {busy && <div className="jp-mlops-muted">Predicting…</div>}
+      {error && (
+        <div className="jp-mlops-error" role="alert">
+          {error}
+        </div>
+      )}
+      {image && (
+        <div className="jp-mlops-tryit-image" data-testid="tryit-image">
+          <img src={image.url} alt="uploaded input" />
+          <svg viewBox={`0 0 ${image.w} ${image.h}`} preserveAspectRatio="none">
+            {boxes.map((b, i) => (
+              <rect
+                key={i}
+                className="jp-mlops-box"
+                x={b[0]}
+                y={b[1]}
+                width={b[2] - b[0]}
+                height={b[3] - b[1]}
+              />
+            ))}
+          </svg>
+        </div>
+      )}
+      {result && (
+        <>
+          {image && (
+            <div className="jp-mlops-muted" data-testid="tryit-boxes">
+              {boxes.length} box(es) detected
+            </div>
+          )}
+          <pre className="jp-mlops-pre" data-testid="tryit-result">
+            {JSON.stringify(result, null, 1).slice(0, 4000)}
+          </pre>
+        </>
+      )}
+    </div>
+  );
+}
+
+function Details(props: { dep: IDeployment; onChange: () => void }): JSX.Element {
+  const { dep, onChange } = props;
+  const [detail, setDetail] = useState<IDeployment | null>(null);
+  const [versions, setVersions] = useState<string[]>([]);
+  const [target, setTarget] = useState('');
+  const [token, setToken] = useState<string | null>(null);
+  const [note, setNote] = useState('');
+  const [error, setError] = useState<string | null>(null);
+
+  useEffect(() => {
+    void requestAPI<IDeployment>(`deployments/${dep.name}`)
+      .then(setDetail)
+      .catch(e => setError(e.message));
+  }, [dep.name, dep.status, dep.serving_version]);
+  useEffect(() => {
+    void requestAPI<IModelVersions>(`models/${encodeURIComponent(dep.model_name)}/versions`)
+      .then(r => setVersions(r.versions.map(v => String(v.version))))
+      .catch(() => setVersions([]));
+  }, [dep.model_name]);
+
+  const act = async (fn: () => Promise<unknown>) => {
+    setError(null);
+    try {
+      await fn();
+      onChange();
+    } catch (e: any) {
+      setError(e.message);
+    }
+  };
+  const endpointUrl = `${window.location.origin}/services/mlops/${dep.endpoint}`;
+  return (
+    <div className="jp-mlops-deployment-details">
+      {error && (
+        <div className="jp-mlops-error" role="alert">
+          {error}
+        </div>
+      )}
+      {dep.message && <div className="jp-mlops-muted">{dep.message}</div>}
+      {dep.log && (
+        <pre className="jp-mlops-pre" aria-label="model server log">
+          {dep.log}
+        </pre>
+      )}
+      <div className="jp-mlops-row-plain">
+        <span className="jp-mlops-label">Endpoint</span> <code>{endpointUrl}</code>
+      </div>
+      <div className="jp-mlops-row-plain">
+        <span className="jp-mlops-label">Switch to version</span>{' '}
+        <select
+          className="jp-mod-styled"
+          aria-label="version to serve"
+          value={target}
+          onChange={e => setTarget(e.target.value)}
+        >
+          <option value="">choose…</option>
+          {versions.map(v => (
+            <option key={v} value={v}>
+              {v}
+              {v === dep.serving_version ? ' (serving)' : ''}
+            </option>
+          ))}
+        </select>{' '}
+        <Button
+          small
+          disabled={!target}
+          onClick={() =>
+            void act(() =>
+              requestAPI(`deployments/${dep.name}`, {
+                method: 'PATCH',
+                body: JSON.stringify({ version: target })
+              })
+            )
+          }
+        >
+          Switch
+        </Button>
+      </div>
+      <TryIt name={dep.name} />
+      <div className="jp-mlops-row-plain">
+        <input
+          className="jp-mod-styled"
+          placeholder="token note, e.g. cell counter"
+          aria-label="token note"
+          value={note}
+          onChange={e => setNote(e.target.value)}
+        />{' '}
+        <Button
+          small
+          onClick={() =>
+            void act(async () => {
+              const t = await requestAPI<{ token: string }>(`deployments/${dep.name}/tokens`, {
+                method: 'POST',
+                body: JSON.stringify({ note })
+              });
+              setToken(t.token);
+            })
+          }
+        >
+          Create client token
+        </Button>
+      </div>
+      {token && (
+        <div className="jp-mlops-token" data-testid="client-token">
+          Shown once — send as <code>Authorization: Bearer …</code>: <code>{token}</code>
+        </div>
+      )}
+      {detail?.events && (
+        <details className="jp-mlops-events">
+          <summary>Audit log ({detail.events.length})</summary>
+          <ul>
+            {detail.events.map((e, i) => (
+              <li key={i}>
+                {new Date(e.at * 1000).toLocaleString()} · {e.actor} · {e.action}
+                {e.model_version ? ` v${e.model_version}` : ''}
+                {e.detail ? ` — ${e.detail}` : ''}
+              </li>
+            ))}
+          </ul>
+        </details>
+      )}
+      <Button
+        small
+        className="jp-mlops-danger"
+        onClick={async () => {
+          const answer = await showDialog({
+            title: `Undeploy ${dep.name}?`,
+            body: 'Its endpoint stops answering; the audit log stays.',
+            buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Undeploy' })]
+          });
+          if (answer.button.accept) {
+            await act(() => requestAPI(`deployments/${dep.name}`, { method: 'DELETE' }));
+          }
+        }}
+      >
+        Undeploy
+      </Button>
+    </div>
+  );
+}
+
+function NewDeployment(props: { onDone: () => void }): JSX.Element {
+  const [models, setModels] = useState<string[]>([]);
+  const [model, setModel] = useState('');
+  const [versions, setVersions] = useState<string[]>([]);
+  const [version, setVersion] = useState('');
+  const [name, setName] = useState('');
+  const [visibility, setVisibility] = useState('project');
+  const [error, setError] = useState<string | null>(null);
+
+  useEffect(() => {
+    void requestAPI<{ models: { name: string }[] }>('models')
+      .then(r => setModels(r.models.map(m => m.name)))
+      .catch(e => setError(e.message));
+  }, []);
+  useEffect(() => {
+    setVersions([]);
+    setVersion('');
+    if (model) {
+      void requestAPI<IModelVersions>(`models/${encodeURIComponent(model)}/versions`)
+        .then(r => {
+          const vs = r.versions.map(v => String(v.version));
+          setVersions(vs);
+          setVersion(vs[0] || '');
+        })
+        .catch(e => setError(e.message));
+    }
+  }, [model]);
+
+  return (
+    <form
+      className="jp-mlops-deploy-form"
+      aria-label="Deploy a model version"
+      onSubmit={async e => {
+        e.preventDefault();
+        setError(null);
+        try {
+          await deployModelVersion(model, version, { name, visibility });
+          setName('');
+          props.onDone();
+        } catch (err: any) {
+          setError(err.message);
+        }
+      }}
+    >
+      <select
+        className="jp-mod-styled"
+        aria-label="registered model"
+        value={model}
+        onChange={e => setModel(e.target.value)}
+      >
+        <option value="">model…</option>
+        {models.map(m => (
+          <option key={m}>{m}</option>
+        ))}
+      </select>
+      <select
+        className="jp-mod-styled"
+        aria-label="model version"
+        value={version}
+        onChange={e => setVersion(e.target.value)}
+      >
+        {versions.map(v => (
+          <option key={v}>{v}</option>
+        ))}
+      </select>
+      <input
+        className="jp-mod-styled"
+        aria-label="deployment name"
+        placeholder="name (URL)"
+        value={name}
+        onChange={e => setName(e.target.value)}
+      />
+      <select
+        className="jp-mod-styled"
+        aria-label="who may call it"
+        value={visibility}
+        onChange={e => setVisibility(e.target.value)}
+      >
+        <option value="project">project members</option>
+        <option value="lab">whole lab</option>
+      </select>
+      <Button type="submit" small disabled={!model || !version}>
+        Deploy
+      </Button>
+      {error && (
+        <div className="jp-mlops-error" role="alert">
+          {error}
+        </div>
+      )}
+    </form>
+  );
+}
+
+/**
+ * Deployments: registered model versions served as REST endpoints behind the hub.
+ */
+export function DeploymentsView(props: { refreshSignal?: number }): JSX.Element {
+  const [deps, setDeps] = useState<IDeployment[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [open, setOpen] = useState<string | null>(null);
+  const timer = useRef<number>();
+
+  const refresh = useCallback(async () => {
+    try {
+      const r = await requestAPI<{ deployments: IDeployment[] }>('deployments');
+      setDeps(r.deployments);
+      setError(null);
+    } catch (e: any) {
+      setError(e.message);
+    }
+  }, []);
+
+  useEffect(() => {
+    void refresh();
+  }, [refresh, props.refreshSignal]);
+  useEffect(() => {
+    // Poll fast while something loads, slowly otherwise (rates and latency move anyway).
+    const busy = deps?.some(d => BUSY.has(d.status));
+    timer.current = window.setTimeout(() => void refresh(), busy ? 1500 : 10000);
+    return () => window.clearTimeout(timer.current);
+  }, [deps, refresh]);
+
+  return (
+    <div className="jp-mlops-deployments">
+      <NewDeployment onDone={() => void refresh()} />
+      {error && (
+        <div className="jp-mlops-error" role="alert">
+          {error}
+        </div>
+      )}
+      {deps && deps.length === 0 && <div className="jp-mlops-muted">No deployments yet.</div>}
+      <ul aria-label="Deployments" className="jp-mlops-deployment-list">
+        {(deps || []).map(d => (
+          <li key={d.name} data-testid={`deployment-${d.name}`} data-status={d.status}>
+            <button
+              className="jp-mlops-deployment-head"
+              aria-expanded={open === d.name}
+              onClick={() => setOpen(open === d.name ? null : d.name)}
+            >
+              <span className={`jp-mlops-dot ${statusClass(d)}`} aria-hidden="true" />
+              <strong>{d.name}</strong>
+              <span className="jp-mlops-muted">
+                {' '}
+                {d.model_name} v{d.serving_version ?? d.model_version} · {d.status}
+              </span>
+              <span className="jp-mlops-deployment-stats">
+                {d.replicas} replica{d.replicas === 1 ? '' : 's'} ·{' '}
+                {d.traffic.requests_per_s.toFixed(2)} req/s
+                {d.traffic.p50_ms !== null ? ` · p50 ${d.traffic.p50_ms} ms` : ''}
+              </span>
+            </button>
+            {open === d.name && <Details dep={d} onChange={() => void refresh()} />}
+          </li>
+        ))}
+      </ul>
+    </div>
+  );
+}
+
+/** The deployments section of the MLOps sidebar. */
+export class DeploymentsPanel extends ReactWidget {
+  private _tick = 0;
+
+  constructor() {
+    super();
+    this.addClass('jp-mlops-section');
+    this.title.label = 'Deployments';
+  }
+
+  refresh(): void {
+    this._tick += 1;
+    this.update();
+  }
+
+  render(): JSX.Element {
+    return <DeploymentsView refreshSignal={this._tick} />;
+  }
+}
+
+/**
+ * Add the Deployments section to the MLOps sidebar and a "Deploy" button to every model
+ * version of the Models panel.
+ */
+export function registerDeployments(
+  app: JupyterFrontEnd,
+  sidebar: SidePanel,
+  palette: ICommandPalette | null
+): DeploymentsPanel {
+  const panel = new DeploymentsPanel();
+  sidebar.addWidget(panel);
+  modelVersionActions.add({
+    id: 'deploy',
+    label: 'Deploy',
+    caption: 'Serve this version as a REST endpoint behind the hub',
+    execute: async version => {
+      let dep: IDeployment;
+      try {
+        dep = await deployModelVersion(version.name, String(version.version));
+      } catch (e: any) {
+        if (e.status !== 409) {
+          throw e;
+        }
+        // The model's name is taken by another deployment: name this one after the version.
+        const base = version.name.toLowerCase().replace(/[^a-z0-9-]+/g, '-');
+        dep = await deployModelVersion(version.name, String(version.version), {
+          name: `${base}-v${version.version}`.replace(/^[^a-z]+/, '').slice(0, 40)
+        });
+      }
+      panel.refresh();
+      return `Deploying as ${dep.name}: see the Deployments section`;
+    }
+  });
+  app.commands.addCommand(CommandIDs.refreshDeployments, {
+    label: 'MLOps: refresh deployments',
+    execute: () => panel.refresh()
+  });
+  palette?.addItem({ command: CommandIDs.refreshDeployments, category: 'MLOps' });
+  return panel;
+}

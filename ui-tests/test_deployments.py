@@ -1,0 +1,88 @@
+"""Deploy a registered model from the MLOps sidebar and try it with an image, in Chromium.
+
+The administrator opens JupyterLab, deploys the tiny cell detector from the Deployments
+section, waits until it is ready, uploads a microscopy-like image in "Try it" and sees the
+detected cells boxed over the image; then creates a client token and undeploys.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from conftest import hub_login, open_lab, open_mlops_sidebar, shot
+from playwright.sync_api import expect
+
+from tests.deployments.conftest import register_models
+
+
+def cells_png(path) -> None:
+    """A 240x160 grey image with five bright round "cells"."""
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:160, 0:240]
+    img = np.full((160, 240), 40, np.uint8)
+    for cx, cy, r in [(40, 40, 14), (120, 50, 18), (200, 40, 10), (70, 120, 16), (180, 115, 20)]:
+        img[(xx - cx) ** 2 + (yy - cy) ** 2 <= r * r] = 220
+    Image.fromarray(np.stack([img, img // 2 + 60, img], -1)).save(path)
+
+
+def roomy_deployments_section(page, sidebar) -> None:
+    """Collapse the other sidebar sections and widen the sidebar, for a readable screenshot."""
+    titles = sidebar.locator(".jp-AccordionPanel-title")
+    expect(titles.filter(has_text=re.compile("deployments", re.I))).to_have_count(1)
+    for i in range(titles.count()):
+        title = titles.nth(i)
+        if "deployments" not in title.inner_text().lower() and \
+                title.get_attribute("aria-expanded") == "true":
+            title.click()
+    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
+    box = handle.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 200)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 420, box["y"] + 200, steps=5)
+    page.mouse.up()
+
+
+def test_deploy_and_try_an_image(page, platform, tmp_path):
+    register_models(f"{platform.url}/services/mlflow", platform.admin_token())
+    image = tmp_path / "cells.png"
+    cells_png(image)
+
+    hub_login(page, platform, "admin", platform.admin_password)
+    open_lab(page, platform, "admin")
+    sidebar = open_mlops_sidebar(page)
+    roomy_deployments_section(page, sidebar)
+    form = sidebar.get_by_role("form", name="Deploy a model version")
+    expect(form.get_by_label("registered model").locator("option", has_text="cells")) \
+        .to_have_count(1, timeout=30_000)
+    form.get_by_label("registered model").select_option("cells")
+    expect(form.get_by_label("model version").locator("option")).to_have_count(1)
+    form.get_by_label("deployment name").fill("cells-ui")
+    form.get_by_label("who may call it").select_option("lab")
+    form.get_by_role("button", name="Deploy").click()
+
+    item = sidebar.get_by_test_id("deployment-cells-ui")
+    expect(item).to_have_attribute("data-status", "ready", timeout=90_000)
+    expect(item).to_contain_text("cells v1 · ready")
+    item.get_by_role("button", name="cells-ui").click()
+    item.get_by_label("Try cells-ui with a file").set_input_files(str(image))
+    expect(item.get_by_test_id("tryit-boxes")).to_have_text("5 box(es) detected",
+                                                            timeout=30_000)
+    expect(item.locator("rect.jp-mlops-box")).to_have_count(5)
+    expect(item.get_by_test_id("tryit-result")).to_contain_text('"boxes"')
+    item.get_by_role("button", name="cells-ui").scroll_into_view_if_needed()
+    shot(page, "deployments-01-try-it-image")
+
+    # A malformed upload answers with the server's reason, not a silent failure.
+    bad = tmp_path / "broken.json"
+    bad.write_text('{"inputs": [1, 2')
+    item.get_by_label("Try cells-ui with a file").set_input_files(str(bad))
+    expect(item.get_by_role("alert")).to_contain_text("malformed JSON")
+
+    item.get_by_label("token note").fill("cell counter")
+    item.get_by_role("button", name="Create client token").click()
+    expect(item.get_by_test_id("client-token")).to_contain_text("mlops_dep_")
+
+    item.get_by_role("button", name="Undeploy").click()
+    page.get_by_role("dialog").get_by_role("button", name="Undeploy").click()
+    expect(sidebar.get_by_test_id("deployment-cells-ui")).to_have_count(0, timeout=30_000)
