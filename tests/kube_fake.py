@@ -116,12 +116,18 @@ def write_kubeconfig(path, server: str, token: str = "fake-token",
 def use_kubeconfig(monkeypatch, path) -> None:
     """Make clients that load "the default kubeconfig" (kubespawner does) load ``path``.
 
-    kubernetes_asyncio reads $KUBECONFIG once, at import, so the module default is set too.
+    kubernetes_asyncio reads $KUBECONFIG once, at import, so the module default is set too, and
+    kubespawner's cached ``load_config`` is cleared.
     """
     from kubernetes_asyncio.config import kube_config
 
     monkeypatch.setenv("KUBECONFIG", str(path))
     monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
+    try:  # kubespawner loads the kubeconfig once per process (lru_cache): make it load again
+        from kubespawner.clients import load_config
+    except ImportError:
+        return
+    load_config.cache_clear()
 
 
 # --- selectors -------------------------------------------------------------------------------

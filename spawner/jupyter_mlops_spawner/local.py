@@ -131,6 +131,11 @@ class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
     def _default_options_from_form(self):
         return self.mlops_options_from_form
 
+    @default("apply_user_options")
+    def _default_apply_user_options(self):
+        # The profile is checked and applied in start(), where a refusal can name its reason.
+        return lambda spawner, user_options: None
+
     # --- who the server runs as ----------------------------------------------------------------
 
     @property

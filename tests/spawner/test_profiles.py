@@ -1,0 +1,56 @@
+"""The profile model and the small pure helpers of the local spawner."""
+import shutil
+
+import pytest
+from traitlets import TraitError
+
+from jupyter_mlops_spawner import MlopsLocalSpawner
+from jupyter_mlops_spawner.local import system_username, unreachable_part
+from jupyter_mlops_spawner.profiles import Profile
+from tests.spawner.hubfixture import shared_tmpdir
+
+
+def test_profile_from_dict_normalises_and_checks():
+    p = Profile.from_dict({"slug": "a100", "gpus": 2, "cpu_limit": "4", "mem_limit": "8G",
+                           "allowed_groups": ["dl"], "tolerations": [{"key": "x"}]})
+    assert p.display_name == "a100" and p.cpu_limit == 4.0 and p.allowed_groups == ("dl",)
+    assert p.resources_text() == "4 CPU, 8GB RAM, 2 GPUs"
+    assert p.allows(["dl"], []) and not p.allows(["other"], ["user"])
+    assert Profile.from_dict({"slug": "open"}).allows([], [])
+    assert Profile.from_dict({"slug": "r", "allowed_roles": ["mlops-admin"]}).allows(
+        [], ["mlops-admin"])
+    for bad, why in [({"slug": "Bad Slug"}, "slug"), ({"slug": "x", "gpus": -1}, "gpus"),
+                     ({"slug": "x", "gpus": True}, "gpus"), ({"slug": "x", "mem_limit": "lots"},
+                                                             "mem_limit"),
+                     ({"slug": "x", "gpu": 1}, "unknown keys")]:
+        with pytest.raises(ValueError, match=why):
+            Profile.from_dict(bad)
+
+
+def test_profiles_trait_refuses_bad_config():
+    with pytest.raises(TraitError, match="unique"):
+        MlopsLocalSpawner(profiles=[{"slug": "a"}, {"slug": "a"}])
+    with pytest.raises(TraitError, match="unknown keys"):
+        MlopsLocalSpawner(profiles=[{"slug": "a", "cpus": 2}])
+
+
+def test_system_usernames_are_valid_and_distinct():
+    assert system_username("jm-", "alice") == "jm-alice"
+    odd = system_username("jm-", "Alice.Smith@lab.example.org")
+    assert len(odd) <= 32 and odd.startswith("jm-alice-smith")
+    assert odd != system_username("jm-", "alice.smith@lab.example.org")
+    assert all(c.isalnum() or c in "-_" for c in odd)
+
+
+def test_unreachable_part():
+    base = shared_tmpdir("reach")
+    try:
+        d = base / "a" / "b"
+        d.mkdir(parents=True)
+        assert unreachable_part(d) is None
+        (base / "a").chmod(0o700)
+        assert unreachable_part(d) == base / "a"
+        (base / "a").chmod(0o701)  # the search bit alone is enough
+        assert unreachable_part(d) is None
+    finally:
+        shutil.rmtree(base)
