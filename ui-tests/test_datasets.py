@@ -1,0 +1,92 @@
+"""The datasets panel as a data scientist uses it, in Chromium against `jupyter-mlops up`.
+
+v1 of the shared cell dataset exists already (published from code); the user publishes v2 from
+a workspace folder with the panel (progress bar), browses the thumbnails, opens an image with
+its annotation boxes drawn over it, and compares v1 with v2.
+"""
+from __future__ import annotations
+
+import re
+
+from conftest import hub_login, open_lab, shot
+from playwright.sync_api import expect
+
+from jupyter_mlops import datasets
+from jupyter_mlops.demo import cells
+
+USER, PASSWORD = "uma", "uma-first-login-pw"
+
+
+def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
+    platform.add_user(USER, PASSWORD)
+    v1_dir = tmp_path / "v1"
+    cells.generate(v1_dir, n_images=12, seed=3, width=128, height=128)
+    client = datasets.CatalogClient(f"{platform.url}/services/mlops/", platform.token(USER))
+    assert datasets.publish(v1_dir, "cells", "first batch", client=client)["version"] == "v1"
+
+    hub_login(page, platform, USER, PASSWORD)
+    open_lab(page, platform, USER)
+    # v2 in the workspace: the same 12 images, one changed, four more
+    folder = platform.data_dir / "users" / USER / "data" / "cells"
+    cells.generate(folder, n_images=16, seed=3, width=128, height=128)
+    cells.generate(folder / "x", n_images=1, seed=77, width=128, height=128)
+    (folder / "x" / "img_0000.tif").replace(folder / "img_0005.tif")
+    for f in (folder / "x").iterdir():
+        f.unlink()
+    (folder / "x").rmdir()
+
+    page.keyboard.press("Control+Shift+C")
+    page.locator(".lm-CommandPalette-input").fill("open the dataset browser")
+    page.keyboard.press("Enter")
+    view = page.locator(".jp-mlops-datasets-main")
+    expect(view.get_by_test_id("dataset-summary")).to_contain_text("12 ·")
+
+    # publish v2 from the workspace folder, with a seeded split
+    view.get_by_role("tab", name="Publish").click()
+    view.get_by_label("Workspace folder").fill("data/cells")
+    view.get_by_label("Message").fill("four more images, one relabelled")
+    view.get_by_label(re.compile("Split seed")).fill("7")
+    view.get_by_role("button", name="Publish folder").click()
+    expect(view.locator(".jp-mlops-ds-progress")).to_contain_text("published v2",
+                                                                   timeout=60_000)
+    shot(page, "datasets-01-published")
+
+    # the grid: lazy thumbnails of v2, rendered from 16-bit TIFFs
+    view.get_by_role("tab", name="Images").click()
+    expect(view.get_by_label("Version")).to_have_value("v2")
+    expect(view.get_by_test_id("dataset-summary")).to_contain_text("train 13")
+    grid = view.get_by_test_id("dataset-grid")
+    expect(grid.locator("img")).to_have_count(16)
+    first = grid.locator("img").first
+    expect(first).to_have_js_property("complete", True)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.jp-mlops-datasets-main [data-testid=dataset-grid] img')]"
+        ".slice(0, 8).every(i => i.complete && i.naturalWidth > 0)", timeout=30_000)
+    shot(page, "datasets-02-grid")
+
+    # one image, with its nuclei boxes drawn over it
+    grid.locator("figure[data-path='img_0002.tif']").click()
+    viewer = page.get_by_role("dialog", name="Image img_0002.tif")
+    expect(viewer).to_contain_text("annotated objects")
+    assert viewer.locator("svg rect").count() >= 4
+    page.wait_for_function("() => { const i = document.querySelector('.jp-mlops-ds-canvas img');"
+                           " return i && i.complete && i.naturalWidth > 0; }")
+    shot(page, "datasets-03-viewer")
+    viewer.get_by_role("button", name="Close image").click()
+
+    # v1 -> v2: four added, one changed (before/after thumbnails)
+    view.get_by_role("tab", name="Diff").click()
+    diff = view.get_by_test_id("dataset-diff")
+    expect(diff).to_contain_text("v1 → v2: 4 added, 0 removed, 2 changed")
+    expect(diff.locator(".jp-mlops-ds-badge.added")).to_have_count(4)
+    expect(diff.locator(".jp-mlops-ds-badge.after")).to_have_count(2)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.jp-mlops-datasets-main [data-testid=dataset-diff] img')]"
+        ".every(i => i.complete && i.naturalWidth > 0)", timeout=30_000)
+    shot(page, "datasets-04-diff")
+
+    # bad input is shown, not swallowed
+    view.get_by_role("tab", name="Publish").click()
+    view.get_by_label("Workspace folder").fill("../../etc")
+    view.get_by_role("button", name="Publish folder").click()
+    expect(view.get_by_role("alert")).to_contain_text("leaves the dataset root")
