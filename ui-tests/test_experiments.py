@@ -1,0 +1,112 @@
+"""Experiments and models in JupyterLab, in Chromium against `jupyter-mlops up`.
+
+A data scientist opens the Experiments section, opens an experiment, compares two runs and sees
+their loss curves overlaid; opens a run and previews an artifact; a malformed search shows
+MLflow's reason; registers a model and moves its alias; the dark theme is checked too.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import hub_login, open_lab, open_mlops_sidebar, shot
+from playwright.sync_api import expect
+
+USER, PASSWORD = "uma4", "uma4-first-login-pw"
+
+
+@pytest.fixture
+def seeded_ui(platform, monkeypatch, tmp_path):
+    """An experiment of the default project with 3 runs (30-step histories, artifacts)."""
+    import mlflow
+    from mlflow.entities import Metric, Param
+
+    from tests.experiments.mlflow_server import log_model_dir
+
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", platform.admin_token())
+    client = mlflow.MlflowClient(tracking_uri=f"{platform.url}/services/mlflow",
+                                 registry_uri=f"{platform.url}/services/mlflow")
+    exp = client.get_experiment_by_name("ui-cells")
+    exp_id = exp.experiment_id if exp else client.create_experiment(
+        "ui-cells", tags={"mlops.project": "default"})
+    if not client.search_runs([exp_id]):
+        for i, lr in enumerate(["0.1", "0.01", "0.001"]):
+            run = client.create_run(exp_id, run_name=f"unet-lr{lr}")
+            rid = run.info.run_id
+            ms = [Metric("loss", 2.0 / (1 + s * float(lr) * 10) + 0.05 * i, 0, s)
+                  for s in range(30)]
+            ms += [Metric("accuracy", 1 - 1.0 / (2 + s * (i + 1) / 10), 0, s) for s in range(30)]
+            client.log_batch(rid, metrics=ms, params=[Param("lr", lr), Param("epochs", "30")])
+            if i == 0:
+                log_model_dir(client, rid, tmp_path)
+            client.set_terminated(rid)
+    return exp_id
+
+
+def test_compare_two_runs_and_see_the_chart(page, platform, seeded_ui):
+    platform.add_user(USER, PASSWORD)
+    hub_login(page, platform, USER, PASSWORD)
+    open_lab(page, platform, USER)
+    sidebar = open_mlops_sidebar(page)
+
+    # The Experiments section lists the experiment under its project; opening it shows runs.
+    experiments = sidebar.get_by_test_id("experiments-list")
+    experiments.get_by_role("link", name="ui-cells").click()
+    table = page.get_by_role("table", name="Runs")
+    expect(table.get_by_role("row")).to_have_count(4)  # header + 3 runs
+    expect(page.get_by_test_id("runs-page")).to_contain_text("runs 1–3")
+
+    # Select two runs and compare: two loss curves overlaid, differing params highlighted.
+    page.get_by_role("checkbox", name="Select unet-lr0.1").check()
+    page.get_by_role("checkbox", name="Select unet-lr0.001").check()
+    page.get_by_role("tab", name="Compare (2)").click()
+    chart = page.get_by_test_id("chart-loss")
+    expect(chart).to_be_visible()
+    expect(chart.get_by_test_id("chart-series")).to_have_count(2)
+    points = chart.locator("polyline").first.get_attribute("points")
+    assert len(points.split()) == 30  # the whole history, one point per step
+    compared = page.get_by_role("table", name="Compared runs")
+    expect(compared).to_contain_text("unet-lr0.001")
+    expect(compared.locator(".jp-mlops-diff")).to_have_count(2)  # lr differs, epochs not
+    shot(page, "experiments-01-compare-chart")
+
+    # A run's detail: params, git, artifacts with an inline text preview.
+    page.get_by_role("tab", name="Runs").click()
+    table.get_by_role("link", name="unet-lr0.1").click()
+    detail = page.get_by_test_id("run-detail")
+    expect(detail).to_contain_text("Parameters (2)")
+    detail.get_by_role("link", name="notes.txt").click()
+    expect(detail.locator(".jp-mlops-preview-text")).to_have_text("cells detected: 42\n")
+    detail.get_by_role("link", name=re.compile("images")).click()
+    detail.get_by_role("link", name="sample.png").click()
+    expect(detail.get_by_role("img", name="images/sample.png")).to_be_visible()
+
+    # Register the run's model directory, then see it with its alias in the Models section.
+    detail.get_by_role("link", name=re.compile("model")).first.click()
+    detail.get_by_label("Model name for model").fill("ui-cell-detector")
+    detail.get_by_role("button", name="Register model").click()
+    expect(detail.get_by_role("status")).to_contain_text("Registered ui-cell-detector version")
+    shot(page, "experiments-02-run-detail")
+    models = sidebar.get_by_test_id("models-list")
+    models.get_by_role("link", name=re.compile("ui-cell-detector")).click()
+    models.get_by_role("button", name="Set alias").click()
+    expect(models.locator(".jp-mlops-alias").first).to_have_text("@champion")
+
+    # A malformed search shows MLflow's reason in the panel.
+    page.get_by_role("tab", name="Runs").click()
+    page.get_by_label("Filter runs (MLflow search syntax)").fill("metrics.loss >>> 1")
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("alert").filter(has_text="tracking server")).to_be_visible()
+    shot(page, "experiments-03-bad-filter")
+
+    # The dark theme: the chart and tables follow it.
+    page.get_by_label("Filter runs (MLflow search syntax)").fill("")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("tab", name=re.compile("Compare")).click()
+    expect(page.get_by_test_id("chart-loss")).to_be_visible()
+    page.get_by_role("menuitem", name="Settings").click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Theme$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile("^JupyterLab Dark$")).click()
+    expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false")
+    page.wait_for_timeout(500)
+    shot(page, "experiments-04-dark")
