@@ -47,7 +47,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import re
 import threading
 import uuid
 from datetime import datetime, timezone
@@ -56,6 +55,9 @@ from typing import Callable
 
 import pytest
 from aiohttp import web
+
+from tests.kube_fake_semantics import (field_matcher, label_matcher, merge_patch,  # noqa: F401
+                                      quantity)
 
 # (group, version, plural) -> (Kind, namespaced)
 RESOURCES = {
@@ -130,96 +132,12 @@ def use_kubeconfig(monkeypatch, path) -> None:
     load_config.cache_clear()
 
 
-# --- selectors -------------------------------------------------------------------------------
-
-_SET_RE = re.compile(r"^\s*(!?)([\w./-]+)\s*(?:(in|notin)\s*\(([^)]*)\)|(==|!=|=)\s*([\w./-]*))?\s*$")
-
-
-def _split_selector(sel: str) -> list[str]:
-    """Split on commas outside parentheses (``a in (x,y),b=c``)."""
-    parts, depth, cur = [], 0, ""
-    for ch in sel:
-        depth += ch == "("
-        depth -= ch == ")"
-        if ch == "," and depth == 0:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    if cur.strip():
-        parts.append(cur)
-    return parts
-
-
-def label_matcher(selector: str | None) -> Callable[[dict], bool]:
-    reqs = []
-    for part in _split_selector(selector or ""):
-        m = _SET_RE.match(part)
-        if not m:
-            raise ValueError(f"unable to parse requirement: {part!r}")
-        neg, key, setop, values, op, value = m.groups()
-        reqs.append((neg, key, setop, [v.strip() for v in (values or "").split(",")], op, value))
-
-    def match(obj: dict) -> bool:
-        labels = obj.get("metadata", {}).get("labels") or {}
-        for neg, key, setop, values, op, value in reqs:
-            if setop == "in" and labels.get(key) not in values:
-                return False
-            if setop == "notin" and labels.get(key) in values:
-                return False
-            if op in ("=", "==") and labels.get(key) != value:
-                return False
-            if op == "!=" and labels.get(key) == value:
-                return False
-            if not setop and not op and (key in labels) == bool(neg):
-                return False
-        return True
-
-    return match
-
-
-def field_matcher(selector: str | None) -> Callable[[dict], bool]:
-    reqs = []
-    for part in _split_selector(selector or ""):
-        m = re.match(r"^\s*([\w.]+)\s*(==|!=|=)\s*(.*?)\s*$", part)
-        if not m:
-            raise ValueError(f"unable to parse field selector: {part!r}")
-        reqs.append(m.groups())
-
-    def lookup(obj, path):
-        for p in path.split("."):
-            obj = obj.get(p) if isinstance(obj, dict) else None
-        return "" if obj is None else str(obj)
-
-    return lambda obj: all((lookup(obj, path) == value) == (op != "!=")
-                           for path, op, value in reqs)
-
-
-def merge_patch(target, patch):
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = dict(target) if isinstance(target, dict) else {}
-    for k, v in patch.items():
-        if v is None:
-            out.pop(k, None)
-        else:
-            out[k] = merge_patch(out.get(k), v)
-    return out
-
-
-def _quantity(v) -> float:
-    """Enough of Kubernetes' quantity syntax for GPU counts and pod counts."""
-    s = str(v)
-    return float(s[:-1]) / 1000 if s.endswith("m") else float(s)
-
-
 def _pod_gpus(pod: dict) -> float:
     total = 0.0
     for c in pod.get("spec", {}).get("containers", []):
         res = c.get("resources") or {}
         ask = (res.get("limits") or {}).get(GPU) or (res.get("requests") or {}).get(GPU) or 0
-        total += _quantity(ask)
+        total += quantity(ask)
     return total
 
 
@@ -466,7 +384,7 @@ class KubeFake:
                     f"requests.{GPU}": (sum(map(_pod_gpus, pods)), _pod_gpus(pod)),
                     f"limits.{GPU}": (sum(map(_pod_gpus, pods)), _pod_gpus(pod))}
             for res, (used, ask) in asks.items():
-                if res in hard and ask and used + ask > _quantity(hard[res]):
+                if res in hard and ask and used + ask > quantity(hard[res]):
                     raise PermissionError(
                         f'pods "{pod["metadata"]["name"]}" is forbidden: exceeded quota: '
                         f'{q["metadata"]["name"]}, requested: {res}={ask:g}, '

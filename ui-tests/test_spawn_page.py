@@ -46,7 +46,7 @@ def test_spawn_page_shows_only_allowed_profiles_with_availability(page, spawn_hu
     spawn_hub.api("PUT", "/services/mlops/api/gpus/quotas/user/dana", token,
                   json={"gpus": 0}).raise_for_status()
     page.reload()
-    expect(gpu).to_contain_text("user dana quota 0 of 0 in use")
+    expect(gpu).to_contain_text("user dana: 0 of 0 GPU quota in use")
     # the profile cannot be chosen now; a direct post is still answered with the reason
     expect(gpu.get_by_role("radio")).to_be_disabled()
     page.evaluate("document.querySelector('input[value=\"gpu-1\"]').disabled = false")

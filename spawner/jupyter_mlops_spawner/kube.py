@@ -198,19 +198,20 @@ class MlopsKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
         self._unschedulable_since = None
         inner = asyncio.ensure_future(self._start())
         try:
-            while True:
-                done, _ = await asyncio.wait([inner], timeout=0.25)
-                if done:
-                    return inner.result()
-                reason = self.cannot_start_reason()
-                if reason:
-                    inner.cancel()
-                    await self._delete_failed_pod()
-                    raise spawn_error(409, f"Cannot start {profile.display_name}: {reason}")
-        except ApiException as e:
-            raise spawn_error(e.status if 400 <= e.status < 500 else 503,
-                              f"Cannot start {profile.display_name}: Kubernetes answered "
-                              f"{e.status}: {_api_message(e)}") from None
+            try:
+                while True:
+                    done, _ = await asyncio.wait([inner], timeout=0.25)
+                    if done:
+                        return inner.result()
+                    reason = self.cannot_start_reason()
+                    if reason:
+                        inner.cancel()
+                        await self._delete_failed_pod()
+                        raise spawn_error(409, f"Cannot start {profile.display_name}: {reason}")
+            except ApiException as e:
+                raise spawn_error(e.status if 400 <= e.status < 500 else 503,
+                                  f"Cannot start {profile.display_name}: Kubernetes answered "
+                                  f"{e.status}: {_api_message(e)}") from None
         except BaseException:
             if not inner.done():
                 inner.cancel()

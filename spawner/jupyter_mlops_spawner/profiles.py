@@ -251,7 +251,7 @@ class ProfileSpawnerMixin(Configurable):
         ok = a["free"] >= profile.gpus
         groups, _ = self._user_groups_and_roles()
         for kind_, name, limit, used in self.gpu_allocator.limits_for(self.user.name, groups):
-            text += f"; {kind_} {name} quota {used} of {limit} in use"
+            text += f"; {kind_} {name}: {used} of {limit} GPU quota in use"
             ok = ok and used + profile.gpus <= limit
         return text, ok
 
