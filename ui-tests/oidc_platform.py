@@ -35,6 +35,9 @@ c.MlopsHub.gpu_devices = [
 ]
 # Idle means "0 % for more than 0 minutes" here, so the test need not wait half an hour.
 c.MlopsHub.idle_gpu_minutes = 0
+# The test machine is shared: give a spawning server time (a c.JupyterHub-level override).
+c.Spawner.http_timeout = 180
+c.Spawner.start_timeout = 240
 c.MlopsLocalSpawner.profiles = [
     {{"slug": "cpu", "display_name": "CPU only", "default": True}},
     {{"slug": "a100-1", "display_name": "1 x A100", "gpus": 1, "gpu_type": "A100"}},
