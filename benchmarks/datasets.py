@@ -1,0 +1,261 @@
+"""Datasets benchmark: jupyter-mlops vs DVC on the same folder, side by side in one run.
+
+    .venv/bin/python benchmarks/datasets.py                 # 2,000 images of 0.5-4 MB
+    .venv/bin/python benchmarks/datasets.py --n 100 --skip-dvc --skip-platform   # quick look
+
+Measures (goals from issue 5):
+
+1. cold publish (empty store) of the folder, keeping a copy of the content, vs ``dvc add``
+   (goal <= 0.25 of DVC's time): the core path (hash + store + record, what runs next to the
+   files) and, unless ``--skip-platform``, the product path through a running platform (hash
+   in the client, only missing objects sent to the control plane over HTTP, version recorded);
+2. hashing throughput vs the single-core blake3 limit measured in the same run (goal >= 80 %);
+3. status with one changed file, stat cache warm (goal <= 50 ms), vs ``dvc status``;
+4. time to the first page (48) of thumbnails through the control plane (with the platform).
+
+DVC is installed into its own virtual environment under the work directory (``pip install
+dvc``), never into the project's. Both tools read the same files with the page cache warm
+(dropping the cache would slow the other engineers sharing this machine); both keep a copy.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# benchmarks/ holds scripts named like stdlib modules (platform.py): keep it off the path
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import blake3
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from jupyter_mlops.backends.store import LocalStore  # noqa: E402
+from jupyter_mlops.core.datasets import folder  # noqa: E402
+from jupyter_mlops.core.datasets.catalog import DatasetCatalog  # noqa: E402
+from jupyter_mlops.core.db import Database  # noqa: E402
+from jupyter_mlops.core.projects import Projects  # noqa: E402
+from jupyter_mlops.core.roles import USE, Caller  # noqa: E402
+from jupyter_mlops.demo import cells  # noqa: E402
+
+
+def make_images(root: Path, n: int, seed: int = 0) -> tuple[int, int]:
+    """``n`` 16-bit TIFFs of 0.5-4 MB (sides 512-1448 px), seeded; reused when present."""
+    marker = root / ".complete"
+    if marker.exists() and json.loads(marker.read_text())["n"] == n:
+        files = [p for p in root.iterdir() if p.suffix == ".tif"]
+        return len(files), sum(p.stat().st_size for p in files)
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+
+    def one(i: int) -> int:
+        rng = np.random.default_rng([seed, i])
+        side = int(np.sqrt(rng.uniform(0.5, 4.0) * 2**20 / 2))
+        img, _ = cells.render(rng, side, side, cells.nuclei(rng, side, side, 25))
+        path = root / f"img_{i:05d}.tif"
+        cells.write_image(path, img)
+        return path.stat().st_size
+
+    with ThreadPoolExecutor(2) as pool:
+        sizes = list(pool.map(one, range(n)))
+    marker.write_text(json.dumps({"n": n}))
+    return n, sum(sizes)
+
+
+def warm(root: Path) -> float:
+    t = time.perf_counter()
+    for p in sorted(root.iterdir()):
+        if p.is_file():
+            with open(p, "rb") as f:
+                while f.read(1 << 22):
+                    pass
+    return time.perf_counter() - t
+
+
+def single_core_blake3() -> float:
+    buf = os.urandom(256 * 2**20)
+    best = 0.0
+    for _ in range(3):
+        t = time.perf_counter()
+        blake3.blake3(buf, max_threads=1).digest()
+        best = max(best, len(buf) / (time.perf_counter() - t))
+    return best
+
+
+def dvc_env(work: Path) -> Path:
+    venv = work / "dvc-venv"
+    dvc = venv / "bin" / "dvc"
+    if not dvc.exists():
+        subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin/pip"), "install", "-q", "dvc"], check=True)
+    return dvc
+
+
+def run_dvc(dvc: Path, images: Path, work: Path) -> dict:
+    repo = work / "dvc-repo"
+    shutil.rmtree(repo, ignore_errors=True)
+    repo.mkdir()
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    subprocess.run([str(dvc), "init", "--no-scm", "-q"], cwd=repo, check=True, env=env)
+    # DVC's default cache type copies; a hard-linked workspace costs nothing to set up
+    subprocess.run(["cp", "-al", str(images), str(repo / "images")], check=True)
+    (repo / "images" / ".complete").unlink(missing_ok=True)
+    t = time.perf_counter()
+    subprocess.run([str(dvc), "add", "-q", "images"], cwd=repo, check=True, env=env)
+    add = time.perf_counter() - t
+    victim = sorted((repo / "images").glob("*.tif"))[7]
+    data = bytearray(victim.read_bytes())
+    data[-1] ^= 0xFF
+    tmp = victim.with_suffix(".new")
+    tmp.write_bytes(bytes(data))
+    os.replace(tmp, victim)  # breaks the hard link: the source folder stays untouched
+    t = time.perf_counter()
+    r = subprocess.run([str(dvc), "status"], cwd=repo, env=env, capture_output=True,
+                       text=True)
+    status = time.perf_counter() - t
+    assert "modified" in r.stdout, r.stdout
+    return {"add": add, "status": status}
+
+
+def run_core(images: Path, work: Path) -> dict:
+    store_dir, cache_dir = work / "core-store", work / "core-cache"
+    for d in (store_dir, cache_dir):
+        shutil.rmtree(d, ignore_errors=True)
+    db = Database(f"sqlite:///{work / 'core.sqlite'}")
+    catalog = DatasetCatalog(db, Projects(db))
+    me = Caller("bench", scopes=frozenset({USE}))
+    store = LocalStore(store_dir)
+
+    cache = folder.StatCache(images, cache_dir)
+    t = time.perf_counter()
+    manifest, counts = folder.prepare(images, store, cache=cache)
+    v = catalog.publish(me, f"bench-{int(time.time())}", manifest, "cold")
+    publish = time.perf_counter() - t
+
+    files = folder.scan(images)
+    nbytes = sum(f.size for f in files)
+    t = time.perf_counter()
+    folder.hash_folder(files)  # no cache: every file hashed, on every core
+    hashing = nbytes / (time.perf_counter() - t)
+
+    # status: a fresh process' view (cache read from disk), one file changed each time
+    victim = sorted(images.glob("*.tif"))[7]
+    original = victim.read_bytes()
+    times = []
+    try:
+        for i in range(5):
+            data = bytearray(original)
+            data[-1] = (data[-1] + 1 + i) % 256
+            victim.write_bytes(bytes(data))
+            c = folder.StatCache(images, cache_dir)
+            t = time.perf_counter()
+            s = folder.status(images, manifest, c)
+            times.append(time.perf_counter() - t)
+            assert s["modified"] == [victim.name] and s["rehashed"] == 1, s
+    finally:
+        victim.write_bytes(original)
+    db.dispose()
+    return {"publish": publish, "uploaded": counts["uploaded"], "hashing": hashing,
+            "status": sorted(times)[len(times) // 2], "version": v.version,
+            "status_runs": times}
+
+
+def run_platform(images: Path, work: Path) -> dict:
+    from jupyter_mlops import datasets
+    from tests.fixtures import Platform
+
+    p = Platform(work / "platform").start(timeout=180)
+    try:
+        token = p.admin_token()
+        client = datasets.CatalogClient(f"{p.url}/services/mlops/", token, timeout=300)
+        os.environ["XDG_CACHE_HOME"] = str(work / "platform-client-cache")
+        t = time.perf_counter()
+        v = datasets.publish(images, "cells-bench", "cold", client=client)
+        publish = time.perf_counter() - t
+        api = f"services/mlops/api/datasets/cells-bench/versions/{v['version']}"
+        t = time.perf_counter()
+        page = p.api("GET", api, token, params={"limit": 48, "kind": "image"}).json()
+
+        def thumb(f):
+            r = p.api("GET", f"services/mlops/api/dataset-objects/{f['hash']}/thumbnail",
+                      token, params={"size": 128})
+            assert r.status_code == 200
+            return len(r.content)
+
+        with ThreadPoolExecutor(6) as pool:  # a browser's connections per host
+            list(pool.map(thumb, page["files"]))
+        first_page = time.perf_counter() - t
+        client.close()
+        return {"publish": publish, "first_page": first_page,
+                "uploaded": v["transfer"]["uploaded"]}
+    finally:
+        p.stop()
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "mlops-bench-ds"))
+    ap.add_argument("--skip-dvc", action="store_true")
+    ap.add_argument("--skip-platform", action="store_true")
+    a = ap.parse_args(argv)
+    work = Path(a.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    images = work / f"images-{a.n}"
+    t = time.perf_counter()
+    n, total = make_images(images, a.n)
+    print(f"{n} images, {total / 2**30:.2f} GiB ({time.perf_counter() - t:.0f} s to prepare)")
+    print(f"warm read of all files: {warm(images):.2f} s; cores: {os.cpu_count()}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    limit = single_core_blake3()
+
+    dvc = None
+    if not a.skip_dvc:
+        dvc = run_dvc(dvc_env(work), images, work)
+        warm(images)
+    core = run_core(images, work)
+    plat = None if a.skip_platform else run_platform(images, work)
+
+    gb = 2**30
+    rows = [("single-core blake3 limit", f"{limit / gb:.2f} GiB/s", "", ""),
+            ("hashing, all cores (files)", f"{core['hashing'] / gb:.2f} GiB/s",
+             f"{core['hashing'] / limit:.0%} of the limit", "goal >= 80%")]
+    if dvc:
+        rows.append(("cold publish, core path", f"{core['publish']:.2f} s",
+                     f"dvc add {dvc['add']:.2f} s -> {core['publish'] / dvc['add']:.2f}x",
+                     "goal <= 0.25x"))
+        if plat:
+            rows.append(("cold publish, via platform", f"{plat['publish']:.2f} s",
+                         f"dvc add {dvc['add']:.2f} s -> {plat['publish'] / dvc['add']:.2f}x",
+                         "goal <= 0.25x"))
+        rows.append(("status, 1 changed file", f"{core['status'] * 1000:.1f} ms",
+                     f"dvc status {dvc['status'] * 1000:.0f} ms -> "
+                     f"{core['status'] / dvc['status']:.3f}x", "goal <= 50 ms"))
+    else:
+        rows.append(("cold publish, core path", f"{core['publish']:.2f} s", "", ""))
+        if plat:
+            rows.append(("cold publish, via platform", f"{plat['publish']:.2f} s", "", ""))
+        rows.append(("status, 1 changed file", f"{core['status'] * 1000:.1f} ms", "",
+                     "goal <= 50 ms"))
+    if plat:
+        rows.append(("first page of 48 thumbnails", f"{plat['first_page']:.2f} s", "", ""))
+    w = [max(len(r[i]) for r in rows) for i in range(4)]
+    print()
+    for r in rows:
+        print("  ".join(c.ljust(w[i]) for i, c in enumerate(r)))
+    print(json.dumps({"n": n, "bytes": total, "blake3_limit": limit, "core": core,
+                      "dvc": dvc, "platform": plat}, default=str))
+
+
+if __name__ == "__main__":
+    main()
