@@ -195,3 +195,50 @@ def get(name: str, version: str = "latest", context: str = "training",
     _log_input(name, info, f"{c.base_url}api/datasets/{name}/versions/{info['version']}",
                context)
     return path
+
+
+def _magic(args: list[str], shell):
+    """``%mlops datasets [list | versions NAME | get NAME [-v V] | status FOLDER NAME [-v V]
+    | diff NAME FROM TO]``: the catalog from a notebook (a DataFrame or a dict)."""
+    import pandas as pd
+
+    from .magics import UsageError, parser
+
+    p = parser("datasets", "The shared dataset catalog.")
+    p.add_argument("action", nargs="?", default="list",
+                   choices=["list", "versions", "get", "status", "diff"])
+    p.add_argument("args", nargs="*", help="NAME, FOLDER NAME, or NAME FROM TO")
+    p.add_argument("-v", "--version", default="latest", help="version or tag (latest)")
+    a = p.parse_args(args)
+    need = {"list": 0, "versions": 1, "get": 1, "status": 2, "diff": 3}[a.action]
+    if len(a.args) != need:
+        raise UsageError(f"%mlops datasets {a.action} takes {need} argument(s)")
+    try:
+        if a.action == "list":
+            return pd.DataFrame([{
+                "name": d["name"], "project": d["project"],
+                "latest": (d.get("latest") or {}).get("version"),
+                "images": ((d.get("latest") or {}).get("summary") or {}).get("images"),
+                "tags": ", ".join(f"{t}={v}" for t, v in sorted(d["tags"].items()))}
+                for d in list()])
+        if a.action == "versions":
+            return pd.DataFrame([{
+                "version": v["version"], "tags": ", ".join(v["tags"]), "author": v["author"],
+                "message": v["message"], "files": v["summary"]["files"],
+                "images": v["summary"]["images"], "objects": v["summary"]["objects"]}
+                for v in CatalogClient().dataset(a.args[0])["versions"]])
+        if a.action == "get":
+            return get(a.args[0], a.version)
+        if a.action == "status":
+            return status(a.args[0], a.args[1], a.version)
+        return diff(*a.args)
+    except errors.MlopsError as e:
+        raise UsageError(f"%mlops datasets: {e.message}") from None
+
+
+try:  # the %mlops registry (IPython present: always inside a lab)
+    from .magics import subcommand as _subcommand
+except ImportError:  # pragma: no cover
+    pass
+else:
+    _subcommand("datasets", "the shared datasets: list, versions, get, status, diff")(_magic)

@@ -120,7 +120,7 @@ class MlopsMagics(Magics):
 
 
 # Modules whose import registers more subcommands (each capability appends its own).
-SUBCOMMAND_MODULES: list[str] = []
+SUBCOMMAND_MODULES: list[str] = ["jupyter_mlops.datasets"]  # issue 5: %mlops datasets
 
 
 def load_ipython_extension(ipython) -> None:

@@ -225,3 +225,24 @@ def test_a_killed_publish_leaves_no_version(platform, people, client, tmp_path):
     assert r.status_code == 404  # nothing recorded, not even the name
     v = datasets.publish(root, "killed", client=client)
     assert v["version"] == "v1" and 0 < v["transfer"]["uploaded"] < 21
+
+
+def test_mlops_datasets_magic(published, platform, people, monkeypatch, tmp_path):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.setenv("JUPYTER_MLOPS_CONTROL_PLANE_URL", f"{platform.url}/services/mlops/")
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", people["dana"])
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "jupyter_mlops")
+    table = shell.run_line_magic("mlops", "datasets")
+    assert table.iloc[0]["name"] == "cells" and table.iloc[0]["latest"] == "v2"
+    versions = shell.run_line_magic("mlops", "datasets versions cells")
+    assert list(versions["version"]) == ["v2", "v1"]
+    root, _, _ = published
+    s = shell.run_line_magic("mlops", f"datasets status {root} cells -v v1")
+    assert s["added"] == ["img_0016.tif"]
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError, match="no dataset"):
+        shell.run_line_magic("mlops", "datasets versions nothing-here")
