@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import httpx
-from traitlets import Float, Integer, Unicode
+from traitlets import CaselessStrEnum, Float, Integer, Unicode
 from traitlets.config import LoggingConfigurable
 
 from ..core.deployments import LoadFailed
@@ -253,14 +253,37 @@ class MlflowArtifactResolver:
         return uri  # s3://... and the like: the model server loads it with MLflow itself
 
 
+class MlflowRegistryUriResolver(MlflowArtifactResolver):
+    """Registered model version -> ``models:/<name>/<version>`` (checked to exist), for model
+    servers that load through MLflow themselves (Kubernetes pods with a reader token)."""
+
+    async def resolve(self, model_name: str, version: str) -> str:
+        await self._get("model-versions/get", name=model_name, version=version)
+        return f"models:/{model_name}/{version}"
+
+
+class DeploymentSettings(LoggingConfigurable):
+    backend = CaselessStrEnum(
+        ["local", "kubernetes"], "local",
+        help="""Where model servers run: ``local`` processes of the control plane's machine
+        (configure with ``c.LocalDeployBackend.*``) or ``kubernetes`` Deployments + Services
+        (``c.KubeDeployBackend.*``).""",
+    ).tag(config=True)
+
+
 def build_deployments(parent, data_dir, db, projects):
-    """The control plane's :class:`Deployments` on this machine: local model servers, models
-    read from the local MLflow artifact store. Configure with ``c.LocalDeployBackend.*``."""
+    """The control plane's :class:`Deployments`, with the backend ``c.DeploymentSettings``
+    picks; model versions are looked up in the MLflow server on its unix socket."""
     from ..core.deployments import Deployments
 
     data_dir = Path(data_dir)
+    socket_path = str(data_dir / "mlflow" / "run" / "mlflow.sock")
+    artifacts = str(data_dir / "mlflow" / "artifacts")
+    if DeploymentSettings(parent=parent).backend == "kubernetes":
+        from .deploy_kube import KubeDeployBackend
+
+        return Deployments(db, projects, KubeDeployBackend(parent=parent),
+                           MlflowRegistryUriResolver(socket_path, artifacts))
     backend = LocalDeployBackend(parent=parent, run_dir=str(data_dir / "deployments"),
                                  owner_pid_file=str(data_dir / "up.lock"))
-    resolver = MlflowArtifactResolver(str(data_dir / "mlflow" / "run" / "mlflow.sock"),
-                                      str(data_dir / "mlflow" / "artifacts"))
-    return Deployments(db, projects, backend, resolver)
+    return Deployments(db, projects, backend, MlflowArtifactResolver(socket_path, artifacts))

@@ -1,0 +1,150 @@
+"""Pure builders of the Kubernetes objects of one deployment version (no cluster needed).
+
+One version = one ``apps/v1`` Deployment running ``python -m jupyter_mlops.serving``, one
+``v1`` Service in front of it, and optionally an ``autoscaling/v2`` HorizontalPodAutoscaler.
+Every object of a version is named ``mlops-<deployment>-v<version>``: a switch creates the new
+version's objects, waits until they are ready, moves the control plane's traffic and deletes the
+old ones (the same rollout as the local backend, so no request fails during it).
+"""
+from __future__ import annotations
+
+SERVER_PORT = 8080
+MANAGED_BY = "jupyter-mlops"
+
+
+def object_name(deployment: str, version: str) -> str:
+    """``mlops-<deployment>-v<version>``: a DNS label (deployment names are at most 40)."""
+    return f"mlops-{deployment}-v{version}"
+
+
+def labels(deployment: str, version: str) -> dict:
+    return {
+        "app.kubernetes.io/name": "mlops-model-server",
+        "app.kubernetes.io/instance": object_name(deployment, version),
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "mlops.jupyter.org/deployment": deployment,
+        "mlops.jupyter.org/model-version": str(version),
+    }
+
+
+def make_model_deployment(
+    *,
+    deployment: str,
+    version: str,
+    model_uri: str,
+    image: str,
+    namespace: str,
+    replicas: int = 1,
+    tracking_uri: str = "",
+    token_secret: str = "",
+    cpu_request: str = "500m",
+    cpu_limit: str = "2",
+    memory_request: str = "1Gi",
+    memory_limit: str = "4Gi",
+    gpus: int = 0,
+    max_batch_size: int = 64,
+    service_account: str = "",
+) -> dict:
+    """The apps/v1 Deployment of one model version.
+
+    Parameters
+    ----------
+    model_uri
+        What the server loads, e.g. ``models:/cells/3`` (read through the MLflow gateway with
+        ``tracking_uri`` and the hub token in the Secret ``token_secret``, key ``token``).
+    gpus
+        ``nvidia.com/gpu`` limit of each replica (0: none).
+    """
+    name = object_name(deployment, version)
+    lab = labels(deployment, version)
+    env = [{"name": "MLFLOW_DISABLE_TELEMETRY", "value": "true"},
+           {"name": "PYTHONUNBUFFERED", "value": "1"}]
+    if tracking_uri:
+        env.append({"name": "MLFLOW_TRACKING_URI", "value": tracking_uri})
+    if token_secret:
+        env.append({"name": "MLFLOW_TRACKING_TOKEN", "valueFrom": {
+            "secretKeyRef": {"name": token_secret, "key": "token"}}})
+    limits = {"cpu": cpu_limit, "memory": memory_limit}
+    if gpus:
+        limits["nvidia.com/gpu"] = str(gpus)
+    probe = {"httpGet": {"path": "/ping", "port": "http"}, "periodSeconds": 5,
+             "timeoutSeconds": 3}
+    pod_spec = {
+        "automountServiceAccountToken": False,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [{
+            "name": "model-server",
+            "image": image,
+            "command": ["python", "-m", "jupyter_mlops.serving"],
+            "args": [f"--model-uri={model_uri}", "--host=0.0.0.0", f"--port={SERVER_PORT}",
+                     f"--deployment={deployment}", f"--model-version={version}",
+                     f"--max-batch-size={max_batch_size}"],
+            "ports": [{"name": "http", "containerPort": SERVER_PORT, "protocol": "TCP"}],
+            "env": env,
+            "resources": {"requests": {"cpu": cpu_request, "memory": memory_request},
+                          "limits": limits},
+            # Loading a model can take minutes: the startup probe allows for it, readiness
+            # keeps traffic away until /ping answers.
+            "startupProbe": {**probe, "failureThreshold": 60},
+            "readinessProbe": probe,
+            "livenessProbe": {**probe, "failureThreshold": 6},
+            "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]}},
+            # MLflow downloads the model to a temporary directory.
+            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        }],
+        "volumes": [{"name": "tmp", "emptyDir": {}}],
+        # SIGTERM makes the server drain; give it the time its drain_timeout allows.
+        "terminationGracePeriodSeconds": 40,
+    }
+    if service_account:
+        pod_spec["serviceAccountName"] = service_account
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": lab},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app.kubernetes.io/instance": name}},
+            "progressDeadlineSeconds": 600,
+            "strategy": {"type": "RollingUpdate",
+                         "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {"metadata": {"labels": lab}, "spec": pod_spec},
+        },
+    }
+
+
+def make_model_service(*, deployment: str, version: str, namespace: str) -> dict:
+    """The ClusterIP Service the control plane sends this version's requests to."""
+    name = object_name(deployment, version)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels(deployment, version)},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {"app.kubernetes.io/instance": name},
+            "ports": [{"name": "http", "port": SERVER_PORT, "targetPort": "http",
+                       "protocol": "TCP"}],
+        },
+    }
+
+
+def make_model_hpa(*, deployment: str, version: str, namespace: str, min_replicas: int = 1,
+                   max_replicas: int = 4, cpu_utilization: int = 70) -> dict:
+    """An autoscaling/v2 HorizontalPodAutoscaler on CPU utilisation."""
+    name = object_name(deployment, version)
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels(deployment, version)},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": min_replicas,
+            "maxReplicas": max_replicas,
+            "metrics": [{"type": "Resource", "resource": {
+                "name": "cpu", "target": {"type": "Utilization",
+                                          "averageUtilization": cpu_utilization}}}],
+        },
+    }
