@@ -191,6 +191,22 @@ class MlopsHub(Configurable):
         applied after everything ``configure_hub`` derives, so they override it.""",
     ).tag(config=True)
 
+    dataset_store = Dict(
+        {},
+        help="""Where the control plane keeps dataset bytes: ``StoreSettings`` traits
+        (``jupyter_mlops.backends.store.config``). Empty: the local directory
+        ``<data_dir>/store``. Any S3 (SeaweedFS, MinIO, Ceph, AWS)::
+
+            c.MlopsHub.dataset_store = {
+                "backend": "s3", "s3_endpoint_url": "http://seaweedfs:8333",
+                "s3_bucket": "mlops-datasets", "s3_path_style": True,
+                "s3_access_key_id": "...", "s3_secret_access_key": "...",
+            }
+
+        The keys reach the control plane through its environment (``AWS_ACCESS_KEY_ID``,
+        ``AWS_SECRET_ACCESS_KEY``, read by boto3), never its command line.""",
+    ).tag(config=True)
+
     python = Unicode(
         sys.executable,
         help="Python interpreter running the platform's services and user servers.",
@@ -313,6 +329,14 @@ def configure_hub(c) -> MlopsHub:
 
         cp_cmd.append(f"--PlatformAdmin.group_projects={json.dumps(hub.group_projects)}")
     cp_cmd.append(f"--PlatformAdmin.idle_gpu_minutes={hub.idle_gpu_minutes}")
+    cp_env = {}  # issue 5: dataset store settings; secrets only in the environment
+    for key, value in hub.dataset_store.items():
+        if key == "s3_access_key_id":
+            cp_env["AWS_ACCESS_KEY_ID"] = str(value)
+        elif key == "s3_secret_access_key":
+            cp_env["AWS_SECRET_ACCESS_KEY"] = str(value)
+        else:
+            cp_cmd.append(f"--StoreSettings.{key}={value}")
     c.JupyterHub.services = [
         {
             "name": "mlops",
@@ -320,6 +344,7 @@ def configure_hub(c) -> MlopsHub:
             "info": {"description": "jupyter-mlops control plane"},
             "url": cp_url,
             "command": cp_cmd,
+            "environment": cp_env,
             "oauth_redirect_uri": "/services/mlops/oauth_callback",
             "oauth_no_confirm": True,
             # The admin page's OAuth cookie carries the lab scopes its user holds (the hub
