@@ -1,6 +1,6 @@
 """Walking-skeleton figures: `up` to a logged-in lab, and the idle memory of the platform.
 
-    .venv/bin/python benchmarks/platform.py
+    .venv/bin/python benchmarks/footprint.py
 
 Starts `jupyter-mlops up` in a temporary data directory, logs a user in through Chromium,
 waits for JupyterLab with the MLOps sidebar, then sums the resident memory of each component
@@ -31,10 +31,10 @@ def component(cmdline: str) -> str:
         return "user server"
     if "mlflow_gateway" in cmdline:
         return "mlflow gateway"
+    if "-m jupyter_mlops.service" in cmdline:
+        return "control plane"
     if "mlflow" in cmdline or "uvicorn" in cmdline:
         return "mlflow server"
-    if "jupyter_mlops.service" in cmdline:
-        return "control plane"
     if "jupyterhub" in cmdline:
         return "hub"
     return "other"
@@ -67,10 +67,11 @@ def mlflow_default_rss(tmp: Path) -> float:
         except OSError:
             time.sleep(0.5)
     time.sleep(10)
-    total = sum(c.memory_info().rss for c in [psutil.Process(proc.pid),
-                *psutil.Process(proc.pid).children(recursive=True)]) / 2**20
-    proc.terminate()
-    proc.wait(30)
+    family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    total = sum(c.memory_info().rss for c in family) / 2**20
+    for c in family:
+        c.kill()
+    psutil.wait_procs(family, timeout=30)
     return total
 
 
