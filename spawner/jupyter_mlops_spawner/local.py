@@ -31,6 +31,7 @@ import re
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner
@@ -298,6 +299,7 @@ class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
     async def start(self):
         # Everything that can refuse the spawn happens first, within JupyterHub's first second,
         # so the spawn page shows the reason instead of a progress bar that times out.
+        t0 = time.perf_counter()
         profile = self.chosen_profile()
         gpus = self.allocate_gpus(profile)
         try:
@@ -311,6 +313,11 @@ class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
             self._link_datasets()
             self._apply_profile(profile)
             self.notebook_dir = str(self._workspace())
+            # What this spawner adds before the process starts (benchmarks/spawn.py reads it).
+            self.log.info("Prepared %s's server: profile %s, GPUs [%s], %s, in %.1f ms",
+                          self.user.name, profile.slug, ",".join(map(str, self.gpu_indices)),
+                          f"as {self.account}" if self.isolated else "not isolated",
+                          (time.perf_counter() - t0) * 1000)
             return await super().start()
         except BaseException:
             self.release_gpus()
