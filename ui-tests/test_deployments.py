@@ -64,13 +64,13 @@ def test_deploy_and_try_an_image(page, platform, tmp_path):
     item = sidebar.get_by_test_id("deployment-cells-ui")
     expect(item).to_have_attribute("data-status", "ready", timeout=90_000)
     expect(item).to_contain_text("cells v1 · ready")
-    item.get_by_role("button", name="cells-ui").click()
+    item.locator("button.jp-mlops-deployment-head").click()
     item.get_by_label("Try cells-ui with a file").set_input_files(str(image))
     expect(item.get_by_test_id("tryit-boxes")).to_have_text("5 box(es) detected",
                                                             timeout=30_000)
     expect(item.locator("rect.jp-mlops-box")).to_have_count(5)
     expect(item.get_by_test_id("tryit-result")).to_contain_text('"boxes"')
-    item.get_by_role("button", name="cells-ui").scroll_into_view_if_needed()
+    item.locator("button.jp-mlops-deployment-head").scroll_into_view_if_needed()
     shot(page, "deployments-01-try-it-image")
 
     # A malformed upload answers with the server's reason, not a silent failure.

@@ -188,7 +188,7 @@ function TryIt(props: { name: string }): JSX.Element {
             </div>
           )}
           <pre className="jp-mlops-pre" data-testid="tryit-result">
-            {JSON.stringify(result, null, 1).slice(0, 4000)}
+            {JSON.stringify(result).slice(0, 4000)}
           </pre>
         </>
       )}
