@@ -13,6 +13,7 @@ from conftest import hub_login, open_lab, open_mlops_sidebar, shot
 from playwright.sync_api import expect
 
 USER, PASSWORD = "uma4", "uma4-first-login-pw"
+WAIT = 30_000  # ms; the machine running the suite is shared and often busy
 
 
 @pytest.fixture
@@ -53,60 +54,60 @@ def test_compare_two_runs_and_see_the_chart(page, platform, seeded_ui):
     experiments = sidebar.get_by_test_id("experiments-list")
     experiments.get_by_role("link", name="ui-cells").click()
     table = page.get_by_role("table", name="Runs")
-    expect(table.get_by_role("row")).to_have_count(4)  # header + 3 runs
-    expect(page.get_by_test_id("runs-page")).to_contain_text("runs 1–3")
+    expect(table.get_by_role("row")).to_have_count(4, timeout=WAIT)  # header + 3 runs
+    expect(page.get_by_test_id("runs-page")).to_contain_text("runs 1–3", timeout=WAIT)
 
     # Select two runs and compare: two loss curves overlaid, differing params highlighted.
     page.get_by_role("checkbox", name="Select unet-lr0.1").check()
     page.get_by_role("checkbox", name="Select unet-lr0.001").check()
     page.get_by_role("tab", name="Compare (2)").click()
     chart = page.get_by_test_id("chart-loss")
-    expect(chart).to_be_visible()
-    expect(chart.get_by_test_id("chart-series")).to_have_count(2)
+    expect(chart).to_be_visible(timeout=WAIT)
+    expect(chart.get_by_test_id("chart-series")).to_have_count(2, timeout=WAIT)
     points = chart.locator("polyline").first.get_attribute("points")
     assert len(points.split()) == 30  # the whole history, one point per step
     compared = page.get_by_role("table", name="Compared runs")
-    expect(compared).to_contain_text("unet-lr0.001")
-    expect(compared.locator(".jp-mlops-diff")).to_have_count(2)  # lr differs, epochs not
+    expect(compared).to_contain_text("unet-lr0.001", timeout=WAIT)
+    expect(compared.locator(".jp-mlops-diff")).to_have_count(2, timeout=WAIT)  # lr differs, epochs not
     shot(page, "experiments-01-compare-chart")
 
     # A run's detail: params, git, artifacts with an inline text preview.
     page.get_by_role("tab", name="Runs").click()
     table.get_by_role("link", name="unet-lr0.1").click()
     detail = page.get_by_test_id("run-detail")
-    expect(detail).to_contain_text("Parameters (2)")
+    expect(detail).to_contain_text("Parameters (2)", timeout=WAIT)
     detail.get_by_role("link", name="notes.txt").click()
-    expect(detail.locator(".jp-mlops-preview-text")).to_have_text("cells detected: 42\n")
+    expect(detail.locator(".jp-mlops-preview-text")).to_have_text("cells detected: 42\n", timeout=WAIT)
     detail.get_by_role("link", name=re.compile("images")).click()
     detail.get_by_role("link", name="sample.png").click()
-    expect(detail.get_by_role("img", name="images/sample.png")).to_be_visible()
+    expect(detail.get_by_role("img", name="images/sample.png")).to_be_visible(timeout=WAIT)
 
     # Register the run's model directory, then see it with its alias in the Models section.
     detail.get_by_role("link", name=re.compile("model")).first.click()
     detail.get_by_label("Model name for model").fill("ui-cell-detector")
     detail.get_by_role("button", name="Register model").click()
-    expect(detail.get_by_role("status")).to_contain_text("Registered ui-cell-detector version")
+    expect(detail.get_by_role("status")).to_contain_text("Registered ui-cell-detector version", timeout=WAIT)
     shot(page, "experiments-02-run-detail")
     models = sidebar.get_by_test_id("models-list")
     models.get_by_role("link", name=re.compile("ui-cell-detector")).click()
     models.get_by_role("button", name="Set alias").click()
-    expect(models.locator(".jp-mlops-alias").first).to_have_text("@champion")
+    expect(models.locator(".jp-mlops-alias").first).to_have_text("@champion", timeout=WAIT)
 
     # A malformed search shows MLflow's reason in the panel.
     page.get_by_role("tab", name="Runs").click()
     page.get_by_label("Filter runs (MLflow search syntax)").fill("metrics.loss >>> 1")
     page.get_by_role("button", name="Search").click()
-    expect(page.get_by_role("alert").filter(has_text="tracking server")).to_be_visible()
+    expect(page.get_by_role("alert").filter(has_text="tracking server")).to_be_visible(timeout=WAIT)
     shot(page, "experiments-03-bad-filter")
 
     # The dark theme: the chart and tables follow it.
     page.get_by_label("Filter runs (MLflow search syntax)").fill("")
     page.get_by_role("button", name="Search").click()
     page.get_by_role("tab", name=re.compile("Compare")).click()
-    expect(page.get_by_test_id("chart-loss")).to_be_visible()
+    expect(page.get_by_test_id("chart-loss")).to_be_visible(timeout=WAIT)
     page.get_by_role("menuitem", name="Settings").click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Theme$")).click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile("^JupyterLab Dark$")).click()
-    expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false")
+    expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false", timeout=WAIT)
     page.wait_for_timeout(500)
     shot(page, "experiments-04-dark")

@@ -17,8 +17,16 @@ export const OPEN_EXPERIMENT = 'mlops:open-experiment';
 type View = { kind: 'runs' } | { kind: 'run'; run: IRunSummary } | { kind: 'compare' };
 
 /** The explorer of one experiment (main area). */
-export function ExperimentView(props: { experiment: IExperiment }): JSX.Element {
-  const { experiment } = props;
+export function ExperimentView(props: { experimentId: string; experiment?: IExperiment }): JSX.Element {
+  const { experimentId } = props;
+  // The runs table starts loading at once; the experiment's own record comes in parallel.
+  const [experiment, setExperiment] = useState<IExperiment | null>(props.experiment ?? null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    if (!experiment) {
+      api.experiment(experimentId).then(setExperiment, e => setError(e.message));
+    }
+  }, [experimentId]);
   const [view, setView] = useState<View>({ kind: 'runs' });
   const [selected, setSelected] = useState<string[]>([]);
   const [lastRun, setLastRun] = useState<IRunSummary | null>(null);
@@ -36,12 +44,19 @@ export function ExperimentView(props: { experiment: IExperiment }): JSX.Element 
   return (
     <div className="jp-mlops-explorer">
       <header className="jp-mlops-explorer-head">
-        <h2>{experiment.name}</h2>
-        <span className="jp-mlops-chip">project: {experiment.project}</span>
-        <a className="jp-mlops-link" href={experiment.ui_url} target="_blank" rel="noopener noreferrer">
-          Open in MLflow ↗
-        </a>
+        <h2>{experiment?.name ?? `Experiment ${experimentId}`}</h2>
+        {experiment && <span className="jp-mlops-chip">project: {experiment.project}</span>}
+        {experiment && (
+          <a className="jp-mlops-link" href={experiment.ui_url} target="_blank" rel="noopener noreferrer">
+            Open in MLflow ↗
+          </a>
+        )}
       </header>
+      {error && (
+        <div className="jp-mlops-error" role="alert">
+          {error}
+        </div>
+      )}
       <div role="tablist" className="jp-mlops-tabs">
         {tab('Runs', view.kind === 'runs', () => setView({ kind: 'runs' }))}
         {tab(`Compare (${selected.length})`, view.kind === 'compare', () => setView({ kind: 'compare' }),
@@ -54,7 +69,7 @@ export function ExperimentView(props: { experiment: IExperiment }): JSX.Element 
       {/* The table stays mounted so its page, sort and filter survive a look at a run. */}
       <div hidden={view.kind !== 'runs'} className="jp-mlops-tabpanel">
         <RunsTable
-          experimentId={experiment.experiment_id}
+          experimentId={experimentId}
           selected={selected}
           onSelect={setSelected}
           onOpenRun={run => {
@@ -159,30 +174,30 @@ export function registerExperiments(
   sidebar: SidePanel,
   palette: ICommandPalette | null
 ): ExperimentsPanel {
-  const open = (experiment: IExperiment) => {
-    const id = `jp-mlops-experiment-${experiment.experiment_id}`;
+  const open = (experimentId: string, experiment?: IExperiment) => {
+    const id = `jp-mlops-experiment-${experimentId}`;
     const existing = [...app.shell.widgets('main')].find(w => w.id === id);
     if (existing) {
       app.shell.activateById(id);
       return;
     }
-    const content = ReactWidget.create(<ExperimentView experiment={experiment} />);
+    const content = ReactWidget.create(<ExperimentView experimentId={experimentId} experiment={experiment} />);
     content.addClass('jp-mlops-main');
     const widget = new MainAreaWidget({ content });
     widget.id = id;
-    widget.title.label = `Experiment: ${experiment.name}`;
+    widget.title.label = `Experiment: ${experiment?.name ?? experimentId}`;
     widget.title.closable = true;
     app.shell.add(widget, 'main');
     app.shell.activateById(id);
   };
-  const panel = new ExperimentsPanel(open);
+  const panel = new ExperimentsPanel(e => open(e.experiment_id, e));
   sidebar.addWidget(panel);
   app.commands.addCommand(OPEN_EXPERIMENT, {
     label: 'MLOps: open an experiment',
-    execute: async args => {
+    execute: args => {
       const experimentId = args.experimentId as string | undefined;
       if (experimentId) {
-        open(await api.experiment(experimentId));
+        open(experimentId);
       } else {
         app.shell.activateById(sidebar.id);
         panel.refresh();
