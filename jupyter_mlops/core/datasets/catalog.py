@@ -172,7 +172,7 @@ class DatasetCatalog:
                      "t": clock.now()})
         except sa.exc.IntegrityError:
             raise Conflict(f"dataset {name!r} exists already") from None
-        return self._dataset(name)
+        return self.get(name)
 
     def publish(self, caller: Caller, name: str, manifest: Manifest, message: str = "",
                 tags: tuple[str, ...] = (), project: str | None = None) -> DatasetVersion:
