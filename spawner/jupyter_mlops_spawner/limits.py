@@ -3,6 +3,12 @@
 The hub (root) creates ``jupyter-mlops/<account>`` with the limits; the server's process joins
 it between fork and exec (``join`` runs in the child, still as root), so everything the user
 starts from the server (kernels, terminals) is counted and capped together.
+
+A group is one scheduling entity: under contention it gets CPU in proportion to its weight, not
+to how many threads it runs. The weight is the profile's CPU guarantee (else its limit) in
+CPUs, so a 2-CPU server weighs as much as two busy processes outside any group; with the
+default weight (one CPU) a user's whole tree would count as one process and starve on a busy
+machine.
 """
 from __future__ import annotations
 
@@ -19,21 +25,26 @@ class CgroupLimits:
 
     @classmethod
     def create(cls, root: str, name: str, *, cpu: float | None, memory: int | None,
-               log=None) -> "CgroupLimits | None":
-        """Create and configure the group; ``None`` when cgroups are absent or not writable."""
+               cpu_weight: float | None = None, log=None) -> "CgroupLimits | None":
+        """Create and configure the group; ``None`` when cgroups are absent or not writable.
+
+        ``cpu`` caps CPUs (a CFS quota), ``memory`` bytes, ``cpu_weight`` (in CPUs, default
+        ``cpu``) is the share under contention.
+        """
         base = Path(root)
+        weight = cpu_weight or cpu
         try:
             if (base / "cgroup.controllers").exists():
-                return cls._create_v2(base, name, cpu, memory)
+                return cls._create_v2(base, name, cpu, memory, weight)
             if (base / "memory").is_dir() or (base / "cpu").is_dir():
-                return cls._create_v1(base, name, cpu, memory)
+                return cls._create_v1(base, name, cpu, memory, weight)
         except OSError as e:
             if log:
                 log.warning("cgroup limits unavailable under %s: %s", root, e)
         return None
 
     @classmethod
-    def _create_v2(cls, base: Path, name: str, cpu, memory) -> "CgroupLimits":
+    def _create_v2(cls, base: Path, name: str, cpu, memory, weight) -> "CgroupLimits":
         parent = base / "jupyter-mlops"
         parent.mkdir(exist_ok=True)
         # Controllers must be enabled in every ancestor's subtree_control to be usable below.
@@ -44,21 +55,25 @@ class CgroupLimits:
         (d / "memory.max").write_text(str(memory) if memory else "max")
         (d / "cpu.max").write_text(f"{int(cpu * PERIOD_US)} {PERIOD_US}" if cpu else
                                    f"max {PERIOD_US}")
+        if weight:  # cpu.weight: 100 is one ordinary process
+            (d / "cpu.weight").write_text(str(max(1, min(10000, int(weight * 100)))))
         return cls([d], 2)
 
     @classmethod
-    def _create_v1(cls, base: Path, name: str, cpu, memory) -> "CgroupLimits":
+    def _create_v1(cls, base: Path, name: str, cpu, memory, weight) -> "CgroupLimits":
         dirs = []
         if memory and (base / "memory").is_dir():
             d = base / "memory" / "jupyter-mlops" / name
             d.mkdir(parents=True, exist_ok=True)
             (d / "memory.limit_in_bytes").write_text(str(memory))
             dirs.append(d)
-        if cpu and (base / "cpu").is_dir():
+        if (cpu or weight) and (base / "cpu").is_dir():
             d = base / "cpu" / "jupyter-mlops" / name
             d.mkdir(parents=True, exist_ok=True)
             (d / "cpu.cfs_period_us").write_text(str(PERIOD_US))
-            (d / "cpu.cfs_quota_us").write_text(str(int(cpu * PERIOD_US)))
+            (d / "cpu.cfs_quota_us").write_text(str(int(cpu * PERIOD_US)) if cpu else "-1")
+            # cpu.shares: 1024 is one ordinary process
+            (d / "cpu.shares").write_text(str(max(2, int((weight or 1) * 1024))))
             dirs.append(d)
         return cls(dirs, 1)
 
@@ -72,7 +87,8 @@ class CgroupLimits:
         """What the kernel holds now, for tests and the admin page."""
         out = {}
         for d in self.dirs:
-            for fname in ("memory.max", "cpu.max", "memory.limit_in_bytes", "cpu.cfs_quota_us"):
+            for fname in ("memory.max", "cpu.max", "cpu.weight", "memory.limit_in_bytes",
+                          "cpu.cfs_quota_us", "cpu.shares"):
                 if (d / fname).exists():
                     out[fname] = (d / fname).read_text().strip()
         return out

@@ -287,9 +287,11 @@ class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
         self.mem_limit = profile.mem_limit
         self.mem_guarantee = profile.mem_guarantee
         self._cgroup = None
-        if os.geteuid() == 0 and (profile.cpu_limit or profile.mem_limit):
+        if os.geteuid() == 0 and (profile.cpu_limit or profile.mem_limit or
+                                  profile.cpu_guarantee):
             cg = CgroupLimits.create(self.cgroup_root, self.account, cpu=self.cpu_limit,
-                                     memory=self.mem_limit, log=self.log)
+                                     memory=self.mem_limit, cpu_weight=self.cpu_guarantee,
+                                     log=self.log)
             if cg is None:
                 self.log.warning("No writable cgroups under %s: limits of profile %s are "
                                  "announced to %s's server but not enforced", self.cgroup_root,
