@@ -267,7 +267,7 @@ class Projects:
             raise Conflict(f"project {name!r} exists already") from None
         return self._row(name)
 
-    def update(self, caller: Caller, name: str, **changes) -> Project:
+    def update(self, caller: Caller, name: str, /, **changes) -> Project:
         """Change ``description``, ``gpu_quota``, ``reference_dataset`` (managers) or
         ``gpu_quota_max`` (administrators). A manager's quota stays within the ceiling."""
         project = self.require_manager(caller, name)
