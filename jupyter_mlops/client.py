@@ -153,6 +153,11 @@ class ControlPlaneClient(JobsClientMixin, _HubTokenClient):
     async def revoke_deployment_token(self, name: str, token_id: str) -> None:
         await self.request("DELETE", f"api/deployments/{name}/tokens/{token_id}")
 
+    async def decide_deployment(self, name: str, decision: str, reason: str = "") -> dict:
+        """``decision``: ``approve`` or ``reject`` a deploy waiting for approval."""
+        return (await self.request("POST", f"api/deployments/{name}/{decision}",
+                                   json={"reason": reason} if reason else {})).json()
+
     async def invoke_endpoint(self, name: str, body: bytes, content_type: str) -> dict:
         """POST to the deployment's stable endpoint, as an outside client would."""
         return (await self.request("POST", f"endpoints/{name}/invocations", content=body,
@@ -169,42 +174,6 @@ class ControlPlaneClient(JobsClientMixin, _HubTokenClient):
         from urllib.parse import quote
 
         return (await self.request("GET", f"api/projects/{quote(name, safe='')}")).json()
-
-    # --- deployments (issue 7) ---------------------------------------------------------------
-
-    async def list_deployments(self) -> list[dict]:
-        return (await self.request("GET", "api/deployments")).json()["deployments"]
-
-    async def create_deployment(self, body: dict) -> dict:
-        return (await self.request("POST", "api/deployments", json=body)).json()
-
-    async def get_deployment(self, name: str) -> dict:
-        return (await self.request("GET", f"api/deployments/{name}")).json()
-
-    async def switch_deployment(self, name: str, version: str) -> dict:
-        return (await self.request("PATCH", f"api/deployments/{name}",
-                                   json={"version": version})).json()
-
-    async def delete_deployment(self, name: str) -> None:
-        await self.request("DELETE", f"api/deployments/{name}")
-
-    async def deployment_events(self, name: str) -> list[dict]:
-        return (await self.request("GET", f"api/deployments/{name}/events")).json()["events"]
-
-    async def deployment_tokens(self, name: str) -> list[dict]:
-        return (await self.request("GET", f"api/deployments/{name}/tokens")).json()["tokens"]
-
-    async def create_deployment_token(self, name: str, note: str) -> dict:
-        return (await self.request("POST", f"api/deployments/{name}/tokens",
-                                   json={"note": note})).json()
-
-    async def revoke_deployment_token(self, name: str, token_id: str) -> None:
-        await self.request("DELETE", f"api/deployments/{name}/tokens/{token_id}")
-
-    async def invoke_endpoint(self, name: str, body: bytes, content_type: str) -> dict:
-        """POST to the deployment's stable endpoint, as an outside client would."""
-        return (await self.request("POST", f"endpoints/{name}/invocations", content=body,
-                                   headers={"Content-Type": content_type})).json()
 
 
 class MlflowGatewayClient(_HubTokenClient):

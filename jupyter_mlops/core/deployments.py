@@ -13,7 +13,9 @@ and the state machine and nothing about processes, pods or MLflow's wire protoco
 
 Statuses: ``starting`` (the first version loads, nothing serves yet), ``ready``, ``updating``
 (a new version loads while the previous one serves), ``failed`` (the last version did not load;
-``serving_version`` says whether an older one still serves).
+``serving_version`` says whether an older one still serves), ``pending_approval`` (the project
+requires its manager's approval of a data scientist's deploy or switch; whatever served before
+keeps serving until a manager approves).
 
 Audit log (``deployment_events``): who created, switched, deleted, created tokens, and which
 version started serving when. Rows stay after the deployment is deleted.
@@ -81,6 +83,12 @@ SCHEMA = [
         note VARCHAR(255) NOT NULL DEFAULT '',
         created_by VARCHAR(255) NOT NULL,
         created_at FLOAT NOT NULL
+    )""",
+    """CREATE TABLE deployment_policies (
+        project VARCHAR(63) PRIMARY KEY,
+        require_approval BOOLEAN NOT NULL DEFAULT 0,
+        updated_by VARCHAR(255) NOT NULL,
+        updated_at FLOAT NOT NULL
     )""",
 ]
 
@@ -203,9 +211,21 @@ class Deployments:
         except NotFound:
             return False
 
+    def _for(self, caller: Caller, row: dict) -> dict:
+        out = self._public(row)
+        out["can_approve"] = row["status"] == "pending_approval" and self._manages(caller, row)
+        return out
+
+    def _manages(self, caller: Caller, row: dict) -> bool:
+        try:
+            self.projects.require_manager(caller, row["project"])
+            return True
+        except (NotFound, Forbidden):
+            return False
+
     def list_for(self, caller: Caller) -> list[dict]:
         rows = self.db.query("SELECT * FROM deployments ORDER BY name")
-        return [self._public(r) for r in rows if self._visible(caller, r)]
+        return [self._for(caller, r) for r in rows if self._visible(caller, r)]
 
     def _require(self, caller: Caller, name: str) -> dict:
         row = self._row(name)
@@ -214,7 +234,7 @@ class Deployments:
         return row
 
     def get(self, caller: Caller, name: str) -> dict:
-        return self._public(self._require(caller, name))
+        return self._for(caller, self._require(caller, name))
 
     def events(self, caller: Caller, name: str) -> list[dict]:
         self._require(caller, name)
@@ -255,20 +275,26 @@ class Deployments:
         if self._row(name):
             raise Conflict(f"a deployment named {name!r} exists already")
         model_uri = await self.resolver.resolve(model_name, version)  # NotFound if absent
+        wait = self._needs_approval(caller, project)
         now = clock.now()
         try:
             with self.db.tx() as conn:
                 conn.execute(sa.text(
                     "INSERT INTO deployments (name, project, model_name, model_version, status,"
                     " visibility, created_by, created_at, updated_by, updated_at)"
-                    " VALUES (:n, :p, :m, :v, 'starting', :vis, :u, :t, :u, :t)"),
+                    " VALUES (:n, :p, :m, :v, :s, :vis, :u, :t, :u, :t)"),
                     {"n": name, "p": project, "m": model_name, "v": version, "vis": visibility,
-                     "u": caller.name, "t": now})
+                     "u": caller.name, "t": now,
+                     "s": "pending_approval" if wait else "starting"})
                 self._event(conn, name, caller.name, "created", version,
                             f"{model_name} version {version} in project {project}")
+                if wait:
+                    self._event(conn, name, caller.name, "requested", version,
+                                "waits for a project manager's approval")
         except sa.exc.IntegrityError:
             raise Conflict(f"a deployment named {name!r} exists already") from None
-        self._launch(name, version, model_uri)
+        if not wait:
+            self._launch(name, version, model_uri)
         return self.get(caller, name)
 
     @staticmethod
@@ -282,16 +308,83 @@ class Deployments:
         """Point the deployment at another version of its model (roll forward or back)."""
         row = self._require(caller, name)
         version = self._version(version)
-        if version == row["model_version"] and row["status"] in ("ready", "starting",
-                                                                 "updating"):
-            return self._public(row)
+        if version == row["model_version"] and row["status"] in (
+                "ready", "starting", "updating", "pending_approval"):
+            return self._for(caller, row)
         model_uri = await self.resolver.resolve(row["model_name"], version)
+        if self._needs_approval(caller, row["project"]):
+            if row["status"] in ("starting", "updating"):  # what loads now is not approved
+                task = self._tasks.pop(name, None)
+                if task:
+                    task.cancel()
+            self._update(name, (caller.name, "requested", version,
+                                f"switch from version {row['serving_version'] or 'none'} to "
+                                f"{version} waits for a project manager's approval"),
+                         model_version=version, status="pending_approval", message="", log="",
+                         updated_by=caller.name)
+            return self.get(caller, name)
         status = "updating" if row["serving_version"] else "starting"
         self._update(name, (caller.name, "switched", version,
                             f"from version {row['model_version']} to {version}"),
                      model_version=version, status=status, message="", log="",
                      updated_by=caller.name)
         self._launch(name, version, model_uri)
+        return self.get(caller, name)
+
+    # --- approvals (optional, per project) ---------------------------------------------------
+
+    def policy(self, caller: Caller, project: str) -> dict:
+        self.projects.require_member(caller, project)
+        rows = self.db.query("SELECT * FROM deployment_policies WHERE project = :p", p=project)
+        return {"project": project,
+                "require_approval": bool(rows and rows[0]["require_approval"])}
+
+    def set_policy(self, caller: Caller, project: str, require_approval) -> dict:
+        self.projects.require_manager(caller, project)
+        if not isinstance(require_approval, bool):
+            raise InvalidInput("require_approval must be true or false")
+        with self.db.tx() as conn:
+            conn.execute(sa.text("DELETE FROM deployment_policies WHERE project = :p"),
+                         {"p": project})
+            conn.execute(sa.text(
+                "INSERT INTO deployment_policies (project, require_approval, updated_by,"
+                " updated_at) VALUES (:p, :r, :u, :t)"),
+                {"p": project, "r": require_approval, "u": caller.name, "t": clock.now()})
+        return self.policy(caller, project)
+
+    def _needs_approval(self, caller: Caller, project: str) -> bool:
+        rows = self.db.query("SELECT require_approval FROM deployment_policies"
+                             " WHERE project = :p", p=project)
+        if not (rows and rows[0]["require_approval"]):
+            return False
+        return not self.projects.is_manager(caller, self.projects.require_member(caller,
+                                                                                 project))
+
+    def _pending(self, caller: Caller, name: str) -> dict:
+        row = self._require(caller, name)
+        self.projects.require_manager(caller, row["project"])
+        if row["status"] != "pending_approval":
+            raise Conflict(f"deployment {name!r} is {row['status']}, not waiting for approval")
+        return row
+
+    def approve(self, caller: Caller, name: str) -> dict:
+        row = self._pending(caller, name)
+        version = row["model_version"]
+        self._update(name, (caller.name, "approved", version, ""), updated_by=caller.name,
+                     status="updating" if row["serving_version"] else "starting")
+        self._launch(name, version)
+        return self.get(caller, name)
+
+    def reject(self, caller: Caller, name: str, reason: str = "") -> dict:
+        row = self._pending(caller, name)
+        message = f"version {row['model_version']} was rejected by {caller.name}" + (
+            f": {reason}" if reason else "")
+        if row["serving_version"]:  # back to what serves
+            self._update(name, (caller.name, "rejected", row["model_version"], reason),
+                         model_version=row["serving_version"], status="ready", message=message)
+        else:
+            self._update(name, (caller.name, "rejected", row["model_version"], reason),
+                         status="failed", message=message)
         return self.get(caller, name)
 
     async def delete(self, caller: Caller, name: str) -> None:

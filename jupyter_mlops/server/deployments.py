@@ -80,6 +80,13 @@ class DeploymentTokensHandler(DeploymentHandlerBase):
         self.finish(await self.call("create_deployment_token", name, note))
 
 
+class DeploymentApprovalHandler(DeploymentHandlerBase):
+    @tornado.web.authenticated
+    async def post(self, name, decision):
+        reason = self.body_json().get("reason", "") if decision == "reject" else ""
+        self.finish(await self.call("decide_deployment", name, decision, reason))
+
+
 class DeploymentPredictHandler(DeploymentHandlerBase):
     """"Try it": the body (JSON, CSV or an image) goes to the deployment's endpoint as is."""
 
@@ -96,4 +103,6 @@ ROUTES = [
     (r"deployments/(?P<name>[a-z0-9-]+)", DeploymentHandler),
     (r"deployments/(?P<name>[a-z0-9-]+)/tokens", DeploymentTokensHandler),
     (r"deployments/(?P<name>[a-z0-9-]+)/predict", DeploymentPredictHandler),
+    (r"deployments/(?P<name>[a-z0-9-]+)/(?P<decision>approve|reject)",
+     DeploymentApprovalHandler),
 ]

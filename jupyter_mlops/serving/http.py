@@ -135,7 +135,8 @@ class HttpProtocol(asyncio.Protocol):
             self._fail(400, "invalid Content-Length")
             return False
         if length > self.max_body:
-            self._fail(413, f"payload of {length} bytes exceeds the limit of {self.max_body} bytes",
+            self._fail(413,
+                       f"payload of {length} bytes exceeds the limit of {self.max_body} bytes",
                        discard=length - (len(self.buf) - len(head) - 4))
             return False
         conn = headers.get("connection", "").lower()

@@ -42,8 +42,11 @@ def split_body(frame):
 
 
 def model_server_pid(platform, name) -> int:
-    inst = [p for p in psutil.process_iter(["pid", "cmdline"])
-            if f"--deployment={name}" in " ".join(p.info["cmdline"] or ())]
+    """The model server of ``name`` on this platform (other platforms may run one too)."""
+    workdir = str(platform.data_dir.resolve() / "deployments" / name)
+    inst = [p for p in psutil.process_iter(["pid", "cmdline", "cwd"])
+            if f"--deployment={name}" in " ".join(p.info["cmdline"] or ())
+            and p.info["cwd"] == workdir]
     assert len(inst) == 1, [p.info for p in inst]
     return inst[0].info["pid"]
 
@@ -235,7 +238,14 @@ def test_control_plane_restart_keeps_deployments(platform, registry, admin):
     server_pid = model_server_pid(platform, "lr-prod")
     cp = _control_plane(platform)
     cp.terminate()
-    cp.wait(15)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:  # gone, or a zombie until the hub's poll reaps it
+        try:
+            if cp.status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.1)
     # The hub notices (it polls its services every 30 s) and starts the control plane again.
     deadline = time.monotonic() + 75
     while time.monotonic() < deadline:

@@ -101,7 +101,7 @@ async def test_rollout_switch_failure_and_undeploy_on_kubernetes(kube_fake, tmp_
         assert deployments.routes["lr"].version == "1"  # still serving until v2 is ready
         kube_fake.set_status("deployments", "mlops", "mlops-lr-v2",
                              {"replicas": 1, "readyReplicas": 1})
-        await _until(lambda: names("horizontalpodautoscalers") == ["mlops-lr-v2"])
+        await _until(lambda: names("deployments") == ["mlops-lr-v2"])  # deleted last
         assert deployments.routes["lr"].url == "http://mlops-lr-v2.mlops.svc:8080"
         assert names("services") == names("horizontalpodautoscalers") == ["mlops-lr-v2"]
 
@@ -116,7 +116,8 @@ async def test_rollout_switch_failure_and_undeploy_on_kubernetes(kube_fake, tmp_
         assert "ProgressDeadlineExceeded" in failed["message"]
         assert "timed out progressing" in failed["log"]
         assert failed["serving_version"] == "2" and deployments.routes["lr"].version == "2"
-        assert names("deployments") == ["mlops-lr-v2"]  # the failed version was cleaned up
+        # the failed version was cleaned up
+        await _until(lambda: names("deployments") == ["mlops-lr-v2"])
 
         # A control plane restart takes the running version over.
         again = Deployments(db, Projects(db), backend, RegistryStandIn())
@@ -130,6 +131,64 @@ async def test_rollout_switch_failure_and_undeploy_on_kubernetes(kube_fake, tmp_
             "SELECT action FROM deployment_events WHERE deployment = 'lr' ORDER BY at")]
         assert actions == ["created", "serving", "switched", "serving", "switched", "failed",
                            "deleted"]
+    finally:
+        await deployments.close()
+        await backend.close()
+
+
+@pytest.mark.asyncio
+async def test_a_project_can_require_its_managers_approval(kube_fake, tmp_path):
+    from jupyter_mlops.core.errors import Forbidden
+    from jupyter_mlops.core.roles import MANAGE, USE
+
+    kube_fake.create("namespaces", None, {"metadata": {"name": "mlops"}})
+    backend = KubeDeployBackend(namespace="mlops", image="registry.lab/mlops-serve:1",
+                                poll_interval=0.05, start_timeout=20)
+    db = Database(f"sqlite:///{tmp_path / 'cp.sqlite'}")
+    projects = Projects(db)
+    deployments = Deployments(db, projects, backend, RegistryStandIn(), drain_timeout=2)
+    admin = Caller("admin", scopes=frozenset({ADMIN}))
+    pat = Caller("pat", scopes=frozenset({USE, MANAGE}))  # the project manager
+    dana = Caller("dana", scopes=frozenset({USE}))  # a data scientist
+    projects.create(admin, "cells")
+    projects.add_member(admin, "cells", "pat", role="manager")
+    projects.add_member(admin, "cells", "dana")
+    names = lambda: sorted(o["metadata"]["name"]  # noqa: E731
+                           for o in kube_fake.list("deployments", "mlops"))
+    try:
+        with pytest.raises(Forbidden):
+            deployments.set_policy(dana, "cells", True)
+        assert deployments.set_policy(pat, "cells", True)["require_approval"] is True
+
+        dep = await deployments.create(dana, "cells-lr", "lr", "1", project="cells")
+        assert dep["status"] == "pending_approval" and not dep["can_approve"]
+        await asyncio.sleep(0.3)
+        assert names() == []  # nothing runs before the approval
+        with pytest.raises(Forbidden):
+            deployments.approve(dana, "cells-lr")
+        assert deployments.get(pat, "cells-lr")["can_approve"] is True
+        assert deployments.approve(pat, "cells-lr")["status"] == "starting"
+        await _until(lambda: names() == ["mlops-cells-lr-v1"])
+        kube_fake.set_status("deployments", "mlops", "mlops-cells-lr-v1",
+                             {"replicas": 1, "readyReplicas": 1})
+        await _until(lambda: deployments.get(dana, "cells-lr")["status"] == "ready")
+
+        # Dana's switch waits too; version 1 keeps serving; the manager rejects it.
+        dep = await deployments.switch(dana, "cells-lr", "2")
+        assert dep["status"] == "pending_approval" and dep["serving_version"] == "1"
+        dep = deployments.reject(pat, "cells-lr", "not validated on the reference set")
+        assert dep["status"] == "ready" and dep["model_version"] == "1"
+        assert "rejected by pat: not validated" in dep["message"]
+        assert names() == ["mlops-cells-lr-v1"]
+
+        # A manager's own switch needs nobody's approval.
+        assert (await deployments.switch(pat, "cells-lr", "2"))["status"] == "updating"
+        story = [(e["action"], e["actor"], e["model_version"])
+                 for e in deployments.events(pat, "cells-lr")]
+        assert story == [("created", "dana", "1"), ("requested", "dana", "1"),
+                         ("approved", "pat", "1"), ("serving", "pat", "1"),
+                         ("requested", "dana", "2"), ("rejected", "pat", "2"),
+                         ("switched", "pat", "2")]
     finally:
         await deployments.close()
         await backend.close()

@@ -75,6 +75,32 @@ class DeploymentTokenHandler(ApiHandler):
         self.finish()
 
 
+class DeploymentApprovalHandler(ApiHandler):
+    """``POST deployments/<name>/approve`` or ``.../reject`` (a manager of its project)."""
+
+    async def post(self, name, decision):
+        deployments = self.context.deployments
+        if decision == "approve":
+            self.write_json(deployments.approve(self.caller, name))
+        else:
+            reason = self.get_json_body().get("reason", "")
+            if not isinstance(reason, str):
+                raise InvalidInput("reason must be a string")
+            self.write_json(deployments.reject(self.caller, name, reason[:500]))
+
+
+class DeploymentPolicyHandler(ApiHandler):
+    """Whether deploys of a project wait for a project manager's approval."""
+
+    async def get(self, project):
+        self.write_json(self.context.deployments.policy(self.caller, project))
+
+    async def put(self, project):
+        body = self.get_json_body()
+        self.write_json(self.context.deployments.set_policy(
+            self.caller, project, body.get("require_approval")))
+
+
 class EndpointHandler(ApiHandler):
     """``endpoints/<name>/<action>``: authenticate, authorise, pass on to the model server."""
 
@@ -153,6 +179,8 @@ ROUTES = [
     (r"/deployments/([a-z0-9-]+)/events", DeploymentEventsHandler),
     (r"/deployments/([a-z0-9-]+)/tokens", DeploymentTokensHandler),
     (r"/deployments/([a-z0-9-]+)/tokens/([a-z0-9]+)", DeploymentTokenHandler),
+    (r"/deployments/([a-z0-9-]+)/(approve|reject)", DeploymentApprovalHandler),
+    (r"/deployment-policies/([a-z0-9-]+)", DeploymentPolicyHandler),
 ]
 
 # Outside ``api/``: the stable URL clients call.

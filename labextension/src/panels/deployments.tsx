@@ -28,7 +28,9 @@ export interface IDeployment {
   model_version: string;
   /** The version answering requests now, if any. */
   serving_version: string | null;
-  status: 'starting' | 'ready' | 'updating' | 'failed';
+  status: 'starting' | 'ready' | 'updating' | 'failed' | 'pending_approval';
+  /** Whether the caller may approve or reject the pending version (a project manager). */
+  can_approve?: boolean;
   message: string;
   /** Tail of the model server's log when a version failed to load. */
   log: string;
@@ -234,6 +236,37 @@ function Details(props: { dep: IDeployment; onChange: () => void }): JSX.Element
         </div>
       )}
       {dep.message && <div className="jp-mlops-muted">{dep.message}</div>}
+      {dep.status === 'pending_approval' && (
+        <div className="jp-mlops-row-plain" data-testid="approval">
+          Version {dep.model_version} waits for a project manager's approval
+          {dep.serving_version ? ` (version ${dep.serving_version} keeps serving)` : ''}.{' '}
+          {dep.can_approve && (
+            <>
+              <Button
+                small
+                onClick={() =>
+                  void act(() => requestAPI(`deployments/${dep.name}/approve`, { method: 'POST' }))
+                }
+              >
+                Approve
+              </Button>{' '}
+              <Button
+                small
+                onClick={() =>
+                  void act(() =>
+                    requestAPI(`deployments/${dep.name}/reject`, {
+                      method: 'POST',
+                      body: JSON.stringify({ reason: 'rejected in the lab' })
+                    })
+                  )
+                }
+              >
+                Reject
+              </Button>
+            </>
+          )}
+        </div>
+      )}
       {dep.log && (
         <pre className="jp-mlops-pre" aria-label="model server log">
           {dep.log}
