@@ -6,7 +6,6 @@ from . import experiments as exp
 from . import models
 from . import deployments
 from . import projects
-from . import deployments
 from . import jobs
 from .handlers import StatusHandler
 
@@ -14,7 +13,6 @@ NAMESPACE = "mlops"
 
 ROUTES = [
     (r"status", StatusHandler),
-    *deployments.ROUTES,  # issue 7: deployments, try-it, client tokens
     *deployments.ROUTES,  # issue 7: deployments, try-it, client tokens
     *datasets.ROUTES,  # issue 5: the dataset catalog, publish, status, thumbnails
     *projects.ROUTES,  # issue 8: the user's projects for the sidebar
