@@ -67,10 +67,18 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=8, help="measured spawns per spawner")
     ap.add_argument("--concurrent", type=int, default=10, help="users spawning at once")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the two data directories (hub logs) for a look afterwards")
+    ap.add_argument("--no-limits", action="store_true",
+                    help="profiles without CPU/memory limits (no cgroups), to see their cost")
     args = ap.parse_args(argv)
+    profiles = PROFILES
+    if args.no_limits:
+        profiles = [{k: v for k, v in p.items() if k not in ("cpu_limit", "mem_limit")}
+                    for p in PROFILES]
 
     ours = SpawnerHub(shared_tmpdir("bench-ours"), settings=COMMON, gpus=args.concurrent,
-                      profiles=PROFILES)
+                      profiles=profiles)
     peer = SpawnerHub(shared_tmpdir("bench-peer"), settings=SIMPLE, profiles=PROFILES)
     hubs = {"MlopsLocalSpawner": ours, "SimpleLocalProcessSpawner": peer}
     times: dict[str, list[float]] = {k: [] for k in hubs}
@@ -106,10 +114,14 @@ def main(argv=None) -> int:
     finally:
         for h in hubs.values():
             h.stop()
-            shutil.rmtree(h.data_dir, ignore_errors=True)
+            if args.keep:
+                print(f"kept {h.data_dir}")
+            else:
+                shutil.rmtree(h.data_dir, ignore_errors=True)
 
     a, b = times["MlopsLocalSpawner"], times["SimpleLocalProcessSpawner"]
     result = {
+        "cgroup_limits": not args.no_limits,
         "spawn_to_ready_s": {k: {"p50": statistics.median(v), "p95": pct(v, 0.95),
                                  "min": min(v), "runs": [round(x, 2) for x in v]}
                              for k, v in times.items()},
@@ -134,7 +146,8 @@ def main(argv=None) -> int:
     c = result["concurrent"]
     print(f"\n{c['users']} concurrent spawns (1 GPU each): all ready, {c['distinct_gpus']} "
           f"distinct GPUs, wall {c['wall_s']:.1f} s, p50 {c['p50']:.1f} s, p95 {c['p95']:.1f} s")
-    out = ROOT / "benchmarks" / "results" / "spawn.json"
+    out = ROOT / "benchmarks" / "results" / (
+        "spawn-no-limits.json" if args.no_limits else "spawn.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     return 0
