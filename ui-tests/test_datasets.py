@@ -15,6 +15,7 @@ from jupyter_mlops import datasets
 from jupyter_mlops.demo import cells
 
 USER, PASSWORD = "uma", "uma-first-login-pw"
+LOADED = 30_000  # ms: answers that need the server (a shared 2-core CI machine can be slow)
 
 
 def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
@@ -39,7 +40,7 @@ def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
     page.locator(".lm-CommandPalette-input").fill("open the dataset browser")
     page.keyboard.press("Enter")
     view = page.locator(".jp-mlops-datasets-main")
-    expect(view.get_by_test_id("dataset-summary")).to_contain_text("12 ·")
+    expect(view.get_by_test_id("dataset-summary")).to_contain_text("12 ·", timeout=LOADED)
 
     # publish v2 from the workspace folder, with a seeded split
     view.get_by_role("tab", name="Publish").click()
@@ -53,12 +54,10 @@ def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
 
     # the grid: lazy thumbnails of v2, rendered from 16-bit TIFFs
     view.get_by_role("tab", name="Images").click()
-    expect(view.get_by_label("Version")).to_have_value("v2")
-    expect(view.get_by_test_id("dataset-summary")).to_contain_text("train 13")
+    expect(view.get_by_label("Version")).to_have_value("v2", timeout=LOADED)
+    expect(view.get_by_test_id("dataset-summary")).to_contain_text("train 13", timeout=LOADED)
     grid = view.get_by_test_id("dataset-grid")
-    expect(grid.locator("img")).to_have_count(16)
-    first = grid.locator("img").first
-    expect(first).to_have_js_property("complete", True)
+    expect(grid.locator("img")).to_have_count(16, timeout=LOADED)
     page.wait_for_function(
         "() => [...document.querySelectorAll('.jp-mlops-datasets-main [data-testid=dataset-grid] img')]"
         ".slice(0, 8).every(i => i.complete && i.naturalWidth > 0)", timeout=30_000)
@@ -67,7 +66,7 @@ def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
     # one image, with its nuclei boxes drawn over it
     grid.locator("figure[data-path='img_0002.tif']").click()
     viewer = page.get_by_role("dialog", name="Image img_0002.tif")
-    expect(viewer).to_contain_text("annotated objects")
+    expect(viewer).to_contain_text("annotated objects", timeout=LOADED)
     assert viewer.locator("svg rect").count() >= 4
     page.wait_for_function("() => { const i = document.querySelector('.jp-mlops-ds-canvas img');"
                            " return i && i.complete && i.naturalWidth > 0; }")
@@ -77,7 +76,7 @@ def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
     # v1 -> v2: four added, one changed (before/after thumbnails)
     view.get_by_role("tab", name="Diff").click()
     diff = view.get_by_test_id("dataset-diff")
-    expect(diff).to_contain_text("v1 → v2: 4 added, 0 removed, 2 changed")
+    expect(diff).to_contain_text("v1 → v2: 4 added, 0 removed, 2 changed", timeout=LOADED)
     expect(diff.locator(".jp-mlops-ds-badge.added")).to_have_count(4)
     expect(diff.locator(".jp-mlops-ds-badge.after")).to_have_count(2)
     page.wait_for_function(
@@ -85,8 +84,16 @@ def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
         ".every(i => i.complete && i.naturalWidth > 0)", timeout=30_000)
     shot(page, "datasets-04-diff")
 
+    # the same view in the dark theme (JupyterLab's variables only, no hard-coded colours)
+    page.get_by_role("menuitem", name="Settings").click()
+    page.locator(".lm-Menu-itemLabel").get_by_text("Theme", exact=True).click()
+    page.locator(".lm-Menu-itemLabel").get_by_text("JupyterLab Dark", exact=True).click()
+    expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false",
+                                                   timeout=LOADED)
+    shot(page, "datasets-05-diff-dark")
+
     # bad input is shown, not swallowed
     view.get_by_role("tab", name="Publish").click()
     view.get_by_label("Workspace folder").fill("../../etc")
     view.get_by_role("button", name="Publish folder").click()
-    expect(view.get_by_role("alert")).to_contain_text("leaves the dataset root")
+    expect(view.get_by_role("alert")).to_contain_text("leaves the dataset root", timeout=LOADED)
