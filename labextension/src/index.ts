@@ -12,6 +12,7 @@ import { ProjectsPanel } from './panels/projects';
 import { registerDatasets } from './panels/datasets';
 import { registerExperiments } from './panels/experiments';
 import { registerModels } from './panels/models';
+import { registerJobs } from './panels/jobs';
 import { registerDeployments } from './panels/deployments';
 import { CommandIDs } from './tokens';
 
@@ -48,6 +49,8 @@ const sidebar: JupyterFrontEndPlugin<void> = {
     // issue 4: experiments (runs, compare, charts) and the model registry
     registerExperiments(app, panel, palette);
     registerModels(app, panel, palette);
+    // issue 6: jobs, sweeps and pipelines (+ a "Job" button on notebooks)
+    registerJobs(app, panel, palette);
     // issue 7: deployments, and "Deploy" on every model version
     registerDeployments(app, panel, palette);
     panel.toolbar.addItem(

@@ -1,3 +1,4 @@
 import './base.css';
 import './deployments.css';
 import './experiments.css';
+import './jobs.css';

@@ -1,0 +1,677 @@
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import { ICommandPalette, MainAreaWidget } from '@jupyterlab/apputils';
+import { PageConfig } from '@jupyterlab/coreutils';
+import { ReactWidget, SidePanel, ToolbarButton, runIcon } from '@jupyterlab/ui-components';
+import React, { useCallback, useEffect, useRef, useState } from 'react';
+
+import { requestAPI } from '../request';
+import { PipelineView, SweepView } from './jobs_groups';
+
+/** Command ids of the jobs section. */
+export const JobCommandIDs = {
+  submitCurrent: 'mlops:submit-current-as-job',
+  refreshJobs: 'mlops:refresh-jobs',
+  openJob: 'mlops:open-job'
+};
+
+/** One job as `GET mlops/api/jobs` lists it (docs/openapi.yaml, Job). */
+export interface IJob {
+  id: number;
+  user: string;
+  kind: 'notebook' | 'script';
+  spec: {
+    path: string;
+    params: Record<string, any>;
+    gpus: number;
+    project: string;
+    experiment: string;
+    dataset_version: string;
+  };
+  state: string;
+  reason: string;
+  position: number | null;
+  submitted_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  gpu_indices: number[];
+  run_id: string;
+  experiment_id: string;
+  progress: { done?: number; total?: number; label?: string };
+  metrics: Record<string, number>;
+  sweep_id: number | null;
+  trial_number: number | null;
+  pipeline_id: number | null;
+  step: string;
+  snapshot_of: number | null;
+  executed_notebook: string | null;
+}
+
+interface IJobsAnswer {
+  jobs: IJob[];
+  queue: {
+    id: number | null;
+    user: string;
+    state: string;
+    gpus: number;
+    position: number | null;
+    reason: string;
+    mine: boolean;
+  }[];
+}
+
+const ACTIVE = new Set(['queued', 'running']);
+
+/** The MLflow UI, next to the hub (`/services/mlflow/`). */
+export function mlflowRunUrl(experimentId: string, runId: string): string {
+  const hubPrefix = PageConfig.getOption('hubPrefix') || '/hub/';
+  const base = hubPrefix.replace(/hub\/?$/, '') + 'services/mlflow/';
+  return `${base}#/experiments/${experimentId}/runs/${runId}`;
+}
+
+export function StateBadge(props: { state: string }): JSX.Element {
+  return (
+    <span className={`jp-mlops-job-state jp-mlops-job-${props.state}`} data-state={props.state}>
+      {props.state}
+    </span>
+  );
+}
+
+export function Progress(props: { progress: IJob['progress'] }): JSX.Element | null {
+  const { done, total, label } = props.progress || {};
+  if (!total) {
+    return null;
+  }
+  const pct = Math.min(100, Math.round((100 * (done || 0)) / total));
+  return (
+    <div className="jp-mlops-progress" title={label} aria-label={`progress ${label}`}>
+      <div className="jp-mlops-progress-bar" style={{ width: `${pct}%` }} />
+      <span className="jp-mlops-progress-label">{label}</span>
+    </div>
+  );
+}
+
+function parseParams(text: string): Record<string, any> {
+  // "lr=0.01 epochs=3 name=x" or a JSON object
+  const t = text.trim();
+  if (!t) {
+    return {};
+  }
+  if (t.startsWith('{')) {
+    return JSON.parse(t);
+  }
+  const out: Record<string, any> = {};
+  for (const part of t.split(/[\s,]+/).filter(Boolean)) {
+    const i = part.indexOf('=');
+    if (i < 1) {
+      throw new Error(`"${part}" is not name=value`);
+    }
+    const raw = part.slice(i + 1);
+    let value: any = raw;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      // a bare word is a string
+    }
+    out[part.slice(0, i)] = value;
+  }
+  return out;
+}
+
+/** The submit form of the section (also prefilled by "Submit as job" on a notebook). */
+function SubmitForm(props: { path: string; onDone: (job: IJob) => void }): JSX.Element {
+  const [path, setPath] = useState(props.path);
+  const [params, setParams] = useState('');
+  const [gpus, setGpus] = useState(0);
+  const [experiment, setExperiment] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  useEffect(() => {
+    setPath(props.path);
+  }, [props.path]);
+
+  const submit = async (e: React.FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    try {
+      const job = await requestAPI<IJob>('jobs', {
+        method: 'POST',
+        body: JSON.stringify({
+          path,
+          params: parseParams(params),
+          gpus,
+          ...(experiment ? { experiment } : {})
+        })
+      });
+      setError(null);
+      props.onDone(job);
+    } catch (err: any) {
+      setError(err.message);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <form className="jp-mlops-job-form" onSubmit={submit} aria-label="Submit a job">
+      <label>
+        Notebook or script
+        <input
+          className="jp-mod-styled"
+          value={path}
+          placeholder="train.ipynb"
+          onChange={e => setPath(e.target.value)}
+          name="path"
+        />
+      </label>
+      <label>
+        Parameters
+        <input
+          className="jp-mod-styled"
+          value={params}
+          placeholder="lr=0.01 epochs=3"
+          onChange={e => setParams(e.target.value)}
+          name="params"
+        />
+      </label>
+      <div className="jp-mlops-job-form-row">
+        <label>
+          GPUs
+          <input
+            className="jp-mod-styled"
+            type="number"
+            min={0}
+            value={gpus}
+            onChange={e => setGpus(parseInt(e.target.value || '0', 10))}
+            name="gpus"
+          />
+        </label>
+        <label>
+          Experiment
+          <input
+            className="jp-mod-styled"
+            value={experiment}
+            placeholder="(file name)"
+            onChange={e => setExperiment(e.target.value)}
+            name="experiment"
+          />
+        </label>
+      </div>
+      {error && (
+        <div className="jp-mlops-error" role="alert">
+          {error}
+        </div>
+      )}
+      <button type="submit" className="jp-Button jp-mod-styled jp-mod-accept" disabled={busy}>
+        Submit job
+      </button>
+    </form>
+  );
+}
+
+/** The Jobs section of the MLOps sidebar: my jobs with queue position, reason and progress. */
+function JobsList(props: {
+  tick: number;
+  prefill: string;
+  open: (job: IJob) => void;
+  openGroup: (kind: 'sweep' | 'pipeline', id: number) => void;
+}): JSX.Element {
+  const [data, setData] = useState<IJobsAnswer | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [showForm, setShowForm] = useState(false);
+  const [sweeps, setSweeps] = useState<any[]>([]);
+  const [pipelines, setPipelines] = useState<any[]>([]);
+
+  const refresh = useCallback(async () => {
+    try {
+      const [jobs, sw, pl] = await Promise.all([
+        requestAPI<IJobsAnswer>('jobs'),
+        requestAPI<{ sweeps: any[] }>('sweeps'),
+        requestAPI<{ pipelines: any[] }>('pipelines')
+      ]);
+      setData(jobs);
+      setSweeps(sw.sweeps);
+      setPipelines(pl.pipelines);
+      setError(null);
+    } catch (e: any) {
+      setError(e.message);
+    }
+  }, []);
+
+  useEffect(() => {
+    void refresh();
+    const timer = window.setInterval(() => void refresh(), 2000);
+    return () => window.clearInterval(timer);
+  }, [refresh, props.tick]);
+  useEffect(() => {
+    if (props.prefill) {
+      setShowForm(true);
+    }
+  }, [props.prefill, props.tick]);
+
+  const othersWaiting = (data?.queue || []).filter(q => !q.mine && q.state === 'queued').length;
+  return (
+    <div className="jp-mlops-jobs" data-testid="jobs-section">
+      <div className="jp-mlops-jobs-actions">
+        <button
+          className="jp-Button jp-mod-styled jp-mod-reject"
+          onClick={() => setShowForm(!showForm)}
+        >
+          {showForm ? 'Close' : 'New job…'}
+        </button>
+        {othersWaiting > 0 && (
+          <span className="jp-mlops-muted">{othersWaiting} job(s) of others waiting</span>
+        )}
+      </div>
+      {showForm && (
+        <SubmitForm
+          path={props.prefill}
+          onDone={job => {
+            setShowForm(false);
+            void refresh();
+            props.open(job);
+          }}
+        />
+      )}
+      {error && (
+        <div className="jp-mlops-error" role="alert">
+          {error}
+        </div>
+      )}
+      {data && data.jobs.length === 0 && (
+        <div className="jp-mlops-muted">No jobs yet: submit a notebook or a script.</div>
+      )}
+      <ul className="jp-mlops-job-list" aria-label="My jobs">
+        {(data?.jobs || []).slice(0, 50).map(job => (
+          <li
+            key={job.id}
+            className="jp-mlops-job-item"
+            data-testid={`job-${job.id}`}
+            onClick={() => props.open(job)}
+            title="Open the job: logs, links, cancel, rerun"
+          >
+            <div className="jp-mlops-job-line">
+              <StateBadge state={job.state} />
+              <span className="jp-mlops-job-name">
+                #{job.id} {job.spec.path}
+              </span>
+              {job.spec.gpus > 0 && <span className="jp-mlops-muted">{job.spec.gpus} GPU</span>}
+            </div>
+            {job.state === 'queued' && job.reason && (
+              <div className="jp-mlops-job-reason">{job.reason}</div>
+            )}
+            {job.state === 'running' && <Progress progress={job.progress} />}
+            {!ACTIVE.has(job.state) && job.state !== 'succeeded' && job.reason && (
+              <div className="jp-mlops-job-reason">{job.reason}</div>
+            )}
+          </li>
+        ))}
+      </ul>
+      {sweeps.length > 0 && <h3 className="jp-mlops-subheading">Sweeps</h3>}
+      <ul className="jp-mlops-job-list" aria-label="My sweeps">
+        {sweeps.slice(0, 20).map(s => (
+          <li
+            key={s.id}
+            className="jp-mlops-job-item"
+            onClick={() => props.openGroup('sweep', s.id)}
+          >
+            <div className="jp-mlops-job-line">
+              <StateBadge state={s.state} />
+              <span className="jp-mlops-job-name">
+                sweep #{s.id} {s.path}
+              </span>
+            </div>
+            <div className="jp-mlops-job-reason">
+              {s.asked}/{s.n_trials} trials
+              {s.best ? ` · best ${s.metric} ${Number(s.best.value).toPrecision(4)}` : ''}
+            </div>
+          </li>
+        ))}
+      </ul>
+      {pipelines.length > 0 && <h3 className="jp-mlops-subheading">Pipelines</h3>}
+      <ul className="jp-mlops-job-list" aria-label="My pipelines">
+        {pipelines.slice(0, 20).map(p => (
+          <li
+            key={p.id}
+            className="jp-mlops-job-item"
+            onClick={() => props.openGroup('pipeline', p.id)}
+          >
+            <div className="jp-mlops-job-line">
+              <StateBadge state={p.state} />
+              <span className="jp-mlops-job-name">
+                pipeline #{p.id} {p.name} · {p.steps.length} steps
+              </span>
+            </div>
+          </li>
+        ))}
+      </ul>
+    </div>
+  );
+}
+
+/** A job in the main area: live status and progress, streaming log, links, cancel, rerun. */
+export function JobDetail(props: {
+  jobId: number;
+  app: JupyterFrontEnd;
+  open: (job: IJob) => void;
+}): JSX.Element {
+  const [job, setJob] = useState<IJob | null>(null);
+  const [log, setLog] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [editing, setEditing] = useState(false);
+  const [params, setParams] = useState('');
+  const offset = useRef(0);
+  const logEnd = useRef<HTMLPreElement>(null);
+
+  const poll = useCallback(async () => {
+    try {
+      const j = await requestAPI<IJob>(`jobs/${props.jobId}`);
+      setJob(j);
+      let more = true;
+      while (more) {
+        const chunk = await requestAPI<{ text: string; offset: number; complete: boolean }>(
+          `jobs/${props.jobId}/logs?offset=${offset.current}`
+        );
+        more = chunk.offset > offset.current && chunk.text.length >= 256 * 1024;
+        if (chunk.text) {
+          offset.current = chunk.offset;
+          setLog(prev => prev + chunk.text);
+        }
+      }
+      return ACTIVE.has(j.state);
+    } catch (e: any) {
+      setError(e.message);
+      return true;
+    }
+  }, [props.jobId]);
+
+  useEffect(() => {
+    let stopped = false;
+    let timer = 0;
+    const loop = async () => {
+      const again = await poll();
+      if (!stopped && again) {
+        timer = window.setTimeout(loop, 1000);
+      }
+    };
+    void loop();
+    return () => {
+      stopped = true;
+      window.clearTimeout(timer);
+    };
+  }, [poll]);
+  useEffect(() => {
+    // braces matter: recent Chromium returns a Promise from scrollTo, and an effect may only
+    // return a cleanup function
+    const pre = logEnd.current;
+    if (pre) {
+      pre.scrollTop = pre.scrollHeight;
+    }
+  }, [log]);
+
+  const act = async (what: string, body?: any) => {
+    try {
+      const j = await requestAPI<IJob>(`jobs/${props.jobId}/${what}`, {
+        method: 'POST',
+        body: JSON.stringify(body || {})
+      });
+      setError(null);
+      if (what === 'rerun') {
+        props.open(j);
+      } else {
+        setJob(j);
+      }
+    } catch (e: any) {
+      setError(e.message);
+    }
+  };
+
+  if (!job) {
+    return <div className="jp-mlops-muted">{error || 'Loading job…'}</div>;
+  }
+  return (
+    <div className="jp-mlops-job-detail" data-testid="job-detail">
+      <h2>
+        Job #{job.id} · {job.spec.path} <StateBadge state={job.state} />
+      </h2>
+      {error && (
+        <div className="jp-mlops-error" role="alert">
+          {error}
+        </div>
+      )}
+      {job.reason && <div className="jp-mlops-job-reason">{job.reason}</div>}
+      {job.state === 'running' && <Progress progress={job.progress} />}
+      <table className="jp-mlops-kv">
+        <tbody>
+          <tr>
+            <th>Parameters</th>
+            <td>
+              <code>{JSON.stringify(job.spec.params)}</code>
+            </td>
+          </tr>
+          <tr>
+            <th>GPUs</th>
+            <td>
+              {job.spec.gpus} {job.gpu_indices.length > 0 && `(devices ${job.gpu_indices})`}
+            </td>
+          </tr>
+          <tr>
+            <th>Project · experiment</th>
+            <td>
+              {job.spec.project} · {job.spec.experiment}
+            </td>
+          </tr>
+          {Object.keys(job.metrics || {}).length > 0 && (
+            <tr>
+              <th>Metrics</th>
+              <td>
+                {Object.entries(job.metrics)
+                  .map(([k, v]) => `${k} = ${Number(v).toPrecision(4)}`)
+                  .join(', ')}
+              </td>
+            </tr>
+          )}
+          {job.snapshot_of && (
+            <tr>
+              <th>Code</th>
+              <td>snapshot of job #{job.snapshot_of}</td>
+            </tr>
+          )}
+        </tbody>
+      </table>
+      <div className="jp-mlops-job-links">
+        {job.run_id && (
+          <a
+            className="jp-mlops-link"
+            href={mlflowRunUrl(job.experiment_id, job.run_id)}
+            target="_blank"
+            rel="noopener noreferrer"
+          >
+            MLflow run ↗
+          </a>
+        )}
+        {job.executed_notebook && (
+          <a
+            className="jp-mlops-link"
+            href="#"
+            onClick={e => {
+              e.preventDefault();
+              void props.app.commands.execute('docmanager:open', {
+                path: job.executed_notebook
+              });
+            }}
+          >
+            Executed notebook
+          </a>
+        )}
+      </div>
+      <div className="jp-mlops-job-buttons">
+        {ACTIVE.has(job.state) && (
+          <button className="jp-Button jp-mod-styled jp-mod-warn" onClick={() => act('cancel')}>
+            Cancel
+          </button>
+        )}
+        <button
+          className="jp-Button jp-mod-styled jp-mod-reject"
+          onClick={() => act('rerun', { exact: true })}
+          title="Same code snapshot, same parameters"
+        >
+          Rerun exactly
+        </button>
+        <button
+          className="jp-Button jp-mod-styled jp-mod-reject"
+          onClick={() => {
+            setParams(
+              Object.entries(job.spec.params)
+                .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+                .join(' ')
+            );
+            setEditing(!editing);
+          }}
+        >
+          Rerun with edits…
+        </button>
+      </div>
+      {editing && (
+        <div className="jp-mlops-job-form-row">
+          <input
+            className="jp-mod-styled"
+            value={params}
+            onChange={e => setParams(e.target.value)}
+            aria-label="Edited parameters"
+          />
+          <button
+            className="jp-Button jp-mod-styled jp-mod-accept"
+            onClick={() => {
+              try {
+                void act('rerun', { params: parseParams(params) });
+              } catch (e: any) {
+                setError(e.message);
+              }
+            }}
+          >
+            Rerun
+          </button>
+        </div>
+      )}
+      <h3 className="jp-mlops-subheading">Log</h3>
+      <pre className="jp-mlops-job-log" ref={logEnd} data-testid="job-log">
+        {log || '(no output yet)'}
+      </pre>
+    </div>
+  );
+}
+
+/** The Jobs section widget. */
+export class JobsPanel extends ReactWidget {
+  private _tick = 0;
+  private _prefill = '';
+
+  constructor(
+    private _open: (job: IJob) => void,
+    private _openGroup: (kind: 'sweep' | 'pipeline', id: number) => void
+  ) {
+    super();
+    this.addClass('jp-mlops-section');
+    this.title.label = 'Jobs';
+  }
+
+  refresh(prefill = ''): void {
+    this._prefill = prefill;
+    this._tick += 1;
+    this.update();
+  }
+
+  render(): JSX.Element {
+    return (
+      <JobsList
+        tick={this._tick}
+        prefill={this._prefill}
+        open={this._open}
+        openGroup={this._openGroup}
+      />
+    );
+  }
+}
+
+function mainArea(app: JupyterFrontEnd, id: string, label: string, content: JSX.Element): void {
+  const existing = Array.from(app.shell.widgets('main')).find(w => w.id === id);
+  if (existing) {
+    app.shell.activateById(id);
+    return;
+  }
+  const body = ReactWidget.create(content);
+  body.addClass('jp-mlops-main');
+  const widget = new MainAreaWidget({ content: body });
+  widget.id = id;
+  widget.title.label = label;
+  widget.title.closable = true;
+  app.shell.add(widget, 'main');
+  app.shell.activateById(id);
+}
+
+export function registerJobs(
+  app: JupyterFrontEnd,
+  sidebar: SidePanel,
+  palette: ICommandPalette | null
+): JobsPanel {
+  const openJob = (job: IJob) =>
+    mainArea(
+      app,
+      `jp-mlops-job-${job.id}`,
+      `Job #${job.id}`,
+      <JobDetail jobId={job.id} app={app} open={openJob} />
+    );
+  const openGroup = (kind: 'sweep' | 'pipeline', id: number) =>
+    mainArea(
+      app,
+      `jp-mlops-${kind}-${id}`,
+      `${kind === 'sweep' ? 'Sweep' : 'Pipeline'} #${id}`,
+      kind === 'sweep' ? (
+        <SweepView sweepId={id} openJob={jobId => openJob({ id: jobId } as IJob)} />
+      ) : (
+        <PipelineView pipelineId={id} openJob={jobId => openJob({ id: jobId } as IJob)} />
+      )
+    );
+  const panel = new JobsPanel(openJob, openGroup);
+  sidebar.addWidget(panel);
+
+  const currentPath = (): string => {
+    const w: any = app.shell.currentWidget;
+    return w?.context?.path || '';
+  };
+  app.commands.addCommand(JobCommandIDs.submitCurrent, {
+    label: 'MLOps: submit this notebook as a job',
+    caption: 'Run it as a job (papermill) on the platform, tracked in MLflow',
+    icon: runIcon,
+    execute: () => {
+      app.shell.activateById(sidebar.id);
+      panel.refresh(currentPath());
+    }
+  });
+  app.commands.addCommand(JobCommandIDs.refreshJobs, {
+    label: 'MLOps: refresh jobs',
+    execute: () => panel.refresh()
+  });
+  app.commands.addCommand(JobCommandIDs.openJob, {
+    label: 'MLOps: open a job',
+    execute: args => openJob({ id: Number(args.id) } as IJob)
+  });
+  // A "submit as job" button in every notebook's toolbar.
+  app.docRegistry.addWidgetExtension('Notebook', {
+    createNew: (nbPanel: any) => {
+      const button = new ToolbarButton({
+        icon: runIcon,
+        tooltip: 'Submit this notebook as an MLOps job',
+        label: 'Job',
+        onClick: () => {
+          app.shell.activateById(sidebar.id);
+          panel.refresh(nbPanel.context.path);
+        }
+      });
+      nbPanel.toolbar.insertItem(10, 'mlops-submit-job', button);
+      return button;
+    }
+  });
+  palette?.addItem({ command: JobCommandIDs.submitCurrent, category: 'MLOps' });
+  palette?.addItem({ command: JobCommandIDs.refreshJobs, category: 'MLOps' });
+  return panel;
+}

@@ -1,0 +1,141 @@
+"""The Jobs section in Chromium: submit a script, watch it run with its log, open its MLflow
+run link; a sweep's trials and best-so-far chart; a pipeline's graph with step states."""
+from __future__ import annotations
+
+import re
+import time
+
+from conftest import hub_login, open_lab, open_mlops_sidebar, shot
+from playwright.sync_api import expect
+
+API = "services/mlops/api"
+expect.set_options(timeout=30_000)  # a loaded 2-core machine: answers take seconds
+
+TRAIN = """
+import time
+from jupyter_mlops.core.jobs.runtime import progress, report
+epochs = 3
+for e in range(epochs):
+    print(f"epoch {e}: loss {1 / (e + 1):.3f}", flush=True)
+    report("loss", 1 / (e + 1), step=e)
+    progress(e + 1, epochs, f"epoch {e + 1} of {epochs}")
+    time.sleep(1.0)
+print("training finished")
+"""
+
+TRIAL = """
+from jupyter_mlops.core.jobs.runtime import report
+x = 0.5
+for step in range(3):
+    report("score", x * (step + 1) / 3, step=step)
+"""
+
+
+def _wait(platform, token, path, states=("succeeded", "failed"), timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        d = platform.api("GET", f"{API}/{path}", token).json()
+        if d["state"] in states:
+            return d
+        time.sleep(0.5)
+    raise AssertionError(d)
+
+
+def roomy_jobs_section(page, sidebar) -> None:
+    titles = sidebar.locator(".jp-AccordionPanel-title")
+    expect(titles.filter(has_text=re.compile("^Jobs$"))).to_have_count(1)
+    for i in range(titles.count()):
+        title = titles.nth(i)
+        expanded = title.get_attribute("aria-expanded") == "true"
+        if ((title.text_content() or "").strip().lower() == "jobs") != expanded:
+            title.click()
+    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
+    box = handle.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 200)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 180, box["y"] + 200, steps=5)
+    page.mouse.up()
+
+
+def test_jobs_panel(page, platform):
+    admin = platform.admin_token()
+    ws = platform.data_dir / "users" / "admin"
+    ws.mkdir(parents=True, exist_ok=True)
+    (ws / "ui_train.py").write_text(TRAIN)
+    (ws / "ui_trial.py").write_text(TRIAL)
+    (ws / "ui_fail.py").write_text("raise SystemExit('no data found')\n")
+    # A sweep and a pipeline submitted through the API (the panel shows them)
+    sweep = platform.api("POST", f"{API}/sweeps", admin, json={
+        "path": "ui_trial.py", "metric": "score", "direction": "maximize", "trials": 6,
+        "parallel": 3, "sampler": "random", "seed": 1,
+        "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}}}).json()
+    pipeline = platform.api("POST", f"{API}/pipelines", admin, json={"spec": """
+name: retrain
+steps:
+  - {name: prepare, run: ui_trial.py}
+  - {name: train, run: ui_fail.py, needs: [prepare]}
+  - {name: evaluate, run: ui_trial.py, needs: [train]}
+  - {name: report, run: ui_trial.py, needs: [prepare]}
+"""}).json()
+
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    hub_login(page, platform, "admin", platform.admin_password)
+    open_lab(page, platform, "admin")
+    sidebar = open_mlops_sidebar(page)
+    roomy_jobs_section(page, sidebar)
+    section = sidebar.get_by_test_id("jobs-section")
+    section.get_by_role("button", name="New job…").click()
+    form = section.get_by_role("form", name="Submit a job")
+    # bad input shows the server's reason
+    form.get_by_label("Notebook or script").fill("missing.ipynb")
+    form.get_by_role("button", name="Submit job").click()
+    expect(form.get_by_role("alert")).to_contain_text("no notebook 'missing.ipynb'")
+    form.get_by_label("Notebook or script").fill("ui_train.py")
+    form.get_by_label("Parameters").fill("epochs=4")
+    form.get_by_role("button", name="Submit job").click()
+
+    detail = page.get_by_test_id("job-detail")
+    try:
+        expect(detail).to_be_visible(timeout=30_000)
+    except AssertionError:
+        raise AssertionError("\n".join(errors)) from None
+    try:
+        expect(detail.locator(".jp-mlops-progress")).to_contain_text("of 4", timeout=30_000)
+    except AssertionError:
+        raise AssertionError("ERRORS:" + "\n".join(errors)) from None
+    try:
+        expect(detail.get_by_test_id("job-log")).to_contain_text("epoch 1", timeout=30_000)
+    except AssertionError as e:
+        raise AssertionError("ERRORS:" + "\n".join(errors) + str(e)[:300]) from None
+    item = section.locator(".jp-mlops-job-item").first
+    expect(item.locator(".jp-mlops-job-state")).to_have_text("running")
+    shot(page, "jobs-01-running-with-progress-and-log")
+    expect(detail.locator("h2 .jp-mlops-job-state")).to_have_text("succeeded", timeout=60_000)
+    expect(detail.get_by_test_id("job-log")).to_contain_text("training finished")
+    link = detail.get_by_role("link", name="MLflow run ↗")
+    expect(link).to_have_attribute("href", re.compile(r"/services/mlflow/#/experiments/\d+/runs/"))
+    expect(detail).to_contain_text("loss = 0.2500")
+    shot(page, "jobs-02-succeeded")
+
+    # the sweep: trials table, chart and best parameters
+    _wait(platform, admin, f"sweeps/{sweep['id']}")
+    section.get_by_text(f"sweep #{sweep['id']}").click()
+    view = page.get_by_test_id("sweep-detail")
+    expect(view.get_by_role("table", name="Trials").locator("tbody tr")).to_have_count(6)
+    expect(view.get_by_test_id("sweep-best")).to_contain_text("Best score")
+    expect(view.locator("circle.jp-mlops-chart-dot")).to_have_count(6)
+    shot(page, "jobs-03-sweep")
+
+    # the pipeline: the failed step stops its dependent, the independent branch runs
+    _wait(platform, admin, f"pipelines/{pipeline['id']}")
+    section.get_by_text(f"pipeline #{pipeline['id']}").click()
+    graph = page.get_by_test_id("pipeline-detail")
+    states = {s: graph.locator(f'g[data-step="{s}"]') for s in
+              ("prepare", "train", "evaluate", "report")}
+    expect(states["prepare"]).to_have_attribute("data-state", "succeeded")
+    expect(states["train"]).to_have_attribute("data-state", "failed")
+    expect(states["evaluate"]).to_have_attribute("data-state", "skipped")
+    expect(states["report"]).to_have_attribute("data-state", "succeeded")
+    shot(page, "jobs-04-pipeline")
