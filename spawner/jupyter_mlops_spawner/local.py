@@ -303,6 +303,10 @@ class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
         # so the spawn page shows the reason instead of a progress bar that times out.
         t0 = time.perf_counter()
         profile = self.chosen_profile()
+        if profile.gpus and self.gpu_allocator is None:
+            # Without the shared allocator nothing would keep two servers off one device.
+            raise spawn_error(503, f"Cannot start {profile.display_name}: GPU allocation is "
+                                   "not configured (MlopsLocalSpawner.db_url is empty)")
         gpus = self.allocate_gpus(profile)
         try:
             self.gpu_indices = [g.index for g in gpus]

@@ -54,3 +54,17 @@ def test_unreachable_part():
         assert unreachable_part(d) is None
     finally:
         shutil.rmtree(base)
+
+
+@pytest.mark.asyncio
+async def test_local_gpu_profile_refused_without_allocator():
+    from types import SimpleNamespace
+
+    from tornado import web
+
+    sp = MlopsLocalSpawner(user=SimpleNamespace(name="u", groups=[], roles=[]),
+                           profiles=[{"slug": "g", "display_name": "GPU", "gpus": 1}])
+    sp.user_options = {"profile": "g"}
+    with pytest.raises(web.HTTPError) as e:
+        await sp.start()
+    assert e.value.status_code == 503 and "db_url is empty" in e.value.jupyterhub_message
