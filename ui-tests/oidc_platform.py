@@ -97,3 +97,15 @@ def jp_server_cleanup():
     """pytest-jupyter's autouse clean-up runs its loop fixture, which conftest.py replaces with
     None for Playwright; these browser tests start no in-process Jupyter server to clean."""
     yield
+
+
+def sso_token(page: Page, sso: Sso, username: str) -> str:
+    """A hub API token of the logged-in ``username``, made as the hub's token page makes it."""
+    # the hub's own _xsrf cookie (services and user servers set theirs on other paths)
+    xsrf = next(c["value"] for c in page.context.cookies()
+                if c["name"] == "_xsrf" and c["path"] == "/hub/")
+    r = page.request.post(f"{sso.platform.url}/hub/api/users/{username}/tokens",
+                          data=json.dumps({"note": "ui-tests", "expires_in": 3600}),
+                          headers={"X-XSRFToken": xsrf, "Content-Type": "application/json"})
+    assert r.ok, r.text()
+    return r.json()["token"]

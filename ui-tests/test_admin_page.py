@@ -3,7 +3,8 @@
 sam (cells-team) starts a 1-GPU server and sees the project in the lab sidebar; ada (an
 administrator through the IdP) sees sam's server holding GPU 0 on the admin page, listed as
 idle; she sets sam's GPU quota to 0 and stops the idle server; sam's next spawn offers no GPU
-profile, naming the quota. Screenshots in ui-tests/artifacts/admin-*.png.
+profile and sam's next GPU job is refused, both naming the quota, until ada removes it.
+Screenshots in ui-tests/artifacts/admin-*.png.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from conftest import open_mlops_sidebar, shot
-from oidc_platform import jp_server_cleanup, sso, sso_login  # noqa: F401 (fixtures)
+from oidc_platform import jp_server_cleanup, sso, sso_login, sso_token  # noqa: F401
 
 pytestmark = pytest.mark.ui
 
@@ -100,5 +101,33 @@ def test_admin_sees_gpu_holders_stops_idle_servers_and_quota_holds_at_next_spawn
     sam.goto(f"{base}/hub/spawn")
     gpu_choice = sam.locator('label[data-profile="a100-1"]')
     expect(gpu_choice.locator("input")).to_be_disabled()
-    expect(gpu_choice).to_contain_text("user sam quota 0 of 0 in use")
+    expect(gpu_choice).to_contain_text(re.compile(r"user sam\W.*\b0 of 0\b.*quota"))
     shot(sam, "admin-04-sam-next-spawn-quota")
+
+    # sam's next GPU job is refused, naming the quota; once ada removes it, the job runs
+    token = sso_token(sam, sso, "sam")
+    ws = sso.platform.data_dir / "users" / "sam"
+    (ws / "count_cells.py").write_text("print('counting cells')\n")
+    job = {"path": "count_cells.py", "gpus": 1, "project": "cells"}
+    r = sso.platform.api("POST", "/services/mlops/api/jobs", token, json=job)
+    assert r.status_code == 403, r.text
+    assert r.json()["message"] == "GPU quota of user sam is 0; the job asks for 1"
+    ada.goto(f"{base}/services/mlops/admin")
+    ada.get_by_role("button", name="Remove quota of user sam").click()
+    expect(ada.get_by_role("status")).to_have_text("GPU quota of user sam removed")
+    r = sso.platform.api("POST", "/services/mlops/api/jobs", token, json=job)
+    assert r.status_code == 201, r.text
+    text = _job_until(sso, token, f"/services/mlops/api/jobs/{r.json()['id']}",
+                      lambda t: '"state": "succeeded"' in t or '"state": "failed"' in t)
+    assert '"state": "succeeded"' in text, text
+
+def _job_until(sso, token, url, pred, timeout=60.0) -> str:
+    import json
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        text = json.dumps(sso.platform.api("GET", url, token).json())
+        if pred(text) or time.monotonic() > deadline:
+            return text
+        time.sleep(0.5)

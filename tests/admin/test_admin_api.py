@@ -66,6 +66,8 @@ def test_project_lifecycle_and_visibility(platform, people):
     assert call(platform, tokens, "pat", "POST", "/projects", data="[").status_code == 400
     assert call(platform, tokens, "pat", "POST", "/projects",
                 json={"name": "cells"}).status_code == 409
+    r = call(platform, tokens, "pat", "PATCH", "/projects/cells", json={"name": "renamed"})
+    assert r.status_code == 400 and "name" in r.json()["message"]
     # pat adds dan, adds a milestone; dan now sees the project
     assert call(platform, tokens, "pat", "PUT", "/projects/cells/members/dan",
                 json={"role": "member"}).status_code == 200
@@ -174,3 +176,4 @@ def test_admin_page_forms_need_the_xsrf_token(platform, people):
     assert "cells" in _page(sam, platform.url + "/services/mlops/projects").text
     # clean up for the other tests
     admin.post(form, data={"kind": "user", "name": "sam", "gpus": "", "_xsrf": xsrf})
+
