@@ -5,15 +5,18 @@ from ``started_at`` to ``ended_at`` (open while it runs). GPU-hours over a windo
 ``gpus x overlap(session, window)``, so a session that straddles the window's start counts only
 its part inside.
 
-Sessions are written in two ways that agree:
+Where the sessions come from:
 
-* events: :meth:`UsageLedger.started` / :meth:`UsageLedger.ended`, called where a server or a
-  job starts and stops (exact times);
-* reconciliation: :meth:`UsageLedger.sync` compares open sessions with the current GPU
-  allocations (``core.gpu_allocation``, the one place that hands out GPUs) and opens a session
-  at the allocation's own time, or closes one whose allocation is gone at "now". The control
-  plane runs it periodically, so usage is complete even for owners that never sent an event;
-  an end is then late by at most one period.
+* jobs: the job store's own records (``jobs`` table of ``core.jobs``: ``started_at``,
+  ``finished_at``, the GPUs the job was given), read at report time, so even a job shorter
+  than any sampling period counts to the second;
+* servers (and deployments): :meth:`UsageLedger.sync` compares open sessions with the current
+  GPU allocations (``core.gpu_allocation``, the one place that hands out GPUs) and opens a
+  session at the allocation's own time, or closes one whose allocation is gone at "now". The
+  control plane runs it periodically, so an end is late by at most one period;
+* events: :meth:`UsageLedger.started` / :meth:`UsageLedger.ended` record exact times from
+  anywhere else (``POST /api/admin/usage/events``), and are what a platform without the job
+  store counts for jobs.
 
 Idle detection: :meth:`UsageLedger.observe` notes, per device, since when the inventory has read
 0 % utilisation; :meth:`UsageLedger.idle` lists allocations whose devices have all been idle
@@ -124,10 +127,38 @@ class UsageLedger:
                 {"t": at, "k": owner_kind, "o": owner})
             return res.rowcount or 0
 
+    def _has_job_store(self) -> bool:
+        return sa.inspect(self.db.engine).has_table("jobs")
+
+    def job_sessions(self, since: float | None = None) -> list[UsageSession]:
+        """GPU jobs as usage sessions, from the job store's records (empty without it)."""
+        if not self._has_job_store():
+            return []
+        out = []
+        for r in self.db.query("SELECT id, username, project, data FROM jobs"):
+            try:
+                d = json.loads(r["data"])
+            except ValueError:
+                continue
+            started, finished = d.get("started_at"), d.get("finished_at")
+            indices = d.get("gpu_indices") or []
+            gpus = len(indices) or int((d.get("spec") or {}).get("gpus") or 0)
+            if not started or not gpus or (since is not None and finished is not None
+                                           and finished <= since):
+                continue
+            out.append(UsageSession(
+                id=-int(r["id"]), owner_kind="job", owner=str(r["id"]), username=r["username"],
+                project=r["project"], gpus=gpus, gpu_indices=tuple(int(i) for i in indices),
+                started_at=float(started), ended_at=None if finished is None else float(finished)))
+        return out
+
     def sync(self, allocations: Iterable) -> None:
         """Reconcile open sessions with the current GPU allocations (see the module doc)."""
+        jobs_from_store = self._has_job_store()
         held: dict[tuple[str, str], list] = {}
         for a in allocations:
+            if a.owner_kind == "job" and jobs_from_store:
+                continue  # counted from the job store's own records
             held.setdefault((a.owner_kind, a.owner), []).append(a)
         open_now = {(s.owner_kind, s.owner): s for s in self.sessions(open_only=True)}
         for key, allocs in held.items():
@@ -187,7 +218,11 @@ class UsageLedger:
             raise InvalidInput("gpu_hours groups by 'user' or 'project'")
         until = clock.now() if until is None else until
         out: dict[str, float] = {}
-        for s in self.sessions(since=since):
+        sessions = self.sessions(since=since)
+        if self._has_job_store():  # jobs come from the job store, not from events or sync
+            sessions = [s for s in sessions if s.owner_kind != "job"]
+            sessions += self.job_sessions(since)
+        for s in sessions:
             key = s.username if by == "user" else (s.project or "(none)")
             hours = s.gpu_hours(since, until)
             if hours > 0:

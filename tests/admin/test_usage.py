@@ -90,3 +90,33 @@ def test_idle_servers_after_n_minutes(world):
     busy = [type(g)(**{**g.to_dict(), "utilization_pct": 55}) for g in inv.read().gpus]
     ledger.observe(busy)
     assert ledger.idle(alloc.holders(), minutes=30) == []
+
+
+def test_jobs_count_from_the_job_store_to_the_second(world):
+    """A job shorter than any sync period still counts, from the job records themselves."""
+    from jupyter_mlops.core.jobs.model import Job, JobSpec
+    from jupyter_mlops.core.jobs.store import JobStore
+
+    c, alloc, ledger, _ = world
+    store = JobStore(ledger.db)
+    t0 = c()
+    job = store.add(Job(id=0, user="dora", spec=JobSpec(path="train.py", gpus=2,
+                                                           project="nuclei"),
+                        submitted_at=t0))
+    # the runner's life cycle: allocated and started, 90 s later finished and released
+    alloc.allocate("job", str(job.id), user="dora", count=2, project="nuclei")
+    job.state, job.started_at, job.gpu_indices = "running", t0 + 10, [0, 1]
+    store.save(job)
+    ledger.sync(alloc.holders())  # a sync while it runs does not count it twice
+    c.advance(100)
+    job.state, job.finished_at = "succeeded", t0 + 100
+    store.save(job)
+    alloc.release("job", str(job.id))
+    ledger.sync(alloc.holders())
+    # a CPU-only job and a queued job count nothing
+    store.add(Job(id=0, user="dora", spec=JobSpec(path="cpu.py"), submitted_at=t0,
+                  started_at=t0, finished_at=t0 + 50, state="succeeded"))
+    store.add(Job(id=0, user="dora", spec=JobSpec(path="q.py", gpus=1), submitted_at=t0))
+    c.advance(3600)
+    assert ledger.gpu_hours(t0 - DAY, by="user") == {"dora": 0.05}  # 2 GPUs x 90 s
+    assert ledger.report()["projects"] == {"nuclei": {"7d": 0.05, "30d": 0.05}}
