@@ -113,3 +113,20 @@ def test_delete(projects):
         projects.delete(ADMIN, "default")
     projects.delete(PM, "tmp")
     assert projects.get("tmp") is None
+
+
+def test_best_metric_over_time():
+    from jupyter_mlops.service.handlers.projects import best_metric
+
+    jobs = [
+        {"id": 1, "finished_at": 100, "metrics": {"mAP": 0.41, "val_loss": 0.9}},
+        {"id": 2, "finished_at": 300, "metrics": {"mAP": 0.38, "val_loss": 0.7}},
+        {"id": 3, "finished_at": 200, "metrics": {"mAP": 0.52}},
+        {"id": 4, "finished_at": None, "metrics": {"mAP": 0.99}},  # still running
+    ]
+    bm = best_metric(jobs)  # mAP: reported by most jobs; higher is better
+    assert bm["name"] == "mAP" and bm["direction"] == "max"
+    assert [(p["job"], p["value"]) for p in bm["points"]] == [(1, 0.41), (3, 0.52)]
+    loss = best_metric(jobs, "val_loss")
+    assert loss["direction"] == "min" and loss["best"] == {"at": 300, "value": 0.7, "job": 2}
+    assert best_metric([]) is None

@@ -5,6 +5,9 @@ every allocation, so a change holds from the next spawn or job on.
 """
 from __future__ import annotations
 
+import json
+import re
+
 import sqlalchemy as sa
 
 from ...core import clock, roles
@@ -23,8 +26,44 @@ def _milestone_id(raw: str) -> int:
         raise InvalidInput(f"milestone ids are whole numbers, not {raw!r}") from None
 
 
-def progress(context, caller, name: str) -> dict:
-    """What a manager follows: milestones, GPU-hours, jobs by state, deployments."""
+LOWER_IS_BETTER = re.compile(r"loss|error|err$|rmse|mae|mse", re.I)
+
+
+def best_metric(jobs: list[dict], metric: str | None = None) -> dict | None:
+    """Best-so-far of one metric over the project's finished jobs, in time order.
+
+    ``jobs`` are job records (``finished_at``, ``metrics``, ``id``). The metric defaults to the
+    one most jobs report; lower is better for names like loss/error/rmse, higher otherwise.
+    """
+    done = [j for j in jobs if j.get("finished_at") and isinstance(j.get("metrics"), dict)
+            and j["metrics"]]
+    if not done:
+        return None
+    if metric is None:
+        counts: dict[str, int] = {}
+        for j in done:
+            for k, v in j["metrics"].items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    counts[k] = counts.get(k, 0) + 1
+        if not counts:
+            return None
+        metric = sorted(counts, key=lambda k: (-counts[k], k))[0]
+    lower = bool(LOWER_IS_BETTER.search(metric))
+    points, best = [], None
+    for j in sorted(done, key=lambda j: j["finished_at"]):
+        v = j["metrics"].get(metric)
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            continue
+        if best is None or (v < best["value"] if lower else v > best["value"]):
+            best = {"at": j["finished_at"], "value": v, "job": j["id"]}
+            points.append(best)
+    return {"name": metric, "direction": "min" if lower else "max", "points": points,
+            "best": best}
+
+
+def progress(context, caller, name: str, metric: str | None = None) -> dict:
+    """What a manager follows: milestones, GPU-hours, best metric over time, jobs by state,
+    deployments."""
     projects = context.projects
     projects.require_member(caller, name)
     now = clock.now()
@@ -33,7 +72,7 @@ def progress(context, caller, name: str) -> dict:
         "milestones": [m.to_dict() for m in projects.milestones(name)],
         "gpu_hours": {f"{d}d": (usage.gpu_hours(now - d * DAY, now, by="project").get(name, 0.0)
                                 if usage else 0.0) for d in (7, 30)},
-        "jobs": None, "deployments": None,
+        "jobs": None, "deployments": None, "best_metric": None,
     }
     inspector = sa.inspect(context.db.engine)
     if inspector.has_table("jobs"):
@@ -42,6 +81,16 @@ def progress(context, caller, name: str) -> dict:
         recent = context.db.query("SELECT id, username, state, submitted_at FROM jobs"
                                   " WHERE project = :p ORDER BY id DESC LIMIT 10", p=name)
         out["jobs"] = {"by_state": {r["state"]: r["n"] for r in rows}, "recent": recent}
+        records = []
+        for r in context.db.query("SELECT id, data FROM jobs WHERE project = :p"
+                                  " AND state = 'succeeded'", p=name):
+            try:
+                d = json.loads(r["data"])
+            except ValueError:
+                continue
+            records.append({"id": r["id"], "finished_at": d.get("finished_at"),
+                            "metrics": d.get("metrics")})
+        out["best_metric"] = best_metric(records, metric)
     if inspector.has_table("deployments"):
         out["deployments"] = context.db.query(
             "SELECT name, model_name, model_version, status, updated_at FROM deployments"
@@ -141,7 +190,10 @@ class ProjectMilestoneHandler(ApiHandler):
 
 class ProjectProgressHandler(ApiHandler):
     async def get(self, name: str):
-        self.write_json(progress(self.context, self.caller, name))
+        metric = self.get_query_argument("metric", None)
+        if metric is not None and not re.fullmatch(r"[\w./ -]{1,250}", metric):
+            raise InvalidInput("metric is an MLflow metric name")
+        self.write_json(progress(self.context, self.caller, name, metric))
 
 
 # --- pages ---------------------------------------------------------------------------------
