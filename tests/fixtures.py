@@ -39,6 +39,7 @@ class Platform:
         self.admin_password: str | None = None
         self.output: list[str] = []
         self._admin_token: str | None = None
+        self._passwords: dict[str, str] = {}
 
     def start(self, timeout: float = 90) -> "Platform":
         cmd = [sys.executable, "-m", "jupyter_mlops", "up", "--data-dir", str(self.data_dir),
@@ -110,7 +111,12 @@ class Platform:
                                 headers={"Authorization": f"token {token}"}, timeout=30, **kw)
 
     def add_user(self, name: str, password: str, groups=()) -> requests.Session:
-        """The admin adds ``name``; the user sets a password at first login."""
+        """The admin adds ``name``; the user sets a password at first login.
+
+        The platform is shared by a whole test session, so two modules may add the same name:
+        the password chosen at the first login stays (as it would for a person).
+        """
+        password = self._passwords.setdefault(name, password)
         r = self.hub("POST", f"users/{name}")
         assert r.status_code in (201, 409), r.text
         for g in groups:
