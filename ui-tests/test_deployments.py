@@ -86,3 +86,16 @@ def test_deploy_and_try_an_image(page, platform, tmp_path):
     item.get_by_role("button", name="Undeploy").click()
     page.get_by_role("dialog").get_by_role("button", name="Undeploy").click()
     expect(sidebar.get_by_test_id("deployment-cells-ui")).to_have_count(0, timeout=30_000)
+
+    # The Models section has "Deploy" on every version: one click deploys it.
+    sidebar.locator(".jp-AccordionPanel-title").filter(
+        has_text=re.compile("^models$", re.I)).click()
+    sidebar.get_by_test_id("model-cells").get_by_role("link", name="cells").click()
+    version = sidebar.get_by_test_id("version-cells-1")
+    version.get_by_role("button", name="Deploy").click()
+    expect(version.get_by_role("status")).to_contain_text("Deploying as cells")
+    expect(sidebar.get_by_test_id("deployment-cells")).to_have_attribute(
+        "data-status", "ready", timeout=90_000)
+    shot(page, "deployments-02-deployed-from-models")
+    assert platform.api("DELETE", "services/mlops/api/deployments/cells",
+                        platform.admin_token()).status_code == 204
