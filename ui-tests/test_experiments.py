@@ -56,6 +56,9 @@ def test_compare_two_runs_and_see_the_chart(page, platform, seeded_ui):
     table = page.get_by_role("table", name="Runs")
     expect(table.get_by_role("row")).to_have_count(4, timeout=WAIT)  # header + 3 runs
     expect(page.get_by_test_id("runs-page")).to_contain_text("runs 1–3", timeout=WAIT)
+    # every run links to the same run in the MLflow UI (behind the hub)
+    expect(table.get_by_role("link", name="Open unet-lr0.1 in MLflow")).to_have_attribute(
+        "href", re.compile(r"/services/mlflow/#/experiments/\d+/runs/[0-9a-f]{32}$"))
 
     # Select two runs and compare: two loss curves overlaid, differing params highlighted.
     page.get_by_role("checkbox", name="Select unet-lr0.1").check()
@@ -73,7 +76,7 @@ def test_compare_two_runs_and_see_the_chart(page, platform, seeded_ui):
 
     # A run's detail: params, git, artifacts with an inline text preview.
     page.get_by_role("tab", name="Runs").click()
-    table.get_by_role("link", name="unet-lr0.1").click()
+    table.get_by_role("link", name="unet-lr0.1", exact=True).click()
     detail = page.get_by_test_id("run-detail")
     expect(detail).to_contain_text("Parameters (2)", timeout=WAIT)
     detail.get_by_role("link", name="notes.txt").click()

@@ -125,6 +125,8 @@ class RunsHandler(TrackingHandler):
                 order_by=order_by, max_results=max_results,
                 page_token=self.get_query_argument("page_token", ""))
         runs = [run_summary(r) for r in page.get("runs", [])]
+        for r in runs:
+            r["ui_url"] = self.ui_url(r["experiment_id"], r["run_id"])
         metric_keys = sorted({k for r in runs for k in r["metrics"]})
         param_keys = sorted({k for r in runs for k in r["params"]})
         self.finish({"runs": runs, "next_page_token": page.get("next_page_token") or None,

@@ -56,6 +56,8 @@ async def test_runs_page_through_with_tokens(jp_fetch, seeded):
     assert [r["run_name"] for r in first["runs"]] == ["run-00000", "run-00001", "run-00002"]
     assert first["metric_keys"] == ["m0", "m1", "m2"] and first["param_keys"] == ["p0", "p1", "p2"]
     assert first["runs"][0]["user"] == "alice"
+    assert first["runs"][0]["ui_url"] == (
+        f"/services/mlflow/#/experiments/{seeded['big']}/runs/{first['runs'][0]['run_id']}")
 
 
 async def test_filter_and_order_use_mlflow_search_syntax(jp_fetch, seeded):

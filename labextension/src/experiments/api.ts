@@ -25,6 +25,8 @@ export interface IRunSummary {
   user: string;
   metrics: { [key: string]: number };
   params: { [key: string]: string };
+  /** The same run in the MLflow UI. */
+  ui_url?: string;
 }
 
 /** One page of runs (server-side paging with MLflow's page tokens). */

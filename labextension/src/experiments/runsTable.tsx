@@ -33,6 +33,7 @@ export function RunsTable(props: IRunsTableProps): JSX.Element {
   const [filterText, setFilterText] = useState('');
   const [filter, setFilter] = useState('');
   const [sort, setSort] = useState<ISort>({ key: 'attributes.start_time', desc: true });
+  const [attempt, setAttempt] = useState(0); // "Search" again retries, e.g. after a 503
   const [tokens, setTokens] = useState<(string | null)[]>([null]); // page i starts at tokens[i]
   const [page, setPage] = useState<IRunsPage | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -59,7 +60,7 @@ export function RunsTable(props: IRunsTableProps): JSX.Element {
     } finally {
       setLoading(false);
     }
-  }, [experimentId, filter, sort, tokens]);
+  }, [experimentId, filter, sort, tokens, attempt]);
 
   useEffect(() => {
     void load();
@@ -68,6 +69,7 @@ export function RunsTable(props: IRunsTableProps): JSX.Element {
   const applyFilter = () => {
     setFilter(filterText.trim());
     setTokens([null]);
+    setAttempt(a => a + 1);
   };
   const sortBy = (key: string) => {
     setSort(s => ({ key, desc: s.key === key ? !s.desc : true }));
@@ -176,6 +178,18 @@ export function RunsTable(props: IRunsTableProps): JSX.Element {
                   <a className="jp-mlops-link" href="#" onClick={e => (e.preventDefault(), props.onOpenRun(r))}>
                     {r.run_name || r.run_id.slice(0, 8)}
                   </a>
+                  {r.ui_url && (
+                    <a
+                      className="jp-mlops-link jp-mlops-ext"
+                      href={r.ui_url}
+                      target="_blank"
+                      rel="noopener noreferrer"
+                      title="Open this run in the MLflow UI"
+                      aria-label={`Open ${r.run_name || r.run_id} in MLflow`}
+                    >
+                      ↗
+                    </a>
+                  )}
                 </td>
                 <td>{when(r.start_time)}</td>
                 <td>{r.status}</td>
