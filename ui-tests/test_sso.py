@@ -65,3 +65,37 @@ def test_a_wrong_password_at_the_idp_logs_nobody_in(browser, sso):
         assert "/interaction/" in page.url or "/hub/login" in page.url, page.url
     finally:
         context.close()
+
+
+def test_project_manager_creates_a_project_adds_a_member_and_a_milestone(browser, sso):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    try:
+        sso_login(page, sso, "pat")
+        page.goto(f"{sso.platform.url}/services/mlops/projects")
+        page.get_by_label("Name", exact=True).fill("nuclei-seg")
+        page.get_by_label("Description").fill("nucleus segmentation baseline")
+        page.get_by_label("GPU quota").fill("2")
+        page.get_by_role("button", name="Create").click()
+        expect(page.get_by_role("status")).to_have_text("project nuclei-seg created")
+        page.get_by_role("link", name="nuclei-seg").click()
+        page.get_by_label("User", exact=True).fill("sam")
+        page.get_by_role("button", name="Add member").click()
+        expect(page.get_by_role("status")).to_have_text("sam added")
+        page.get_by_role("textbox", name="Milestone").fill("baseline mAP >= 0.5")
+        page.get_by_label("Due").fill("2026-12-15")
+        page.get_by_role("button", name="Add milestone").click()
+        expect(page.get_by_role("table", name="Milestones")).to_contain_text("baseline mAP")
+        page.get_by_role("table", name="Milestones").get_by_role("button", name="Done").click()
+        expect(page.get_by_role("table", name="Milestones").locator("s")).to_have_text(
+            "baseline mAP >= 0.5")
+        # bad input comes back as a message, nothing stored
+        page.get_by_label("User", exact=True).fill("not a name")
+        page.get_by_role("button", name="Add member").click()
+        expect(page.get_by_role("alert")).to_contain_text("must be a hub name")
+        members = page.get_by_role("table", name="Members")
+        expect(members).to_contain_text("sam")
+        expect(members).not_to_contain_text("not a name")
+        shot(page, "sso-pat-project-page")
+    finally:
+        context.close()
