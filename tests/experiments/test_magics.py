@@ -35,6 +35,13 @@ def test_runs_returns_a_dataframe_filtered_with_mlflow_syntax(shell, seeded):
     assert set(df["params.p0"]) == {"3"}
 
 
+def test_help_lists_the_subcommands_other_capabilities_register(shell, capsys):
+    shell.run_line_magic("mlops", "help")
+    out = capsys.readouterr().out
+    for name in ("runs", "experiment", "datasets"):
+        assert f"  {name} " in out, out
+
+
 def test_bad_input_is_a_usage_error_with_the_reason(shell, seeded):
     with pytest.raises(UsageError, match="(?i)invalid|filter"):
         shell.run_line_magic("mlops", "runs cells --filter 'metrics.m0 >>> 2'")
