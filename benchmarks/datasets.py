@@ -43,6 +43,7 @@ sys.path.insert(0, str(REPO))
 from jupyter_mlops.backends.store import LocalStore  # noqa: E402
 from jupyter_mlops.core.datasets import folder  # noqa: E402
 from jupyter_mlops.core.datasets.catalog import DatasetCatalog  # noqa: E402
+from jupyter_mlops.core.datasets.manifest import Manifest  # noqa: E402
 from jupyter_mlops.core.db import Database  # noqa: E402
 from jupyter_mlops.core.projects import Projects  # noqa: E402
 from jupyter_mlops.core.roles import USE, Caller  # noqa: E402
@@ -127,6 +128,26 @@ def run_dvc(dvc: Path, images: Path, work: Path) -> dict:
     return {"add": add, "status": status}
 
 
+def run_status(images: Path, manifest, cache_dir: Path) -> list[float]:
+    """Status with one changed file, as a fresh process sees it (stat cache read from disk)."""
+    victim = sorted(images.glob("*.tif"))[7]
+    original = victim.read_bytes()
+    times = []
+    try:
+        for i in range(5):
+            data = bytearray(original)
+            data[-1] = (data[-1] + 1 + i) % 256
+            victim.write_bytes(bytes(data))
+            c = folder.StatCache(images, cache_dir)
+            t = time.perf_counter()
+            s = folder.status(images, manifest, c)
+            times.append(time.perf_counter() - t)
+            assert s["modified"] == [victim.name] and s["rehashed"] == 1, s
+    finally:
+        victim.write_bytes(original)
+    return times
+
+
 def run_core(images: Path, work: Path) -> dict:
     store_dir, cache_dir = work / "core-store", work / "core-cache"
     for d in (store_dir, cache_dir):
@@ -148,26 +169,11 @@ def run_core(images: Path, work: Path) -> dict:
     folder.hash_folder(files)  # no cache: every file hashed, on every core
     hashing = nbytes / (time.perf_counter() - t)
 
-    # status: a fresh process' view (cache read from disk), one file changed each time
-    victim = sorted(images.glob("*.tif"))[7]
-    original = victim.read_bytes()
-    times = []
-    try:
-        for i in range(5):
-            data = bytearray(original)
-            data[-1] = (data[-1] + 1 + i) % 256
-            victim.write_bytes(bytes(data))
-            c = folder.StatCache(images, cache_dir)
-            t = time.perf_counter()
-            s = folder.status(images, manifest, c)
-            times.append(time.perf_counter() - t)
-            assert s["modified"] == [victim.name] and s["rehashed"] == 1, s
-    finally:
-        victim.write_bytes(original)
+    status_times = run_status(images, manifest, cache_dir)
     db.dispose()
     return {"publish": publish, "uploaded": counts["uploaded"], "hashing": hashing,
-            "status": sorted(times)[len(times) // 2], "version": v.version,
-            "status_runs": times}
+            "status": sorted(status_times)[len(status_times) // 2], "version": v.version,
+            "status_runs": status_times}
 
 
 def run_platform(images: Path, work: Path) -> dict:
@@ -208,11 +214,22 @@ def main(argv=None) -> None:
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "mlops-bench-ds"))
     ap.add_argument("--skip-dvc", action="store_true")
     ap.add_argument("--skip-platform", action="store_true")
+    ap.add_argument("--status-only", action="store_true",
+                    help="only the status measurement, on the folder and cache of a full run")
     a = ap.parse_args(argv)
     work = Path(a.workdir)
     work.mkdir(parents=True, exist_ok=True)
     images = work / f"images-{a.n}"
     t = time.perf_counter()
+    if a.status_only:
+        db = Database(f"sqlite:///{work / 'core.sqlite'}")
+        row = db.query("SELECT manifest FROM dataset_versions ORDER BY created_at DESC LIMIT 1")
+        manifest = Manifest.from_dict(json.loads(row[0]["manifest"]))
+        times = run_status(images, manifest, work / "core-cache")
+        print(f"status, 1 changed file: {sorted(times)[2] * 1000:.1f} ms (median of 5: "
+              f"{', '.join(f'{t * 1000:.1f}' for t in times)}); load average "
+              f"{os.getloadavg()[0]:.1f}")
+        return
     n, total = make_images(images, a.n)
     print(f"{n} images, {total / 2**30:.2f} GiB ({time.perf_counter() - t:.0f} s to prepare)")
     print(f"warm read of all files: {warm(images):.2f} s; cores: {os.cpu_count()}, "

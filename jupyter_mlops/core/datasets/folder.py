@@ -20,7 +20,7 @@ import blake3
 from ..errors import InvalidInput, NotFound
 from . import annotations as ann
 from .images import image_info
-from .manifest import FileEntry, Manifest, Split, is_image, safe_relpath
+from .manifest import BAD_CHARS, FileEntry, Manifest, Split, is_image, safe_relpath
 
 Progress = Callable[[str, int, int, int], None]  # phase, files done, files total, bytes done
 SKIPPED_NAMES = {".ipynb_checkpoints", "__pycache__", ".git", ".DS_Store"}
@@ -78,7 +78,8 @@ def scan(root: str | Path) -> list[LocalFile]:
             if stat_mod.S_ISDIR(st.st_mode):
                 stack.append((relp, it.path))
             elif stat_mod.S_ISREG(st.st_mode):
-                safe_relpath(relp)
+                if BAD_CHARS.search(it.name):  # hidden names ("." "..") are skipped above
+                    safe_relpath(relp)  # raises with the reason
                 out.append(LocalFile(relp, it.path, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
                                      st.st_ino))
     out.sort(key=lambda f: f.path)
@@ -133,9 +134,12 @@ class StatCache:
 
 
 def hash_folder(files: list[LocalFile], cache: StatCache | None = None,
-                workers: int | None = None, progress: Progress | None = None
-                ) -> dict[str, tuple[str, dict]]:
-    """``{path: (hash, image info)}``; files whose stats match the cache are not re-read."""
+                workers: int | None = None, progress: Progress | None = None,
+                counts: dict | None = None) -> dict[str, tuple[str, dict]]:
+    """``{path: (hash, image info)}``; files whose stats match the cache are not re-read.
+
+    ``counts`` (a dict), when given, receives ``hashed``: how many files were read.
+    """
     out: dict[str, tuple[str, dict]] = {}
     todo = []
     for f in files:
@@ -145,6 +149,8 @@ def hash_folder(files: list[LocalFile], cache: StatCache | None = None,
         else:
             todo.append(f)
     total, done, nbytes = len(files), len(out), 0
+    if counts is not None:
+        counts["hashed"] = len(todo)
 
     def one(f: LocalFile):
         info = image_info(f.abspath) if is_image(f.path) else {}
@@ -199,8 +205,8 @@ def status(root: str | Path, manifest: Manifest, cache: StatCache | None = None,
     """What changed in ``root`` against a version: added, removed, modified paths."""
     files = scan(root)
     before = len(cache.entries) if cache else 0
-    hits = sum(1 for f in files if cache and cache.get(f))
-    hashed = hash_folder(files, cache, workers)
+    counts: dict = {}
+    hashed = hash_folder(files, cache, workers, counts=counts)
     if cache:
         cache.save()
     want = manifest.by_path()
@@ -210,7 +216,7 @@ def status(root: str | Path, manifest: Manifest, cache: StatCache | None = None,
         "removed": sorted(want.keys() - have.keys()),
         "modified": sorted(p for p in have.keys() & want.keys() if have[p] != want[p].hash),
         "unchanged": sum(1 for p in have.keys() & want.keys() if have[p] == want[p].hash),
-        "rehashed": len(files) - hits,
+        "rehashed": counts["hashed"],
         "cached": before,
     }
 

@@ -22,6 +22,7 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 VERSION_RE = re.compile(r"^v[0-9]+$")
 IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"}
 MAX_PATH = 1024
+BAD_CHARS = re.compile(r"[\x00-\x1f\\]")  # control characters and backslashes
 
 
 def check_name(name: str, what: str = "dataset name") -> str:
@@ -50,7 +51,7 @@ def safe_relpath(path: str) -> str:
         raise InvalidInput(f"file path longer than {MAX_PATH} characters: {path[:80]}...")
     if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
         raise InvalidInput(f"absolute paths are refused: {path!r}")
-    if "\\" in path or any(ord(c) < 32 for c in path):
+    if BAD_CHARS.search(path):
         raise InvalidInput(f"file path {path!r} contains a backslash or a control character")
     parts = path.split("/")
     for p in parts:
