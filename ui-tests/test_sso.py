@@ -13,17 +13,17 @@ from oidc_platform import jp_server_cleanup, sso, sso_login  # noqa: F401 (fixtu
 pytestmark = pytest.mark.ui
 
 PEOPLE = {
-    # user: (lab role, sees the admin link, projects listed, may create projects)
-    "ada": ("system administrator", True, ["cells", "default"], True),
-    "pat": ("project manager", False, ["cells", "default"], True),
-    "sam": ("data scientist", False, ["cells", "default"], False),
-    "dora": ("data scientist", False, ["default"], False),
+    # user: (lab role, sees the admin link, projects listed, may create projects, manages)
+    "ada": ("system administrator", True, ["cells", "default"], True, ["cells", "default"]),
+    "pat": ("project manager", False, ["cells", "default"], True, ["cells"]),
+    "sam": ("data scientist", False, ["cells", "default"], False, []),
+    "dora": ("data scientist", False, ["default"], False, []),
 }
 
 
 @pytest.mark.parametrize("user", list(PEOPLE))
 def test_idp_groups_give_role_projects_and_pages(browser, sso, user):
-    role, admin_link, projects, can_create = PEOPLE[user]
+    role, admin_link, projects, can_create, manages = PEOPLE[user]
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     try:
@@ -39,6 +39,8 @@ def test_idp_groups_give_role_projects_and_pages(browser, sso, user):
         rows = page.get_by_role("table", name="My projects").locator("tbody tr")
         expect(rows).to_have_count(len(projects))
         assert [r.get_attribute("data-project") for r in rows.all()] == projects
+        assert [r.get_attribute("data-project") for r in rows.filter(has_text="manager").all()
+                ] == manages
         expect(page.get_by_role("button", name="Create")).to_have_count(1 if can_create else 0)
         shot(page, f"sso-{user}-projects")
         r = page.goto(f"{base}/services/mlops/admin")

@@ -181,13 +181,17 @@ class Projects:
         return project
 
     def is_manager(self, caller: Caller, project: Project) -> bool:
+        """Administrators; project managers who created it, were made its managers, or belong
+        to a group linked to it (with SSO: the project manager of an IdP team manages the
+        team's project)."""
         if caller.is_admin:
             return True
-        if MANAGE not in caller.scopes:
+        if MANAGE not in caller.scopes or project.everyone:
             return False
         return project.created_by == caller.name or bool(self.db.query(
             "SELECT 1 FROM project_members WHERE project = :p AND username = :u"
-            " AND role = 'manager'", p=project.name, u=caller.name))
+            " AND role = 'manager'", p=project.name, u=caller.name)) or bool(
+            set(caller.groups) & set(self.groups(project.name)))
 
     def require_manager(self, caller: Caller, name: str) -> Project:
         project = self.require_member(caller, name)

@@ -83,6 +83,13 @@ def test_groups_make_members_and_the_idp_mapping_creates_projects(projects):
     projects.apply_group_mapping({"cells-team": ["cells"]})  # idempotent at every start
     assert [p.name for p in projects.list_for(SAM)] == ["cells", "cells-archive", "default"]
     assert [p.name for p in projects.list_for(DAN)] == ["default"]
+    # a project manager in the team's group manages the team's project; a scientist does not
+    team_pm = Caller("tia", groups=("cells-team",), scopes=PM.scopes)
+    assert projects.require_manager(team_pm, "cells").name == "cells"
+    with pytest.raises(Forbidden):
+        projects.require_manager(SAM, "cells")
+    with pytest.raises(Forbidden):
+        projects.require_manager(PM, "default")  # everyone's project: administrators only
     with pytest.raises(Forbidden):
         projects.set_groups(PM, "cells", ["x"])
     assert projects.set_groups(ADMIN, "cells", ["nuclei-team"]) == ["nuclei-team"]
