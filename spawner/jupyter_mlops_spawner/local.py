@@ -116,7 +116,7 @@ class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
     cgroup_root = Unicode(
         "/sys/fs/cgroup",
         help="""Where cgroups are mounted. CPU and memory limits of profiles become cgroups
-        under ``<cgroup_root>[/<controller>]/jupyter-mlops/<account>`` when writable.""",
+        under ``<cgroup_root>[/<controller>]/jupyter-mlops-<account>`` when writable.""",
     ).tag(config=True)
 
     @default("cmd")

@@ -127,11 +127,11 @@ def test_isolation_as_root(hub):
 def test_profile_limits_enforced_by_cgroup(hub):
     pid = hub.server_state("carol")["state"]["pid"]
     cgroups = Path(f"/proc/{pid}/cgroup").read_text()
-    assert "jupyter-mlops/jm-carol" in cgroups, cgroups
+    assert "jupyter-mlops-jm-carol" in cgroups, cgroups
     env = environ(pid)
     assert env["MEM_LIMIT"] == str(2 * 1024**3) and env["JUPYTER_MLOPS_PROFILE"] == "gpu-1"
-    mem = Path("/sys/fs/cgroup/memory/jupyter-mlops/jm-carol/memory.limit_in_bytes")
-    v2 = Path("/sys/fs/cgroup/jupyter-mlops/jm-carol/memory.max")
+    mem = Path("/sys/fs/cgroup/memory/jupyter-mlops-jm-carol/memory.limit_in_bytes")
+    v2 = Path("/sys/fs/cgroup/jupyter-mlops-jm-carol/memory.max")
     limit = (mem if mem.exists() else v2).read_text().strip()
     assert limit == str(2 * 1024**3)
 
