@@ -12,7 +12,7 @@ from ...core import roles
 from ...core.errors import InvalidInput
 from ...core.gpu_allocation import QUOTA_KINDS
 from ..platform_admin import role_of
-from .base import ApiHandler
+from .base import ApiHandler, log
 from .pages import PageHandler
 
 RECENT = 20
@@ -23,7 +23,11 @@ def _table_rows(db, table: str, columns: list[str], order: str) -> list[dict] | 
     if not sa.inspect(db.engine).has_table(table):
         return None
     cols = ", ".join(columns)
-    return db.query(f"SELECT {cols} FROM {table} ORDER BY {order} DESC LIMIT {RECENT}")
+    try:
+        return db.query(f"SELECT {cols} FROM {table} ORDER BY {order} DESC LIMIT {RECENT}")
+    except sa.exc.SQLAlchemyError:  # the other capability changed its schema: show the rest
+        log.warning("admin page: cannot read %s (%s)", table, cols, exc_info=True)
+        return None
 
 
 async def overview(context) -> dict:
