@@ -32,6 +32,8 @@ PRINCIPAL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,254}$")
 MEMBER_ROLES = ("member", "manager")
 MAX_TEXT = 4000
 
+# Statements are portable SQL (SQLite here, Postgres on Kubernetes): FALSE rather than 0 for
+# booleans, ids computed in the transaction rather than AUTOINCREMENT/SERIAL.
 SCHEMA = [
     """CREATE TABLE projects (
         name VARCHAR(63) PRIMARY KEY,
@@ -40,7 +42,7 @@ SCHEMA = [
         reference_dataset VARCHAR(255),
         created_by VARCHAR(255) NOT NULL,
         created_at FLOAT NOT NULL,
-        everyone BOOLEAN NOT NULL DEFAULT 0
+        everyone BOOLEAN NOT NULL DEFAULT FALSE
     )""",
     """CREATE TABLE project_members (
         project VARCHAR(63) NOT NULL REFERENCES projects(name) ON DELETE CASCADE,
@@ -61,7 +63,7 @@ SCHEMA = [
         project VARCHAR(63) NOT NULL REFERENCES projects(name) ON DELETE CASCADE,
         title VARCHAR(255) NOT NULL,
         due DATE NOT NULL,
-        done BOOLEAN NOT NULL DEFAULT 0,
+        done BOOLEAN NOT NULL DEFAULT FALSE,
         created_at FLOAT NOT NULL
     )""",
 ]
@@ -138,8 +140,9 @@ class Projects:
                 with db.tx() as conn:
                     conn.execute(sa.text(
                         "INSERT INTO projects (name, description, created_by, created_at,"
-                        " everyone) VALUES (:n, :d, 'system', :t, 1)"),
-                        {"n": DEFAULT_PROJECT, "d": "Everyone's project", "t": clock.now()})
+                        " everyone) VALUES (:n, :d, 'system', :t, :e)"),
+                        {"n": DEFAULT_PROJECT, "d": "Everyone's project", "t": clock.now(),
+                         "e": True})
             except sa.exc.IntegrityError:
                 pass  # created concurrently
 
