@@ -1,1 +1,1 @@
-from tests.fixtures import platform, shared_tmp  # noqa: F401 (fixtures)
+# Fixtures shared with ui-tests/ live in tests/fixtures.py, loaded as a plugin (pyproject.toml).

@@ -1,6 +1,6 @@
 """Real components for the tests: the whole platform started through `jupyter-mlops up`.
 
-Shared by tests/ and ui-tests/ (``from tests.fixtures import *`` in a conftest). Nothing here
+Loaded as a pytest plugin for tests/ and ui-tests/ alike (`-p tests.fixtures`). Nothing here
 is mocked: a real hub, proxy, control plane, MLflow gateway and MLflow server run in a temporary
 data directory on free ports.
 """
