@@ -20,6 +20,7 @@ from jupyter_mlops.core.db import Database
 from jupyter_mlops.core.gpu_allocation import GpuAllocator
 from jupyter_mlops.core.gpus import StaticInventory
 from jupyter_mlops.core.jobs import JobRunner, Jobs, JobStore
+from jupyter_mlops.core.jobs.pipelines import Pipelines
 from jupyter_mlops.core.jobs.sweeps import Sweeps
 from jupyter_mlops.core.jobs.tracking import MLFLOW_SCOPE, FixedTokenIssuer
 from jupyter_mlops.core.projects import Projects
@@ -69,7 +70,8 @@ class Lab:
                                 max_cpu_jobs=self.max_cpu_jobs)
         self.sweeps = Sweeps(self.jobs, f"sqlite:///{self.root / 'optuna.sqlite'}",
                              self.tracking_uri, FixedTokenIssuer(self.tokens))
-        self.runner.groups.append(self.sweeps)
+        self.pipelines = Pipelines(self.jobs)
+        self.runner.groups += [self.sweeps, self.pipelines]
 
     def write(self, user: str, path: str, text: str) -> Path:
         p = self.root / "users" / user / path
@@ -128,6 +130,18 @@ async def lab(tmp_path, mlflow_access):
         if job.handle:
             lab.backend.stop(job.handle)
             await asyncio.sleep(0.1)
+            lab.backend._signal(job.handle, 9)
+
+
+@pytest_asyncio.fixture
+async def quick_lab(tmp_path):
+    """A lab whose jobs run without MLflow (for queue and pipeline logic: faster, no platform)."""
+    lab = Lab(tmp_path, 2, "", {})
+    lab.runner.start()
+    yield lab
+    await lab.runner.stop()
+    for job in lab.jobs.store.active():
+        if job.handle:
             lab.backend._signal(job.handle, 9)
 
 

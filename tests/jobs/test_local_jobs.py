@@ -85,7 +85,8 @@ async def test_notebook_job_reports_cells_and_keeps_executed_notebook(lab, mlflo
 
 
 @pytest.mark.asyncio
-async def test_bad_input_is_refused_with_the_reason(lab):
+async def test_bad_input_is_refused_with_the_reason(quick_lab):
+    lab = quick_lab
     lab.write_notebook("alice", "t.ipynb", [("lr = 0.1\nname = 'x'", "parameters")])
     alice = caller("alice")
     with pytest.raises(InvalidInput, match="no notebook 'missing.ipynb'"):
@@ -104,7 +105,8 @@ async def test_bad_input_is_refused_with_the_reason(lab):
 
 
 @pytest.mark.asyncio
-async def test_other_users_job_is_not_found(lab):
+async def test_other_users_job_is_not_found(quick_lab):
+    lab = quick_lab
     lab.write("alice", "s.py", "print('hi')")
     job = lab.jobs.submit(caller("alice"), {"path": "s.py"})
     with pytest.raises(NotFound):
@@ -134,7 +136,8 @@ async def test_cancel_stops_the_process_group(lab, mlflow_client):
 
 
 @pytest.mark.asyncio
-async def test_kill_9_marks_failed_and_keeps_logs(lab):
+async def test_kill_9_marks_failed_and_keeps_logs(quick_lab):
+    lab = quick_lab
     lab.write("alice", "sleep.py", SLEEPER)
     job = lab.jobs.submit(caller("alice"), {"path": "sleep.py"})
     running = await lab.wait(job.id, states=("running",))
@@ -150,7 +153,8 @@ async def test_kill_9_marks_failed_and_keeps_logs(lab):
 
 
 @pytest.mark.asyncio
-async def test_control_plane_restart_reattaches_running_job(lab):
+async def test_control_plane_restart_reattaches_running_job(quick_lab):
+    lab = quick_lab
     lab.write("alice", "slow.py", TRAIN)
     job = lab.jobs.submit(caller("alice"), {"path": "slow.py",
                                             "params": {"epochs": 4, "sleep": 1.0}})
@@ -166,7 +170,8 @@ async def test_control_plane_restart_reattaches_running_job(lab):
 
 
 @pytest.mark.asyncio
-async def test_rerun_exactly_reuses_the_snapshot(lab):
+async def test_rerun_exactly_reuses_the_snapshot(quick_lab):
+    lab = quick_lab
     p = lab.write("alice", "v.py", "print('version one')")
     first = lab.jobs.submit(caller("alice"), {"path": "v.py"})
     await lab.wait(first.id)

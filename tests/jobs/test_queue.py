@@ -45,7 +45,8 @@ async def _log_line(lab, user, job_id, needle):
 
 
 @pytest.mark.asyncio
-async def test_three_jobs_on_two_gpus_wait_with_position_and_reason(lab):
+async def test_three_jobs_on_two_gpus_wait_with_position_and_reason(quick_lab):
+    lab = quick_lab
     await lab.runner.stop()  # submit everything first, then let one pass decide
     for u in ("alice", "bob"):
         lab.write(u, "gpu.py", GPU_SCRIPT)
@@ -82,7 +83,8 @@ async def test_three_jobs_on_two_gpus_wait_with_position_and_reason(lab):
 
 
 @pytest.mark.asyncio
-async def test_quotas_refuse_or_make_wait_naming_the_quota(lab):
+async def test_quotas_refuse_or_make_wait_naming_the_quota(quick_lab):
+    lab = quick_lab
     await lab.runner.stop()
     lab.write("alice", "gpu.py", GPU_SCRIPT)
     lab.allocator.set_quota("user", "alice", 1)

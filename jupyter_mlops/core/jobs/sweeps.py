@@ -251,6 +251,17 @@ class Sweeps:
                 await self._advance(s)
             except MlopsError as e:
                 log.warning("sweep %s: %s", s["id"], e.message)
+        for s in self.store.groups("sweep", limit=50):  # cancelled: end the parent run too
+            if s["state"] == "cancelled" and s["parent_run_id"] and not s.get("parent_closed"):
+                try:
+                    ml = await self._mlflow_for(s)
+                    await ml.finish_run(s["parent_run_id"], "KILLED")
+                except MlopsError as e:
+                    log.warning("sweep %s: %s", s["id"], e.message)
+                    continue
+                s["parent_closed"] = True
+                self._save(s)
+                self._mlflow.pop(s["id"], None)
 
     async def _mlflow_for(self, s: dict) -> MlflowRest | None:
         if not self.tracking_uri:
@@ -316,10 +327,10 @@ class Sweeps:
             active += 1
         if s["asked"] >= s["n_trials"] and len(s["told"]) >= s["asked"]:
             state = "succeeded" if s["best"] else "failed"
-            self._save(s, state)
-            if ml is not None:
+            if ml is not None:  # before the state: whoever sees it finished sees the run ended
                 await ml.finish_run(s["parent_run_id"],
                                     "FINISHED" if state == "succeeded" else "FAILED")
+            self._save(s, state)
             self._mlflow.pop(s["id"], None)
 
     def _ask(self, s: dict) -> None:
