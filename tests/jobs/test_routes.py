@@ -84,3 +84,47 @@ def test_bad_input_answers_400_with_the_reason(platform, mlflow_access):
     assert r.status_code == 400 and "unknown step 'b'" in r.json()["message"]
     assert platform.api("GET", f"{API}/jobs/999999", alice).status_code == 404
     assert platform.api("GET", f"{API}/jobs", None or "not-a-token").status_code in (401, 403)
+
+
+def test_magics_submit_and_sweep(platform, mlflow_access, monkeypatch, capsys):
+    from IPython.core.error import UsageError
+
+    from jupyter_mlops import magics
+    from jupyter_mlops.magics import load_ipython_extension
+
+    class Shell:
+        def register_magics(self, m):
+            self.registered = m
+
+    load_ipython_extension(Shell())
+    ws = platform.data_dir / "users" / "alice"
+    (ws / "nb").mkdir(parents=True, exist_ok=True)
+    (ws / "nb" / "magic_train.py").write_text(SCRIPT)
+    (ws / "nb" / "space.yaml").write_text("lr: {type: float, low: 0.1, high: 0.9}\n")
+    monkeypatch.setenv("JUPYTER_MLOPS_CONTROL_PLANE_URL", f"{platform.url}/services/mlops/")
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", platform.token("alice"))
+    monkeypatch.setenv("HOME", str(ws))
+    monkeypatch.chdir(ws / "nb")  # the kernel runs in the notebook's directory
+    run = magics.SUBCOMMANDS["submit"].run
+    job = run(["magic_train.py", "-p", "lr=0.25"], None)
+    assert job["spec"]["path"] == "nb/magic_train.py" and job["spec"]["params"] == {"lr": 0.25}
+    assert f"job {job['id']}" in capsys.readouterr().out
+    alice = platform.token("alice")
+    assert _wait(platform, alice, job["id"])["metrics"]["loss"] == 0.5
+    sweep = magics.SUBCOMMANDS["sweep"].run(
+        ["magic_train.py", "--space", "space.yaml", "--metric", "loss", "--trials", "2",
+         "--parallel", "2", "--pruner", "none"], None)
+    assert sweep["n_trials"] == 2 and sweep["metric"] == "loss"
+    try:
+        magics.SUBCOMMANDS["submit"].run(["nope.ipynb"], None)
+    except UsageError as e:
+        assert "no notebook 'nope/nb.ipynb'" in str(e) or "nope.ipynb" in str(e)
+    else:
+        raise AssertionError("an unknown notebook must be refused")
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        s = platform.api("GET", f"{API}/sweeps/{sweep['id']}", alice).json()
+        if s["state"] != "running":
+            break
+        time.sleep(0.5)
+    assert s["state"] == "succeeded" and len(s["trials"]) == 2
