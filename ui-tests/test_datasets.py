@@ -47,6 +47,9 @@ def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
     view.get_by_label("Workspace folder").fill("data/cells")
     view.get_by_label("Message").fill("four more images, one relabelled")
     view.get_by_label(re.compile("Split seed")).fill("7")
+    view.get_by_role("button", name="What changed?").click()
+    expect(view.get_by_test_id("folder-status")).to_contain_text(
+        "against v1: 4 added, 2 modified, 0 removed, 11 unchanged", timeout=LOADED)
     view.get_by_role("button", name="Publish folder").click()
     expect(view.locator(".jp-mlops-ds-progress")).to_contain_text("published v2",
                                                                    timeout=60_000)

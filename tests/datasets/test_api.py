@@ -216,9 +216,12 @@ def test_a_killed_publish_leaves_no_version(platform, people, client, tmp_path):
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     proc = subprocess.Popen([sys.executable, "-c", KILLED, str(root),
                              f"{platform.url}/services/mlops/", people["dana"]],
-                            stdout=subprocess.PIPE, text=True, env=env)
-    for _ in range(2):
-        assert proc.stdout.readline().startswith("sent")
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines = []
+    while lines.count("sent\n") < 2:
+        line = proc.stdout.readline()
+        assert line, "the publishing process ended early:\n" + "".join(lines)
+        lines.append(line)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     r = platform.api("GET", f"{API}/datasets/killed", people["dana"])

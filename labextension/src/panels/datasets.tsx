@@ -69,6 +69,16 @@ interface IJob {
   version?: IDatasetVersion;
 }
 
+/** What changed in a workspace folder against a version. */
+interface IFolderStatus {
+  version: string;
+  added: string[];
+  removed: string[];
+  modified: string[];
+  unchanged: number;
+  rehashed: number;
+}
+
 interface IBox {
   x: number;
   y: number;
@@ -307,6 +317,24 @@ function Publish(props: { dataset: string; onDone: (name: string) => void }) {
     ...(seed !== '' ? { split: { seed: Number(seed) } } : {})
   });
 
+  const [status, setStatus] = useState<string | null>(null);
+  const checkStatus = async () => {
+    setError(null);
+    try {
+      const s = await requestAPI<IFolderStatus>(`datasets/${name}/status`, {
+        method: 'POST',
+        body: JSON.stringify({ folder })
+      });
+      setStatus(
+        `against ${s.version}: ${s.added.length} added, ${s.modified.length} modified, ` +
+          `${s.removed.length} removed, ${s.unchanged} unchanged (${s.rehashed} files hashed)`
+      );
+    } catch (e: any) {
+      setError(e.message);
+      setStatus(null);
+    }
+  };
+
   const start = async (kind: 'folder' | 'upload') => {
     setBusy(true);
     setError(null);
@@ -364,9 +392,19 @@ function Publish(props: { dataset: string; onDone: (name: string) => void }) {
           onChange={e => setFolder(e.target.value)}
         />
       </label>
-      <Button disabled={busy || !name} onClick={() => void start('folder')}>
-        Publish folder
-      </Button>
+      <div className="jp-mlops-ds-toolbar">
+        <Button disabled={busy || !name} onClick={() => void start('folder')}>
+          Publish folder
+        </Button>
+        <Button minimal disabled={busy || !name} onClick={() => void checkStatus()}>
+          What changed?
+        </Button>
+      </div>
+      {status && (
+        <div className="jp-mlops-muted" data-testid="folder-status">
+          {status}
+        </div>
+      )}
       <label>
         …or upload files
         <input type="file" multiple aria-label="Files to upload" onChange={e => setFiles(e.target.files)} />
