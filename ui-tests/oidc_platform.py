@@ -92,13 +92,6 @@ def sso_login(page: Page, sso: Sso, username: str, password: str | None = None) 
     expect(page).to_have_url(re.compile(re.escape(sso.platform.url) + "/hub/"))
 
 
-@pytest.fixture(autouse=True)
-def jp_server_cleanup():
-    """pytest-jupyter's autouse clean-up runs its loop fixture, which conftest.py replaces with
-    None for Playwright; these browser tests start no in-process Jupyter server to clean."""
-    yield
-
-
 def sso_token(page: Page, sso: Sso, username: str) -> str:
     """A hub API token of the logged-in ``username``, made as the hub's token page makes it."""
     # the hub's own _xsrf cookie (services and user servers set theirs on other paths)

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from conftest import open_mlops_sidebar, shot
-from oidc_platform import jp_server_cleanup, sso, sso_login, sso_token  # noqa: F401
+from oidc_platform import sso, sso_login, sso_token  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.ui
 

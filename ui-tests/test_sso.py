@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from conftest import shot
-from oidc_platform import jp_server_cleanup, sso, sso_login  # noqa: F401 (fixtures)
+from oidc_platform import sso, sso_login  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.ui
 
