@@ -241,7 +241,11 @@ def make_dirs(hub: MlopsHub) -> None:
     run = hub.path("mlflow", "run")
     run.mkdir(parents=True, exist_ok=True)
     run.chmod(0o700)
-    hub.path("hub").chmod(0o700)
+    # State only the platform's own processes read: user servers run as per-user accounts and
+    # reach MLflow and the control plane through hub-authenticated routes, never these files
+    # (MLflow's database would otherwise expose every project's runs).
+    for private in ("hub", "mlflow", "control", "logs"):
+        hub.path(private).chmod(0o700)
 
 
 def settings_from(c) -> MlopsHub:
