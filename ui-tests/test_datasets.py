@@ -95,6 +95,16 @@ def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
                                                    timeout=LOADED)
     shot(page, "datasets-05-diff-dark")
 
+    # upload from the browser (a progress bar), as a new dataset
+    view.get_by_role("tab", name="Publish").click()
+    view.get_by_label("Dataset name").fill("uploaded")
+    view.get_by_label("Files to upload").set_input_files(
+        [str(v1_dir / "img_0000.tif"), str(v1_dir / "annotations.json")])
+    view.get_by_role("button", name="Upload and publish").click()
+    expect(view.locator(".jp-mlops-ds-progress")).to_contain_text("published v1",
+                                                                   timeout=LOADED)
+    expect(view.get_by_label("Dataset", exact=True)).to_have_value("uploaded", timeout=LOADED)
+
     # bad input is shown, not swallowed
     view.get_by_role("tab", name="Publish").click()
     view.get_by_label("Workspace folder").fill("../../etc")

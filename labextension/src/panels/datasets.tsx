@@ -338,6 +338,7 @@ function Publish(props: { dataset: string; onDone: (name: string) => void }) {
   const start = async (kind: 'folder' | 'upload') => {
     setBusy(true);
     setError(null);
+    setStatus(null); // about to change: an earlier answer would be stale
     try {
       let payload: any = { ...body(), folder };
       if (kind === 'upload') {
