@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import pytest
-from pytest_jupyter.jupyter_server import *  # noqa: F401,F403 (jp_fetch and friends)
 
+# jp_fetch and friends come from pytest_jupyter.jupyter_server, loaded as a plugin (pyproject).
 from .mlflow_server import MlflowServer, log_model_dir, seed_runs
 
 
