@@ -71,7 +71,8 @@ def test_compare_two_runs_and_see_the_chart(page, platform, seeded_ui):
     assert len(points.split()) == 30  # the whole history, one point per step
     compared = page.get_by_role("table", name="Compared runs")
     expect(compared).to_contain_text("unet-lr0.001", timeout=WAIT)
-    expect(compared.locator(".jp-mlops-diff")).to_have_count(2, timeout=WAIT)  # lr differs, epochs not
+    # lr differs, epochs does not
+    expect(compared.locator(".jp-mlops-diff")).to_have_count(2, timeout=WAIT)
     shot(page, "experiments-01-compare-chart")
 
     # A run's detail: params, git, artifacts with an inline text preview.
@@ -80,7 +81,8 @@ def test_compare_two_runs_and_see_the_chart(page, platform, seeded_ui):
     detail = page.get_by_test_id("run-detail")
     expect(detail).to_contain_text("Parameters (2)", timeout=WAIT)
     detail.get_by_role("link", name="notes.txt").click()
-    expect(detail.locator(".jp-mlops-preview-text")).to_have_text("cells detected: 42\n", timeout=WAIT)
+    expect(detail.locator(".jp-mlops-preview-text")).to_have_text("cells detected: 42\n",
+                                                                 timeout=WAIT)
     detail.get_by_role("link", name=re.compile("images")).click()
     detail.get_by_role("link", name="sample.png").click()
     expect(detail.get_by_role("img", name="images/sample.png")).to_be_visible(timeout=WAIT)
@@ -89,7 +91,8 @@ def test_compare_two_runs_and_see_the_chart(page, platform, seeded_ui):
     detail.get_by_role("link", name=re.compile("model")).first.click()
     detail.get_by_label("Model name for model").fill("ui-cell-detector")
     detail.get_by_role("button", name="Register model").click()
-    expect(detail.get_by_role("status")).to_contain_text("Registered ui-cell-detector version", timeout=WAIT)
+    expect(detail.get_by_role("status")).to_contain_text(
+        "Registered ui-cell-detector version", timeout=WAIT)
     shot(page, "experiments-02-run-detail")
     models = sidebar.get_by_test_id("models-list")
     models.get_by_role("link", name=re.compile("ui-cell-detector")).click()

@@ -16,7 +16,7 @@ def mlflow_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def seeded(mlflow_server, tmp_path_factory):
-    """Two experiments: ``cells`` with 120 runs (paging) and ``small`` with 3 runs with artifacts."""
+    """Experiments ``cells`` (120 runs, for paging) and ``small`` (3 runs with artifacts)."""
     client = mlflow_server.client()
     big = client.create_experiment("cells", tags={"mlops.project": "default"})
     small = client.create_experiment("small", tags={"mlops.project": "default"})
