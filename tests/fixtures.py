@@ -41,9 +41,10 @@ class Platform:
         self._admin_token: str | None = None
         self._passwords: dict[str, str] = {}
 
-    def start(self, timeout: float = 90) -> "Platform":
+    def start(self, timeout: float = 240) -> "Platform":
+        # Generous: on a loaded 2-core machine MLflow alone can take a minute to answer.
         cmd = [sys.executable, "-m", "jupyter_mlops", "up", "--data-dir", str(self.data_dir),
-               "--port", str(self.port), *self.extra_args]
+               "--port", str(self.port), "--timeout", str(timeout), *self.extra_args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, text=True, cwd=REPO)
         deadline = time.monotonic() + timeout
