@@ -54,6 +54,22 @@ def _write_json(path: Path, data) -> None:
     os.replace(tmp, path)  # readers never see half a file
 
 
+def reported_metrics(job_dir: Path) -> dict:
+    """The last value of each metric the job ``report()``ed (works without MLflow too)."""
+    out = {}
+    try:
+        lines = (job_dir / "report.jsonl").read_text().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        try:
+            r = json.loads(line)
+            out[r["name"]] = float(r["value"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
 def pip_freeze() -> str:
     from importlib import metadata
 
@@ -199,9 +215,10 @@ def run(job_dir: Path) -> int:
         traceback.print_exc()
         status, code = "failed", 1
         error = f"{e.__class__.__name__}: {e}".splitlines()[0][:500]
+    metrics = reported_metrics(job_dir)
     try:
         if tracking is not None:
-            metrics = tracking.finish(status, job_dir, executed)
+            metrics.update(tracking.finish(status, job_dir, executed))
     except Exception as e:
         print(f"[mlops] could not finish the MLflow run: {e}", flush=True)
     _write_json(job_dir / "exit.json", {"status": status, "returncode": code, "error": error,

@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,9 @@ class LocalJobBackend:
         self.grace_seconds = grace_seconds
         self._children: dict[int, subprocess.Popen] = {}
         self._term_sent: dict[int, float] = {}
+        # Called (from a watcher thread) when a job process started here exits, so the runner
+        # notices at once instead of at its next timed pass.
+        self.on_exit = None
 
     def start(self, job_dir: Path, cwd: str, env: dict, gpu_indices: list[int]) -> dict:
         visible = ",".join(str(i) for i in gpu_indices)
@@ -74,11 +78,18 @@ class LocalJobBackend:
         finally:
             log.close()
         self._children[proc.pid] = proc
+        threading.Thread(target=self._watch, args=(proc,), daemon=True,
+                         name=f"job-{proc.pid}").start()
         try:
             create_time = psutil.Process(proc.pid).create_time()
         except psutil.NoSuchProcess:
             create_time = 0.0
         return {"backend": self.name, "pid": proc.pid, "create_time": create_time}
+
+    def _watch(self, proc: subprocess.Popen) -> None:
+        proc.wait()
+        if self.on_exit is not None:
+            self.on_exit()
 
     def _alive(self, handle: dict) -> bool:
         pid = handle.get("pid")

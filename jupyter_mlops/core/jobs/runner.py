@@ -67,7 +67,15 @@ class JobRunner:
     # --- life cycle ---------------------------------------------------------------------------
 
     def start(self) -> asyncio.Task:
-        self._task = asyncio.get_running_loop().create_task(self._loop())
+        loop = asyncio.get_running_loop()
+        if hasattr(self.backend, "on_exit"):
+            def on_exit():
+                try:
+                    loop.call_soon_threadsafe(self.wake)
+                except RuntimeError:  # the loop is gone (shutting down): the next runner polls
+                    pass
+            self.backend.on_exit = on_exit
+        self._task = loop.create_task(self._loop())
         return self._task
 
     async def stop(self) -> None:
