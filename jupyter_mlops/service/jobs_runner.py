@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from traitlets import Float, Integer, Unicode, default
+from traitlets import CaselessStrEnum, Float, Integer, Unicode, default
 from traitlets.config import Configurable
 
 from ..backends.jobs_local import LocalJobBackend
@@ -24,6 +24,13 @@ from ..core.jobs.tracking import FixedTokenIssuer, HubTokenIssuer
 
 class JobSettings(Configurable):
     """How the control plane runs training jobs, sweeps and pipelines."""
+
+    backend = CaselessStrEnum(
+        ["local", "kubernetes"], "local",
+        help="""Where jobs run: ``local`` processes on this machine, or ``kubernetes`` batch/v1
+        Jobs (configure with ``c.KubeJobBackend.*``: namespace, image, the PVCs of workspaces
+        and job directories, mounted at the same paths as in the control plane).""",
+    ).tag(config=True)
 
     tracking_uri = Unicode(
         "",
@@ -92,7 +99,12 @@ def build_jobs(parent, context) -> JobsPlatform:
     service_token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
     tokens = (HubTokenIssuer(hub_api, service_token) if hub_api and service_token
               else FixedTokenIssuer())
-    backend = LocalJobBackend(python=settings.python, grace_seconds=settings.grace_seconds)
+    if settings.backend == "kubernetes":
+        from ..backends.jobs_kube import KubeJobBackend
+
+        backend = KubeJobBackend(parent=parent, workspace_root=str(workspaces))
+    else:
+        backend = LocalJobBackend(python=settings.python, grace_seconds=settings.grace_seconds)
     runner = JobRunner(jobs, backend, tokens, tracking_uri=settings.tracking_uri,
                        max_cpu_jobs=settings.max_cpu_jobs, tick_seconds=settings.tick_seconds,
                        token_lifetime=settings.token_lifetime)

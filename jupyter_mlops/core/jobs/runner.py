@@ -9,6 +9,7 @@ picks up where the old one stopped: running jobs are re-attached, not restarted.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import os
@@ -21,6 +22,11 @@ from .model import FAILED, QUEUED, RUNNING, SUCCEEDED, Job
 from .service import Jobs
 
 log = logging.getLogger("jupyter_mlops.jobs")
+
+
+async def _maybe(result):
+    """Backends may be synchronous (local processes) or asynchronous (Kubernetes)."""
+    return await result if inspect.isawaitable(result) else result
 
 # Variables of the control plane's environment a job may inherit; nothing else (above all no
 # JUPYTERHUB_API_TOKEN: the control plane's credentials never reach user code).
@@ -121,8 +127,8 @@ class JobRunner:
         if job.cancel_requested:
             if job.cancel_requested == "pruned":
                 (d / "prune").touch()
-            self.backend.stop(job.handle)
-        ended = self.backend.poll(d, job.handle)
+            await _maybe(self.backend.stop(job.handle))
+        ended = await _maybe(self.backend.poll(d, job.handle))
         changed = False
         if not job.run_id:
             info = self.backend.run_info(d)
@@ -245,7 +251,8 @@ class JobRunner:
             launch = self.launch_spec(job)
             (d / "launch.json").write_text(json.dumps(launch, indent=1))
             cwd = launch["cwd"] if Path(launch["cwd"]).is_dir() else str(d)
-            handle = self.backend.start(d, cwd, self.job_env(job, token), gpu_indices)
+            handle = await _maybe(self.backend.start(d, cwd, self.job_env(job, token),
+                                                     gpu_indices))
         except Exception as e:
             log.exception("could not start job %s", job.id)
             job.state, job.reason, job.finished_at = FAILED, f"could not start: {e}", clock.now()

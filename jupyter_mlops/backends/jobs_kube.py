@@ -1,0 +1,215 @@
+"""Jobs as Kubernetes batch/v1 Jobs (the scale-out backend).
+
+The pod runs the same wrapper as a local job (``python -m jupyter_mlops.backends.job_wrapper
+JOB_DIR``), with the job directory and the user's workspace on shared volumes mounted at the
+same paths as in the control plane, so the control plane reads logs, progress and the outcome
+exactly as for local jobs. GPUs are a ``nvidia.com/gpu`` limit (the device plugin picks them;
+the queue still counts them against the shared inventory and quotas). Cancel deletes the Job
+with a grace period (the kubelet sends SIGTERM, then SIGKILL), foreground propagation so the
+pod goes with it. A restarted control plane finds the Job again by name.
+
+:func:`make_job` is a pure builder (keyword-only, no cluster needed); tests compare its output
+with a literal dict and validate it with kubernetes-validate in strict mode.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from traitlets import Float, Integer, Unicode
+from traitlets.config import Configurable
+
+from .jobs_local import Exit, read_exit
+
+
+def job_name(job_id: int) -> str:
+    return f"mlops-job-{int(job_id)}"
+
+
+def _label(value: str) -> str:
+    # ref: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#syntax-and-character-set
+    v = re.sub(r"[^A-Za-z0-9._-]", "-", value)[:63].strip("-._")
+    return v or "unknown"
+
+
+def make_job(*, job_id: int, user: str, namespace: str, image: str, job_dir: str, cwd: str,
+             env: dict, gpus: int = 0, cpu_request: str = "1", memory_request: str = "2Gi",
+             memory_limit: str = "8Gi", workspace_claim: str = "", workspace_path: str = "",
+             jobs_claim: str = "", jobs_path: str = "", service_account: str = "",
+             grace_seconds: int = 10, active_deadline_seconds: int | None = None) -> dict:
+    """The batch/v1 Job of one jupyter-mlops job.
+
+    Parameters
+    ----------
+    job_dir, cwd
+        Paths inside the pod (the same as in the control plane: shared volumes).
+    workspace_claim, workspace_path
+        PersistentVolumeClaim of the users' workspaces and where it is mounted.
+    jobs_claim, jobs_path
+        PersistentVolumeClaim of the control plane's job directories and where it is mounted.
+    env
+        Environment of the job (the MLflow URI and the job's MLflow-only token among it).
+    """
+    resources = {"requests": {"cpu": cpu_request, "memory": memory_request},
+                 "limits": {"memory": memory_limit}}
+    if gpus:
+        resources["limits"]["nvidia.com/gpu"] = str(gpus)
+    volumes, mounts = [], []
+    for name, claim, path in (("workspaces", workspace_claim, workspace_path),
+                              ("jobs", jobs_claim, jobs_path)):
+        if claim:
+            volumes.append({"name": name, "persistentVolumeClaim": {"claimName": claim}})
+            mounts.append({"name": name, "mountPath": path})
+    labels = {"app.kubernetes.io/managed-by": "jupyter-mlops",
+              "app.kubernetes.io/component": "job",
+              "mlops.jupyter.org/job-id": str(job_id), "mlops.jupyter.org/user": _label(user)}
+    container = {
+        "name": "job",
+        "image": image,
+        # stdout into the job directory, so logs read the same on every backend
+        "command": ["sh", "-c", 'exec python -m jupyter_mlops.backends.job_wrapper "$0" '
+                                '>>"$0/output.log" 2>&1', job_dir],
+        "workingDir": cwd,
+        "env": [{"name": k, "value": str(v)} for k, v in sorted(env.items())],
+        "resources": resources,
+        "volumeMounts": mounts,
+        "securityContext": {"allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]}},
+    }
+    pod_spec = {
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": int(grace_seconds),
+        "containers": [container],
+        "volumes": volumes,
+        "automountServiceAccountToken": False,
+    }
+    if service_account:
+        pod_spec["serviceAccountName"] = service_account
+    spec = {
+        # A failed training run is reported, not retried behind the user's back.
+        "backoffLimit": 0,
+        "ttlSecondsAfterFinished": 7 * 24 * 3600,
+        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+    }
+    if active_deadline_seconds:
+        spec["activeDeadlineSeconds"] = int(active_deadline_seconds)
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": job_name(job_id), "namespace": namespace, "labels": labels},
+            "spec": spec}
+
+
+class KubeJobBackend(Configurable):
+    """Start, watch and stop jobs as batch/v1 Jobs (``c.KubeJobBackend.*``)."""
+
+    name = "kubernetes"
+
+    namespace = Unicode("default", help="Namespace the Jobs are created in.").tag(config=True)
+    image = Unicode(
+        "jupyter-mlops-singleuser:latest",
+        help="Image of job pods: the users' environment with jupyter_mlops installed.",
+    ).tag(config=True)
+    kubeconfig = Unicode(
+        "", help="Kubeconfig file; empty: in-cluster config, else the default kubeconfig.",
+    ).tag(config=True)
+    workspace_claim = Unicode("", help="PVC of the users' workspaces.").tag(config=True)
+    jobs_claim = Unicode("", help="PVC of the control plane's job directories.").tag(
+        config=True)
+    service_account = Unicode("", help="ServiceAccount of job pods (none by default).").tag(
+        config=True)
+    memory_limit = Unicode("8Gi", help="Memory limit of a job pod.").tag(config=True)
+    grace_seconds = Float(10.0, help="terminationGracePeriodSeconds of job pods.").tag(
+        config=True)
+    active_deadline = Integer(0, help="Seconds a job may run before Kubernetes stops it "
+                                      "(0: no limit).").tag(config=True)
+    workspace_root = Unicode("", help="Where workspaces are mounted (as in the control "
+                                      "plane).").tag(config=True)
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self._api = None
+        self.on_exit = None
+
+    async def _batch(self):
+        from kubernetes_asyncio import client, config
+
+        if self._api is None:
+            if self.kubeconfig:
+                await config.load_kube_config(config_file=self.kubeconfig)
+            else:
+                try:
+                    config.load_incluster_config()
+                except config.ConfigException:
+                    await config.load_kube_config()
+            self._api = client.ApiClient()
+        return client.BatchV1Api(self._api)
+
+    async def start(self, job_dir: Path, cwd: str, env: dict, gpu_indices: list[int]) -> dict:
+        launch = json.loads((Path(job_dir) / "launch.json").read_text())
+        job_id = launch["job_id"]
+        body = make_job(job_id=job_id, user=env.get("USER", ""), namespace=self.namespace,
+                        image=self.image, job_dir=str(job_dir), cwd=cwd, env=env,
+                        gpus=len(gpu_indices), workspace_claim=self.workspace_claim,
+                        workspace_path=self.workspace_root, jobs_claim=self.jobs_claim,
+                        jobs_path=str(Path(job_dir).parent), memory_limit=self.memory_limit,
+                        service_account=self.service_account,
+                        grace_seconds=int(self.grace_seconds),
+                        active_deadline_seconds=self.active_deadline or None)
+        batch = await self._batch()
+        await batch.create_namespaced_job(self.namespace, body, _preload_content=False)
+        return {"backend": self.name, "namespace": self.namespace, "job": job_name(job_id)}
+
+    async def poll(self, job_dir: Path, handle: dict) -> Exit | None:
+        from kubernetes_asyncio.client.rest import ApiException
+
+        batch = await self._batch()
+        try:
+            resp = await batch.read_namespaced_job(handle["job"], handle["namespace"],
+                                                   _preload_content=False)
+            obj = json.loads(await resp.read())
+            if obj.get("kind") == "Status":  # an error answer the client did not raise
+                raise ApiException(status=obj.get("code") or 500, reason=obj.get("message"))
+            status = obj.get("status") or {}
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            return read_exit(Path(job_dir)) or Exit("failed", "the Kubernetes Job was deleted")
+        if not (status.get("succeeded") or status.get("failed")):
+            return None
+        ex = read_exit(Path(job_dir))
+        if ex is not None:
+            return ex
+        reason = next((c.get("message") or c.get("reason") for c in status.get("conditions", [])
+                       if c.get("type") == "Failed"), "")
+        if status.get("succeeded"):
+            return Exit("failed", "the pod ended without recording an outcome")
+        return Exit("failed", f"the pod failed: {reason or 'see its log'}")
+
+    async def stop(self, handle: dict) -> None:
+        from kubernetes_asyncio.client.rest import ApiException
+
+        batch = await self._batch()
+        try:
+            await batch.delete_namespaced_job(
+                handle["job"], handle["namespace"], propagation_policy="Foreground",
+                grace_period_seconds=int(self.grace_seconds), _preload_content=False)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
+    async def close(self) -> None:
+        if self._api is not None:
+            await self._api.close()
+            self._api = None
+
+    def progress(self, job_dir: Path) -> dict:
+        try:
+            return json.loads((Path(job_dir) / "progress.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def run_info(self, job_dir: Path) -> dict:
+        try:
+            return json.loads((Path(job_dir) / "run.json").read_text())
+        except (OSError, ValueError):
+            return {}
