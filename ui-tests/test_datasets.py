@@ -23,7 +23,8 @@ def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
     v1_dir = tmp_path / "v1"
     cells.generate(v1_dir, n_images=12, seed=3, width=128, height=128)
     client = datasets.CatalogClient(f"{platform.url}/services/mlops/", platform.token(USER))
-    assert datasets.publish(v1_dir, "cells", "first batch", client=client)["version"] == "v1"
+    # names of its own: the session's platform is shared with tests/datasets ("cells" there)
+    assert datasets.publish(v1_dir, "ui-cells", "first batch", client=client)["version"] == "v1"
 
     hub_login(page, platform, USER, PASSWORD)
     open_lab(page, platform, USER)
@@ -40,6 +41,7 @@ def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
     page.locator(".lm-CommandPalette-input").fill("open the dataset browser")
     page.keyboard.press("Enter")
     view = page.locator(".jp-mlops-datasets-main")
+    view.get_by_label("Dataset", exact=True).select_option("ui-cells")
     expect(view.get_by_test_id("dataset-summary")).to_contain_text("12 ·", timeout=LOADED)
 
     # publish v2 from the workspace folder, with a seeded split
@@ -97,13 +99,14 @@ def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
 
     # upload from the browser (a progress bar), as a new dataset
     view.get_by_role("tab", name="Publish").click()
-    view.get_by_label("Dataset name").fill("uploaded")
+    view.get_by_label("Dataset name").fill("ui-uploaded")
     view.get_by_label("Files to upload").set_input_files(
         [str(v1_dir / "img_0000.tif"), str(v1_dir / "annotations.json")])
     view.get_by_role("button", name="Upload and publish").click()
     expect(view.locator(".jp-mlops-ds-progress")).to_contain_text("published v1",
                                                                    timeout=LOADED)
-    expect(view.get_by_label("Dataset", exact=True)).to_have_value("uploaded", timeout=LOADED)
+    expect(view.get_by_label("Dataset", exact=True)).to_have_value("ui-uploaded",
+                                                                   timeout=LOADED)
 
     # bad input is shown, not swallowed
     view.get_by_role("tab", name="Publish").click()
