@@ -139,3 +139,12 @@ steps:
     expect(states["evaluate"]).to_have_attribute("data-state", "skipped")
     expect(states["report"]).to_have_attribute("data-state", "succeeded")
     shot(page, "jobs-04-pipeline")
+
+    # the same views in the dark theme (JupyterLab's CSS variables only)
+    page.locator(".lm-MenuBar-itemLabel", has_text="Settings").click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Theme$")).first.hover()
+    page.locator(".lm-Menu-itemLabel", has_text="JupyterLab Dark").first.click()
+    expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false")
+    page.get_by_role("tab", name=f"Sweep #{sweep['id']}").click()
+    expect(page.get_by_test_id("sweep-detail")).to_be_visible()
+    shot(page, "jobs-05-sweep-dark")

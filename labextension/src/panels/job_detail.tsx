@@ -1,0 +1,309 @@
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import { PageConfig } from '@jupyterlab/coreutils';
+import React, { useCallback, useEffect, useRef, useState } from 'react';
+
+import { requestAPI } from '../request';
+
+/** One job as `GET mlops/api/jobs` lists it (docs/openapi.yaml, Job). */
+export interface IJob {
+  id: number;
+  user: string;
+  kind: 'notebook' | 'script';
+  spec: {
+    path: string;
+    params: Record<string, any>;
+    gpus: number;
+    project: string;
+    experiment: string;
+    dataset_version: string;
+  };
+  state: string;
+  reason: string;
+  position: number | null;
+  submitted_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  gpu_indices: number[];
+  run_id: string;
+  experiment_id: string;
+  progress: { done?: number; total?: number; label?: string };
+  metrics: Record<string, number>;
+  sweep_id: number | null;
+  trial_number: number | null;
+  pipeline_id: number | null;
+  step: string;
+  snapshot_of: number | null;
+  executed_notebook: string | null;
+}
+
+export const ACTIVE = new Set(['queued', 'running']);
+
+/** The MLflow UI, next to the hub (`/services/mlflow/`). */
+export function mlflowRunUrl(experimentId: string, runId: string): string {
+  const hubPrefix = PageConfig.getOption('hubPrefix') || '/hub/';
+  const base = hubPrefix.replace(/hub\/?$/, '') + 'services/mlflow/';
+  return `${base}#/experiments/${experimentId}/runs/${runId}`;
+}
+
+export function StateBadge(props: { state: string }): JSX.Element {
+  return (
+    <span className={`jp-mlops-job-state jp-mlops-job-${props.state}`} data-state={props.state}>
+      {props.state}
+    </span>
+  );
+}
+
+export function Progress(props: { progress: IJob['progress'] }): JSX.Element | null {
+  const { done, total, label } = props.progress || {};
+  if (!total) {
+    return null;
+  }
+  const pct = Math.min(100, Math.round((100 * (done || 0)) / total));
+  return (
+    <div className="jp-mlops-progress" title={label} aria-label={`progress ${label}`}>
+      <div className="jp-mlops-progress-bar" style={{ width: `${pct}%` }} />
+      <span className="jp-mlops-progress-label">{label}</span>
+    </div>
+  );
+}
+
+export function parseParams(text: string): Record<string, any> {
+  // "lr=0.01 epochs=3 name=x" or a JSON object
+  const t = text.trim();
+  if (!t) {
+    return {};
+  }
+  if (t.startsWith('{')) {
+    return JSON.parse(t);
+  }
+  const out: Record<string, any> = {};
+  for (const part of t.split(/[\s,]+/).filter(Boolean)) {
+    const i = part.indexOf('=');
+    if (i < 1) {
+      throw new Error(`"${part}" is not name=value`);
+    }
+    const raw = part.slice(i + 1);
+    let value: any = raw;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      // a bare word is a string
+    }
+    out[part.slice(0, i)] = value;
+  }
+  return out;
+}
+
+/** A job in the main area: live status and progress, streaming log, links, cancel, rerun. */
+export function JobDetail(props: {
+  jobId: number;
+  app: JupyterFrontEnd;
+  open: (job: IJob) => void;
+}): JSX.Element {
+  const [job, setJob] = useState<IJob | null>(null);
+  const [log, setLog] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [editing, setEditing] = useState(false);
+  const [params, setParams] = useState('');
+  const offset = useRef(0);
+  const logEnd = useRef<HTMLPreElement>(null);
+
+  const poll = useCallback(async () => {
+    try {
+      const j = await requestAPI<IJob>(`jobs/${props.jobId}`);
+      setJob(j);
+      let more = true;
+      while (more) {
+        const chunk = await requestAPI<{ text: string; offset: number; complete: boolean }>(
+          `jobs/${props.jobId}/logs?offset=${offset.current}`
+        );
+        more = chunk.offset > offset.current && chunk.text.length >= 256 * 1024;
+        if (chunk.text) {
+          offset.current = chunk.offset;
+          setLog(prev => prev + chunk.text);
+        }
+      }
+      return ACTIVE.has(j.state);
+    } catch (e: any) {
+      setError(e.message);
+      return true;
+    }
+  }, [props.jobId]);
+
+  useEffect(() => {
+    let stopped = false;
+    let timer = 0;
+    const loop = async () => {
+      const again = await poll();
+      if (!stopped && again) {
+        timer = window.setTimeout(loop, 1000);
+      }
+    };
+    void loop();
+    return () => {
+      stopped = true;
+      window.clearTimeout(timer);
+    };
+  }, [poll]);
+  useEffect(() => {
+    // braces matter: recent Chromium returns a Promise from scrollTo, and an effect may only
+    // return a cleanup function
+    const pre = logEnd.current;
+    if (pre) {
+      pre.scrollTop = pre.scrollHeight;
+    }
+  }, [log]);
+
+  const act = async (what: string, body?: any) => {
+    try {
+      const j = await requestAPI<IJob>(`jobs/${props.jobId}/${what}`, {
+        method: 'POST',
+        body: JSON.stringify(body || {})
+      });
+      setError(null);
+      if (what === 'rerun') {
+        props.open(j);
+      } else {
+        setJob(j);
+      }
+    } catch (e: any) {
+      setError(e.message);
+    }
+  };
+
+  if (!job) {
+    return <div className="jp-mlops-muted">{error || 'Loading job…'}</div>;
+  }
+  return (
+    <div className="jp-mlops-job-detail" data-testid="job-detail">
+      <h2>
+        Job #{job.id} · {job.spec.path} <StateBadge state={job.state} />
+      </h2>
+      {error && (
+        <div className="jp-mlops-error" role="alert">
+          {error}
+        </div>
+      )}
+      {job.reason && <div className="jp-mlops-job-reason">{job.reason}</div>}
+      {job.state === 'running' && <Progress progress={job.progress} />}
+      <table className="jp-mlops-kv">
+        <tbody>
+          <tr>
+            <th>Parameters</th>
+            <td>
+              <code>{JSON.stringify(job.spec.params)}</code>
+            </td>
+          </tr>
+          <tr>
+            <th>GPUs</th>
+            <td>
+              {job.spec.gpus} {job.gpu_indices.length > 0 && `(devices ${job.gpu_indices})`}
+            </td>
+          </tr>
+          <tr>
+            <th>Project · experiment</th>
+            <td>
+              {job.spec.project} · {job.spec.experiment}
+            </td>
+          </tr>
+          {Object.keys(job.metrics || {}).length > 0 && (
+            <tr>
+              <th>Metrics</th>
+              <td>
+                {Object.entries(job.metrics)
+                  .map(([k, v]) => `${k} = ${Number(v).toPrecision(4)}`)
+                  .join(', ')}
+              </td>
+            </tr>
+          )}
+          {job.snapshot_of && (
+            <tr>
+              <th>Code</th>
+              <td>snapshot of job #{job.snapshot_of}</td>
+            </tr>
+          )}
+        </tbody>
+      </table>
+      <div className="jp-mlops-job-links">
+        {job.run_id && (
+          <a
+            className="jp-mlops-link"
+            href={mlflowRunUrl(job.experiment_id, job.run_id)}
+            target="_blank"
+            rel="noopener noreferrer"
+          >
+            MLflow run ↗
+          </a>
+        )}
+        {job.executed_notebook && (
+          <a
+            className="jp-mlops-link"
+            href="#"
+            onClick={e => {
+              e.preventDefault();
+              void props.app.commands.execute('docmanager:open', {
+                path: job.executed_notebook
+              });
+            }}
+          >
+            Executed notebook
+          </a>
+        )}
+      </div>
+      <div className="jp-mlops-job-buttons">
+        {ACTIVE.has(job.state) && (
+          <button className="jp-Button jp-mod-styled jp-mod-warn" onClick={() => act('cancel')}>
+            Cancel
+          </button>
+        )}
+        <button
+          className="jp-Button jp-mod-styled jp-mod-reject"
+          onClick={() => act('rerun', { exact: true })}
+          title="Same code snapshot, same parameters"
+        >
+          Rerun exactly
+        </button>
+        <button
+          className="jp-Button jp-mod-styled jp-mod-reject"
+          onClick={() => {
+            setParams(
+              Object.entries(job.spec.params)
+                .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+                .join(' ')
+            );
+            setEditing(!editing);
+          }}
+        >
+          Rerun with edits…
+        </button>
+      </div>
+      {editing && (
+        <div className="jp-mlops-job-form-row">
+          <input
+            className="jp-mod-styled"
+            value={params}
+            onChange={e => setParams(e.target.value)}
+            aria-label="Edited parameters"
+          />
+          <button
+            className="jp-Button jp-mod-styled jp-mod-accept"
+            onClick={() => {
+              try {
+                void act('rerun', { params: parseParams(params) });
+              } catch (e: any) {
+                setError(e.message);
+              }
+            }}
+          >
+            Rerun
+          </button>
+        </div>
+      )}
+      <h3 className="jp-mlops-subheading">Log</h3>
+      <pre className="jp-mlops-job-log" ref={logEnd} data-testid="job-log">
+        {log || '(no output yet)'}
+      </pre>
+    </div>
+  );
+}
+
