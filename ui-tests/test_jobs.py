@@ -64,11 +64,6 @@ def test_jobs_panel(page, platform):
     (ws / "ui_train.py").write_text(TRAIN)
     (ws / "ui_trial.py").write_text(TRIAL)
     (ws / "ui_fail.py").write_text("raise SystemExit('no data found')\n")
-    # A sweep and a pipeline submitted through the API (the panel shows them)
-    sweep = platform.api("POST", f"{API}/sweeps", admin, json={
-        "path": "ui_trial.py", "metric": "score", "direction": "maximize", "trials": 6,
-        "parallel": 3, "sampler": "random", "seed": 1,
-        "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}}}).json()
     pipeline = platform.api("POST", f"{API}/pipelines", admin, json={"spec": """
 name: retrain
 steps:
@@ -119,10 +114,19 @@ steps:
     expect(detail).to_contain_text("loss = 0.2500")
     shot(page, "jobs-02-succeeded")
 
-    # the sweep: trials table, chart and best parameters
-    _wait(platform, admin, f"sweeps/{sweep['id']}")
-    section.get_by_text(f"sweep #{sweep['id']}").click()
+    # a sweep started from the panel: trials table, chart and best parameters
+    section.get_by_role("button", name="New sweep…").click()
+    sform = section.get_by_role("form", name="Start a sweep")
+    sform.get_by_label("Notebook or script").fill("ui_trial.py")
+    sform.get_by_label("Metric").fill("score")
+    sform.get_by_label("Search space (YAML)").fill("x: {type: float, low: 0.0, high: 1.0}")
+    sform.get_by_label("Trials").fill("6")
+    sform.get_by_label("At a time").fill("3")
+    sform.get_by_label("Sampler").select_option("random")
+    sform.get_by_role("button", name="Start sweep").click()
     view = page.get_by_test_id("sweep-detail")
+    expect(view.locator("h2 .jp-mlops-job-state")).to_have_text("succeeded", timeout=120_000)
+    sweep = {"id": int(re.search(r"Sweep #(\d+)", view.locator("h2").inner_text()).group(1))}
     expect(view.get_by_role("table", name="Trials").locator("tbody tr")).to_have_count(6)
     expect(view.get_by_test_id("sweep-best")).to_contain_text("Best score")
     expect(view.locator("circle.jp-mlops-chart-dot")).to_have_count(6)

@@ -5,6 +5,7 @@ import React, { useCallback, useEffect, useState } from 'react';
 
 import { requestAPI } from '../request';
 import { ACTIVE, IJob, JobDetail, Progress, StateBadge, parseParams } from './job_detail';
+import { PipelineForm, SweepForm } from './jobs_forms';
 import { PipelineView, SweepView } from './jobs_groups';
 
 /** Command ids of the jobs section. */
@@ -126,7 +127,7 @@ function JobsList(props: {
 }): JSX.Element {
   const [data, setData] = useState<IJobsAnswer | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const [showForm, setShowForm] = useState(false);
+  const [form, setForm] = useState<'' | 'job' | 'sweep' | 'pipeline'>('');
   const [sweeps, setSweeps] = useState<any[]>([]);
   const [pipelines, setPipelines] = useState<any[]>([]);
 
@@ -153,7 +154,7 @@ function JobsList(props: {
   }, [refresh, props.tick]);
   useEffect(() => {
     if (props.prefill) {
-      setShowForm(true);
+      setForm('job');
     }
   }, [props.prefill, props.tick]);
 
@@ -161,23 +162,45 @@ function JobsList(props: {
   return (
     <div className="jp-mlops-jobs" data-testid="jobs-section">
       <div className="jp-mlops-jobs-actions">
-        <button
-          className="jp-Button jp-mod-styled jp-mod-reject"
-          onClick={() => setShowForm(!showForm)}
-        >
-          {showForm ? 'Close' : 'New job…'}
-        </button>
+        {(['job', 'sweep', 'pipeline'] as const).map(kind => (
+          <button
+            key={kind}
+            className="jp-Button jp-mod-styled jp-mod-reject"
+            onClick={() => setForm(form === kind ? '' : kind)}
+          >
+            {form === kind ? 'Close' : `New ${kind}…`}
+          </button>
+        ))}
         {othersWaiting > 0 && (
           <span className="jp-mlops-muted">{othersWaiting} job(s) of others waiting</span>
         )}
       </div>
-      {showForm && (
+      {form === 'job' && (
         <SubmitForm
           path={props.prefill}
           onDone={job => {
-            setShowForm(false);
+            setForm('');
             void refresh();
             props.open(job);
+          }}
+        />
+      )}
+      {form === 'sweep' && (
+        <SweepForm
+          path={props.prefill}
+          onDone={id => {
+            setForm('');
+            void refresh();
+            props.openGroup('sweep', id);
+          }}
+        />
+      )}
+      {form === 'pipeline' && (
+        <PipelineForm
+          onDone={id => {
+            setForm('');
+            void refresh();
+            props.openGroup('pipeline', id);
           }}
         />
       )}
