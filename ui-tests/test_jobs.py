@@ -104,7 +104,8 @@ steps:
         expect(detail.get_by_test_id("job-log")).to_contain_text("epoch 1", timeout=30_000)
     except AssertionError as e:
         raise AssertionError("ERRORS:" + "\n".join(errors) + str(e)[:300]) from None
-    item = section.locator(".jp-mlops-job-item").first
+    job_id = int(re.search(r"Job #(\d+)", detail.locator("h2").inner_text()).group(1))
+    item = section.get_by_test_id(f"job-{job_id}")
     expect(item.locator(".jp-mlops-job-state")).to_have_text("running")
     shot(page, "jobs-01-running-with-progress-and-log")
     expect(detail.locator("h2 .jp-mlops-job-state")).to_have_text("succeeded", timeout=60_000)
