@@ -128,3 +128,29 @@ def test_magics_submit_and_sweep(platform, mlflow_access, monkeypatch, capsys):
             break
         time.sleep(0.5)
     assert s["state"] == "succeeded" and len(s["trials"]) == 2
+
+
+def test_job_submitted_from_the_lab_outlives_the_users_server(platform, mlflow_access):
+    """Through the server extension (as the panel does); then the server stops, the job goes on."""
+    token = platform.token("carol")
+    ws = platform.data_dir / "users" / "carol"
+    ws.mkdir(parents=True, exist_ok=True)
+    (ws / "long.py").write_text("import time\nfor i in range(6):\n    print(i, flush=True)\n"
+                                "    time.sleep(0.5)\nprint('outlived')\n")
+    platform.start_server("carol", token=token)
+    r = platform.api("POST", "user/carol/mlops/api/jobs", token, json={"path": "long.py"})
+    assert r.status_code == 201, r.text
+    job = r.json()
+    bad = platform.api("POST", "user/carol/mlops/api/jobs", token, json={"path": "gone.py"})
+    assert bad.status_code == 400 and "no script 'gone.py'" in bad.json()["message"]
+    _wait(platform, token, job["id"], states=("running",))
+    r = platform.hub("DELETE", "users/carol/server")
+    assert r.status_code in (202, 204), r.text
+    deadline = time.monotonic() + 30
+    while platform.hub("GET", "users/carol").json().get("servers"):
+        assert time.monotonic() < deadline, "carol's server did not stop"
+        time.sleep(0.3)
+    done = _wait(platform, token, job["id"])
+    assert done["state"] == "succeeded", done["reason"]
+    logs = platform.api("GET", f"{API}/jobs/{job['id']}/logs", token).json()
+    assert "outlived" in logs["text"]
