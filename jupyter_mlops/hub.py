@@ -343,6 +343,15 @@ def configure_hub(c) -> MlopsHub:
             cp_cmd.append(f"--StoreSettings.{key}={value}")
     c.JupyterHub.services = [
         {
+            # First: the hub starts services one after another and waits for each one with a
+            # URL to answer; MLflow (no URL, so not waited for) boots slowest, in the meantime.
+            # No URL: not routed by the proxy. The hub restarts it if it exits.
+            "name": "mlflow-server",
+            "command": _mlflow_command(hub),
+            "environment": mlflow_env,
+            "cwd": str(hub.path("mlflow")),
+        },
+        {
             "name": "mlops",
             "display": True,
             "info": {"description": "jupyter-mlops control plane"},
@@ -368,13 +377,6 @@ def configure_hub(c) -> MlopsHub:
             "oauth_redirect_uri": "/services/mlflow/oauth_callback",
             "oauth_no_confirm": True,
             "environment": mlflow_env,
-        },
-        {
-            # No URL: not routed by the proxy. The hub restarts it if it exits.
-            "name": "mlflow-server",
-            "command": _mlflow_command(hub),
-            "environment": mlflow_env,
-            "cwd": str(hub.path("mlflow")),
         },
     ]
 
