@@ -28,7 +28,6 @@ from ..core.projects import Projects
 from ..core.datasets.catalog import DatasetCatalog
 from ..backends.store import ObjectStore, StoreSettings, store_from_settings
 from .platform_admin import PlatformAdmin
-from .platform_admin import PlatformAdmin
 from .routes import routes
 
 
