@@ -175,3 +175,26 @@ def platform():
     yield p
     p.stop()
     shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _restore_mlflow_globals():
+    """MLflow keeps the tracking URI and the active experiment in process globals, and
+    ``set_tracking_uri`` also writes ``os.environ``: put them back after every test so one
+    test's MLflow server never becomes the next test's."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+    saved = None
+    if "mlflow" in sys.modules:
+        from mlflow.tracking import fluent
+        from mlflow.tracking._tracking_service import utils
+
+        saved = (utils._tracking_uri, fluent._active_experiment_id)
+    yield
+    if "mlflow" in sys.modules:
+        from mlflow.tracking import fluent
+        from mlflow.tracking._tracking_service import utils
+
+        utils._tracking_uri, fluent._active_experiment_id = saved or (None, None)
+    for k in [k for k in os.environ if k.startswith("MLFLOW_") and k not in env]:
+        del os.environ[k]
+    os.environ.update(env)
