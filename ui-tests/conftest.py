@@ -84,8 +84,16 @@ def open_lab(page: Page, platform: Platform, username: str) -> None:
 
 
 def open_mlops_sidebar(page: Page):
-    page.locator('.jp-SideBar [data-id="jp-mlops-sidebar"]').click()
+    """Show the MLOps sidebar. Its tab toggles, and the lab may restore it already open."""
     sidebar = page.locator("#jp-mlops-sidebar")
+    tab = page.locator('.jp-SideBar [data-id="jp-mlops-sidebar"]')
+    tab.wait_for()
+    for _ in range(5):  # the layout restorer may still be switching panels: settle on ours
+        if not sidebar.is_visible():
+            tab.click()
+        page.wait_for_timeout(500)
+        if sidebar.is_visible():
+            break
     expect(sidebar).to_be_visible()
     return sidebar
 
