@@ -59,6 +59,10 @@ def register_models(tracking_uri: str, token: str) -> dict:
                                     registered_model_name="cells")
         return expected
     finally:
+        # set_tracking_uri is process-wide: leave the next test's MLflow alone.
+        from mlflow.tracking._tracking_service import utils as tracking_utils
+
+        tracking_utils._tracking_uri = None
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

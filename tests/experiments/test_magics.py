@@ -13,7 +13,10 @@ from jupyter_mlops import tracking
 
 @pytest.fixture
 def shell(mlflow_server, monkeypatch):
+    import mlflow
+
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    mlflow.set_tracking_uri(mlflow_server.url)  # over any process-wide URI an earlier test set
     monkeypatch.setenv("JUPYTERHUB_USER", "carol")
     monkeypatch.delenv("JUPYTER_MLOPS_PROJECT", raising=False)
     tracking.set_project(None)
