@@ -139,15 +139,6 @@ class DatasetsBase(MlopsHandler):
             raise NotFound(f"no folder {rel!r} in the workspace")
         return real
 
-    def body(self) -> dict:
-        try:
-            body = tornado.escape.json_decode(self.request.body or b"{}")
-        except ValueError as e:
-            raise InvalidInput(f"request body is not JSON: {e}") from None
-        if not isinstance(body, dict):
-            raise InvalidInput("request body must be a JSON object")
-        return body
-
 
 def uploads_root() -> Path:
     return api.cache_dir() / "uploads"
@@ -191,7 +182,7 @@ class DiffHandler(DatasetsBase):
 class TagHandler(DatasetsBase):
     @tornado.web.authenticated
     async def put(self, name, tag):
-        await self.proxy("PUT", f"api/datasets/{name}/tags/{tag}", json=self.body())
+        await self.proxy("PUT", f"api/datasets/{name}/tags/{tag}", json=self.json_body())
 
 
 class RenderHandler(DatasetsBase):
@@ -246,7 +237,7 @@ class PublishHandler(DatasetsBase):
     @tornado.web.authenticated
     async def post(self, name):
         check_name(name)
-        body = self.body()
+        body = self.json_body()
         if body.get("upload"):
             session = str(body["upload"])
             if not SESSION_RE.match(session):
@@ -292,7 +283,7 @@ class StatusHandler(DatasetsBase):
 
     @tornado.web.authenticated
     async def post(self, name):
-        body = self.body()
+        body = self.json_body()
         src = self.workspace_folder(str(body.get("folder", "")))
         catalog = self.catalog()
         try:

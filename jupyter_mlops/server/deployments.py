@@ -2,7 +2,6 @@
 control plane, called with the user's own hub token (so the control plane decides)."""
 from __future__ import annotations
 
-import json
 
 import tornado
 
@@ -18,15 +17,6 @@ class DeploymentHandlerBase(MlopsHandler):
         # Longer than the status checks' timeout: a first prediction may load lazily.
         return ControlPlaneClient(self.mlops.control_plane_url, self.mlops.api_token,
                                   timeout=60.0)
-
-    def body_json(self) -> dict:
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except ValueError as e:
-            raise InvalidInput(f"request body is not JSON: {e}") from None
-        if not isinstance(body, dict):
-            raise InvalidInput("request body must be a JSON object")
-        return body
 
     async def call(self, method: str, *args):
         cp = self.cp()
@@ -44,7 +34,7 @@ class DeploymentsHandler(DeploymentHandlerBase):
     @tornado.web.authenticated
     async def post(self):
         self.set_status(201)
-        self.finish(await self.call("create_deployment", self.body_json()))
+        self.finish(await self.call("create_deployment", self.json_body()))
 
 
 class DeploymentHandler(DeploymentHandlerBase):
@@ -56,7 +46,7 @@ class DeploymentHandler(DeploymentHandlerBase):
 
     @tornado.web.authenticated
     async def patch(self, name):
-        body = self.body_json()
+        body = self.json_body()
         if "version" not in body:
             raise InvalidInput("send {\"version\": <number>} to switch the served version")
         self.finish(await self.call("switch_deployment", name, str(body["version"])))
@@ -75,7 +65,7 @@ class DeploymentTokensHandler(DeploymentHandlerBase):
 
     @tornado.web.authenticated
     async def post(self, name):
-        note = self.body_json().get("note", "")
+        note = self.json_body().get("note", "")
         self.set_status(201)
         self.finish(await self.call("create_deployment_token", name, note))
 
@@ -83,7 +73,7 @@ class DeploymentTokensHandler(DeploymentHandlerBase):
 class DeploymentApprovalHandler(DeploymentHandlerBase):
     @tornado.web.authenticated
     async def post(self, name, decision):
-        reason = self.body_json().get("reason", "") if decision == "reject" else ""
+        reason = self.json_body().get("reason", "") if decision == "reject" else ""
         self.finish(await self.call("decide_deployment", name, decision, reason))
 
 

@@ -10,7 +10,7 @@ from jupyter_server.base.handlers import APIHandler
 
 from ..client import ControlPlaneClient, MlflowGatewayClient
 from ..core import gpus
-from ..core.errors import MlopsError
+from ..core.errors import InvalidInput, MlopsError
 
 
 class MlopsHandler(APIHandler):
@@ -33,6 +33,16 @@ class MlopsHandler(APIHandler):
         if isinstance(exc, MlopsError):
             status_code = exc.status
         super().send_error(status_code, **kwargs)
+
+    def json_body(self) -> dict:
+        """The request's JSON object (``{}`` when empty); anything else is a 400 with the reason."""
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError as e:
+            raise InvalidInput(f"request body is not JSON: {e}") from None
+        if not isinstance(body, dict):
+            raise InvalidInput("request body must be a JSON object")
+        return body
 
     def control_plane(self) -> ControlPlaneClient:
         return ControlPlaneClient(self.mlops.control_plane_url, self.mlops.api_token,

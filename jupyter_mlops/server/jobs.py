@@ -11,17 +11,6 @@ from .handlers import MlopsHandler
 
 
 class _Base(MlopsHandler):
-    def body(self) -> dict:
-        if not self.request.body:
-            return {}
-        try:
-            data = json.loads(self.request.body)
-        except ValueError as e:
-            raise InvalidInput(f"request body is not JSON: {e}") from None
-        if not isinstance(data, dict):
-            raise InvalidInput("request body must be a JSON object")
-        return data
-
     async def call(self, method: str, *args, status: int = 200):
         client = self.control_plane()
         try:
@@ -39,7 +28,7 @@ class JobsHandler(_Base):
 
     @tornado.web.authenticated
     async def post(self):
-        await self.call("submit_job", self.body(), status=201)
+        await self.call("submit_job", self.json_body(), status=201)
 
 
 class JobHandler(_Base):
@@ -57,7 +46,7 @@ class JobCancelHandler(_Base):
 class JobRerunHandler(_Base):
     @tornado.web.authenticated
     async def post(self, job_id):
-        body = self.body()
+        body = self.json_body()
         await self.call("rerun_job", job_id, bool(body.get("exact")), body.get("params"),
                         status=201)
 
@@ -84,7 +73,7 @@ class SweepsHandler(_Base):
 
     @tornado.web.authenticated
     async def post(self):
-        await self.call("create_sweep", self.body(), status=201)
+        await self.call("create_sweep", self.json_body(), status=201)
 
 
 class SweepHandler(_Base):
@@ -111,7 +100,7 @@ class PipelinesHandler(_Base):
 
     @tornado.web.authenticated
     async def post(self):
-        await self.call("create_pipeline", self.body(), status=201)
+        await self.call("create_pipeline", self.json_body(), status=201)
 
 
 class PipelineHandler(_Base):

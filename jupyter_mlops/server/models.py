@@ -1,7 +1,6 @@
 """Model registry routes of the server extension, over MLflow's registry REST API."""
 from __future__ import annotations
 
-import json
 
 import tornado
 
@@ -33,16 +32,6 @@ def model_summary(m: dict) -> dict:
                               default=None),
         "last_updated_timestamp": m.get("last_updated_timestamp"),
     }
-
-
-def json_body(handler) -> dict:
-    try:
-        body = json.loads(handler.request.body or b"{}")
-    except ValueError as e:
-        raise InvalidInput(f"request body is not JSON: {e}") from None
-    if not isinstance(body, dict):
-        raise InvalidInput("request body must be a JSON object")
-    return body
 
 
 def required_str(body: dict, key: str) -> str:
@@ -89,7 +78,7 @@ class RegisterHandler(TrackingHandler):
 
     @tornado.web.authenticated
     async def post(self):
-        body = json_body(self)
+        body = self.json_body()
         run_id, name = required_str(body, "run_id"), required_str(body, "name")
         path = (body.get("path") or "").strip("/")
         if ".." in path.split("/"):
@@ -117,7 +106,7 @@ class AliasHandler(TrackingHandler):
 
     @tornado.web.authenticated
     async def put(self, name, alias):
-        version = json_body(self).get("version")
+        version = self.json_body().get("version")
         if not str(version or "").isdigit():
             raise InvalidInput("'version' is required (a version number)")
         async with self.tracking() as mlflow:
