@@ -41,7 +41,12 @@ def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
     page.locator(".lm-CommandPalette-input").fill("open the dataset browser")
     page.keyboard.press("Enter")
     view = page.locator(".jp-mlops-datasets-main")
-    view.get_by_label("Dataset", exact=True).select_option("ui-cells")
+    picker = view.get_by_label("Dataset", exact=True)
+    for _ in range(10):  # the list may still refresh and re-select its first entry
+        picker.select_option("ui-cells")
+        page.wait_for_timeout(500)
+        if picker.input_value() == "ui-cells":
+            break
     expect(view.get_by_test_id("dataset-summary")).to_contain_text("12 ·", timeout=LOADED)
 
     # publish v2 from the workspace folder, with a seeded split
