@@ -124,6 +124,8 @@ steps:
     sform.get_by_label("Trials").fill("6")
     sform.get_by_label("At a time").fill("3")
     sform.get_by_label("Sampler").select_option("random")
+    # no pruning: every trial finishes with a value, so each one is a dot on the chart
+    sform.get_by_label("Pruning").select_option("none")
     sform.get_by_role("button", name="Start sweep").click()
     view = page.get_by_test_id("sweep-detail")
     expect(view.locator("h2 .jp-mlops-job-state")).to_have_text("succeeded", timeout=120_000)
