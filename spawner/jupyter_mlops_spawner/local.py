@@ -24,12 +24,7 @@ hub never hands a device out twice.
 """
 from __future__ import annotations
 
-import hashlib
 import os
-import pwd
-import re
-import stat
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,35 +32,15 @@ from pathlib import Path
 from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Bool, Unicode, default
 
+from jupyter_mlops.backends.accounts import (AccountError, SystemAccount, ensure_account,
+                                             isolation_applies, make_traversable,
+                                             system_username, unreachable_part)
+
 from .limits import CgroupLimits
 from .profiles import Profile, ProfileSpawnerMixin, spawn_error
 
 # Fixed variable at which every user server (local or Kubernetes) finds the shared dataset.
 DATASETS_ENV = "JUPYTER_MLOPS_DATASETS"
-
-
-def system_username(prefix: str, hub_name: str) -> str:
-    """A valid Linux account name for a hub user: ``jm-alice``; odd names get a hash suffix.
-
-    useradd accepts ``[a-z_][a-z0-9_-]*``, at most 32 characters.
-    """
-    base = re.sub(r"[^a-z0-9_-]", "-", hub_name.lower())
-    name = prefix + base
-    if base != hub_name or len(name) > 32:
-        digest = hashlib.sha256(hub_name.encode()).hexdigest()[:8]
-        name = f"{name[:23]}-{digest}"
-    return name
-
-
-def unreachable_part(path: Path) -> Path | None:
-    """The first ancestor of ``path`` that other users cannot traverse (no o+x), if any."""
-    for p in [*reversed(path.resolve().parents), path.resolve()]:
-        try:
-            if not p.stat().st_mode & stat.S_IXOTH:
-                return p
-        except FileNotFoundError:
-            return None
-    return None
 
 
 class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
@@ -141,7 +116,7 @@ class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
 
     @property
     def isolated(self) -> bool:
-        return self.isolate_users and os.geteuid() == 0
+        return isolation_applies(self.isolate_users)
 
     @property
     def account(self) -> str:
@@ -150,26 +125,11 @@ class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
     def _workspace(self) -> Path:
         return Path(self.workspace_root or "/tmp") / self.user.name
 
-    def _ensure_account(self) -> pwd.struct_passwd:
-        home = self._workspace()
+    def _ensure_account(self) -> SystemAccount:
         try:
-            entry = pwd.getpwnam(self.account)
-        except KeyError:
-            self.log.info("Creating system account %s for %s", self.account, self.user.name)
-            r = subprocess.run(
-                ["useradd", "--system", "--user-group", "--no-create-home",
-                 "--home-dir", str(home), "--shell", "/bin/bash",
-                 "--comment", f"jupyter-mlops user {self.user.name}", self.account],
-                capture_output=True, text=True)
-            # 9: the account appeared meanwhile (another spawn of the same user)
-            if r.returncode not in (0, 9):
-                raise spawn_error(500, f"cannot create system account {self.account}: "
-                                       f"{r.stderr.strip()}")
-            entry = pwd.getpwnam(self.account)
-        home.mkdir(parents=True, exist_ok=True)
-        os.chown(home, entry.pw_uid, entry.pw_gid)
-        home.chmod(0o700)
-        return entry
+            return ensure_account(self.account, self._workspace(), self.user.name, self.log)
+        except AccountError as e:
+            raise spawn_error(500, str(e)) from None
 
     def _prepare_paths(self) -> None:
         """Workspace root and dataset reachable by the accounts; the dataset not writable."""
@@ -184,13 +144,10 @@ class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
             ds.chmod(0o755)
             targets.append(ds)
         for target in targets:
-            while (bad := unreachable_part(target)) is not None:
-                if not self.make_paths_traversable:
-                    raise spawn_error(500, f"{bad} is not traversable by other users (mode "
-                                           f"{stat.S_IMODE(bad.stat().st_mode):o}); "
-                                           "chmod o+x it or move the data directory")
-                self.log.warning("Adding o+x to %s so user servers can reach %s", bad, target)
-                bad.chmod(stat.S_IMODE(bad.stat().st_mode) | stat.S_IXOTH)
+            try:
+                make_traversable(target, self.make_paths_traversable, self.log)
+            except AccountError as e:
+                raise spawn_error(500, str(e)) from None
         root.chmod(0o711)  # others may enter their own home but not list everyone's
         python_env = Path(self.cmd[0]).parent
         if (bad := unreachable_part(python_env)) is not None:
@@ -207,19 +164,9 @@ class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
                     cgroup.join()
                 os.chdir(home)
             return preexec
-        entry = pwd.getpwnam(self.account)
-        gids = os.getgrouplist(self.account, entry.pw_gid)
-
-        def preexec():
-            # Still root here: join the cgroup first, then drop privileges for good.
-            if cgroup:
-                cgroup.join()
-            os.setgid(entry.pw_gid)
-            os.setgroups(gids)
-            os.setuid(entry.pw_uid)
-            os.umask(0o077)
-            os.chdir(home)
-        return preexec
+        # Still root in the child: join the cgroup first, then drop privileges for good.
+        return SystemAccount.lookup(self.account, self._workspace()).preexec(
+            before=cgroup.join if cgroup else None, cwd=home)
 
     def user_env(self, env):
         env["USER"] = self.account if self.isolated else self.user.name

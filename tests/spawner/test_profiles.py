@@ -5,7 +5,7 @@ import pytest
 from traitlets import TraitError
 
 from jupyter_mlops_spawner import MlopsLocalSpawner
-from jupyter_mlops_spawner.local import system_username, unreachable_part
+from jupyter_mlops.backends.accounts import system_username, unreachable_part
 from jupyter_mlops_spawner.profiles import Profile
 from tests.spawner.hubfixture import shared_tmpdir
 
