@@ -5,6 +5,7 @@
 import React, { useEffect, useState } from 'react';
 
 import { api, ICompare, num } from './api';
+import { CompareDetections } from './detections';
 import { LineChart, SERIES_COLORS } from './lineChart';
 
 export function CompareView(props: { runIds: string[] }): JSX.Element {
@@ -116,6 +117,12 @@ export function CompareView(props: { runIds: string[] }): JSX.Element {
           </tbody>
         </table>
       </div>
+      {/* issue 9: two evaluated runs' boxes side by side on the same validation images */}
+      {data.runs.length === 2 && (
+        <CompareDetections
+          runs={data.runs.map(r => ({ runId: r.run_id, label: label(r.run_id), metrics: r.metrics }))}
+        />
+      )}
     </div>
   );
 }

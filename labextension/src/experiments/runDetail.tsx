@@ -9,6 +9,7 @@ import React, { useEffect, useState } from 'react';
 
 import { modelsChanged } from '../panels/models';
 import { api, IArtifact, IRunDetail, num, when } from './api';
+import { RunDetections } from './detections';
 
 const IMAGE = /\.(png|jpe?g|gif|svg|webp|bmp)$/i;
 const TEXT = /(\.(txt|log|json|ya?ml|md|csv|tsv|py|diff|cfg|ini|toml)|MLmodel|requirements\.txt)$/i;
@@ -208,6 +209,8 @@ export function RunDetail(props: { runId: string }): JSX.Element {
         <KeyValues title="Parameters" data={run.params} />
         <KeyValues title="Metrics (latest)" data={run.metrics} />
       </div>
+      {/* issue 9: boxes and the error gallery, when the run logged eval/detections.json */}
+      <RunDetections run={{ runId: run.run_id, label: run.run_name || run.run_id.slice(0, 8), metrics: run.metrics }} />
       <KeyValues title="Tags" data={tags} />
       <section className="jp-mlops-kv">
         <h3>Artifacts</h3>

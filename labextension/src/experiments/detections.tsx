@@ -1,0 +1,387 @@
+/**
+ * Detection results of evaluated runs (issue 9): in a run's detail, its images with boxes and an
+ * error gallery; in the compare view of exactly two runs, both runs' predictions side by side on
+ * the same validation images and each run's error gallery.
+ *
+ * Everything is drawn from the run artifact `eval/detections.json` (see detectionsData.ts);
+ * runs without it show nothing here.
+ */
+import React, { useEffect, useState } from 'react';
+
+import { num } from './api';
+import { BoxLegend, CellCrop, DetectionImage } from './detectionImage';
+import {
+  errorCount,
+  errorImages,
+  IDetectionImage,
+  IDetections,
+  loadDetections,
+  totals
+} from './detectionsData';
+
+const THUMB = 200;
+const PAIR_THUMB = 240;
+const CROP = 64;
+const CROPS_PER_CARD = 6;
+
+/** A run as the detections views name it. */
+export interface IDetectionRun {
+  runId: string;
+  label: string;
+  metrics: { [key: string]: number };
+}
+
+/** Detection metrics the evaluation logs, in the order the summary shows them. */
+const METRICS: [string, string][] = [
+  ['map50', 'mAP@0.5'],
+  ['map50_95', 'mAP@0.5:0.95'],
+  ['precision', 'precision'],
+  ['recall', 'recall'],
+  ['count_mae', 'count MAE'],
+  ['count_rel_error', 'count rel. error']
+];
+
+/** Each run's detections (null: not evaluated), loaded in parallel. */
+function useDetections(runIds: string[]): { data: (IDetections | null)[] | null; error: string | null } {
+  const [data, setData] = useState<(IDetections | null)[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    let live = true;
+    setData(null);
+    setError(null);
+    Promise.all(runIds.map(loadDetections)).then(
+      d => live && setData(d),
+      e => live && setError(e.message ?? String(e))
+    );
+    return () => {
+      live = false;
+    };
+  }, [runIds.join(',')]);
+  return { data, error };
+}
+
+function Pager(props: { page: number; pages: number; total: number; size: number; onPage: (p: number) => void; what: string }): JSX.Element | null {
+  const { page, pages, total, size } = props;
+  if (pages <= 1) {
+    return null;
+  }
+  return (
+    <div className="jp-mlops-pager" data-testid="detections-pager">
+      <button className="jp-mlops-tab" disabled={page === 0} onClick={() => props.onPage(page - 1)}>
+        ‹ previous
+      </button>
+      <span>
+        {props.what} {page * size + 1}–{Math.min(total, (page + 1) * size)} of {total}
+      </span>
+      <button className="jp-mlops-tab" disabled={page >= pages - 1} onClick={() => props.onPage(page + 1)}>
+        next ›
+      </button>
+    </div>
+  );
+}
+
+function usePage<T>(items: T[], size: number): { shown: T[]; pager: (what: string) => JSX.Element | null } {
+  const [page, setPage] = useState(0);
+  const pages = Math.ceil(items.length / size);
+  const current = Math.min(page, Math.max(0, pages - 1));
+  return {
+    shown: items.slice(current * size, (current + 1) * size),
+    pager: what => (
+      <Pager page={current} pages={pages} total={items.length} size={size} onPage={setPage} what={what} />
+    )
+  };
+}
+
+/** Counts of one image, as a short line. */
+function ImageCounts(props: { image: IDetectionImage }): JSX.Element {
+  const im = props.image;
+  return (
+    <span className="jp-mlops-det-counts" data-testid="image-counts">
+      {im.gt.length} cells · {im.matched.length} found ·{' '}
+      <span className={im.missed.length ? 'jp-mlops-det-n-missed' : ''}>{im.missed.length} missed</span> ·{' '}
+      <span className={im.false.length ? 'jp-mlops-det-n-false' : ''}>{im.false.length} false</span>
+    </span>
+  );
+}
+
+/** Totals and detection metrics of the runs, one row each. */
+function Summary(props: { runs: IDetectionRun[]; data: IDetections[] }): JSX.Element {
+  const rows = props.data.map(totals);
+  return (
+    <div className="jp-mlops-table-wrap">
+      <table className="jp-mlops-table" aria-label="Detection totals">
+        <thead>
+          <tr>
+            <th scope="col">Run</th>
+            <th scope="col" className="jp-mlops-num">images</th>
+            <th scope="col" className="jp-mlops-num">cells</th>
+            <th scope="col" className="jp-mlops-num">predicted</th>
+            <th scope="col" className="jp-mlops-num">found</th>
+            <th scope="col" className="jp-mlops-num">missed</th>
+            <th scope="col" className="jp-mlops-num">false</th>
+            {METRICS.map(([k, label]) => (
+              <th scope="col" key={k} className="jp-mlops-num">
+                {label}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {props.runs.map((r, i) => (
+            <tr key={r.runId} data-testid="detection-totals">
+              <th scope="row">{r.label}</th>
+              <td className="jp-mlops-num">{rows[i].images}</td>
+              <td className="jp-mlops-num">{rows[i].gt}</td>
+              <td className="jp-mlops-num">{rows[i].pred}</td>
+              <td className="jp-mlops-num">{rows[i].matched}</td>
+              <td className="jp-mlops-num" data-testid="total-missed">{rows[i].missed}</td>
+              <td className="jp-mlops-num" data-testid="total-false">{rows[i].false}</td>
+              {METRICS.map(([k]) => (
+                <td key={k} className="jp-mlops-num">
+                  {r.metrics[k] === undefined ? '—' : num(r.metrics[k])}
+                </td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <div className="jp-mlops-muted-inline">
+        IoU threshold {props.data[0].iou_threshold}
+        {props.data.map((d, i) => ` · ${props.runs[i].label}: score threshold ${d.score_threshold}`).join('')}
+      </div>
+    </div>
+  );
+}
+
+/** One run's images with missed or false cells, most errors first, with crops of each error. */
+export function ErrorGallery(props: { run: IDetectionRun; data: IDetections }): JSX.Element {
+  const { run, data } = props;
+  const images = errorImages(data);
+  const { shown, pager } = usePage(images, 12);
+  const t = totals(data);
+  return (
+    <section className="jp-mlops-det-gallery" data-testid="error-gallery" data-run={run.label} aria-label={`Errors of ${run.label}`}>
+      <h4>
+        {run.label}: <span data-testid="gallery-summary">{t.missed} missed · {t.false} false in {images.length} of {t.images} images</span>
+      </h4>
+      {images.length === 0 && <div className="jp-mlops-muted">No missed or false cells.</div>}
+      <div className="jp-mlops-det-cards">
+        {shown.map(im => (
+          <figure key={im.name} className="jp-mlops-det-card" data-testid="error-card" data-image={im.name}>
+            <figcaption>
+              <strong>{im.name}</strong>{' '}
+              <span className="jp-mlops-det-errors" data-testid="error-count">
+                {errorCount(im)} errors
+              </span>
+              <br />
+              <ImageCounts image={im} />
+            </figcaption>
+            <DetectionImage runId={run.runId} image={im} mode="errors" size={THUMB} label={`${im.name} errors, ${run.label}`} />
+            <div className="jp-mlops-det-crops">
+              {[
+                ...im.missed.map(g => ({ kind: 'missed' as const, box: im.gt[g], title: `missed cell ${g} in ${im.name}` })),
+                ...im.false.map(p => ({ kind: 'false' as const, box: im.pred[p], title: `false cell ${p} in ${im.name}` }))
+              ]
+                .filter(c => c.box)
+                .slice(0, CROPS_PER_CARD)
+                .map((c, i) => (
+                  <CellCrop key={i} runId={run.runId} image={im} box={c.box} kind={c.kind} size={CROP} title={c.title} />
+                ))}
+              {errorCount(im) > CROPS_PER_CARD && (
+                <span className="jp-mlops-muted-inline">+{errorCount(im) - CROPS_PER_CARD} more</span>
+              )}
+            </div>
+          </figure>
+        ))}
+      </div>
+      {pager('images')}
+    </section>
+  );
+}
+
+/** Every image of one run, with all boxes. */
+function ImageGrid(props: { run: IDetectionRun; data: IDetections }): JSX.Element {
+  const { shown, pager } = usePage(props.data.images, 12);
+  return (
+    <div>
+      <div className="jp-mlops-det-cards">
+        {shown.map(im => (
+          <figure key={im.name} className="jp-mlops-det-card">
+            <figcaption>
+              <strong>{im.name}</strong>
+              <br />
+              <ImageCounts image={im} />
+            </figcaption>
+            <DetectionImage runId={props.run.runId} image={im} mode="all" size={THUMB} label={`${im.name}, ${props.run.label}`} />
+          </figure>
+        ))}
+      </div>
+      {pager('images')}
+    </div>
+  );
+}
+
+type PairOrder = 'name' | 'errors' | 'difference';
+
+/** The two runs' predictions on each validation image both evaluated, one row per image. */
+function SideBySide(props: { runs: IDetectionRun[]; data: IDetections[] }): JSX.Element {
+  const [order, setOrder] = useState<PairOrder>('difference');
+  const [a, b] = props.data;
+  const byName = new Map(b.images.map(im => [im.name, im]));
+  const pairs = a.images.filter(im => byName.has(im.name)).map(im => [im, byName.get(im.name)!] as const);
+  const only = a.images.length + b.images.length - 2 * pairs.length;
+  const key = (p: readonly [IDetectionImage, IDetectionImage]) =>
+    order === 'errors'
+      ? errorCount(p[0]) + errorCount(p[1])
+      : order === 'difference'
+        ? Math.abs(errorCount(p[0]) - errorCount(p[1]))
+        : 0;
+  const sorted = [...pairs].sort((x, y) => key(y) - key(x) || x[0].name.localeCompare(y[0].name));
+  const { shown, pager } = usePage(sorted, 6);
+  return (
+    <div data-testid="side-by-side">
+      <div className="jp-mlops-toolbar">
+        <label className="jp-mlops-check">
+          Order:{' '}
+          <select className="jp-mlops-input" value={order} onChange={e => setOrder(e.target.value as PairOrder)} aria-label="Order images">
+            <option value="difference">largest difference between the runs first</option>
+            <option value="errors">most errors (both runs) first</option>
+            <option value="name">by image name</option>
+          </select>
+        </label>
+        <span className="jp-mlops-muted-inline">
+          {pairs.length} images evaluated by both runs{only ? ` (${only} evaluated by only one, not shown)` : ''}
+        </span>
+      </div>
+      <div className="jp-mlops-det-pairs">
+        <div className="jp-mlops-det-pair-head">
+          <span />
+          {props.runs.map(r => (
+            <strong key={r.runId}>{r.label}</strong>
+          ))}
+        </div>
+        {shown.map(([x, y]) => (
+          <div key={x.name} className="jp-mlops-det-pair" data-testid="detection-pair" data-image={x.name}>
+            <div className="jp-mlops-det-pair-name">
+              <strong>{x.name}</strong>
+              <div className="jp-mlops-muted-inline">{x.gt.length} cells</div>
+            </div>
+            {[x, y].map((im, i) => (
+              <figure key={i} className="jp-mlops-det-card" data-run={props.runs[i].label}>
+                <DetectionImage runId={props.runs[i].runId} image={im} mode="all" size={PAIR_THUMB} label={`${im.name}, ${props.runs[i].label}`} />
+                <figcaption>
+                  <ImageCounts image={im} />
+                </figcaption>
+              </figure>
+            ))}
+          </div>
+        ))}
+      </div>
+      {pager('images')}
+    </div>
+  );
+}
+
+function Tabs<T extends string>(props: { tabs: [T, string][]; value: T; onChange: (t: T) => void; label: string }): JSX.Element {
+  return (
+    <div role="tablist" aria-label={props.label} className="jp-mlops-tabs">
+      {props.tabs.map(([t, label]) => (
+        <button
+          key={t}
+          role="tab"
+          aria-selected={props.value === t}
+          className={`jp-mlops-tab${props.value === t ? ' jp-mod-active' : ''}`}
+          onClick={() => props.onChange(t)}
+        >
+          {label}
+        </button>
+      ))}
+    </div>
+  );
+}
+
+/** The "Detections" section of a run's detail; nothing when the run was not evaluated. */
+export function RunDetections(props: { run: IDetectionRun }): JSX.Element | null {
+  const { data, error } = useDetections([props.run.runId]);
+  const [tab, setTab] = useState<'errors' | 'images'>('errors');
+  if (error) {
+    return (
+      <section className="jp-mlops-kv">
+        <h3>Detections</h3>
+        <div className="jp-mlops-error" role="alert">{error}</div>
+      </section>
+    );
+  }
+  if (!data || !data[0]) {
+    return null;
+  }
+  const d = data[0];
+  return (
+    <section className="jp-mlops-kv jp-mlops-detections" data-testid="run-detections">
+      <h3>Detections</h3>
+      <Summary runs={[props.run]} data={[d]} />
+      <BoxLegend />
+      <Tabs
+        label="Detections"
+        tabs={[
+          ['errors', `Error gallery (${errorImages(d).length})`],
+          ['images', `All images (${d.images.length})`]
+        ]}
+        value={tab}
+        onChange={setTab}
+      />
+      {tab === 'errors' ? <ErrorGallery run={props.run} data={d} /> : <ImageGrid run={props.run} data={d} />}
+    </section>
+  );
+}
+
+/**
+ * The "Detections" comparison of exactly two runs; a short note when either was not evaluated.
+ */
+export function CompareDetections(props: { runs: IDetectionRun[] }): JSX.Element | null {
+  const { data, error } = useDetections(props.runs.map(r => r.runId));
+  const [tab, setTab] = useState<'pairs' | 'errors'>('pairs');
+  if (error) {
+    return <div className="jp-mlops-error" role="alert">{error}</div>;
+  }
+  if (!data) {
+    return null;
+  }
+  const missing = props.runs.filter((_, i) => !data[i]);
+  if (missing.length === props.runs.length) {
+    return null;
+  }
+  return (
+    <section className="jp-mlops-kv jp-mlops-detections" data-testid="compare-detections">
+      <h3>Detections</h3>
+      {missing.length > 0 ? (
+        <div className="jp-mlops-muted">
+          {missing.map(r => r.label).join(', ')} logged no <code>eval/detections.json</code>: nothing to compare.
+        </div>
+      ) : (
+        <>
+          <Summary runs={props.runs} data={data as IDetections[]} />
+          <BoxLegend />
+          <Tabs
+            label="Detections comparison"
+            tabs={[
+              ['pairs', 'Side by side'],
+              ['errors', 'Error galleries']
+            ]}
+            value={tab}
+            onChange={setTab}
+          />
+          {tab === 'pairs' ? (
+            <SideBySide runs={props.runs} data={data as IDetections[]} />
+          ) : (
+            <div className="jp-mlops-det-galleries">
+              {props.runs.map((r, i) => (
+                <ErrorGallery key={r.runId} run={r} data={data[i]!} />
+              ))}
+            </div>
+          )}
+        </>
+      )}
+    </section>
+  );
+}
