@@ -7,6 +7,7 @@ from . import models
 from . import deployments
 from . import projects
 from . import jobs
+from . import template
 from .handlers import StatusHandler
 
 NAMESPACE = "mlops"
@@ -17,6 +18,7 @@ ROUTES = [
     *datasets.ROUTES,  # issue 5: the dataset catalog, publish, status, thumbnails
     *projects.ROUTES,  # issue 8: the user's projects for the sidebar
     *jobs.ROUTES,  # issue 6: jobs, sweeps, pipelines
+    *template.ROUTES,  # issue 9: copy a project template into the workspace
     # issue 4: experiments, runs and the model registry (MLflow through the gateway)
     (r"experiments", exp.ExperimentsHandler),
     (r"experiments/(?P<experiment_id>[^/]+)", exp.ExperimentHandler),
