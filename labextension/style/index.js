@@ -2,3 +2,4 @@ import './base.css';
 import './deployments.css';
 import './experiments.css';
 import './jobs.css';
+import './detections.css';
