@@ -1,6 +1,6 @@
 """``%mlops submit``, ``%mlops sweep`` and ``%mlops jobs``: jobs from a notebook cell.
 
-    %mlops submit train.ipynb -p lr=0.01 -p epochs=3 --gpus 1
+    %mlops submit train.ipynb -p lr=0.01 -p epochs=3 --gpus 1 --timeout 3600
     %mlops sweep train.ipynb --space space.yaml --metric val_map --maximize --trials 20 --parallel 2
     %mlops jobs
 
@@ -74,11 +74,13 @@ def _common(p):
     p.add_argument("--project", default=None)
     p.add_argument("--experiment", default=None)
     p.add_argument("--dataset-version", default=None)
+    p.add_argument("--timeout", type=int, default=0, metavar="SECONDS",
+                   help="stop the job (it fails) once it has run this long; 0: no own limit")
 
 
 def _body(a) -> dict:
     body = {"path": workspace_path(a.path), "params": parse_params(a.param), "gpus": a.gpus}
-    for key in ("project", "experiment", "dataset_version"):
+    for key in ("project", "experiment", "dataset_version", "timeout"):
         if getattr(a, key):
             body[key] = getattr(a, key)
     return body
@@ -150,7 +152,8 @@ try:  # the %mlops registry (IPython present: always inside a lab)
 except ImportError:  # pragma: no cover
     pass
 else:
-    _subcommand("submit", "run a notebook or script as a job: PATH -p k=v --gpus N")(_wrap(submit))
+    _subcommand("submit", "run a notebook or script as a job: PATH -p k=v --gpus N "
+                          "--timeout S")(_wrap(submit))
     _subcommand("sweep", "a hyperparameter sweep: PATH --space s.yaml --metric m --trials N")(
         _wrap(sweep))
     _subcommand("jobs", "my jobs as a DataFrame")(_wrap(jobs))

@@ -29,6 +29,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from traitlets import Bool, Unicode
+from traitlets.config import LoggingConfigurable
+
 DEFAULT_PREFIX = "jm-"
 
 
@@ -188,3 +191,25 @@ class UserAccounts:
         make_traversable(self.workspace_root, True, self.log)
         self.workspace_root.chmod(0o711)  # as the spawner: enter one's own home, list no one's
         return ensure_account(self.name_of(user), self.workspace_root / user, user, self.log)
+
+
+class AccountSettings(LoggingConfigurable):
+    """Who the control plane's local jobs and model servers run as (``c.AccountSettings``)."""
+
+    isolate_users = Bool(
+        True,
+        help="""When the control plane runs as root, run each user's jobs and model servers as
+        that user's system account (the one the local spawner runs their server as, created on
+        first use). Without root this has no effect: they run as the control plane's user.""",
+    ).tag(config=True)
+
+    system_user_prefix = Unicode(
+        DEFAULT_PREFIX,
+        help="""Prefix of the per-user accounts (``jm-alice``). Must equal
+        ``c.MlopsLocalSpawner.system_user_prefix``, so a job runs as the same account as its
+        user's server.""",
+    ).tag(config=True)
+
+    def user_accounts(self, workspace_root: Path) -> UserAccounts:
+        return UserAccounts(workspace_root, self.system_user_prefix, self.isolate_users,
+                            self.log)

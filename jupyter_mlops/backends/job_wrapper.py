@@ -209,6 +209,8 @@ def run(job_dir: Path) -> int:
         status = "pruned" if (job_dir / "prune").exists() else "cancelled"
         code, error = 143, "stopped by " + ("the sweep's pruner" if status == "pruned"
                                              else "a cancel request")
+        if (job_dir / "timeout").exists():
+            status, error = "failed", f"time limit of {launch.get('time_limit')} s reached"
         if child is not None and child.poll() is None:
             child.terminate()
     except Exception as e:

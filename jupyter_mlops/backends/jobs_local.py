@@ -6,6 +6,17 @@ for it) and can be stopped as a whole: cancel sends SIGTERM to the group, then S
 grace period. GPUs are handed over in ``CUDA_VISIBLE_DEVICES`` / ``NVIDIA_VISIBLE_DEVICES``;
 stdout and stderr go to ``JOB_DIR/output.log``.
 
+Who the job runs as: when the control plane is root (the embedded default), the job runs as its
+user's account (``jm-<name>``, see :mod:`.accounts`), exactly like the user's server: same uid,
+home = workspace, umask 077, so it can read and write that user's workspace and nobody else's,
+and reads the shared dataset (root-owned, not writable). Its directory becomes ``root:<the
+account's group>``, mode ``1770``: the job can create its outcome files there (``exit.json``,
+``progress.json``, ``run.json``, ``report.jsonl``), cannot change or remove what the control
+plane put there (``launch.json``, the code snapshot, ``output.log``: sticky bit), and other users
+cannot enter it. The control plane reads job-written files without following symlinks
+(:mod:`..core.jobs.jobfiles`). Without root, jobs run as the control plane's user, as everything
+else does then, and users are not isolated from one another.
+
 The handle kept in the database is ``{"pid", "create_time"}``: after a control plane restart
 the job is found again by pid, and the start time guards against a recycled pid.
 """
@@ -23,6 +34,10 @@ from pathlib import Path
 
 import psutil
 
+from ..core.jobs.jobfiles import read_untrusted
+from .accounts import AccountError, SystemAccount, UserAccounts, make_traversable, \
+    unreachable_part
+
 
 @dataclass
 class Exit:
@@ -34,10 +49,16 @@ class Exit:
     metrics: dict | None = None
 
 
-def read_exit(job_dir: Path) -> Exit | None:
+def _read_json(path: Path):
     try:
-        data = json.loads((job_dir / "exit.json").read_text())
-    except (OSError, ValueError):
+        return json.loads(read_untrusted(path) or "")
+    except ValueError:
+        return None
+
+
+def read_exit(job_dir: Path) -> Exit | None:
+    data = _read_json(job_dir / "exit.json")
+    if not isinstance(data, dict):
         return None
     return Exit(data.get("status", "failed"), data.get("error", ""), data.get("returncode"),
                 data.get("metrics") or {})
@@ -52,13 +73,17 @@ class LocalJobBackend:
         Interpreter the wrapper (and so the job) runs with: the user's environment.
     grace_seconds
         How long a cancelled job may take to stop after SIGTERM before it gets SIGKILL.
+    accounts
+        Hub users -> system accounts; ``None`` (or not root): jobs run as this process's user.
     """
 
     name = "local"
 
-    def __init__(self, python: str = sys.executable, grace_seconds: float = 10.0):
+    def __init__(self, python: str = sys.executable, grace_seconds: float = 10.0,
+                 accounts: UserAccounts | None = None):
         self.python = python
         self.grace_seconds = grace_seconds
+        self.accounts = accounts
         self._children: dict[int, subprocess.Popen] = {}
         self._term_sent: dict[int, float] = {}
         # Called (from a watcher thread) when a job process started here exits, so the runner
@@ -69,12 +94,23 @@ class LocalJobBackend:
         visible = ",".join(str(i) for i in gpu_indices)
         env = {**env, "CUDA_VISIBLE_DEVICES": visible, "NVIDIA_VISIBLE_DEVICES":
                visible or "void", "PYTHONUNBUFFERED": "1"}
-        log = open(job_dir / "output.log", "ab")
+        account = self._account_of(job_dir)
+        run_as = {"start_new_session": True}
+        if account is not None:
+            self._hand_over(job_dir, account)
+            env.update(USER=account.name, LOGNAME=account.name, HOME=str(account.home))
+            run_as = account.popen_kwargs()
+        # O_NOFOLLOW: never append through a link, whoever could have left one there.
+        fd = os.open(job_dir / "output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND
+                     | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+        log = os.fdopen(fd, "ab")
         try:
+            if account is not None:
+                os.fchown(fd, 0, account.gid)  # the job writes it through its stdout only
             proc = subprocess.Popen(
                 [self.python, "-m", "jupyter_mlops.backends.job_wrapper", str(job_dir)],
                 cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                **run_as)
         finally:
             log.close()
         self._children[proc.pid] = proc
@@ -85,6 +121,36 @@ class LocalJobBackend:
         except psutil.NoSuchProcess:
             create_time = 0.0
         return {"backend": self.name, "pid": proc.pid, "create_time": create_time}
+
+    # --- who the job runs as ------------------------------------------------------------------
+
+    def _account_of(self, job_dir: Path) -> SystemAccount | None:
+        if self.accounts is None or not self.accounts.isolated:
+            return None
+        user = json.loads((job_dir / "launch.json").read_text()).get("user")
+        if not user:
+            raise AccountError("the job names no user to run as")
+        env_dir = Path(self.python).parent
+        if (bad := unreachable_part(env_dir)) is not None:
+            raise AccountError(f"the Python environment {env_dir} is not usable by per-user "
+                               f"accounts: {bad} has no o+x (see the README)")
+        return self.accounts.account(user)
+
+    @staticmethod
+    def _hand_over(job_dir: Path, account: SystemAccount) -> None:
+        """The job directory as the module docstring describes: the job may add files, not
+        change the control plane's; other users may not enter. Runs before the job ever
+        could write there, so nothing in it is the job's yet."""
+        make_traversable(job_dir.parent)
+        job_dir.parent.chmod(0o711)  # every job's user passes through; nobody lists the jobs
+        for path in [job_dir, *sorted(job_dir.rglob("*"))]:
+            if path.is_symlink():
+                continue
+            os.chown(path, 0, account.gid, follow_symlinks=False)
+            if path == job_dir:
+                path.chmod(0o1770)
+            else:
+                path.chmod(0o750 if path.is_dir() else 0o640)
 
     def _watch(self, proc: subprocess.Popen) -> None:
         proc.wait()
@@ -150,13 +216,10 @@ class LocalJobBackend:
             self._signal(handle, signal.SIGTERM)
 
     def progress(self, job_dir: Path) -> dict:
-        try:
-            return json.loads((job_dir / "progress.json").read_text())
-        except (OSError, ValueError):
-            return {}
+        data = _read_json(job_dir / "progress.json")
+        return data if isinstance(data, dict) else {}
 
     def run_info(self, job_dir: Path) -> dict:
-        try:
-            return json.loads((job_dir / "run.json").read_text())
-        except (OSError, ValueError):
-            return {}
+        data = _read_json(job_dir / "run.json")
+        return data if isinstance(data, dict) and {"run_id", "experiment_id"} <= set(data) \
+            else {}

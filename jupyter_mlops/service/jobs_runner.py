@@ -15,6 +15,7 @@ from pathlib import Path
 from traitlets import CaselessStrEnum, Float, Integer, Unicode, default
 from traitlets.config import Configurable
 
+from ..backends.accounts import AccountSettings
 from ..backends.jobs_local import LocalJobBackend
 from ..core.jobs import JobRunner, Jobs, JobStore
 from ..core.jobs.pipelines import Pipelines
@@ -43,6 +44,25 @@ class JobSettings(Configurable):
         help="""Users' workspaces, ``<workspace_root>/<user>``: job paths are relative to them
         and jobs run there. Defaults to ``<data_dir>/users`` (where the local spawner puts
         them).""",
+    ).tag(config=True)
+
+    jobs_dir = Unicode(
+        help="""Where each job keeps its directory (launch file, code snapshot, log, outcome).
+        Defaults to ``<data_dir>/jobs``: outside the control plane's private ``control``
+        directory, because jobs running as their users' accounts must reach their own.""",
+    ).tag(config=True)
+
+    shared_dataset_dir = Unicode(
+        help="""The shared dataset as jobs see it (``$JUPYTER_MLOPS_DATASETS``, read-only as in
+        user servers). Defaults to ``<data_dir>/datasets`` (where the local spawner has it).""",
+    ).tag(config=True)
+
+    max_timeout = Integer(
+        0,
+        help="""The longest any job may run, in seconds (0: no limit). A job asking for a longer
+        ``timeout`` is refused; a job asking for none gets this one. A job reaching its limit
+        is stopped (SIGTERM, then SIGKILL after ``grace_seconds``) and fails with "time limit
+        of N s reached". Example: ``c.JobSettings.max_timeout = 48 * 3600``.""",
     ).tag(config=True)
 
     python = Unicode(
@@ -94,7 +114,7 @@ def build_jobs(parent, context) -> JobsPlatform:
     data_dir = Path(context.data_dir)
     workspaces = Path(settings.workspace_root or data_dir / "users")
     jobs = Jobs(JobStore(context.db), context.projects, context.gpu_allocator, workspaces,
-                data_dir / "control" / "jobs")
+                Path(settings.jobs_dir or data_dir / "jobs"), max_timeout=settings.max_timeout)
     hub_api = os.environ.get("JUPYTERHUB_API_URL", "")
     service_token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
     tokens = (HubTokenIssuer(hub_api, service_token) if hub_api and service_token
@@ -104,10 +124,13 @@ def build_jobs(parent, context) -> JobsPlatform:
 
         backend = KubeJobBackend(parent=parent, workspace_root=str(workspaces))
     else:
-        backend = LocalJobBackend(python=settings.python, grace_seconds=settings.grace_seconds)
+        accounts = AccountSettings(parent=parent).user_accounts(workspaces)
+        backend = LocalJobBackend(python=settings.python, grace_seconds=settings.grace_seconds,
+                                  accounts=accounts)
     runner = JobRunner(jobs, backend, tokens, tracking_uri=settings.tracking_uri,
                        max_cpu_jobs=settings.max_cpu_jobs, tick_seconds=settings.tick_seconds,
-                       token_lifetime=settings.token_lifetime)
+                       token_lifetime=settings.token_lifetime,
+                       dataset_dir=settings.shared_dataset_dir or str(data_dir / "datasets"))
     storage = settings.optuna_storage or f"sqlite:///{data_dir / 'control' / 'optuna.sqlite'}"
     sweeps = Sweeps(jobs, storage, settings.tracking_uri, tokens)
     pipelines = Pipelines(jobs)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from jupyter_mlops.backends.accounts import UserAccounts
 from jupyter_mlops.backends.jobs_local import LocalJobBackend
 from jupyter_mlops.core import roles
 from jupyter_mlops.core.db import Database
@@ -44,16 +45,24 @@ def mlflow_access(platform):
 
 
 class Lab:
-    """A control plane's job machinery over a data directory (``restart`` = a new process)."""
+    """A control plane's job machinery over a data directory (``restart`` = a new process).
+
+    As in the embedded default, jobs run as their users' accounts (``jm-alice``) when the tests
+    run as root (CI does); ``datasets/`` is the shared dataset, root-owned and read-only.
+    """
 
     def __init__(self, root: Path, gpus: int, tracking_uri: str, tokens: dict,
-                 max_cpu_jobs: int = 4):
+                 max_cpu_jobs: int = 4, max_timeout: int = 0):
         self.root = root
         self.url = f"sqlite:///{root / 'mlops.sqlite'}"
         self.gpus, self.tracking_uri, self.tokens = gpus, tracking_uri, tokens
         self.max_cpu_jobs = max_cpu_jobs
+        self.max_timeout = max_timeout
+        self.accounts = UserAccounts(root / "users")
         for u in USERS:
             (root / "users" / u).mkdir(parents=True, exist_ok=True)
+        self.datasets = root / "datasets"
+        self.datasets.mkdir(mode=0o755, exist_ok=True)
         self.runner = None
         self.build()
 
@@ -63,11 +72,12 @@ class Lab:
         self.allocator = GpuAllocator(db, inventory)
         self.projects = Projects(db)
         self.jobs = Jobs(JobStore(db), self.projects, self.allocator, self.root / "users",
-                         self.root / "jobs")
-        self.backend = LocalJobBackend(grace_seconds=2.0)
+                         self.root / "jobs", max_timeout=self.max_timeout)
+        self.backend = LocalJobBackend(grace_seconds=2.0, accounts=self.accounts)
         self.runner = JobRunner(self.jobs, self.backend, FixedTokenIssuer(self.tokens),
                                 tracking_uri=self.tracking_uri, tick_seconds=0.2,
-                                max_cpu_jobs=self.max_cpu_jobs)
+                                max_cpu_jobs=self.max_cpu_jobs,
+                                dataset_dir=str(self.datasets))
         self.sweeps = Sweeps(self.jobs, f"sqlite:///{self.root / 'optuna.sqlite'}",
                              self.tracking_uri, FixedTokenIssuer(self.tokens))
         self.pipelines = Pipelines(self.jobs)

@@ -23,6 +23,7 @@ KINDS = {".ipynb": "notebook", ".py": "script"}
 NAME_RE = re.compile(r"^[A-Za-z0-9_.@ -]{1,100}$")
 PARAM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_GPUS = 64
+MAX_TIMEOUT = 366 * 24 * 3600  # seconds: what a time limit can be at all
 
 
 @dataclass
@@ -36,6 +37,7 @@ class JobSpec:
     experiment: str = ""  # MLflow experiment; defaults to the file's stem
     dataset_version: str = ""
     name: str = ""
+    timeout: int = 0  # seconds the job may run; 0: only the platform's maximum, if any
 
     @property
     def kind(self) -> str:
@@ -67,7 +69,7 @@ class Job:
     pipeline_id: int | None = None
     step: str = ""
     snapshot_of: int | None = None  # "rerun exactly": the job whose code snapshot is reused
-    cancel_requested: str = ""  # "" | "cancelled" | "pruned"
+    cancel_requested: str = ""  # "" | "cancelled" | "pruned" | "time_limit"
     exit_code: int | None = None
     groups: list = field(default_factory=list)
 
@@ -95,7 +97,7 @@ def parse_spec(body: dict) -> JobSpec:
     if not isinstance(body, dict):
         raise InvalidInput("a job is a JSON object")
     unknown = set(body) - {"path", "params", "gpus", "project", "experiment",
-                           "dataset_version", "name"}
+                           "dataset_version", "name", "timeout"}
     if unknown:
         raise InvalidInput(f"unknown job field(s): {', '.join(sorted(unknown))}")
     path = body.get("path")
@@ -117,6 +119,11 @@ def parse_spec(body: dict) -> JobSpec:
     gpus = body.get("gpus", 0)
     if isinstance(gpus, bool) or not isinstance(gpus, int) or not 0 <= gpus <= MAX_GPUS:
         raise InvalidInput(f"gpus must be a whole number from 0 to {MAX_GPUS}, not {gpus!r}")
+    timeout = body.get("timeout") or 0
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or not (
+            0 <= timeout <= MAX_TIMEOUT):
+        raise InvalidInput(f"timeout must be a whole number of seconds from 0 (none) to "
+                           f"{MAX_TIMEOUT}, not {timeout!r}")
     out = {}
     for key in ("project", "experiment", "dataset_version", "name"):
         v = body.get(key)
@@ -125,7 +132,7 @@ def parse_spec(body: dict) -> JobSpec:
         if not isinstance(v, str) or not NAME_RE.match(v):
             raise InvalidInput(f"{key} must be 1-100 letters, digits, spaces or _.@-")
         out[key] = v
-    return JobSpec(path=str(p), params=dict(params), gpus=gpus, **out)
+    return JobSpec(path=str(p), params=dict(params), gpus=gpus, timeout=timeout, **out)
 
 
 # --- declared parameters ----------------------------------------------------------------------

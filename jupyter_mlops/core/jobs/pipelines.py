@@ -6,7 +6,7 @@
     steps:
       - {name: prepare, run: prepare.py}
       - {name: train, run: train.ipynb, needs: [prepare], gpus: 1, params: {lr: 0.01}}
-      - {name: evaluate, run: evaluate.py, needs: [train]}
+      - {name: evaluate, run: evaluate.py, needs: [train], timeout: 600}
 
 Each step runs as a job once every step it needs has succeeded; a step whose dependency failed,
 was cancelled or skipped is skipped. A pipeline with a schedule is a template: at each time the
@@ -112,7 +112,8 @@ def parse_pipeline(spec) -> dict:
         job = parse_spec({"path": st.get("run"), "params": st.get("params") or {},
                           "gpus": st.get("gpus", 0), "project": project,
                           "experiment": spec.get("experiment") or None,
-                          "dataset_version": st.get("dataset_version") or None})
+                          "dataset_version": st.get("dataset_version") or None,
+                          "timeout": st.get("timeout") or 0})
         out.append({"name": name, "needs": list(needs), "job": job.to_dict()})
     for st in out:
         for dep in st["needs"]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from .. import clock
 from ..errors import MlopsError
 from . import queue
+from .jobfiles import touch_untrusted
 from .model import FAILED, QUEUED, RUNNING, SUCCEEDED, Job
 from .service import Jobs
 
@@ -31,6 +32,13 @@ async def _maybe(result):
 # Variables of the control plane's environment a job may inherit; nothing else (above all no
 # JUPYTERHUB_API_TOKEN: the control plane's credentials never reach user code).
 ENV_ALLOWED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "JUPYTER_MLOPS_DATASETS")
+
+# ``cancel_requested`` of a job stopped at its time limit (it then ends as failed).
+TIME_LIMIT = "time_limit"
+
+
+def time_limit_reason(seconds: int) -> str:
+    return f"time limit of {seconds} s reached"
 
 
 class JobRunner:
@@ -50,11 +58,13 @@ class JobRunner:
         Jobs without GPUs running at once.
     token_lifetime
         Seconds a job's MLflow token is valid (the longest a job may log to MLflow).
+    dataset_dir
+        The shared dataset as jobs see it (``$JUPYTER_MLOPS_DATASETS``, as in user servers).
     """
 
     def __init__(self, jobs: Jobs, backend, tokens, *, tracking_uri: str = "",
                  max_cpu_jobs: int = 4, tick_seconds: float = 1.0,
-                 token_lifetime: int = 7 * 24 * 3600):
+                 token_lifetime: int = 7 * 24 * 3600, dataset_dir: str = ""):
         self.jobs = jobs
         self.store = jobs.store
         self.allocator = jobs.allocator
@@ -64,6 +74,7 @@ class JobRunner:
         self.max_cpu_jobs = max_cpu_jobs
         self.tick_seconds = tick_seconds
         self.token_lifetime = token_lifetime
+        self.dataset_dir = dataset_dir
         self.groups: list = []  # sweeps, pipelines: objects with ``async tick()``
         self._event = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -124,9 +135,17 @@ class JobRunner:
     async def _watch(self, job: Job) -> None:
         job = self.store.get(job.id)  # fresh: a cancel may have come in since the pass began
         d = self.jobs.job_dir(job.id)
+        limit = self.jobs.time_limit(job)
+        if (limit and job.started_at is not None and not job.cancel_requested
+                and clock.now() - job.started_at >= limit):
+            log.info("job %s: %s", job.id, time_limit_reason(limit))
+            job.cancel_requested = TIME_LIMIT
+            self.store.save(job)
         if job.cancel_requested:
             if job.cancel_requested == "pruned":
-                (d / "prune").touch()
+                touch_untrusted(d / "prune")
+            elif job.cancel_requested == TIME_LIMIT:
+                touch_untrusted(d / "timeout")  # the job's MLflow run then ends as FAILED
             await _maybe(self.backend.stop(job.handle))
         ended = await _maybe(self.backend.poll(d, job.handle))
         changed = False
@@ -143,9 +162,11 @@ class JobRunner:
                 self.store.save(job)
             return
         job.state = ended.status
-        if job.cancel_requested and ended.status != SUCCEEDED:
-            job.state = job.cancel_requested
         job.reason = ended.error
+        if job.cancel_requested == TIME_LIMIT and ended.status != SUCCEEDED:
+            job.state, job.reason = FAILED, time_limit_reason(limit)
+        elif job.cancel_requested and ended.status != SUCCEEDED:
+            job.state = job.cancel_requested
         job.exit_code = ended.returncode
         job.metrics = ended.metrics or {}
         job.finished_at = clock.now()
@@ -213,7 +234,8 @@ class JobRunner:
         run_name = spec.name or (f"{Path(name).stem}-trial-{job.trial_number}"
                                  if job.trial_number is not None else f"{Path(name).stem}-job-{job.id}")
         return {
-            "job_id": job.id, "kind": spec.kind, "display_path": spec.path,
+            "job_id": job.id, "user": job.user, "time_limit": self.jobs.time_limit(job),
+            "kind": spec.kind, "display_path": spec.path,
             "file": str(d / "snapshot" / name), "cwd": str(ws / rel_dir),
             "params": spec.params, "tracking_uri": self.tracking_uri,
             "experiment": spec.experiment or Path(name).stem, "run_name": run_name,
@@ -235,6 +257,8 @@ class JobRunner:
         env = {k: os.environ[k] for k in ENV_ALLOWED if k in os.environ}
         env.update(HOME=str(self.jobs.workspace(job.user)), USER=job.user,
                    MLFLOW_DISABLE_TELEMETRY="true", MLOPS_JOB_ID=str(job.id))
+        if self.dataset_dir:
+            env["JUPYTER_MLOPS_DATASETS"] = self.dataset_dir
         if self.tracking_uri:
             env["MLFLOW_TRACKING_URI"] = self.tracking_uri
             if token:

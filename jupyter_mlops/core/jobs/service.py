@@ -41,11 +41,15 @@ class Jobs:
         Where each job keeps its directory (launch file, code snapshot, logs, outcome).
     wake
         Called after a change the runner should act on at once (submit, cancel).
+    max_timeout
+        The longest any job may run, in seconds (0: no limit); a job asking for more is
+        refused, a job asking for nothing gets it.
     """
 
     def __init__(self, store: JobStore, projects, allocator, workspace_root: Path,
-                 jobs_dir: Path, wake=lambda: None):
+                 jobs_dir: Path, wake=lambda: None, max_timeout: int = 0):
         self.store = store
+        self.max_timeout = max_timeout
         self.projects = projects
         self.allocator = allocator
         self.workspace_root = Path(workspace_root)
@@ -78,7 +82,18 @@ class Jobs:
         file = self.resolve(caller.name, spec.path)
         check_param_types(file, spec.params)
         self.check_gpus(caller, spec)
+        self.check_timeout(spec)
         return file
+
+    def check_timeout(self, spec: JobSpec) -> None:
+        if self.max_timeout and spec.timeout > self.max_timeout:
+            raise InvalidInput(f"a time limit of {spec.timeout} s is over the platform's "
+                               f"maximum of {self.max_timeout} s")
+
+    def time_limit(self, job: Job) -> int:
+        """Seconds ``job`` may run (0: unlimited): its own limit, capped by the platform's."""
+        limits = [t for t in (job.spec.timeout, self.max_timeout) if t]
+        return min(limits) if limits else 0
 
     def check_gpus(self, caller: Caller, spec: JobSpec) -> None:
         if not spec.gpus:
@@ -118,6 +133,9 @@ class Jobs:
 
     def _snapshot(self, job: Job, file: Path, snapshot_from: Path | None) -> None:
         """Copy the file and record its git commit and diff, so the run can be repeated."""
+        # Private from the start: the job's code is nobody else's business (the backend later
+        # opens the directory to the job's own account).
+        self.job_dir(job.id).mkdir(mode=0o700, parents=True, exist_ok=True)
         snap = self.job_dir(job.id) / "snapshot"
         if snapshot_from is not None:
             shutil.copytree(snapshot_from, snap)
@@ -146,6 +164,7 @@ class Jobs:
             spec = parse_spec(body)
             self.projects.require_member(caller, spec.project)
             self.check_gpus(caller, spec)
+            self.check_timeout(spec)
             snap = self.job_dir(old.id) / "snapshot"
             file = snap / Path(spec.path).name
             check_param_types(file, spec.params)

@@ -21,6 +21,7 @@ import yaml
 from .. import clock
 from ..errors import Conflict, InvalidInput, MlopsError, NotFound
 from ..roles import Caller, USE
+from .jobfiles import MAX_READ, open_untrusted
 from .model import SUCCEEDED, PRUNED, TERMINAL, parse_spec, check_param_types
 from .service import Jobs
 from .tracking import MlflowRest
@@ -105,7 +106,7 @@ def grid_of(dists: dict) -> dict[str, list]:
 def parse_sweep(body: dict) -> dict:
     """The sweep part of a request (the job part is checked by :func:`parse_spec`)."""
     job_body = {k: body[k] for k in ("path", "params", "gpus", "project", "experiment",
-                                     "dataset_version") if k in body}
+                                     "dataset_version", "timeout") if k in body}
     spec = parse_spec(job_body)
     dists = parse_space(body.get("space"))
     clash = set(dists) & set(spec.params)
@@ -172,7 +173,8 @@ class Sweeps:
                      trial_ids={}, best=None, history=[])
         sid = self.store.add_group("sweep", caller.name, "running", clock.now(), sweep)
         snap = self.jobs.jobs_dir / f"sweep-{sid}" / "snapshot"
-        snap.mkdir(parents=True)
+        snap.parent.mkdir(mode=0o700, parents=True)  # the user's code: nobody else's to read
+        snap.mkdir()
         (snap / file.name).write_bytes(file.read_bytes())
         self.jobs.wake()
         return self.get(caller, sid)
@@ -352,12 +354,14 @@ class Sweeps:
         path = self.jobs.job_dir(job.id) / "report.jsonl"
         pos = self._report_pos.get(job.id, 0)
         try:
-            with open(path) as f:
-                f.seek(pos)
-                lines = f.readlines()
-                self._report_pos[job.id] = f.tell()
-        except FileNotFoundError:
+            # The job writes this file (as its user's account): no symlinks, no FIFOs.
+            with open_untrusted(path, pos) as f:
+                data = f.read(MAX_READ)
+        except OSError:
             return
+        end = data.rfind(b"\n") + 1  # a line still being written is read next time
+        self._report_pos[job.id] = pos + end
+        lines = data[:end].decode("utf-8", "replace").splitlines()
         reported = False
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a step reported again after a restart
