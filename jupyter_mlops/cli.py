@@ -243,6 +243,12 @@ def cmd_reset_password(args) -> int:
     return 0
 
 
+def cmd_gc(args) -> int:
+    from .datasets import gc_main  # the catalog client: not needed to start the platform
+
+    return gc_main(args.url, args.token, args.delete, args.grace_hours)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jupyter-mlops", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -264,6 +270,17 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--password", default=None, help="default: a generated one")
     rp.add_argument("--data-dir", default="mlops-data")
     rp.set_defaults(func=cmd_reset_password)
+    gc = sub.add_parser("gc", help="dataset store objects no version references "
+                                   "(administrators; a dry run unless --delete)")
+    gc.add_argument("--url", default="http://127.0.0.1:8000/services/mlops/",
+                    help="the control plane through the hub (default: a local `up`)")
+    gc.add_argument("--token", default=os.environ.get("JUPYTERHUB_API_TOKEN", ""),
+                    help="an administrator's hub API token (default: $JUPYTERHUB_API_TOKEN)")
+    gc.add_argument("--delete", action="store_true", help="delete them (default: only count)")
+    gc.add_argument("--grace-hours", type=float, default=24,
+                    help="keep unreferenced objects younger than this (a publish may be "
+                         "running); default 24")
+    gc.set_defaults(func=cmd_gc)
     return p
 
 

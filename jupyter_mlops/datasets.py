@@ -20,10 +20,11 @@ import httpx
 
 from .client import _raise_for
 from .core import errors
-from .core.datasets import folder
+from .core.datasets import folder, transfer
 from .core.datasets.manifest import Manifest, Split, check_name
 
-__all__ = ["CatalogClient", "get", "publish", "status", "list", "diff", "cache_dir"]
+__all__ = ["CatalogClient", "get", "publish", "status", "list", "diff", "cache_dir",
+           "collect_garbage"]
 
 _list = list
 
@@ -95,6 +96,20 @@ class CatalogClient:
         with open(path, "rb") as f:
             self.request("PUT", f"api/dataset-objects/{h}", content=f.read())
 
+    def put_batch(self, items: _list, sent=None) -> dict:
+        """Stream several objects (``(hash, path, size)``) in one request; the control plane
+        hashes each on its way into the store and keeps only matching content."""
+        return self.request(
+            "POST", "api/dataset-objects/batch", content=transfer.frames(items, sent),
+            headers={"Content-Type": "application/octet-stream",
+                     "Content-Length": str(transfer.batch_length(items))}).json()
+
+    def check_publish(self, name: str, project: str | None = None) -> dict:
+        """Raises :class:`~jupyter_mlops.core.errors.Forbidden` (with the reason) when the
+        caller may not publish to ``name``; asked before anything is hashed or sent."""
+        return self.request("GET", f"api/datasets/{name}/publish-check",
+                            params={"project": project} if project else None).json()
+
     def fetch(self, h: str, dest: str) -> None:
         data = self.request("GET", f"api/dataset-objects/{h}").content
         import blake3
@@ -130,23 +145,81 @@ def publish(folder_path: str | Path, name: str, message: str = "",
     c = _client(client)
     if isinstance(split, dict):
         split = Split.from_dict(split)
+    c.check_publish(name, project)  # a refusal costs nothing yet
     cache = folder.StatCache(folder_path, cache_dir() / "stat")
     manifest, counts = folder.prepare(folder_path, c, split, cache, progress=progress)
     if progress:
         progress("recording", 0, 1, 0)
-    version = c.record(name, manifest, message, tags, project)
+    try:
+        version = c.record(name, manifest, message, tags, project)
+    except errors.Conflict:
+        # an object found stored was collected as garbage meanwhile (core.datasets.gc):
+        # send what is missing now and record once more
+        files = folder.scan(folder_path)
+        hashed = folder.hash_folder(files, cache)
+        folder.upload(files, hashed, c, progress=progress)
+        version = c.record(name, manifest, message, tags, project)
     if progress:
         progress("recorded", 1, 1, 0)
     return {**version, "transfer": counts}
 
 
+def _manifest_index(c: CatalogClient, name: str, version: str) -> tuple[dict, dict[str, str]]:
+    """The version (one small request) and its ``{path: hash}``, cached by manifest id.
+
+    Manifests never change, so the index of one is fetched once; a status then costs a version
+    lookup, a folder walk and the hashing of changed files only.
+    """
+    info = c.request("GET", f"api/datasets/{name}/versions/{version}",
+                     params={"limit": 1}).json()
+    mid = info["manifest_id"]
+    path = cache_dir() / "manifests" / f"{mid}.json"
+    try:
+        return info, json.loads(path.read_text())
+    except (OSError, ValueError):
+        pass
+    _, manifest = c.manifest(name, info["version"])
+    index = manifest.index()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(index, separators=(",", ":")))
+    os.replace(tmp, path)
+    return info, index
+
+
 def status(folder_path: str | Path, name: str, version: str = "latest",
            client: CatalogClient | None = None) -> dict:
     """What changed in ``folder_path`` against a version; unchanged files are not re-hashed."""
-    info, manifest = _client(client).manifest(name, version)
+    info, index = _manifest_index(_client(client), name, version)
     cache = folder.StatCache(folder_path, cache_dir() / "stat")
     return {"dataset": name, "version": info["version"],
-            **folder.status(folder_path, manifest, cache)}
+            **folder.status(folder_path, index, cache)}
+
+
+def collect_garbage(delete: bool = False, grace_hours: float = 24,
+                    client: CatalogClient | None = None) -> dict:
+    """Store objects no version references (administrators only): counted, or with ``delete``
+    removed. Objects younger than ``grace_hours`` are kept: they may belong to a publish still
+    running (see ``core.datasets.gc``)."""
+    return _client(client).request(
+        "POST", "api/admin/dataset-garbage",
+        json={"dry_run": not delete, "grace_seconds": grace_hours * 3600}).json()
+
+
+def gc_main(url: str, token: str, delete: bool, grace_hours: float) -> int:
+    """``jupyter-mlops gc``: print what garbage collection found (or removed)."""
+    try:
+        c = CatalogClient(url, token)
+        r = collect_garbage(delete, grace_hours, c)
+    except errors.MlopsError as e:
+        print(f"jupyter-mlops gc: {e.message}")
+        return 1
+    verb = "deleted" if delete else "would delete (dry run; --delete to remove)"
+    print(f"{r['objects']} objects ({r['bytes'] / 2**20:.1f} MiB) in the store, "
+          f"{r['referenced']} referenced by versions, {r['unreferenced']} unreferenced\n"
+          f"{verb}: {r['deletable']} objects, {r['deletable_bytes'] / 2**20:.1f} MiB "
+          f"(kept {r['kept_recent']} younger than {grace_hours:g} h)")
+    return 0
 
 
 def _log_input(name: str, info: dict, url: str, context: str) -> bool:

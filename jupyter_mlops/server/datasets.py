@@ -185,6 +185,13 @@ class TagHandler(DatasetsBase):
         await self.proxy("PUT", f"api/datasets/{name}/tags/{tag}", json=self.json_body())
 
 
+class ReferenceHandler(DatasetsBase):
+    @tornado.web.authenticated
+    async def put(self, name, ref):
+        await self.proxy("PUT", f"api/datasets/{name}/versions/{ref}/reference",
+                         json=self.json_body())
+
+
 class RenderHandler(DatasetsBase):
     """Thumbnails and previews of image objects, cached (content-addressed, so never stale)."""
 
@@ -258,6 +265,11 @@ class PublishHandler(DatasetsBase):
         split = Split.from_dict(split)  # bad input answers 400 now, not later in the job
         catalog = self.catalog()
         message, project = str(body.get("message") or ""), body.get("project")
+        try:  # refused now (403 with the reason), not after hashing and uploading
+            await asyncio.to_thread(catalog.check_publish, name, project)
+        except BaseException:
+            catalog.close()
+            raise
 
         def run(progress):
             try:
@@ -305,6 +317,7 @@ ROUTES = [
     (rf"datasets/{NAME}", DatasetHandler),
     (rf"datasets/{NAME}/versions/{REF}", VersionHandler),
     (rf"datasets/{NAME}/versions/{REF}/annotations", AnnotationsHandler),
+    (rf"datasets/{NAME}/versions/{REF}/reference", ReferenceHandler),
     (rf"datasets/{NAME}/diff", DiffHandler),
     (rf"datasets/{NAME}/tags/{REF}", TagHandler),
     (rf"datasets/{NAME}/publish", PublishHandler),

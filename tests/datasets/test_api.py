@@ -6,11 +6,13 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import blake3
 import pytest
 
 from jupyter_mlops import datasets
+from jupyter_mlops.core.datasets import transfer
 from jupyter_mlops.core.db import Database
 from jupyter_mlops.core.projects import Projects
 from jupyter_mlops.core.roles import ADMIN, MANAGE, USE, Caller
@@ -163,7 +165,16 @@ def test_publishing_needs_membership_of_the_owning_project(platform, people, cli
     manifest = {"files": [{"path": "a.txt", "size": len(data), "hash": h}]}
     r = platform.api("POST", f"{API}/datasets/secret-cells/versions", people["dana"],
                      json={"manifest": manifest})
-    assert r.status_code == 404 and "secret-lab" in r.json()["message"]
+    assert r.status_code == 403 and "secret-lab" in r.json()["message"]
+    # asked up front, before anything is hashed or sent
+    r = platform.api("GET", f"{API}/datasets/secret-cells/publish-check", people["dana"])
+    assert r.status_code == 403
+    assert "belongs to project 'secret-lab'" in r.json()["message"]
+    assert platform.api("GET", f"{API}/datasets/secret-cells/publish-check",
+                        people["admin"]).json()["exists"] is True
+    r = platform.api("GET", f"{API}/datasets/brand-new/publish-check?project=secret-lab",
+                     people["dana"])
+    assert r.status_code == 403 and "not a member" in r.json()["message"]
     # the catalog itself is shared: dana sees the dataset
     assert platform.api("GET", f"{API}/datasets/secret-cells", people["dana"]).status_code == 200
 
@@ -199,14 +210,18 @@ def test_routes_need_a_token(platform):
 KILLED = textwrap.dedent("""
     import sys, time
     from jupyter_mlops import datasets
+    from jupyter_mlops.core.datasets import folder
+    folder.BATCH_FILES = 8  # several batches, and the kill lands inside one
     c = datasets.CatalogClient(sys.argv[2], sys.argv[3])
-    real = c.put_file
-    def slow(h, p):
-        real(h, p)
-        print("sent", flush=True)
-        time.sleep(0.3)
-    c.put_file = slow
-    datasets.publish(sys.argv[1], "killed", client=c)
+    real = c.put_batch
+    def slow(items, sent):
+        def each(size):
+            sent(size)
+            print("sent", flush=True)
+            time.sleep(0.3)
+        return real(items, each)
+    c.put_batch = slow
+    datasets.publish(sys.argv[1], "killed", client=c, )
 """)
 
 
@@ -226,8 +241,69 @@ def test_a_killed_publish_leaves_no_version(platform, people, client, tmp_path):
     proc.wait()
     r = platform.api("GET", f"{API}/datasets/killed", people["dana"])
     assert r.status_code == 404  # nothing recorded, not even the name
+    tmp = platform.data_dir / "store" / "tmp"
+    deadline = time.monotonic() + 10  # the control plane drops the object in flight
+    while any(tmp.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(tmp.iterdir())
     v = datasets.publish(root, "killed", client=client)
     assert v["version"] == "v1" and 0 < v["transfer"]["uploaded"] < 21
+
+
+def frame(data: bytes, claimed: str | None = None) -> bytes:
+    return transfer.frame_header(claimed or blake3.blake3(data).hexdigest(), len(data)) + data
+
+
+def test_a_batch_stores_matching_objects_and_refuses_a_lie(platform, people):
+    good, other, lie = b"nucleus one" * 100, b"nucleus two", b"not what it claims"
+    body = frame(good) + frame(lie, claimed=blake3.blake3(b"else").hexdigest()) + frame(other)
+    r = platform.api("POST", f"{API}/dataset-objects/batch", people["dana"], data=body)
+    assert r.status_code == 400 and "does not match" in r.json()["message"]
+    hashes = [blake3.blake3(x).hexdigest() for x in (good, b"else", other)]
+    missing = platform.api("POST", f"{API}/dataset-objects/missing", people["dana"],
+                           json={"hashes": hashes}).json()["missing"]
+    assert missing == sorted(hashes[1:])  # the object before the lie is kept, nothing after
+    r = platform.api("POST", f"{API}/dataset-objects/batch", people["dana"],
+                     data=frame(other) + frame(good)[:50])
+    assert r.status_code == 400 and "middle of an object" in r.json()["message"]
+    r = platform.api("POST", f"{API}/dataset-objects/batch", people["dana"], data=frame(other))
+    assert r.status_code == 201 and r.json() == {"stored": 1, "bytes": len(other)}
+
+
+def test_a_record_after_its_objects_were_collected_uploads_them_again(platform, people, client,
+                                                                       tmp_path, monkeypatch):
+    """The garbage-collection race: objects deleted between upload and record (here removed
+    from the store directly, as a collection with no grace would) give 409, and the client
+    sends them again instead of recording a version with holes."""
+    root = tmp_path / "race"
+    cells.generate(root, n_images=3, seed=77, width=40, height=40)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    real = client.record
+    calls = []
+
+    def record(name, manifest, *a, **kw):
+        if not calls:
+            for e in manifest.entries:
+                (platform.data_dir / "store" / "objects" / e.hash[:2] / e.hash[2:]).unlink()
+        calls.append(name)
+        return real(name, manifest, *a, **kw)
+
+    monkeypatch.setattr(client, "record", record)
+    v = datasets.publish(root, "race", client=client)
+    assert len(calls) == 2 and v["version"] == "v1"
+    assert datasets.get("race", client=client).joinpath("img_0001.tif").exists()
+
+
+def test_garbage_collection_is_for_admins_and_dry_by_default(platform, people):
+    r = platform.api("POST", f"{API}/admin/dataset-garbage", people["dana"], json={})
+    assert r.status_code == 403
+    r = platform.api("POST", f"{API}/admin/dataset-garbage", people["admin"], json={})
+    body = r.json()
+    assert r.status_code == 200 and body["dry_run"] is True and body["deleted"] == 0
+    assert body["objects"] >= body["referenced"] > 0
+    r = platform.api("POST", f"{API}/admin/dataset-garbage", people["admin"],
+                     json={"dry_run": "yes"})
+    assert r.status_code == 400 and "dry_run" in r.json()["message"]
 
 
 def test_mlops_datasets_magic(published, platform, people, monkeypatch, tmp_path):

@@ -124,3 +124,29 @@ def test_symlink_out_of_the_workspace_is_refused(lab, tmp_path):
         outside.symlink_to(tmp_path)
     r = call("POST", "datasets/x/publish", json={"folder": "outside"})
     assert r.status_code == 400 and "out of the workspace" in r.json()["message"]
+
+
+def test_publishing_into_another_projects_dataset_is_refused_up_front(lab, platform):
+    """403 with the reason at once, not a 202 whose job fails after hashing and uploading."""
+    call, _ = lab
+    admin = platform.admin_token()
+    api = "services/mlops/api"
+    assert platform.api("POST", f"{api}/projects", admin,
+                        json={"name": "histology-lab"}).status_code in (201, 409)
+    r = platform.api("POST", f"{api}/datasets", admin,
+                     json={"name": "histology", "project": "histology-lab"})
+    assert r.status_code in (201, 409), r.text
+    r = call("POST", "datasets/histology/publish", json={"folder": "data/cells"})
+    assert r.status_code == 403, r.text
+    assert "belongs to project 'histology-lab'" in r.json()["message"]
+    r = call("POST", "datasets/new-one/publish",
+             json={"folder": "data/cells", "project": "histology-lab"})
+    assert r.status_code == 403 and "not a member" in r.json()["message"]
+
+
+def test_tags_and_reference_version_through_the_lab(lab, platform):
+    call, _ = lab
+    r = call("PUT", "datasets/lab-cells/tags/reviewed", json={"version": "v1"})
+    assert r.status_code == 200 and "reviewed" in r.json()["tags"]
+    r = call("PUT", "datasets/lab-cells/versions/v1/reference", json={"project": "default"})
+    assert r.status_code == 403 and "manager" in r.json()["message"]  # sam is no manager

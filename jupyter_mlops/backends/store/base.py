@@ -5,7 +5,9 @@ import abc
 
 import blake3
 
-from ...core.errors import Unavailable
+from typing import Iterator, NamedTuple
+
+from ...core.errors import InvalidInput, Unavailable
 from ...core.datasets.manifest import check_hash
 
 
@@ -13,6 +15,54 @@ class CorruptObject(Unavailable):
     """An object's content no longer matches its hash (bit rot, a tampered file)."""
 
     reason = "Corrupt Object"
+
+
+class ObjectMismatch(InvalidInput):
+    """Uploaded content does not hash to the name it was sent under (refused, never stored)."""
+
+
+class StoredObject(NamedTuple):
+    hash: str
+    size: int
+    mtime: float  # when it was stored (seconds since the epoch): garbage collection's grace
+
+
+class ObjectWriter:
+    """One object arriving in pieces: hashed as it is written, kept only if the hash matches.
+
+    The content is read once, on its way in; ``commit`` compares the running hash with the name
+    and only then makes the object visible, so a store never holds content under a wrong name
+    (and the upload path needs no second read to verify it).
+    """
+
+    def __init__(self, h: str, size: int):
+        self.hash = check_hash(h)
+        self.size = size
+        self.received = 0
+        self._hasher = blake3.blake3(max_threads=1)
+
+    def write(self, data) -> None:
+        self.received += len(data)
+        if self.received > self.size:
+            self.abort()
+            raise ObjectMismatch(f"object {self.hash} is longer than its announced {self.size} "
+                                 "bytes")
+        self._hasher.update(data)
+        self._write(data)
+
+    def commit(self) -> None:
+        got = self._hasher.hexdigest()
+        if self.received != self.size or got != self.hash:
+            self.abort()
+            raise ObjectMismatch(f"object {self.hash} does not match its content (it hashes "
+                                 f"to {got}, {self.received} of {self.size} bytes); refused")
+        self._commit()
+
+    def _write(self, data) -> None: ...
+
+    def _commit(self) -> None: ...
+
+    def abort(self) -> None: ...
 
 
 def object_key(h: str) -> str:
@@ -54,6 +104,22 @@ class ObjectStore(abc.ABC):
 
     @abc.abstractmethod
     def size(self, h: str) -> int | None: ...
+
+    @abc.abstractmethod
+    def writer(self, h: str, size: int) -> ObjectWriter:
+        """A writer that stores ``size`` bytes under ``h`` if, and only if, they hash to ``h``."""
+
+    @abc.abstractmethod
+    def list_objects(self) -> Iterator[StoredObject]:
+        """Every stored object (garbage collection walks them)."""
+
+    @abc.abstractmethod
+    def delete(self, hashes: list[str]) -> None:
+        """Remove objects (garbage collection only; missing ones are ignored)."""
+
+    def clean_partial(self, older_than: float) -> int:
+        """Remove leftovers of uploads that died before their time (``older_than``: epoch)."""
+        return 0
 
     def materialize(self, h: str, dest: str) -> None:
         """Write the object to ``dest`` (checked); local stores may hard-link instead."""

@@ -7,7 +7,28 @@ import uuid
 from pathlib import Path
 
 from ...core.errors import NotFound
-from .base import ObjectStore, object_key, verify
+from .base import ObjectStore, ObjectWriter, StoredObject, object_key, verify
+
+
+class _FileWriter(ObjectWriter):
+    """Writes into ``tmp/`` while hashing; renamed into ``objects/`` once the hash matches."""
+
+    def __init__(self, store: "LocalStore", h: str, size: int):
+        super().__init__(h, size)
+        self.store = store
+        self.tmp = store._tmp()
+        self.f = open(self.tmp, "wb", buffering=0)
+
+    def _write(self, data) -> None:
+        self.f.write(data)
+
+    def _commit(self) -> None:
+        self.f.close()
+        self.store._publish(self.tmp, self.hash)
+
+    def abort(self) -> None:
+        self.f.close()
+        self.tmp.unlink(missing_ok=True)
 
 
 class LocalStore(ObjectStore):
@@ -56,6 +77,36 @@ class LocalStore(ObjectStore):
         tmp = self._tmp()
         shutil.copyfile(path, tmp)  # in-kernel copy (sendfile/copy_file_range)
         self._publish(tmp, h)
+
+    def writer(self, h: str, size: int) -> ObjectWriter:
+        return _FileWriter(self, h, size)
+
+    def list_objects(self):
+        objects = self.root / "objects"
+        for d in os.scandir(objects):
+            if len(d.name) != 2 or not d.is_dir(follow_symlinks=False):
+                continue
+            for f in os.scandir(d.path):
+                try:
+                    st = f.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                yield StoredObject(d.name + f.name, st.st_size, st.st_mtime)
+
+    def delete(self, hashes: list[str]) -> None:
+        for h in hashes:
+            self.path(h).unlink(missing_ok=True)
+
+    def clean_partial(self, older_than: float) -> int:
+        n = 0
+        for f in os.scandir(self.root / "tmp"):
+            try:
+                if f.stat(follow_symlinks=False).st_mtime < older_than:
+                    os.unlink(f.path)
+                    n += 1
+            except FileNotFoundError:
+                pass
+        return n
 
     def get_bytes(self, h: str) -> bytes:
         try:

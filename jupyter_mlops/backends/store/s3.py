@@ -1,10 +1,33 @@
 """Any S3 (SeaweedFS, MinIO, Ceph RGW, AWS) through boto3, same layout as the local store."""
 from __future__ import annotations
 
+import io
 import threading
 
 from ...core.errors import NotFound, Unavailable
-from .base import ObjectStore, object_key, verify
+from .base import ObjectStore, ObjectWriter, StoredObject, object_key, verify
+
+
+class _BufferWriter(ObjectWriter):
+    """Keeps the object in memory while hashing it, then one PUT (atomic in S3) once it
+    matches: a wrong upload never reaches the bucket. Objects are bounded by the upload limit."""
+
+    def __init__(self, store: "S3Store", h: str, size: int):
+        super().__init__(h, size)
+        self.store = store
+        self.buf = io.BytesIO()
+
+    def _write(self, data) -> None:
+        self.buf.write(data)
+
+    def _commit(self) -> None:
+        self.store.ensure_bucket()
+        self.buf.seek(0)
+        self.store._call(self.store.client.put_object, Bucket=self.store.bucket,
+                         Key=self.store.key(self.hash), Body=self.buf)
+
+    def abort(self) -> None:
+        self.buf = io.BytesIO()
 
 
 class S3Store(ObjectStore):
@@ -116,6 +139,29 @@ class S3Store(ObjectStore):
         self.ensure_bucket()
         with open(path, "rb") as f:
             self._call(self.client.put_object, Bucket=self.bucket, Key=self.key(h), Body=f)
+
+    def writer(self, h: str, size: int) -> ObjectWriter:
+        return _BufferWriter(self, h, size)
+
+    def list_objects(self):
+        self.ensure_bucket()
+        start = len(self.prefix) + len("objects/")
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix + "objects/")
+        for page in self._call(lambda: list(pages)):
+            for o in page.get("Contents", []):
+                yield StoredObject(o["Key"][start:].replace("/", ""), int(o["Size"]),
+                                   o["LastModified"].timestamp())
+
+    def delete(self, hashes: list[str]) -> None:
+        for i in range(0, len(hashes), 1000):  # the most one DeleteObjects call takes
+            keys = [{"Key": self.key(h)} for h in hashes[i:i + 1000]]
+            r = self._call(self.client.delete_objects, Bucket=self.bucket,
+                           Delete={"Objects": keys, "Quiet": True})
+            if r.get("Errors"):
+                e = r["Errors"][0]
+                raise Unavailable(f"{self.describe()} did not delete {e.get('Key')}: "
+                                  f"{e.get('Code')} {e.get('Message', '')}")
 
     def get_bytes(self, h: str) -> bytes:
         try:

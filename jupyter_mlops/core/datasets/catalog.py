@@ -7,13 +7,15 @@ dies half-way leaves no visible version.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
+from typing import Callable
 
 import sqlalchemy as sa
 
 from .. import clock
 from ..db import Database
-from ..errors import Conflict, InvalidInput, NotFound
+from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..projects import Projects
 from ..roles import Caller
 from .manifest import VERSION_RE, Manifest, check_name, diff
@@ -78,6 +80,9 @@ class DatasetCatalog:
         self.featured = featured
         db.migrate("datasets", SCHEMA)
         self._manifests: dict[tuple[str, int], Manifest] = {}  # immutable, so cacheable
+        # held while a version is recorded and while garbage is collected (see gc.py); the
+        # control plane is one process, so a process lock is enough
+        self.store_lock = threading.Lock()
 
     # --- reading --------------------------------------------------------------------------
 
@@ -153,6 +158,13 @@ class DatasetCatalog:
             self._manifests[key] = Manifest.from_dict(json.loads(row["manifest"]))
         return v, self._manifests[key]
 
+    def referenced_hashes(self) -> set[str]:
+        """Every object hash some version's manifest names (what garbage collection keeps)."""
+        out: set[str] = set()
+        for r in self.db.query("SELECT manifest FROM dataset_versions"):
+            out.update(f["hash"] for f in json.loads(r["manifest"])["files"])
+        return out
+
     def diff(self, name: str, a: str, b: str) -> dict:
         va, ma = self.manifest(name, a)
         vb, mb = self.manifest(name, b)
@@ -181,14 +193,10 @@ class DatasetCatalog:
         Publishing to a dataset that does not exist yet creates it in ``project`` (default
         ``default``); publishing to an existing one needs membership of its project.
         """
-        check_name(name)
         for t in tags:
             self._check_tag(t)
-        try:
-            ds = self._dataset(name)
-        except NotFound:
-            ds = self.create(caller, name, project or "default")
-        self.projects.require_member(caller, ds["project"])
+        if not self.check_publish(caller, name, project)["exists"]:
+            self.create(caller, name, project or "default")
         summary = manifest.summary()
         body = json.dumps(manifest.to_dict(), separators=(",", ":"))
         now = clock.now()
@@ -204,6 +212,52 @@ class DatasetCatalog:
             for t in ("latest", *tags):
                 self._move(conn, name, t, number, caller.name, now)
         return self.resolve(name, f"v{number}")
+
+    def check_publish(self, caller: Caller, name: str, project: str | None = None) -> dict:
+        """May ``caller`` publish to ``name``? :class:`Forbidden` with the reason if not.
+
+        Asked before any byte is hashed or sent, so a refused publish fails at once instead of
+        after the upload. An existing dataset takes versions from members of its project; a new
+        one is created in ``project`` (default ``default``), which needs its membership too.
+        """
+        check_name(name)
+        try:
+            ds = self._dataset(name)
+        except NotFound:
+            target = project or "default"
+            try:
+                self.projects.require_member(caller, target)
+            except NotFound:
+                raise Forbidden(f"{caller.name} cannot create dataset {name!r} in project "
+                                f"{target!r}: not a member of it (or no such project)") from None
+            return {"dataset": name, "project": target, "exists": False}
+        if project and project != ds["project"]:
+            raise InvalidInput(f"dataset {name!r} belongs to project {ds['project']!r}, "
+                               f"not {project!r}")
+        try:
+            self.projects.require_member(caller, ds["project"])
+        except NotFound:
+            raise Forbidden(f"dataset {name!r} belongs to project {ds['project']!r}: only its "
+                            f"members may publish or tag versions, and {caller.name} is not "
+                            "one") from None
+        return {"dataset": name, "project": ds["project"], "exists": True}
+
+    def publish_stored(self, caller: Caller, name: str, manifest: Manifest,
+                       missing: Callable[[list[str]], set[str]], message: str = "",
+                       tags: tuple[str, ...] = (), project: str | None = None) -> DatasetVersion:
+        """:meth:`publish` after checking, under the store lock, that every object is stored.
+
+        ``missing(hashes)`` asks the store. Inside the lock no garbage collection can delete an
+        object between the check and the record.
+        """
+        self.check_publish(caller, name, project)
+        hashes = sorted({e.hash for e in manifest.entries})
+        with self.store_lock:
+            absent = missing(hashes)
+            if absent:
+                raise Conflict(f"{len(absent)} object(s) of this manifest are not in the store "
+                               f"(upload them first), e.g. {sorted(absent)[0]}")
+            return self.publish(caller, name, manifest, message, tags, project)
 
     @staticmethod
     def _check_tag(tag: str) -> None:
@@ -223,8 +277,8 @@ class DatasetCatalog:
 
     def tag(self, caller: Caller, name: str, tag: str, ref: str) -> DatasetVersion:
         self._check_tag(tag)
-        ds = self._dataset(name)
-        self.projects.require_member(caller, ds["project"])
+        self._dataset(name)
+        self.check_publish(caller, name)
         v = self.resolve(name, ref)
         with self.db.tx() as conn:
             self._move(conn, name, tag, v.number, caller.name, clock.now())

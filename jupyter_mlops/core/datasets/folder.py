@@ -1,8 +1,11 @@
 """A dataset folder on disk: safe scanning, parallel hashing, a stat cache, status, publish.
 
-Hashing runs on a thread pool, one file per task: blake3 releases the GIL while it hashes a
-memory-mapped file, so every core works. The stat cache remembers ``(size, mtime, ctime,
-inode) -> hash`` per folder, so a status with one changed file re-hashes one file.
+Hashing runs on a thread pool, one file per task and one core per file: each thread reads
+into its own reused 1 MiB buffer and blake3 hashes it with the GIL released. (Measured here:
+this beats memory-mapping, whose page faults cost more than the copy, and blake3's own threads
+inside every file, which fight the pool for the cores.) One big file alone uses blake3's
+threads. The stat cache remembers ``(size, mtime, ctime, inode) -> hash`` per folder, so a
+status with one changed file re-hashes one file.
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import json
 import os
 import shutil
 import stat as stat_mod
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +32,16 @@ SKIPPED_NAMES = {".ipynb_checkpoints", "__pycache__", ".git", ".DS_Store"}
 
 def default_workers() -> int:
     return max(2, min(8, os.cpu_count() or 2))
+
+
+def hash_workers() -> int:
+    """One hashing thread per core: more only queue for the same cores."""
+    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else os.cpu_count() or 1))
+
+
+READ_BUFFER = 1 << 20  # big enough that blake3's SIMD dominates, small enough to stay in L2
+_buffers = threading.local()
 
 
 @dataclass(frozen=True)
@@ -71,13 +85,14 @@ def scan(root: str | Path) -> list[LocalFile]:
                     raise InvalidInput(f"{relp} is a symlink leading out of the folder; refused")
                 if os.path.isdir(target):
                     continue  # its files are published under their real path already
+            elif it.is_dir(follow_symlinks=False):  # the entry's type: no stat call
+                stack.append((relp, it.path))
+                continue
             try:
-                st = os.stat(it.path)
+                st = it.stat()  # one stat per file (follows an inside link)
             except OSError:
                 continue  # dangling link or vanished file
-            if stat_mod.S_ISDIR(st.st_mode):
-                stack.append((relp, it.path))
-            elif stat_mod.S_ISREG(st.st_mode):
+            if stat_mod.S_ISREG(st.st_mode):
                 if BAD_CHARS.search(it.name):  # hidden names ("." "..") are skipped above
                     safe_relpath(relp)  # raises with the reason
                 out.append(LocalFile(relp, it.path, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
@@ -86,11 +101,21 @@ def scan(root: str | Path) -> list[LocalFile]:
     return out
 
 
-def hash_file(path: str) -> str:
-    # mmap (no copy into Python) and blake3's own threads inside big files (GIL released)
-    h = blake3.blake3(max_threads=blake3.blake3.AUTO)
-    if os.path.getsize(path) > 0:
-        h.update_mmap(path)
+def hash_file(path: str, threads: int = 1) -> str:
+    """blake3 of a file, read into this thread's reused buffer (no allocation per chunk)."""
+    if threads != 1:  # one big file on its own: let blake3 spread it over the cores
+        h = blake3.blake3(max_threads=threads)
+        if os.path.getsize(path) > 0:
+            h.update_mmap(path)
+        return h.hexdigest()
+    buf = getattr(_buffers, "buf", None)
+    if buf is None:
+        buf = _buffers.buf = bytearray(READ_BUFFER)
+    view = memoryview(buf)
+    h = blake3.blake3(max_threads=1)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            h.update(view[:n])
     return h.hexdigest()
 
 
@@ -152,14 +177,26 @@ def hash_folder(files: list[LocalFile], cache: StatCache | None = None,
     if counts is not None:
         counts["hashed"] = len(todo)
 
+    workers = workers or hash_workers()
+    # fewer files than cores (a status with one change, one huge file): threads inside files
+    threads = blake3.blake3.AUTO if len(todo) < workers and any(
+        f.size > 64 * READ_BUFFER for f in todo) else 1
+
     def one(f: LocalFile):
         info = image_info(f.abspath) if is_image(f.path) else {}
-        return f, hash_file(f.abspath), info
+        return f, hash_file(f.abspath, threads), info
 
     if progress:
         progress("hashing", done, total, 0)
-    if todo:
-        with ThreadPoolExecutor(workers or default_workers()) as pool:
+    if len(todo) == 1:  # no pool to start for the common status case
+        f, h, info = one(todo[0])
+        out[f.path] = (h, info)
+        if cache:
+            cache.put(f, h, info)
+        if progress:
+            progress("hashing", total, total, f.size)
+    elif todo:
+        with ThreadPoolExecutor(workers) as pool:
             for f, h, info in pool.map(one, todo):
                 out[f.path] = (h, info)
                 if cache:
@@ -200,22 +237,34 @@ def build_manifest(root: str | Path, files: list[LocalFile], hashed: dict,
     return Manifest.build(entries, split)
 
 
-def status(root: str | Path, manifest: Manifest, cache: StatCache | None = None,
-           workers: int | None = None) -> dict:
-    """What changed in ``root`` against a version: added, removed, modified paths."""
+def status(root: str | Path, manifest: "Manifest | dict[str, str]",
+           cache: StatCache | None = None, workers: int | None = None) -> dict:
+    """What changed in ``root`` against a version: added, removed, modified paths.
+
+    ``manifest`` is the version's manifest or just its ``{path: hash}`` index (what a client
+    keeps cached, since parsing a whole manifest costs more than the status itself).
+    """
     files = scan(root)
     before = len(cache.entries) if cache else 0
     counts: dict = {}
     hashed = hash_folder(files, cache, workers, counts=counts)
     if cache:
         cache.save()
-    want = manifest.by_path()
-    have = {p: h for p, (h, _) in hashed.items()}
+    want = manifest if isinstance(manifest, dict) else manifest.index()
+    added, modified, unchanged = [], [], 0
+    for p, (h, _) in hashed.items():
+        w = want.get(p)
+        if w is None:
+            added.append(p)
+        elif w == h:
+            unchanged += 1
+        else:
+            modified.append(p)
     return {
-        "added": sorted(have.keys() - want.keys()),
-        "removed": sorted(want.keys() - have.keys()),
-        "modified": sorted(p for p in have.keys() & want.keys() if have[p] != want[p].hash),
-        "unchanged": sum(1 for p in have.keys() & want.keys() if have[p] == want[p].hash),
+        "added": sorted(added),
+        "removed": sorted(want.keys() - hashed.keys()),
+        "modified": sorted(modified),
+        "unchanged": unchanged,
         "rehashed": counts["hashed"],
         "cached": before,
     }
@@ -229,25 +278,62 @@ class ObjectSink(Protocol):
     def put_file(self, h: str, path: str) -> None: ...
 
 
+BATCH_BYTES = 32 * 2**20  # per request: large enough to hide its cost, small enough to
+BATCH_FILES = 256          # spread over parallel requests and report progress often
+
+
+def batches(items: list[tuple[str, str, int]]) -> list[list[tuple[str, str, int]]]:
+    out: list[list] = [[]]
+    size = 0
+    for it in items:
+        if out[-1] and (size + it[2] > BATCH_BYTES or len(out[-1]) >= BATCH_FILES):
+            out.append([])
+            size = 0
+        out[-1].append(it)
+        size += it[2]
+    return [b for b in out if b]
+
+
 def upload(files: Iterable[LocalFile], hashed: dict, sink: ObjectSink,
            workers: int | None = None, progress: Progress | None = None) -> dict:
-    """Send the content the sink lacks (each distinct hash once). Returns counts."""
+    """Send the content the sink lacks (each distinct hash once). Returns counts.
+
+    One batched question (``missing``), then only the missing objects: several per request
+    and requests in parallel when the sink takes batches (``put_batch``, the control plane
+    over HTTP), one by one otherwise (a store on this machine, copying in the kernel).
+    """
     by_hash: dict[str, LocalFile] = {}
     for f in files:
         by_hash.setdefault(hashed[f.path][0], f)
     need = sink.missing(sorted(by_hash))
     todo = [by_hash[h] for h in sorted(need)]
-    total, done, nbytes = len(todo), 0, 0
+    total = len(todo)
+    state = {"done": 0, "bytes": 0}
+    lock = threading.Lock()
     if progress:
         progress("storing", 0, total, 0)
+
+    def sent(size: int) -> None:
+        with lock:
+            state["done"] += 1
+            state["bytes"] += size
+            done, nbytes = state["done"], state["bytes"]
+        if progress and (done % 25 == 0 or done == total):
+            progress("storing", done, total, nbytes)
+
+    put_batch = getattr(sink, "put_batch", None)
     with ThreadPoolExecutor(workers or default_workers()) as pool:
-        futures = [pool.submit(sink.put_file, hashed[f.path][0], f.abspath) for f in todo]
-        for fut, f in zip(futures, todo):
-            fut.result()
-            done += 1
-            nbytes += f.size
-            if progress and (done % 25 == 0 or done == total):
-                progress("storing", done, total, nbytes)
+        if put_batch is not None:
+            items = [(hashed[f.path][0], f.abspath, f.size) for f in todo]
+            jobs = [pool.submit(put_batch, b, sent) for b in batches(items)]
+        else:
+            def one(f: LocalFile) -> None:
+                sink.put_file(hashed[f.path][0], f.abspath)
+                sent(f.size)
+
+            jobs = [pool.submit(one, f) for f in todo]
+        for job in jobs:
+            job.result()
     return {"objects": len(by_hash), "uploaded": total,
             "uploaded_bytes": sum(f.size for f in todo)}
 

@@ -177,6 +177,10 @@ class Manifest:
     def by_path(self) -> dict[str, FileEntry]:
         return {e.path: e for e in self.entries}
 
+    def index(self) -> dict[str, str]:
+        """``{path: hash}``: all a folder status needs."""
+        return {e.path: e.hash for e in self.entries}
+
     def summary(self) -> dict:
         images = [e for e in self.entries if e.kind == "image"]
         sizes = Counter(f"{e.width}x{e.height}" for e in images if e.width)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import posixpath
 
+from tornado import web
+
 from ...backends.store import LocalStore
 from ...core.datasets import annotations as ann
-from ...core.datasets import folder
+from ...core import roles
+from ...core.datasets import folder, gc, transfer
 from ...core.datasets.images import render_png
 from ...core.datasets.manifest import Manifest, check_hash, safe_relpath
-from ...core.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+from ...core.errors import InvalidInput, MlopsError, NotFound, PayloadTooLarge
 from .base import ApiHandler, log
 
 _render_slots = asyncio.Semaphore(2)  # renderings are CPU work: at most two at a time
@@ -56,14 +59,9 @@ class VersionsHandler(ApiHandler):
         if not isinstance(tags, list):
             raise InvalidInput("tags must be a list of names")
         store = self.context.store
-        hashes = sorted({e.hash for e in manifest.entries})
-        missing = await asyncio.to_thread(store.missing, hashes)
-        if missing:
-            raise Conflict(f"{len(missing)} object(s) of this manifest are not in the store "
-                           f"(upload them first), e.g. {sorted(missing)[0]}")
-        v = self.context.datasets.publish(self.caller, name, manifest,
-                                          str(body.get("message") or ""), tuple(tags),
-                                          body.get("project"))
+        v = await asyncio.to_thread(
+            self.context.datasets.publish_stored, self.caller, name, manifest, store.missing,
+            str(body.get("message") or ""), tuple(tags), body.get("project"))
         if isinstance(store, LocalStore):
             # the shared root gets the version as hard links: user servers read it in place
             dest = self.context.data_dir / "datasets" / name / v.version
@@ -74,6 +72,30 @@ class VersionsHandler(ApiHandler):
                 log.warning("could not materialise %s@%s in the shared root: %s", name,
                             v.version, e)
         self.write_json(v.to_dict(), status=201)
+
+
+class PublishCheckHandler(ApiHandler):
+    async def get(self, name):
+        """200 if the caller may publish to ``name`` (in ``?project=`` when new), else 403."""
+        project = self.get_query_argument("project", "") or None
+        self.write_json(self.context.datasets.check_publish(self.caller, name, project))
+
+
+class GarbageHandler(ApiHandler):
+    """Unreferenced store objects: counted (dry run, the default) or deleted. Admins only."""
+
+    required_scopes = (roles.ADMIN,)
+
+    async def post(self):
+        body = self.get_json_body()
+        dry_run = body.get("dry_run", True)
+        if not isinstance(dry_run, bool):
+            raise InvalidInput("dry_run must be true or false")
+        grace = body.get("grace_seconds", gc.DEFAULT_GRACE_SECONDS)
+        result = await asyncio.to_thread(gc.collect_garbage, self.context.datasets,
+                                         self.context.store, dry_run, grace)
+        log.info("dataset store garbage collection by %s: %s", self.caller.name, result)
+        self.write_json(result)
 
 
 class VersionHandler(ApiHandler):
@@ -181,6 +203,69 @@ class ObjectHandler(ApiHandler):
         self.finish(data)
 
 
+@web.stream_request_body
+class ObjectBatchHandler(ApiHandler):
+    """Many objects in one streamed request (framing in ``core.datasets.transfer``).
+
+    Each object is hashed while it is written to the store and kept only if it matches; the
+    body is never held whole in memory. Hashing and writing run off the event loop in ~1 MiB
+    steps, so two uploads use two cores.
+    """
+
+    STEP = 1 << 20
+
+    async def prepare(self):
+        await super().prepare()
+        limit = self.context.settings.get("max_object_bytes", 512 * 2**20)
+        self.request.connection.set_max_body_size(64 * 2**30)
+        self.receiver = transfer.BatchReceiver(self.context.store.writer, limit)
+        self.pending: list = []
+        self.pending_bytes = 0
+        self.failure: MlopsError | None = None
+        self.draining = self.closed = False
+
+    async def _drain(self) -> None:
+        chunks, self.pending, self.pending_bytes = self.pending, [], 0
+        if self.failure is None:
+            self.draining = True
+            try:
+                await asyncio.to_thread(self.receiver.feed_all, chunks)
+            except MlopsError as e:  # answered once the body is read (see post)
+                self.receiver.abort()
+                self.failure = e
+            finally:
+                self.draining = False
+                if self.closed:
+                    self.receiver.abort()
+
+    async def data_received(self, chunk):
+        self.pending.append(chunk)
+        self.pending_bytes += len(chunk)
+        if self.pending_bytes >= self.STEP:
+            await self._drain()
+
+    async def post(self):
+        await self._drain()
+        if self.failure is not None:
+            raise self.failure
+        self.write_json(await asyncio.to_thread(self.receiver.close), status=201)
+
+    def on_connection_close(self):
+        # a publish killed half-way: keep the objects that arrived whole (the next publish
+        # need not send them again), drop the one in flight
+        if getattr(self, "receiver", None) is None:
+            return
+        self.closed = True
+        if self.draining:
+            return  # the running step aborts when it ends
+        try:
+            self.receiver.feed_all(self.pending)
+        except MlopsError:
+            pass
+        self.pending = []
+        self.receiver.abort()
+
+
 class RenderHandler(ApiHandler):
     """A PNG of an image object: ``thumbnail`` (``size`` px, default 160) or ``preview``."""
 
@@ -203,6 +288,7 @@ ROUTES = [
     (r"/datasets", DatasetsHandler),
     (rf"/datasets/{NAME}", DatasetHandler),
     (rf"/datasets/{NAME}/versions", VersionsHandler),
+    (rf"/datasets/{NAME}/publish-check", PublishCheckHandler),
     (rf"/datasets/{NAME}/versions/{REF}", VersionHandler),
     (rf"/datasets/{NAME}/versions/{REF}/manifest", ManifestHandler),
     (rf"/datasets/{NAME}/versions/{REF}/annotations", AnnotationsHandler),
@@ -210,6 +296,8 @@ ROUTES = [
     (rf"/datasets/{NAME}/diff", DiffHandler),
     (rf"/datasets/{NAME}/tags/{REF}", TagHandler),
     (r"/dataset-objects/missing", MissingObjectsHandler),
+    (r"/admin/dataset-garbage", GarbageHandler),
+    (r"/dataset-objects/batch", ObjectBatchHandler),
     (rf"/dataset-objects/{HASH}", ObjectHandler),
     (rf"/dataset-objects/{HASH}/(thumbnail|preview)", RenderHandler),
 ]
