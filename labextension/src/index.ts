@@ -9,6 +9,7 @@ import { SidePanel, refreshIcon, ToolbarButton } from '@jupyterlab/ui-components
 import { mlopsIcon } from './icons';
 import { StatusPanel } from './panels/status';
 import { ProjectsPanel } from './panels/projects';
+import { TemplatesPanel } from './panels/templates';
 import { registerDatasets } from './panels/datasets';
 import { registerExperiments } from './panels/experiments';
 import { registerModels } from './panels/models';
@@ -44,6 +45,8 @@ const sidebar: JupyterFrontEndPlugin<void> = {
     panel.addWidget(status);
     // issue 8: the projects I belong to
     panel.addWidget(new ProjectsPanel());
+    // issue 9: copy the cell-detection reference project into the workspace
+    panel.addWidget(new TemplatesPanel(app));
     // issue 5: the dataset catalog (section + main-area browser)
     registerDatasets(app, panel, palette);
     // issue 4: experiments (runs, compare, charts) and the model registry

@@ -3,3 +3,4 @@ import './deployments.css';
 import './experiments.css';
 import './jobs.css';
 import './detections.css';
+import './templates.css';

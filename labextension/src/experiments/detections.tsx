@@ -33,12 +33,12 @@ export interface IDetectionRun {
 
 /** Detection metrics the evaluation logs, in the order the summary shows them. */
 const METRICS: [string, string][] = [
-  ['map50', 'mAP@0.5'],
-  ['map50_95', 'mAP@0.5:0.95'],
+  ['map50', 'mAP@.5'],
+  ['map50_95', 'mAP@.5:.95'],
   ['precision', 'precision'],
   ['recall', 'recall'],
   ['count_mae', 'count MAE'],
-  ['count_rel_error', 'count rel. error']
+  ['count_rel_error', 'count rel. err.']
 ];
 
 /** Each run's detections (null: not evaluated), loaded in parallel. */
@@ -171,7 +171,7 @@ export function ErrorGallery(props: { run: IDetectionRun; data: IDetections }): 
             <figcaption>
               <strong>{im.name}</strong>{' '}
               <span className="jp-mlops-det-errors" data-testid="error-count">
-                {errorCount(im)} errors
+                {errorCount(im)} {errorCount(im) === 1 ? 'error' : 'errors'}
               </span>
               <br />
               <ImageCounts image={im} />

@@ -1,0 +1,122 @@
+/**
+ * "Start a project": copy a project template (the cell-detection reference project) into a new
+ * folder of the workspace and open its README (issue 9).
+ */
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import { Button, ReactWidget } from '@jupyterlab/ui-components';
+import React, { useEffect, useState } from 'react';
+
+import { requestAPI } from '../request';
+
+/** A template the server extension offers (`GET mlops/api/template`). */
+export interface ITemplate {
+  name: string;
+  title: string;
+  description: string;
+  /** The folder the UI proposes. */
+  default_dest: string;
+  /** The file to open after copying, relative to the copy. */
+  open: string;
+}
+
+/** Answer of `POST mlops/api/template`; paths relative to the workspace. */
+export interface ICopiedTemplate {
+  template: string;
+  path: string;
+  files: string[];
+  /** The README of the copy. */
+  open: string;
+}
+
+function TemplateRow(props: { template: ITemplate; onCopied: (c: ICopiedTemplate) => Promise<void> }): JSX.Element {
+  const t = props.template;
+  const [dest, setDest] = useState(t.default_dest);
+  const [busy, setBusy] = useState(false);
+  const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
+  const copy = async (e: React.FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setMessage(null);
+    try {
+      const copied = await requestAPI<ICopiedTemplate>('template', {
+        method: 'POST',
+        body: JSON.stringify({ template: t.name, dest: dest.trim() })
+      });
+      setMessage({ ok: true, text: `Copied ${copied.files.length} files into ${copied.path}/` });
+      await props.onCopied(copied);
+    } catch (err: any) {
+      setMessage({ ok: false, text: err.message });
+    } finally {
+      setBusy(false);
+    }
+  };
+  const label = `Copy the ${t.title.toLowerCase()} template`;
+  return (
+    <form className="jp-mlops-template" onSubmit={copy} data-testid={`template-${t.name}`}>
+      <div className="jp-mlops-template-title">{t.title}</div>
+      <div className="jp-mlops-muted-inline">{t.description}</div>
+      <label className="jp-mlops-template-dest">
+        <span className="jp-mlops-label">into folder</span>
+        <input
+          className="jp-mlops-input"
+          value={dest}
+          onChange={e => setDest(e.target.value)}
+          aria-label={`Folder for the ${t.title.toLowerCase()} template`}
+        />
+      </label>
+      <Button type="submit" small disabled={busy || !dest.trim()}>
+        {busy ? 'Copying…' : label}
+      </Button>
+      {message && (
+        <div className={message.ok ? 'jp-mlops-ok-text' : 'jp-mlops-error'} role={message.ok ? 'status' : 'alert'}>
+          {message.text}
+        </div>
+      )}
+    </form>
+  );
+}
+
+function TemplatesView(props: { app: JupyterFrontEnd }): JSX.Element {
+  const [templates, setTemplates] = useState<ITemplate[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    requestAPI<{ templates: ITemplate[] }>('template').then(
+      r => setTemplates(r.templates),
+      e => setError(e.message)
+    );
+  }, []);
+  const opened = async (copied: ICopiedTemplate) => {
+    const { commands } = props.app;
+    // show the new folder in the file browser (without stealing the sidebar), then the README
+    if (commands.hasCommand('filebrowser:go-to-path')) {
+      await commands.execute('filebrowser:go-to-path', { path: copied.path, dontShowBrowser: true }).catch(() => undefined);
+    }
+    await commands.execute('docmanager:open', { path: copied.open });
+  };
+  if (error) {
+    return <div className="jp-mlops-error" role="alert">{error}</div>;
+  }
+  if (!templates) {
+    return <div className="jp-mlops-muted">Loading templates…</div>;
+  }
+  return (
+    <div className="jp-mlops-templates">
+      {templates.map(t => (
+        <TemplateRow key={t.name} template={t} onCopied={opened} />
+      ))}
+    </div>
+  );
+}
+
+/** The "Start a project" section of the MLOps sidebar. */
+export class TemplatesPanel extends ReactWidget {
+  constructor(private _app: JupyterFrontEnd) {
+    super();
+    this.addClass('jp-mlops-section');
+    this.title.label = 'Start a project';
+  }
+
+  render(): JSX.Element {
+    return <TemplatesView app={this._app} />;
+  }
+}
