@@ -1,0 +1,178 @@
+"""Detections of evaluated runs in the Experiments panel (issue 9), in Chromium.
+
+A data scientist opens an evaluated run and sees its error gallery (images with missed and false
+cells, most errors first, with crops) and every image with its boxes; compares two evaluated
+runs side by side on the same validation images and their two galleries; a run without an
+evaluation shows no detections; the dark theme is checked too. The runs follow the artifact
+contract of the issue (ui-tests/detections_data.py), with errors chosen per image, so every
+count asserted below is known in advance.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import hub_login, open_lab, open_mlops_sidebar, shot
+from detections_data import N_IMAGES, UNEVALUATED, seed_runs
+from playwright.sync_api import expect
+
+USER, PASSWORD = "dora9", "dora9-first-login-pw"
+WAIT = 30_000  # ms; the machine running the suite is shared and often busy
+
+
+@pytest.fixture
+def evaluated(platform, monkeypatch, tmp_path):
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", platform.admin_token())
+    client = mlflow.MlflowClient(tracking_uri=f"{platform.url}/services/mlflow")
+    return seed_runs(client, tmp_path)
+
+
+def wait_for_images(scope, count: int) -> None:
+    """Every detection image in ``scope`` shown, its bytes downloaded and decoded."""
+    frames = scope.get_by_test_id("detection-image")
+    expect(frames).to_have_count(count, timeout=WAIT)
+    for i in range(count):
+        # thumbnails load only when scrolled near: bring each one into view
+        frames.nth(i).scroll_into_view_if_needed()
+        img = frames.nth(i).locator("img")
+        expect(img).to_have_js_property("complete", True, timeout=WAIT)
+        assert img.evaluate("img => img.naturalWidth") == 256
+
+
+def test_error_gallery_and_two_runs_side_by_side(page, platform, evaluated):
+    exp_id, expected, _ = evaluated
+    good, weak = expected["detector-good"], expected["detector-weak"]
+    platform.add_user(USER, PASSWORD)
+    hub_login(page, platform, USER, PASSWORD)
+    open_lab(page, platform, USER)
+    sidebar = open_mlops_sidebar(page)
+    image_requests: list[str] = []
+    page.on("request", lambda r: "eval%2Fimages" in r.url and image_requests.append(r.url))
+
+    sidebar.get_by_test_id("experiments-list").get_by_role("link", name="ui-detections").click()
+    table = page.get_by_role("table", name="Runs")
+    expect(table.get_by_role("row")).to_have_count(4, timeout=WAIT)  # header + 3 runs
+
+    # The weak run's detail: totals, then the error gallery, most errors first.
+    table.get_by_role("link", name="detector-weak", exact=True).click()
+    section = page.get_by_test_id("run-detections")
+    totals = section.get_by_test_id("detection-totals")
+    expect(totals).to_have_count(1, timeout=WAIT)
+    expect(totals.get_by_test_id("total-missed")).to_have_text(str(weak.missed))
+    expect(totals.get_by_test_id("total-false")).to_have_text(str(weak.false))
+    expect(totals).to_contain_text(f"{N_IMAGES}{weak.cells}{weak.predicted}")
+    assert (weak.missed, weak.false) == (9, 6)  # the errors detections_data chose
+    gallery = section.get_by_test_id("error-gallery")
+    expect(section.get_by_role("tab", name=f"Error gallery ({len(weak.gallery)})")).to_be_visible()
+    cards = gallery.get_by_test_id("error-card")
+    expect(cards).to_have_count(len(weak.gallery), timeout=WAIT)
+    assert [c.get_attribute("data-image") for c in cards.all()] == [g[0] for g in weak.gallery]
+    assert weak.gallery[0] == ("img_0002", 3, 1)
+    first = cards.first
+    expect(first.get_by_test_id("error-count")).to_have_text("4 errors")
+    expect(first.get_by_test_id("image-counts")).to_contain_text("3 missed · 1 false")
+    # only the offending boxes are drawn in the gallery, each with a crop of its own
+    expect(first.locator("rect[data-kind=missed]")).to_have_count(3 + 3)  # image + crops
+    expect(first.locator("rect[data-kind=false]")).to_have_count(1 + 1)
+    expect(first.locator("rect[data-kind=gt], rect[data-kind=pred]")).to_have_count(0)
+    expect(first.get_by_role("img", name=re.compile("^missed cell"))).to_have_count(3)
+    wait_for_images(gallery, len(weak.gallery))
+    # the gallery fetched the images it shows, not all of the run's images
+    weak_images = {u for u in image_requests if weak.run_id in u}
+    assert 0 < len(weak_images) <= len(weak.gallery), weak_images
+    expect(section.locator(".jp-mlops-det-legend")).to_contain_text("missed cell (false negative)")
+    section.scroll_into_view_if_needed()
+    shot(page, "detections-01-run-error-gallery")
+
+    # Every image of the run with all its boxes, twelve to a page.
+    section.get_by_role("tab", name=f"All images ({N_IMAGES})").click()
+    grid = section.get_by_test_id("detection-image")
+    expect(grid).to_have_count(12, timeout=WAIT)
+    expect(section.get_by_test_id("detections-pager")).to_contain_text(f"images 1–12 of {N_IMAGES}")
+    img2 = section.locator("[data-testid=detection-image][data-image=img_0002]")
+    expect(img2.locator("rect[data-kind=missed]")).to_have_count(3)
+    expect(img2.locator("rect[data-kind=false]")).to_have_count(1)
+    expect(img2.locator("rect[data-kind=pred]")).to_have_count(6 - 3)  # 6 cells, 3 found
+    expect(img2.locator("rect[data-kind=gt]")).to_have_count(6 - 3)
+    section.get_by_role("button", name="next ›").click()
+    expect(grid).to_have_count(N_IMAGES - 12, timeout=WAIT)
+    shot(page, "detections-02-run-all-images")
+
+    # A run that was never evaluated shows no detections.
+    page.get_by_role("tab", name="Runs").click()
+    table.get_by_role("link", name=UNEVALUATED, exact=True).click()
+    expect(page.get_by_test_id("run-detail")).to_contain_text("Parameters (1)", timeout=WAIT)
+    page.wait_for_timeout(1000)  # its artifact listing has come back by now
+    expect(page.get_by_test_id("run-detections")).to_have_count(0)
+
+    # Two evaluated runs side by side on the same images, the largest difference first.
+    page.get_by_role("tab", name="Runs").click()
+    page.get_by_role("checkbox", name="Select detector-good").check()
+    page.get_by_role("checkbox", name="Select detector-weak").check()
+    page.get_by_role("tab", name="Compare (2)").click()
+    compare = page.get_by_test_id("compare-detections")
+    expect(compare.get_by_test_id("detection-totals")).to_have_count(2, timeout=WAIT)
+    pairs = compare.get_by_test_id("detection-pair")
+    expect(pairs).to_have_count(6, timeout=WAIT)
+    expect(compare.get_by_test_id("detections-pager")).to_contain_text(f"images 1–6 of {N_IMAGES}")
+    # img_0002: the good run got it right (0 errors), the weak one has 4
+    top = pairs.first
+    expect(top).to_have_attribute("data-image", "img_0002")
+    sides = top.locator("figure")
+    expect(sides).to_have_count(2)
+    expect(sides.nth(0)).to_have_attribute("data-run", "detector-good")
+    expect(sides.nth(0).get_by_test_id("image-counts")).to_contain_text("0 missed · 0 false")
+    expect(sides.nth(1).get_by_test_id("image-counts")).to_contain_text("3 missed · 1 false")
+    expect(sides.nth(0).locator("rect[data-kind=pred]")).to_have_count(6)
+    wait_for_images(top, 2)
+    compare.scroll_into_view_if_needed()
+    compare.get_by_test_id("side-by-side").scroll_into_view_if_needed()
+    shot(page, "detections-03-compare-side-by-side")
+
+    # Ordered by name instead, the first pair is the first image.
+    compare.get_by_label("Order images").select_option("name")
+    expect(pairs.first).to_have_attribute("data-image", "img_0000")
+
+    # Both runs' error galleries next to each other, with their own counts.
+    compare.get_by_role("tab", name="Error galleries").click()
+    galleries = compare.get_by_test_id("error-gallery")
+    expect(galleries).to_have_count(2, timeout=WAIT)
+    good_gallery = compare.locator("[data-testid=error-gallery][data-run=detector-good]")
+    expect(good_gallery.get_by_test_id("gallery-summary")).to_have_text(
+        f"{good.missed} missed · {good.false} false in {len(good.gallery)} of {N_IMAGES} images")
+    assert [c.get_attribute("data-image") for c in good_gallery.get_by_test_id("error-card").all()] \
+        == [g[0] for g in good.gallery] == ["img_0007", "img_0003", "img_0005"]
+    expect(compare.locator("[data-testid=error-gallery][data-run=detector-weak]")
+           .get_by_test_id("error-card")).to_have_count(len(weak.gallery))
+    wait_for_images(good_gallery, len(good.gallery))
+    compare.scroll_into_view_if_needed()
+    shot(page, "detections-04-compare-galleries")
+
+    # A run without an evaluation next to an evaluated one: said so, nothing drawn.
+    page.get_by_role("tab", name="Runs").click()
+    page.get_by_role("checkbox", name="Select detector-weak").uncheck()
+    page.get_by_role("checkbox", name=f"Select {UNEVALUATED}").check()
+    page.get_by_role("tab", name="Compare (2)").click()
+    expect(page.get_by_test_id("compare-detections")).to_contain_text(
+        f"{UNEVALUATED} logged no eval/detections.json", timeout=WAIT)
+
+    # The dark theme: boxes, legend and cards follow it.
+    page.get_by_role("tab", name="Runs").click()
+    page.get_by_role("checkbox", name=f"Select {UNEVALUATED}").uncheck()
+    page.get_by_role("checkbox", name="Select detector-weak").check()
+    page.get_by_role("tab", name="Compare (2)").click()
+    expect(page.get_by_test_id("detection-pair")).to_have_count(6, timeout=WAIT)
+    page.get_by_role("menuitem", name="Settings").click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Theme$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile("^JupyterLab Dark$")).click()
+    expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false", timeout=WAIT)
+    wait_for_images(page.get_by_test_id("detection-pair").first, 2)
+    page.get_by_test_id("compare-detections").scroll_into_view_if_needed()
+    shot(page, "detections-05-dark")
+    # back to the light theme: the lab remembers it for the user's later tests
+    page.get_by_role("menuitem", name="Settings").click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Theme$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile("^JupyterLab Light$")).click()
+    expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "true", timeout=WAIT)
