@@ -163,6 +163,10 @@ class ControlPlaneClient(JobsClientMixin, _HubTokenClient):
         return (await self.request("POST", f"endpoints/{name}/invocations", content=body,
                                    headers={"Content-Type": content_type})).json()
 
+    async def create_batch_prediction(self, body: dict) -> dict:
+        """A model version over a dataset version, as a job (``{job, outputs, ...}``)."""
+        return (await self.request("POST", "api/batch-predictions", json=body)).json()
+
     # --- projects (issue 8) ------------------------------------------------------------------
 
     async def projects(self) -> list[dict]:

@@ -88,6 +88,15 @@ class DeploymentPredictHandler(DeploymentHandlerBase):
         self.finish(await self.call("invoke_endpoint", name, self.request.body, ctype))
 
 
+class BatchPredictionsHandler(DeploymentHandlerBase):
+    """The Models panel's "Batch predict": submitted as a job by the control plane."""
+
+    @tornado.web.authenticated
+    async def post(self):
+        self.set_status(201)
+        self.finish(await self.call("create_batch_prediction", self.json_body()))
+
+
 ROUTES = [
     (r"deployments", DeploymentsHandler),
     (r"deployments/(?P<name>[a-z0-9-]+)", DeploymentHandler),
@@ -95,4 +104,5 @@ ROUTES = [
     (r"deployments/(?P<name>[a-z0-9-]+)/predict", DeploymentPredictHandler),
     (r"deployments/(?P<name>[a-z0-9-]+)/(?P<decision>approve|reject)",
      DeploymentApprovalHandler),
+    (r"batch-predictions", BatchPredictionsHandler),
 ]
