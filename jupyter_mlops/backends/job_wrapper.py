@@ -56,12 +56,11 @@ def _write_json(path: Path, data) -> None:
 
 def reported_metrics(job_dir: Path) -> dict:
     """The last value of each metric the job ``report()``ed (works without MLflow too)."""
+    from jupyter_mlops.core.jobs.jobfiles import read_untrusted
+
     out = {}
-    try:
-        lines = (job_dir / "report.jsonl").read_text().splitlines()
-    except OSError:
-        return out
-    for line in lines:
+    # The job's own code wrote it: whatever it is (a FIFO, say), it must not hang the outcome.
+    for line in (read_untrusted(job_dir / "report.jsonl") or "").splitlines():
         try:
             r = json.loads(line)
             out[r["name"]] = float(r["value"])

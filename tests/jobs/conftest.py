@@ -128,10 +128,12 @@ class Lab:
         self.runner.start()
 
 
+# Labs live in ``shared_tmp``, not pytest's tmp_path: jobs run as per-user accounts, which must
+# traverse the path, and pytest resets /tmp/pytest-of-root to 0700 whenever a session starts.
 @pytest_asyncio.fixture
-async def lab(tmp_path, mlflow_access):
+async def lab(shared_tmp, mlflow_access):
     uri, tokens = mlflow_access
-    lab = Lab(tmp_path, 2, uri, tokens)
+    lab = Lab(shared_tmp, 2, uri, tokens)
     lab.runner.start()
     yield lab
     await lab.runner.stop()
@@ -144,9 +146,9 @@ async def lab(tmp_path, mlflow_access):
 
 
 @pytest_asyncio.fixture
-async def quick_lab(tmp_path):
+async def quick_lab(shared_tmp):
     """A lab whose jobs run without MLflow (for queue and pipeline logic: faster, no platform)."""
-    lab = Lab(tmp_path, 2, "", {})
+    lab = Lab(shared_tmp, 2, "", {})
     lab.runner.start()
     yield lab
     await lab.runner.stop()

@@ -183,3 +183,52 @@ async def test_rerun_exactly_reuses_the_snapshot(quick_lab):
     assert "version one" in lab.jobs.logs(caller("alice"), exact.id)["text"]
     assert "version two" in lab.jobs.logs(caller("alice"), edited.id)["text"]
     assert lab.jobs.store.get(edited.id).spec.params == {"x": 1}
+
+
+STUBBORN = """
+import signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # only SIGKILL stops it
+print("ignoring SIGTERM", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.asyncio
+async def test_time_limit_stops_the_job_and_fails_it(quick_lab):
+    lab = quick_lab
+    lab.write("alice", "sleeper.py", SLEEPER)
+    alice = caller("alice")
+    job = lab.jobs.submit(alice, {"path": "sleeper.py", "timeout": 2})
+    assert job.spec.timeout == 2
+    done = await lab.wait(job.id, timeout=30)
+    assert done.state == "failed" and done.reason == "time limit of 2 s reached"
+    assert 2 <= done.finished_at - done.started_at < 10
+    with pytest.raises(ProcessLookupError):
+        os.killpg(done.handle["pid"], 0)
+    log = lab.jobs.logs(alice, job.id)["text"]
+    assert "sleeping" in log and "failed: time limit of 2 s reached" in log  # the wrapper's
+
+    # A script ignoring SIGTERM is killed after the grace period, and still fails on its limit.
+    lab.write("alice", "stubborn.py", STUBBORN)
+    job = lab.jobs.submit(alice, {"path": "stubborn.py", "timeout": 1})
+    done = await lab.wait(job.id, timeout=30)
+    assert done.state == "failed" and done.reason == "time limit of 1 s reached"
+
+
+@pytest.mark.asyncio
+async def test_platform_maximum_time_limit(quick_lab):
+    lab = quick_lab
+    lab.jobs.max_timeout = 3
+    lab.write("alice", "sleeper.py", SLEEPER)
+    alice = caller("alice")
+    with pytest.raises(InvalidInput, match="time limit of 10 s is over the platform's "
+                                           "maximum of 3 s"):
+        lab.jobs.submit(alice, {"path": "sleeper.py", "timeout": 10})
+    for bad in ("ten", -1, True, 1.5):
+        with pytest.raises(InvalidInput, match="timeout must be a whole number of seconds"):
+            lab.jobs.submit(alice, {"path": "sleeper.py", "timeout": bad})
+    assert lab.jobs.store.list() == []
+    # Asking for no limit gets the platform's.
+    job = lab.jobs.submit(alice, {"path": "sleeper.py"})
+    done = await lab.wait(job.id, timeout=30)
+    assert done.state == "failed" and done.reason == "time limit of 3 s reached"

@@ -1,6 +1,8 @@
 """Sweeps: Optuna drives trials that are real jobs; pruning shows in MLflow."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from jupyter_mlops.core.errors import InvalidInput
@@ -92,3 +94,46 @@ async def test_sweep_refuses_wrongly_typed_space_and_unknown_file(lab):
         lab.sweeps.create(alice, {"path": "t.py",
                                   "space": {"a": {"type": "int", "low": 1, "high": 3}}})
     assert lab.sweeps.list(alice) == []
+
+
+QUICK_TRIAL = """
+import time
+from jupyter_mlops.core.jobs.runtime import params, report
+p = params()
+time.sleep(0.8)
+report("score", float(p["x"]), step=0)
+"""
+
+
+@pytest.mark.asyncio
+async def test_sweep_resumes_after_a_control_plane_restart(quick_lab):
+    lab = quick_lab
+    lab.write("alice", "quick.py", QUICK_TRIAL)
+    alice = caller("alice")
+    sweep = lab.sweeps.create(alice, {
+        "path": "quick.py", "space": "x: {type: float, low: 0.0, high: 1.0}",
+        "metric": "score", "direction": "maximize", "trials": 6, "parallel": 2,
+        "sampler": "random", "pruner": "none", "seed": 7})
+    # Wait until some trials are told, then take the control plane away mid-sweep.
+    await lab.wait_group(lambda: {"state": "told" if len(
+        lab.sweeps.get(alice, sweep["id"])["told"]) >= 2 else "running"}, states=("told",))
+    await lab.runner.stop()
+    before = {j.trial_number: j for j in lab.jobs.store.list(sweep_id=sweep["id"])}
+    told_before = list(lab.sweeps.get(alice, sweep["id"])["told"])
+    assert 2 <= len(told_before) < 6
+    await asyncio.sleep(1.5)  # trials running meanwhile finish while nobody watches
+    await lab.restart()  # new runner, new Sweeps object: only the databases remain
+    done = await lab.wait_group(lambda: lab.sweeps.get(alice, sweep["id"]), timeout=90)
+    assert done["state"] == "succeeded"
+    jobs = lab.jobs.store.list(sweep_id=sweep["id"])
+    # Every trial ran exactly once: nothing told before the restart was run again.
+    assert sorted(j.trial_number for j in jobs) == list(range(6))
+    assert sorted(done["told"]) == list(range(6)) and done["asked"] == 6
+    for n in told_before:
+        again = next(j for j in jobs if j.trial_number == n)
+        assert (again.id, again.finished_at) == (before[n].id, before[n].finished_at)
+    study = lab.sweeps.study(done)
+    assert len(study.trials) == 6
+    assert all(t.state.name == "COMPLETE" for t in study.trials)
+    best = max(jobs, key=lambda j: j.metrics["score"])
+    assert done["best"]["value"] == pytest.approx(best.metrics["score"])
