@@ -16,6 +16,8 @@ from pathlib import Path, PurePosixPath
 from ...core.errors import Conflict, InvalidInput, NotFound
 
 HERE = Path(__file__).resolve().parent
+FOLDER_MARK = "{{folder}}"  # replaced by the copy's folder, relative to the workspace
+TEXT_SUFFIXES = (".md", ".yaml", ".yml", ".py", ".ipynb")
 
 TEMPLATES = {
     "cells": {
@@ -68,15 +70,19 @@ def copy_to(dest: str, workspace: str | Path | None = None, name: str = "cells")
                        "folder")
     files = []
     target.mkdir(parents=True, exist_ok=True)
+    rel_target = target.relative_to(root).as_posix()
     for f in sorted(src.rglob("*")):
         rel = f.relative_to(src)
         if "__pycache__" in rel.parts or f.suffix == ".pyc" or f.is_dir():
             continue
         out = target / rel
         out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(f, out)  # not copy2: the package's read-only modes stay behind
+        if f.suffix in TEXT_SUFFIXES:
+            # job and pipeline paths are relative to the workspace: name the copy's folder
+            out.write_text(f.read_text().replace(FOLDER_MARK, rel_target))
+        else:
+            shutil.copyfile(f, out)  # not copy2: the package's read-only modes stay behind
         files.append(str(rel))
-    rel_target = str(target.relative_to(root))
     return {"template": name, "path": rel_target, "files": files,
             "open": f"{rel_target}/{TEMPLATES[name]['open']}"}
 
