@@ -387,6 +387,21 @@ class Deployments:
                          status="failed", message=message)
         return self.get(caller, name)
 
+    def approvals(self, caller: Caller) -> dict:
+        """What the approvals page shows the caller: the policy of every project they manage
+        (administrators: all) and the deploys waiting in those projects."""
+        managed = [p for p in self.projects.all() if self.projects.is_manager(caller, p)]
+        names = {p.name for p in managed}
+        policies = {r["project"]: r for r in self.db.query("SELECT * FROM deployment_policies")}
+        rows = self.db.query("SELECT * FROM deployments WHERE status = 'pending_approval'"
+                             " ORDER BY updated_at")
+        return {
+            "projects": [{"project": p.name, "require_approval": bool(
+                policies.get(p.name, {}).get("require_approval")),
+                "updated_by": policies.get(p.name, {}).get("updated_by")} for p in managed],
+            "pending": [self._for(caller, r) for r in rows if r["project"] in names],
+        }
+
     async def delete(self, caller: Caller, name: str) -> None:
         row = self._require(caller, name)
         task = self._tasks.pop(name, None)

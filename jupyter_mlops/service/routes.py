@@ -28,7 +28,8 @@ def routes(prefix: str, context) -> list[tuple]:
     out.append((prefix.rstrip("/") + "/" + deployments.ENDPOINT_ROUTE[0],
                 deployments.ENDPOINT_ROUTE[1], {"context": context}))
     # Server-rendered pages (admin page, project pages), outside /api.
-    page_table = [(r"/?", pages.RootPageHandler), *admin.PAGES, *projects.PAGES]
+    page_table = [(r"/?", pages.RootPageHandler), *admin.PAGES, *projects.PAGES,
+                  *deployments.PAGES]
     out += [(prefix.rstrip("/") + path, handler, {"context": context})
             for path, handler in page_table]
     return out

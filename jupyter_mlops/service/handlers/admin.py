@@ -91,7 +91,8 @@ class AdminPage(PageHandler):
 
     async def get(self):
         self.render_page("admin.html", o=await overview(self.context),
-                         quota_kinds=QUOTA_KINDS, role_choices=ROLE_CHOICES)
+                         quota_kinds=QUOTA_KINDS, role_choices=ROLE_CHOICES,
+                         approvals=self.context.deployments.approvals(self.caller))
 
 
 ROLE_CHOICES = [("scientist", roles.DATA_SCIENTIST), ("manager", roles.PROJECT_MANAGER),

@@ -17,6 +17,7 @@ from ...core.deployments import TOKEN_PREFIX
 from ...core.errors import Forbidden, InvalidInput, NotAuthenticated, Unavailable
 from ...core.roles import Caller
 from .base import ApiHandler
+from .pages import PageHandler
 
 _PASS_HEADERS = ("Content-Type",)
 
@@ -99,6 +100,50 @@ class DeploymentPolicyHandler(ApiHandler):
         body = self.get_json_body()
         self.write_json(self.context.deployments.set_policy(
             self.caller, project, body.get("require_approval")))
+
+
+# --- approvals on the hub's pages (admin page and /approvals for project managers) ------------
+
+BACK = {"admin": "admin#deploy-approvals", "approvals": "approvals"}
+
+
+class DeployApprovalsPage(PageHandler):
+    """Policies of the projects the caller manages and the deploys waiting in them."""
+
+    async def get(self):
+        self.render_page("approvals.html",
+                         approvals=self.context.deployments.approvals(self.caller))
+
+
+class DeployDecisionForm(PageHandler):
+    """POST deployment, decision (approve | reject), reason, back (admin | approvals)."""
+
+    async def post(self):
+        name, decision = self.form("deployment"), self.form("decision")
+        back = BACK.get(self.form("back", False), BACK["approvals"])
+        deployments = self.context.deployments
+        if decision == "approve":
+            await self.run_form(back, lambda: deployments.approve(self.caller, name),
+                                f"deployment {name} approved: it is starting")
+        elif decision == "reject":
+            reason = self.form("reason", False)[:500]
+            await self.run_form(back, lambda: deployments.reject(self.caller, name, reason),
+                                f"deployment {name} rejected")
+        else:
+            raise InvalidInput('decision is "approve" or "reject"')
+
+
+class DeployPolicyForm(PageHandler):
+    """POST project, require_approval (a checkbox: present means on), back."""
+
+    async def post(self):
+        project = self.form("project")
+        on = self.get_body_argument("require_approval", "") in ("on", "true", "1")
+        back = BACK.get(self.form("back", False), BACK["approvals"])
+        await self.run_form(
+            back, lambda: self.context.deployments.set_policy(self.caller, project, on),
+            f"deploys of project {project} " + ("now wait for a manager's approval" if on
+                                                 else "no longer wait for approval"))
 
 
 def batch_predictions(context):
@@ -213,6 +258,13 @@ ROUTES = [
     (r"/deployments/([a-z0-9-]+)/(approve|reject)", DeploymentApprovalHandler),
     (r"/deployment-policies/([a-z0-9-]+)", DeploymentPolicyHandler),
     (r"/batch-predictions", BatchPredictionsHandler),
+]
+
+# Pages under the service prefix (see service/routes.py).
+PAGES = [
+    (r"/approvals", DeployApprovalsPage),
+    (r"/approvals/decide", DeployDecisionForm),
+    (r"/approvals/policy", DeployPolicyForm),
 ]
 
 # Outside ``api/``: the stable URL clients call.
