@@ -5,15 +5,27 @@ port, in a session of its own so it outlives a control plane restart (the contro
 it over again from its database). It still never outlives the platform: it watches the
 ``jupyter-mlops up`` process and exits when that is gone.
 
+Who a model server runs as: when the control plane is root (the embedded default), the
+account of the user who created the deployment (``jm-<name>``, see :mod:`.accounts`), like
+that user's server and jobs, so a model's pickled code runs with that user's rights, not the
+platform's. The deployment's directory is then ``root:<the account's group>``, mode 0750: the
+server may read it, other users may not enter; its log is written through the descriptor the
+control plane opened (root-owned, so the panel can always show it). The artifact store lives in
+the platform's private MLflow directory, so the version's files are made available in the
+deployment's directory (hard links where possible, else copies), removed when the server stops.
+Without root, model servers run as the control plane's user.
+
 Also here: :class:`MlflowArtifactResolver`, which turns a registered model version into the
 directory of its files in the local artifact store, read by the model server directly (no
-token needed, no copy made).
+token needed).
 """
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -26,8 +38,11 @@ from traitlets.config import LoggingConfigurable
 
 from ..core.deployments import LoadFailed
 from ..core.errors import InvalidInput, NotFound, Unavailable
+from .accounts import AccountError, AccountSettings, SystemAccount, make_traversable
 
 SERVER_MODULE = "jupyter_mlops.serving"
+# What a model server run as a user's account inherits of the control plane's environment.
+USER_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
 
 
 def _free_port(host: str) -> int:
@@ -77,9 +92,57 @@ class LocalDeployBackend(LoggingConfigurable):
     max_batch_delay_ms = Float(
         2.0, help="Longest wait (ms) of a model server for a batch to fill.").tag(config=True)
 
-    def __init__(self, **kw):
+    def __init__(self, accounts=None, owner_of=None, **kw):
         super().__init__(**kw)
         self._children: dict[int, subprocess.Popen] = {}
+        # ``accounts``: hub users -> system accounts (``None``: run as this process's user);
+        # ``owner_of(deployment)``: the hub user whose account serves it.
+        self.accounts = accounts
+        self.owner_of = owner_of
+
+    def _account_for(self, deployment: str) -> SystemAccount | None:
+        if self.accounts is None or not self.accounts.isolated:
+            return None
+        owner = self.owner_of(deployment) if self.owner_of else None
+        if not owner:
+            raise LoadFailed(f"deployment {deployment} has no owner to run its server as")
+        try:
+            return self.accounts.account(owner)
+        except AccountError as e:
+            raise LoadFailed(str(e)) from None
+
+    def _open_to(self, workdir: Path, account: SystemAccount) -> None:
+        """``workdir`` readable by the account, closed to every other user."""
+        run_dir = Path(self.run_dir)
+        make_traversable(run_dir, True, self.log)
+        run_dir.chmod(0o711)  # servers reach their own directory; nobody lists deployments
+        os.chown(workdir, 0, account.gid, follow_symlinks=False)
+        workdir.chmod(0o750)
+
+    @staticmethod
+    def _share_model(model_dir: Path, dest: Path, account: SystemAccount) -> None:
+        """The model version's files at ``dest``, readable by the account (group).
+
+        Hard links cost nothing and keep the store's files as they are (root-owned, not
+        writable by the account); a file other users could not read in the store, or one on
+        another file system, is copied instead and given to the account's group.
+        """
+        def link_or_copy(src, dst):
+            if os.stat(src).st_mode & stat.S_IROTH:
+                try:
+                    os.link(src, dst, follow_symlinks=False)
+                    return dst
+                except OSError:
+                    pass
+            shutil.copy2(src, dst, follow_symlinks=False)
+            os.chown(dst, 0, account.gid, follow_symlinks=False)
+            os.chmod(dst, 0o640)
+            return dst
+
+        shutil.copytree(model_dir, dest, symlinks=True, copy_function=link_or_copy)
+        for d in [dest, *(p for p in dest.rglob("*") if p.is_dir() and not p.is_symlink())]:
+            os.chown(d, 0, account.gid)
+            d.chmod(0o750)
 
     def _owner_pid(self) -> int:
         try:
@@ -93,7 +156,15 @@ class LocalDeployBackend(LoggingConfigurable):
         workdir.mkdir(parents=True, exist_ok=True)
         port = _free_port(self.host)
         log_path = workdir / f"version-{version}-{int(time.time() * 1000)}.log"
-        cmd = [self.python, "-m", SERVER_MODULE, f"--model-uri={model_uri}",
+        account = self._account_for(deployment)
+        served_uri, model_copy = model_uri, ""
+        if account is not None:
+            self._open_to(workdir, account)
+            if Path(model_uri).is_dir():  # a version in the platform's private artifact store
+                model_copy = str(workdir / f"model-{log_path.stem}")
+                self._share_model(Path(model_uri), Path(model_copy), account)
+                served_uri = model_copy
+        cmd = [self.python, "-m", SERVER_MODULE, f"--model-uri={served_uri}",
                f"--host={self.host}", f"--port={port}", f"--deployment={deployment}",
                f"--model-version={version}", f"--max-batch-size={self.max_batch_size}",
                f"--max-batch-delay-ms={self.max_batch_delay_ms}"]
@@ -104,20 +175,42 @@ class LocalDeployBackend(LoggingConfigurable):
         # The hub's credentials of the control plane stay with the control plane.
         for key in [k for k in env if k.startswith("JUPYTERHUB_")]:
             env.pop(key)
-        with open(log_path, "ab") as logf:
+        run_as = {"start_new_session": True}
+        if account is not None:
+            # The model's code runs as a user: none of the platform's secrets (such as the
+            # dataset store's S3 keys) go along, only what a process needs to run.
+            env = {k: v for k, v in env.items() if k in USER_ENV}
+            env.update(USER=account.name, LOGNAME=account.name, HOME=str(account.home),
+                       MLFLOW_DISABLE_TELEMETRY="true", PYTHONUNBUFFERED="1")
+            run_as = account.popen_kwargs()
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o640)
+        with os.fdopen(fd, "ab") as logf:
+            if account is not None:
+                os.fchown(fd, 0, account.gid)
             proc = subprocess.Popen(cmd, cwd=workdir, stdout=logf, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+                                    stdin=subprocess.DEVNULL, env=env, **run_as)
         self._children[proc.pid] = proc
         inst = {"pid": proc.pid, "host": self.host, "port": port, "version": version,
                 "log": str(log_path), "model_uri": model_uri}
+        if model_copy:
+            inst["model_copy"] = model_copy
+        if account is not None:
+            inst["account"] = account.name
         self.log.info("deployment %s: started version %s as pid %d on port %d", deployment,
                       version, proc.pid, port)
         try:
             await self._wait_ready(proc, inst)
         except BaseException:
             self._kill(proc)
+            self._drop_model(inst)
             raise
         return inst
+
+    @staticmethod
+    def _drop_model(instance: dict) -> None:
+        if instance.get("model_copy"):
+            shutil.rmtree(instance["model_copy"], ignore_errors=True)
 
     async def _wait_ready(self, proc: subprocess.Popen, inst: dict) -> None:
         deadline = time.monotonic() + self.start_timeout
@@ -155,6 +248,12 @@ class LocalDeployBackend(LoggingConfigurable):
             return False
 
     async def stop(self, instance: dict) -> None:
+        try:
+            await self._stop(instance)
+        finally:
+            self._drop_model(instance)
+
+    async def _stop(self, instance: dict) -> None:
         pid = instance["pid"]
         if not self._running(pid):
             self._children.pop(pid, None)
@@ -284,6 +383,14 @@ def build_deployments(parent, data_dir, db, projects):
 
         return Deployments(db, projects, KubeDeployBackend(parent=parent),
                            MlflowRegistryUriResolver(socket_path, artifacts))
+    def owner_of(deployment: str) -> str | None:
+        rows = db.query("SELECT created_by FROM deployments WHERE name = :n", n=deployment)
+        return rows[0]["created_by"] if rows else None
+
+    # Model servers run as the account of the deployment's creator: that user's server, jobs
+    # and deployments are one account. (The user's workspace root is the spawner's default.)
+    accounts = AccountSettings(parent=parent).user_accounts(data_dir / "users")
     backend = LocalDeployBackend(parent=parent, run_dir=str(data_dir / "deployments"),
-                                 owner_pid_file=str(data_dir / "up.lock"))
+                                 owner_pid_file=str(data_dir / "up.lock"), accounts=accounts,
+                                 owner_of=owner_of)
     return Deployments(db, projects, backend, MlflowArtifactResolver(socket_path, artifacts))
