@@ -16,6 +16,8 @@ export interface IJob {
     project: string;
     experiment: string;
     dataset_version: string;
+    /** Seconds the job may run (0: only the platform's maximum, if any). */
+    timeout?: number;
   };
   state: string;
   reason: string;
@@ -200,6 +202,12 @@ export function JobDetail(props: {
               {job.spec.gpus} {job.gpu_indices.length > 0 && `(devices ${job.gpu_indices})`}
             </td>
           </tr>
+          {(job.spec.timeout ?? 0) > 0 && (
+            <tr>
+              <th>Time limit</th>
+              <td>{job.spec.timeout} s</td>
+            </tr>
+          )}
           <tr>
             <th>Project · experiment</th>
             <td>

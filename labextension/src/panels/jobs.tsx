@@ -33,6 +33,7 @@ function SubmitForm(props: { path: string; onDone: (job: IJob) => void }): JSX.E
   const [path, setPath] = useState(props.path);
   const [params, setParams] = useState('');
   const [gpus, setGpus] = useState(0);
+  const [timeout, setTimeoutSeconds] = useState(0);
   const [experiment, setExperiment] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -50,6 +51,7 @@ function SubmitForm(props: { path: string; onDone: (job: IJob) => void }): JSX.E
           path,
           params: parseParams(params),
           gpus,
+          ...(timeout ? { timeout } : {}),
           ...(experiment ? { experiment } : {})
         })
       });
@@ -93,6 +95,17 @@ function SubmitForm(props: { path: string; onDone: (job: IJob) => void }): JSX.E
             value={gpus}
             onChange={e => setGpus(parseInt(e.target.value || '0', 10))}
             name="gpus"
+          />
+        </label>
+        <label title="Stop the job (it fails) once it has run this long; 0: no own limit">
+          Time limit (s)
+          <input
+            className="jp-mod-styled"
+            type="number"
+            min={0}
+            value={timeout}
+            onChange={e => setTimeoutSeconds(parseInt(e.target.value || '0', 10))}
+            name="timeout"
           />
         </label>
         <label>
