@@ -118,3 +118,57 @@ def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
     view.get_by_label("Workspace folder").fill("../../etc")
     view.get_by_role("button", name="Publish folder").click()
     expect(view.get_by_role("alert")).to_contain_text("leaves the dataset root", timeout=LOADED)
+
+
+def test_move_tags_and_mark_a_reference_version(page, platform, tmp_path):
+    """The Tags tab: "latest" moved back to v1, a custom tag, the project's reference version."""
+    root = tmp_path / "tagged"
+    cells.generate(root, n_images=4, seed=5, width=64, height=64)
+    client = datasets.CatalogClient(f"{platform.url}/services/mlops/", platform.admin_token())
+    datasets.publish(root, "ui-tagged", "first", client=client)
+    cells.generate(root, n_images=6, seed=5, width=64, height=64)
+    assert datasets.publish(root, "ui-tagged", "second", client=client)["version"] == "v2"
+
+    hub_login(page, platform, "admin", platform.admin_password)  # manages every project
+    open_lab(page, platform, "admin")
+    page.keyboard.press("Control+Shift+C")
+    page.locator(".lm-CommandPalette-input").fill("open the dataset browser")
+    page.keyboard.press("Enter")
+    view = page.locator(".jp-mlops-datasets-main")
+    picker = view.get_by_label("Dataset", exact=True)
+    for _ in range(10):
+        picker.select_option("ui-tagged")
+        page.wait_for_timeout(500)
+        if picker.input_value() == "ui-tagged":
+            break
+    expect(view.get_by_test_id("dataset-summary")).to_contain_text("6 ·", timeout=LOADED)
+    view.get_by_label("Version", exact=True).select_option("v1")
+    view.get_by_role("tab", name="Tags").click()
+    tags = view.get_by_test_id("dataset-tags")
+    expect(tags.locator(".jp-mlops-ds-tag")).to_have_text(["latest → v2"], timeout=LOADED)
+
+    # "latest" back to v1 (v2 turned out wrong); the version list shows the move
+    tags.get_by_role("button", name="Move to v1").click()
+    expect(tags.get_by_role("status")).to_contain_text("now points at v1", timeout=LOADED)
+    expect(tags.locator(".jp-mlops-ds-tag.jp-mod-current")).to_have_text("latest → v1",
+                                                                          timeout=LOADED)
+    expect(view.get_by_label("Version", exact=True)).to_have_value("v1")
+    tags.get_by_label("Tag name").fill("reviewed")
+    tags.get_by_role("button", name="Move to v1").click()
+    expect(tags.locator(".jp-mlops-ds-tag")).to_have_text(["latest → v1", "reviewed → v1"],
+                                                          timeout=LOADED)
+
+    # v1 becomes the reference version of the default project
+    tags.get_by_label("Reference project").select_option("default")
+    tags.get_by_role("button", name="Mark v1 as reference").click()
+    expect(tags.get_by_role("status")).to_contain_text(
+        "ui-tagged@v1 is now the reference version of project default", timeout=LOADED)
+    expect(tags.locator(".jp-mlops-ds-refs")).to_contain_text("default", timeout=LOADED)
+    shot(page, "datasets-06-tags")
+    assert client.dataset("ui-tagged")["tags"] == {"latest": "v1", "reviewed": "v1"}
+
+    # a tag that looks like a version name is refused, with the reason shown
+    tags.get_by_label("Tag name").fill("v7")
+    tags.get_by_role("button", name="Move to v1").click()
+    expect(tags.get_by_role("alert")).to_contain_text("looks like a version name",
+                                                      timeout=LOADED)

@@ -6,6 +6,7 @@ import { Button, ReactWidget, SidePanel } from '@jupyterlab/ui-components';
 import React, { useCallback, useEffect, useState } from 'react';
 
 import { MlopsError, requestAPI } from '../request';
+import { VersionTags } from './datasets_tags';
 
 /** One file of a dataset version (docs/openapi.yaml `DatasetFile`). */
 export interface IDatasetFile {
@@ -48,6 +49,7 @@ interface IDataset {
   tags: Record<string, string>;
   versions?: IDatasetVersion[];
   latest?: IDatasetVersion | null;
+  referenced_by?: string[];
 }
 
 interface IDiff {
@@ -452,7 +454,8 @@ export function DatasetsView(): JSX.Element {
   const [name, setName] = useState('');
   const [ds, setDs] = useState<IDataset | null>(null);
   const [version, setVersion] = useState('');
-  const [tab, setTab] = useState<'images' | 'diff' | 'publish'>('images');
+  const [tab, setTab] = useState<'images' | 'diff' | 'tags' | 'publish'>('images');
+  const [reload, setReload] = useState(0);
   const [open, setOpen] = useState<IDatasetFile | null>(null);
   const [error, setError] = useState<string | null>(null);
 
@@ -474,10 +477,15 @@ export function DatasetsView(): JSX.Element {
     requestAPI<IDataset>(`datasets/${name}`)
       .then(d => {
         setDs(d);
-        setVersion(d.versions?.[0]?.version || '');
+        // keep the chosen version when only tags moved
+        setVersion(v =>
+          d.versions?.some(x => x.version === v) && d.name === name && reload
+            ? v
+            : d.versions?.[0]?.version || ''
+        );
       })
       .catch((e: MlopsError) => setError(e.message));
-  }, [name, list]);
+  }, [name, list, reload]);
 
   const current = ds?.versions?.find(v => v.version === version);
   return (
@@ -503,7 +511,7 @@ export function DatasetsView(): JSX.Element {
       </div>
       {current && <Summary v={current} />}
       <div className="jp-mlops-ds-tabs" role="tablist">
-        {(['images', 'diff', 'publish'] as const).map(t => (
+        {(['images', 'diff', 'tags', 'publish'] as const).map(t => (
           <button
             key={t}
             role="tab"
@@ -511,7 +519,7 @@ export function DatasetsView(): JSX.Element {
             className={tab === t ? 'jp-mod-active' : ''}
             onClick={() => setTab(t)}
           >
-            {t === 'images' ? 'Images' : t === 'diff' ? 'Diff' : 'Publish'}
+            {{ images: 'Images', diff: 'Diff', tags: 'Tags', publish: 'Publish' }[t]}
           </button>
         ))}
       </div>
@@ -519,6 +527,15 @@ export function DatasetsView(): JSX.Element {
         <Grid dataset={name} version={version} onOpen={setOpen} />
       )}
       {tab === 'diff' && ds?.versions && <Diff dataset={name} versions={ds.versions} />}
+      {tab === 'tags' && ds && current && (
+        <VersionTags
+          dataset={name}
+          version={version}
+          tags={ds.tags}
+          referencedBy={ds.referenced_by || []}
+          onChanged={() => setReload(r => r + 1)}
+        />
+      )}
       {tab === 'publish' && <Publish dataset={name} onDone={n => void loadList(n)} />}
       {open && (
         <Viewer dataset={name} version={version} file={open} onClose={() => setOpen(null)} />
