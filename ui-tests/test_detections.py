@@ -10,6 +10,8 @@ count asserted below is known in advance.
 from __future__ import annotations
 
 import re
+import uuid
+from pathlib import Path
 
 import pytest
 from conftest import hub_login, open_lab, open_mlops_sidebar, shot
@@ -39,6 +41,11 @@ def wait_for_images(scope, count: int) -> None:
         img = frames.nth(i).locator("img")
         expect(img).to_have_js_property("complete", True, timeout=WAIT)
         assert img.evaluate("img => img.naturalWidth") == 256
+
+
+def to_top(locator) -> None:
+    """Scroll so ``locator`` starts at the top of its scroll container (for screenshots)."""
+    locator.evaluate("el => el.scrollIntoView({block: 'start'})")
 
 
 def test_error_gallery_and_two_runs_side_by_side(page, platform, evaluated):
@@ -83,7 +90,7 @@ def test_error_gallery_and_two_runs_side_by_side(page, platform, evaluated):
     weak_images = {u for u in image_requests if weak.run_id in u}
     assert 0 < len(weak_images) <= len(weak.gallery), weak_images
     expect(section.locator(".jp-mlops-det-legend")).to_contain_text("missed cell (false negative)")
-    section.scroll_into_view_if_needed()
+    to_top(section)
     shot(page, "detections-01-run-error-gallery")
 
     # Every image of the run with all its boxes, twelve to a page.
@@ -127,8 +134,7 @@ def test_error_gallery_and_two_runs_side_by_side(page, platform, evaluated):
     expect(sides.nth(1).get_by_test_id("image-counts")).to_contain_text("3 missed · 1 false")
     expect(sides.nth(0).locator("rect[data-kind=pred]")).to_have_count(6)
     wait_for_images(top, 2)
-    compare.scroll_into_view_if_needed()
-    compare.get_by_test_id("side-by-side").scroll_into_view_if_needed()
+    to_top(compare)
     shot(page, "detections-03-compare-side-by-side")
 
     # Ordered by name instead, the first pair is the first image.
@@ -147,7 +153,7 @@ def test_error_gallery_and_two_runs_side_by_side(page, platform, evaluated):
     expect(compare.locator("[data-testid=error-gallery][data-run=detector-weak]")
            .get_by_test_id("error-card")).to_have_count(len(weak.gallery))
     wait_for_images(good_gallery, len(good.gallery))
-    compare.scroll_into_view_if_needed()
+    to_top(compare.get_by_role("tablist", name="Detections comparison"))
     shot(page, "detections-04-compare-galleries")
 
     # A run without an evaluation next to an evaluated one: said so, nothing drawn.
@@ -169,10 +175,46 @@ def test_error_gallery_and_two_runs_side_by_side(page, platform, evaluated):
     page.locator(".lm-Menu-itemLabel", has_text=re.compile("^JupyterLab Dark$")).click()
     expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false", timeout=WAIT)
     wait_for_images(page.get_by_test_id("detection-pair").first, 2)
-    page.get_by_test_id("compare-detections").scroll_into_view_if_needed()
+    to_top(page.get_by_test_id("compare-detections"))
     shot(page, "detections-05-dark")
     # back to the light theme: the lab remembers it for the user's later tests
     page.get_by_role("menuitem", name="Settings").click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Theme$")).click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile("^JupyterLab Light$")).click()
     expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "true", timeout=WAIT)
+
+
+def test_copy_the_cell_detection_template_opens_its_readme(page, platform):
+    from jupyter_mlops.demo import template
+
+    readme = (template.source("cells") / "README.md").read_text().splitlines()[0]
+    platform.add_user(USER, PASSWORD)
+    hub_login(page, platform, USER, PASSWORD)
+    open_lab(page, platform, USER)
+    sidebar = open_mlops_sidebar(page)
+
+    # The sidebar proposes the template's folder; a folder of its own keeps reruns independent.
+    row = sidebar.get_by_test_id("template-cells")
+    folder = row.get_by_label("Folder for the cell detection template")
+    expect(folder).to_have_value("cell-detection", timeout=WAIT)
+    dest = f"cells-{uuid.uuid4().hex[:6]}"
+    folder.fill(dest)
+    copy = row.get_by_role("button", name="Copy the cell detection template")
+    copy.click()
+    expect(row.get_by_role("status")).to_contain_text(f"files into {dest}/", timeout=WAIT)
+    # the copy's README opens in the main area
+    tab = page.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text="README.md")
+    expect(tab).to_be_visible(timeout=WAIT)
+    expect(tab).to_have_attribute("title", re.compile(rf"{dest}/README.md"))
+    expect(page.locator("#jp-main-dock-panel .jp-FileEditor:visible, "
+                        "#jp-main-dock-panel .jp-RenderedMarkdown:visible").first
+           ).to_contain_text(readme.lstrip("# "), timeout=WAIT)
+    shot(page, "detections-06-template-copied")
+
+    # The same folder again: the server refuses (409), the reason shows inline, nothing opens.
+    copy.click()
+    expect(row.get_by_role("alert")).to_contain_text(f"{dest} exists and is not empty",
+                                                     timeout=WAIT)
+    expect(row.get_by_role("status")).to_have_count(0)
+    expect(tab).to_have_count(1)
+    shot(page, "detections-07-template-exists")

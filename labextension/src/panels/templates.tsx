@@ -4,7 +4,7 @@
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { Button, ReactWidget } from '@jupyterlab/ui-components';
-import React, { useEffect, useState } from 'react';
+import React, { useEffect, useRef, useState } from 'react';
 
 import { requestAPI } from '../request';
 
@@ -51,10 +51,24 @@ function TemplateRow(props: { template: ITemplate; onCopied: (c: ICopiedTemplate
     }
   };
   const label = `Copy the ${t.title.toLowerCase()} template`;
+  // The sidebar's sections share its height: keep the outcome in sight when it arrives.
+  const said = useRef<HTMLDivElement>(null);
+  // (scrolling only this section: scrollIntoView would also shift the sidebar's own layout)
+  useEffect(() => {
+    const el = said.current;
+    const box = el?.closest('.jp-mlops-section');
+    if (el && box) {
+      const below = el.getBoundingClientRect().bottom - box.getBoundingClientRect().bottom;
+      if (below > 0) {
+        box.scrollTop += below;
+      }
+    }
+  }, [message]);
   return (
     <form className="jp-mlops-template" onSubmit={copy} data-testid={`template-${t.name}`}>
-      <div className="jp-mlops-template-title">{t.title}</div>
-      <div className="jp-mlops-muted-inline">{t.description}</div>
+      <Button type="submit" small disabled={busy || !dest.trim()} title={`${t.title}: ${t.description}`}>
+        {busy ? 'Copying…' : label}
+      </Button>
       <label className="jp-mlops-template-dest">
         <span className="jp-mlops-label">into folder</span>
         <input
@@ -64,11 +78,12 @@ function TemplateRow(props: { template: ITemplate; onCopied: (c: ICopiedTemplate
           aria-label={`Folder for the ${t.title.toLowerCase()} template`}
         />
       </label>
-      <Button type="submit" small disabled={busy || !dest.trim()}>
-        {busy ? 'Copying…' : label}
-      </Button>
       {message && (
-        <div className={message.ok ? 'jp-mlops-ok-text' : 'jp-mlops-error'} role={message.ok ? 'status' : 'alert'}>
+        <div
+          ref={said}
+          className={message.ok ? 'jp-mlops-ok-text' : 'jp-mlops-error'}
+          role={message.ok ? 'status' : 'alert'}
+        >
           {message.text}
         </div>
       )}
@@ -91,7 +106,9 @@ function TemplatesView(props: { app: JupyterFrontEnd }): JSX.Element {
     if (commands.hasCommand('filebrowser:go-to-path')) {
       await commands.execute('filebrowser:go-to-path', { path: copied.path, dontShowBrowser: true }).catch(() => undefined);
     }
-    await commands.execute('docmanager:open', { path: copied.open });
+    // a README reads best rendered; anything else opens with its default viewer
+    const factory = /\.md$/i.test(copied.open) ? 'Markdown Preview' : undefined;
+    await commands.execute('docmanager:open', { path: copied.open, ...(factory ? { factory } : {}) });
   };
   if (error) {
     return <div className="jp-mlops-error" role="alert">{error}</div>;
@@ -113,7 +130,9 @@ export class TemplatesPanel extends ReactWidget {
   constructor(private _app: JupyterFrontEnd) {
     super();
     this.addClass('jp-mlops-section');
+    this.addClass('jp-mlops-templates-section');
     this.title.label = 'Start a project';
+    this.title.caption = 'Copy a reference project into your workspace';
   }
 
   render(): JSX.Element {
