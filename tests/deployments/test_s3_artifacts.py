@@ -1,0 +1,164 @@
+"""A deployment of a model whose MLflow artifacts live in S3 (a real SeaweedFS server).
+
+The session platform's MLflow keeps artifacts in a local directory, so this module starts an
+MLflow server of its own the way the platform starts its one (SQLite, a unix socket, the
+``/services/mlflow`` prefix) but with ``--default-artifact-root s3://...``: the registry then
+hands out ``s3://`` download URIs. The real resolver, the real local backend and the real model
+server take it from there; the model server reads the model from S3 with MLflow itself.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from jupyter_mlops.backends.deploy_local import LocalDeployBackend, MlflowArtifactResolver
+from jupyter_mlops.core.db import Database
+from jupyter_mlops.core.deployments import Deployments
+from jupyter_mlops.core.projects import Projects
+from jupyter_mlops.core.roles import ADMIN, Caller
+from tests.datasets.seaweed import ACCESS_KEY, SECRET_KEY, SeaweedS3
+from tests.deployments.conftest import training_data
+
+BUCKET = "mlflow-artifacts"
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    s = SeaweedS3(tmp_path_factory.mktemp("seaweed-mlflow")).start()
+    s.client().create_bucket(Bucket=BUCKET)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def s3_env(s3):
+    """What MLflow (server, client, model server) needs to reach the bucket: the endpoint and
+    the keys, in the environment, as boto3 reads them."""
+    env = {"MLFLOW_S3_ENDPOINT_URL": s3.endpoint, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+           "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": "us-east-1"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield env
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def s3_mlflow(tmp_path_factory, s3_env):
+    d = tmp_path_factory.mktemp("mlflow-s3")
+    (d / "run").mkdir(mode=0o700)
+    sock, db = d / "run" / "mlflow.sock", d / "mlflow.db"
+    cmd = [str(Path(sys.executable).parent / "mlflow"), "server",
+           "--backend-store-uri", f"sqlite:///{db}",
+           "--default-artifact-root", f"s3://{BUCKET}/artifacts", "--no-serve-artifacts",
+           "--workers", "1", "--static-prefix", "/services/mlflow",
+           "--uvicorn-opts", f"--uds {sock}"]
+    env = {**os.environ, **s3_env, "MLFLOW_DISABLE_TELEMETRY": "true",
+           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    log = open(d / "mlflow.log", "w")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), timeout=2) as c:
+                if c.get("http://localhost/services/mlflow/health").status_code == 200:
+                    break
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None, (d / "mlflow.log").read_text()[-3000:]
+        time.sleep(0.3)
+    else:
+        raise AssertionError("MLflow did not start:\n" + (d / "mlflow.log").read_text()[-3000:])
+    yield {"socket": str(sock), "db": f"sqlite:///{db}", "dir": d}
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def register_in_s3(db_uri: str) -> list[int]:
+    """Log and register ``lr-s3`` v1; its files go straight to the bucket. Returns the
+    predictions of the probe rows."""
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    client = mlflow.MlflowClient(tracking_uri=db_uri, registry_uri=db_uri)
+    exp = client.create_experiment("s3-models",
+                                   artifact_location=f"s3://{BUCKET}/artifacts/s3-models")
+    x, y = training_data()
+    model = LogisticRegression().fit(x, y)
+    try:
+        mlflow.set_tracking_uri(db_uri)
+        mlflow.set_registry_uri(db_uri)
+        with mlflow.start_run(experiment_id=exp):
+            mlflow.sklearn.log_model(model, name="model", registered_model_name="lr-s3",
+                                     signature=infer_signature(x, model.predict(x)),
+                                     serialization_format="cloudpickle",
+                                     pip_requirements=["mlflow", "scikit-learn"])
+    finally:
+        tracking_utils._tracking_uri = None
+        mlflow.set_registry_uri(None) if hasattr(mlflow, "set_registry_uri") else None
+    return model.predict(x.iloc[:4]).tolist()
+
+
+async def wait_ready(deployments, caller, name, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        dep = deployments.get(caller, name)
+        if dep["status"] in ("ready", "failed"):
+            return dep
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"{name}: {deployments.get(caller, name)}")
+
+
+@pytest.mark.asyncio
+async def test_deploy_a_model_stored_in_s3(s3, s3_mlflow, tmp_path):
+    expected = register_in_s3(s3_mlflow["db"])
+    # The model's files are in the bucket, not on this machine
+    keys = [o["Key"] for o in s3.client().list_objects_v2(
+        Bucket=BUCKET, Prefix="artifacts/s3-models/").get("Contents", [])]
+    assert any(k.endswith("/MLmodel") for k in keys), keys
+    resolver = MlflowArtifactResolver(s3_mlflow["socket"], str(tmp_path / "no-local-artifacts"))
+    uri = await resolver.resolve("lr-s3", "1")
+    assert uri.startswith(f"s3://{BUCKET}/artifacts/s3-models/"), uri
+    db = Database(f"sqlite:///{tmp_path / 'control.sqlite'}")
+    deployments = Deployments(db, Projects(db),
+                              LocalDeployBackend(run_dir=str(tmp_path / "deployments")),
+                              resolver)
+    admin = Caller("admin", scopes=frozenset({ADMIN}))
+    try:
+        # When it is deployed, the model server loads it from S3 and serves it
+        await deployments.create(admin, "s3-lr", "lr-s3", "1")
+        dep = await wait_ready(deployments, admin, "s3-lr")
+        assert dep["status"] == "ready", dep["log"]
+        route = deployments.authorize("s3-lr", caller=admin)
+        x, _ = training_data()
+        probe = x.iloc[:4]
+        async with httpx.AsyncClient(timeout=30) as http:
+            r = await http.post(f"{route.url}/invocations", json={"dataframe_split": {
+                "columns": list(probe.columns), "data": probe.to_numpy().tolist()}})
+            health = (await http.get(f"{route.url}/health")).json()
+        assert r.status_code == 200, r.text
+        assert r.json() == {"predictions": expected}
+        assert health["model_uri"] == uri and health["flavor"] == "mlflow.sklearn"
+    finally:
+        if deployments._row("s3-lr"):
+            await deployments.delete(admin, "s3-lr")
+        await deployments.close()
