@@ -4,6 +4,7 @@ import { Button, ReactWidget, SidePanel } from '@jupyterlab/ui-components';
 import React, { useCallback, useEffect, useRef, useState } from 'react';
 
 import { requestAPI } from '../request';
+import { BatchPredictForm } from './batch_predict';
 import { modelVersionActions } from './models';
 
 /** Command ids of the deployments section. */
@@ -580,6 +581,12 @@ export function registerDeployments(
       panel.refresh();
       return `Deploying as ${dep.name}: see the Deployments section`;
     }
+  });
+  modelVersionActions.add({
+    id: 'batch-predict',
+    label: 'Batch predict…',
+    caption: 'Predict every image and CSV file of a dataset version, as a job',
+    render: (version, close) => <BatchPredictForm app={app} version={version} onClose={close} />
   });
   app.commands.addCommand(CommandIDs.refreshDeployments, {
     label: 'MLOps: refresh deployments',

@@ -6,6 +6,9 @@
  *   modelVersionActions.add({
  *     id: 'deploy', label: 'Deploy', execute: async version => { ... }
  *   });
+ *
+ * An action with `render` opens a small form of its own under the version instead (e.g.
+ * "Batch predict…", which asks for a dataset version first).
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
@@ -26,7 +29,9 @@ export interface IModelVersionAction {
   /** Whether the button shows for this version (default: always). */
   isVisible?: (version: IModelVersion) => boolean;
   /** Run the action; a thrown error's message is shown next to the version. */
-  execute: (version: IModelVersion) => Promise<string | void> | string | void;
+  execute?: (version: IModelVersion) => Promise<string | void> | string | void;
+  /** Instead of `execute`: a form shown under the version while the button is toggled on. */
+  render?: (version: IModelVersion, close: () => void) => JSX.Element;
 }
 
 /** The registry of per-version actions, and a signal when it changes. */
@@ -63,6 +68,7 @@ export const modelsChanged = new Changed();
 function VersionRow(props: { version: IModelVersion; onChanged: () => void }): JSX.Element {
   const v = props.version;
   const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
+  const [openForm, setOpenForm] = useState<string | null>(null);
   const [, setTick] = useState(0);
   useEffect(() => {
     const bump = () => setTick(t => t + 1);
@@ -70,8 +76,12 @@ function VersionRow(props: { version: IModelVersion; onChanged: () => void }): J
     return () => void modelVersionActions.changed.disconnect(bump);
   }, []);
   const run = async (a: IModelVersionAction) => {
+    if (a.render) {
+      setOpenForm(openForm === a.id ? null : a.id);
+      return;
+    }
     try {
-      const text = await a.execute(v);
+      const text = await a.execute?.(v);
       setMessage(text ? { ok: true, text } : null);
       props.onChanged();
     } catch (e: any) {
@@ -100,11 +110,22 @@ function VersionRow(props: { version: IModelVersion; onChanged: () => void }): J
           .list()
           .filter(a => !a.isVisible || a.isVisible(v))
           .map(a => (
-            <Button key={a.id} small title={a.caption} onClick={() => void run(a)}>
+            <Button
+              key={a.id}
+              small
+              title={a.caption}
+              aria-pressed={a.render ? openForm === a.id : undefined}
+              onClick={() => void run(a)}
+            >
               {a.label}
             </Button>
           ))}
       </div>
+      {openForm &&
+        modelVersionActions
+          .list()
+          .filter(a => a.id === openForm && a.render)
+          .map(a => <React.Fragment key={a.id}>{a.render!(v, () => setOpenForm(null))}</React.Fragment>)}
       {message && (
         <div className={message.ok ? 'jp-mlops-ok-text' : 'jp-mlops-error'} role={message.ok ? 'status' : 'alert'}>
           {message.text}

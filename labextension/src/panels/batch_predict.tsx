@@ -1,0 +1,222 @@
+/**
+ * "Batch predict…" on a model version (Models section): choose a dataset version and a project,
+ * submit, then follow the job it became (state, progress) until its predictions.csv and
+ * predictions.json can be opened. The job is an ordinary one: it also shows in the Jobs section.
+ */
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import { Button } from '@jupyterlab/ui-components';
+import React, { useEffect, useState } from 'react';
+
+import { IModelVersion } from '../experiments/api';
+import { requestAPI } from '../request';
+import { ACTIVE, IJob, Progress, StateBadge } from './job_detail';
+import { JobCommandIDs } from './jobs';
+
+/** The control plane's answer to POST batch-predictions. */
+export interface IBatchPrediction {
+  job: IJob;
+  model_name: string;
+  version: string;
+  dataset: string;
+  dataset_version: string;
+  files: number;
+  outputs: { csv: string; json: string; artifact_path: string };
+}
+
+interface IDatasetSummary {
+  name: string;
+  latest?: { version: string } | null;
+}
+
+interface IDatasetDetail {
+  name: string;
+  tags: Record<string, string>;
+  versions: { version: string; message: string; summary: { files: number; images?: number } }[];
+}
+
+/** Follow a submitted batch prediction until its job ends. */
+function BatchJob(props: { app: JupyterFrontEnd; batch: IBatchPrediction }): JSX.Element {
+  const { app, batch } = props;
+  const [job, setJob] = useState<IJob>(batch.job);
+  useEffect(() => {
+    if (!ACTIVE.has(job.state)) {
+      return;
+    }
+    const timer = window.setTimeout(() => {
+      requestAPI<IJob>(`jobs/${job.id}`)
+        .then(setJob)
+        .catch(() => setJob({ ...job })); // a blip: try again on the next round
+    }, 1500);
+    return () => window.clearTimeout(timer);
+  }, [job]);
+  const open = (path: string) => void app.commands.execute('docmanager:open', { path });
+  return (
+    <div className="jp-mlops-batch-job" data-testid="batch-job" data-state={job.state}>
+      <div>
+        Job{' '}
+        <a
+          className="jp-mlops-link"
+          href="#"
+          onClick={e => (e.preventDefault(), void app.commands.execute(JobCommandIDs.openJob, { id: job.id }))}
+        >
+          #{job.id}
+        </a>{' '}
+        <StateBadge state={job.state} />{' '}
+        <span className="jp-mlops-muted-inline">
+          {batch.files} file{batch.files === 1 ? '' : 's'} of {batch.dataset}@{batch.dataset_version}
+        </span>
+      </div>
+      <Progress progress={job.progress} />
+      {job.state === 'succeeded' && (
+        <div className="jp-mlops-batch-outputs">
+          Predictions:{' '}
+          <a className="jp-mlops-link" href="#" onClick={e => (e.preventDefault(), open(batch.outputs.csv))}>
+            predictions.csv
+          </a>{' '}
+          ·{' '}
+          <a className="jp-mlops-link" href="#" onClick={e => (e.preventDefault(), open(batch.outputs.json))}>
+            predictions.json
+          </a>
+          <span className="jp-mlops-muted-inline">
+            {' '}
+            (also artifacts {batch.outputs.artifact_path}/ of the job's MLflow run)
+          </span>
+        </div>
+      )}
+      {job.state !== 'succeeded' && !ACTIVE.has(job.state) && (
+        <div className="jp-mlops-error" role="alert">
+          The job {job.state}
+          {job.reason ? `: ${job.reason}` : ''}. Open the job for its log.
+        </div>
+      )}
+    </div>
+  );
+}
+
+/** The form under a model version. */
+export function BatchPredictForm(props: {
+  app: JupyterFrontEnd;
+  version: IModelVersion;
+  onClose: () => void;
+}): JSX.Element {
+  const { app, version } = props;
+  const [datasets, setDatasets] = useState<IDatasetSummary[] | null>(null);
+  const [dataset, setDataset] = useState('');
+  const [detail, setDetail] = useState<IDatasetDetail | null>(null);
+  const [ref, setRef] = useState('');
+  const [projects, setProjects] = useState<string[]>(['default']);
+  const [project, setProject] = useState('default');
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [batch, setBatch] = useState<IBatchPrediction | null>(null);
+  useEffect(() => {
+    requestAPI<{ datasets: IDatasetSummary[] }>('datasets')
+      .then(r => {
+        setDatasets(r.datasets);
+        if (r.datasets.length) {
+          setDataset(r.datasets[0].name);
+        }
+      })
+      .catch(e => setError(e.message));
+    requestAPI<{ projects: { name: string }[] }>('projects')
+      .then(r => setProjects(r.projects.map(p => p.name)))
+      .catch(() => undefined); // the default project still works
+  }, []);
+  useEffect(() => {
+    if (!dataset) {
+      return;
+    }
+    setDetail(null);
+    requestAPI<IDatasetDetail>(`datasets/${encodeURIComponent(dataset)}`)
+      .then(d => {
+        setDetail(d);
+        setRef(d.versions[0]?.version ?? '');
+      })
+      .catch(e => setError(e.message));
+  }, [dataset]);
+  const submit = async (e: React.FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      setBatch(
+        await requestAPI<IBatchPrediction>('batch-predictions', {
+          method: 'POST',
+          body: JSON.stringify({
+            model_name: version.name,
+            version: String(version.version),
+            dataset,
+            dataset_version: ref,
+            project
+          })
+        })
+      );
+      void app.commands.execute(JobCommandIDs.refreshJobs);
+    } catch (err: any) {
+      setError(err.message);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const label = `${version.name} v${version.version}`;
+  return (
+    <div className="jp-mlops-batch" data-testid={`batch-${version.name}-${version.version}`}>
+      <form className="jp-mlops-inline-form" onSubmit={submit} aria-label={`Batch predict with ${label}`}>
+        <select
+          className="jp-mlops-input"
+          aria-label="Dataset to predict"
+          value={dataset}
+          onChange={e => setDataset(e.target.value)}
+        >
+          {(datasets ?? []).map(d => (
+            <option key={d.name} value={d.name}>
+              {d.name}
+            </option>
+          ))}
+        </select>
+        <select
+          className="jp-mlops-input"
+          aria-label="Dataset version"
+          value={ref}
+          onChange={e => setRef(e.target.value)}
+        >
+          {(detail?.versions ?? []).map(v => (
+            <option key={v.version} value={v.version}>
+              {v.version}
+              {Object.entries(detail?.tags ?? {})
+                .filter(([, tv]) => tv === v.version)
+                .map(([t]) => ` @${t}`)
+                .join('')}{' '}
+              ({v.summary.files} files)
+            </option>
+          ))}
+        </select>
+        <select
+          className="jp-mlops-input"
+          aria-label="Project of the job"
+          value={project}
+          onChange={e => setProject(e.target.value)}
+        >
+          {projects.map(p => (
+            <option key={p} value={p}>
+              {p}
+            </option>
+          ))}
+        </select>
+        <Button type="submit" small disabled={busy || !dataset || !ref}>
+          {busy ? 'Submitting…' : 'Predict'}
+        </Button>
+        <Button small minimal onClick={props.onClose}>
+          Close
+        </Button>
+      </form>
+      {datasets?.length === 0 && <div className="jp-mlops-muted">No dataset in the catalog yet: publish one first.</div>}
+      {error && (
+        <div className="jp-mlops-error" role="alert">
+          {error}
+        </div>
+      )}
+      {batch && <BatchJob key={batch.job.id} app={app} batch={batch} />}
+    </div>
+  );
+}
