@@ -108,17 +108,17 @@ function SubmitForm(props: { path: string; onDone: (job: IJob) => void }): JSX.E
             name="timeout"
           />
         </label>
-        <label>
-          Experiment
-          <input
-            className="jp-mod-styled"
-            value={experiment}
-            placeholder="(file name)"
-            onChange={e => setExperiment(e.target.value)}
-            name="experiment"
-          />
-        </label>
       </div>
+      <label>
+        Experiment
+        <input
+          className="jp-mod-styled"
+          value={experiment}
+          placeholder="(file name)"
+          onChange={e => setExperiment(e.target.value)}
+          name="experiment"
+        />
+      </label>
       {error && (
         <div className="jp-mlops-error" role="alert">
           {error}
