@@ -117,19 +117,13 @@ def load_coco(path: str | Path, images_dir: str | Path | None = None) -> list[Sa
     return sorted(by_id.values(), key=lambda s: s.name)
 
 
-def boxes_from_mask(mask: np.ndarray) -> list[list[float]]:
-    """One ``[x, y, w, h]`` per label value > 0 of a label mask (its pixels' extent)."""
-    mask = np.asarray(mask)
-    if mask.ndim == 3:
-        mask = mask[..., 0]
-    out = []
-    for label in np.unique(mask):
-        if label == 0:
-            continue
-        ys, xs = np.nonzero(mask == label)
-        out.append([float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1),
-                    float(ys.max() - ys.min() + 1)])
-    return out
+def boxes_from_mask(path: str | Path) -> list[list[float]]:
+    """One ``[x, y, w, h]`` per label value > 0 of a label mask file (its pixels' extent);
+    the dataset catalog's own reading of masks, so the panel and the loaders agree."""
+    from ..core.datasets.images import mask_boxes
+
+    return [[float(b["x"]), float(b["y"]), float(b["w"]), float(b["h"])]
+            for b in mask_boxes(Path(path).read_bytes())]
 
 
 def _images(folder: Path) -> list[Path]:
@@ -144,7 +138,7 @@ def load_masks(folder: str | Path, masks_dir: str = "masks") -> list[Sample]:
     out = []
     for p in _images(folder):
         if p.stem in masks:
-            out.append(Sample(p.stem, p, boxes_from_mask(read_image(masks[p.stem]))))
+            out.append(Sample(p.stem, p, boxes_from_mask(masks[p.stem])))
     return out
 
 
