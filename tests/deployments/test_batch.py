@@ -178,3 +178,30 @@ def test_the_csv_writer_flattens_dict_predictions(tmp_path):
     assert list(csv.reader(io.StringIO(text[1]))) == [["a.png", "", "[[1, 2, 3, 4]]", "1", ""]]
     assert text[2] == "b.png,,,,OSError: broken"
     assert json.loads(json_path.read_text())["predictions"][1]["error"] == "OSError: broken"
+
+
+def test_mlops_predict_magic(platform, registry, published, user, monkeypatch, capsys):
+    from IPython.core.error import UsageError
+
+    from jupyter_mlops import magics
+
+    class Shell:
+        def register_magics(self, m):
+            self.registered = m
+
+    magics.load_ipython_extension(Shell())
+    ws = platform.data_dir / "users" / USER
+    monkeypatch.setenv("JUPYTER_MLOPS_CONTROL_PLANE_URL", f"{platform.url}/services/mlops/")
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", user)
+    monkeypatch.setenv("HOME", str(ws))
+    run = magics.SUBCOMMANDS["predict"].run
+    # --wait returns the predictions as a DataFrame, once the job has succeeded
+    frame = run(["lr@1", "--dataset", "bp-table@v1", "--wait"], None)
+    assert frame["prediction"].tolist() == registry["v1"]
+    assert frame["file"].tolist() == ["probe.csv"] * 4
+    assert "predictions in ~/mlops-jobs/" in capsys.readouterr().out
+    # bad input is a usage error with the control plane's reason, not a traceback
+    with pytest.raises(UsageError, match="no image or CSV"):
+        run(["lr@1", "--dataset", "bp-docs@v1"], None)
+    with pytest.raises(UsageError, match="NAME@VERSION"):
+        run(["lr", "--dataset", "bp-table@v1"], None)
