@@ -20,7 +20,7 @@ import httpx
 
 from .client import _raise_for
 from .core import errors
-from .core.datasets import folder, transfer
+from .core.datasets import fdpass, folder, transfer
 from .core.datasets.manifest import Manifest, Split, check_name
 
 __all__ = ["CatalogClient", "get", "publish", "status", "list", "diff", "cache_dir",
@@ -38,9 +38,13 @@ class CatalogClient:
     """A synchronous client of the control plane's dataset routes (also an object sink)."""
 
     def __init__(self, base_url: str | None = None, token: str | None = None,
-                 timeout: float = 60.0):
+                 timeout: float = 60.0, publish_socket: str | None = None):
         base_url = base_url or os.environ.get("JUPYTER_MLOPS_CONTROL_PLANE_URL", "")
         token = token if token is not None else os.environ.get("JUPYTERHUB_API_TOKEN", "")
+        # same-machine publishing (core.datasets.fdpass); "" turns it off
+        self.publish_socket = (publish_socket if publish_socket is not None
+                               else os.environ.get(fdpass.SOCKET_ENV, ""))
+        self.token = token
         if not base_url:
             raise errors.Unavailable(
                 "control plane URL unknown: run inside a jupyter-mlops server or pass base_url")
@@ -110,6 +114,15 @@ class CatalogClient:
         return self.request("GET", f"api/datasets/{name}/publish-check",
                             params={"project": project} if project else None).json()
 
+    def object_sink(self, name: str, project: str | None = None):
+        """Where a publish sends content: the control plane's publish socket when it is on this
+        machine (file descriptors, no bytes copied through HTTP), else this client (HTTP)."""
+        if self.publish_socket and self.token:
+            sink = fdpass.FdPublisher(self.publish_socket, self.token, name, project, self)
+            if sink.open():
+                return sink
+        return self
+
     def fetch(self, h: str, dest: str) -> None:
         data = self.request("GET", f"api/dataset-objects/{h}").content
         import blake3
@@ -147,21 +160,26 @@ def publish(folder_path: str | Path, name: str, message: str = "",
         split = Split.from_dict(split)
     c.check_publish(name, project)  # a refusal costs nothing yet
     cache = folder.StatCache(folder_path, cache_dir() / "stat")
-    manifest, counts = folder.prepare(folder_path, c, split, cache, progress=progress)
-    if progress:
-        progress("recording", 0, 1, 0)
+    sink = c.object_sink(name, project)
     try:
-        version = c.record(name, manifest, message, tags, project)
-    except errors.Conflict:
-        # an object found stored was collected as garbage meanwhile (core.datasets.gc):
-        # send what is missing now and record once more
-        files = folder.scan(folder_path)
-        hashed = folder.hash_folder(files, cache)
-        folder.upload(files, hashed, c, progress=progress)
-        version = c.record(name, manifest, message, tags, project)
+        manifest, counts = folder.prepare(folder_path, sink, split, cache, progress=progress)
+        if progress:
+            progress("recording", 0, 1, 0)
+        try:
+            version = c.record(name, manifest, message, tags, project)
+        except errors.Conflict:
+            # an object found stored was collected as garbage meanwhile (core.datasets.gc):
+            # send what is missing now and record once more
+            files = folder.scan(folder_path)
+            hashed = folder.hash_folder(files, cache)
+            folder.upload(files, hashed, sink, progress=progress)
+            version = c.record(name, manifest, message, tags, project)
+    finally:
+        if sink is not c:
+            sink.close()
     if progress:
         progress("recorded", 1, 1, 0)
-    return {**version, "transfer": counts}
+    return {**version, "transfer": {**counts, "path": "socket" if sink is not c else "http"}}
 
 
 def _manifest_index(c: CatalogClient, name: str, version: str) -> tuple[dict, dict[str, str]]:

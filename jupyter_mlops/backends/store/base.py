@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import abc
+import os
+import stat as stat_mod
 
 import blake3
 
@@ -116,6 +118,43 @@ class ObjectStore(abc.ABC):
     @abc.abstractmethod
     def delete(self, hashes: list[str]) -> None:
         """Remove objects (garbage collection only; missing ones are ignored)."""
+
+    def put_fd(self, h: str, fd: int, size: int, buf: bytearray) -> bool:
+        """Store ``size`` bytes read from an open file ``fd`` under ``h`` if they hash to it.
+
+        The same-machine publish path: the publisher opened the file (so the kernel checked its
+        permissions) and passed the descriptor. Only a regular file is read (a fifo or a device
+        could block or never end); reads use explicit offsets (the descriptor's offset is
+        shared with the sender), and each buffer is hashed and written in one pass, so the
+        content verified is exactly the content stored. Returns False if ``h`` was stored
+        already.
+        """
+        st = os.fstat(fd)
+        if not stat_mod.S_ISREG(st.st_mode):
+            raise InvalidInput(f"object {h}: the descriptor passed is not a regular file; "
+                               "refused")
+        if st.st_size != size:
+            raise ObjectMismatch(f"object {h}: the file holds {st.st_size} bytes, not the "
+                                 f"announced {size} (changed since it was hashed?); publish "
+                                 "again")
+        if self.exists(h):
+            return False
+        w = self.writer(h, size)
+        view = memoryview(buf)
+        off = 0
+        try:
+            while off < size:
+                n = os.preadv(fd, [view[:min(len(buf), size - off)]], off)
+                if not n:
+                    break
+                w.write(view[:n])
+                off += n
+        except OSError as e:
+            w.abort()
+            raise InvalidInput(f"object {h}: cannot read the descriptor passed "
+                               f"({e.strerror})") from None
+        w.commit()  # raises ObjectMismatch (and drops the partial object) if it does not match
+        return True
 
     def clean_partial(self, older_than: float) -> int:
         """Remove leftovers of uploads that died before their time (``older_than``: epoch)."""

@@ -1,0 +1,153 @@
+"""The control plane's end of same-machine publishing (protocol in ``core.datasets.fdpass``).
+
+A ``SOCK_SEQPACKET`` unix socket, mode 0666 in a directory of mode 0711: any local account can
+connect if it knows the path, none can list or replace it, and every conversation starts with
+the caller's hub token, checked by the hub exactly as for an HTTP request, then the same
+publish-check (project membership) as ``GET .../publish-check``. Each connection gets a
+thread: copying is blocking file I/O that releases the GIL, so two publishing threads use two
+cores, and the event loop only answers the token question.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import struct
+import threading
+from pathlib import Path
+
+from jupyterhub.services.auth import HubOAuth, check_scopes
+from traitlets import Unicode
+from traitlets.config import Configurable
+
+from ..core import errors, roles
+from ..core.datasets import fdpass
+from ..core.datasets.manifest import check_hash
+from ..core.roles import Caller
+
+log = logging.getLogger("jupyter_mlops.service")
+
+READ_BUFFER = 1 << 20
+
+
+class PublishSocket(Configurable):
+    """Same-machine publishing: descriptors of files the publisher opened, over a unix socket."""
+
+    path = Unicode(
+        help="""Unix socket at which publishers on this machine pass open files to the control
+        plane (``SCM_RIGHTS``) instead of sending their bytes over HTTP. Its directory is made
+        mode 0711. Empty: ``<data_dir>/run/publish.sock``. Only served with a local-directory
+        store; user servers learn the path from ``$JUPYTER_MLOPS_PUBLISH_SOCKET`` and fall back
+        to HTTP when it is not reachable.""",
+    ).tag(config=True)
+
+    def start(self, context, loop: asyncio.AbstractEventLoop) -> str:
+        """Listen (in a daemon thread); returns the socket path."""
+        self.context, self.loop = context, loop
+        path = Path(self.path or context.data_dir / "run" / "publish.sock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # traverse only: a user can reach the socket but neither list nor replace anything here
+        os.chmod(path.parent, 0o711)
+        path.unlink(missing_ok=True)  # left by a control plane that died
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.sock.bind(str(path))
+        os.chmod(path, 0o666)  # connecting is open; authorisation is the hub token inside
+        self.sock.listen(16)
+        self.path_bound = str(path)
+        threading.Thread(target=self._accept, name="publish-socket", daemon=True).start()
+        return self.path_bound
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._serve, args=(conn,), name="publish-conn",
+                             daemon=True).start()
+
+    def close(self) -> None:
+        self.sock.close()
+        Path(self.path_bound).unlink(missing_ok=True)
+
+    def _authenticate(self, hello: dict) -> Caller:
+        token = hello.get("token")
+        if hello.get("op") != "hello" or not isinstance(token, str) or not token:
+            raise errors.NotAuthenticated("start with a hello carrying a hub API token")
+        future = asyncio.run_coroutine_threadsafe(
+            HubOAuth.instance().user_for_token(token, sync=False), self.loop)
+        model = future.result(timeout=30)
+        if not model:
+            raise errors.NotAuthenticated("the hub did not accept this token")
+        if not check_scopes({roles.USE}, set(model.get("scopes") or ())):
+            raise errors.Forbidden(f"{model['name']} lacks the scope {roles.USE}")
+        caller = Caller.from_hub_model(model)
+        dataset, project = hello.get("dataset"), hello.get("project")
+        if not isinstance(dataset, str) or (project is not None and not isinstance(project, str)):
+            raise errors.InvalidInput("hello needs the dataset's name (and optionally project)")
+        self.context.datasets.check_publish(caller, dataset, project)
+        return caller
+
+    def _store_objects(self, msg: dict, fds: list[int], buf: bytearray) -> dict:
+        items = msg.get("items")
+        if msg.get("op") != "objects" or not isinstance(items, list):
+            raise errors.InvalidInput("expected an objects message")
+        if len(items) != len(fds):
+            raise errors.InvalidInput(f"{len(items)} objects announced but {len(fds)} file "
+                                      "descriptors passed: each object needs its descriptor")
+        limit = self.context.settings.get("max_object_bytes", 512 * 2**20)
+        stored = nbytes = 0
+        store = self.context.store
+        for it, fd in zip(items, fds):
+            if not isinstance(it, dict) or not isinstance(it.get("size"), int) \
+                    or it["size"] < 0:
+                raise errors.InvalidInput("each object needs a hash and a size")
+            h = check_hash(it.get("hash"))
+            if it["size"] > limit:
+                raise errors.PayloadTooLarge(f"object {h} of {it['size']} bytes is over the "
+                                             f"limit of {limit // 2**20} MB")
+            if store.put_fd(h, fd, it["size"], buf):
+                stored += 1
+                nbytes += it["size"]
+        return {"ok": True, "stored": stored, "bytes": nbytes}
+
+    def _serve(self, conn: socket.socket) -> None:
+        buf = bytearray(READ_BUFFER)
+        uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                  struct.calcsize("3i")))[1]
+        caller = None
+        with conn:
+            while True:
+                fds: list[int] = []
+                try:
+                    msg, fds = fdpass.recv(conn)
+                    if msg is None:
+                        return
+                    if caller is None:
+                        if fds:
+                            raise errors.NotAuthenticated("authenticate before passing files")
+                        caller = self._authenticate(msg)
+                        log.info("publish socket: %s (uid %d) publishing to %s", caller.name,
+                                 uid, msg.get("dataset"))
+                        reply = {"ok": True, "user": caller.name}
+                    else:
+                        reply = self._store_objects(msg, fds, buf)
+                except errors.MlopsError as e:
+                    log.info("publish socket (uid %d, %s): %s", uid,
+                             caller.name if caller else "unauthenticated", e.message)
+                    reply = fdpass.error_reply(e)
+                except OSError:
+                    return  # the publisher went away; objects stored so far stay (unreferenced)
+                except Exception:  # never let a bad request kill the thread silently
+                    log.exception("publish socket failed")
+                    reply = fdpass.error_reply(errors.Unavailable(
+                        "internal error; see the control plane log"))
+                finally:
+                    fdpass.close_all(fds)
+                try:
+                    fdpass.send(conn, reply)
+                except OSError:
+                    return
+                if not reply["ok"]:
+                    return  # one refusal ends the conversation
