@@ -319,9 +319,13 @@ def configure_hub(c) -> MlopsHub:
     cp_url, gw_url = f"http://127.0.0.1:{cp_port}", f"http://127.0.0.1:{gw_port}"
     c.MlopsLocalSpawner.control_plane_url = f"{cp_url}/services/mlops/"
     c.MlopsLocalSpawner.mlflow_url = f"{gw_url}/services/mlflow"
+    # same-machine publishing: the control plane's descriptor socket (core.datasets.fdpass)
+    c.MlopsLocalSpawner.environment.update(
+        {"JUPYTER_MLOPS_PUBLISH_SOCKET": str(hub.path("run", "publish.sock"))})
     mlflow_env = {"MLFLOW_DISABLE_TELEMETRY": "true",
                   "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    cp_cmd = [py, "-m", "jupyter_mlops.service", f"--MlopsService.data_dir={hub.data_dir}"]
+    cp_cmd = [py, "-m", "jupyter_mlops.service", f"--MlopsService.data_dir={hub.data_dir}",
+              f"--PublishSocket.path={hub.path('run', 'publish.sock')}"]
     if hub.gpu_devices is not None:
         import json
 
