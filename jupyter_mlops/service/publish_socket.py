@@ -117,6 +117,7 @@ class PublishSocket(Configurable):
         uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
                                                   struct.calcsize("3i")))[1]
         caller = None
+        conn.settimeout(30)  # a connection that never says who it is does not hold a thread
         with conn:
             while True:
                 fds: list[int] = []
@@ -128,6 +129,7 @@ class PublishSocket(Configurable):
                         if fds:
                             raise errors.NotAuthenticated("authenticate before passing files")
                         caller = self._authenticate(msg)
+                        conn.settimeout(3600)  # the publisher may hash for a while first
                         log.info("publish socket: %s (uid %d) publishing to %s", caller.name,
                                  uid, msg.get("dataset"))
                         reply = {"ok": True, "user": caller.name}
