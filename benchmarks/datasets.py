@@ -204,9 +204,19 @@ def run_platform(images: Path, work: Path) -> dict:
             shutil.rmtree(objects)
             objects.mkdir()
             c = datasets.CatalogClient(direct, token, timeout=300, publish_socket=socket_path)
+            marks: dict[str, float] = {}
+
+            def progress(phase, *_):
+                marks.setdefault(phase, time.perf_counter())
+
             t = time.perf_counter()
-            v = datasets.publish(images, name, "cold", client=c)
-            return time.perf_counter() - t, v, c
+            v = datasets.publish(images, name, "cold", client=c, progress=progress)
+            end = time.perf_counter()
+            # where the time went: hashing, storing, recording (seconds)
+            v["phases"] = {"hash": marks["storing"] - t,
+                           "store": marks["recording"] - marks["storing"],
+                           "record": end - marks["recording"]}
+            return end - t, v, c
 
         publish_http, vh, c = cold("cells-http", "")
         c.close()
@@ -243,6 +253,7 @@ def run_platform(images: Path, work: Path) -> dict:
         first_page = time.perf_counter() - t
         client.close()
         return {"publish": publish, "publish_http": publish_http, "first_page": first_page,
+                "phases": v["phases"], "phases_http": vh["phases"],
                 "uploaded": v["transfer"]["uploaded"], "via": direct,
                 "status": sorted(status_times)[2], "status_runs": status_times}
     finally:
@@ -318,6 +329,11 @@ def main(argv=None) -> None:
         rows.append(("status, 1 changed file", f"{core['status'] * 1000:.1f} ms", "",
                      "goal <= 50 ms"))
     if plat:
+        for key, label in (("phases", "socket"), ("phases_http", "HTTP")):
+            ph = plat[key]
+            rows.append((f"  {label}: hash / store / record",
+                         " / ".join(f"{ph[k]:.2f}" for k in ("hash", "store", "record")) + " s",
+                         "", ""))
         rows.append(("first page of 48 thumbnails", f"{plat['first_page']:.2f} s", "", ""))
     w = [max(len(r[i]) for r in rows) for i in range(4)]
     print()
