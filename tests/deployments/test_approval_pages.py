@@ -7,9 +7,10 @@ mlops-pms), ads is a data scientist in it, opm is a project manager of another p
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
+
+from tests.deployments.test_endpoints import wait_status
 
 API = "services/mlops/api"
 PAGES = "services/mlops"
@@ -37,16 +38,6 @@ def page(platform, session, path="approvals"):
     r = session.get(f"{platform.url}/{PAGES}/{path}")
     assert r.status_code == 200, (r.status_code, r.url, r.text[:300])
     return r.text
-
-
-def wait_status(platform, token, name, want, timeout=90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        dep = platform.api("GET", f"{API}/deployments/{name}", token).json()
-        if dep["status"] in want:
-            return dep
-        time.sleep(0.3)
-    raise AssertionError(f"{name} never became {want}: {dep}")
 
 
 def post(platform, session, path, data):
