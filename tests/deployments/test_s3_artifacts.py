@@ -97,6 +97,7 @@ def register_in_s3(db_uri: str) -> list[int]:
     from mlflow.models import infer_signature
     from sklearn.linear_model import LogisticRegression
 
+    from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
     client = mlflow.MlflowClient(tracking_uri=db_uri, registry_uri=db_uri)
@@ -113,8 +114,9 @@ def register_in_s3(db_uri: str) -> list[int]:
                                      serialization_format="cloudpickle",
                                      pip_requirements=["mlflow", "scikit-learn"])
     finally:
+        # process-wide: leave the next test's MLflow alone
         tracking_utils._tracking_uri = None
-        mlflow.set_registry_uri(None) if hasattr(mlflow, "set_registry_uri") else None
+        registry_utils._registry_uri = None
     return model.predict(x.iloc[:4]).tolist()
 
 
