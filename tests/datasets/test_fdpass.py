@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
+import subprocess
+import sys
+import textwrap
 import time
 
 import blake3
@@ -200,3 +204,49 @@ def test_no_socket_falls_back_to_http(platform, people, tmp_path, monkeypatch):
     monkeypatch.setenv(fdpass.SOCKET_ENV, str(tmp_path / "absent.sock"))
     c = datasets.CatalogClient(f"{platform.url}/services/mlops/", people["fiona"])
     assert c.publish_socket.endswith("absent.sock") and c.object_sink("fd-z") is c
+
+
+KILLED = textwrap.dedent("""
+    import sys, time
+    from jupyter_mlops import datasets
+    from jupyter_mlops.core.datasets import fdpass, folder
+    folder.BATCH_FILES = 4  # several batches
+    real = fdpass.FdPublisher.put_batch
+    def slow(self, items, sent=None):
+        out = real(self, items, sent)
+        print("sent", flush=True)
+        time.sleep(0.5)
+        return out
+    fdpass.FdPublisher.put_batch = slow
+    c = datasets.CatalogClient(sys.argv[2], sys.argv[3], publish_socket=sys.argv[4])
+    datasets.publish(sys.argv[1], "fd-killed", client=c)
+""")
+
+
+def test_a_killed_socket_publish_leaves_no_version(platform, people, sock_path, tmp_path,
+                                                   monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache-parent"))
+    root = tmp_path / "k"
+    cells.generate(root, n_images=16, seed=8, width=64, height=64)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, "-c", KILLED, str(root),
+                             f"{platform.url}/services/mlops/", people["fiona"], sock_path],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines = []
+    while lines.count("sent\n") < 2:
+        line = proc.stdout.readline()
+        assert line, "the publishing process ended early:\n" + "".join(lines)
+        lines.append(line)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    r = platform.api("GET", f"{API}/datasets/fd-killed", people["fiona"])
+    assert r.status_code == 404  # nothing recorded
+    tmp = platform.data_dir / "store" / "tmp"
+    deadline = time.monotonic() + 10
+    while any(tmp.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(tmp.iterdir())  # no half-written object left behind
+    v = datasets.publish(root, "fd-killed", client=client_for(platform, people["fiona"],
+                                                              sock_path))
+    assert v["version"] == "v1" and v["transfer"]["path"] == "socket"
+    assert 0 < v["transfer"]["uploaded"] < v["transfer"]["objects"]  # the first batches stayed

@@ -45,6 +45,8 @@ def test_publish_a_workspace_folder_with_progress(lab):
     assert job["total"] > 0 and job["done"] == job["total"]
     v = job["version"]
     assert v["version"] == "v1" and v["summary"]["images"] == 10
+    # the server (its own account when isolated) got the socket from the spawner and used it
+    assert v["transfer"]["path"] == "socket" and v["transfer"]["uploaded"] > 10
     assert v["summary"]["annotation_files"] == 11  # 10 masks + the COCO file
     listed = call("GET", "datasets").json()["datasets"]
     assert "lab-cells" in [d["name"] for d in listed]
