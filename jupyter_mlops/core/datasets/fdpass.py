@@ -110,24 +110,32 @@ def connect(path: str, timeout: float = 600.0) -> socket.socket | None:
 class FdPublisher:
     """An object sink (``core.datasets.folder.ObjectSink``) passing descriptors to the control
     plane; ``missing`` goes through ``http`` (one request), content through the socket, one
-    connection per uploading thread so batches are copied in parallel."""
+    connection per uploading thread at a time (taken from a pool) so batches are copied in
+    parallel."""
 
     def __init__(self, path: str, token: str, dataset: str, project: str | None, http):
         self.path, self.token, self.dataset, self.project = path, token, dataset, project
         self.http = http
-        self._local = threading.local()
-        self._socks: list[socket.socket] = []
+        self._idle: list[socket.socket] = []
         self._lock = threading.Lock()
 
     def open(self) -> bool:
         """Connect and authenticate once; False if the socket is not reachable (use HTTP).
         Refusals (a bad token, no membership) raise: HTTP would refuse the same way."""
-        return self._sock(required=False) is not None
+        s = self._sock(required=False)
+        if s is None:
+            return False
+        self._release(s)
+        return True
+
+    def _release(self, s: socket.socket) -> None:
+        with self._lock:
+            self._idle.append(s)
 
     def _sock(self, required: bool = True) -> socket.socket | None:
-        s = getattr(self._local, "sock", None)
-        if s is not None:
-            return s
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
         s = connect(self.path)
         if s is None:
             if required:
@@ -145,9 +153,6 @@ class FdPublisher:
         except BaseException:
             s.close()
             raise
-        self._local.sock = s
-        with self._lock:
-            self._socks.append(s)
         return s
 
     def missing(self, hashes: list[str]) -> set[str]:
@@ -159,6 +164,15 @@ class FdPublisher:
     def put_batch(self, items: list, sent: Callable[[int], None] | None = None) -> dict:
         """Open each file (``(hash, path, size)``) as this user and pass the descriptors."""
         sock = self._sock()
+        try:
+            out = self._put(sock, items, sent)
+        except BaseException:
+            sock.close()  # the conversation ended with the refusal (or is broken)
+            raise
+        self._release(sock)
+        return out
+
+    def _put(self, sock: socket.socket, items: list, sent) -> dict:
         stored = nbytes = 0
         for i in range(0, len(items), MAX_FDS):
             chunk = items[i:i + MAX_FDS]
@@ -187,6 +201,6 @@ class FdPublisher:
 
     def close(self) -> None:
         with self._lock:
-            socks, self._socks = self._socks, []
+            socks, self._idle = self._idle, []
         for s in socks:
             s.close()
