@@ -124,6 +124,14 @@ def test_walk_the_cell_detection_loop(page, platform, walker, tmp_path):
     shot(page, "loop-04-deployed")
 
     # 5. Try it: a held-out image, the boxes drawn over it, about as many as there are cells.
+    # (the other sections fold away so the deployment has the sidebar's height)
+    for title in sidebar.locator(".jp-AccordionPanel-title").all():
+        if not re.search("deployments", title.inner_text(), re.I) and \
+                title.get_attribute("aria-expanded") == "true":
+            title.click()
+    head = deployment.get_by_role("button", name=re.compile(MODEL)).first
+    if head.get_attribute("aria-expanded") != "true":
+        head.click()
     image = tmp_path / "held-out.png"
     true_count = held_out_png(image)
     deployment.get_by_label(f"Try {MODEL} with a file").set_input_files(str(image))
