@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 from traitlets import Float, Integer, Unicode
 from traitlets.config import Application
@@ -71,6 +72,22 @@ class ModelServer(Application):
         servers, which outlive control plane restarts, do not outlive the platform. 0: never.""",
     ).tag(config=True)
 
+    mlflow_socket = Unicode(
+        "",
+        help="""Unix socket of the platform's MLflow server. With it, a model URI
+        ``mlflow-artifacts:/<path>`` (MLflow proxying its artifact store, e.g. S3) is copied
+        through MLflow's artifact proxy into ``model_cache_dir`` and loaded from there: the
+        model server needs no S3 credentials and no TCP MLflow.""",
+    ).tag(config=True)
+
+    mlflow_prefix = Unicode("/services/mlflow",
+                            help="URL prefix of the MLflow server on ``mlflow_socket``.").tag(
+        config=True)
+
+    model_cache_dir = Unicode(
+        "", help="Where models fetched through ``mlflow_socket`` are kept (default: ./models).",
+    ).tag(config=True)
+
     aliases = {
         "model-uri": "ModelServer.model_uri",
         "host": "ModelServer.host",
@@ -81,6 +98,8 @@ class ModelServer(Application):
         "max-batch-delay-ms": "ModelServer.max_batch_delay_ms",
         "max-body-bytes": "ModelServer.max_body_bytes",
         "stop-with-pid": "ModelServer.stop_with_pid",
+        "mlflow-socket": "ModelServer.mlflow_socket",
+        "model-cache-dir": "ModelServer.model_cache_dir",
     }
 
     # --- model -------------------------------------------------------------------------------
@@ -90,12 +109,23 @@ class ModelServer(Application):
 
         t0 = time.monotonic()
         self.log.info("loading %s", self.model_uri)
-        self.model = mlflow.pyfunc.load_model(self.model_uri)
+        self.model = mlflow.pyfunc.load_model(self.local_model())
         meta = self.model.metadata
         self.flavor = self.model.loader_module or "pyfunc"
         self.signature = meta.signature.to_dict() if meta.signature else None
         self.load_seconds = time.monotonic() - t0
         self.log.info("loaded %s (%s) in %.1f s", self.model_uri, self.flavor, self.load_seconds)
+
+    def local_model(self) -> str:
+        """What ``mlflow.pyfunc`` loads: the URI itself, or for ``mlflow-artifacts:`` URIs with
+        a socket, a local copy fetched through MLflow's artifact proxy."""
+        from .fetch import SCHEME, artifact_path, download
+
+        if not (self.mlflow_socket and self.model_uri.startswith(SCHEME + ":")):
+            return self.model_uri
+        cache = Path(self.model_cache_dir or "models")
+        dest = cache / artifact_path(self.model_uri).replace("/", "__")
+        return str(download(self.model_uri, self.mlflow_socket, dest, self.mlflow_prefix))
 
     def predict(self, data, params):
         if params:

@@ -53,17 +53,15 @@ def s3_env(s3):
             os.environ[k] = v
 
 
-@pytest.fixture(scope="module")
-def s3_mlflow(tmp_path_factory, s3_env):
-    d = tmp_path_factory.mktemp("mlflow-s3")
+def start_mlflow(d: Path, artifacts: list[str], env: dict):
+    """An MLflow server as the platform runs it (SQLite, unix socket, /services/mlflow)."""
     (d / "run").mkdir(mode=0o700)
     sock, db = d / "run" / "mlflow.sock", d / "mlflow.db"
     cmd = [str(Path(sys.executable).parent / "mlflow"), "server",
-           "--backend-store-uri", f"sqlite:///{db}",
-           "--default-artifact-root", f"s3://{BUCKET}/artifacts", "--no-serve-artifacts",
+           "--backend-store-uri", f"sqlite:///{db}", *artifacts,
            "--workers", "1", "--static-prefix", "/services/mlflow",
            "--uvicorn-opts", f"--uds {sock}"]
-    env = {**os.environ, **s3_env, "MLFLOW_DISABLE_TELEMETRY": "true",
+    env = {**os.environ, **env, "MLFLOW_DISABLE_TELEMETRY": "true",
            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     log = open(d / "mlflow.log", "w")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -80,13 +78,33 @@ def s3_mlflow(tmp_path_factory, s3_env):
         time.sleep(0.3)
     else:
         raise AssertionError("MLflow did not start:\n" + (d / "mlflow.log").read_text()[-3000:])
-    yield {"socket": str(sock), "db": f"sqlite:///{db}", "dir": d}
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+
+    def stop():
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    return {"socket": str(sock), "db": f"sqlite:///{db}", "dir": d}, stop
+
+
+@pytest.fixture(scope="module")
+def s3_mlflow(tmp_path_factory, s3_env):
+    """Artifacts written and read in S3 by the clients themselves (``s3://`` URIs)."""
+    info, stop = start_mlflow(tmp_path_factory.mktemp("mlflow-s3"), [
+        "--default-artifact-root", f"s3://{BUCKET}/artifacts", "--no-serve-artifacts"], s3_env)
+    yield info
+    stop()
+
+
+@pytest.fixture(scope="module")
+def proxied_mlflow(tmp_path_factory, s3_env):
+    """MLflow proxying S3 (``mlflow-artifacts:`` URIs): only the server holds the keys."""
+    info, stop = start_mlflow(tmp_path_factory.mktemp("mlflow-proxy"), [
+        "--artifacts-destination", f"s3://{BUCKET}/proxied", "--serve-artifacts"], s3_env)
+    yield info
+    stop()
 
 
 def register_in_s3(db_uri: str) -> list[int]:
@@ -164,3 +182,53 @@ async def test_deploy_a_model_stored_in_s3(s3, s3_mlflow, tmp_path):
         if deployments._row("s3-lr"):
             await deployments.delete(admin, "s3-lr")
         await deployments.close()
+
+
+def test_model_server_reads_proxied_s3_artifacts_through_the_mlflow_socket(
+        s3, proxied_mlflow, tmp_path):
+    """The model server's half of MLflow proxying S3: given ``mlflow-artifacts:/<path>`` and the
+    socket, it copies the model through MLflow and serves it, holding no S3 keys itself."""
+    import mlflow.sklearn
+    from sklearn.linear_model import LogisticRegression
+
+    from tests.fixtures import free_port
+
+    x, y = training_data()
+    model = LogisticRegression().fit(x, 1 - y)
+    mlflow.sklearn.save_model(model, str(tmp_path / "m"), serialization_format="cloudpickle")
+    bucket = s3.client()
+    for f in (tmp_path / "m").rglob("*"):
+        if f.is_file():
+            bucket.upload_file(str(f), BUCKET,
+                               f"proxied/7/models/m-1/artifacts/{f.relative_to(tmp_path / 'm')}")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "MLFLOW_S3", "MLFLOW_TRACKING"))}
+    log = open(tmp_path / "server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_mlops.serving",
+         "--model-uri=mlflow-artifacts:/7/models/m-1/artifacts",
+         f"--mlflow-socket={proxied_mlflow['socket']}", f"--port={port}",
+         f"--model-cache-dir={tmp_path / 'cache'}"],
+        env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        probe = x.iloc[:4]
+        r = httpx.post(f"http://127.0.0.1:{port}/invocations", timeout=30, json={
+            "dataframe_split": {"columns": list(probe.columns),
+                                "data": probe.to_numpy().tolist()}})
+        assert r.status_code == 200, r.text
+        assert r.json() == {"predictions": model.predict(probe).tolist()}
+        copied = tmp_path / "cache" / "7__models__m-1__artifacts"
+        assert (copied / "MLmodel").exists() and (copied / "model.pkl").exists()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
