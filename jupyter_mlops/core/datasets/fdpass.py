@@ -166,8 +166,11 @@ class FdPublisher:
         sock = self._sock()
         try:
             out = self._put(sock, items, sent)
+        except OSError as e:  # the control plane went away mid-publish
+            sock.close()
+            raise errors.Unavailable(f"publish socket {self.path}: {e}; publish again") from None
         except BaseException:
-            sock.close()  # the conversation ended with the refusal (or is broken)
+            sock.close()  # the conversation ended with the refusal
             raise
         self._release(sock)
         return out
@@ -188,10 +191,7 @@ class FdPublisher:
                             "items": [{"hash": h, "size": size} for h, _, size in chunk]}, fds)
             finally:
                 close_all(fds)  # the control plane holds its own copies now
-            try:
-                reply = _check(recv(sock)[0])
-            except OSError as e:
-                raise errors.Unavailable(f"publish socket {self.path}: {e}") from None
+            reply = _check(recv(sock)[0])
             stored += reply["stored"]
             nbytes += reply["bytes"]
             if sent:
