@@ -173,13 +173,10 @@ class MlopsService(Application):
         self.context.jobs.runner.start()  # jobs outlive this process; a restart re-attaches
         url = urlparse(self.service_url)
         app.listen(self.port or url.port, url.hostname)
-        from ..backends.store import LocalStore
+        from .publish_socket import serve_publish_socket
 
-        if isinstance(self.context.store, LocalStore):  # S3: publishers stay on HTTP
-            from .publish_socket import PublishSocket
-
-            sock = PublishSocket(parent=self).start(self.context, asyncio.get_running_loop())
-            self.log.info("same-machine publishing on %s", sock)
+        sock = serve_publish_socket(self, self.context, asyncio.get_running_loop())
+        self.log.info("same-machine publishing on %s", sock or "(off: not a local store)")
         self.log.info("jupyter-mlops control plane %s listening on %s", __version__,
                       self.service_url)
         await asyncio.Event().wait()

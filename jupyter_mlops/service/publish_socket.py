@@ -153,3 +153,16 @@ class PublishSocket(Configurable):
                     return
                 if not reply["ok"]:
                     return  # one refusal ends the conversation
+
+
+def serve_publish_socket(parent, context, loop) -> str | None:
+    """Start the socket when the store is a local directory (returns its path). With S3 the
+    control plane would only re-upload what it reads, so publishers stay on HTTP: no socket,
+    and a stale one from an earlier local-store run is removed so clients fall back at once."""
+    from ..backends.store import LocalStore
+
+    sock = PublishSocket(parent=parent)
+    if isinstance(context.store, LocalStore):
+        return sock.start(context, loop)
+    Path(sock.path or context.data_dir / "run" / "publish.sock").unlink(missing_ok=True)
+    return None

@@ -73,3 +73,21 @@ def cells_bytes(tmp_path, name: str) -> bytes:
     again = tmp_path / "again"
     cells.generate(again, n_images=6, seed=8, width=64, height=64)
     return (again / name).read_bytes()
+
+
+def test_with_s3_there_is_no_publish_socket(service):
+    """Publishers fall back to HTTP: the control plane does not listen, and removes a socket
+    left by an earlier local-store run."""
+    import asyncio
+
+    from jupyter_mlops.service.publish_socket import serve_publish_socket
+
+    stale = service.data_dir / "run" / "publish.sock"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text("")
+    loop = asyncio.new_event_loop()
+    try:
+        assert serve_publish_socket(None, service, loop) is None
+    finally:
+        loop.close()
+    assert not stale.exists()
