@@ -18,28 +18,28 @@ def status_ids(pid: int, key: str) -> list[int]:
 
 def test_model_server_runs_as_the_deployers_account(platform, registry):
     assert os.geteuid() == 0, "this test needs the platform to run as root (CI does)"
-    platform.add_user("erin", "erin-password-1")
-    erin = platform.token("erin")
-    r = platform.api("POST", API, erin, json={"name": "erin-lr", "model_name": "lr",
+    platform.add_user("runa", "runa-password-1")
+    runa = platform.token("runa")
+    r = platform.api("POST", API, runa, json={"name": "runa-lr", "model_name": "lr",
                                               "version": 1})
     assert r.status_code == 201, r.text
-    dep = wait_status(platform, erin, "erin-lr", {"ready", "failed"})
+    dep = wait_status(platform, runa, "runa-lr", {"ready", "failed"})
     assert dep["status"] == "ready", dep
     try:
-        account = pwd.getpwnam("jm-erin")
-        pid = model_server_pid(platform, "erin-lr")
-        # real, effective, saved and file-system ids: all erin's account, none root
+        account = pwd.getpwnam("jm-runa")
+        pid = model_server_pid(platform, "runa-lr")
+        # real, effective, saved and file-system ids: all runa's account, none root
         assert status_ids(pid, "Uid") == [account.pw_uid] * 4
         assert status_ids(pid, "Gid") == [account.pw_gid] * 4
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         names = {e.split(b"=", 1)[0].decode() for e in environ if e}
-        assert "USER=jm-erin".encode() in environ
+        assert "USER=jm-runa".encode() in environ
         assert not {n for n in names if n.startswith(("JUPYTERHUB_", "AWS_"))}, names
         # it serves the version (from files it may read) ...
-        r = invoke(platform, erin, "erin-lr", split_body(registry["probe"]))
+        r = invoke(platform, runa, "runa-lr", split_body(registry["probe"]))
         assert r.status_code == 200 and r.json()["predictions"] == registry["v1"], r.text
         # ... its directory is closed to other users; its log stays the control plane's
-        workdir = platform.data_dir / "deployments" / "erin-lr"
+        workdir = platform.data_dir / "deployments" / "runa-lr"
         st = workdir.stat()
         assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, account.pw_gid, 0o750)
         logs = sorted(workdir.glob("version-1-*.log"))
@@ -48,5 +48,5 @@ def test_model_server_runs_as_the_deployers_account(platform, registry):
         copies = list(workdir.glob("model-*"))
         assert len(copies) == 1 and (copies[0] / "MLmodel").exists()
     finally:
-        assert platform.api("DELETE", f"{API}/erin-lr", erin).status_code == 204
+        assert platform.api("DELETE", f"{API}/runa-lr", runa).status_code == 204
     assert not list(workdir.glob("model-*"))  # the model's files go with the server

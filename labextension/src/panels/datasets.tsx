@@ -474,8 +474,13 @@ export function DatasetsView(): JSX.Element {
     if (!name) {
       return;
     }
+    // A slower answer for the dataset chosen before must not overwrite this one's.
+    let superseded = false;
     requestAPI<IDataset>(`datasets/${name}`)
       .then(d => {
+        if (superseded) {
+          return;
+        }
         setDs(d);
         // keep the chosen version when only tags moved
         setVersion(v =>
@@ -484,10 +489,14 @@ export function DatasetsView(): JSX.Element {
             : d.versions?.[0]?.version || ''
         );
       })
-      .catch((e: MlopsError) => setError(e.message));
+      .catch((e: MlopsError) => !superseded && setError(e.message));
+    return () => {
+      superseded = true;
+    };
   }, [name, list, reload]);
 
-  const current = ds?.versions?.find(v => v.version === version);
+  // nothing of the previous dataset is shown while the chosen one loads
+  const current = ds?.name === name ? ds.versions?.find(v => v.version === version) : undefined;
   return (
     <div className="jp-mlops-datasets">
       <ErrorLine error={error} />
