@@ -241,20 +241,25 @@ def gc_main(url: str, token: str, delete: bool, grace_hours: float) -> int:
 
 
 def _log_input(name: str, info: dict, url: str, context: str) -> bool:
-    """Record the version as an MLflow dataset input of the active run (lineage)."""
+    """Record the version as an MLflow dataset input of the active run (lineage): the run
+    started in this process, or else the job's run ($MLFLOW_RUN_ID, set by the job wrapper,
+    which user code need not resume)."""
     import mlflow
 
     run = mlflow.active_run()
-    if run is None:
+    run_id = run.info.run_id if run else os.environ.get("MLFLOW_RUN_ID", "")
+    if not run_id:
         return False
     from mlflow.data.http_dataset_source import HTTPDatasetSource
     from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import DatasetInput, InputTag
 
     ds = MetaDataset(HTTPDatasetSource(url), name=f"{name}@{info['version']}",
                      digest=info["manifest_id"][:32])
-    mlflow.log_input(ds, context=context, tags={"mlops.dataset": name,
-                                                "mlops.version": info["version"],
-                                                "mlops.manifest": info["manifest_id"]})
+    tags = {"mlflow.data.context": context, "mlops.dataset": name,
+            "mlops.version": info["version"], "mlops.manifest": info["manifest_id"]}
+    mlflow.MlflowClient().log_inputs(run_id, [DatasetInput(
+        ds._to_mlflow_entity(), [InputTag(k, v) for k, v in tags.items()])])
     return True
 
 

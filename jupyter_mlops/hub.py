@@ -332,6 +332,7 @@ def configure_hub(c) -> MlopsHub:
         cp_cmd.append(f"--MlopsService.gpu_devices={json.dumps(hub.gpu_devices)}")
     # Jobs reach MLflow through the gateway, each with an MLflow-only token of its user.
     cp_cmd.append(f"--JobSettings.tracking_uri={gw_url}/services/mlflow")
+    cp_cmd.append(f"--JobSettings.control_plane_url={cp_url}/services/mlops/")
     if hub.group_projects:
         import json
 

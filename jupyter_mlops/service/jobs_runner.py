@@ -40,6 +40,14 @@ class JobSettings(Configurable):
         an MLflow-only hub token of its user. Empty: jobs run without MLflow tracking.""",
     ).tag(config=True)
 
+    control_plane_url = Unicode(
+        "",
+        help="""The control plane as jobs reach it, with its service prefix, e.g.
+        ``http://127.0.0.1:PORT/services/mlops/`` (``jupyter_mlops.hub`` sets it): passed to jobs
+        as ``$JUPYTER_MLOPS_CONTROL_PLANE_URL`` with the job's token, so ``datasets.get`` works
+        in a job as in the user's server. Empty: jobs read datasets from the shared root only.""",
+    ).tag(config=True)
+
     workspace_root = Unicode(
         help="""Users' workspaces, ``<workspace_root>/<user>``: job paths are relative to them
         and jobs run there. Defaults to ``<data_dir>/users`` (where the local spawner puts
@@ -130,7 +138,8 @@ def build_jobs(parent, context) -> JobsPlatform:
     runner = JobRunner(jobs, backend, tokens, tracking_uri=settings.tracking_uri,
                        max_cpu_jobs=settings.max_cpu_jobs, tick_seconds=settings.tick_seconds,
                        token_lifetime=settings.token_lifetime,
-                       dataset_dir=settings.shared_dataset_dir or str(data_dir / "datasets"))
+                       dataset_dir=settings.shared_dataset_dir or str(data_dir / "datasets"),
+                       control_plane_url=settings.control_plane_url)
     storage = settings.optuna_storage or f"sqlite:///{data_dir / 'control' / 'optuna.sqlite'}"
     sweeps = Sweeps(jobs, storage, settings.tracking_uri, tokens)
     pipelines = Pipelines(jobs)

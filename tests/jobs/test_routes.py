@@ -154,3 +154,41 @@ def test_job_submitted_from_the_lab_outlives_the_users_server(platform, mlflow_a
     assert done["state"] == "succeeded", done["reason"]
     logs = platform.api("GET", f"{API}/jobs/{job['id']}/logs", token).json()
     assert "outlived" in logs["text"]
+
+
+DATASET_JOB = """
+import mlflow
+from jupyter_mlops import datasets
+path = datasets.get("job-cells", version="gold")  # a named tag: only the catalog knows it
+files = sorted(p.name for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+print("dataset files:", ",".join(files))
+"""
+
+
+def test_a_job_reads_the_catalog_as_its_user(platform, mlflow_access, tmp_path):
+    from jupyter_mlops import datasets
+
+    alice = platform.token("alice")
+    client = datasets.CatalogClient(f"{platform.url}/services/mlops/", alice)
+    for i, names in enumerate((["a.txt"], ["a.txt", "b.txt"])):
+        folder = tmp_path / f"v{i + 1}"
+        folder.mkdir()
+        for n in names:
+            (folder / n).write_text(f"{n} of v{i + 1}\n")
+        datasets.publish(folder, "job-cells", f"version {i + 1}", client=client,
+                         tags=["gold"] if i == 0 else ())
+    ws = platform.data_dir / "users" / "alice"
+    ws.mkdir(parents=True, exist_ok=True)
+    (ws / "dataset_job.py").write_text(DATASET_JOB)
+    # Given alice's job asks the catalog for the version tagged "gold" (v1, not the latest)
+    job = platform.api("POST", f"{API}/jobs", alice, json={"path": "dataset_job.py"}).json()
+    done = _wait(platform, alice, job["id"], timeout=120)
+    logs = platform.api("GET", f"{API}/jobs/{job['id']}/logs?offset=0", alice).json()["text"]
+    # Then the job got v1 through the control plane with its own token of alice's
+    assert done["state"] == "succeeded", logs[-2000:]
+    assert "dataset files: a.txt\n" in logs, logs[-2000:]
+    # and the version is the job's run's MLflow dataset input (lineage)
+    run = platform.api("GET", f"services/mlflow/api/2.0/mlflow/runs/get?run_id={done['run_id']}",
+                       alice).json()["run"]
+    inputs = run.get("inputs", {}).get("dataset_inputs", [])
+    assert any(d["dataset"]["name"].startswith("job-cells") for d in inputs), run.get("inputs")

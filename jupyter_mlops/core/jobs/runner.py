@@ -29,8 +29,8 @@ async def _maybe(result):
     """Backends may be synchronous (local processes) or asynchronous (Kubernetes)."""
     return await result if inspect.isawaitable(result) else result
 
-# Variables of the control plane's environment a job may inherit; nothing else (above all no
-# JUPYTERHUB_API_TOKEN: the control plane's credentials never reach user code).
+# Variables of the control plane's environment a job may inherit; nothing else (above all not
+# the control plane's JUPYTERHUB_API_TOKEN: a job gets its own user's token, see job_env).
 ENV_ALLOWED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "JUPYTER_MLOPS_DATASETS")
 
 # ``cancel_requested`` of a job stopped at its time limit (it then ends as failed).
@@ -64,7 +64,8 @@ class JobRunner:
 
     def __init__(self, jobs: Jobs, backend, tokens, *, tracking_uri: str = "",
                  max_cpu_jobs: int = 4, tick_seconds: float = 1.0,
-                 token_lifetime: int = 7 * 24 * 3600, dataset_dir: str = ""):
+                 token_lifetime: int = 7 * 24 * 3600, dataset_dir: str = "",
+                 control_plane_url: str = ""):
         self.jobs = jobs
         self.store = jobs.store
         self.allocator = jobs.allocator
@@ -75,6 +76,7 @@ class JobRunner:
         self.tick_seconds = tick_seconds
         self.token_lifetime = token_lifetime
         self.dataset_dir = dataset_dir
+        self.control_plane_url = control_plane_url
         self.groups: list = []  # sweeps, pipelines: objects with ``async tick()``
         self._event = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -263,13 +265,16 @@ class JobRunner:
             env["MLFLOW_TRACKING_URI"] = self.tracking_uri
             if token:
                 env["MLFLOW_TRACKING_TOKEN"] = token
+        if self.control_plane_url and token:  # the catalog as the job's user (datasets.get)
+            env.update(JUPYTER_MLOPS_CONTROL_PLANE_URL=self.control_plane_url,
+                       JUPYTERHUB_API_TOKEN=token)
         return env
 
     async def _launch(self, job: Job, gpu_indices: list[int]) -> None:
         d = self.jobs.job_dir(job.id)
         try:
             token, token_id = "", ""
-            if self.tracking_uri:
+            if self.tracking_uri or self.control_plane_url:
                 token, token_id = await self.tokens.mint(
                     job.user, self.token_lifetime, f"mlops job {job.id}")
             launch = self.launch_spec(job)

@@ -1,11 +1,14 @@
-"""How jobs reach MLflow: a short-lived hub token of the job's user, and a tiny REST client.
+"""How jobs reach MLflow and the catalog: a short-lived hub token of the job's user, and a
+tiny REST client.
 
 Decision (least privilege): a job never sees the control plane's own token. For each job the
-control plane asks the hub for a token *of the job's user* whose only scope is access to the
-MLflow service (``access:services!service=mlflow``), expiring with the job's time limit and
-revoked when the job ends. The job's runs are therefore the user's runs in MLflow, and user code
-in the job can do nothing else with it. The control plane needs the hub scope ``tokens`` for
-this (granted by ``jupyter_mlops.hub``).
+control plane asks the hub for a token *of the job's user* with three scopes: access to the
+MLflow service, access to the control plane, and the lab's ``use`` scope (never ``manage`` or
+``admin``, whatever the user holds), expiring with the job's time limit and revoked when the job
+ends. The job's runs are therefore the user's runs in MLflow, and ``datasets.get`` in a job
+reads the catalog as the user (any tag, any store, lineage recorded) but cannot approve,
+administer or act as anyone else. The control plane needs the hub scope ``tokens`` for this
+(granted by ``jupyter_mlops.hub``).
 """
 from __future__ import annotations
 
@@ -13,14 +16,16 @@ from typing import Protocol
 
 import httpx
 
+from .. import roles
 from ..errors import Unavailable
 
 MLFLOW_SCOPE = "access:services!service=mlflow"
+JOB_SCOPES = [MLFLOW_SCOPE, "access:services!service=mlops", roles.USE]
 
 
 class TokenIssuer(Protocol):
     async def mint(self, user: str, lifetime: int, note: str) -> tuple[str, str]:
-        """``(token, token_id)`` of a new MLflow-only token of ``user``."""
+        """``(token, token_id)`` of a new token of ``user`` with :data:`JOB_SCOPES`."""
 
     async def revoke(self, user: str, token_id: str) -> None: ...
 
@@ -43,7 +48,7 @@ class HubTokenIssuer:
 
     async def mint(self, user: str, lifetime: int, note: str) -> tuple[str, str]:
         r = await self._request("POST", f"users/{user}/tokens", json={
-            "note": note, "expires_in": int(lifetime), "scopes": [MLFLOW_SCOPE]})
+            "note": note, "expires_in": int(lifetime), "scopes": JOB_SCOPES})
         if r.status_code >= 300:
             raise Unavailable(f"the hub refused a job token for {user}: {r.status_code} "
                               f"{r.text[:200]}")
