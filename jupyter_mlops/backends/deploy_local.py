@@ -28,9 +28,10 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 import httpx
 from traitlets import CaselessStrEnum, Float, Integer, Unicode
@@ -38,6 +39,7 @@ from traitlets.config import LoggingConfigurable
 
 from ..core.deployments import LoadFailed
 from ..core.errors import InvalidInput, NotFound, Unavailable
+from ..serving import fetch
 from .accounts import AccountError, AccountSettings, SystemAccount, make_traversable
 
 SERVER_MODULE = "jupyter_mlops.serving"
@@ -305,17 +307,23 @@ class LocalDeployBackend(LoggingConfigurable):
 
 
 class MlflowArtifactResolver:
-    """Registered model version -> its directory in the local MLflow artifact store.
+    """Registered model version -> a local directory holding it.
 
     Asks the MLflow server on its unix socket (the control plane runs as the platform's user)
-    for the version's download URI, ``mlflow-artifacts:/<path>``, which lives at
-    ``<artifacts_dir>/<path>``.
+    for the version's download URI. ``mlflow-artifacts:/<path>`` lives at
+    ``<artifacts_dir>/<path>`` when MLflow keeps artifacts on this machine. With ``cache_dir``
+    set, a version stored elsewhere (MLflow proxying S3, or ``s3://`` and the like) is copied
+    once into ``<cache_dir>/<name>/<version>`` by the control plane itself, so model servers
+    running as a user's account need neither the MLflow socket nor the store's keys. Without
+    it, such URIs are handed to the model server as they are.
     """
 
-    def __init__(self, socket_path: str, artifacts_dir: str, prefix: str = "/services/mlflow"):
+    def __init__(self, socket_path: str, artifacts_dir: str, prefix: str = "/services/mlflow",
+                 cache_dir: str = ""):
         self.socket_path = socket_path
         self.artifacts_dir = Path(artifacts_dir).resolve()
         self.prefix = prefix.rstrip("/")
+        self.cache_dir = Path(cache_dir) if cache_dir else None
 
     async def _get(self, path: str, **params) -> dict:
         try:
@@ -346,10 +354,38 @@ class MlflowArtifactResolver:
             if parsed.scheme == "mlflow-artifacts" and not path.is_relative_to(self.artifacts_dir):
                 raise InvalidInput(f"model version {model_name}/{version} points outside the "
                                    "artifact store")
-            if not (path / "MLmodel").exists():
+            if (path / "MLmodel").exists():
+                return str(path)
+            if parsed.scheme != "mlflow-artifacts" or self.cache_dir is None:
                 raise NotFound(f"model version {model_name}/{version} has no MLmodel at {uri}")
-            return str(path)
-        return uri  # s3://... and the like: the model server loads it with MLflow itself
+        elif self.cache_dir is None:
+            return uri  # s3://... and the like: the model server loads it with MLflow itself
+        return await asyncio.to_thread(self._copy, model_name, version, uri)
+
+    def _copy(self, model_name: str, version: str, uri: str) -> str:
+        """The version's files in the cache (versions never change: one copy serves all)."""
+        dest = self.cache_dir / quote(model_name, safe="") / str(version)
+        if (dest / "MLmodel").exists():
+            return str(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if uri.startswith(f"{fetch.SCHEME}:"):
+                fetch.download(uri, self.socket_path, dest, prefix=self.prefix)
+            else:
+                import mlflow.artifacts
+
+                tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=dest.parent))
+                got = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri,
+                                                               dst_path=str(tmp)))
+                if not (got / "MLmodel").exists():
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    raise FileNotFoundError("no MLmodel in it")
+                os.replace(got, dest)  # the copy appears whole, or not at all
+                shutil.rmtree(tmp, ignore_errors=True)
+        except Exception as e:  # the store's own errors vary (botocore, httpx, OSError)
+            raise NotFound(f"model version {model_name}/{version} could not be copied from "
+                           f"{uri}: {e}") from None
+        return str(dest)
 
 
 class MlflowRegistryUriResolver(MlflowArtifactResolver):
@@ -393,4 +429,5 @@ def build_deployments(parent, data_dir, db, projects):
     backend = LocalDeployBackend(parent=parent, run_dir=str(data_dir / "deployments"),
                                  owner_pid_file=str(data_dir / "up.lock"), accounts=accounts,
                                  owner_of=owner_of)
-    return Deployments(db, projects, backend, MlflowArtifactResolver(socket_path, artifacts))
+    return Deployments(db, projects, backend, MlflowArtifactResolver(
+        socket_path, artifacts, cache_dir=str(data_dir / "control" / "model-cache")))

@@ -119,8 +119,9 @@ def register_in_s3(db_uri: str) -> list[int]:
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
     client = mlflow.MlflowClient(tracking_uri=db_uri, registry_uri=db_uri)
-    exp = client.create_experiment("s3-models",
-                                   artifact_location=f"s3://{BUCKET}/artifacts/s3-models")
+    found = client.get_experiment_by_name("s3-models")  # a second call adds a version
+    exp = found.experiment_id if found else client.create_experiment(
+        "s3-models", artifact_location=f"s3://{BUCKET}/artifacts/s3-models")
     x, y = training_data()
     model = LogisticRegression().fit(x, y)
     try:
@@ -232,3 +233,84 @@ def test_model_server_reads_proxied_s3_artifacts_through_the_mlflow_socket(
         proc.terminate()
         proc.wait(30)
         log.close()
+
+
+@pytest.mark.asyncio
+async def test_the_control_plane_copies_s3_models_for_servers_that_hold_no_keys(
+        s3, s3_mlflow, proxied_mlflow, tmp_path):
+    """As the platform builds it (a cache directory), the resolver copies a version stored in
+    S3, directly (``s3://``) or behind MLflow's proxy (``mlflow-artifacts:``), to a local
+    directory once; a model server started with no S3 keys and no MLflow socket serves it."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+
+    from jupyter_mlops.serving import fetch
+
+    # the proxied server's copy of a model: logged through the proxy by a client on its socket
+    x, y = training_data()
+    model = LogisticRegression().fit(x, 1 - y)
+    mlflow.sklearn.save_model(model, str(tmp_path / "m"), serialization_format="cloudpickle",
+                              signature=infer_signature(x, model.predict(x)))
+    transport = httpx.HTTPTransport(uds=proxied_mlflow["socket"])
+    base = "http://localhost/services/mlflow"
+    with httpx.Client(transport=transport, timeout=30) as http:
+        run = http.post(f"{base}/api/2.0/mlflow/runs/create",
+                        json={"experiment_id": "0"}).json()["run"]["info"]
+        source = f"{run['artifact_uri']}/m"  # mlflow-artifacts:/0/<run>/artifacts/m
+        for f in (tmp_path / "m").rglob("*"):
+            if f.is_file():
+                rel = f.relative_to(tmp_path / "m").as_posix()
+                r = http.put(f"{base}/api/2.0/mlflow-artifacts/artifacts/"
+                             f"{fetch.artifact_path(source)}/{rel}", content=f.read_bytes())
+                assert r.status_code == 200, r.text
+        assert http.post(f"{base}/api/2.0/mlflow/registered-models/create",
+                         json={"name": "lr-proxied"}).status_code == 200
+        r = http.post(f"{base}/api/2.0/mlflow/model-versions/create", json={
+            "name": "lr-proxied", "source": source, "run_id": run["run_id"]})
+        assert r.status_code == 200, r.text
+    expected_direct = register_in_s3(s3_mlflow["db"])
+    expected_proxied = model.predict(x.iloc[:4]).tolist()
+
+    for mlflow_info, name, expected in ((s3_mlflow, "lr-s3", expected_direct),
+                                        (proxied_mlflow, "lr-proxied", expected_proxied)):
+        cache = tmp_path / f"cache-{name}"
+        resolver = MlflowArtifactResolver(mlflow_info["socket"], str(tmp_path / "none"),
+                                          cache_dir=str(cache))
+        path = await resolver.resolve(name, "1")
+        assert Path(path) == cache / name / "1" and (Path(path) / "MLmodel").exists()
+        assert await resolver.resolve(name, "1") == path  # copied once
+        # the model server gets neither keys nor socket: only the local copy
+        keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL")
+        saved = {k: os.environ.pop(k) for k in keys}
+        db = Database(f"sqlite:///{tmp_path / f'{name}.sqlite'}")
+        deployments = Deployments(db, Projects(db), LocalDeployBackend(
+            run_dir=str(tmp_path / f"deployments-{name}")), resolver)
+        admin = Caller("admin", scopes=frozenset({ADMIN}))
+        try:
+            await deployments.create(admin, f"{name}-dep", name, "1")
+            dep = await wait_ready(deployments, admin, f"{name}-dep")
+            assert dep["status"] == "ready", dep["log"]
+            route = deployments.authorize(f"{name}-dep", caller=admin)
+            probe = x.iloc[:4]
+            async with httpx.AsyncClient(timeout=30) as http:
+                r = await http.post(f"{route.url}/invocations", json={"dataframe_split": {
+                    "columns": list(probe.columns), "data": probe.to_numpy().tolist()}})
+            assert r.status_code == 200 and r.json() == {"predictions": expected}, r.text
+        finally:
+            os.environ.update(saved)
+            if deployments._row(f"{name}-dep"):
+                await deployments.delete(admin, f"{name}-dep")
+            await deployments.close()
+    # a version whose files are gone from the store is a clear 404, not a crash
+    with httpx.Client(transport=transport, timeout=30) as http:
+        r = http.post(f"{base}/api/2.0/mlflow/model-versions/create", json={
+            "name": "lr-proxied", "source": f"{run['artifact_uri']}/nowhere",
+            "run_id": run["run_id"]})
+        assert r.status_code == 200, r.text
+    resolver = MlflowArtifactResolver(proxied_mlflow["socket"], str(tmp_path / "none"),
+                                      cache_dir=str(tmp_path / "cache-missing"))
+    from jupyter_mlops.core.errors import NotFound
+
+    with pytest.raises(NotFound, match="could not be copied"):
+        await resolver.resolve("lr-proxied", "2")
