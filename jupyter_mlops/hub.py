@@ -330,7 +330,8 @@ def configure_hub(c) -> MlopsHub:
         import json
 
         cp_cmd.append(f"--MlopsService.gpu_devices={json.dumps(hub.gpu_devices)}")
-    # Jobs reach MLflow through the gateway, each with an MLflow-only token of its user.
+    # Jobs reach MLflow through the gateway and the catalog through the control plane, each
+    # with a token of its user (core/jobs/tracking.JOB_SCOPES).
     cp_cmd.append(f"--JobSettings.tracking_uri={gw_url}/services/mlflow")
     cp_cmd.append(f"--JobSettings.control_plane_url={cp_url}/services/mlops/")
     if hub.group_projects:

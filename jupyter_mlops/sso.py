@@ -23,12 +23,12 @@ ACCESS = ["access:services!service=mlops", "access:services!service=mlflow"]
 
 # What the control plane's own token may do on the hub, for the admin page: list users and
 # servers, stop servers, move users between the role groups; for jobs, create (and revoke)
-# MLflow-only tokens of a job's user. Nothing else (no admin:users, no spawning).
+# tokens of a job's user limited to MLflow, the control plane and the lab's use scope. Nothing else (no admin:users, no spawning).
 CONTROL_PLANE_SCOPES = [
     "list:users", "read:users", "read:users:activity", "read:servers", "delete:servers",
     "list:groups", "read:groups", "groups", "read:roles:users",
-    # Jobs (issue 6): mint each job an MLflow-only, expiring token of its user
-    # (access:services!service=mlflow), revoked when the job ends; see core/jobs/tracking.py.
+    # Jobs (issue 6): mint each job an expiring token of its user (MLflow, the control plane,
+    # custom:mlops:use), revoked when the job ends; see core/jobs/tracking.JOB_SCOPES.
     "tokens",
 ]
 

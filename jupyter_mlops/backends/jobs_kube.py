@@ -49,7 +49,7 @@ def make_job(*, job_id: int, user: str, namespace: str, image: str, job_dir: str
     jobs_claim, jobs_path
         PersistentVolumeClaim of the control plane's job directories and where it is mounted.
     env
-        Environment of the job (the MLflow URI and the job's MLflow-only token among it).
+        Environment of the job (the MLflow URI and the job's token of its user among it).
     """
     resources = {"requests": {"cpu": cpu_request, "memory": memory_request},
                  "limits": {"memory": memory_limit}}

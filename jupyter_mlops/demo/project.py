@@ -48,9 +48,10 @@ def resolve_dataset(name: str = "cells", version: str = "latest",
     """``(folder, version)`` of the dataset to use, read-only.
 
     ``data_dir`` (a local folder) wins; otherwise the catalog through
-    :func:`jupyter_mlops.datasets.get` (which also logs the version as the run's input); a job,
-    which holds no control-plane token, reads the shared dataset root the platform mounts
-    (``$JUPYTER_MLOPS_DATASETS`` or ``~/datasets``), where "latest" is the highest version.
+    :func:`jupyter_mlops.datasets.get` (which also logs the version as the run's input; jobs
+    reach it with their user's token too); with no control plane at all (a plain Python
+    session), the shared dataset root (``$JUPYTER_MLOPS_DATASETS`` or ``~/datasets``), where
+    "latest" is the highest version.
     """
     if data_dir:
         return Path(data_dir).expanduser().resolve(), "local"

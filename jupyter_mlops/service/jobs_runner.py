@@ -37,7 +37,8 @@ class JobSettings(Configurable):
         "",
         help="""MLflow tracking URI as jobs reach it: the hub-authenticated gateway, e.g.
         ``http://127.0.0.1:PORT/services/mlflow`` (``jupyter_mlops.hub`` sets it). Each job gets
-        an MLflow-only hub token of its user. Empty: jobs run without MLflow tracking.""",
+        a hub token of its user (MLflow, the control plane and the lab's ``use`` scope only).
+        Empty: jobs run without MLflow tracking.""",
     ).tag(config=True)
 
     control_plane_url = Unicode(

@@ -51,7 +51,7 @@ class JobRunner:
     backend
         Where processes run (``backends.jobs_local.LocalJobBackend`` or the Kubernetes one).
     tokens
-        A ``tracking.TokenIssuer``: MLflow-only tokens of the job's user.
+        A ``tracking.TokenIssuer``: tokens of the job's user (``tracking.JOB_SCOPES``).
     tracking_uri
         MLflow as jobs reach it (the hub-authenticated gateway); empty: no tracking.
     max_cpu_jobs

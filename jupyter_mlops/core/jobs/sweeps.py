@@ -2,7 +2,7 @@
 
 The study lives in Optuna's own RDB storage (a SQLite file next to the control plane database by
 default), so a restarted control plane continues the same study. The sweep's MLflow parent run
-is created by the control plane as the sweep's user (an MLflow-only token, as for jobs); every
+is created by the control plane as the sweep's user (a token of the user, as for jobs); every
 trial's run is its child. Pruning: while a trial runs, the values it ``report()``s for the sweep's
 metric go to ``trial.report``; when the pruner says so the job is stopped, its run ends KILLED
 with the tag ``optuna.pruned=true``, and the trial is told PRUNED.
