@@ -10,6 +10,8 @@ import subprocess
 
 import pytest
 
+from jupyter_mlops.core.errors import InvalidInput
+
 from .conftest import caller
 
 PROBE = """
@@ -109,3 +111,42 @@ async def test_control_plane_never_reads_through_a_jobs_symlink(quick_lab, root_
     assert done.state == "succeeded", done.reason  # the FIFO did not block the runner
     assert "root's secret" not in json.dumps(done.progress)
     assert lab.backend.progress(lab.jobs.job_dir(job.id)) == {}
+
+
+@pytest.mark.asyncio
+async def test_submitting_copies_only_what_the_user_may_read_and_git_runs_as_the_user(
+        quick_lab, root_only):
+    lab = quick_lab
+    alice = lab.accounts.account("alice")
+    ws = lab.root / "users" / "alice"
+    os.chown(ws, alice.uid, alice.gid)
+    # a root-only file inside alice's workspace: the control plane (root) could read it, she
+    # cannot, so it is not hers to run (nor to see copied into her job's snapshot)
+    hidden = ws / "root_only.py"
+    hidden.write_text("print('root secrets')\n")
+    hidden.chmod(0o600)
+    with pytest.raises(InvalidInput, match="not readable by you"):
+        lab.jobs.submit(caller("alice"), {"path": "root_only.py"})
+    assert not list((lab.root / "jobs" / ".staging").iterdir())  # nothing left staged
+    # her own script in her own git repository: the snapshot records the commit and the diff,
+    # git running as her account (as root, git refuses a repository owned by someone else)
+    repo = ws / "proj"
+    repo.mkdir()
+    (repo / "train.py").write_text("print('v1')\n")
+    subprocess.run(["chown", "-R", f"{alice.uid}:{alice.gid}", str(repo)], check=True)
+    as_alice = {"user": alice.uid, "group": alice.gid, "extra_groups": [], "cwd": repo,
+                "env": {**os.environ, "HOME": str(ws)}, "check": True, "capture_output": True}
+    subprocess.run(["git", "init", "-q"], **as_alice)
+    subprocess.run(["git", "add", "train.py"], **as_alice)
+    subprocess.run(["git", "-c", "user.name=A", "-c", "user.email=a@lab", "commit", "-qm",
+                    "first"], **as_alice)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], text=True, **as_alice).stdout.strip()
+    (repo / "train.py").write_text("print('v2')\n")
+    job = lab.jobs.submit(caller("alice"), {"path": "proj/train.py"})
+    source = json.loads((lab.root / "jobs" / str(job.id) / "snapshot" / "source.json")
+                        .read_text())
+    assert source["git_commit"] == head and source["dirty"] is True, source
+    snap = lab.root / "jobs" / str(job.id) / "snapshot"
+    assert (snap / "train.py").read_text() == "print('v2')\n"
+    assert "+print('v2')" in (snap / "diff.patch").read_text()
+    await lab.wait(job.id)

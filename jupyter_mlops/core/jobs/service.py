@@ -6,8 +6,13 @@ Another user's job is reported as absent (404); administrators see every job.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .. import clock
@@ -20,10 +25,18 @@ LOG_CHUNK = 256 * 1024
 
 
 def _git(cwd: Path, *args: str) -> str:
+    """git in a user's folder, run as the folder's owner: root never runs git in a repository
+    a user controls (its config can name programs to run), and git itself refuses a repository
+    owned by someone else ("dubious ownership")."""
+    kw: dict = {}
     try:
+        st = cwd.stat()
+        if os.geteuid() == 0 and st.st_uid != 0:
+            kw = {"user": st.st_uid, "group": st.st_gid, "extra_groups": [],
+                  "env": {**os.environ, "HOME": str(cwd)}}
         out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                             timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
+                             timeout=10, **kw)
+    except (OSError, subprocess.SubprocessError):
         return ""
     return out.stdout if out.returncode == 0 else ""
 
@@ -76,14 +89,50 @@ class Jobs:
 
     # --- checks -------------------------------------------------------------------------------
 
-    def check(self, caller: Caller, spec: JobSpec) -> Path:
-        """Everything that refuses a job before it is queued. Returns the file to run."""
+    def check(self, caller: Caller, spec: JobSpec) -> None:
+        """Everything that refuses a job before it is queued."""
+        with self.checked(caller, spec):
+            pass
+
+    @contextmanager
+    def checked(self, caller: Caller, spec: JobSpec) -> Iterator[Path]:
+        """:meth:`check`, then the file to run as it was read: a private copy that lives for
+        the ``with`` block. Checks and snapshot all read this copy, never the workspace path
+        again, so swapping the file for a link between check and copy gains nothing."""
         self.projects.require_member(caller, spec.project)
-        file = self.resolve(caller.name, spec.path)
-        check_param_types(file, spec.params)
-        self.check_gpus(caller, spec)
-        self.check_timeout(spec)
-        return file
+        with self._staged(caller.name, spec.path) as file:
+            check_param_types(file, spec.params)
+            self.check_gpus(caller, spec)
+            self.check_timeout(spec)
+            yield file
+
+    @contextmanager
+    def _staged(self, user: str, path: str) -> Iterator[Path]:
+        file = self.resolve(user, path)  # the clear 400s: outside, missing
+        ws = self.workspace(user).resolve()
+        root = self.jobs_dir / ".staging"
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(dir=root))
+        try:
+            # The control plane may be root: open without following a last-moment link, then
+            # judge what was opened (where it really is, who may read it), not the path.
+            try:
+                fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError as e:
+                raise InvalidInput(f"cannot read {path!r}: {e.strerror}") from None
+            with os.fdopen(fd, "rb") as src:
+                st = os.fstat(fd)
+                real = Path(os.readlink(f"/proc/self/fd/{fd}"))
+                if not stat.S_ISREG(st.st_mode) or not real.is_relative_to(ws):
+                    raise InvalidInput(f"{path!r} is outside your workspace")
+                if st.st_uid != ws.stat().st_uid and not st.st_mode & stat.S_IROTH:
+                    raise InvalidInput(f"{path!r} is not readable by you")
+                staged = stage / file.name
+                with open(staged, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+            yield staged
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
 
     def check_timeout(self, spec: JobSpec) -> None:
         if self.max_timeout and spec.timeout > self.max_timeout:
@@ -112,8 +161,8 @@ class Jobs:
 
     def submit(self, caller: Caller, body: dict, **extra) -> Job:
         spec = parse_spec(body)
-        file = self.check(caller, spec)
-        return self._enqueue(caller, spec, file, **extra)
+        with self.checked(caller, spec) as file:
+            return self._enqueue(caller, spec, file, **extra)
 
     def _enqueue(self, caller: Caller, spec: JobSpec, file: Path, snapshot_from: Path | None =
                  None, **extra) -> Job:
@@ -142,11 +191,13 @@ class Jobs:
             return
         snap.mkdir(parents=True)
         shutil.copy2(file, snap / file.name)
-        commit = _git(file.parent, "rev-parse", "HEAD").strip()
+        # git reads the repository where the file lives (``file`` is the checked copy)
+        where = (self.workspace(job.user) / job.spec.path).parent
+        commit = _git(where, "rev-parse", "HEAD").strip()
         info = {"path": job.spec.path, "git_commit": commit or None}
         if commit:
-            info["git_root"] = _git(file.parent, "rev-parse", "--show-toplevel").strip()
-            diff = _git(file.parent, "diff", "HEAD", "--", file.name)
+            info["git_root"] = _git(where, "rev-parse", "--show-toplevel").strip()
+            diff = _git(where, "diff", "HEAD", "--", file.name)
             if diff:
                 (snap / "diff.patch").write_text(diff)
             info["dirty"] = bool(diff)

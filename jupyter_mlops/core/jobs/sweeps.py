@@ -162,20 +162,20 @@ class Sweeps:
     def create(self, caller: Caller, body: dict) -> dict:
         sweep = parse_sweep(body)
         spec = parse_spec(sweep["job"])
-        file = self.jobs.check(caller, spec)
         dists = parse_space(body.get("space"))
-        for name, d in dists.items():  # each searched value must fit the declared type
-            samples = (list(d.choices) if isinstance(
-                d, optuna.distributions.CategoricalDistribution) else [d.low])
-            for v in samples:
-                check_param_types(file, {name: v})
-        sweep.update(groups=list(caller.groups), parent_run_id="", asked=0, told=[],
-                     trial_ids={}, best=None, history=[])
-        sid = self.store.add_group("sweep", caller.name, "running", clock.now(), sweep)
-        snap = self.jobs.jobs_dir / f"sweep-{sid}" / "snapshot"
-        snap.parent.mkdir(mode=0o700, parents=True)  # the user's code: nobody else's to read
-        snap.mkdir()
-        (snap / file.name).write_bytes(file.read_bytes())
+        with self.jobs.checked(caller, spec) as file:
+            for name, d in dists.items():  # each searched value must fit the declared type
+                samples = (list(d.choices) if isinstance(
+                    d, optuna.distributions.CategoricalDistribution) else [d.low])
+                for v in samples:
+                    check_param_types(file, {name: v})
+            sweep.update(groups=list(caller.groups), parent_run_id="", asked=0, told=[],
+                         trial_ids={}, best=None, history=[])
+            sid = self.store.add_group("sweep", caller.name, "running", clock.now(), sweep)
+            snap = self.jobs.jobs_dir / f"sweep-{sid}" / "snapshot"
+            snap.parent.mkdir(mode=0o700, parents=True)  # the user's code: nobody else's
+            snap.mkdir()
+            (snap / file.name).write_bytes(file.read_bytes())
         self.jobs.wake()
         return self.get(caller, sid)
 
