@@ -6,18 +6,15 @@ for any project). Then the job is submitted through :class:`~.jobs.Jobs` like an
 queues, shows progress and logs in the Jobs panel, can be cancelled and rerun, and is one MLflow
 run of its user. What it runs is ``jupyter_mlops.serving.batch`` (see there for the outputs).
 
-A job runs a file of its user's workspace, and its token opens MLflow only. So this module
-writes, into ``<workspace>/mlops-batch/``, a small launcher script (the same for every batch
-prediction; the job's parameters say what to predict) and a handoff file with the dataset
-version's manifest, and puts the version into the shared dataset root the job reads from.
+A job runs a file of its user's workspace, so this module writes a small launcher script into
+``<workspace>/mlops-batch/`` (the same for every batch prediction; the job's parameters say
+what to predict). The job reads the dataset version through the catalog with its own token.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
-from typing import Callable
 
 from .errors import InvalidInput
 from .roles import Caller
@@ -35,11 +32,10 @@ model_name = ""
 model_version = ""
 dataset = ""
 dataset_version = ""
-handoff = ""
 
 from jupyter_mlops.serving.batch import run  # noqa: E402
 
-run(model_name, model_version, dataset, dataset_version, handoff=handoff)
+run(model_name, model_version, dataset, dataset_version)
 '''
 
 
@@ -65,19 +61,12 @@ class BatchPredictions:
         The dataset catalog (``core.datasets.catalog.DatasetCatalog``).
     resolver
         A ``core.deployments.ModelResolver``: says whether the model version exists.
-    materialize
-        ``materialize(name, version, manifest) -> Path``: the version in the shared dataset
-        root (blocking; called in a thread).
-    shared_root
-        The shared dataset root as jobs see it.
     """
 
-    def __init__(self, jobs, catalog, resolver, materialize: Callable, shared_root: str):
+    def __init__(self, jobs, catalog, resolver):
         self.jobs = jobs
         self.catalog = catalog
         self.resolver = resolver
-        self.materialize = materialize
-        self.shared_root = shared_root
 
     @staticmethod
     def check(body: dict) -> dict:
@@ -105,9 +94,7 @@ class BatchPredictions:
         return {"model_name": model, "version": version, "dataset": dataset,
                 "dataset_version": ref, "project": project}
 
-    async def submit(self, caller: Caller, body: dict, catalog_url: str = "") -> dict:
-        import asyncio
-
+    async def submit(self, caller: Caller, body: dict) -> dict:
         req = self.check(body)
         self.jobs.projects.require_member(caller, req["project"])
         version, manifest = self.catalog.manifest(req["dataset"], req["dataset_version"])
@@ -116,16 +103,14 @@ class BatchPredictions:
             raise InvalidInput(f"{req['dataset']}@{version.version} has no image or CSV file "
                                "to predict")
         await self.resolver.resolve(req["model_name"], req["version"])  # NotFound if absent
-        await asyncio.to_thread(self.materialize, req["dataset"], version.version, manifest)
-        handoff = self._write_inputs(caller.name, req, version, manifest, catalog_url)
+        self._write_launcher(caller.name)
         job = self.jobs.submit(caller, {
             "path": LAUNCHER, "project": req["project"], "experiment": EXPERIMENT,
             "name": _safe(f"predict {req['model_name']}@{req['version']} "
                           f"on {req['dataset']}@{version.version}"),
             "dataset_version": _safe(f"{req['dataset']}@{version.version}"),
             "params": {"model_name": req["model_name"], "model_version": req["version"],
-                       "dataset": req["dataset"], "dataset_version": version.version,
-                       "handoff": handoff}})
+                       "dataset": req["dataset"], "dataset_version": version.version}})
         out = f"mlops-jobs/{job.id}"
         return {"job": self.jobs.view(job), "model_name": req["model_name"],
                 "version": req["version"], "dataset": req["dataset"],
@@ -133,27 +118,14 @@ class BatchPredictions:
                 "outputs": {"csv": f"{out}/predictions.csv", "json": f"{out}/predictions.json",
                             "artifact_path": ARTIFACT_PATH}}
 
-    def _write_inputs(self, user: str, req: dict, version, manifest, catalog_url: str) -> str:
-        """The launcher and the handoff file in the user's workspace; returns the handoff's
-        workspace-relative path."""
+    def _write_launcher(self, user: str) -> None:
         ws = self.jobs.workspace(user)
         d = ws / LAUNCHER_DIR
         d.mkdir(parents=True, exist_ok=True)
         launcher = ws / LAUNCHER
         if not launcher.exists() or launcher.read_text() != LAUNCHER_SOURCE:
             launcher.write_text(LAUNCHER_SOURCE)
-        rel = f"{LAUNCHER_DIR}/inputs/{req['dataset']}@{version.version}-{manifest.id[:12]}.json"
-        handoff = ws / rel
-        handoff.parent.mkdir(exist_ok=True)
-        if not handoff.exists():
-            tmp = handoff.with_suffix(".tmp")
-            tmp.write_text(json.dumps({
-                "ref": req["dataset_version"], "version": version.to_dict(),
-                "manifest": manifest.to_dict(), "shared_root": self.shared_root,
-                "catalog_url": catalog_url}))
-            os.replace(tmp, handoff)
-        _own_like(ws, [d, launcher, handoff.parent, handoff])
-        return rel
+        _own_like(ws, [d, launcher])
 
 
 def _own_like(ws: Path, paths: list[Path]) -> None:

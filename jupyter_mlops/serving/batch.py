@@ -1,14 +1,12 @@
 """Batch prediction: one registered model version over one dataset version, run as a job.
 
-The control plane (``core.batch_predictions``) checks the request, makes the dataset version
-readable in the shared dataset root, writes a *handoff* file (the version's manifest) and
-submits an ordinary job whose script calls :func:`run`. Here, inside that job:
+The control plane (``core.batch_predictions``) checks the request and submits an ordinary job
+whose script calls :func:`run`. Here, inside that job:
 
 * the model is loaded with ``mlflow.pyfunc.load_model("models:/<name>/<version>")`` through the
   MLflow gateway with the job's MLflow token;
 * the dataset version is materialised with :func:`jupyter_mlops.datasets.get`, which records it
-  as an input of the job's MLflow run (lineage); the manifest comes from the handoff, because a
-  job's token opens MLflow only, not the control plane;
+  as an input of the job's MLflow run (lineage), with the job's own token of its user;
 * every image is given to the model the way the model server's image "Try it" does (an array of
   shape ``(1, height, width[, channels])``), every CSV file as a DataFrame of its rows;
 * ``predictions.csv`` and ``predictions.json`` are written to ``~/mlops-jobs/<job id>/`` (next
@@ -31,36 +29,6 @@ from ..core.batch_predictions import ARTIFACT_PATH, TABULAR_SUFFIXES, predictabl
 CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
                  ".tif": "image/tiff", ".tiff": "image/tiff", ".bmp": "image/bmp"}
 TABULAR = TABULAR_SUFFIXES
-
-
-class HandoffCatalog:
-    """The few catalog calls :func:`jupyter_mlops.datasets.get` makes, answered from the
-    handoff file the control plane wrote: the version and its manifest. Objects are not
-    fetched: the control plane has put the version in the shared dataset root."""
-
-    def __init__(self, path: str | Path):
-        path = Path(path)
-        if not path.is_absolute() and not path.exists():  # relative to the workspace ($HOME)
-            path = Path(os.environ.get("HOME") or Path.home()) / path
-        doc = json.loads(path.read_text())
-        self.doc = doc
-        self.base_url = doc.get("catalog_url") or "mlops:"
-
-    def manifest(self, name: str, ref: str):
-        from ..core.datasets.manifest import Manifest
-
-        info = self.doc["version"]
-        if name != info["dataset"] or ref not in (info["version"], self.doc.get("ref")):
-            raise ValueError(f"the handoff holds {info['dataset']}@{info['version']}, "
-                             f"not {name}@{ref}")
-        return dict(info), Manifest.from_dict(self.doc["manifest"])
-
-    def fetch(self, h: str, dest: str) -> None:
-        from ..core.errors import Unavailable
-
-        raise Unavailable(
-            f"object {h} is not in the shared dataset root {self.doc.get('shared_root')!r}; "
-            "the job cannot download it (its token opens MLflow only)")
 
 
 # --- predicting -------------------------------------------------------------------------------
@@ -173,7 +141,7 @@ def _active_run():
 
 
 def run(model_name: str, model_version: str, dataset: str, dataset_version: str,
-        handoff: str = "", output: str = "", shared_root: str = "") -> dict:
+        output: str = "") -> dict:
     """Predict every image and CSV file of ``dataset@dataset_version`` with the model version;
     returns a summary (also the ``meta`` of ``predictions.json``)."""
     import mlflow.pyfunc
@@ -184,11 +152,8 @@ def run(model_name: str, model_version: str, dataset: str, dataset_version: str,
     t0 = time.monotonic()
     uri = f"models:/{model_name}/{model_version}"
     run_ = _active_run()
-    client = HandoffCatalog(handoff) if handoff else None
-    root = shared_root or (client.doc.get("shared_root", "") if client else None)
     print(f"[batch] materialising {dataset}@{dataset_version}", flush=True)
-    folder = datasets.get(dataset, dataset_version, context="inference", client=client,
-                          shared_root=root)
+    folder = datasets.get(dataset, dataset_version, context="inference")
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
                    if p.is_file() and not p.name.startswith(".")
                    and predictable(p.relative_to(folder).as_posix()))
@@ -230,13 +195,11 @@ def main(argv=None) -> None:
     p.add_argument("model", help="registered model NAME@VERSION")
     p.add_argument("dataset", help="dataset NAME@VERSION (a version name or a tag)")
     p.add_argument("--output", default="", help="directory of predictions.csv/.json")
-    p.add_argument("--handoff", default="", help="handoff file written by the control plane")
-    p.add_argument("--shared-root", default="", help="the shared dataset root, if mounted")
     a = p.parse_args(argv)
     (model, _, mv), (ds, _, dv) = a.model.partition("@"), a.dataset.partition("@")
     if not mv or not dv:
         p.error("give MODEL@VERSION and DATASET@VERSION")
-    print(json.dumps(run(model, mv, ds, dv, a.handoff, a.output, a.shared_root), indent=1))
+    print(json.dumps(run(model, mv, ds, dv, a.output), indent=1))
 
 
 if __name__ == "__main__":

@@ -148,32 +148,16 @@ class DeployPolicyForm(PageHandler):
 
 def batch_predictions(context):
     """The batch prediction submitter over the context's jobs, catalog and model registry."""
-    from ...backends.store.local import LocalStore
     from ...core.batch_predictions import BatchPredictions
-    from ...core.datasets import folder
 
-    shared_root = context.data_dir / "datasets"
-    store = context.store
-
-    def materialize(name, version, manifest):
-        # Published versions of a local store are in the shared root already (hard links);
-        # an S3 store's are downloaded there once, checked against their hashes.
-        fetch = ((lambda h, p: store.materialize(h, p, verify=False))
-                 if isinstance(store, LocalStore) else store.materialize)
-        return folder.materialize(manifest, shared_root / name / version, fetch)
-
-    return BatchPredictions(context.jobs.jobs, context.datasets, context.deployments.resolver,
-                            materialize, str(shared_root))
+    return BatchPredictions(context.jobs.jobs, context.datasets, context.deployments.resolver)
 
 
 class BatchPredictionsHandler(ApiHandler):
     """``POST batch-predictions``: a model version over a dataset version, as a job."""
 
     async def post(self):
-        base = f"{self.request.protocol}://{self.request.host}" + self.request.path.rsplit(
-            "api/batch-predictions", 1)[0]
-        out = await batch_predictions(self.context).submit(self.caller, self.get_json_body(),
-                                                           catalog_url=base)
+        out = await batch_predictions(self.context).submit(self.caller, self.get_json_body())
         self.write_json(out, status=201)
 
 
