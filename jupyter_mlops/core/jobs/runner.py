@@ -80,6 +80,7 @@ class JobRunner:
         self.groups: list = []  # sweeps, pipelines: objects with ``async tick()``
         self._event = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._stopping = False
         self.on_finished = []  # callbacks(job) after a job reached its final state
         jobs.wake = self.wake
 
@@ -100,18 +101,23 @@ class JobRunner:
     async def stop(self) -> None:
         """Stop watching (the jobs themselves keep running)."""
         if self._task:
+            # The flag as well as the cancel: on Python 3.11, wait_for swallows a cancel that
+            # arrives as its event is set (a job exiting at that moment), and the loop went on.
+            self._stopping = True
+            self._event.set()
             self._task.cancel()
             try:
                 await self._task
             except asyncio.CancelledError:
                 pass
             self._task = None
+            self._stopping = False
 
     def wake(self) -> None:
         self._event.set()
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.tick()
             except asyncio.CancelledError:
