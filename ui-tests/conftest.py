@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.fixtures import Platform
 
@@ -81,6 +82,26 @@ def open_lab(page: Page, platform: Platform, username: str) -> None:
         start.first.click()
     page.wait_for_url(re.compile(rf"/user/{username}/lab"), timeout=120_000)
     page.locator("#jp-main-dock-panel").wait_for(timeout=60_000)
+
+
+def run_command(page: Page, label: str) -> None:
+    """Run a lab command from the command palette, as a keyboard user would.
+
+    Right after the lab appears its shortcuts may not be bound yet, and the layout restorer can
+    take focus and close the palette: open it until its search box shows, then pick the entry.
+    """
+    search = page.locator(".lm-CommandPalette-input")
+    for _ in range(10):
+        page.keyboard.press("Control+Shift+C")
+        try:
+            search.wait_for(state="visible", timeout=3_000)
+            break
+        except PlaywrightTimeoutError:
+            page.keyboard.press("Escape")
+    search.fill(label)
+    entry = page.locator(".lm-CommandPalette-item", has_text=re.compile(re.escape(label), re.I)).first
+    entry.wait_for(timeout=10_000)
+    entry.click()
 
 
 def open_mlops_sidebar(page: Page):

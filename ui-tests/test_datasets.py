@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import hub_login, open_lab, shot
+from conftest import hub_login, open_lab, run_command, shot
 from playwright.sync_api import expect
 
 from jupyter_mlops import datasets
@@ -37,9 +37,7 @@ def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
         f.unlink()
     (folder / "x").rmdir()
 
-    page.keyboard.press("Control+Shift+C")
-    page.locator(".lm-CommandPalette-input").fill("open the dataset browser")
-    page.keyboard.press("Enter")
+    run_command(page, "open the dataset browser")
     view = page.locator(".jp-mlops-datasets-main")
     picker = view.get_by_label("Dataset", exact=True)
     for _ in range(10):  # the list may still refresh and re-select its first entry
@@ -131,9 +129,7 @@ def test_move_tags_and_mark_a_reference_version(page, platform, tmp_path):
 
     hub_login(page, platform, "admin", platform.admin_password)  # manages every project
     open_lab(page, platform, "admin")
-    page.keyboard.press("Control+Shift+C")
-    page.locator(".lm-CommandPalette-input").fill("open the dataset browser")
-    page.keyboard.press("Enter")
+    run_command(page, "open the dataset browser")
     view = page.locator(".jp-mlops-datasets-main")
     picker = view.get_by_label("Dataset", exact=True)
     for _ in range(10):
