@@ -262,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help='simulated GPU inventory as JSON, e.g. \'[{"name": "A100"}]\'')
     up.add_argument("--config", default=None,
                     help="extra Python config file (c.MlopsHub.*, e.g. OIDC login; "
-                         "c.JupyterHub.* overrides)")
+                         "c.JupyterHub.* overrides; the control plane's c.JobSettings.*, "
+                         "c.LocalDeployBackend.*...)")
     up.add_argument("--timeout", type=float, default=90, help="seconds to wait for the hub")
     up.set_defaults(func=cmd_up)
     rp = sub.add_parser("reset-password", help="set a new password for a local account")

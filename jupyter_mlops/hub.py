@@ -339,6 +339,8 @@ def configure_hub(c) -> MlopsHub:
 
         cp_cmd.append(f"--PlatformAdmin.group_projects={json.dumps(hub.group_projects)}")
     cp_cmd.append(f"--PlatformAdmin.idle_gpu_minutes={hub.idle_gpu_minutes}")
+    if hub.config_file:  # its c.JobSettings.*, c.LocalDeployBackend.*... (the control plane's)
+        cp_cmd.append(f"--MlopsService.config_file={Path(hub.config_file).resolve()}")
     cp_env = {}  # issue 5: dataset store settings; secrets only in the environment
     for key, value in hub.dataset_store.items():
         if key == "s3_access_key_id":
@@ -405,4 +407,11 @@ def configure_hub(c) -> MlopsHub:
         extra = _load_extra_config(hub.config_file)
         extra.pop("MlopsHub", None)
         c.merge(extra)
+        # A user's jobs and model servers run as the account their server runs as: the
+        # control plane follows the spawner's account settings, set once.
+        spawner = extra.get("MlopsLocalSpawner", {})
+        cp = next(s for s in c.JupyterHub.services if s["name"] == "mlops")
+        for trait in ("system_user_prefix", "isolate_users"):
+            if trait in spawner:
+                cp["command"].append(f"--AccountSettings.{trait}={spawner[trait]}")
     return hub

@@ -49,3 +49,56 @@ def test_custom_scopes_and_roles(tmp_path, load):
     assert "custom:mlops:use" in roles["user"]["scopes"]
     assert roles["mlops-admin"]["groups"] == ["mlops-admins"]
     assert "custom:mlops:admin" not in roles["mlops-project-manager"]["scopes"]
+
+
+
+def _up_with(tmp_path, site_text: str):
+    """``jupyter-mlops up --config site.py``: the hub's config, and the control plane as the
+    hub's service command starts it."""
+    from jupyter_mlops.service.app import MlopsService
+
+    site = tmp_path / "site.py"
+    site.write_text(site_text)
+    app = Application.instance()
+    app.parse_command_line([f"--MlopsHub.data_dir={tmp_path / 'data'}",
+                            f"--MlopsHub.config_file={site}"])
+    try:
+        c = PyFileConfigLoader("jupyterhub_config.py", path=str(REPO / "hub_config")).load_config()
+    finally:
+        Application.clear_instance()
+    cmd = next(s for s in c.JupyterHub.services if s["name"] == "mlops")["command"]
+    assert f"--MlopsService.config_file={site}" in cmd
+    service = MlopsService()
+    service.initialize(cmd[3:])  # what follows `python -m jupyter_mlops.service`
+    return c, service
+
+
+def test_one_config_file_reaches_the_control_plane(tmp_path):
+    """The hub applies the file's hub settings, the control plane (another process) its own;
+    the hub's command line wins where both say something."""
+    from jupyter_mlops.service.app import MlopsService
+    from jupyter_mlops.service.jobs_runner import JobSettings
+
+    c, service = _up_with(tmp_path, 'c.JobSettings.memory_limit = "16G"\n'
+                                    'c.JobSettings.max_timeout = 3600\n'
+                                    'c.JobSettings.tracking_uri = "http://overridden"\n'
+                                    'c.JupyterHub.default_url = "/hub/home"\n')
+    assert c.JupyterHub.default_url == "/hub/home"
+    jobs = JobSettings(parent=service)
+    assert jobs.memory_limit == 16 * 2**30 and jobs.max_timeout == 3600
+    assert jobs.tracking_uri.endswith("/services/mlflow")  # the hub's, not the file's
+    assert service.data_dir == str(tmp_path / "data")
+
+    with pytest.raises(SystemExit, match="does not exist"):
+        MlopsService().initialize([f"--MlopsService.config_file={tmp_path / 'nope.py'}"])
+
+
+def test_jobs_follow_the_spawners_accounts(tmp_path):
+    """Set once for the spawner, the account settings reach the control plane too."""
+    from jupyter_mlops.backends.accounts import AccountSettings
+
+    _, service = _up_with(tmp_path, 'c.MlopsLocalSpawner.system_user_prefix = "lab-"\n'
+                                    'c.MlopsLocalSpawner.isolate_users = False\n')
+    accounts = AccountSettings(parent=service)
+    assert accounts.system_user_prefix == "lab-" and accounts.isolate_users is False
+    assert accounts.user_accounts(tmp_path).name_of("alice") == "lab-alice"

@@ -200,14 +200,16 @@ class AccountSettings(LoggingConfigurable):
         True,
         help="""When the control plane runs as root, run each user's jobs and model servers as
         that user's system account (the one the local spawner runs their server as, created on
-        first use). Without root this has no effect: they run as the control plane's user.""",
+        first use). Without root this has no effect: they run as the control plane's user.
+        Follows ``c.MlopsLocalSpawner.isolate_users`` from the ``--config`` file.""",
     ).tag(config=True)
 
     system_user_prefix = Unicode(
         DEFAULT_PREFIX,
-        help="""Prefix of the per-user accounts (``jm-alice``). Must equal
+        help="""Prefix of the per-user accounts (``jm-alice``): the same as
         ``c.MlopsLocalSpawner.system_user_prefix``, so a job runs as the same account as its
-        user's server.""",
+        user's server. The embedded default passes the spawner's setting from the
+        ``--config`` file here; set it by hand only when running the control plane yourself.""",
     ).tag(config=True)
 
     def user_accounts(self, workspace_root: Path) -> UserAccounts:

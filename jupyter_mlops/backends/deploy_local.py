@@ -15,6 +15,10 @@ the platform's private MLflow directory, so the version's files are made availab
 deployment's directory (hard links where possible, else copies), removed when the server stops.
 Without root, model servers run as the control plane's user.
 
+CPU and memory limits (``c.LocalDeployBackend.cpu_limit`` / ``memory_limit``): as root, each
+model server process gets a cgroup of its own (:mod:`.limits`), so a model that grows cannot take
+the memory of the GPUs' training jobs; a server killed for it while loading says so.
+
 Also here: :class:`MlflowArtifactResolver`, which turns a registered model version into the
 directory of its files in the local artifact store, read by the model server directly (no
 token needed).
@@ -22,6 +26,7 @@ token needed).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import shutil
 import signal
@@ -34,6 +39,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
 
 import httpx
+from jupyterhub.traitlets import ByteSpecification
 from traitlets import CaselessStrEnum, Float, Integer, Unicode
 from traitlets.config import LoggingConfigurable
 
@@ -41,6 +47,7 @@ from ..core.deployments import LoadFailed
 from ..core.errors import InvalidInput, NotFound, Unavailable
 from ..serving import fetch
 from .accounts import AccountError, AccountSettings, SystemAccount, make_traversable
+from .limits import PREFIX, CgroupLimits
 
 SERVER_MODULE = "jupyter_mlops.serving"
 # What a model server run as a user's account inherits of the control plane's environment.
@@ -93,6 +100,18 @@ class LocalDeployBackend(LoggingConfigurable):
 
     max_batch_delay_ms = Float(
         2.0, help="Longest wait (ms) of a model server for a batch to fill.").tag(config=True)
+
+    cpu_limit = Float(
+        0.0, help="""CPUs each model server may use (0: no limit). Enforced with a cgroup per
+        server when the control plane is root.""").tag(config=True)
+
+    memory_limit = ByteSpecification(
+        0, help="""Memory each model server may use, e.g. ``"4G"`` (0: no limit). Enforced like
+        ``cpu_limit``: the kernel stops a server going over it.""").tag(config=True)
+
+    cgroup_root = Unicode(
+        "/sys/fs/cgroup", help="Where cgroups are mounted (for ``cpu_limit``/``memory_limit``).",
+    ).tag(config=True)
 
     def __init__(self, accounts=None, owner_of=None, **kw):
         super().__init__(**kw)
@@ -185,6 +204,9 @@ class LocalDeployBackend(LoggingConfigurable):
             env.update(USER=account.name, LOGNAME=account.name, HOME=str(account.home),
                        MLFLOW_DISABLE_TELEMETRY="true", PYTHONUNBUFFERED="1")
             run_as = account.popen_kwargs()
+        group = self._limits_for(deployment, log_path.stem)
+        if group is not None:
+            env.update(group.env())  # the server waits until it is inside
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
                      | os.O_CLOEXEC, 0o640)
         with os.fdopen(fd, "ab") as logf:
@@ -195,6 +217,13 @@ class LocalDeployBackend(LoggingConfigurable):
         self._children[proc.pid] = proc
         inst = {"pid": proc.pid, "host": self.host, "port": port, "version": version,
                 "log": str(log_path), "model_uri": model_uri}
+        if group is not None:
+            inst["cgroup"] = group.name.removeprefix(PREFIX)
+            try:
+                group.add(proc.pid)
+            except OSError as e:  # the server gives up waiting: _wait_ready reports it
+                self.log.warning("deployment %s: no limits for pid %d: %s", deployment,
+                                 proc.pid, e)
         if model_copy:
             inst["model_copy"] = model_copy
         if account is not None:
@@ -209,16 +238,45 @@ class LocalDeployBackend(LoggingConfigurable):
             raise
         return inst
 
-    @staticmethod
-    def _drop_model(instance: dict) -> None:
+    # --- CPU and memory limits ------------------------------------------------------------------
+
+    def _platform_tag(self) -> str:
+        """Which platform's servers (two can share a machine: say, tests and a demo)."""
+        return hashlib.blake2s(str(Path(self.run_dir).resolve()).encode(),
+                               digest_size=3).hexdigest()
+
+    def _limits_for(self, deployment: str, stem: str) -> CgroupLimits | None:
+        if not (self.cpu_limit or self.memory_limit) or os.geteuid() != 0:
+            return None
+        group = CgroupLimits.create(
+            self.cgroup_root, f"model-{self._platform_tag()}-{deployment}-{stem}",
+            cpu=self.cpu_limit or None, memory=self.memory_limit or None, log=self.log)
+        if group is None:
+            self.log.warning("no writable cgroups under %s: model server limits are not "
+                             "enforced", self.cgroup_root)
+        return group
+
+    def _group_of(self, instance: dict) -> CgroupLimits | None:
+        name = instance.get("cgroup")
+        return CgroupLimits.existing(self.cgroup_root, name) if name else None
+
+    def _drop_model(self, instance: dict) -> None:
+        """What a stopped server leaves: its copy of the model, its cgroup."""
         if instance.get("model_copy"):
             shutil.rmtree(instance["model_copy"], ignore_errors=True)
+        if (group := self._group_of(instance)) is not None:
+            group.remove()
 
     async def _wait_ready(self, proc: subprocess.Popen, inst: dict) -> None:
         deadline = time.monotonic() + self.start_timeout
         async with httpx.AsyncClient(timeout=2.0) as http:
             while time.monotonic() < deadline:
                 if proc.poll() is not None:
+                    group = self._group_of(inst)
+                    if group is not None and group.oom_kills():
+                        raise LoadFailed("out of memory: the model server went over its limit "
+                                         f"of {self.memory_limit / 2**20:.0f} MiB",
+                                         _tail(inst["log"]))
                     raise LoadFailed(f"the model server exited with status {proc.returncode}",
                                      _tail(inst["log"]))
                 try:
@@ -304,6 +362,19 @@ class LocalDeployBackend(LoggingConfigurable):
                     await self.stop({"pid": p.info["pid"]})
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
+        # What servers that are gone left behind: model copies, empty cgroups.
+        copies = {i.get("model_copy") for i in keep}
+        for d in Path(self.run_dir).glob("*/model-*"):
+            if d.is_dir() and not d.is_symlink() and str(d) not in copies:
+                self.log.info("removing the model copy of a stopped server: %s", d)
+                shutil.rmtree(d, ignore_errors=True)
+        groups = {PREFIX + i["cgroup"] for i in keep if i.get("cgroup")}
+        mine = f"{PREFIX}model-{self._platform_tag()}-"
+        base = Path(self.cgroup_root)
+        for parent in (base, base / "memory", base / "cpu"):
+            for d in parent.glob(f"{mine}*") if parent.is_dir() else ():
+                if d.name not in groups:
+                    CgroupLimits([d], 0).remove()  # refused by the kernel while in use
 
 
 class MlflowArtifactResolver:

@@ -229,5 +229,17 @@ def run(job_dir: Path) -> int:
     return 0 if status == "succeeded" else 1
 
 
+def main(job_dir: Path) -> int:
+    from jupyter_mlops.backends.limits import wait_until_joined
+
+    try:  # before anything of the job's runs: inside its CPU and memory limits
+        wait_until_joined()
+    except RuntimeError as e:
+        _write_json(job_dir / "exit.json", {"status": "failed", "error": str(e),
+                                            "returncode": 1})
+        return 1
+    return run(job_dir)
+
+
 if __name__ == "__main__":
-    sys.exit(run(Path(sys.argv[1])))
+    sys.exit(main(Path(sys.argv[1])))

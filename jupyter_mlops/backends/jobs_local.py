@@ -17,11 +17,17 @@ cannot enter it. The control plane reads job-written files without following sym
 (:mod:`..core.jobs.jobfiles`). Without root, jobs run as the control plane's user, as everything
 else does then, and users are not isolated from one another.
 
-The handle kept in the database is ``{"pid", "create_time"}``: after a control plane restart
-the job is found again by pid, and the start time guards against a recycled pid.
+CPU and memory limits (``c.JobSettings.cpu_limit`` / ``memory_limit``): as root, each job gets
+a cgroup of its own, ``jupyter-mlops-job-<id>-<platform>`` (:mod:`.limits`), holding the wrapper and
+everything it starts (the notebook's kernel, data loader workers). A job the kernel kills for
+going over its memory fails with that said, not with a bare "killed by signal 9".
+
+The handle kept in the database is ``{"pid", "create_time", "cgroup"}``: after a control plane
+restart the job is found again by pid, and the start time guards against a recycled pid.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -37,6 +43,7 @@ import psutil
 from ..core.jobs.jobfiles import read_untrusted
 from .accounts import AccountError, SystemAccount, UserAccounts, make_traversable, \
     unreachable_part
+from .limits import PREFIX, CgroupLimits
 
 
 @dataclass
@@ -75,15 +82,22 @@ class LocalJobBackend:
         How long a cancelled job may take to stop after SIGTERM before it gets SIGKILL.
     accounts
         Hub users -> system accounts; ``None`` (or not root): jobs run as this process's user.
+    cpu_limit, memory_limit
+        CPUs and bytes each job may use (0: no limit); enforced with cgroups when root.
     """
 
     name = "local"
 
     def __init__(self, python: str = sys.executable, grace_seconds: float = 10.0,
-                 accounts: UserAccounts | None = None):
+                 accounts: UserAccounts | None = None, cpu_limit: float = 0,
+                 memory_limit: int = 0, cgroup_root: str = "/sys/fs/cgroup", log=None):
         self.python = python
         self.grace_seconds = grace_seconds
         self.accounts = accounts
+        self.cpu_limit = cpu_limit
+        self.memory_limit = memory_limit
+        self.cgroup_root = cgroup_root
+        self.log = log
         self._children: dict[int, subprocess.Popen] = {}
         self._term_sent: dict[int, float] = {}
         # Called (from a watcher thread) when a job process started here exits, so the runner
@@ -101,6 +115,9 @@ class LocalJobBackend:
             env.update(USER=account.name, LOGNAME=account.name, HOME=str(account.home))
             run_as = account.popen_kwargs()
         # O_NOFOLLOW: never append through a link, whoever could have left one there.
+        group = self._limits_for(job_dir)
+        if group is not None:
+            env.update(group.env())  # the wrapper waits until it is inside
         fd = os.open(job_dir / "output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND
                      | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
         log = os.fdopen(fd, "ab")
@@ -113,6 +130,11 @@ class LocalJobBackend:
                 **run_as)
         finally:
             log.close()
+        if group is not None:
+            try:
+                group.add(proc.pid)
+            except OSError as e:  # the wrapper gives up waiting and fails: say why here
+                self._warn("job %s runs without its limits: %s", job_dir.name, e)
         self._children[proc.pid] = proc
         threading.Thread(target=self._watch, args=(proc,), daemon=True,
                          name=f"job-{proc.pid}").start()
@@ -120,7 +142,42 @@ class LocalJobBackend:
             create_time = psutil.Process(proc.pid).create_time()
         except psutil.NoSuchProcess:
             create_time = 0.0
-        return {"backend": self.name, "pid": proc.pid, "create_time": create_time}
+        return {"backend": self.name, "pid": proc.pid, "create_time": create_time,
+                "cgroup": group.name.removeprefix(PREFIX) if group is not None else ""}
+
+    # --- CPU and memory limits ------------------------------------------------------------------
+
+    def _limits_for(self, job_dir: Path) -> CgroupLimits | None:
+        if not (self.cpu_limit or self.memory_limit) or os.geteuid() != 0:
+            return None
+        # The job's id, and which platform's (two can share a machine: say, tests and a demo).
+        where = hashlib.blake2s(str(job_dir.parent).encode(), digest_size=3).hexdigest()
+        group = CgroupLimits.create(self.cgroup_root, f"job-{job_dir.name}-{where}",
+                                    cpu=self.cpu_limit or None,
+                                    memory=self.memory_limit or None, log=self.log)
+        if group is None:
+            self._warn("no writable cgroups under %s: job limits are not enforced",
+                       self.cgroup_root)
+        return group
+
+    def _limits_outcome(self, handle: dict, ex: Exit) -> Exit:
+        """Say so when the job failed because it went over its memory; drop its group."""
+        group = CgroupLimits.existing(self.cgroup_root, handle.get("cgroup") or "") \
+            if handle.get("cgroup") else None
+        if group is None:
+            return ex
+        if ex.status == "failed" and group.oom_kills():
+            limit = self.memory_limit
+            size = f"{limit / 2**30:.3g} GiB" if limit >= 2**30 else f"{limit / 2**20:.0f} MiB"
+            why = f"out of memory: the job went over its limit of {size}"
+            ex = Exit(ex.status, f"{why}; {ex.error}" if ex.error else why, ex.returncode,
+                      ex.metrics)
+        group.remove()
+        return ex
+
+    def _warn(self, msg: str, *args) -> None:
+        if self.log is not None:
+            self.log.warning(msg, *args)
 
     # --- who the job runs as ------------------------------------------------------------------
 
@@ -190,14 +247,14 @@ class LocalJobBackend:
         child = self._children.pop(pid, None)
         self._term_sent.pop(pid, None)
         ex = read_exit(job_dir)
-        if ex is not None:
-            return ex
-        code = child.returncode if child is not None else None
-        if code is not None and code < 0:
-            why = f"the job process was killed by signal {-code}"
-        else:
-            why = "the job process ended without recording an outcome (killed?)"
-        return Exit("failed", why + "; see its log", code)
+        if ex is None:
+            code = child.returncode if child is not None else None
+            if code is not None and code < 0:
+                why = f"the job process was killed by signal {-code}"
+            else:
+                why = "the job process ended without recording an outcome (killed?)"
+            ex = Exit("failed", why + "; see its log", code)
+        return self._limits_outcome(handle, ex)
 
     def _signal(self, handle: dict, sig: int) -> None:
         pid = handle.get("pid")

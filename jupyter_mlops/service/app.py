@@ -106,10 +106,29 @@ class MlopsService(Application):
     def _default_db_url(self):
         return f"sqlite:///{Path(self.data_dir or '.').resolve() / 'control' / 'mlops.sqlite'}"
 
+    config_file = Unicode(
+        "",
+        help="""A Python config file of the control plane's settings: ``c.JobSettings.*``
+        (limits, timeouts), ``c.LocalDeployBackend.*``, ``c.AccountSettings.*``,
+        ``c.PlatformAdmin.*``... ``jupyter-mlops up --config FILE`` passes its file here too,
+        so one file configures the hub and the control plane (each ignores the other's
+        sections). What the hub passes on the command line wins over the file.""",
+    ).tag(config=True)
+
     aliases = {
         "data-dir": "MlopsService.data_dir",
         "gpu-devices": "MlopsService.gpu_devices",
+        "config": "MlopsService.config_file",
     }
+
+    def initialize(self, argv=None):
+        self.parse_command_line(argv)
+        if self.config_file:
+            path = Path(self.config_file)
+            if not path.is_file():
+                raise SystemExit(f"MlopsService.config_file {path} does not exist")
+            self.load_config_file(path.name, path=str(path.parent))
+            self.update_config(self.cli_config)  # the command line wins over the file
 
     def _cookie_secret(self) -> bytes:
         path = Path(self.cookie_secret_file)

@@ -12,8 +12,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jupyterhub.traitlets import ByteSpecification
 from traitlets import CaselessStrEnum, Float, Integer, Unicode, default
-from traitlets.config import Configurable
+from traitlets.config import LoggingConfigurable
 
 from ..backends.accounts import AccountSettings
 from ..backends.jobs_local import LocalJobBackend
@@ -23,7 +24,7 @@ from ..core.jobs.sweeps import Sweeps
 from ..core.jobs.tracking import FixedTokenIssuer, HubTokenIssuer
 
 
-class JobSettings(Configurable):
+class JobSettings(LoggingConfigurable):
     """How the control plane runs training jobs, sweeps and pipelines."""
 
     backend = CaselessStrEnum(
@@ -72,6 +73,25 @@ class JobSettings(Configurable):
         ``timeout`` is refused; a job asking for none gets this one. A job reaching its limit
         is stopped (SIGTERM, then SIGKILL after ``grace_seconds``) and fails with "time limit
         of N s reached". Example: ``c.JobSettings.max_timeout = 48 * 3600``.""",
+    ).tag(config=True)
+
+    cpu_limit = Float(
+        0.0,
+        help="""CPUs each local job may use (a CFS quota; 0: no limit), e.g. ``4`` so a data
+        loader cannot take every core of a machine others train on too. Enforced with a cgroup
+        per job when the control plane is root (see docs/security.md); on Kubernetes use
+        ``c.KubeJobBackend`` resources.""",
+    ).tag(config=True)
+
+    memory_limit = ByteSpecification(
+        0,
+        help="""Memory each local job may use, e.g. ``"16G"`` (0: no limit). A job going over
+        it is killed by the kernel and fails with "out of memory". Enforced like
+        ``cpu_limit``.""",
+    ).tag(config=True)
+
+    cgroup_root = Unicode(
+        "/sys/fs/cgroup", help="Where cgroups are mounted (for ``cpu_limit``/``memory_limit``).",
     ).tag(config=True)
 
     python = Unicode(
@@ -135,7 +155,9 @@ def build_jobs(parent, context) -> JobsPlatform:
     else:
         accounts = AccountSettings(parent=parent).user_accounts(workspaces)
         backend = LocalJobBackend(python=settings.python, grace_seconds=settings.grace_seconds,
-                                  accounts=accounts)
+                                  accounts=accounts, cpu_limit=settings.cpu_limit,
+                                  memory_limit=settings.memory_limit or 0,
+                                  cgroup_root=settings.cgroup_root, log=settings.log)
     runner = JobRunner(jobs, backend, tokens, tracking_uri=settings.tracking_uri,
                        max_cpu_jobs=settings.max_cpu_jobs, tick_seconds=settings.tick_seconds,
                        token_lifetime=settings.token_lifetime,

@@ -35,8 +35,8 @@ from traitlets import Bool, Unicode, default
 from jupyter_mlops.backends.accounts import (AccountError, SystemAccount, ensure_account,
                                              isolation_applies, make_traversable,
                                              system_username, unreachable_part)
+from jupyter_mlops.backends.limits import CgroupLimits
 
-from .limits import CgroupLimits
 from .profiles import Profile, ProfileSpawnerMixin, spawn_error
 
 # Fixed variable at which every user server (local or Kubernetes) finds the shared dataset.

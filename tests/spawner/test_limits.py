@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from jupyter_mlops_spawner.limits import CgroupLimits
+from jupyter_mlops.backends.limits import CgroupLimits
 
 EAT = "b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); print('survived')"
 SPIN = ("import time\nt, s = time.process_time(), time.time()\n"

@@ -1,8 +1,14 @@
-"""CPU and memory limits for local servers through cgroups (v2, or v1 ``memory`` + ``cpu``).
+"""CPU and memory limits for local processes through cgroups (v2, or v1 ``memory`` + ``cpu``).
 
-The hub (root) creates ``jupyter-mlops-<account>`` with the limits; the server's process joins
-it between fork and exec (``join`` runs in the child, still as root), so everything the user
-starts from the server (kernels, terminals) is counted and capped together.
+User servers: the hub (root) creates ``jupyter-mlops-<account>`` with the profile's limits; the
+server's process joins it between fork and exec (``join`` runs in the child, still as root), so
+everything the user starts from the server (kernels, terminals) is counted and capped together.
+
+Jobs and model servers: the control plane starts them with ``subprocess``'s own user switch
+(no Python between fork and exec: it has threads), so it moves the new process in from outside
+(``add``) and the process, before it runs anything of the user's, waits until it is inside
+(``wait_until_joined``, told the group's name in ``$JUPYTER_MLOPS_CGROUP``). Nothing the job
+starts can therefore escape the limit by forking early.
 
 A group is one scheduling entity: under contention it gets CPU in proportion to its weight, not
 to how many threads it runs. The weight is the profile's CPU guarantee (else its limit) in
@@ -15,10 +21,13 @@ would put all users together at the weight of one process (measured: JupyterLab'
 from __future__ import annotations
 
 import os
+import re
+import time
 from pathlib import Path
 
 PERIOD_US = 100_000  # the CFS period the CPU quota is expressed in (the kernel's default)
 PREFIX = "jupyter-mlops-"
+ENV = "JUPYTER_MLOPS_CGROUP"  # the group a started process must be in before it goes on
 
 
 class CgroupLimits:
@@ -77,6 +86,43 @@ class CgroupLimits:
             dirs.append(d)
         return cls(dirs, 1)
 
+    @classmethod
+    def existing(cls, root: str, name: str) -> "CgroupLimits | None":
+        """The group ``name`` made earlier (by this or a previous control plane), if any."""
+        base = Path(root)
+        if (base / "cgroup.controllers").exists():
+            d = base / f"{PREFIX}{name}"
+            return cls([d], 2) if d.is_dir() else None
+        dirs = [base / c / f"{PREFIX}{name}" for c in ("memory", "cpu")]
+        dirs = [d for d in dirs if d.is_dir()]
+        return cls(dirs, 1) if dirs else None
+
+    @property
+    def name(self) -> str:
+        return self.dirs[0].name if self.dirs else ""
+
+    def env(self) -> dict:
+        """What a process started for this group waits on (see ``wait_until_joined``)."""
+        return {ENV: f"{self.name}:{len(self.dirs)}"}
+
+    def add(self, pid: int) -> None:
+        """Move process ``pid`` (not its existing children) into the group."""
+        for d in self.dirs:
+            with open(d / "cgroup.procs", "w") as f:
+                f.write(str(pid))
+
+    def oom_kills(self) -> int:
+        """How many processes the kernel killed for going over the group's memory limit."""
+        for d in self.dirs:
+            for fname in ("memory.events", "memory.oom_control"):  # v2, v1
+                try:
+                    m = re.search(r"^oom_kill (\d+)", (d / fname).read_text(), re.M)
+                except OSError:
+                    continue
+                if m:
+                    return int(m.group(1))
+        return 0
+
     def join(self) -> None:
         """Move the calling process into the group (between fork and exec: no logging)."""
         for d in self.dirs:
@@ -100,3 +146,26 @@ class CgroupLimits:
                 d.rmdir()
             except OSError:
                 pass
+
+
+def wait_until_joined(timeout: float = 10.0) -> None:
+    """Block until this process is in the group ``$JUPYTER_MLOPS_CGROUP`` names (when set).
+
+    The process that started us moves us in right after the fork (``CgroupLimits.env``); a
+    process started without limits has no such variable and goes on at once. Raises
+    ``RuntimeError`` if the move never comes, rather than running unconfined.
+    """
+    value = os.environ.pop(ENV, "")
+    if not value:
+        return
+    name, _, count = value.rpartition(":")
+    deadline = time.monotonic() + timeout
+    while _memberships(name) < int(count):  # cgroup v1: one line per controller
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"this process was not moved into its resource limits ({name})")
+        time.sleep(0.005)
+
+
+def _memberships(name: str) -> int:
+    lines = Path("/proc/self/cgroup").read_text().splitlines()
+    return sum(1 for line in lines if line.endswith(f"/{name}"))
