@@ -74,8 +74,11 @@ def test_admin_adds_a_colleague_who_sees_the_platform_live(page, context, platfo
         sidebar.get_by_role("link", name=re.compile("Open MLflow UI")).click()
     mlflow_page = new_tab.value
     mlflow_page.wait_for_load_state()
-    shot(mlflow_page, "skeleton-03a-mlflow-home")
     assert "/services/mlflow/" in mlflow_page.url, mlflow_page.url
+    # MLflow's own UI rendered (past its loading skeleton): its version under the logo
+    expect(mlflow_page.get_by_text(re.compile(r"^\d+\.\d+\.\d+$")).first).to_be_visible(
+        timeout=30_000)
+    shot(mlflow_page, "skeleton-03a-mlflow-home")
     mlflow_page.goto(f"{platform.url}/services/mlflow/#/experiments/{experiment_id}/runs/{run_id}")
     try:
         expect(mlflow_page.get_by_text("erin-first-run").first).to_be_visible(timeout=30_000)
