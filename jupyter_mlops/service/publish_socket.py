@@ -6,6 +6,12 @@ the caller's hub token, checked by the hub exactly as for an HTTP request, then 
 publish-check (project membership) as ``GET .../publish-check``. Each connection gets a
 thread: copying is blocking file I/O that releases the GIL, so two publishing threads use two
 cores, and the event loop only answers the token question.
+
+Threads are bounded: a connection that never authenticates is dropped after 30 s, and each hub
+user holds at most ``max_connections_per_user`` conversations at once (a publisher uses up to
+8). Beyond that the caller is told the socket is busy and its publisher sends that batch over
+HTTP instead, so a user whose descriptors never answer (a hung network mount) ties up only
+their own share of threads.
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ import threading
 from pathlib import Path
 
 from jupyterhub.services.auth import HubOAuth, check_scopes
-from traitlets import Unicode
+from traitlets import Integer, Unicode
 from traitlets.config import Configurable
 
 from ..core import errors, roles
@@ -42,9 +48,17 @@ class PublishSocket(Configurable):
         to HTTP when it is not reachable.""",
     ).tag(config=True)
 
+    max_connections_per_user = Integer(
+        16,
+        help="""Publishing conversations one hub user may hold at once (each holds a thread of
+        the control plane while it copies). Beyond it the publisher falls back to HTTP.""",
+    ).tag(config=True)
+
     def start(self, context, loop: asyncio.AbstractEventLoop) -> str:
         """Listen (in a daemon thread); returns the socket path."""
         self.context, self.loop = context, loop
+        self._held: dict[str, int] = {}  # hub user -> conversations open
+        self._held_lock = threading.Lock()
         path = Path(self.path or context.data_dir / "run" / "publish.sock")
         path.parent.mkdir(parents=True, exist_ok=True)
         # traverse only: a user can reach the socket but neither list nor replace anything here
@@ -87,6 +101,11 @@ class PublishSocket(Configurable):
         if not isinstance(dataset, str) or (project is not None and not isinstance(project, str)):
             raise errors.InvalidInput("hello needs the dataset's name (and optionally project)")
         self.context.datasets.check_publish(caller, dataset, project)
+        with self._held_lock:
+            if self._held.get(caller.name, 0) >= self.max_connections_per_user:
+                raise fdpass.Busy(f"{caller.name} already has {self.max_connections_per_user} "
+                                  "publishing connections open")
+            self._held[caller.name] = self._held.get(caller.name, 0) + 1
         return caller
 
     def _store_objects(self, msg: dict, fds: list[int], buf: bytearray) -> dict:
@@ -116,9 +135,13 @@ class PublishSocket(Configurable):
         buf = bytearray(READ_BUFFER)
         uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
                                                   struct.calcsize("3i")))[1]
-        caller = None
         conn.settimeout(30)  # a connection that never says who it is does not hold a thread
         with conn:
+            self._converse(conn, uid, buf)
+
+    def _converse(self, conn: socket.socket, uid: int, buf: bytearray) -> None:
+        caller = None  # once authenticated, the connection holds one of the caller's slots
+        try:
             while True:
                 fds: list[int] = []
                 try:
@@ -153,6 +176,10 @@ class PublishSocket(Configurable):
                     return
                 if not reply["ok"]:
                     return  # one refusal ends the conversation
+        finally:
+            if caller is not None:
+                with self._held_lock:
+                    self._held[caller.name] -= 1
 
 
 def serve_publish_socket(parent, context, loop) -> str | None:

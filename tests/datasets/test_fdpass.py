@@ -138,6 +138,61 @@ def test_a_wrong_token_or_no_membership_is_refused(platform, people, sock_path, 
         pub.open()
 
 
+def test_a_user_holds_a_bounded_number_of_connections_then_publishes_over_http(
+        platform, people, sock_path, tmp_path, monkeypatch):
+    """Each connection holds a control plane thread: 16 per user (the default), then "busy",
+    and the publisher sends over HTTP instead. Other users are not affected."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    platform.add_user("gus", "gus-password-1")
+    gus = platform.token("gus")
+    held = [hello(sock_path, gus, "fd-busy") for _ in range(16)]
+    try:
+        assert all(reply["ok"] for _, reply in held)
+        s, reply = hello(sock_path, gus, "fd-busy")
+        s.close()
+        assert not reply["ok"] and reply.get("busy") and reply["status"] == 503
+        assert "gus already has 16 publishing connections open" in reply["message"]
+        # fiona's own publishing is untouched
+        s, reply = hello(sock_path, people["fiona"], "fd-busy")
+        s.close()
+        assert reply["ok"]
+        # gus's publish still works: over HTTP, with the same result
+        root = tmp_path / "busy"
+        cells.generate(root, n_images=3, seed=8, width=48, height=48)
+        v = datasets.publish(root, "fd-busy", client=client_for(platform, gus, sock_path))
+        assert v["transfer"]["path"] == "http" and v["version"] == "v1"
+    finally:
+        for s, _ in held:
+            s.close()
+    # slots come back when connections end (the server notices the close at once)
+    deadline = time.monotonic() + 10
+    while True:
+        s, reply = hello(sock_path, gus, "fd-busy")
+        s.close()
+        if reply["ok"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert reply["ok"], reply
+    # a publisher whose later connections find the socket busy sends those batches over HTTP
+    pub = fdpass.FdPublisher(sock_path, gus, "fd-busy", None,
+                             client_for(platform, gus, ""))
+    assert pub.open()
+    held = [hello(sock_path, gus, "fd-busy") for _ in range(15)]
+    try:
+        f = tmp_path / "one.bin"
+        f.write_bytes(b"one object over two paths" * 100)
+        h = blake3.blake3(f.read_bytes()).hexdigest()
+        first = pub._sock()  # the idle authenticated connection: the 16th slot
+        assert first is not None
+        assert pub.put_batch([(h, str(f), f.stat().st_size)])["stored"] == 1
+        assert pub.http_batches == 1
+        pub._release(first)
+    finally:
+        for s, _ in held:
+            s.close()
+        first.close()
+
+
 def test_the_control_plane_reads_only_what_the_user_could_open(platform, people, sock_path,
                                                                 shared_tmp):
     """The publisher runs as another account (nobody) than the file's owner: opening fails

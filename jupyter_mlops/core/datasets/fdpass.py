@@ -10,7 +10,9 @@ buffer it writes into the store, and keeps the object only if it hashes to the n
 The socket is ``SOCK_SEQPACKET``: one message is one JSON object plus its descriptors, with
 boundaries kept, so descriptors can never be attached to the wrong message.
 
-Conversation (every reply is ``{"ok": true, ...}`` or ``{"ok": false, "status", "message"}``)::
+Conversation (every reply is ``{"ok": true, ...}`` or ``{"ok": false, "status", "message"}``,
+with ``"busy": true`` when the control plane holds as many of the user's conversations as it
+allows: the publisher then sends over HTTP instead)::
 
     -> {"op": "hello", "token": HUB_TOKEN, "dataset": NAME, "project": PROJECT|null}
     <- {"ok": true, "user": NAME}           (the token and the publish-check, as over HTTP)
@@ -38,6 +40,10 @@ MAX_MESSAGE = 64 * 1024  # 128 items of ~90 bytes fit with room to spare
 
 _BY_STATUS = {400: errors.InvalidInput, 401: errors.NotAuthenticated, 403: errors.Forbidden,
               404: errors.NotFound, 409: errors.Conflict, 413: errors.PayloadTooLarge}
+
+
+class Busy(errors.Unavailable):
+    """The control plane holds as many of this user's conversations as it allows."""
 
 
 def send(sock: socket.socket, obj: dict, fds=()) -> None:
@@ -81,13 +87,18 @@ def close_all(fds) -> None:
 
 
 def error_reply(e: errors.MlopsError) -> dict:
-    return {"ok": False, "status": e.status, "message": e.message}
+    reply = {"ok": False, "status": e.status, "message": e.message}
+    if isinstance(e, Busy):
+        reply["busy"] = True
+    return reply
 
 
 def _check(reply: dict | None) -> dict:
     if reply is None:
         raise errors.Unavailable("the control plane closed the publish socket")
     if not reply.get("ok"):
+        if reply.get("busy"):
+            raise Busy(f"control plane: {reply.get('message')}")
         status = int(reply.get("status") or 500)
         cls = _BY_STATUS.get(status, errors.Unavailable)
         raise cls(f"control plane: {reply.get('message') or 'publish refused'}")
@@ -118,10 +129,11 @@ class FdPublisher:
         self.http = http
         self._idle: list[socket.socket] = []
         self._lock = threading.Lock()
+        self.http_batches = 0  # sent over HTTP because the socket was busy
 
     def open(self) -> bool:
-        """Connect and authenticate once; False if the socket is not reachable (use HTTP).
-        Refusals (a bad token, no membership) raise: HTTP would refuse the same way."""
+        """Connect and authenticate once; False if the socket is not reachable or busy (use
+        HTTP). Refusals (a bad token, no membership) raise: HTTP would refuse the same way."""
         s = self._sock(required=False)
         if s is None:
             return False
@@ -133,6 +145,8 @@ class FdPublisher:
             self._idle.append(s)
 
     def _sock(self, required: bool = True) -> socket.socket | None:
+        """An authenticated connection; ``None`` when the control plane is busy for this user
+        (or, unless ``required``, unreachable)."""
         with self._lock:
             if self._idle:
                 return self._idle.pop()
@@ -145,6 +159,9 @@ class FdPublisher:
             send(s, {"op": "hello", "token": self.token, "dataset": self.dataset,
                      "project": self.project})
             _check(recv(s)[0])
+        except Busy:
+            s.close()
+            return None
         except OSError as e:
             s.close()
             if required:
@@ -162,8 +179,12 @@ class FdPublisher:
         self.put_batch([(h, path, os.path.getsize(path))])
 
     def put_batch(self, items: list, sent: Callable[[int], None] | None = None) -> dict:
-        """Open each file (``(hash, path, size)``) as this user and pass the descriptors."""
+        """Open each file (``(hash, path, size)``) as this user and pass the descriptors;
+        over HTTP when the control plane has no connection to spare for this user."""
         sock = self._sock()
+        if sock is None:
+            self.http_batches += 1
+            return self.http.put_batch(items, sent)
         try:
             out = self._put(sock, items, sent)
         except OSError as e:  # the control plane went away mid-publish
