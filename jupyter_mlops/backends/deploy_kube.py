@@ -19,6 +19,7 @@ from traitlets.config import LoggingConfigurable
 from ..core.deployments import LoadFailed
 from .deploy_kube_objects import (SERVER_PORT, make_model_deployment, make_model_hpa,
                                   make_model_service, object_name)
+from .kube_api import api_client
 
 _BAD_WAITING = {"CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff",
                 "CreateContainerConfigError", "InvalidImageName"}
@@ -75,16 +76,7 @@ class KubeDeployBackend(LoggingConfigurable):
 
     async def api(self):
         if self._api is None:
-            from kubernetes_asyncio import client, config
-
-            if self.kubeconfig:
-                await config.load_kube_config(config_file=self.kubeconfig)
-            else:
-                try:
-                    config.load_incluster_config()
-                except config.ConfigException:
-                    await config.load_kube_config()
-            self._api = client.ApiClient()
+            self._api = await api_client(self.kubeconfig)
         return self._api
 
     async def _clients(self):

@@ -8,6 +8,8 @@ old ones (the same rollout as the local backend, so no request fails during it).
 """
 from __future__ import annotations
 
+from .kube_pods import container_resources, container_security_context, env_vars, pod_spec
+
 SERVER_PORT = 8080
 MANAGED_BY = "jupyter-mlops"
 
@@ -57,49 +59,39 @@ def make_model_deployment(
     """
     name = object_name(deployment, version)
     lab = labels(deployment, version)
-    env = [{"name": "MLFLOW_DISABLE_TELEMETRY", "value": "true"},
-           {"name": "PYTHONUNBUFFERED", "value": "1"}]
+    env = {"MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONUNBUFFERED": "1"}
     if tracking_uri:
-        env.append({"name": "MLFLOW_TRACKING_URI", "value": tracking_uri})
-    if token_secret:
-        env.append({"name": "MLFLOW_TRACKING_TOKEN", "valueFrom": {
-            "secretKeyRef": {"name": token_secret, "key": "token"}}})
-    limits = {"cpu": cpu_limit, "memory": memory_limit}
-    if gpus:
-        limits["nvidia.com/gpu"] = str(gpus)
+        env["MLFLOW_TRACKING_URI"] = tracking_uri
+    secrets = {"MLFLOW_TRACKING_TOKEN": (token_secret, "token")} if token_secret else {}
     probe = {"httpGet": {"path": "/ping", "port": "http"}, "periodSeconds": 5,
              "timeoutSeconds": 3}
-    pod_spec = {
-        "automountServiceAccountToken": False,
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000,
-                            "seccompProfile": {"type": "RuntimeDefault"}},
-        "containers": [{
-            "name": "model-server",
-            "image": image,
-            "command": ["python", "-m", "jupyter_mlops.serving"],
-            "args": [f"--model-uri={model_uri}", "--host=0.0.0.0", f"--port={SERVER_PORT}",
-                     f"--deployment={deployment}", f"--model-version={version}",
-                     f"--max-batch-size={max_batch_size}"],
-            "ports": [{"name": "http", "containerPort": SERVER_PORT, "protocol": "TCP"}],
-            "env": env,
-            "resources": {"requests": {"cpu": cpu_request, "memory": memory_request},
-                          "limits": limits},
-            # Loading a model can take minutes: the startup probe allows for it, readiness
-            # keeps traffic away until /ping answers.
-            "startupProbe": {**probe, "failureThreshold": 60},
-            "readinessProbe": probe,
-            "livenessProbe": {**probe, "failureThreshold": 6},
-            "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                "capabilities": {"drop": ["ALL"]}},
-            # MLflow downloads the model to a temporary directory.
-            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-        }],
-        "volumes": [{"name": "tmp", "emptyDir": {}}],
-        # SIGTERM makes the server drain; give it the time its drain_timeout allows.
-        "terminationGracePeriodSeconds": 40,
+    container = {
+        "name": "model-server",
+        "image": image,
+        "command": ["python", "-m", "jupyter_mlops.serving"],
+        "args": [f"--model-uri={model_uri}", "--host=0.0.0.0", f"--port={SERVER_PORT}",
+                 f"--deployment={deployment}", f"--model-version={version}",
+                 f"--max-batch-size={max_batch_size}"],
+        "ports": [{"name": "http", "containerPort": SERVER_PORT, "protocol": "TCP"}],
+        "env": env_vars(env, secrets=secrets),
+        "resources": container_resources(cpu_request=cpu_request, cpu_limit=cpu_limit,
+                                         memory_request=memory_request,
+                                         memory_limit=memory_limit, gpus=gpus),
+        # Loading a model can take minutes: the startup probe allows for it, readiness
+        # keeps traffic away until /ping answers.
+        "startupProbe": {**probe, "failureThreshold": 60},
+        "readinessProbe": probe,
+        "livenessProbe": {**probe, "failureThreshold": 6},
+        "securityContext": container_security_context(read_only_root=True),
+        # MLflow downloads the model to a temporary directory.
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
-    if service_account:
-        pod_spec["serviceAccountName"] = service_account
+    pod = pod_spec(
+        containers=[container], volumes=[{"name": "tmp", "emptyDir": {}}],
+        # SIGTERM makes the server drain; give it the time its drain_timeout allows.
+        grace_seconds=40, service_account=service_account,
+        securityContext={"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000,
+                         "seccompProfile": {"type": "RuntimeDefault"}})
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -110,7 +102,7 @@ def make_model_deployment(
             "progressDeadlineSeconds": 600,
             "strategy": {"type": "RollingUpdate",
                          "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-            "template": {"metadata": {"labels": lab}, "spec": pod_spec},
+            "template": {"metadata": {"labels": lab}, "spec": pod},
         },
     }
 

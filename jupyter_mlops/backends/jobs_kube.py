@@ -21,6 +21,9 @@ from traitlets import Float, Integer, Unicode
 from traitlets.config import Configurable
 
 from .jobs_local import Exit, read_exit
+from .kube_api import api_client
+from .kube_pods import (claim_volume, container_resources, container_security_context, env_vars,
+                        pod_spec)
 
 
 def job_name(job_id: int) -> str:
@@ -51,16 +54,13 @@ def make_job(*, job_id: int, user: str, namespace: str, image: str, job_dir: str
     env
         Environment of the job (the MLflow URI and the job's token of its user among it).
     """
-    resources = {"requests": {"cpu": cpu_request, "memory": memory_request},
-                 "limits": {"memory": memory_limit}}
-    if gpus:
-        resources["limits"]["nvidia.com/gpu"] = str(gpus)
     volumes, mounts = [], []
     for name, claim, path in (("workspaces", workspace_claim, workspace_path),
                               ("jobs", jobs_claim, jobs_path)):
         if claim:
-            volumes.append({"name": name, "persistentVolumeClaim": {"claimName": claim}})
-            mounts.append({"name": name, "mountPath": path})
+            volume, mount = claim_volume(name=name, claim=claim, mount_path=path)
+            volumes.append(volume)
+            mounts.append(mount)
     labels = {"app.kubernetes.io/managed-by": "jupyter-mlops",
               "app.kubernetes.io/component": "job",
               "mlops.jupyter.org/job-id": str(job_id), "mlops.jupyter.org/user": _label(user)}
@@ -71,26 +71,19 @@ def make_job(*, job_id: int, user: str, namespace: str, image: str, job_dir: str
         "command": ["sh", "-c", 'exec python -m jupyter_mlops.backends.job_wrapper "$0" '
                                 '>>"$0/output.log" 2>&1', job_dir],
         "workingDir": cwd,
-        "env": [{"name": k, "value": str(v)} for k, v in sorted(env.items())],
-        "resources": resources,
+        "env": env_vars(dict(sorted(env.items()))),
+        "resources": container_resources(cpu_request=cpu_request, memory_request=memory_request,
+                                         memory_limit=memory_limit, gpus=gpus),
         "volumeMounts": mounts,
-        "securityContext": {"allowPrivilegeEscalation": False,
-                            "capabilities": {"drop": ["ALL"]}},
+        "securityContext": container_security_context(),
     }
-    pod_spec = {
-        "restartPolicy": "Never",
-        "terminationGracePeriodSeconds": int(grace_seconds),
-        "containers": [container],
-        "volumes": volumes,
-        "automountServiceAccountToken": False,
-    }
-    if service_account:
-        pod_spec["serviceAccountName"] = service_account
+    pod = pod_spec(containers=[container], volumes=volumes, grace_seconds=grace_seconds,
+                   service_account=service_account, restartPolicy="Never")
     spec = {
         # A failed training run is reported, not retried behind the user's back.
         "backoffLimit": 0,
         "ttlSecondsAfterFinished": 7 * 24 * 3600,
-        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        "template": {"metadata": {"labels": labels}, "spec": pod},
     }
     if active_deadline_seconds:
         spec["activeDeadlineSeconds"] = int(active_deadline_seconds)
@@ -131,17 +124,10 @@ class KubeJobBackend(Configurable):
         self.on_exit = None
 
     async def _batch(self):
-        from kubernetes_asyncio import client, config
+        from kubernetes_asyncio import client
 
         if self._api is None:
-            if self.kubeconfig:
-                await config.load_kube_config(config_file=self.kubeconfig)
-            else:
-                try:
-                    config.load_incluster_config()
-                except config.ConfigException:
-                    await config.load_kube_config()
-            self._api = client.ApiClient()
+            self._api = await api_client(self.kubeconfig)
         return client.BatchV1Api(self._api)
 
     async def start(self, job_dir: Path, cwd: str, env: dict, gpu_indices: list[int]) -> dict:

@@ -6,9 +6,10 @@ kubespawner's ``make_pod`` from the traits :func:`profile_overrides` returns.
 """
 from __future__ import annotations
 
+from jupyter_mlops.backends.kube_pods import GPU_RESOURCE
+
 from .profiles import Profile
 
-GPU_RESOURCE = "nvidia.com/gpu"
 # Label the NVIDIA GPU feature discovery puts on nodes, e.g. "NVIDIA-A100-SXM4-40GB".
 # ref: https://github.com/NVIDIA/k8s-device-plugin#catalog-of-labels
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
