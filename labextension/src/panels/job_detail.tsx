@@ -2,6 +2,8 @@ import { JupyterFrontEnd } from '@jupyterlab/application';
 import { PageConfig } from '@jupyterlab/coreutils';
 import React, { useCallback, useEffect, useRef, useState } from 'react';
 
+import { ErrorLine } from '../components/errorLine';
+import { usePollLoop } from '../components/hooks';
 import { requestAPI } from '../request';
 
 /** One job as `GET mlops/api/jobs` lists it (docs/openapi.yaml, Job). */
@@ -132,21 +134,7 @@ export function JobDetail(props: {
     }
   }, [props.jobId]);
 
-  useEffect(() => {
-    let stopped = false;
-    let timer = 0;
-    const loop = async () => {
-      const again = await poll();
-      if (!stopped && again) {
-        timer = window.setTimeout(loop, 1000);
-      }
-    };
-    void loop();
-    return () => {
-      stopped = true;
-      window.clearTimeout(timer);
-    };
-  }, [poll]);
+  usePollLoop(poll, 1000);
   useEffect(() => {
     // braces matter: recent Chromium returns a Promise from scrollTo, and an effect may only
     // return a cleanup function
@@ -181,11 +169,7 @@ export function JobDetail(props: {
       <h2>
         Job #{job.id} · {job.spec.path} <StateBadge state={job.state} />
       </h2>
-      {error && (
-        <div className="jp-mlops-error" role="alert">
-          {error}
-        </div>
-      )}
+      <ErrorLine error={error} />
       {job.reason && <div className="jp-mlops-job-reason">{job.reason}</div>}
       {job.state === 'running' && <Progress progress={job.progress} />}
       <table className="jp-mlops-kv">

@@ -1,8 +1,12 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget } from '@jupyterlab/apputils';
 import { ReactWidget, SidePanel, ToolbarButton, runIcon } from '@jupyterlab/ui-components';
-import React, { useCallback, useEffect, useState } from 'react';
+import React, { useEffect, useState } from 'react';
 
+import { ErrorLine } from '../components/errorLine';
+import { NumberField, TextField } from '../components/fields';
+import { useRemote, useSubmit } from '../components/hooks';
+import { SidebarSection } from '../components/sidebarSection';
 import { requestAPI } from '../request';
 import { ACTIVE, IJob, JobDetail, Progress, StateBadge, parseParams } from './job_detail';
 import { PipelineForm, SweepForm } from './jobs_forms';
@@ -35,99 +39,91 @@ function SubmitForm(props: { path: string; onDone: (job: IJob) => void }): JSX.E
   const [gpus, setGpus] = useState(0);
   const [timeout, setTimeoutSeconds] = useState(0);
   const [experiment, setExperiment] = useState('');
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const [submit, error, busy] = useSubmit<IJob>('jobs', props.onDone);
   useEffect(() => {
     setPath(props.path);
   }, [props.path]);
 
-  const submit = async (e: React.FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    try {
-      const job = await requestAPI<IJob>('jobs', {
-        method: 'POST',
-        body: JSON.stringify({
+  return (
+    <form
+      className="jp-mlops-job-form"
+      onSubmit={e => {
+        e.preventDefault();
+        void submit(() => ({
           path,
           params: parseParams(params),
           gpus,
           ...(timeout ? { timeout } : {}),
           ...(experiment ? { experiment } : {})
-        })
-      });
-      setError(null);
-      props.onDone(job);
-    } catch (err: any) {
-      setError(err.message);
-    } finally {
-      setBusy(false);
-    }
-  };
-  return (
-    <form className="jp-mlops-job-form" onSubmit={submit} aria-label="Submit a job">
-      <label>
-        Notebook or script
-        <input
-          className="jp-mod-styled"
-          value={path}
-          placeholder="train.ipynb"
-          onChange={e => setPath(e.target.value)}
-          name="path"
-        />
-      </label>
-      <label>
-        Parameters
-        <input
-          className="jp-mod-styled"
-          value={params}
-          placeholder="lr=0.01 epochs=3"
-          onChange={e => setParams(e.target.value)}
-          name="params"
-        />
-      </label>
+        }));
+      }}
+      aria-label="Submit a job"
+    >
+      <TextField
+        label="Notebook or script"
+        value={path}
+        placeholder="train.ipynb"
+        onChange={setPath}
+        name="path"
+      />
+      <TextField
+        label="Parameters"
+        value={params}
+        placeholder="lr=0.01 epochs=3"
+        onChange={setParams}
+        name="params"
+      />
       <div className="jp-mlops-job-form-row">
-        <label>
-          GPUs
-          <input
-            className="jp-mod-styled"
-            type="number"
-            min={0}
-            value={gpus}
-            onChange={e => setGpus(parseInt(e.target.value || '0', 10))}
-            name="gpus"
-          />
-        </label>
-        <label title="Stop the job (it fails) once it has run this long; 0: no own limit">
-          Time limit (s)
-          <input
-            className="jp-mod-styled"
-            type="number"
-            min={0}
-            value={timeout}
-            onChange={e => setTimeoutSeconds(parseInt(e.target.value || '0', 10))}
-            name="timeout"
-          />
-        </label>
-      </div>
-      <label>
-        Experiment
-        <input
-          className="jp-mod-styled"
-          value={experiment}
-          placeholder="(file name)"
-          onChange={e => setExperiment(e.target.value)}
-          name="experiment"
+        <NumberField label="GPUs" min={0} value={gpus} onChange={setGpus} name="gpus" />
+        <NumberField
+          label="Time limit (s)"
+          title="Stop the job (it fails) once it has run this long; 0: no own limit"
+          min={0}
+          value={timeout}
+          onChange={setTimeoutSeconds}
+          name="timeout"
         />
-      </label>
-      {error && (
-        <div className="jp-mlops-error" role="alert">
-          {error}
-        </div>
-      )}
+      </div>
+      <TextField
+        label="Experiment"
+        value={experiment}
+        placeholder="(file name)"
+        onChange={setExperiment}
+        name="experiment"
+      />
+      <ErrorLine error={error} />
       <button type="submit" className="jp-Button jp-mod-styled jp-mod-accept" disabled={busy}>
         Submit job
       </button>
     </form>
+  );
+}
+
+/** One row of the section's lists (jobs, sweeps, pipelines): state and name, then details. */
+function ListRow(props: {
+  state: string;
+  name: React.ReactNode;
+  onClick: () => void;
+  testId?: string;
+  title?: string;
+  /** Shown on the name's line, after it. */
+  aside?: React.ReactNode;
+  children?: React.ReactNode;
+}): JSX.Element {
+  return (
+    <li
+      className="jp-mlops-job-item"
+      data-testid={props.testId}
+      onClick={props.onClick}
+      title={props.title}
+    >
+      <div className="jp-mlops-job-line">
+        <StateBadge state={props.state} />
+        <span className="jp-mlops-job-name">{props.name}</span>
+        {props.aside}
+      </div>
+      {props.children}
+    </li>
   );
 }
 
@@ -138,39 +134,28 @@ function JobsList(props: {
   open: (job: IJob) => void;
   openGroup: (kind: 'sweep' | 'pipeline', id: number) => void;
 }): JSX.Element {
-  const [data, setData] = useState<IJobsAnswer | null>(null);
-  const [error, setError] = useState<string | null>(null);
   const [form, setForm] = useState<'' | 'job' | 'sweep' | 'pipeline'>('');
-  const [sweeps, setSweeps] = useState<any[]>([]);
-  const [pipelines, setPipelines] = useState<any[]>([]);
-
-  const refresh = useCallback(async () => {
-    try {
+  const { data, error, reload } = useRemote(
+    async () => {
       const [jobs, sw, pl] = await Promise.all([
         requestAPI<IJobsAnswer>('jobs'),
         requestAPI<{ sweeps: any[] }>('sweeps'),
         requestAPI<{ pipelines: any[] }>('pipelines')
       ]);
-      setData(jobs);
-      setSweeps(sw.sweeps);
-      setPipelines(pl.pipelines);
-      setError(null);
-    } catch (e: any) {
-      setError(e.message);
-    }
-  }, []);
-
-  useEffect(() => {
-    void refresh();
-    const timer = window.setInterval(() => void refresh(), 2000);
-    return () => window.clearInterval(timer);
-  }, [refresh, props.tick]);
+      return { ...jobs, sweeps: sw.sweeps, pipelines: pl.pipelines };
+    },
+    [props.tick],
+    { everyMs: 2000 }
+  );
+  const refresh = () => void reload();
   useEffect(() => {
     if (props.prefill) {
       setForm('job');
     }
   }, [props.prefill, props.tick]);
 
+  const sweeps = data?.sweeps ?? [];
+  const pipelines = data?.pipelines ?? [];
   const othersWaiting = (data?.queue || []).filter(q => !q.mine && q.state === 'queued').length;
   return (
     <div className="jp-mlops-jobs" data-testid="jobs-section">
@@ -193,7 +178,7 @@ function JobsList(props: {
           path={props.prefill}
           onDone={job => {
             setForm('');
-            void refresh();
+            refresh();
             props.open(job);
           }}
         />
@@ -203,7 +188,7 @@ function JobsList(props: {
           path={props.prefill}
           onDone={id => {
             setForm('');
-            void refresh();
+            refresh();
             props.openGroup('sweep', id);
           }}
         />
@@ -212,35 +197,26 @@ function JobsList(props: {
         <PipelineForm
           onDone={id => {
             setForm('');
-            void refresh();
+            refresh();
             props.openGroup('pipeline', id);
           }}
         />
       )}
-      {error && (
-        <div className="jp-mlops-error" role="alert">
-          {error}
-        </div>
-      )}
+      <ErrorLine error={error} />
       {data && data.jobs.length === 0 && (
         <div className="jp-mlops-muted">No jobs yet: submit a notebook or a script.</div>
       )}
       <ul className="jp-mlops-job-list" aria-label="My jobs">
         {(data?.jobs || []).slice(0, 50).map(job => (
-          <li
+          <ListRow
             key={job.id}
-            className="jp-mlops-job-item"
-            data-testid={`job-${job.id}`}
+            state={job.state}
+            name={`#${job.id} ${job.spec.path}`}
+            testId={`job-${job.id}`}
             onClick={() => props.open(job)}
             title="Open the job: logs, links, cancel, rerun"
+            aside={job.spec.gpus > 0 && <span className="jp-mlops-muted">{job.spec.gpus} GPU</span>}
           >
-            <div className="jp-mlops-job-line">
-              <StateBadge state={job.state} />
-              <span className="jp-mlops-job-name">
-                #{job.id} {job.spec.path}
-              </span>
-              {job.spec.gpus > 0 && <span className="jp-mlops-muted">{job.spec.gpus} GPU</span>}
-            </div>
             {job.state === 'queued' && job.reason && (
               <div className="jp-mlops-job-reason">{job.reason}</div>
             )}
@@ -248,45 +224,34 @@ function JobsList(props: {
             {!ACTIVE.has(job.state) && job.state !== 'succeeded' && job.reason && (
               <div className="jp-mlops-job-reason">{job.reason}</div>
             )}
-          </li>
+          </ListRow>
         ))}
       </ul>
       {sweeps.length > 0 && <h3 className="jp-mlops-subheading">Sweeps</h3>}
       <ul className="jp-mlops-job-list" aria-label="My sweeps">
         {sweeps.slice(0, 20).map(s => (
-          <li
+          <ListRow
             key={s.id}
-            className="jp-mlops-job-item"
+            state={s.state}
+            name={`sweep #${s.id} ${s.path}`}
             onClick={() => props.openGroup('sweep', s.id)}
           >
-            <div className="jp-mlops-job-line">
-              <StateBadge state={s.state} />
-              <span className="jp-mlops-job-name">
-                sweep #{s.id} {s.path}
-              </span>
-            </div>
             <div className="jp-mlops-job-reason">
               {s.asked}/{s.n_trials} trials
               {s.best ? ` · best ${s.metric} ${Number(s.best.value).toPrecision(4)}` : ''}
             </div>
-          </li>
+          </ListRow>
         ))}
       </ul>
       {pipelines.length > 0 && <h3 className="jp-mlops-subheading">Pipelines</h3>}
       <ul className="jp-mlops-job-list" aria-label="My pipelines">
         {pipelines.slice(0, 20).map(p => (
-          <li
+          <ListRow
             key={p.id}
-            className="jp-mlops-job-item"
+            state={p.state}
+            name={`pipeline #${p.id} ${p.name} · ${p.steps.length} steps`}
             onClick={() => props.openGroup('pipeline', p.id)}
-          >
-            <div className="jp-mlops-job-line">
-              <StateBadge state={p.state} />
-              <span className="jp-mlops-job-name">
-                pipeline #{p.id} {p.name} · {p.steps.length} steps
-              </span>
-            </div>
-          </li>
+          />
         ))}
       </ul>
     </div>
@@ -294,29 +259,26 @@ function JobsList(props: {
 }
 
 /** The Jobs section widget. */
-export class JobsPanel extends ReactWidget {
-  private _tick = 0;
+export class JobsPanel extends SidebarSection {
   private _prefill = '';
 
   constructor(
     private _open: (job: IJob) => void,
     private _openGroup: (kind: 'sweep' | 'pipeline', id: number) => void
   ) {
-    super();
-    this.addClass('jp-mlops-section');
-    this.title.label = 'Jobs';
+    super('Jobs');
   }
 
+  /** Load again; a `prefill` path opens the submit form with it. */
   refresh(prefill = ''): void {
     this._prefill = prefill;
-    this._tick += 1;
-    this.update();
+    super.refresh();
   }
 
   render(): JSX.Element {
     return (
       <JobsList
-        tick={this._tick}
+        tick={this.tick}
         prefill={this._prefill}
         open={this._open}
         openGroup={this._openGroup}

@@ -1,6 +1,8 @@
 import React, { useState } from 'react';
 
-import { requestAPI } from '../request';
+import { ErrorLine } from '../components/errorLine';
+import { NumberField, TextField } from '../components/fields';
+import { useSubmit } from '../components/hooks';
 import { parseParams } from './job_detail';
 
 const SPACE_EXAMPLE = `lr: {type: float, low: 1.0e-4, high: 0.1, log: true}
@@ -11,30 +13,6 @@ steps:
   - {name: prepare, run: prepare.py}
   - {name: train, run: train.ipynb, needs: [prepare], gpus: 1}
   - {name: evaluate, run: evaluate.py, needs: [train]}`;
-
-function useSubmit<T>(
-  path: string,
-  onDone: (answer: T) => void
-): [(body: () => any) => Promise<void>, string | null, boolean] {
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (body: () => any) => {
-    setBusy(true);
-    try {
-      const answer = await requestAPI<T>(path, {
-        method: 'POST',
-        body: JSON.stringify(body())
-      });
-      setError(null);
-      onDone(answer);
-    } catch (e: any) {
-      setError(e.message);
-    } finally {
-      setBusy(false);
-    }
-  };
-  return [submit, error, busy];
-}
 
 /** Start an Optuna sweep: each trial a job and an MLflow child run. */
 export function SweepForm(props: { path: string; onDone: (id: number) => void }): JSX.Element {
@@ -69,20 +47,9 @@ export function SweepForm(props: { path: string; onDone: (id: number) => void })
         }));
       }}
     >
-      <label>
-        Notebook or script
-        <input className="jp-mod-styled" value={path} onChange={e => setPath(e.target.value)} />
-      </label>
+      <TextField label="Notebook or script" value={path} onChange={setPath} />
       <div className="jp-mlops-job-form-row">
-        <label>
-          Metric
-          <input
-            className="jp-mod-styled"
-            value={metric}
-            placeholder="val_map"
-            onChange={e => setMetric(e.target.value)}
-          />
-        </label>
+        <TextField label="Metric" value={metric} placeholder="val_map" onChange={setMetric} />
         <label>
           Goal
           <select
@@ -105,36 +72,9 @@ export function SweepForm(props: { path: string; onDone: (id: number) => void })
         />
       </label>
       <div className="jp-mlops-job-form-row">
-        <label>
-          Trials
-          <input
-            className="jp-mod-styled"
-            type="number"
-            min={1}
-            value={trials}
-            onChange={e => setTrials(parseInt(e.target.value || '1', 10))}
-          />
-        </label>
-        <label>
-          At a time
-          <input
-            className="jp-mod-styled"
-            type="number"
-            min={1}
-            value={parallel}
-            onChange={e => setParallel(parseInt(e.target.value || '1', 10))}
-          />
-        </label>
-        <label>
-          GPUs each
-          <input
-            className="jp-mod-styled"
-            type="number"
-            min={0}
-            value={gpus}
-            onChange={e => setGpus(parseInt(e.target.value || '0', 10))}
-          />
-        </label>
+        <NumberField label="Trials" min={1} value={trials} onChange={setTrials} />
+        <NumberField label="At a time" min={1} value={parallel} onChange={setParallel} />
+        <NumberField label="GPUs each" min={0} value={gpus} onChange={setGpus} />
       </div>
       <div className="jp-mlops-job-form-row">
         <label>
@@ -158,20 +98,8 @@ export function SweepForm(props: { path: string; onDone: (id: number) => void })
           </select>
         </label>
       </div>
-      <label>
-        Fixed parameters
-        <input
-          className="jp-mod-styled"
-          value={params}
-          placeholder="epochs=3"
-          onChange={e => setParams(e.target.value)}
-        />
-      </label>
-      {error && (
-        <div className="jp-mlops-error" role="alert">
-          {error}
-        </div>
-      )}
+      <TextField label="Fixed parameters" value={params} placeholder="epochs=3" onChange={setParams} />
+      <ErrorLine error={error} />
       <button type="submit" className="jp-Button jp-mod-styled jp-mod-accept" disabled={busy}>
         Start sweep
       </button>
@@ -201,11 +129,7 @@ export function PipelineForm(props: { onDone: (id: number) => void }): JSX.Eleme
           onChange={e => setSpec(e.target.value)}
         />
       </label>
-      {error && (
-        <div className="jp-mlops-error" role="alert">
-          {error}
-        </div>
-      )}
+      <ErrorLine error={error} />
       <button type="submit" className="jp-Button jp-mod-styled jp-mod-accept" disabled={busy}>
         Submit pipeline
       </button>

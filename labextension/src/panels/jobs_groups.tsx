@@ -1,16 +1,10 @@
-import React, { useCallback, useEffect, useState } from 'react';
+import React, { useCallback, useState } from 'react';
 
+import { usePollLoop } from '../components/hooks';
 import { requestAPI } from '../request';
+import { StateBadge } from './job_detail';
 
 const DONE = new Set(['succeeded', 'failed', 'cancelled']);
-
-function Badge(props: { state: string }): JSX.Element {
-  return (
-    <span className={`jp-mlops-job-state jp-mlops-job-${props.state}`} data-state={props.state}>
-      {props.state}
-    </span>
-  );
-}
 
 /** Poll `path` every second until the record reaches a final state. */
 function usePolled<T extends { state: string }>(path: string): [T | null, string | null] {
@@ -27,20 +21,7 @@ function usePolled<T extends { state: string }>(path: string): [T | null, string
       return true;
     }
   }, [path]);
-  useEffect(() => {
-    let stopped = false;
-    let timer = 0;
-    const loop = async () => {
-      if ((await poll()) && !stopped) {
-        timer = window.setTimeout(loop, 1000);
-      }
-    };
-    void loop();
-    return () => {
-      stopped = true;
-      window.clearTimeout(timer);
-    };
-  }, [poll]);
+  usePollLoop(poll, 1000);
   return [data, error];
 }
 
@@ -135,7 +116,7 @@ export function SweepView(props: { sweepId: number; openJob: (id: number) => voi
   return (
     <div className="jp-mlops-job-detail" data-testid="sweep-detail">
       <h2>
-        Sweep #{sweep.id} · {sweep.job.path} <Badge state={sweep.state} />
+        Sweep #{sweep.id} · {sweep.job.path} <StateBadge state={sweep.state} />
       </h2>
       <div className="jp-mlops-muted">
         {sweep.direction} {sweep.metric} · {sweep.sampler} sampler · {sweep.pruner} pruning ·{' '}
@@ -169,7 +150,7 @@ export function SweepView(props: { sweepId: number; openJob: (id: number) => voi
             <tr key={t.number} onClick={() => props.openJob(t.job_id)} title={t.reason}>
               <td>{t.number}</td>
               <td>
-                <Badge state={t.state} />
+                <StateBadge state={t.state} />
               </td>
               {names.map(n => (
                 <td key={n}>
@@ -232,7 +213,7 @@ export function PipelineView(props: {
   return (
     <div className="jp-mlops-job-detail" data-testid="pipeline-detail">
       <h2>
-        Pipeline #{p.id} · {p.name} <Badge state={p.state} />
+        Pipeline #{p.id} · {p.name} <StateBadge state={p.state} />
       </h2>
       {p.schedule && (
         <div className="jp-mlops-muted">
@@ -276,7 +257,7 @@ export function PipelineView(props: {
       <ul className="jp-mlops-job-list">
         {p.steps.map(s => (
           <li key={s.name} className="jp-mlops-job-line">
-            <Badge state={s.state} /> {s.name}: <code>{s.run}</code>
+            <StateBadge state={s.state} /> {s.name}: <code>{s.run}</code>
             {s.reason && <span className="jp-mlops-job-reason"> {s.reason}</span>}
           </li>
         ))}

@@ -1,0 +1,108 @@
+/**
+ * The request hooks the panels share: load a record (optionally polling it), submit a form,
+ * and poll until something is final. Each keeps the error as the server's message, which
+ * the panels show with `ErrorLine`.
+ */
+import React, { useCallback, useEffect, useState } from 'react';
+
+import { requestAPI } from '../request';
+
+/** What `useRemote` holds. */
+export interface IRemote<T> {
+  /** The last answer (kept when a later load fails, so a blip does not blank a list). */
+  data: T | null;
+  error: string | null;
+  /** True while a load runs. */
+  loading: boolean;
+  reload: () => Promise<void>;
+}
+
+/**
+ * Load `load()`'s answer now and whenever `deps` change (pass a section's refresh tick there),
+ * then every `everyMs` if given. `auto: false` holds loading back (a closed item) until it
+ * turns true or `reload` is called.
+ */
+export function useRemote<T>(
+  load: () => Promise<T>,
+  deps: React.DependencyList,
+  options: { everyMs?: number; auto?: boolean } = {}
+): IRemote<T> {
+  const { everyMs = 0, auto = true } = options;
+  const [data, setData] = useState<T | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [loading, setLoading] = useState(false);
+  const reload = useCallback(async () => {
+    setLoading(true);
+    try {
+      setData(await load());
+      setError(null);
+    } catch (e: any) {
+      setError(e.message);
+    } finally {
+      setLoading(false);
+    }
+  }, deps);
+  useEffect(() => {
+    if (!auto) {
+      return;
+    }
+    void reload();
+    if (!everyMs) {
+      return;
+    }
+    const timer = window.setInterval(() => void reload(), everyMs);
+    return () => window.clearInterval(timer);
+  }, [reload, auto, everyMs]);
+  return { data, error, loading, reload };
+}
+
+/**
+ * POST a form's body to `path`; `onDone` gets the answer. Returns the submit function, the
+ * error of the last try (cleared once one succeeds) and whether a submit is under way.
+ * `body` is called inside the try, so a body that cannot be built shows as the error too.
+ */
+export function useSubmit<T>(
+  path: string,
+  onDone: (answer: T) => void
+): [(body: () => any) => Promise<void>, string | null, boolean] {
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (body: () => any) => {
+    setBusy(true);
+    try {
+      const answer = await requestAPI<T>(path, {
+        method: 'POST',
+        body: JSON.stringify(body())
+      });
+      setError(null);
+      onDone(answer);
+    } catch (e: any) {
+      setError(e.message);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return [submit, error, busy];
+}
+
+/**
+ * Call `poll` now, then `ms` after each answer for as long as it answers true (the record is
+ * not final yet). A timeout after each answer, not an interval, so a slow answer never
+ * overlaps the next poll.
+ */
+export function usePollLoop(poll: () => Promise<boolean>, ms: number): void {
+  useEffect(() => {
+    let stopped = false;
+    let timer = 0;
+    const loop = async () => {
+      if ((await poll()) && !stopped) {
+        timer = window.setTimeout(loop, ms);
+      }
+    };
+    void loop();
+    return () => {
+      stopped = true;
+      window.clearTimeout(timer);
+    };
+  }, [poll, ms]);
+}
