@@ -91,19 +91,6 @@ class MlopsKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
         cluster autoscaler adds GPU nodes on demand. Claims still binding never count.""",
     ).tag(config=True)
 
-    @default("options_form")
-    def _default_options_form(self):
-        return self.mlops_options_form
-
-    @default("options_from_form")
-    def _default_options_from_form(self):
-        return self.mlops_options_from_form
-
-    @default("apply_user_options")
-    def _default_apply_user_options(self):
-        # The profile is checked and applied in start(), where a refusal can name its reason.
-        return lambda spawner, user_options: None
-
     _mlops_profile: Profile | None = None
     _configured: dict | None = None
     _unschedulable_since: float | None = None

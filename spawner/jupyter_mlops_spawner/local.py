@@ -99,19 +99,6 @@ class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
         # The single-user server of the same environment as the hub, whatever PATH says.
         return [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
 
-    @default("options_form")
-    def _default_options_form(self):
-        return self.mlops_options_form
-
-    @default("options_from_form")
-    def _default_options_from_form(self):
-        return self.mlops_options_from_form
-
-    @default("apply_user_options")
-    def _default_apply_user_options(self):
-        # The profile is checked and applied in start(), where a refusal can name its reason.
-        return lambda spawner, user_options: None
-
     # --- who the server runs as ----------------------------------------------------------------
 
     @property

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from functools import cached_property
 
 from tornado import web
-from traitlets import Any, List, TraitError, Unicode, validate
+from traitlets import Any, List, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
 from jupyter_mlops.core.db import Database
@@ -159,6 +159,22 @@ class ProfileSpawnerMixin(Configurable):
         live (set by ``configure_hub`` to the control plane's). Empty: no GPU accounting (GPU
         profiles then only work on Kubernetes, where the scheduler decides).""",
     ).tag(config=True)
+
+    # The spawner traits below are JupyterHub's; defaults set here (a mixin comes first in the
+    # spawners' MRO) so every spawner with profiles offers the same form.
+
+    @default("options_form")
+    def _default_options_form(self):
+        return self.mlops_options_form
+
+    @default("options_from_form")
+    def _default_options_from_form(self):
+        return self.mlops_options_from_form
+
+    @default("apply_user_options")
+    def _default_apply_user_options(self):
+        # The profile is checked and applied in start(), where a refusal can name its reason.
+        return lambda spawner, user_options: None
 
     # --- profiles -----------------------------------------------------------------------------
 

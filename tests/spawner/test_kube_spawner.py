@@ -11,6 +11,7 @@ from traitlets.config import Config
 from jupyter_mlops_spawner.kube import MlopsKubeSpawner
 from tests.kube_fake import KubeFake, use_kubeconfig
 from tests.spawner.kube_helpers import make_spawner
+from tests.spawner.test_profiles import check_profile_form_hooks
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 PYTORCH = "quay.io/jupyter/pytorch-notebook:cuda12-2025-01-06"
@@ -78,6 +79,10 @@ async def test_node_selector_mismatch_and_image_pull_failure(fake):
         await sp.start()
     assert "ErrImagePull" in e.value.jupyterhub_message and PYTORCH in e.value.jupyterhub_message
     fake.bad_images.discard(PYTORCH)
+
+
+async def test_the_kube_spawner_offers_the_profile_form(fake):
+    check_profile_form_hooks(make_spawner("alice"))
 
 
 async def test_disallowed_profile_refused_before_any_pod(fake):

@@ -68,3 +68,15 @@ async def test_local_gpu_profile_refused_without_allocator():
     with pytest.raises(web.HTTPError) as e:
         await sp.start()
     assert e.value.status_code == 503 and "db_url is empty" in e.value.jupyterhub_message
+
+
+def check_profile_form_hooks(sp):
+    """The form hooks are the mixin's: neither JupyterHub's nor kubespawner's own defaults."""
+    assert sp.options_form == sp.mlops_options_form
+    assert sp.options_from_form == sp.mlops_options_from_form
+    assert sp.options_from_form({"profile": ["cpu"]}) == {"profile": "cpu"}
+    assert sp.apply_user_options(sp, {"profile": "cpu"}) is None
+
+
+def test_the_local_spawner_offers_the_profile_form():
+    check_profile_form_hooks(MlopsLocalSpawner(profiles=[{"slug": "cpu"}]))
