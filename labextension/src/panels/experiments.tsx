@@ -5,8 +5,11 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget } from '@jupyterlab/apputils';
 import { ReactWidget, SidePanel, ToolbarButtonComponent, refreshIcon } from '@jupyterlab/ui-components';
-import React, { useCallback, useEffect, useState } from 'react';
+import React, { useEffect, useState } from 'react';
 
+import { ErrorLine } from '../components/errorLine';
+import { useRemote } from '../components/hooks';
+import { SidebarSection } from '../components/sidebarSection';
 import { api, IExperiment, IRunSummary } from '../experiments/api';
 import { CompareView } from '../experiments/compare';
 import { RunDetail } from '../experiments/runDetail';
@@ -52,11 +55,7 @@ export function ExperimentView(props: { experimentId: string; experiment?: IExpe
           </a>
         )}
       </header>
-      {error && (
-        <div className="jp-mlops-error" role="alert">
-          {error}
-        </div>
-      )}
+      <ErrorLine error={error} />
       <div role="tablist" className="jp-mlops-tabs">
         {tab('Runs', view.kind === 'runs', () => setView({ kind: 'runs' }))}
         {tab(`Compare (${selected.length})`, view.kind === 'compare', () => setView({ kind: 'compare' }),
@@ -95,19 +94,11 @@ export function ExperimentView(props: { experimentId: string; experiment?: IExpe
 
 /** The sidebar list: experiments of my projects, grouped by project. */
 function ExperimentsList(props: { tick: number; onOpen: (e: IExperiment) => void }): JSX.Element {
-  const [experiments, setExperiments] = useState<IExperiment[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const load = useCallback(async () => {
-    try {
-      setExperiments((await api.experiments()).experiments);
-      setError(null);
-    } catch (e: any) {
-      setError(e.message);
-    }
-  }, []);
-  useEffect(() => {
-    void load();
-  }, [load, props.tick]);
+  const {
+    data: experiments,
+    error,
+    reload: load
+  } = useRemote(async () => (await api.experiments()).experiments, [props.tick]);
   const byProject = new Map<string, IExperiment[]>();
   for (const e of experiments ?? []) {
     byProject.set(e.project, [...(byProject.get(e.project) ?? []), e]);
@@ -117,11 +108,7 @@ function ExperimentsList(props: { tick: number; onOpen: (e: IExperiment) => void
       <div className="jp-mlops-section-tools">
         <ToolbarButtonComponent icon={refreshIcon} tooltip="Reload experiments" onClick={() => void load()} />
       </div>
-      {error && (
-        <div className="jp-mlops-error" role="alert">
-          {error}
-        </div>
-      )}
+      <ErrorLine error={error} />
       {experiments === null && !error && <div className="jp-mlops-muted">Loading experiments…</div>}
       {experiments?.length === 0 && (
         <div className="jp-mlops-muted">
@@ -146,22 +133,13 @@ function ExperimentsList(props: { tick: number; onOpen: (e: IExperiment) => void
   );
 }
 
-export class ExperimentsPanel extends ReactWidget {
-  private _tick = 0;
-
+export class ExperimentsPanel extends SidebarSection {
   constructor(private _open: (e: IExperiment) => void) {
-    super();
-    this.addClass('jp-mlops-section');
-    this.title.label = 'Experiments';
-  }
-
-  refresh(): void {
-    this._tick += 1;
-    this.update();
+    super('Experiments');
   }
 
   render(): JSX.Element {
-    return <ExperimentsList tick={this._tick} onOpen={this._open} />;
+    return <ExperimentsList tick={this.tick} onOpen={this._open} />;
   }
 }
 

@@ -12,10 +12,14 @@
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
-import { Button, ReactWidget, SidePanel, ToolbarButtonComponent, refreshIcon } from '@jupyterlab/ui-components';
+import { Button, SidePanel, ToolbarButtonComponent, refreshIcon } from '@jupyterlab/ui-components';
 import { Signal } from '@lumino/signaling';
-import React, { useCallback, useEffect, useState } from 'react';
+import React, { useEffect, useState } from 'react';
 
+import { ErrorLine } from '../components/errorLine';
+import { NameSelect } from '../components/fields';
+import { useRemote } from '../components/hooks';
+import { SidebarSection } from '../components/sidebarSection';
 import { api, IModel, IModelVersion, when } from '../experiments/api';
 
 /** A button shown on every model version (e.g. issue 7's "Deploy"). */
@@ -157,26 +161,18 @@ function AliasForm(props: { model: string; versions: IModelVersion[]; onChanged:
         value={alias}
         onChange={e => setAlias(e.target.value)}
       />
-      <select
+      <NameSelect
         className="jp-mlops-input"
-        aria-label={`Version for the alias of ${props.model}`}
+        label={`Version for the alias of ${props.model}`}
         value={version}
-        onChange={e => setVersion(e.target.value)}
-      >
-        {props.versions.map(v => (
-          <option key={v.version} value={v.version}>
-            v{v.version}
-          </option>
-        ))}
-      </select>
+        options={props.versions.map(v => v.version)}
+        describe={v => `v${v}`}
+        onChange={setVersion}
+      />
       <Button type="submit" small disabled={!alias.trim() || !version}>
         Set alias
       </Button>
-      {error && (
-        <div className="jp-mlops-error" role="alert">
-          {error}
-        </div>
-      )}
+      <ErrorLine error={error} />
     </form>
   );
 }
@@ -184,21 +180,11 @@ function AliasForm(props: { model: string; versions: IModelVersion[]; onChanged:
 function ModelItem(props: { model: IModel }): JSX.Element {
   const { model } = props;
   const [open, setOpen] = useState(false);
-  const [versions, setVersions] = useState<IModelVersion[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const load = useCallback(async () => {
-    try {
-      setVersions((await api.versions(model.name)).versions);
-      setError(null);
-    } catch (e: any) {
-      setError(e.message);
-    }
-  }, [model.name]);
-  useEffect(() => {
-    if (open) {
-      void load();
-    }
-  }, [open, load]);
+  const {
+    data: versions,
+    error,
+    reload: load
+  } = useRemote(async () => (await api.versions(model.name)).versions, [model.name], { auto: open });
   return (
     <li data-testid={`model-${model.name}`}>
       <a className="jp-mlops-link" href="#" onClick={e => (e.preventDefault(), setOpen(!open))}>
@@ -212,11 +198,7 @@ function ModelItem(props: { model: IModel }): JSX.Element {
       </span>
       {open && (
         <div className="jp-mlops-model-body">
-          {error && (
-            <div className="jp-mlops-error" role="alert">
-              {error}
-            </div>
-          )}
+          <ErrorLine error={error} />
           {versions && versions.length > 0 && <AliasForm model={model.name} versions={versions} onChanged={load} />}
           <ul className="jp-mlops-list">
             {(versions ?? []).map(v => (
@@ -230,35 +212,23 @@ function ModelItem(props: { model: IModel }): JSX.Element {
 }
 
 function ModelsList(props: { tick: number }): JSX.Element {
-  const [models, setModels] = useState<IModel[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
   const [tick, setTick] = useState(0);
-  const load = useCallback(async () => {
-    try {
-      setModels((await api.models()).models);
-      setError(null);
-    } catch (e: any) {
-      setError(e.message);
-    }
-  }, []);
+  const {
+    data: models,
+    error,
+    reload: load
+  } = useRemote(async () => (await api.models()).models, [props.tick, tick]);
   useEffect(() => {
     const bump = () => setTick(t => t + 1);
     modelsChanged.signal.connect(bump);
     return () => void modelsChanged.signal.disconnect(bump);
   }, []);
-  useEffect(() => {
-    void load();
-  }, [load, props.tick, tick]);
   return (
     <div className="jp-mlops-models" data-testid="models-list">
       <div className="jp-mlops-section-tools">
         <ToolbarButtonComponent icon={refreshIcon} tooltip="Reload models" onClick={() => void load()} />
       </div>
-      {error && (
-        <div className="jp-mlops-error" role="alert">
-          {error}
-        </div>
-      )}
+      <ErrorLine error={error} />
       {models?.length === 0 && (
         <div className="jp-mlops-muted">No registered models: open a run's artifacts to register one.</div>
       )}
@@ -271,22 +241,13 @@ function ModelsList(props: { tick: number }): JSX.Element {
   );
 }
 
-export class ModelsPanel extends ReactWidget {
-  private _tick = 0;
-
+export class ModelsPanel extends SidebarSection {
   constructor() {
-    super();
-    this.addClass('jp-mlops-section');
-    this.title.label = 'Models';
-  }
-
-  refresh(): void {
-    this._tick += 1;
-    this.update();
+    super('Models');
   }
 
   render(): JSX.Element {
-    return <ModelsList tick={this._tick} />;
+    return <ModelsList tick={this.tick} />;
   }
 }
 

@@ -1,6 +1,8 @@
-import { ReactWidget } from '@jupyterlab/ui-components';
-import React, { useCallback, useEffect, useState } from 'react';
+import React from 'react';
 
+import { ErrorLine } from '../components/errorLine';
+import { useRemote } from '../components/hooks';
+import { SidebarSection } from '../components/sidebarSection';
 import { requestAPI } from '../request';
 
 /** One project as the control plane lists it (docs/openapi.yaml, Project). */
@@ -29,28 +31,10 @@ export interface IProjects {
  * The projects I belong to, each linking to its page (members, milestones, progress).
  */
 export function ProjectsView(props: { refreshSignal?: number }): JSX.Element {
-  const [data, setData] = useState<IProjects | null>(null);
-  const [error, setError] = useState<string | null>(null);
-
-  const refresh = useCallback(async () => {
-    try {
-      setData(await requestAPI<IProjects>('projects'));
-      setError(null);
-    } catch (e: any) {
-      setError(e.message);
-    }
-  }, []);
-
-  useEffect(() => {
-    void refresh();
-  }, [refresh, props.refreshSignal]);
+  const { data, error } = useRemote(() => requestAPI<IProjects>('projects'), [props.refreshSignal]);
 
   if (error) {
-    return (
-      <div className="jp-mlops-error" role="alert">
-        {error}
-      </div>
-    );
+    return <ErrorLine error={error} />;
   }
   if (!data) {
     return <div className="jp-mlops-muted">Loading projects…</div>;
@@ -79,22 +63,12 @@ export function ProjectsView(props: { refreshSignal?: number }): JSX.Element {
 }
 
 /** The projects section of the MLOps sidebar. */
-export class ProjectsPanel extends ReactWidget {
-  private _tick = 0;
-
+export class ProjectsPanel extends SidebarSection {
   constructor() {
-    super();
-    this.addClass('jp-mlops-section');
-    this.title.label = 'Projects';
-  }
-
-  /** Load the list again. */
-  refresh(): void {
-    this._tick += 1;
-    this.update();
+    super('Projects');
   }
 
   render(): JSX.Element {
-    return <ProjectsView refreshSignal={this._tick} />;
+    return <ProjectsView refreshSignal={this.tick} />;
   }
 }

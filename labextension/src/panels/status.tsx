@@ -1,6 +1,8 @@
-import { ReactWidget } from '@jupyterlab/ui-components';
-import React, { useCallback, useEffect, useState } from 'react';
+import React from 'react';
 
+import { ErrorLine } from '../components/errorLine';
+import { useRemote } from '../components/hooks';
+import { SidebarSection } from '../components/sidebarSection';
 import { requestAPI } from '../request';
 import { IComponentStatus, IStatus } from '../tokens';
 
@@ -39,34 +41,14 @@ function Component(props: {
  * Live checks of the platform: who I am, MLflow, the control plane, my GPUs, the shared dataset.
  */
 export function StatusView(props: { refreshSignal?: number }): JSX.Element {
-  const [status, setStatus] = useState<IStatus | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [loading, setLoading] = useState(false);
-
-  const refresh = useCallback(async () => {
-    setLoading(true);
-    try {
-      setStatus(await requestAPI<IStatus>('status'));
-      setError(null);
-    } catch (e: any) {
-      setError(e.message);
-    } finally {
-      setLoading(false);
-    }
-  }, []);
-
-  useEffect(() => {
-    void refresh();
-    const timer = window.setInterval(() => void refresh(), REFRESH_MS);
-    return () => window.clearInterval(timer);
-  }, [refresh, props.refreshSignal]);
+  const { data: status, error, loading } = useRemote(
+    () => requestAPI<IStatus>('status'),
+    [props.refreshSignal],
+    { everyMs: REFRESH_MS }
+  );
 
   if (error && !status) {
-    return (
-      <div className="jp-mlops-error" role="alert">
-        {error}
-      </div>
-    );
+    return <ErrorLine error={error} />;
   }
   if (!status) {
     return <div className="jp-mlops-muted">Checking the platform…</div>;
@@ -74,11 +56,7 @@ export function StatusView(props: { refreshSignal?: number }): JSX.Element {
   const gpuOk = status.gpus.devices.length > 0;
   return (
     <div className="jp-mlops-status" aria-busy={loading}>
-      {error && (
-        <div className="jp-mlops-error" role="alert">
-          {error}
-        </div>
-      )}
+      <ErrorLine error={error} />
       <div className="jp-mlops-row" data-testid="status-user">
         <span className="jp-mlops-label">Signed in</span>
         <span className="jp-mlops-value">
@@ -121,22 +99,12 @@ export function StatusView(props: { refreshSignal?: number }): JSX.Element {
 }
 
 /** The status section of the MLOps sidebar. */
-export class StatusPanel extends ReactWidget {
-  private _tick = 0;
-
+export class StatusPanel extends SidebarSection {
   constructor() {
-    super();
-    this.addClass('jp-mlops-section');
-    this.title.label = 'Platform';
-  }
-
-  /** Check again now. */
-  refresh(): void {
-    this._tick += 1;
-    this.update();
+    super('Platform');
   }
 
   render(): JSX.Element {
-    return <StatusView refreshSignal={this._tick} />;
+    return <StatusView refreshSignal={this.tick} />;
   }
 }
