@@ -7,6 +7,8 @@ import { JupyterFrontEnd } from '@jupyterlab/application';
 import { Button } from '@jupyterlab/ui-components';
 import React, { useEffect, useState } from 'react';
 
+import { ErrorLine } from '../components/errorLine';
+import { NameSelect } from '../components/fields';
 import { IModelVersion } from '../experiments/api';
 import { requestAPI } from '../request';
 import { ACTIVE, IJob, Progress, StateBadge } from './job_detail';
@@ -162,18 +164,13 @@ export function BatchPredictForm(props: {
   return (
     <div className="jp-mlops-batch" data-testid={`batch-${version.name}-${version.version}`}>
       <form className="jp-mlops-inline-form" onSubmit={submit} aria-label={`Batch predict with ${label}`}>
-        <select
+        <NameSelect
           className="jp-mlops-input"
-          aria-label="Dataset to predict"
+          label="Dataset to predict"
           value={dataset}
-          onChange={e => setDataset(e.target.value)}
-        >
-          {(datasets ?? []).map(d => (
-            <option key={d.name} value={d.name}>
-              {d.name}
-            </option>
-          ))}
-        </select>
+          options={(datasets ?? []).map(d => d.name)}
+          onChange={setDataset}
+        />
         <select
           className="jp-mlops-input"
           aria-label="Dataset version"
@@ -191,18 +188,13 @@ export function BatchPredictForm(props: {
             </option>
           ))}
         </select>
-        <select
+        <NameSelect
           className="jp-mlops-input"
-          aria-label="Project of the job"
+          label="Project of the job"
           value={project}
-          onChange={e => setProject(e.target.value)}
-        >
-          {projects.map(p => (
-            <option key={p} value={p}>
-              {p}
-            </option>
-          ))}
-        </select>
+          options={projects}
+          onChange={setProject}
+        />
         <Button type="submit" small disabled={busy || !dataset || !ref}>
           {busy ? 'Submitting…' : 'Predict'}
         </Button>
@@ -211,11 +203,7 @@ export function BatchPredictForm(props: {
         </Button>
       </form>
       {datasets?.length === 0 && <div className="jp-mlops-muted">No dataset in the catalog yet: publish one first.</div>}
-      {error && (
-        <div className="jp-mlops-error" role="alert">
-          {error}
-        </div>
-      )}
+      <ErrorLine error={error} />
       {batch && <BatchJob key={batch.job.id} app={app} batch={batch} />}
     </div>
   );

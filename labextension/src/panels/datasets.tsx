@@ -5,6 +5,8 @@ import { ServerConnection } from '@jupyterlab/services';
 import { Button, ReactWidget, SidePanel } from '@jupyterlab/ui-components';
 import React, { useCallback, useEffect, useState } from 'react';
 
+import { ErrorLine } from '../components/errorLine';
+import { TextField } from '../components/fields';
 import { MlopsError, requestAPI } from '../request';
 import { VersionTags } from './datasets_tags';
 
@@ -108,14 +110,6 @@ function fmtBytes(n: number): string {
     i++;
   }
   return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
-}
-
-function ErrorLine(props: { error: string | null }): JSX.Element | null {
-  return props.error ? (
-    <div className="jp-mlops-error" role="alert">
-      {props.error}
-    </div>
-  ) : null;
 }
 
 function Thumb(props: {
@@ -374,27 +368,20 @@ function Publish(props: { dataset: string; onDone: (name: string) => void }) {
 
   return (
     <form className="jp-mlops-ds-publish" onSubmit={e => e.preventDefault()}>
-      <label>
-        Dataset name
-        <input className="jp-mod-styled" value={name} onChange={e => setName(e.target.value)} />
-      </label>
-      <label>
-        Message
-        <input className="jp-mod-styled" value={message} onChange={e => setMessage(e.target.value)} />
-      </label>
-      <label>
-        Split seed (optional: 80/10/10 train/val/test)
-        <input className="jp-mod-styled" value={seed} inputMode="numeric" onChange={e => setSeed(e.target.value)} />
-      </label>
-      <label>
-        Workspace folder
-        <input
-          className="jp-mod-styled"
-          value={folder}
-          placeholder="e.g. data/cells"
-          onChange={e => setFolder(e.target.value)}
-        />
-      </label>
+      <TextField label="Dataset name" value={name} onChange={setName} />
+      <TextField label="Message" value={message} onChange={setMessage} />
+      <TextField
+        label="Split seed (optional: 80/10/10 train/val/test)"
+        value={seed}
+        inputMode="numeric"
+        onChange={setSeed}
+      />
+      <TextField
+        label="Workspace folder"
+        value={folder}
+        placeholder="e.g. data/cells"
+        onChange={setFolder}
+      />
       <div className="jp-mlops-ds-toolbar">
         <Button disabled={busy || !name} onClick={() => void start('folder')}>
           Publish folder

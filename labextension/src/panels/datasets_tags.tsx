@@ -1,6 +1,8 @@
 import { Button } from '@jupyterlab/ui-components';
 import React, { useEffect, useState } from 'react';
 
+import { ErrorLine } from '../components/errorLine';
+import { NameSelect } from '../components/fields';
 import { requestAPI } from '../request';
 
 /**
@@ -98,17 +100,12 @@ export function VersionTags(props: {
       <form className="jp-mlops-ds-toolbar" onSubmit={e => e.preventDefault()}>
         <label>
           Project
-          <select
+          <NameSelect
+            label="Reference project"
             value={project}
-            onChange={e => setProject(e.target.value)}
-            aria-label="Reference project"
-          >
-            {projects.map(p => (
-              <option key={p} value={p}>
-                {p}
-              </option>
-            ))}
-          </select>
+            options={projects}
+            onChange={setProject}
+          />
         </label>
         <Button disabled={busy || !project || !version} onClick={markReference}>
           Mark {version} as reference
@@ -123,11 +120,7 @@ export function VersionTags(props: {
           {message}
         </div>
       )}
-      {error && (
-        <div className="jp-mlops-error" role="alert">
-          {error}
-        </div>
-      )}
+      <ErrorLine error={error} />
     </div>
   );
 }

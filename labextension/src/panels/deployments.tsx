@@ -1,8 +1,12 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { Dialog, ICommandPalette, showDialog } from '@jupyterlab/apputils';
-import { Button, ReactWidget, SidePanel } from '@jupyterlab/ui-components';
-import React, { useCallback, useEffect, useRef, useState } from 'react';
+import { Button, SidePanel } from '@jupyterlab/ui-components';
+import React, { useEffect, useRef, useState } from 'react';
 
+import { ErrorLine } from '../components/errorLine';
+import { NameSelect } from '../components/fields';
+import { useRemote } from '../components/hooks';
+import { SidebarSection } from '../components/sidebarSection';
 import { requestAPI } from '../request';
 import { BatchPredictForm } from './batch_predict';
 import { modelVersionActions } from './models';
@@ -161,11 +165,7 @@ function TryIt(props: { name: string }): JSX.Element {
         />
       </label>
       {busy && <div className="jp-mlops-muted">Predicting…</div>}
-      {error && (
-        <div className="jp-mlops-error" role="alert">
-          {error}
-        </div>
-      )}
+      <ErrorLine error={error} />
       {image && (
         <div className="jp-mlops-tryit-image" data-testid="tryit-image">
           <img src={image.url} alt="uploaded input" />
@@ -231,11 +231,7 @@ function Details(props: { dep: IDeployment; onChange: () => void }): JSX.Element
   const endpointUrl = `${window.location.origin}/services/mlops/${dep.endpoint}`;
   return (
     <div className="jp-mlops-deployment-details">
-      {error && (
-        <div className="jp-mlops-error" role="alert">
-          {error}
-        </div>
-      )}
+      <ErrorLine error={error} />
       {dep.message && <div className="jp-mlops-muted">{dep.message}</div>}
       {dep.status === 'pending_approval' && (
         <div className="jp-mlops-row-plain" data-testid="approval">
@@ -278,20 +274,15 @@ function Details(props: { dep: IDeployment; onChange: () => void }): JSX.Element
       </div>
       <div className="jp-mlops-row-plain">
         <span className="jp-mlops-label">Switch to version</span>{' '}
-        <select
+        <NameSelect
           className="jp-mod-styled"
-          aria-label="version to serve"
+          label="version to serve"
           value={target}
-          onChange={e => setTarget(e.target.value)}
-        >
-          <option value="">choose…</option>
-          {versions.map(v => (
-            <option key={v} value={v}>
-              {v}
-              {v === dep.serving_version ? ' (serving)' : ''}
-            </option>
-          ))}
-        </select>{' '}
+          placeholder="choose…"
+          options={versions}
+          describe={v => `${v}${v === dep.serving_version ? ' (serving)' : ''}`}
+          onChange={setTarget}
+        />{' '}
         <Button
           small
           disabled={!target}
@@ -414,27 +405,21 @@ function NewDeployment(props: { onDone: () => void }): JSX.Element {
         }
       }}
     >
-      <select
+      <NameSelect
         className="jp-mod-styled"
-        aria-label="registered model"
+        label="registered model"
         value={model}
-        onChange={e => setModel(e.target.value)}
-      >
-        <option value="">model…</option>
-        {models.map(m => (
-          <option key={m}>{m}</option>
-        ))}
-      </select>
-      <select
+        placeholder="model…"
+        options={models}
+        onChange={setModel}
+      />
+      <NameSelect
         className="jp-mod-styled"
-        aria-label="model version"
+        label="model version"
         value={version}
-        onChange={e => setVersion(e.target.value)}
-      >
-        {versions.map(v => (
-          <option key={v}>{v}</option>
-        ))}
-      </select>
+        options={versions}
+        onChange={setVersion}
+      />
       <input
         className="jp-mod-styled"
         aria-label="deployment name"
@@ -454,11 +439,7 @@ function NewDeployment(props: { onDone: () => void }): JSX.Element {
       <Button type="submit" small disabled={!model || !version}>
         Deploy
       </Button>
-      {error && (
-        <div className="jp-mlops-error" role="alert">
-          {error}
-        </div>
-      )}
+      <ErrorLine error={error} />
     </form>
   );
 }
@@ -467,24 +448,17 @@ function NewDeployment(props: { onDone: () => void }): JSX.Element {
  * Deployments: registered model versions served as REST endpoints behind the hub.
  */
 export function DeploymentsView(props: { refreshSignal?: number }): JSX.Element {
-  const [deps, setDeps] = useState<IDeployment[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const {
+    data: deps,
+    error,
+    reload: refresh
+  } = useRemote(
+    async () => (await requestAPI<{ deployments: IDeployment[] }>('deployments')).deployments,
+    [props.refreshSignal]
+  );
   const [open, setOpen] = useState<string | null>(null);
   const timer = useRef<number>();
 
-  const refresh = useCallback(async () => {
-    try {
-      const r = await requestAPI<{ deployments: IDeployment[] }>('deployments');
-      setDeps(r.deployments);
-      setError(null);
-    } catch (e: any) {
-      setError(e.message);
-    }
-  }, []);
-
-  useEffect(() => {
-    void refresh();
-  }, [refresh, props.refreshSignal]);
   useEffect(() => {
     // Poll fast while something loads, slowly otherwise (rates and latency move anyway).
     const busy = deps?.some(d => BUSY.has(d.status));
@@ -495,11 +469,7 @@ export function DeploymentsView(props: { refreshSignal?: number }): JSX.Element 
   return (
     <div className="jp-mlops-deployments">
       <NewDeployment onDone={() => void refresh()} />
-      {error && (
-        <div className="jp-mlops-error" role="alert">
-          {error}
-        </div>
-      )}
+      <ErrorLine error={error} />
       {deps && deps.length === 0 && <div className="jp-mlops-muted">No deployments yet.</div>}
       <ul aria-label="Deployments" className="jp-mlops-deployment-list">
         {(deps || []).map(d => (
@@ -530,22 +500,13 @@ export function DeploymentsView(props: { refreshSignal?: number }): JSX.Element 
 }
 
 /** The deployments section of the MLOps sidebar. */
-export class DeploymentsPanel extends ReactWidget {
-  private _tick = 0;
-
+export class DeploymentsPanel extends SidebarSection {
   constructor() {
-    super();
-    this.addClass('jp-mlops-section');
-    this.title.label = 'Deployments';
-  }
-
-  refresh(): void {
-    this._tick += 1;
-    this.update();
+    super('Deployments');
   }
 
   render(): JSX.Element {
-    return <DeploymentsView refreshSignal={this._tick} />;
+    return <DeploymentsView refreshSignal={this.tick} />;
   }
 }
 
