@@ -1,13 +1,17 @@
 import { ReactWidget } from '@jupyterlab/ui-components';
 
 /**
- * One section of the MLOps sidebar. `refresh()` bumps `tick`, which a section passes to its
+ * One section of the MLOps sidebar. `refresh()` bumps `tick`, which the section passes to its
  * view as a prop: the view reloads on a new tick without the widget holding any data itself.
+ * `view` renders the section; a section with more state than the tick overrides `render`.
  */
-export abstract class SidebarSection extends ReactWidget {
+export class SidebarSection extends ReactWidget {
   protected tick = 0;
 
-  constructor(label: string) {
+  constructor(
+    label: string,
+    private _view?: (tick: number) => JSX.Element
+  ) {
     super();
     this.addClass('jp-mlops-section');
     this.title.label = label;
@@ -17,5 +21,9 @@ export abstract class SidebarSection extends ReactWidget {
   refresh(): void {
     this.tick += 1;
     this.update();
+  }
+
+  render(): JSX.Element | null {
+    return this._view ? this._view(this.tick) : null;
   }
 }

@@ -502,11 +502,7 @@ export function DeploymentsView(props: { refreshSignal?: number }): JSX.Element 
 /** The deployments section of the MLOps sidebar. */
 export class DeploymentsPanel extends SidebarSection {
   constructor() {
-    super('Deployments');
-  }
-
-  render(): JSX.Element {
-    return <DeploymentsView refreshSignal={this.tick} />;
+    super('Deployments', tick => <DeploymentsView refreshSignal={tick} />);
   }
 }
 

@@ -134,12 +134,8 @@ function ExperimentsList(props: { tick: number; onOpen: (e: IExperiment) => void
 }
 
 export class ExperimentsPanel extends SidebarSection {
-  constructor(private _open: (e: IExperiment) => void) {
-    super('Experiments');
-  }
-
-  render(): JSX.Element {
-    return <ExperimentsList tick={this.tick} onOpen={this._open} />;
+  constructor(open: (e: IExperiment) => void) {
+    super('Experiments', tick => <ExperimentsList tick={tick} onOpen={open} />);
   }
 }
 

@@ -5,11 +5,11 @@ import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
 import { NumberField, TextField } from '../components/fields';
-import { useRemote, useSubmit } from '../components/hooks';
+import { useRemote } from '../components/hooks';
 import { SidebarSection } from '../components/sidebarSection';
 import { requestAPI } from '../request';
 import { ACTIVE, IJob, JobDetail, Progress, StateBadge, parseParams } from './job_detail';
-import { PipelineForm, SweepForm } from './jobs_forms';
+import { JobForm, PipelineForm, SweepForm } from './jobs_forms';
 import { PipelineView, SweepView } from './jobs_groups';
 
 /** Command ids of the jobs section. */
@@ -39,25 +39,23 @@ function SubmitForm(props: { path: string; onDone: (job: IJob) => void }): JSX.E
   const [gpus, setGpus] = useState(0);
   const [timeout, setTimeoutSeconds] = useState(0);
   const [experiment, setExperiment] = useState('');
-  const [submit, error, busy] = useSubmit<IJob>('jobs', props.onDone);
   useEffect(() => {
     setPath(props.path);
   }, [props.path]);
 
   return (
-    <form
-      className="jp-mlops-job-form"
-      onSubmit={e => {
-        e.preventDefault();
-        void submit(() => ({
-          path,
-          params: parseParams(params),
-          gpus,
-          ...(timeout ? { timeout } : {}),
-          ...(experiment ? { experiment } : {})
-        }));
-      }}
-      aria-label="Submit a job"
+    <JobForm<IJob>
+      label="Submit a job"
+      path="jobs"
+      submitLabel="Submit job"
+      onDone={props.onDone}
+      body={() => ({
+        path,
+        params: parseParams(params),
+        gpus,
+        ...(timeout ? { timeout } : {}),
+        ...(experiment ? { experiment } : {})
+      })}
     >
       <TextField
         label="Notebook or script"
@@ -91,11 +89,7 @@ function SubmitForm(props: { path: string; onDone: (job: IJob) => void }): JSX.E
         onChange={setExperiment}
         name="experiment"
       />
-      <ErrorLine error={error} />
-      <button type="submit" className="jp-Button jp-mod-styled jp-mod-accept" disabled={busy}>
-        Submit job
-      </button>
-    </form>
+    </JobForm>
   );
 }
 
@@ -124,6 +118,36 @@ function ListRow(props: {
       </div>
       {props.children}
     </li>
+  );
+}
+
+/** My sweeps or my pipelines (the newest 20), each opening its own view in the main area. */
+function GroupList(props: {
+  kind: 'sweep' | 'pipeline';
+  groups: any[];
+  open: (kind: 'sweep' | 'pipeline', id: number) => void;
+  name: (group: any) => string;
+  detail?: (group: any) => React.ReactNode;
+}): JSX.Element {
+  const { kind, groups } = props;
+  return (
+    <>
+      {groups.length > 0 && (
+        <h3 className="jp-mlops-subheading">{kind === 'sweep' ? 'Sweeps' : 'Pipelines'}</h3>
+      )}
+      <ul className="jp-mlops-job-list" aria-label={`My ${kind}s`}>
+        {groups.slice(0, 20).map(g => (
+          <ListRow
+            key={g.id}
+            state={g.state}
+            name={props.name(g)}
+            onClick={() => props.open(kind, g.id)}
+          >
+            {props.detail?.(g)}
+          </ListRow>
+        ))}
+      </ul>
+    </>
   );
 }
 
@@ -227,33 +251,24 @@ function JobsList(props: {
           </ListRow>
         ))}
       </ul>
-      {sweeps.length > 0 && <h3 className="jp-mlops-subheading">Sweeps</h3>}
-      <ul className="jp-mlops-job-list" aria-label="My sweeps">
-        {sweeps.slice(0, 20).map(s => (
-          <ListRow
-            key={s.id}
-            state={s.state}
-            name={`sweep #${s.id} ${s.path}`}
-            onClick={() => props.openGroup('sweep', s.id)}
-          >
-            <div className="jp-mlops-job-reason">
-              {s.asked}/{s.n_trials} trials
-              {s.best ? ` · best ${s.metric} ${Number(s.best.value).toPrecision(4)}` : ''}
-            </div>
-          </ListRow>
-        ))}
-      </ul>
-      {pipelines.length > 0 && <h3 className="jp-mlops-subheading">Pipelines</h3>}
-      <ul className="jp-mlops-job-list" aria-label="My pipelines">
-        {pipelines.slice(0, 20).map(p => (
-          <ListRow
-            key={p.id}
-            state={p.state}
-            name={`pipeline #${p.id} ${p.name} · ${p.steps.length} steps`}
-            onClick={() => props.openGroup('pipeline', p.id)}
-          />
-        ))}
-      </ul>
+      <GroupList
+        kind="sweep"
+        groups={sweeps}
+        open={props.openGroup}
+        name={g => `sweep #${g.id} ${g.path}`}
+        detail={g => (
+          <div className="jp-mlops-job-reason">
+            {g.asked}/{g.n_trials} trials
+            {g.best ? ` · best ${g.metric} ${Number(g.best.value).toPrecision(4)}` : ''}
+          </div>
+        )}
+      />
+      <GroupList
+        kind="pipeline"
+        groups={pipelines}
+        open={props.openGroup}
+        name={g => `pipeline #${g.id} ${g.name} · ${g.steps.length} steps`}
+      />
     </div>
   );
 }

@@ -14,6 +14,38 @@ steps:
   - {name: train, run: train.ipynb, needs: [prepare], gpus: 1}
   - {name: evaluate, run: evaluate.py, needs: [train]}`;
 
+/**
+ * A form of the Jobs section: on submit it POSTs `body()` to `path` and hands the answer to
+ * `onDone`; a failure (also a body that cannot be built, e.g. bad parameters) shows above
+ * the one submit button.
+ */
+export function JobForm<T>(props: {
+  label: string;
+  path: string;
+  submitLabel: string;
+  body: () => any;
+  onDone: (answer: T) => void;
+  children: React.ReactNode;
+}): JSX.Element {
+  const [submit, error, busy] = useSubmit<T>(props.path, props.onDone);
+  return (
+    <form
+      className="jp-mlops-job-form"
+      aria-label={props.label}
+      onSubmit={e => {
+        e.preventDefault();
+        void submit(props.body);
+      }}
+    >
+      {props.children}
+      <ErrorLine error={error} />
+      <button type="submit" className="jp-Button jp-mod-styled jp-mod-accept" disabled={busy}>
+        {props.submitLabel}
+      </button>
+    </form>
+  );
+}
+
 /** Start an Optuna sweep: each trial a job and an MLflow child run. */
 export function SweepForm(props: { path: string; onDone: (id: number) => void }): JSX.Element {
   const [path, setPath] = useState(props.path);
@@ -26,26 +58,24 @@ export function SweepForm(props: { path: string; onDone: (id: number) => void })
   const [space, setSpace] = useState(SPACE_EXAMPLE);
   const [params, setParams] = useState('');
   const [gpus, setGpus] = useState(0);
-  const [submit, error, busy] = useSubmit<{ id: number }>('sweeps', s => props.onDone(s.id));
   return (
-    <form
-      className="jp-mlops-job-form"
-      aria-label="Start a sweep"
-      onSubmit={e => {
-        e.preventDefault();
-        void submit(() => ({
-          path,
-          metric,
-          direction: maximize ? 'maximize' : 'minimize',
-          trials,
-          parallel,
-          sampler,
-          pruner,
-          space,
-          gpus,
-          params: parseParams(params)
-        }));
-      }}
+    <JobForm<{ id: number }>
+      label="Start a sweep"
+      path="sweeps"
+      submitLabel="Start sweep"
+      onDone={s => props.onDone(s.id)}
+      body={() => ({
+        path,
+        metric,
+        direction: maximize ? 'maximize' : 'minimize',
+        trials,
+        parallel,
+        sampler,
+        pruner,
+        space,
+        gpus,
+        params: parseParams(params)
+      })}
     >
       <TextField label="Notebook or script" value={path} onChange={setPath} />
       <div className="jp-mlops-job-form-row">
@@ -99,26 +129,20 @@ export function SweepForm(props: { path: string; onDone: (id: number) => void })
         </label>
       </div>
       <TextField label="Fixed parameters" value={params} placeholder="epochs=3" onChange={setParams} />
-      <ErrorLine error={error} />
-      <button type="submit" className="jp-Button jp-mod-styled jp-mod-accept" disabled={busy}>
-        Start sweep
-      </button>
-    </form>
+    </JobForm>
   );
 }
 
 /** Submit a pipeline (YAML: steps with params and needs, optional cron schedule). */
 export function PipelineForm(props: { onDone: (id: number) => void }): JSX.Element {
   const [spec, setSpec] = useState(PIPELINE_EXAMPLE);
-  const [submit, error, busy] = useSubmit<{ id: number }>('pipelines', p => props.onDone(p.id));
   return (
-    <form
-      className="jp-mlops-job-form"
-      aria-label="Submit a pipeline"
-      onSubmit={e => {
-        e.preventDefault();
-        void submit(() => ({ spec }));
-      }}
+    <JobForm<{ id: number }>
+      label="Submit a pipeline"
+      path="pipelines"
+      submitLabel="Submit pipeline"
+      onDone={p => props.onDone(p.id)}
+      body={() => ({ spec })}
     >
       <label>
         Pipeline (YAML; add <code>schedule: "0 3 * * *"</code> to retrain on a schedule)
@@ -129,10 +153,6 @@ export function PipelineForm(props: { onDone: (id: number) => void }): JSX.Eleme
           onChange={e => setSpec(e.target.value)}
         />
       </label>
-      <ErrorLine error={error} />
-      <button type="submit" className="jp-Button jp-mod-styled jp-mod-accept" disabled={busy}>
-        Submit pipeline
-      </button>
-    </form>
+    </JobForm>
   );
 }

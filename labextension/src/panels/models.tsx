@@ -243,11 +243,7 @@ function ModelsList(props: { tick: number }): JSX.Element {
 
 export class ModelsPanel extends SidebarSection {
   constructor() {
-    super('Models');
-  }
-
-  render(): JSX.Element {
-    return <ModelsList tick={this.tick} />;
+    super('Models', tick => <ModelsList tick={tick} />);
   }
 }
 

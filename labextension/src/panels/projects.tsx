@@ -65,10 +65,6 @@ export function ProjectsView(props: { refreshSignal?: number }): JSX.Element {
 /** The projects section of the MLOps sidebar. */
 export class ProjectsPanel extends SidebarSection {
   constructor() {
-    super('Projects');
-  }
-
-  render(): JSX.Element {
-    return <ProjectsView refreshSignal={this.tick} />;
+    super('Projects', tick => <ProjectsView refreshSignal={tick} />);
   }
 }

@@ -101,10 +101,6 @@ export function StatusView(props: { refreshSignal?: number }): JSX.Element {
 /** The status section of the MLOps sidebar. */
 export class StatusPanel extends SidebarSection {
   constructor() {
-    super('Platform');
-  }
-
-  render(): JSX.Element {
-    return <StatusView refreshSignal={this.tick} />;
+    super('Platform', tick => <StatusView refreshSignal={tick} />);
   }
 }
