@@ -160,7 +160,7 @@ export function DetectionImage(props: {
   return (
     <div
       ref={ref}
-      className="jp-mlops-det-image"
+      className="jp-mlops-det-image jp-mlops-overlay"
       style={{ width: size, height: Math.round((size * h) / w) }}
       data-testid="detection-image"
       data-image={image.name}

@@ -172,7 +172,7 @@ function Viewer(props: {
         </Button>
       </div>
       <ErrorLine error={error} />
-      <div className="jp-mlops-ds-canvas" style={{ aspectRatio: `${w} / ${h}` }}>
+      <div className="jp-mlops-ds-canvas jp-mlops-overlay" style={{ aspectRatio: `${w} / ${h}` }}>
         <img src={apiUrl('datasets', 'objects', file.hash, 'preview')} alt={file.path} />
         <svg viewBox={`0 0 ${w} ${h}`} preserveAspectRatio="none" data-testid="annotations">
           {(boxes || []).map((b, i) => (

@@ -3,12 +3,13 @@
  * main-area explorer (runs table, run detail, compare view).
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
-import { ICommandPalette, MainAreaWidget } from '@jupyterlab/apputils';
-import { ReactWidget, SidePanel, ToolbarButtonComponent, refreshIcon } from '@jupyterlab/ui-components';
+import { ICommandPalette } from '@jupyterlab/apputils';
+import { SidePanel, ToolbarButtonComponent, refreshIcon } from '@jupyterlab/ui-components';
 import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
 import { useRemote } from '../components/hooks';
+import { openInMainArea } from '../components/mainArea';
 import { SidebarSection } from '../components/sidebarSection';
 import { api, IExperiment, IRunSummary } from '../experiments/api';
 import { CompareView } from '../experiments/compare';
@@ -148,22 +149,13 @@ export function registerExperiments(
   sidebar: SidePanel,
   palette: ICommandPalette | null
 ): ExperimentsPanel {
-  const open = (experimentId: string, experiment?: IExperiment) => {
-    const id = `jp-mlops-experiment-${experimentId}`;
-    const existing = [...app.shell.widgets('main')].find(w => w.id === id);
-    if (existing) {
-      app.shell.activateById(id);
-      return;
-    }
-    const content = ReactWidget.create(<ExperimentView experimentId={experimentId} experiment={experiment} />);
-    content.addClass('jp-mlops-main');
-    const widget = new MainAreaWidget({ content });
-    widget.id = id;
-    widget.title.label = `Experiment: ${experiment?.name ?? experimentId}`;
-    widget.title.closable = true;
-    app.shell.add(widget, 'main');
-    app.shell.activateById(id);
-  };
+  const open = (experimentId: string, experiment?: IExperiment) =>
+    openInMainArea(
+      app,
+      `jp-mlops-experiment-${experimentId}`,
+      `Experiment: ${experiment?.name ?? experimentId}`,
+      <ExperimentView experimentId={experimentId} experiment={experiment} />
+    );
   const panel = new ExperimentsPanel(e => open(e.experiment_id, e));
   sidebar.addWidget(panel);
   app.commands.addCommand(OPEN_EXPERIMENT, {

@@ -1,11 +1,12 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
-import { ICommandPalette, MainAreaWidget } from '@jupyterlab/apputils';
-import { ReactWidget, SidePanel, ToolbarButton, runIcon } from '@jupyterlab/ui-components';
+import { ICommandPalette } from '@jupyterlab/apputils';
+import { SidePanel, ToolbarButton, runIcon } from '@jupyterlab/ui-components';
 import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
 import { NumberField, TextField } from '../components/fields';
 import { useRemote } from '../components/hooks';
+import { openInMainArea } from '../components/mainArea';
 import { SidebarSection } from '../components/sidebarSection';
 import { requestAPI } from '../request';
 import { ACTIVE, IJob, JobDetail, Progress, StateBadge, parseParams } from './job_detail';
@@ -302,36 +303,20 @@ export class JobsPanel extends SidebarSection {
   }
 }
 
-function mainArea(app: JupyterFrontEnd, id: string, label: string, content: JSX.Element): void {
-  const existing = Array.from(app.shell.widgets('main')).find(w => w.id === id);
-  if (existing) {
-    app.shell.activateById(id);
-    return;
-  }
-  const body = ReactWidget.create(content);
-  body.addClass('jp-mlops-main');
-  const widget = new MainAreaWidget({ content: body });
-  widget.id = id;
-  widget.title.label = label;
-  widget.title.closable = true;
-  app.shell.add(widget, 'main');
-  app.shell.activateById(id);
-}
-
 export function registerJobs(
   app: JupyterFrontEnd,
   sidebar: SidePanel,
   palette: ICommandPalette | null
 ): JobsPanel {
   const openJob = (job: IJob) =>
-    mainArea(
+    openInMainArea(
       app,
       `jp-mlops-job-${job.id}`,
       `Job #${job.id}`,
       <JobDetail jobId={job.id} app={app} open={openJob} />
     );
   const openGroup = (kind: 'sweep' | 'pipeline', id: number) =>
-    mainArea(
+    openInMainArea(
       app,
       `jp-mlops-${kind}-${id}`,
       `${kind === 'sweep' ? 'Sweep' : 'Pipeline'} #${id}`,
