@@ -216,17 +216,76 @@ class MlopsHub(Configurable):
         return Path(self.data_dir).resolve().joinpath(*parts)
 
 
-def _mlflow_command(hub: MlopsHub) -> list[str]:
-    sock = hub.path("mlflow", "run", "mlflow.sock")
+# The MLflow processes' environment: no telemetry id written, no job runner (~2 GB less).
+MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
+def mlflow_server_command(*, python: str, backend_store_uri: str, artifacts_destination: str,
+                          workers: int, socket_path: str) -> list[str]:
+    """``mlflow server`` behind the gateway: UI and REST API under ``/services/mlflow``,
+    artifacts proxied (clients need no store credentials), listening on ``socket_path`` only."""
     return [
-        str(Path(hub.python).parent / "mlflow"), "server",
-        "--backend-store-uri", f"sqlite:///{hub.path('mlflow', 'mlflow.db')}",
-        "--artifacts-destination", str(hub.path("mlflow", "artifacts")),
+        str(Path(python).parent / "mlflow"), "server",
+        "--backend-store-uri", backend_store_uri,
+        "--artifacts-destination", artifacts_destination,
         "--serve-artifacts",
-        "--workers", str(hub.mlflow_workers),
+        "--workers", str(workers),
         "--static-prefix", "/services/mlflow",
         # A unix socket in a 0700 directory: nothing reaches MLflow except through the gateway.
-        "--uvicorn-opts", f"--uds {sock}",
+        "--uvicorn-opts", f"--uds {socket_path}",
+    ]
+
+
+def mlflow_socket(hub: MlopsHub) -> Path:
+    """Where MLflow listens; the control plane finds it at the same place under its data_dir."""
+    return hub.path("mlflow", "run", "mlflow.sock")
+
+
+def _mlflow_command(hub: MlopsHub) -> list[str]:
+    return mlflow_server_command(
+        python=hub.python, backend_store_uri=f"sqlite:///{hub.path('mlflow', 'mlflow.db')}",
+        artifacts_destination=str(hub.path("mlflow", "artifacts")),
+        workers=hub.mlflow_workers, socket_path=str(mlflow_socket(hub)))
+
+
+def mlops_services(*, mlflow_command: list[str], mlflow_env: dict, mlflow_cwd: str,
+                   control_plane_url: str, control_plane_command: list[str],
+                   control_plane_env: dict, gateway_url: str, gateway_command: list[str],
+                   gateway_env: dict) -> list[dict]:
+    """The three hub-managed services, in start order (``c.JupyterHub.services`` entries)."""
+    return [
+        {
+            # First: the hub starts services one after another and waits for each one with a
+            # URL to answer; MLflow (no URL, so not waited for) boots slowest, in the meantime.
+            # No URL: not routed by the proxy. The hub restarts it if it exits.
+            "name": "mlflow-server",
+            "command": mlflow_command,
+            "environment": mlflow_env,
+            "cwd": mlflow_cwd,
+        },
+        {
+            "name": "mlops",
+            "display": True,
+            "info": {"description": "jupyter-mlops control plane"},
+            "url": control_plane_url,
+            "command": control_plane_command,
+            "environment": control_plane_env,
+            "oauth_redirect_uri": "/services/mlops/oauth_callback",
+            "oauth_no_confirm": True,
+            # The admin page's OAuth cookie carries the lab scopes its user holds (the hub
+            # drops those they do not), so pages authorise like API calls.
+            "oauth_client_allowed_scopes": [roles.USE, roles.MANAGE, roles.ADMIN],
+        },
+        {
+            "name": "mlflow",
+            "display": True,
+            "info": {"description": "MLflow tracking server and UI"},
+            "url": gateway_url,
+            "command": gateway_command,
+            "oauth_redirect_uri": "/services/mlflow/oauth_callback",
+            "oauth_no_confirm": True,
+            "environment": gateway_env,
+        },
     ]
 
 
@@ -294,16 +353,7 @@ def configure_hub(c) -> MlopsHub:
     c.JupyterHub.cleanup_servers = True
     c.JupyterHub.default_url = "/hub/home"
 
-    # Local accounts: the administrator adds users; each sets a password at first login
-    # (bcrypt-hashed in passwords.dbm). Unknown names cannot log in.
-    c.JupyterHub.authenticator_class = "firstuseauthenticator.FirstUseAuthenticator"
-    c.FirstUseAuthenticator.create_users = False
-    c.FirstUseAuthenticator.dbm_path = str(hub.path("hub", "passwords.dbm"))
-    c.FirstUseAuthenticator.min_password_length = 8
-    c.Authenticator.admin_users = set(hub.admin_users)
-    c.Authenticator.allow_existing_users = True
-    if hub.authenticator == "oidc":
-        sso.configure_oidc(c, hub)
+    configure_login(c, hub)
 
     c.JupyterHub.spawner_class = "jupyter_mlops_spawner.MlopsLocalSpawner"
     c.Spawner.default_url = "/lab"
@@ -322,23 +372,13 @@ def configure_hub(c) -> MlopsHub:
     # same-machine publishing: the control plane's descriptor socket (core.datasets.fdpass)
     c.MlopsLocalSpawner.environment.update(
         {"JUPYTER_MLOPS_PUBLISH_SOCKET": str(hub.path("run", "publish.sock"))})
-    mlflow_env = {"MLFLOW_DISABLE_TELEMETRY": "true",
-                  "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     cp_cmd = [py, "-m", "jupyter_mlops.service", f"--MlopsService.data_dir={hub.data_dir}",
               f"--PublishSocket.path={hub.path('run', 'publish.sock')}"]
-    if hub.gpu_devices is not None:
-        import json
-
-        cp_cmd.append(f"--MlopsService.gpu_devices={json.dumps(hub.gpu_devices)}")
     # Jobs reach MLflow through the gateway and the catalog through the control plane, each
     # with a token of its user (core/jobs/tracking.JOB_SCOPES).
     cp_cmd.append(f"--JobSettings.tracking_uri={gw_url}/services/mlflow")
     cp_cmd.append(f"--JobSettings.control_plane_url={cp_url}/services/mlops/")
-    if hub.group_projects:
-        import json
-
-        cp_cmd.append(f"--PlatformAdmin.group_projects={json.dumps(hub.group_projects)}")
-    cp_cmd.append(f"--PlatformAdmin.idle_gpu_minutes={hub.idle_gpu_minutes}")
+    cp_cmd += platform_args(hub)
     if hub.config_file:  # its c.JobSettings.*, c.LocalDeployBackend.*... (the control plane's)
         cp_cmd.append(f"--MlopsService.config_file={Path(hub.config_file).resolve()}")
     cp_env = {}  # issue 5: dataset store settings; secrets only in the environment
@@ -349,60 +389,16 @@ def configure_hub(c) -> MlopsHub:
             cp_env["AWS_SECRET_ACCESS_KEY"] = str(value)
         else:
             cp_cmd.append(f"--StoreSettings.{key}={value}")
-    c.JupyterHub.services = [
-        {
-            # First: the hub starts services one after another and waits for each one with a
-            # URL to answer; MLflow (no URL, so not waited for) boots slowest, in the meantime.
-            # No URL: not routed by the proxy. The hub restarts it if it exits.
-            "name": "mlflow-server",
-            "command": _mlflow_command(hub),
-            "environment": mlflow_env,
-            "cwd": str(hub.path("mlflow")),
-        },
-        {
-            "name": "mlops",
-            "display": True,
-            "info": {"description": "jupyter-mlops control plane"},
-            "url": cp_url,
-            "command": cp_cmd,
-            "environment": cp_env,
-            "oauth_redirect_uri": "/services/mlops/oauth_callback",
-            "oauth_no_confirm": True,
-            # The admin page's OAuth cookie carries the lab scopes its user holds (the hub
-            # drops those they do not), so pages authorise like API calls.
-            "oauth_client_allowed_scopes": [roles.USE, roles.MANAGE, roles.ADMIN],
-        },
-        {
-            "name": "mlflow",
-            "display": True,
-            "info": {"description": "MLflow tracking server and UI"},
-            "url": gw_url,
-            "command": [
-                py, "-m", "jupyter_mlops.service.mlflow_gateway",
-                f"--MlflowGateway.socket_path={hub.path('mlflow', 'run', 'mlflow.sock')}",
-                f"--MlflowGateway.cookie_secret_file={hub.path('control', 'gateway_secret')}",
-            ],
-            "oauth_redirect_uri": "/services/mlflow/oauth_callback",
-            "oauth_no_confirm": True,
-            "environment": mlflow_env,
-        },
-    ]
-
-    # Scopes and roles: every lab member uses the platform; groups carry the other two roles
-    # (on SSO the IdP's groups fill them).
-    c.JupyterHub.custom_scopes = {s: {"description": d} for s, d in roles.ALL_SCOPES.items()}
-    access = sso.ACCESS
-    c.JupyterHub.load_groups, c.JupyterHub.load_roles = sso.load_roles(
-        hub.admin_users, local=hub.authenticator == "local")
-    # The hub's navigation links to the MLOps pages (a page.html extending the hub's own).
-    c.JupyterHub.template_paths = [str(Path(__file__).parent / "hub_templates")]
-    # The user server's own token carries the user's lab scopes (filtered to what they hold),
-    # so the sidebar calls the control plane and MLflow as that user.
-    c.Spawner.server_token_scopes = [
-        "users:activity!user", "access:servers!server",
-        roles.USE, roles.MANAGE, roles.ADMIN, *access,
-    ]
-    c.Spawner.oauth_client_allowed_scopes = [*access]
+    c.JupyterHub.services = mlops_services(
+        mlflow_command=_mlflow_command(hub), mlflow_env=dict(MLFLOW_ENV),
+        mlflow_cwd=str(hub.path("mlflow")),
+        control_plane_url=cp_url, control_plane_command=cp_cmd, control_plane_env=cp_env,
+        gateway_url=gw_url, gateway_env=dict(MLFLOW_ENV), gateway_command=[
+            py, "-m", "jupyter_mlops.service.mlflow_gateway",
+            f"--MlflowGateway.socket_path={mlflow_socket(hub)}",
+            f"--MlflowGateway.cookie_secret_file={hub.path('control', 'gateway_secret')}",
+        ])
+    c.JupyterHub.load_groups, c.JupyterHub.load_roles = configure_roles(c, hub)
     if hub.config_file:  # the extra file's own settings override what was derived here
         extra = _load_extra_config(hub.config_file)
         extra.pop("MlopsHub", None)
@@ -415,3 +411,50 @@ def configure_hub(c) -> MlopsHub:
             if trait in spawner:
                 cp["command"].append(f"--AccountSettings.{trait}={spawner[trait]}")
     return hub
+
+
+def platform_args(hub: MlopsHub) -> list[str]:
+    """The control plane's command-line settings that follow ``MlopsHub`` on every backend:
+    the GPU inventory, group-linked projects, the idle-GPU threshold of the admin page."""
+    import json
+
+    args = []
+    if hub.gpu_devices is not None:
+        args.append(f"--MlopsService.gpu_devices={json.dumps(hub.gpu_devices)}")
+    if hub.group_projects:
+        args.append(f"--PlatformAdmin.group_projects={json.dumps(hub.group_projects)}")
+    args.append(f"--PlatformAdmin.idle_gpu_minutes={hub.idle_gpu_minutes}")
+    return args
+
+
+def configure_login(c, hub: MlopsHub) -> None:
+    """Local accounts (the administrator adds users; each sets a password at first login,
+    bcrypt-hashed in ``<data_dir>/hub/passwords.dbm``; unknown names cannot log in), or OIDC."""
+    c.JupyterHub.authenticator_class = "firstuseauthenticator.FirstUseAuthenticator"
+    c.FirstUseAuthenticator.create_users = False
+    c.FirstUseAuthenticator.dbm_path = str(hub.path("hub", "passwords.dbm"))
+    c.FirstUseAuthenticator.min_password_length = 8
+    c.Authenticator.admin_users = set(hub.admin_users)
+    c.Authenticator.allow_existing_users = True
+    if hub.authenticator == "oidc":
+        sso.configure_oidc(c, hub)
+
+
+def configure_roles(c, hub: MlopsHub) -> tuple[dict, list]:
+    """Custom scopes, the hub pages' templates and the user servers' token scopes on ``c``;
+    returns ``(load_groups, load_roles)`` of the lab roles for the caller to install (the
+    embedded default replaces the lists, Zero-to-JupyterHub's config adds to its own)."""
+    # Scopes and roles: every lab member uses the platform; groups carry the other two roles
+    # (on SSO the IdP's groups fill them).
+    c.JupyterHub.custom_scopes = {s: {"description": d} for s, d in roles.ALL_SCOPES.items()}
+    access = sso.ACCESS
+    # The hub's navigation links to the MLOps pages (a page.html extending the hub's own).
+    c.JupyterHub.template_paths = [str(Path(__file__).parent / "hub_templates")]
+    # The user server's own token carries the user's lab scopes (filtered to what they hold),
+    # so the sidebar calls the control plane and MLflow as that user.
+    c.Spawner.server_token_scopes = [
+        "users:activity!user", "access:servers!server",
+        roles.USE, roles.MANAGE, roles.ADMIN, *access,
+    ]
+    c.Spawner.oauth_client_allowed_scopes = [*access]
+    return sso.load_roles(hub.admin_users, local=hub.authenticator == "local")
