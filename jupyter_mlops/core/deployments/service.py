@@ -1,167 +1,25 @@
-"""Deployments: a registered model version served as a REST endpoint with a stable URL.
-
-A deployment belongs to a project and has a name that is its URL
-(``/services/mlops/endpoints/<name>/invocations``). It points at one registered model version;
-pointing it at another rolls forward or back with no failed request: the new version's server
-starts, becomes ready, takes the traffic, and only then is the old one drained and stopped. A
-version that fails to load leaves the deployment ``failed`` with the server's log while the
-previous version keeps serving.
-
-Where model servers run is a :class:`DeployBackend` (local processes, Kubernetes); where a model
-version's files are is a :class:`ModelResolver`. Both are seams, so this module holds the rules
-and the state machine and nothing about processes, pods or MLflow's wire protocol.
-
-Statuses: ``starting`` (the first version loads, nothing serves yet), ``ready``, ``updating``
-(a new version loads while the previous one serves), ``failed`` (the last version did not load;
-``serving_version`` says whether an older one still serves), ``pending_approval`` (the project
-requires its manager's approval of a data scientist's deploy or switch; whatever served before
-keeps serving until a manager approves).
-
-Audit log (``deployment_events``): who created, switched, deleted, created tokens, and which
-version started serving when. Rows stay after the deployment is deleted.
-"""
+"""The deployments' state machine: create, switch, approve or reject, roll out, drain, delete,
+authorise endpoint calls and take running servers over after a restart (overview in the
+package's docstring)."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
-import re
-import secrets
-import uuid
-from collections import deque
-from dataclasses import dataclass, field
-from typing import Protocol
 
 import sqlalchemy as sa
 
-from . import clock
-from .db import Database
-from .errors import Conflict, Forbidden, InvalidInput, NotFound
-from .projects import DEFAULT_PROJECT, Projects
-from .roles import Caller
+from .. import clock
+from ..db import Database
+from ..errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
+from ..projects import DEFAULT_PROJECT, Projects
+from ..roles import Caller
+from .approvals import ApprovalPolicies
+from .model import (NAME_RE, SCHEMA, VISIBILITIES, DeployBackend, ModelResolver, Route, Traffic,
+                    record_event)
+from .tokens import EndpointTokens
 
 log = logging.getLogger("jupyter_mlops.deployments")
-
-# A DNS label starting with a letter: the name is also a Kubernetes Service name.
-NAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$")
-VISIBILITIES = ("project", "lab")  # project: its members only ("private"); lab: any lab member
-TOKEN_PREFIX = "mlops_dep_"
-
-SCHEMA = [
-    """CREATE TABLE deployments (
-        name VARCHAR(40) PRIMARY KEY,
-        project VARCHAR(63) NOT NULL,
-        model_name VARCHAR(255) NOT NULL,
-        model_version VARCHAR(32) NOT NULL,
-        serving_version VARCHAR(32),
-        status VARCHAR(32) NOT NULL,
-        message TEXT NOT NULL DEFAULT '',
-        log TEXT NOT NULL DEFAULT '',
-        visibility VARCHAR(16) NOT NULL DEFAULT 'project',
-        instance TEXT,
-        pending TEXT,
-        created_by VARCHAR(255) NOT NULL,
-        created_at FLOAT NOT NULL,
-        updated_by VARCHAR(255) NOT NULL,
-        updated_at FLOAT NOT NULL
-    )""",
-    """CREATE TABLE deployment_events (
-        id VARCHAR(32) PRIMARY KEY,
-        deployment VARCHAR(40) NOT NULL,
-        at FLOAT NOT NULL,
-        actor VARCHAR(255) NOT NULL,
-        action VARCHAR(32) NOT NULL,
-        model_version VARCHAR(32),
-        detail TEXT NOT NULL DEFAULT ''
-    )""",
-    "CREATE INDEX ix_deployment_events ON deployment_events (deployment, at)",
-    """CREATE TABLE deployment_tokens (
-        id VARCHAR(32) PRIMARY KEY,
-        deployment VARCHAR(40) NOT NULL,
-        token_hash VARCHAR(64) NOT NULL UNIQUE,
-        note VARCHAR(255) NOT NULL DEFAULT '',
-        created_by VARCHAR(255) NOT NULL,
-        created_at FLOAT NOT NULL
-    )""",
-    """CREATE TABLE deployment_policies (
-        project VARCHAR(63) PRIMARY KEY,
-        require_approval BOOLEAN NOT NULL DEFAULT 0,
-        updated_by VARCHAR(255) NOT NULL,
-        updated_at FLOAT NOT NULL
-    )""",
-]
-
-
-class LoadFailed(Exception):
-    """A model server did not become ready; ``log`` is the tail of its output."""
-
-    def __init__(self, message: str, log: str = ""):
-        super().__init__(message)
-        self.log = log
-
-
-class DeployBackend(Protocol):
-    """Where model servers run. Instances are JSON-able dicts the backend understands."""
-
-    async def start(self, deployment: str, version: str, model_uri: str) -> dict:
-        """Start a server of ``model_uri`` and return once it answers; raise LoadFailed."""
-
-    async def stop(self, instance: dict) -> None:
-        """Stop a server (it drains its requests in flight first)."""
-
-    async def alive(self, instance: dict) -> bool:
-        """Whether the server still runs and answers (after a control plane restart)."""
-
-    def url(self, instance: dict) -> str:
-        """Base URL the control plane proxies to (``<url>/invocations``)."""
-
-    def replicas(self, instance: dict) -> int:
-        """Servers behind this instance."""
-
-
-class ModelResolver(Protocol):
-    async def resolve(self, model_name: str, version: str) -> str:
-        """The URI a model server loads the version from; NotFound if there is no such one."""
-
-
-@dataclass
-class Route:
-    """Where an endpoint's traffic goes right now, with the requests in flight there."""
-
-    url: str
-    version: str
-    inflight: int = 0
-
-
-@dataclass
-class Traffic:
-    """The last minute of requests through an endpoint: rate, latency, errors."""
-
-    window: float = 60.0
-    samples: deque = field(default_factory=deque)  # (time, seconds, ok)
-
-    def record(self, seconds: float, ok: bool) -> None:
-        now = clock.now()
-        self.samples.append((now, seconds, ok))
-        while self.samples and self.samples[0][0] < now - self.window:
-            self.samples.popleft()
-
-    def summary(self) -> dict:
-        now = clock.now()
-        recent = [s for s in self.samples if s[0] >= now - self.window]
-        if not recent:
-            return {"requests_per_s": 0.0, "p50_ms": None, "p95_ms": None, "errors": 0,
-                    "window_s": self.window}
-        lat = sorted(s[1] for s in recent)
-        pick = lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000, 2)  # noqa: E731
-        return {"requests_per_s": round(len(recent) / self.window, 3), "p50_ms": pick(0.5),
-                "p95_ms": pick(0.95), "errors": sum(1 for s in recent if not s[2]),
-                "window_s": self.window}
-
-
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 class Deployments:
@@ -176,6 +34,8 @@ class Deployments:
         self.traffic: dict[str, Traffic] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         db.migrate("deployments", SCHEMA)
+        self.policies = ApprovalPolicies(db, projects)
+        self.endpoint_tokens = EndpointTokens(db)
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -244,14 +104,6 @@ class Deployments:
 
     # --- changing ----------------------------------------------------------------------------
 
-    def _event(self, conn, name: str, actor: str, action: str, version: str | None,
-               detail: str = "") -> None:
-        conn.execute(sa.text(
-            "INSERT INTO deployment_events (id, deployment, at, actor, action, model_version,"
-            " detail) VALUES (:i, :d, :t, :a, :x, :v, :m)"),
-            {"i": uuid.uuid4().hex, "d": name, "t": clock.now(), "a": actor, "x": action,
-             "v": version, "m": detail})
-
     def _update(self, name: str, event: tuple | None = None, **cols) -> None:
         cols["updated_at"] = clock.now()
         sets = ", ".join(f"{k} = :{k}" for k in cols)
@@ -259,7 +111,7 @@ class Deployments:
             conn.execute(sa.text(f"UPDATE deployments SET {sets} WHERE name = :name"),
                          {**cols, "name": name})
             if event:
-                self._event(conn, name, *event)
+                record_event(conn, name, *event)
 
     async def create(self, caller: Caller, name: str, model_name: str, version: str,
                      project: str = DEFAULT_PROJECT, visibility: str = "project") -> dict:
@@ -275,7 +127,7 @@ class Deployments:
         if self._row(name):
             raise Conflict(f"a deployment named {name!r} exists already")
         model_uri = await self.resolver.resolve(model_name, version)  # NotFound if absent
-        wait = self._needs_approval(caller, project)
+        wait = self.policies.needs_approval(caller, project)
         now = clock.now()
         try:
             with self.db.tx() as conn:
@@ -286,10 +138,10 @@ class Deployments:
                     {"n": name, "p": project, "m": model_name, "v": version, "vis": visibility,
                      "u": caller.name, "t": now,
                      "s": "pending_approval" if wait else "starting"})
-                self._event(conn, name, caller.name, "created", version,
+                record_event(conn, name, caller.name, "created", version,
                             f"{model_name} version {version} in project {project}")
                 if wait:
-                    self._event(conn, name, caller.name, "requested", version,
+                    record_event(conn, name, caller.name, "requested", version,
                                 "waits for a project manager's approval")
         except sa.exc.IntegrityError:
             raise Conflict(f"a deployment named {name!r} exists already") from None
@@ -312,7 +164,7 @@ class Deployments:
                 "ready", "starting", "updating", "pending_approval"):
             return self._for(caller, row)
         model_uri = await self.resolver.resolve(row["model_name"], version)
-        if self._needs_approval(caller, row["project"]):
+        if self.policies.needs_approval(caller, row["project"]):
             if row["status"] in ("starting", "updating"):  # what loads now is not approved
                 task = self._tasks.pop(name, None)
                 if task:
@@ -334,31 +186,10 @@ class Deployments:
     # --- approvals (optional, per project) ---------------------------------------------------
 
     def policy(self, caller: Caller, project: str) -> dict:
-        self.projects.require_member(caller, project)
-        rows = self.db.query("SELECT * FROM deployment_policies WHERE project = :p", p=project)
-        return {"project": project,
-                "require_approval": bool(rows and rows[0]["require_approval"])}
+        return self.policies.get(caller, project)
 
     def set_policy(self, caller: Caller, project: str, require_approval) -> dict:
-        self.projects.require_manager(caller, project)
-        if not isinstance(require_approval, bool):
-            raise InvalidInput("require_approval must be true or false")
-        with self.db.tx() as conn:
-            conn.execute(sa.text("DELETE FROM deployment_policies WHERE project = :p"),
-                         {"p": project})
-            conn.execute(sa.text(
-                "INSERT INTO deployment_policies (project, require_approval, updated_by,"
-                " updated_at) VALUES (:p, :r, :u, :t)"),
-                {"p": project, "r": require_approval, "u": caller.name, "t": clock.now()})
-        return self.policy(caller, project)
-
-    def _needs_approval(self, caller: Caller, project: str) -> bool:
-        rows = self.db.query("SELECT require_approval FROM deployment_policies"
-                             " WHERE project = :p", p=project)
-        if not (rows and rows[0]["require_approval"]):
-            return False
-        return not self.projects.is_manager(caller, self.projects.require_member(caller,
-                                                                                 project))
+        return self.policies.set(caller, project, require_approval)
 
     def _pending(self, caller: Caller, name: str) -> dict:
         row = self._require(caller, name)
@@ -392,7 +223,7 @@ class Deployments:
         (administrators: all) and the deploys waiting in those projects."""
         managed = [p for p in self.projects.all() if self.projects.is_manager(caller, p)]
         names = {p.name for p in managed}
-        policies = {r["project"]: r for r in self.db.query("SELECT * FROM deployment_policies")}
+        policies = self.policies.all()
         rows = self.db.query("SELECT * FROM deployments WHERE status = 'pending_approval'"
                              " ORDER BY updated_at")
         return {
@@ -410,9 +241,8 @@ class Deployments:
         route = self.routes.pop(name, None)
         with self.db.tx() as conn:
             conn.execute(sa.text("DELETE FROM deployments WHERE name = :n"), {"n": name})
-            conn.execute(sa.text("DELETE FROM deployment_tokens WHERE deployment = :n"),
-                         {"n": name})
-            self._event(conn, name, caller.name, "deleted", row["serving_version"])
+            self.endpoint_tokens.forget(conn, name)
+            record_event(conn, name, caller.name, "deleted", row["serving_version"])
         self.traffic.pop(name, None)
         for key in ("instance", "pending"):
             if row[key]:
@@ -424,33 +254,15 @@ class Deployments:
 
     def create_token(self, caller: Caller, name: str, note: str = "") -> dict:
         self._require(caller, name)
-        if not isinstance(note, str) or len(note) > 255:
-            raise InvalidInput("note must be a string of at most 255 characters")
-        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        token_id = uuid.uuid4().hex[:12]
-        with self.db.tx() as conn:
-            conn.execute(sa.text(
-                "INSERT INTO deployment_tokens (id, deployment, token_hash, note, created_by,"
-                " created_at) VALUES (:i, :d, :h, :n, :u, :t)"),
-                {"i": token_id, "d": name, "h": _hash(secret), "n": note, "u": caller.name,
-                 "t": clock.now()})
-            self._event(conn, name, caller.name, "token_created", None, note)
-        return {"id": token_id, "token": secret, "note": note, "deployment": name}
+        return self.endpoint_tokens.create(name, caller.name, note)
 
     def tokens(self, caller: Caller, name: str) -> list[dict]:
         self._require(caller, name)
-        return self.db.query("SELECT id, note, created_by, created_at FROM deployment_tokens"
-                             " WHERE deployment = :d ORDER BY created_at", d=name)
+        return self.endpoint_tokens.list(name)
 
     def revoke_token(self, caller: Caller, name: str, token_id: str) -> None:
         self._require(caller, name)
-        with self.db.tx() as conn:
-            gone = conn.execute(sa.text(
-                "DELETE FROM deployment_tokens WHERE id = :i AND deployment = :d"),
-                {"i": token_id, "d": name}).rowcount
-            if not gone:
-                raise NotFound(f"no token {token_id!r} of deployment {name!r}")
-            self._event(conn, name, caller.name, "token_revoked", None, token_id)
+        self.endpoint_tokens.revoke(name, caller.name, token_id)
 
     # --- the endpoint ------------------------------------------------------------------------
 
@@ -459,9 +271,7 @@ class Deployments:
         """The route of an endpoint call, if the caller (or the deployment token) may call it."""
         row = self._row(name)
         if token is not None:
-            ok = row is not None and bool(self.db.query(
-                "SELECT 1 FROM deployment_tokens WHERE token_hash = :h AND deployment = :d",
-                h=_hash(token), d=name))
+            ok = row is not None and self.endpoint_tokens.grants(name, token)
             if not ok:
                 raise Forbidden(f"this token does not grant access to deployment {name!r}")
         elif row is None:
@@ -472,8 +282,6 @@ class Deployments:
             raise NotFound(f"no deployment {name!r}")
         route = self.routes.get(name)
         if route is None:
-            from .errors import Unavailable
-
             raise Unavailable(f"deployment {name!r} is {row['status']}: no version serves yet")
         return route
 
@@ -493,8 +301,6 @@ class Deployments:
                                if self._tasks.get(name) is t else None)
 
     async def _resolve(self, row: dict, version: str) -> str:
-        from .errors import Unavailable
-
         # At a control plane start MLflow may still be starting too: retry for a while.
         for attempt in range(30):
             try:
