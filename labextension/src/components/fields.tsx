@@ -5,7 +5,7 @@
  */
 import React from 'react';
 
-/** A labelled one-line text input. */
+/** A labelled text input; with `rows`, a YAML text area of that many rows instead. */
 export function TextField(props: {
   label: React.ReactNode;
   value: string;
@@ -13,18 +13,30 @@ export function TextField(props: {
   placeholder?: string;
   name?: string;
   inputMode?: React.HTMLAttributes<HTMLInputElement>['inputMode'];
+  rows?: number;
 }): JSX.Element {
+  const onChange = (e: React.ChangeEvent<HTMLInputElement | HTMLTextAreaElement>) =>
+    props.onChange(e.target.value);
   return (
     <label>
       {props.label}
-      <input
-        className="jp-mod-styled"
-        value={props.value}
-        placeholder={props.placeholder}
-        inputMode={props.inputMode}
-        onChange={e => props.onChange(e.target.value)}
-        name={props.name}
-      />
+      {props.rows ? (
+        <textarea
+          className="jp-mod-styled jp-mlops-yaml"
+          rows={props.rows}
+          value={props.value}
+          onChange={onChange}
+        />
+      ) : (
+        <input
+          className="jp-mod-styled"
+          value={props.value}
+          placeholder={props.placeholder}
+          inputMode={props.inputMode}
+          onChange={onChange}
+          name={props.name}
+        />
+      )}
     </label>
   );
 }
@@ -80,5 +92,34 @@ export function NameSelect(props: {
         </option>
       ))}
     </select>
+  );
+}
+
+/**
+ * Checkboxes choosing a subset of `keys` (the metric or param columns of a table, the metrics
+ * charted in a comparison); `onChange` gets the new subset, a new key added at the end.
+ */
+export function KeyChecks(props: {
+  keys: string[];
+  chosen: string[];
+  onChange: (chosen: string[]) => void;
+  className?: string;
+}): JSX.Element {
+  const { chosen } = props;
+  return (
+    <>
+      {props.keys.map(k => (
+        <label key={k} className={props.className}>
+          <input
+            type="checkbox"
+            checked={chosen.includes(k)}
+            onChange={() =>
+              props.onChange(chosen.includes(k) ? chosen.filter(c => c !== k) : [...chosen, k])
+            }
+          />
+          {k}
+        </label>
+      ))}
+    </>
   );
 }

@@ -1,4 +1,5 @@
-import { ReactWidget } from '@jupyterlab/ui-components';
+import { ReactWidget, ToolbarButtonComponent, refreshIcon } from '@jupyterlab/ui-components';
+import React from 'react';
 
 /**
  * One section of the MLOps sidebar. `refresh()` bumps `tick`, which the section passes to its
@@ -26,4 +27,13 @@ export class SidebarSection extends ReactWidget {
   render(): JSX.Element | null {
     return this._view ? this._view(this.tick) : null;
   }
+}
+
+/** The reload button at the top of a section's view. */
+export function SectionReload(props: { tooltip: string; onClick: () => void }): JSX.Element {
+  return (
+    <div className="jp-mlops-section-tools">
+      <ToolbarButtonComponent icon={refreshIcon} tooltip={props.tooltip} onClick={props.onClick} />
+    </div>
+  );
 }

@@ -4,6 +4,8 @@
  */
 import React, { useEffect, useState } from 'react';
 
+import { ErrorLine } from '../components/errorLine';
+import { KeyChecks } from '../components/fields';
 import { api, ICompare, num } from './api';
 import { CompareDetections } from './detections';
 import { LineChart, SERIES_COLORS } from './lineChart';
@@ -28,7 +30,7 @@ export function CompareView(props: { runIds: string[] }): JSX.Element {
   }, [props.runIds.join(','), (metrics ?? []).join(',')]);
 
   if (error) {
-    return <div className="jp-mlops-error" role="alert">{error}</div>;
+    return <ErrorLine error={error} />;
   }
   if (!data) {
     return <div className="jp-mlops-muted">Loading {props.runIds.length} runs…</div>;
@@ -43,16 +45,12 @@ export function CompareView(props: { runIds: string[] }): JSX.Element {
     <div className="jp-mlops-compare" data-testid="compare-view">
       <div className="jp-mlops-toolbar">
         <span className="jp-mlops-label">Charts:</span>
-        {data.metric_keys.map(k => (
-          <label key={k} className="jp-mlops-check">
-            <input
-              type="checkbox"
-              checked={chosen.includes(k)}
-              onChange={() => setMetrics(chosen.includes(k) ? chosen.filter(c => c !== k) : [...chosen, k])}
-            />
-            {k}
-          </label>
-        ))}
+        <KeyChecks
+          className="jp-mlops-check"
+          keys={data.metric_keys}
+          chosen={chosen}
+          onChange={setMetrics}
+        />
       </div>
       <div className="jp-mlops-charts">
         {chosen

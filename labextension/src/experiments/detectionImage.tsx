@@ -139,6 +139,16 @@ function Boxes(props: { items: IShape[] }): JSX.Element {
   );
 }
 
+/** A run's image, fetched only once the element `ref` is put on comes near the viewport. */
+function useLazyImage(
+  runId: string,
+  image: IDetectionImage
+): { ref: React.RefObject<HTMLDivElement>; url?: string; error?: string } {
+  const ref = useRef<HTMLDivElement>(null);
+  const near = useNearViewport(ref);
+  return { ref, ...useImage(runId, image.image, near) };
+}
+
 /**
  * A run's validation image with its boxes. `size` is the displayed width in CSS pixels;
  * the image keeps its aspect ratio.
@@ -150,10 +160,8 @@ export function DetectionImage(props: {
   size: number;
   label: string;
 }): JSX.Element {
-  const { runId, image, mode, size } = props;
-  const ref = useRef<HTMLDivElement>(null);
-  const near = useNearViewport(ref);
-  const { url, error } = useImage(runId, image.image, near);
+  const { image, mode, size } = props;
+  const { ref, url, error } = useLazyImage(props.runId, image);
   const w = image.width || 1;
   const h = image.height || 1;
   const items = shapes(image, mode);
@@ -187,10 +195,8 @@ export function CellCrop(props: {
   size: number;
   title: string;
 }): JSX.Element {
-  const { runId, image, box, size } = props;
-  const ref = useRef<HTMLDivElement>(null);
-  const near = useNearViewport(ref);
-  const { url } = useImage(runId, image.image, near);
+  const { image, box, size } = props;
+  const { ref, url } = useLazyImage(props.runId, image);
   // a square window around the cell, twice its size, so its neighbourhood shows too
   const side = Math.max(box[2], box[3]) * 2 + 8;
   const cx = box[0] + box[2] / 2;

@@ -8,6 +8,7 @@
  */
 import React, { useEffect, useState } from 'react';
 
+import { ErrorLine } from '../components/errorLine';
 import { num } from './api';
 import { BoxLegend, CellCrop, DetectionImage } from './detectionImage';
 import {
@@ -308,7 +309,7 @@ export function RunDetections(props: { run: IDetectionRun }): JSX.Element | null
     return (
       <section className="jp-mlops-kv">
         <h3>Detections</h3>
-        <div className="jp-mlops-error" role="alert">{error}</div>
+        <ErrorLine error={error} />
       </section>
     );
   }
@@ -342,7 +343,7 @@ export function CompareDetections(props: { runs: IDetectionRun[] }): JSX.Element
   const { data, error } = useDetections(props.runs.map(r => r.runId));
   const [tab, setTab] = useState<'pairs' | 'errors'>('pairs');
   if (error) {
-    return <div className="jp-mlops-error" role="alert">{error}</div>;
+    return <ErrorLine error={error} />;
   }
   if (!data) {
     return null;

@@ -7,6 +7,7 @@ import { ServerConnection } from '@jupyterlab/services';
 import { Button } from '@jupyterlab/ui-components';
 import React, { useEffect, useState } from 'react';
 
+import { ErrorLine } from '../components/errorLine';
 import { modelsChanged } from '../panels/models';
 import { api, IArtifact, IRunDetail, num, when } from './api';
 import { RunDetections } from './detections';
@@ -67,7 +68,7 @@ function Preview(props: { runId: string; file: IArtifact }): JSX.Element {
     };
   }, [runId, file.path]);
   if (content.error) {
-    return <div className="jp-mlops-error" role="alert">{content.error}</div>;
+    return <ErrorLine error={content.error} />;
   }
   if (content.url) {
     return <img className="jp-mlops-preview-img" src={content.url} alt={file.path} />;
@@ -155,7 +156,7 @@ function ArtifactTree(props: { runId: string; files: IArtifact[]; depth?: number
               <div className="jp-mlops-muted">No preview for this type; open the run in MLflow.</div>
             )}
             {typeof state === 'string' && state !== 'preview' && (
-              <div className="jp-mlops-error" role="alert">{state}</div>
+              <ErrorLine error={state} />
             )}
             {isModel && <RegisterForm runId={runId} path={f.path} />}
             {children && <ArtifactTree runId={runId} files={children} />}
@@ -174,7 +175,7 @@ export function RunDetail(props: { runId: string }): JSX.Element {
     api.run(props.runId).then(setRun, e => setError(e.message));
   }, [props.runId]);
   if (error) {
-    return <div className="jp-mlops-error" role="alert">{error}</div>;
+    return <ErrorLine error={error} />;
   }
   if (!run) {
     return <div className="jp-mlops-muted">Loading run…</div>;

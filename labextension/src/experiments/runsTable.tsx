@@ -6,6 +6,8 @@
 import { Button } from '@jupyterlab/ui-components';
 import React, { useCallback, useEffect, useState } from 'react';
 
+import { ErrorLine } from '../components/errorLine';
+import { KeyChecks } from '../components/fields';
 import { api, IRunsPage, IRunSummary, num, when } from './api';
 
 const PAGE = 100;
@@ -100,16 +102,7 @@ export function RunsTable(props: IRunsTableProps): JSX.Element {
         {kind} ({cols.length}/{all.length})
       </summary>
       <div className="jp-mlops-columns-list">
-        {all.map(k => (
-          <label key={k}>
-            <input
-              type="checkbox"
-              checked={cols.includes(k)}
-              onChange={() => set(cols.includes(k) ? cols.filter(c => c !== k) : [...cols, k])}
-            />
-            {k}
-          </label>
-        ))}
+        <KeyChecks keys={all} chosen={cols} onChange={set} />
       </div>
     </details>
   );
@@ -145,11 +138,7 @@ export function RunsTable(props: IRunsTableProps): JSX.Element {
           Compare ({selected.length})
         </Button>
       </form>
-      {error && (
-        <div className="jp-mlops-error" role="alert">
-          {error}
-        </div>
-      )}
+      <ErrorLine error={error} />
       <div className="jp-mlops-table-wrap">
         <table className="jp-mlops-table" aria-label="Runs">
           <thead>

@@ -4,13 +4,13 @@
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
-import { SidePanel, ToolbarButtonComponent, refreshIcon } from '@jupyterlab/ui-components';
+import { SidePanel } from '@jupyterlab/ui-components';
 import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
 import { useRemote } from '../components/hooks';
 import { openInMainArea } from '../components/mainArea';
-import { SidebarSection } from '../components/sidebarSection';
+import { SectionReload, SidebarSection } from '../components/sidebarSection';
 import { api, IExperiment, IRunSummary } from '../experiments/api';
 import { CompareView } from '../experiments/compare';
 import { RunDetail } from '../experiments/runDetail';
@@ -106,9 +106,7 @@ function ExperimentsList(props: { tick: number; onOpen: (e: IExperiment) => void
   }
   return (
     <div className="jp-mlops-experiments" data-testid="experiments-list">
-      <div className="jp-mlops-section-tools">
-        <ToolbarButtonComponent icon={refreshIcon} tooltip="Reload experiments" onClick={() => void load()} />
-      </div>
+      <SectionReload tooltip="Reload experiments" onClick={() => void load()} />
       <ErrorLine error={error} />
       {experiments === null && !error && <div className="jp-mlops-muted">Loading experiments…</div>}
       {experiments?.length === 0 && (

@@ -172,7 +172,12 @@ function JobsList(props: {
     [props.tick],
     { everyMs: 2000 }
   );
-  const refresh = () => void reload();
+  // After a submit: close the form, list the new entry and open it.
+  const submitted = (open: () => void) => {
+    setForm('');
+    void reload();
+    open();
+  };
   useEffect(() => {
     if (props.prefill) {
       setForm('job');
@@ -199,33 +204,16 @@ function JobsList(props: {
         )}
       </div>
       {form === 'job' && (
-        <SubmitForm
-          path={props.prefill}
-          onDone={job => {
-            setForm('');
-            refresh();
-            props.open(job);
-          }}
-        />
+        <SubmitForm path={props.prefill} onDone={job => submitted(() => props.open(job))} />
       )}
       {form === 'sweep' && (
         <SweepForm
           path={props.prefill}
-          onDone={id => {
-            setForm('');
-            refresh();
-            props.openGroup('sweep', id);
-          }}
+          onDone={id => submitted(() => props.openGroup('sweep', id))}
         />
       )}
       {form === 'pipeline' && (
-        <PipelineForm
-          onDone={id => {
-            setForm('');
-            refresh();
-            props.openGroup('pipeline', id);
-          }}
-        />
+        <PipelineForm onDone={id => submitted(() => props.openGroup('pipeline', id))} />
       )}
       <ErrorLine error={error} />
       {data && data.jobs.length === 0 && (

@@ -92,15 +92,7 @@ export function SweepForm(props: { path: string; onDone: (id: number) => void })
           </select>
         </label>
       </div>
-      <label>
-        Search space (YAML)
-        <textarea
-          className="jp-mod-styled jp-mlops-yaml"
-          rows={4}
-          value={space}
-          onChange={e => setSpace(e.target.value)}
-        />
-      </label>
+      <TextField label="Search space (YAML)" rows={4} value={space} onChange={setSpace} />
       <div className="jp-mlops-job-form-row">
         <NumberField label="Trials" min={1} value={trials} onChange={setTrials} />
         <NumberField label="At a time" min={1} value={parallel} onChange={setParallel} />
@@ -144,15 +136,16 @@ export function PipelineForm(props: { onDone: (id: number) => void }): JSX.Eleme
       onDone={p => props.onDone(p.id)}
       body={() => ({ spec })}
     >
-      <label>
-        Pipeline (YAML; add <code>schedule: "0 3 * * *"</code> to retrain on a schedule)
-        <textarea
-          className="jp-mod-styled jp-mlops-yaml"
-          rows={7}
-          value={spec}
-          onChange={e => setSpec(e.target.value)}
-        />
-      </label>
+      <TextField
+        label={
+          <>
+            Pipeline (YAML; add <code>schedule: "0 3 * * *"</code> to retrain on a schedule)
+          </>
+        }
+        rows={7}
+        value={spec}
+        onChange={setSpec}
+      />
     </JobForm>
   );
 }

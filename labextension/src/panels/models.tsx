@@ -12,14 +12,14 @@
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
-import { Button, SidePanel, ToolbarButtonComponent, refreshIcon } from '@jupyterlab/ui-components';
+import { Button, SidePanel } from '@jupyterlab/ui-components';
 import { Signal } from '@lumino/signaling';
 import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
 import { NameSelect } from '../components/fields';
 import { useRemote } from '../components/hooks';
-import { SidebarSection } from '../components/sidebarSection';
+import { SectionReload, SidebarSection } from '../components/sidebarSection';
 import { api, IModel, IModelVersion, when } from '../experiments/api';
 
 /** A button shown on every model version (e.g. issue 7's "Deploy"). */
@@ -225,9 +225,7 @@ function ModelsList(props: { tick: number }): JSX.Element {
   }, []);
   return (
     <div className="jp-mlops-models" data-testid="models-list">
-      <div className="jp-mlops-section-tools">
-        <ToolbarButtonComponent icon={refreshIcon} tooltip="Reload models" onClick={() => void load()} />
-      </div>
+      <SectionReload tooltip="Reload models" onClick={() => void load()} />
       <ErrorLine error={error} />
       {models?.length === 0 && (
         <div className="jp-mlops-muted">No registered models: open a run's artifacts to register one.</div>

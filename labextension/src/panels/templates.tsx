@@ -6,6 +6,7 @@ import { JupyterFrontEnd } from '@jupyterlab/application';
 import { Button, ReactWidget } from '@jupyterlab/ui-components';
 import React, { useEffect, useRef, useState } from 'react';
 
+import { ErrorLine } from '../components/errorLine';
 import { requestAPI } from '../request';
 
 /** A template the server extension offers (`GET mlops/api/template`). */
@@ -111,7 +112,7 @@ function TemplatesView(props: { app: JupyterFrontEnd }): JSX.Element {
     await commands.execute('docmanager:open', { path: copied.open, ...(factory ? { factory } : {}) });
   };
   if (error) {
-    return <div className="jp-mlops-error" role="alert">{error}</div>;
+    return <ErrorLine error={error} />;
   }
   if (!templates) {
     return <div className="jp-mlops-muted">Loading templates…</div>;
