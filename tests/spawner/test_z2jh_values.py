@@ -12,6 +12,7 @@ from jupyter_mlops_spawner import objects
 from jupyter_mlops_spawner.profiles import Profile
 from tests.kube_fake import use_kubeconfig, write_kubeconfig
 from tests.spawner.kube_helpers import StubUser
+from tests.z2jh_chart import chart_config
 
 HUB_CONFIG = Path(__file__).resolve().parents[2] / "hub_config"
 VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
@@ -40,20 +41,23 @@ async def test_values_build_valid_pods_for_every_profile(values, tmp_path, monke
     use_kubeconfig(monkeypatch, write_kubeconfig(tmp_path / "kc", "http://127.0.0.1:9"))
     hub_config = values["hub"]["config"]
     cls = import_item(hub_config["JupyterHub"]["spawner_class"])
-    spawner_cfg = dict(hub_config["MlopsKubeSpawner"])
+    # the spawner's settings as the chart's config leaves them (URLs derived by extraConfig)
+    chart = chart_config(values, data_dir=tmp_path / "mlops", monkeypatch=monkeypatch)
+    spawner_cfg = dict(chart.MlopsKubeSpawner)
     assert spawner_cfg.pop("db_url").startswith("postgresql://")  # no database in this test
+    assert spawner_cfg["control_plane_url"] == "http://proxy-public/services/mlops/"
     profiles = [Profile.from_dict(p) for p in spawner_cfg["profiles"]]
     assert [p.slug for p in profiles] == ["cpu", "gpu-1", "a100-2"]
-    # What Zero-to-JupyterHub derives from singleuser.* (image, dynamic home storage)
+    # What Zero-to-JupyterHub derives from singleuser.* (image, static home storage: each
+    # user's directory on the shared workspaces claim)
     su = values["singleuser"]
     c = Config({"MlopsKubeSpawner": spawner_cfg})
     c.KubeSpawner.image = f"{su['image']['name']}:{su['image']['tag']}"
-    c.KubeSpawner.storage_pvc_ensure = su["storage"]["type"] == "dynamic"
-    c.KubeSpawner.storage_capacity = su["storage"]["capacity"]
-    c.KubeSpawner.volumes = [{"name": "home",
-                              "persistentVolumeClaim": {"claimName": "{pvc_name}"}}]
-    c.KubeSpawner.volume_mounts = [{"name": "home",
-                                    "mountPath": su["storage"]["homeMountPath"]}]
+    assert su["storage"]["type"] == "static"
+    c.KubeSpawner.volumes = [{"name": "home", "persistentVolumeClaim": {
+        "claimName": su["storage"]["static"]["pvcName"]}}]
+    c.KubeSpawner.volume_mounts = [{"name": "home", "mountPath": su["storage"]["homeMountPath"],
+                                    "subPath": su["storage"]["static"]["subPath"]}]
     from jupyterhub.objects import Hub
 
     for p in profiles:
@@ -67,6 +71,8 @@ async def test_values_build_valid_pods_for_every_profile(values, tmp_path, monke
             kubernetes_validate.validate(pod, v, strict=True)
         nb = pod["spec"]["containers"][0]
         assert {"name": "datasets", "mountPath": "/mnt/datasets", "readOnly": True} in \
+            nb["volumeMounts"]
+        assert {"name": "home", "mountPath": "/home/jovyan", "subPath": "alice"} in \
             nb["volumeMounts"]
         assert nb["resources"].get("limits", {}).get("nvidia.com/gpu") == \
             (str(p.gpus) if p.gpus else None)
