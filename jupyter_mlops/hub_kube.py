@@ -199,11 +199,11 @@ def configure_kubernetes(c) -> tuple[embedded.MlopsHub, MlopsKube]:
     hub = embedded.settings_from(c)
     kube = MlopsKube(config=c)
     py = hub.python
-    # Only the socket's directory is needed before the services start (0700: nothing but the
-    # hub pod's own processes reach MLflow, and they go through the gateway).
+    # The embedded default's layout on the hub's volume (docs/data-directory.md): the services
+    # need control/ (cookie secrets), hub/ (local accounts) and MLflow's 0700 socket directory
+    # before they start; store/, datasets/, users/ stay empty (S3 and claims hold those).
+    embedded.make_dirs(hub)
     run = embedded.mlflow_socket(hub).parent
-    run.mkdir(parents=True, exist_ok=True)
-    run.chmod(0o700)
 
     embedded.configure_login(c, hub)
     cp_url = f"{kube.proxy_url}/services/mlops/"
