@@ -32,7 +32,6 @@ and validate every object against Kubernetes' schemas.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from traitlets import Integer, Unicode, default
 from traitlets.config import Configurable

@@ -48,7 +48,6 @@ def test_control_plane_runs_the_kubernetes_backends_on_postgres(c, tmp_path):
     from jupyter_mlops.backends.store import StoreSettings
     from jupyter_mlops.service.app import MlopsService
     from jupyter_mlops.service.jobs_runner import JobSettings
-    from jupyter_mlops.service.platform_admin import PlatformAdmin
 
     cp = _services(c)["mlops"]
     assert cp["url"] == "http://hub:10101"  # the proxy routes through the hub's Service
@@ -77,7 +76,8 @@ def test_control_plane_runs_the_kubernetes_backends_on_postgres(c, tmp_path):
     store = StoreSettings(parent=service)
     assert (store.backend, store.s3_bucket, store.s3_path_style, store.s3_access_key_id) == (
         "s3", "mlops-datasets", True, "")  # keys: boto3 reads the environment
-    assert PlatformAdmin.class_traits()  # importable; its settings as in the embedded default
+    admin = service.config.PlatformAdmin  # as in the embedded default (hub.platform_args)
+    assert json.loads(admin.group_projects) == {"cells-team": ["cells"]}
     assert json.loads(service.gpu_devices) == [{"name": "NVIDIA-A100-SXM4-40GB"}] * 4
 
 
