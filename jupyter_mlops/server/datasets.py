@@ -17,7 +17,8 @@ from traitlets import Integer
 from traitlets.config import Configurable
 
 from .. import datasets as api
-from ..core.datasets.manifest import check_hash, check_name, safe_relpath
+from ..core.datasets.manifest import (NAME_PATTERN, REF_PATTERN, check_hash, check_name,
+                                      safe_relpath)
 from ..core.errors import InvalidInput, MlopsError, NotFound, PayloadTooLarge
 from .handlers import MlopsHandler
 
@@ -306,8 +307,8 @@ class StatusHandler(DatasetsBase):
         self.finish(result)
 
 
-NAME = r"([a-z0-9][a-z0-9._-]{0,62})"
-REF = r"([A-Za-z0-9._-]{1,63})"
+NAME = f"({NAME_PATTERN})"
+REF = f"({REF_PATTERN})"
 
 ROUTES = [
     (r"datasets", ListHandler),

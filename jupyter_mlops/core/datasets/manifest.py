@@ -18,7 +18,12 @@ import blake3
 from ..errors import InvalidInput
 
 HASH_RE = re.compile(r"^[0-9a-f]{64}$")
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+# Dataset names (and tags), also as URL route patterns of the server extension and the control
+# plane, so a name the catalog accepts is always routable.
+NAME_PATTERN = r"[a-z0-9][a-z0-9._-]{0,62}"
+NAME_RE = re.compile(rf"^{NAME_PATTERN}$")
+# A version (``vN``) or tag in a URL; the catalog resolves it or answers 404.
+REF_PATTERN = r"[A-Za-z0-9._-]{1,63}"
 VERSION_RE = re.compile(r"^v[0-9]+$")
 IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"}
 MAX_PATH = 1024

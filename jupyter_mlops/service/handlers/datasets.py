@@ -12,7 +12,8 @@ from ...core.datasets import annotations as ann
 from ...core import roles
 from ...core.datasets import folder, gc, transfer
 from ...core.datasets.images import render_png
-from ...core.datasets.manifest import Manifest, check_hash, safe_relpath
+from ...core.datasets.manifest import (NAME_PATTERN, REF_PATTERN, Manifest, check_hash,
+                                       safe_relpath)
 from ...core.errors import InvalidInput, MlopsError, NotFound, PayloadTooLarge
 from .base import ApiHandler, log
 
@@ -280,8 +281,8 @@ class RenderHandler(ApiHandler):
         self.finish(png)
 
 
-NAME = r"([a-z0-9][a-z0-9._-]{0,62})"
-REF = r"([A-Za-z0-9._-]{1,63})"
+NAME = f"({NAME_PATTERN})"
+REF = f"({REF_PATTERN})"
 HASH = r"([0-9a-f]{64})"
 
 ROUTES = [
