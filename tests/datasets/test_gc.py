@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 import blake3
 import pytest
 
-from jupyter_mlops.backends.store import LocalStore, S3Store
+from jupyter_mlops.backends.store import LocalStore
 from jupyter_mlops.core import clock
 from jupyter_mlops.core.datasets.catalog import DatasetCatalog
 from jupyter_mlops.core.datasets.gc import collect_garbage
@@ -16,7 +15,6 @@ from jupyter_mlops.core.db import Database
 from jupyter_mlops.core.errors import Conflict
 from jupyter_mlops.core.projects import Projects
 from jupyter_mlops.core.roles import USE, Caller
-from tests.datasets.seaweed import ACCESS_KEY, SECRET_KEY
 
 ME = Caller("dana", scopes=frozenset({USE}))
 HOUR = 3600
@@ -24,15 +22,6 @@ HOUR = 3600
 
 def h(data: bytes) -> str:
     return blake3.blake3(data).hexdigest()
-
-
-@pytest.fixture(params=["local", "s3"])
-def store(request, tmp_path):
-    if request.param == "local":
-        return LocalStore(tmp_path / "store")
-    s3 = request.getfixturevalue("seaweed")
-    return S3Store("mlops-tests", s3.endpoint, prefix=f"gc{uuid.uuid4().hex[:10]}/",
-                   access_key_id=ACCESS_KEY, secret_access_key=SECRET_KEY)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 
 import blake3
 import pytest
@@ -16,22 +15,11 @@ from jupyter_mlops.backends.store import CorruptObject, LocalStore, S3Store, obj
 from jupyter_mlops.core.datasets import folder
 from jupyter_mlops.core.errors import InvalidInput, NotFound, Unavailable
 from jupyter_mlops.demo import cells
-from tests.datasets.seaweed import ACCESS_KEY, SECRET_KEY
 from tests.fixtures import free_port
 
 
 def h(data: bytes) -> str:
     return blake3.blake3(data).hexdigest()
-
-
-@pytest.fixture(params=["local", "s3"])
-def store(request, tmp_path):
-    if request.param == "local":
-        return LocalStore(tmp_path / "store")
-    s3 = request.getfixturevalue("seaweed")
-    # one bucket (each bucket is a SeaweedFS collection with volumes of its own), a prefix each
-    return S3Store("mlops-tests", s3.endpoint, prefix=f"t{uuid.uuid4().hex[:10]}/",
-                   access_key_id=ACCESS_KEY, secret_access_key=SECRET_KEY)
 
 
 def corrupt(store, digest: str, data: bytes) -> None:
