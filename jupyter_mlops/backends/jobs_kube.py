@@ -48,17 +48,24 @@ def make_job(*, job_id: int, user: str, namespace: str, image: str, job_dir: str
     job_dir, cwd
         Paths inside the pod (the same as in the control plane: shared volumes).
     workspace_claim, workspace_path
-        PersistentVolumeClaim of the users' workspaces and where it is mounted.
+        PersistentVolumeClaim of the users' workspaces and where the control plane mounts it;
+        the pod gets only ``<workspace_path>/<user>`` (a ``subPath``).
     jobs_claim, jobs_path
-        PersistentVolumeClaim of the control plane's job directories and where it is mounted.
+        PersistentVolumeClaim of the control plane's job directories and where it is mounted;
+        the pod gets only its own ``job_dir``.
     env
         Environment of the job (the MLflow URI and the job's token of its user among it).
     """
     volumes, mounts = [], []
-    for name, claim, path in (("workspaces", workspace_claim, workspace_path),
-                              ("jobs", jobs_claim, jobs_path)):
+    # Only the user's own workspace and the job's own directory: the claims hold every user's
+    # and every job's, and pods of all users may run with the same uid.
+    job = Path(job_dir)
+    for name, claim, path, sub in (
+            ("workspace", workspace_claim, f"{workspace_path.rstrip('/')}/{user}", user),
+            ("job", jobs_claim, job_dir, str(job.relative_to(jobs_path)) if jobs_path
+             else job.name)):
         if claim:
-            volume, mount = claim_volume(name=name, claim=claim, mount_path=path)
+            volume, mount = claim_volume(name=name, claim=claim, mount_path=path, sub_path=sub)
             volumes.append(volume)
             mounts.append(mount)
     labels = {"app.kubernetes.io/managed-by": "jupyter-mlops",

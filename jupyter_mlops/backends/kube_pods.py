@@ -50,10 +50,14 @@ def env_vars(values: dict, *, secrets: dict | None = None) -> list[dict]:
     return env
 
 
-def claim_volume(*, name: str, claim: str, mount_path: str) -> tuple[dict, dict]:
-    """A PersistentVolumeClaim volume and its mount, as ``(volume, volume_mount)``."""
-    return ({"name": name, "persistentVolumeClaim": {"claimName": claim}},
-            {"name": name, "mountPath": mount_path})
+def claim_volume(*, name: str, claim: str, mount_path: str,
+                 sub_path: str = "") -> tuple[dict, dict]:
+    """A PersistentVolumeClaim volume and its mount, as ``(volume, volume_mount)``; with
+    ``sub_path`` only that directory of the claim is mounted."""
+    mount = {"name": name, "mountPath": mount_path}
+    if sub_path:
+        mount["subPath"] = sub_path
+    return {"name": name, "persistentVolumeClaim": {"claimName": claim}}, mount
 
 
 def pod_spec(*, containers: list[dict], volumes: list[dict], grace_seconds: int,

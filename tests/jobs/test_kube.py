@@ -30,7 +30,13 @@ def test_make_job_is_a_valid_batch_v1_job():
     assert job["metadata"]["name"] == "mlops-job-7" and job["spec"]["backoffLimit"] == 0
     assert c["resources"]["limits"]["nvidia.com/gpu"] == "2"
     assert c["command"][-1] == "/srv/jobs/7" and "job_wrapper" in c["command"][2]
-    assert {m["mountPath"] for m in c["volumeMounts"]} == {"/srv/users", "/srv/jobs"}
+    # only the user's own workspace and the job's own directory, not the whole claims
+    assert c["volumeMounts"] == [
+        {"name": "workspace", "mountPath": "/srv/users/alice@lab", "subPath": "alice@lab"},
+        {"name": "job", "mountPath": "/srv/jobs/7", "subPath": "7"}]
+    assert pod["volumes"] == [
+        {"name": "workspace", "persistentVolumeClaim": {"claimName": "workspaces"}},
+        {"name": "job", "persistentVolumeClaim": {"claimName": "jobs"}}]
     assert pod["terminationGracePeriodSeconds"] == 15 and pod["restartPolicy"] == "Never"
     assert pod["automountServiceAccountToken"] is False
     assert job["metadata"]["labels"]["mlops.jupyter.org/user"] == "alice-lab"
