@@ -232,12 +232,6 @@ class MlopsKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
                 return msg
         return None
 
-    async def poll(self):
-        status = await super().poll()
-        if status is not None and self.pending != "spawn":
-            self.release_gpus()
-        return status
-
     async def stop(self, now=False):
         try:
             await super().stop(now=now)

@@ -271,13 +271,6 @@ class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
         if not link.is_symlink() and not link.exists():
             link.symlink_to(self.shared_dataset_dir)
 
-    async def poll(self):
-        status = await super().poll()
-        if status is not None and self.pending != "spawn":
-            # The server is gone (crashed, culled, or died while the hub was down).
-            self.release_gpus()
-        return status
-
     async def stop(self, now=False):
         try:
             await super().stop(now=now)

@@ -255,6 +255,14 @@ class ProfileSpawnerMixin(Configurable):
         if self.gpu_allocator is not None:
             self.gpu_allocator.release("server", self.gpu_owner)
 
+    async def poll(self):
+        """The spawner's own poll; a server found gone gives its GPUs back."""
+        status = await super().poll()
+        if status is not None and self.pending != "spawn":
+            # The server is gone (crashed, culled, or died while the hub was down).
+            self.release_gpus()
+        return status
+
     def availability_text(self, profile: Profile) -> tuple[str, bool]:
         """("2 of 4 GPUs free", can start now) for the form."""
         if profile.gpus == 0:

@@ -80,3 +80,23 @@ def check_profile_form_hooks(sp):
 
 def test_the_local_spawner_offers_the_profile_form():
     check_profile_form_hooks(MlopsLocalSpawner(profiles=[{"slug": "cpu"}]))
+
+
+@pytest.mark.asyncio
+async def test_a_server_found_gone_gives_its_gpus_back(monkeypatch):
+    from jupyterhub.spawner import LocalProcessSpawner
+
+    sp = MlopsLocalSpawner(profiles=[{"slug": "cpu"}])
+    released = []
+    monkeypatch.setattr(sp, "release_gpus", lambda: released.append(True))
+    states = iter([None, 1, 1])
+
+    async def spawner_poll(self):
+        return next(states)
+
+    monkeypatch.setattr(LocalProcessSpawner, "poll", spawner_poll)
+    assert await sp.poll() is None and released == []  # still running
+    sp._spawn_pending = True  # a start under way: its GPUs are in use by the new server
+    assert await sp.poll() == 1 and released == []
+    sp._spawn_pending = False
+    assert await sp.poll() == 1 and released == [True]
