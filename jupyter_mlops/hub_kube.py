@@ -62,6 +62,10 @@ CONTROL_PLANE_RULES = [
     # deploy_kube: list_namespaced_pod (why a model server does not start), and its log
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+    # deploy_kube: create/delete_namespaced_secret, each model server version's MLflow token
+    # (never get or list: the control plane has no reason to read other Secrets of the
+    # namespace back)
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "delete"]},
 ]
 
 

@@ -18,6 +18,7 @@ networkpolicies; autoscaling/v2 horizontalpodautoscalers; rbac roles and rolebin
 - watch (``watch=true|True|1``) from a ``resourceVersion`` (history is kept), with server-side
   ``timeoutSeconds``; an object leaving a selector is sent as DELETED, as the real server does;
 - creating in a missing namespace is 404; Status bodies as the real server sends them;
+- a Secret's ``stringData`` is stored base64-encoded in ``data``, as the real server does;
 - a ResourceQuota's ``hard`` ``pods`` and ``requests.nvidia.com/gpu``/``limits.nvidia.com/gpu``
   are enforced at pod creation (403 "exceeded quota"), ``status.used`` is kept up to date;
 - a pretend scheduler + kubelet: a new pod becomes Running (podIP ``pod_ip``, Ready) after

@@ -8,6 +8,7 @@ pretend scheduler + kubelet. What it does is listed in tests/kube_fake.py's docs
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import threading
 import uuid
@@ -139,6 +140,11 @@ class KubeStore:
                 raise FileExistsError(f'{plural} "{meta["name"]}" already exists')
             if plural == "pods":
                 self._check_quota(namespace, obj)
+            if plural == "secrets":
+                # The API server folds write-only stringData into data and never returns it.
+                # ref: https://kubernetes.io/docs/concepts/configuration/secret/#restriction-names-data
+                for k, v in (obj.pop("stringData", None) or {}).items():
+                    obj.setdefault("data", {})[k] = base64.b64encode(v.encode()).decode()
             obj["apiVersion"] = f"{group}/{version}" if group else version
             obj["kind"] = kind
             meta.update(uid=str(uuid.uuid4()), resourceVersion=self._next_rv(),

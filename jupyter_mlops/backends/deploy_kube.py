@@ -6,6 +6,11 @@ objects). ``start`` returns once the version's Deployment reports a ready replic
 unpullable containers), with what Kubernetes says about it as the log. Switching and draining
 are the control plane's (``core.deployments``), exactly as with local processes.
 
+Given a token issuer and ``owner_of``, every version reads its model with a hub token of the
+deployment's creator (``MODEL_SERVER_SCOPES``: the MLflow gateway only), held in a Secret of the
+version's own and revoked when the version stops; the gateway then serves exactly the runs of
+that user's projects. Without an issuer the servers share ``token_secret``.
+
 Tested against tests/kube_fake.py (no cluster can run on the build machines).
 """
 from __future__ import annotations
@@ -17,8 +22,11 @@ from traitlets import Bool, Float, Integer, Unicode
 from traitlets.config import LoggingConfigurable
 
 from ..core.deployments import LoadFailed
+from ..core.errors import MlopsError
+from ..core.jobs.tracking import MODEL_SERVER_SCOPES
 from .deploy_kube_objects import (SERVER_PORT, make_model_deployment, make_model_hpa,
-                                  make_model_service, object_name)
+                                  make_model_service, make_model_token_secret, object_name,
+                                  token_secret_name)
 from .kube_api import api_client
 
 _BAD_WAITING = {"CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff",
@@ -40,8 +48,22 @@ class KubeDeployBackend(LoggingConfigurable):
 
     token_secret = Unicode(
         "mlops-model-reader",
-        help="""Secret (key ``token``) holding a hub API token allowed to read MLflow; given to
-        the servers as $MLFLOW_TRACKING_TOKEN.""",
+        help="""Fallback only, when the control plane cannot issue tokens (no
+        $JUPYTERHUB_API_URL / $JUPYTERHUB_API_TOKEN, i.e. not run as a hub service): a Secret
+        (key ``token``) you create, holding one hub API token that every model server gets as
+        $MLFLOW_TRACKING_TOKEN. The MLflow gateway scopes runs by project membership, so that
+        token's user must be in every project whose models are deployed. Run as a hub service,
+        each version instead gets a token of the deployment's creator in a Secret
+        ``mlops-<deployment>-v<version>-mlflow-token`` the control plane creates and deletes,
+        and this setting is not used. Empty: no token at all (MLflow without authentication).""",
+    ).tag(config=True)
+
+    token_lifetime = Integer(
+        0,
+        help="""Seconds a model server's MLflow token is valid. 0 (default): until the version
+        stops and the token is revoked, or the hub's ``token_expires_in_max_seconds`` if it sets
+        one. Every replica that starts (a restart, a scale-up by the autoscaler) downloads the
+        model again with it, so a limit shorter than a version's life breaks those.""",
     ).tag(config=True)
 
     kubeconfig = Unicode(
@@ -70,9 +92,13 @@ class KubeDeployBackend(LoggingConfigurable):
     poll_interval = Float(1.0, help="Seconds between status reads while starting.").tag(
         config=True)
 
-    def __init__(self, **kw):
+    def __init__(self, tokens=None, owner_of=None, **kw):
         super().__init__(**kw)
         self._api = None
+        # ``tokens``: a core.jobs.tracking.TokenIssuer (``None``: use ``token_secret``);
+        # ``owner_of(deployment)``: the hub user who created it, whose token the servers use.
+        self.tokens = tokens
+        self.owner_of = owner_of
 
     async def api(self):
         if self._api is None:
@@ -85,13 +111,22 @@ class KubeDeployBackend(LoggingConfigurable):
         api = await self.api()
         return client.AppsV1Api(api), client.CoreV1Api(api), client.AutoscalingV2Api(api)
 
-    def objects(self, deployment: str, version: str, model_uri: str) -> list[dict]:
+    def objects(self, deployment: str, version: str, model_uri: str,
+                token: str | None = None) -> list[dict]:
+        """The version's objects in creation order; ``token``: the version's own MLflow token
+        (its Secret comes first, so no pod ever waits for it), ``None``: ``token_secret``."""
         ns = self.namespace
-        objs = [
+        objs = []
+        secret = self.token_secret
+        if token is not None:
+            objs.append(make_model_token_secret(deployment=deployment, version=version,
+                                                namespace=ns, token=token))
+            secret = token_secret_name(deployment, version)
+        objs += [
             make_model_deployment(
                 deployment=deployment, version=version, model_uri=model_uri, image=self.image,
                 namespace=ns, replicas=self.min_replicas, tracking_uri=self.tracking_uri,
-                token_secret=self.token_secret, cpu_request=self.cpu_request,
+                token_secret=secret, cpu_request=self.cpu_request,
                 cpu_limit=self.cpu_limit, memory_request=self.memory_request,
                 memory_limit=self.memory_limit, gpus=self.gpus),
             make_model_service(deployment=deployment, version=version, namespace=ns),
@@ -103,34 +138,78 @@ class KubeDeployBackend(LoggingConfigurable):
                                        cpu_utilization=self.cpu_target))
         return objs
 
+    async def _mint(self, deployment: str, name: str) -> tuple[str, str, str]:
+        """``(user, token, token_id)``: a new MLflow token of the deployment's creator."""
+        owner = self.owner_of(deployment) if self.owner_of else None
+        if not owner:
+            raise LoadFailed(f"deployment {deployment} has no creator whose MLflow token its "
+                             "model servers could use")
+        try:
+            token, token_id = await self.tokens.mint(
+                owner, self.token_lifetime, f"mlops model server {name}",
+                scopes=MODEL_SERVER_SCOPES)
+        except MlopsError as e:
+            raise LoadFailed(f"no MLflow token for {owner}, the creator of {deployment}: "
+                             f"{e}") from None
+        if not token:
+            raise LoadFailed(f"the hub issued no MLflow token for {owner}, the creator of "
+                             f"{deployment}")
+        return owner, token, token_id
+
     async def start(self, deployment: str, version: str, model_uri: str) -> dict:
         from kubernetes_asyncio.client.rest import ApiException
 
         apps, core, autoscaling = await self._clients()
         ns = self.namespace
         name = object_name(deployment, version)
-        create = {"Deployment": apps.create_namespaced_deployment,
+        create = {"Secret": core.create_namespaced_secret,
+                  "Deployment": apps.create_namespaced_deployment,
                   "Service": core.create_namespaced_service,
                   "HorizontalPodAutoscaler":
                       autoscaling.create_namespaced_horizontal_pod_autoscaler}
         inst = {"name": name, "namespace": ns, "version": version, "model_uri": model_uri,
                 "autoscale": self.autoscale}
+        token = None
+        if self.tokens is not None:
+            user, token, token_id = await self._mint(deployment, name)
+            # Kept with the instance (the control plane stores it), so whoever stops the
+            # version, even after a control plane restart, deletes the Secret and revokes.
+            inst.update(token_secret=token_secret_name(deployment, version), token_user=user,
+                        token_id=token_id)
         try:
-            for obj in self.objects(deployment, version, model_uri):
+            for obj in self.objects(deployment, version, model_uri, token):
                 try:
-                    # The answer is not needed; not parsing it also spares a client-side
-                    # model check of fields only the cluster fills in (an HPA's status).
-                    resp = await create[obj["kind"]](ns, obj, _preload_content=False)
-                    resp.release()
+                    await self._create(create[obj["kind"]], core, obj)
                 except ApiException as e:
-                    if e.status != 409:  # left over from an interrupted rollout: reuse it
-                        raise LoadFailed(f"Kubernetes refused the {obj['kind']} {name}: "
-                                         f"{e.reason}", (e.body or "")[:2000]) from None
+                    raise LoadFailed(f"Kubernetes refused the {obj['kind']} "
+                                     f"{obj['metadata']['name']}: {e.reason}",
+                                     (e.body or "")[:2000]) from None
             await self._wait_ready(inst)
         except BaseException:
             await self.stop(inst)
             raise
         return inst
+
+    @staticmethod
+    async def _create(create, core, obj: dict) -> None:
+        from kubernetes_asyncio.client.rest import ApiException
+
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        for attempt in range(2):
+            try:
+                # The answer is not needed; not parsing it also spares a client-side model
+                # check of fields only the cluster fills in (an HPA's status).
+                resp = await create(ns, obj, _preload_content=False)
+                resp.release()
+                return
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+                if obj["kind"] != "Secret" or attempt:
+                    return  # left over from an interrupted rollout: reuse it
+                # A left-over Secret holds a token this start did not issue (and may not
+                # revoke): replace it with the one it did.
+                await core.delete_namespaced_secret(name, ns)
 
     async def _wait_ready(self, inst: dict) -> None:
         apps, core, _ = await self._clients()
@@ -168,13 +247,22 @@ class KubeDeployBackend(LoggingConfigurable):
 
         apps, core, autoscaling = await self._clients()
         name, ns = instance["name"], instance["namespace"]
-        for delete in (autoscaling.delete_namespaced_horizontal_pod_autoscaler,
-                       core.delete_namespaced_service, apps.delete_namespaced_deployment):
+        deletes = [(autoscaling.delete_namespaced_horizontal_pod_autoscaler, name),
+                   (core.delete_namespaced_service, name),
+                   (apps.delete_namespaced_deployment, name)]
+        if instance.get("token_secret"):  # after the Deployment: no new pod may need it
+            deletes.append((core.delete_namespaced_secret, instance["token_secret"]))
+        for delete, obj_name in deletes:
             try:
-                await delete(name, ns)
+                await delete(obj_name, ns)
             except ApiException as e:
                 if e.status != 404:
                     raise
+        if instance.get("token_id") and self.tokens is not None:
+            try:
+                await self.tokens.revoke(instance["token_user"], instance["token_id"])
+            except MlopsError as e:  # it still dies with its lifetime, if any: say so
+                self.log.warning("could not revoke the MLflow token of %s: %s", name, e)
 
     async def alive(self, instance: dict) -> bool:
         from kubernetes_asyncio.client.rest import ApiException

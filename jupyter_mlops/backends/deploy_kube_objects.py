@@ -1,8 +1,10 @@
 """Pure builders of the Kubernetes objects of one deployment version (no cluster needed).
 
 One version = one ``apps/v1`` Deployment running ``python -m jupyter_mlops.serving``, one
-``v1`` Service in front of it, and optionally an ``autoscaling/v2`` HorizontalPodAutoscaler.
-Every object of a version is named ``mlops-<deployment>-v<version>``: a switch creates the new
+``v1`` Service in front of it, optionally an ``autoscaling/v2`` HorizontalPodAutoscaler and,
+when the control plane issues tokens, a ``v1`` Secret with the MLflow token of the deployment's
+creator. The objects of a version are named ``mlops-<deployment>-v<version>`` (the Secret
+``...-mlflow-token``): a switch creates the new
 version's objects, waits until they are ready, moves the control plane's traffic and deletes the
 old ones (the same rollout as the local backend, so no request fails during it).
 """
@@ -26,6 +28,32 @@ def labels(deployment: str, version: str) -> dict:
         "app.kubernetes.io/managed-by": MANAGED_BY,
         "mlops.jupyter.org/deployment": deployment,
         "mlops.jupyter.org/model-version": str(version),
+    }
+
+
+def token_secret_name(deployment: str, version: str) -> str:
+    """The Secret of one version's MLflow token (a DNS subdomain: at most 63 + 13 characters)."""
+    return f"{object_name(deployment, version)}-mlflow-token"
+
+
+def make_model_token_secret(*, deployment: str, version: str, namespace: str,
+                            token: str) -> dict:
+    """The v1 Secret (key ``token``) the version's servers read $MLFLOW_TRACKING_TOKEN from.
+
+    One Secret per version, not per deployment: during a switch the old and the new version
+    run side by side, each with a token of its own that is revoked when that version stops.
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": token_secret_name(deployment, version), "namespace": namespace,
+                     "labels": labels(deployment, version)},
+        "type": "Opaque",
+        # The token never changes while the version runs (a new one means a new version), and
+        # the kubelet does not watch immutable Secrets.
+        # ref: https://kubernetes.io/docs/concepts/configuration/secret/#secret-immutable
+        "immutable": True,
+        "stringData": {"token": token},
     }
 
 

@@ -485,14 +485,24 @@ def build_deployments(parent, data_dir, db, projects):
     data_dir = Path(data_dir)
     socket_path = str(data_dir / "mlflow" / "run" / "mlflow.sock")
     artifacts = str(data_dir / "mlflow" / "artifacts")
-    if DeploymentSettings(parent=parent).backend == "kubernetes":
-        from .deploy_kube import KubeDeployBackend
 
-        return Deployments(db, projects, KubeDeployBackend(parent=parent),
-                           MlflowRegistryUriResolver(socket_path, artifacts))
     def owner_of(deployment: str) -> str | None:
         rows = db.query("SELECT created_by FROM deployments WHERE name = :n", n=deployment)
         return rows[0]["created_by"] if rows else None
+
+    if DeploymentSettings(parent=parent).backend == "kubernetes":
+        from ..core.jobs.tracking import HubTokenIssuer
+        from .deploy_kube import KubeDeployBackend
+
+        # As a hub service the control plane issues each model server version a token of the
+        # deployment's creator (the MLflow gateway scopes by project membership, so no shared
+        # token serves every project); outside the hub: KubeDeployBackend.token_secret.
+        hub_api = os.environ.get("JUPYTERHUB_API_URL", "")
+        service_token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
+        tokens = HubTokenIssuer(hub_api, service_token) if hub_api and service_token else None
+        return Deployments(db, projects,
+                           KubeDeployBackend(parent=parent, tokens=tokens, owner_of=owner_of),
+                           MlflowRegistryUriResolver(socket_path, artifacts))
 
     # Model servers run as the account of the deployment's creator: that user's server, jobs
     # and deployments are one account. (The user's workspace root is the spawner's default.)

@@ -6,17 +6,21 @@ so the test plays the Deployment controller by setting ``status`` as a cluster w
 from __future__ import annotations
 
 import asyncio
+import base64
 
 import kubernetes_validate
 import pytest
 
 from jupyter_mlops.backends.deploy_kube import KubeDeployBackend
-from jupyter_mlops.backends.deploy_kube_objects import (make_model_deployment, make_model_hpa,
-                                                        make_model_service)
+from jupyter_mlops.backends.deploy_kube_objects import (labels, make_model_deployment,
+                                                        make_model_hpa, make_model_service,
+                                                        make_model_token_secret)
 from jupyter_mlops.core.db import Database
-from jupyter_mlops.core.deployments import Deployments
+from jupyter_mlops.core.deployments import Deployments, LoadFailed
+from jupyter_mlops.core.errors import Unavailable
+from jupyter_mlops.core.jobs.tracking import MLFLOW_SCOPE
 from jupyter_mlops.core.projects import Projects
-from jupyter_mlops.core.roles import ADMIN, Caller
+from jupyter_mlops.core.roles import ADMIN, USE, Caller
 from tests.kube_fake import kube_fake  # noqa: F401 (a fixture)
 
 VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
@@ -51,6 +55,64 @@ def test_objects_are_valid_kubernetes():
     broken["spec"]["ports"][0]["port"] = "eighty"
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, VERSIONS[-1], strict=True)
+
+
+def test_each_version_reads_mlflow_with_a_token_secret_of_its_own():
+    secret = make_model_token_secret(deployment="cells", version="3", namespace="mlops",
+                                     token="tok-dana")
+    assert secret == {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "mlops-cells-v3-mlflow-token", "namespace": "mlops", "labels": {
+            "app.kubernetes.io/name": "mlops-model-server",
+            "app.kubernetes.io/instance": "mlops-cells-v3",
+            "app.kubernetes.io/managed-by": "jupyter-mlops",
+            "mlops.jupyter.org/deployment": "cells",
+            "mlops.jupyter.org/model-version": "3"}},
+        "type": "Opaque",
+        "immutable": True,
+        "stringData": {"token": "tok-dana"},
+    }
+    for v in VERSIONS:
+        kubernetes_validate.validate(secret, v, strict=True)
+
+    # With a token the Secret comes first and the Deployment reads the token from it ...
+    backend = KubeDeployBackend(namespace="mlops", image="registry.lab/mlops-serve:1",
+                                tracking_uri="http://hub/services/mlflow")
+    objs = backend.objects("cells", "3", "models:/cells/3", token="tok-dana")
+    assert [o["kind"] for o in objs] == ["Secret", "Deployment", "Service"]
+    assert objs[0] == secret
+    assert objs[1]["metadata"]["labels"] == secret["metadata"]["labels"]
+    assert objs[1]["spec"]["template"]["spec"]["containers"][0]["env"] == [
+        {"name": "MLFLOW_DISABLE_TELEMETRY", "value": "true"},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+        {"name": "MLFLOW_TRACKING_URI", "value": "http://hub/services/mlflow"},
+        {"name": "MLFLOW_TRACKING_TOKEN", "valueFrom": {"secretKeyRef": {
+            "name": "mlops-cells-v3-mlflow-token", "key": "token"}}},
+    ]
+    # ... without one (no issuer), the shared token_secret someone else created.
+    objs = backend.objects("cells", "3", "models:/cells/3")
+    assert [o["kind"] for o in objs] == ["Deployment", "Service"]
+    assert objs[0]["spec"]["template"]["spec"]["containers"][0]["env"][-1] == {
+        "name": "MLFLOW_TRACKING_TOKEN", "valueFrom": {"secretKeyRef": {
+            "name": "mlops-model-reader", "key": "token"}}}
+
+
+class RecordingIssuer:
+    """A hub that hands out numbered tokens and remembers what was minted and revoked."""
+
+    def __init__(self, refuse: bool = False):
+        self.minted, self.revoked, self.refuse = [], [], refuse
+
+    async def mint(self, user, lifetime, note, scopes=None):
+        if self.refuse:
+            raise Unavailable(f"the hub refused a token for {user}: 403 Forbidden")
+        self.minted.append((user, lifetime, note, scopes))
+        n = len(self.minted)
+        return f"tok-{user}-{n}", f"id{n}"
+
+    async def revoke(self, user, token_id):
+        self.revoked.append((user, token_id))
 
 
 class RegistryStandIn:
@@ -191,4 +253,93 @@ async def test_a_project_can_require_its_managers_approval(kube_fake, tmp_path):
                          ("switched", "pat", "2")]
     finally:
         await deployments.close()
+        await backend.close()
+
+
+def _token_in(kube_fake, name: str) -> str:
+    secret = kube_fake.get("secrets", "mlops", name)
+    return base64.b64decode(secret["data"]["token"]).decode()
+
+
+@pytest.mark.asyncio
+async def test_model_servers_read_mlflow_as_the_deployments_creator(kube_fake, tmp_path):
+    kube_fake.create("namespaces", None, {"metadata": {"name": "mlops"}})
+    db = Database(f"sqlite:///{tmp_path / 'cp.sqlite'}")
+    issuer = RecordingIssuer()
+    owner_of = lambda d: (db.query("SELECT created_by FROM deployments "  # noqa: E731
+                                   "WHERE name = :n", n=d) or [{}])[0].get("created_by")
+    backend = KubeDeployBackend(namespace="mlops", image="registry.lab/mlops-serve:1",
+                                tracking_uri="http://hub/services/mlflow", poll_interval=0.05,
+                                start_timeout=20, tokens=issuer, owner_of=owner_of)
+    deployments = Deployments(db, Projects(db), backend, RegistryStandIn(), drain_timeout=2)
+    dana = Caller("dana", scopes=frozenset({USE}))
+    admin = Caller("admin", scopes=frozenset({ADMIN}))
+    names = lambda plural: sorted(o["metadata"]["name"]  # noqa: E731
+                                  for o in kube_fake.list(plural, "mlops"))
+    try:
+        await deployments.create(dana, "lr", "lr", "1")
+        await _until(lambda: names("services") == ["mlops-lr-v1"])
+        assert names("secrets") == ["mlops-lr-v1-mlflow-token"]
+        assert issuer.minted == [("dana", 0, "mlops model server mlops-lr-v1", [MLFLOW_SCOPE])]
+        assert _token_in(kube_fake, "mlops-lr-v1-mlflow-token") == "tok-dana-1"
+        secret = kube_fake.get("secrets", "mlops", "mlops-lr-v1-mlflow-token")
+        dep = kube_fake.get("deployments", "mlops", "mlops-lr-v1")
+        assert secret["metadata"]["labels"] == dep["metadata"]["labels"] == labels("lr", "1")
+        # created before the Deployment, so no pod starts without its token
+        assert int(secret["metadata"]["resourceVersion"]) < \
+            int(dep["metadata"]["resourceVersion"])
+        env = dep["spec"]["template"]["spec"]["containers"][0]["env"]
+        assert {"name": "MLFLOW_TRACKING_TOKEN", "valueFrom": {"secretKeyRef": {
+            "name": "mlops-lr-v1-mlflow-token", "key": "token"}}} in env
+        kube_fake.set_status("deployments", "mlops", "mlops-lr-v1",
+                             {"replicas": 1, "readyReplicas": 1})
+        await _until(lambda: deployments.get(dana, "lr")["status"] == "ready")
+
+        # An administrator's switch: the new version still reads as dana, the creator; the
+        # old version's Secret goes and its token is revoked once the new one serves.
+        await deployments.switch(admin, "lr", "2")
+        await _until(lambda: "mlops-lr-v2" in names("services"))
+        assert names("secrets") == ["mlops-lr-v1-mlflow-token", "mlops-lr-v2-mlflow-token"]
+        assert _token_in(kube_fake, "mlops-lr-v2-mlflow-token") == "tok-dana-2"
+        assert issuer.minted[1][0] == "dana" and issuer.revoked == []
+        kube_fake.set_status("deployments", "mlops", "mlops-lr-v2",
+                             {"replicas": 1, "readyReplicas": 1})
+        await _until(lambda: names("deployments") == ["mlops-lr-v2"])
+        assert names("secrets") == ["mlops-lr-v2-mlflow-token"]
+        assert issuer.revoked == [("dana", "id1")]
+
+        # A version that fails takes its Secret and token with it.
+        await deployments.switch(admin, "lr", "3")
+        await _until(lambda: "mlops-lr-v3" in names("services"))
+        kube_fake.set_status("deployments", "mlops", "mlops-lr-v3", {"conditions": [{
+            "type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]})
+        await _until(lambda: deployments.get(admin, "lr")["status"] == "failed")
+        await _until(lambda: names("secrets") == ["mlops-lr-v2-mlflow-token"])
+        assert issuer.revoked == [("dana", "id1"), ("dana", "id3")]
+
+        await deployments.delete(dana, "lr")
+        assert names("secrets") == names("deployments") == names("services") == []
+        assert issuer.revoked == [("dana", "id1"), ("dana", "id3"), ("dana", "id2")]
+    finally:
+        await deployments.close()
+        await backend.close()
+
+
+@pytest.mark.asyncio
+async def test_a_version_without_its_creators_token_fails_and_creates_nothing(kube_fake):
+    kube_fake.create("namespaces", None, {"metadata": {"name": "mlops"}})
+    issuer = RecordingIssuer()
+    backend = KubeDeployBackend(namespace="mlops", image="registry.lab/mlops-serve:1",
+                                tokens=issuer, owner_of=lambda d: None)
+    try:
+        with pytest.raises(LoadFailed, match="lr has no creator whose MLflow token"):
+            await backend.start("lr", "1", "models:/lr/1")
+        backend.owner_of, backend.tokens = (lambda d: "dana"), RecordingIssuer(refuse=True)
+        with pytest.raises(LoadFailed, match="no MLflow token for dana, the creator of lr: "
+                                             "the hub refused"):
+            await backend.start("lr", "1", "models:/lr/1")
+        assert issuer.minted == []
+        for plural in ("secrets", "deployments", "services"):
+            assert kube_fake.list(plural, "mlops") == []
+    finally:
         await backend.close()

@@ -21,11 +21,18 @@ from ..errors import Unavailable
 
 MLFLOW_SCOPE = "access:services!service=mlflow"
 JOB_SCOPES = [MLFLOW_SCOPE, "access:services!service=mlops", roles.USE]
+# A model server only downloads its model version through the MLflow gateway: access to the
+# gateway is all the gateway asks of a token (it then scopes by the user's project membership),
+# and the hub has no narrower, read-only scope for a service.
+MODEL_SERVER_SCOPES = [MLFLOW_SCOPE]
 
 
 class TokenIssuer(Protocol):
-    async def mint(self, user: str, lifetime: int, note: str) -> tuple[str, str]:
-        """``(token, token_id)`` of a new token of ``user`` with :data:`JOB_SCOPES`."""
+    async def mint(self, user: str, lifetime: int, note: str,
+                   scopes: list[str] | None = None) -> tuple[str, str]:
+        """``(token, token_id)`` of a new token of ``user`` with ``scopes`` (default
+        :data:`JOB_SCOPES`), expiring after ``lifetime`` seconds (0: the hub's maximum, if it
+        sets one, else never)."""
 
     async def revoke(self, user: str, token_id: str) -> None: ...
 
@@ -44,13 +51,16 @@ class HubTokenIssuer:
                     method, f"{self.hub_api_url}/{path}",
                     headers={"Authorization": f"token {self.service_token}"}, **kw)
         except httpx.TransportError as e:
-            raise Unavailable(f"hub unreachable for a job token: {e}") from None
+            raise Unavailable(f"hub unreachable for a token: {e}") from None
 
-    async def mint(self, user: str, lifetime: int, note: str) -> tuple[str, str]:
+    async def mint(self, user: str, lifetime: int, note: str,
+                   scopes: list[str] | None = None) -> tuple[str, str]:
+        # expires_in null, not 0: 0 would slip past the hub's token_expires_in_max_seconds.
         r = await self._request("POST", f"users/{user}/tokens", json={
-            "note": note, "expires_in": int(lifetime), "scopes": JOB_SCOPES})
+            "note": note, "expires_in": int(lifetime) or None,
+            "scopes": list(scopes or JOB_SCOPES)})
         if r.status_code >= 300:
-            raise Unavailable(f"the hub refused a job token for {user}: {r.status_code} "
+            raise Unavailable(f"the hub refused a token for {user}: {r.status_code} "
                               f"{r.text[:200]}")
         body = r.json()
         return body["token"], body["id"]
@@ -66,7 +76,8 @@ class FixedTokenIssuer:
     def __init__(self, tokens: dict[str, str] | None = None):
         self.tokens = tokens or {}
 
-    async def mint(self, user: str, lifetime: int, note: str) -> tuple[str, str]:
+    async def mint(self, user: str, lifetime: int, note: str,
+                   scopes: list[str] | None = None) -> tuple[str, str]:
         return self.tokens.get(user, ""), ""
 
     async def revoke(self, user: str, token_id: str) -> None:
