@@ -28,7 +28,9 @@ CONTROL_PLANE_SCOPES = [
     "list:users", "read:users", "read:users:activity", "read:servers", "delete:servers",
     "list:groups", "read:groups", "groups", "read:roles:users",
     # Jobs (issue 6): mint each job an expiring token of its user (MLflow, the control plane,
-    # custom:mlops:use), revoked when the job ends; see core/jobs/tracking.JOB_SCOPES.
+    # custom:mlops:use), revoked when the job ends; see core/jobs/tracking.JOB_SCOPES. Also
+    # each Kubernetes model server version's token of the deployment's creator (MLflow only,
+    # tracking.MODEL_SERVER_SCOPES), revoked when the version stops.
     "tokens",
 ]
 
