@@ -117,3 +117,31 @@ def test_compare_two_runs_and_see_the_chart(page, platform, seeded_ui):
     expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false", timeout=WAIT)
     page.wait_for_timeout(500)
     shot(page, "experiments-04-dark")
+
+
+def test_a_slow_first_answer_never_hides_the_search_that_followed(page, platform, seeded_ui):
+    """Answers can arrive out of order on a busy server: the table shows the newest request's."""
+    platform.add_user(USER, PASSWORD)
+    hub_login(page, platform, USER, PASSWORD)
+    open_lab(page, platform, USER)
+    sidebar = open_mlops_sidebar(page)
+    held = []  # the first (unfiltered) runs request, answered only after the search's
+
+    def hold_first(route):
+        if not held and "filter=" not in route.request.url:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route(re.compile(r"/mlops/api/experiments/[^/]+/runs"), hold_first)
+    sidebar.get_by_test_id("experiments-list").get_by_role("link", name="ui-cells").click()
+    table = page.get_by_role("table", name="Runs")
+    page.get_by_label("Filter runs (MLflow search syntax)").fill("params.lr = '0.01'")
+    page.get_by_role("button", name="Search").click()
+    expect(table.get_by_role("row")).to_have_count(2, timeout=WAIT)  # header + the one run
+    assert len(held) == 1
+    held[0].continue_()  # now the stale, unfiltered answer arrives
+    page.wait_for_timeout(2_000)
+    expect(table.get_by_role("row")).to_have_count(2)
+    expect(table).to_contain_text("unet-lr0.01")
+    page.unroute(re.compile(r"/mlops/api/experiments/[^/]+/runs"))

@@ -3,7 +3,7 @@
  * and poll until something is final. Each keeps the error as the server's message, which
  * the panels show with `ErrorLine`.
  */
-import React, { useCallback, useEffect, useState } from 'react';
+import React, { useCallback, useEffect, useRef, useState } from 'react';
 
 import { requestAPI } from '../request';
 
@@ -15,6 +15,18 @@ export interface IRemote<T> {
   /** True while a load runs. */
   loading: boolean;
   reload: () => Promise<void>;
+}
+
+/**
+ * Which request is the newest: answers arrive in any order (a slow first load can land after
+ * the search that followed it), and only the newest may be shown.
+ */
+export function useLatest(): { next: () => number; is: (n: number) => boolean } {
+  const counter = useRef(0);
+  return useRef({
+    next: () => ++counter.current,
+    is: (n: number) => n === counter.current
+  }).current;
 }
 
 /**
@@ -31,15 +43,24 @@ export function useRemote<T>(
   const [data, setData] = useState<T | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [loading, setLoading] = useState(false);
+  const latest = useLatest();
   const reload = useCallback(async () => {
+    const mine = latest.next();
     setLoading(true);
     try {
-      setData(await load());
-      setError(null);
+      const answer = await load();
+      if (latest.is(mine)) {
+        setData(answer);
+        setError(null);
+      }
     } catch (e: any) {
-      setError(e.message);
+      if (latest.is(mine)) {
+        setError(e.message);
+      }
     } finally {
-      setLoading(false);
+      if (latest.is(mine)) {
+        setLoading(false);
+      }
     }
   }, deps);
   useEffect(() => {

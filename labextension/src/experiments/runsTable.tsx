@@ -8,6 +8,7 @@ import React, { useCallback, useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
 import { KeyChecks } from '../components/fields';
+import { useLatest } from '../components/hooks';
 import { api, IRunsPage, IRunSummary, num, when } from './api';
 
 const PAGE = 100;
@@ -44,7 +45,9 @@ export function RunsTable(props: IRunsTableProps): JSX.Element {
   const [paramCols, setParamCols] = useState<string[] | null>(null);
 
   const pageIndex = tokens.length - 1;
+  const latest = useLatest();
   const load = useCallback(async () => {
+    const mine = latest.next();
     setLoading(true);
     try {
       const p = await api.runs(experimentId, {
@@ -53,14 +56,21 @@ export function RunsTable(props: IRunsTableProps): JSX.Element {
         pageToken: tokens[tokens.length - 1],
         max: PAGE
       });
+      if (!latest.is(mine)) {
+        return; // a newer filter, sort or page was asked for meanwhile: its answer counts
+      }
       setPage(p);
       setError(null);
       setMetricCols(cols => cols ?? p.metric_keys.slice(0, 5));
       setParamCols(cols => cols ?? p.param_keys.slice(0, 3));
     } catch (e: any) {
-      setError(e.message);
+      if (latest.is(mine)) {
+        setError(e.message);
+      }
     } finally {
-      setLoading(false);
+      if (latest.is(mine)) {
+        setLoading(false);
+      }
     }
   }, [experimentId, filter, sort, tokens, attempt]);
 
