@@ -4,11 +4,11 @@
  * and param columns, and row selection for the compare view.
  */
 import { Button } from '@jupyterlab/ui-components';
-import React, { useCallback, useEffect, useState } from 'react';
+import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
 import { KeyChecks } from '../components/fields';
-import { useLatest } from '../components/hooks';
+import { useRemote } from '../components/hooks';
 import { api, IRunsPage, IRunSummary, num, when } from './api';
 
 const PAGE = 100;
@@ -38,45 +38,31 @@ export function RunsTable(props: IRunsTableProps): JSX.Element {
   const [sort, setSort] = useState<ISort>({ key: 'attributes.start_time', desc: true });
   const [attempt, setAttempt] = useState(0); // "Search" again retries, e.g. after a 503
   const [tokens, setTokens] = useState<(string | null)[]>([null]); // page i starts at tokens[i]
-  const [page, setPage] = useState<IRunsPage | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [loading, setLoading] = useState(false);
   const [metricCols, setMetricCols] = useState<string[] | null>(null);
   const [paramCols, setParamCols] = useState<string[] | null>(null);
 
   const pageIndex = tokens.length - 1;
-  const latest = useLatest();
-  const load = useCallback(async () => {
-    const mine = latest.next();
-    setLoading(true);
-    try {
-      const p = await api.runs(experimentId, {
+  const {
+    data: page,
+    error,
+    loading
+  } = useRemote<IRunsPage>(
+    () =>
+      api.runs(experimentId, {
         filter,
         orderBy: [`${sort.key} ${sort.desc ? 'DESC' : 'ASC'}`],
         pageToken: tokens[tokens.length - 1],
         max: PAGE
-      });
-      if (!latest.is(mine)) {
-        return; // a newer filter, sort or page was asked for meanwhile: its answer counts
-      }
-      setPage(p);
-      setError(null);
-      setMetricCols(cols => cols ?? p.metric_keys.slice(0, 5));
-      setParamCols(cols => cols ?? p.param_keys.slice(0, 3));
-    } catch (e: any) {
-      if (latest.is(mine)) {
-        setError(e.message);
-      }
-    } finally {
-      if (latest.is(mine)) {
-        setLoading(false);
-      }
-    }
-  }, [experimentId, filter, sort, tokens, attempt]);
-
+      }),
+    [experimentId, filter, sort, tokens, attempt]
+  );
   useEffect(() => {
-    void load();
-  }, [load]);
+    // the first page's keys pick the default columns; the user's choice is kept after that
+    if (page) {
+      setMetricCols(cols => cols ?? page.metric_keys.slice(0, 5));
+      setParamCols(cols => cols ?? page.param_keys.slice(0, 3));
+    }
+  }, [page]);
 
   const applyFilter = () => {
     setFilter(filterText.trim());
