@@ -171,8 +171,15 @@ export function RunDetail(props: { runId: string }): JSX.Element {
   const [run, setRun] = useState<IRunDetail | null>(null);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
+    let current = true; // a late answer for the run shown before must not replace this one
     setRun(null);
-    api.run(props.runId).then(setRun, e => setError(e.message));
+    api.run(props.runId).then(
+      r => current && setRun(r),
+      e => current && setError(e.message)
+    );
+    return () => {
+      current = false;
+    };
   }, [props.runId]);
   if (error) {
     return <ErrorLine error={error} />;

@@ -128,13 +128,19 @@ export function BatchPredictForm(props: {
     if (!dataset) {
       return;
     }
+    let current = true; // until another dataset is chosen: a late answer for this one is stale
     setDetail(null);
     requestAPI<IDatasetDetail>(`datasets/${encodeURIComponent(dataset)}`)
       .then(d => {
-        setDetail(d);
-        setRef(d.versions[0]?.version ?? '');
+        if (current) {
+          setDetail(d);
+          setRef(d.versions[0]?.version ?? '');
+        }
       })
-      .catch(e => setError(e.message));
+      .catch(e => current && setError(e.message));
+    return () => {
+      current = false;
+    };
   }, [dataset]);
   const submit = async (e: React.FormEvent) => {
     e.preventDefault();

@@ -149,11 +149,15 @@ function Viewer(props: {
   const [boxes, setBoxes] = useState<IBox[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
+    let current = true; // a late answer for the previous image must not draw on this one
     requestAPI<{ boxes: IBox[] }>(
       `datasets/${props.dataset}/versions/${props.version}/annotations?path=${encodeURIComponent(file.path)}`
     )
-      .then(r => setBoxes(r.boxes))
-      .catch((e: MlopsError) => setError(e.message));
+      .then(r => current && setBoxes(r.boxes))
+      .catch((e: MlopsError) => current && setError(e.message));
+    return () => {
+      current = false;
+    };
   }, [file.path, props.version]);
   const w = file.width || 1;
   const h = file.height || 1;
@@ -193,15 +197,21 @@ function Grid(props: { dataset: string; version: string; onOpen: (f: IDatasetFil
   const [error, setError] = useState<string | null>(null);
   useEffect(() => setPage(0), [props.dataset, props.version, split]);
   useEffect(() => {
+    let current = true; // until the page, split or version changes
     const q = `offset=${page * PAGE}&limit=${PAGE}&kind=image${split ? `&split=${split}` : ''}`;
     requestAPI<{ total: number; files: IDatasetFile[] }>(
       `datasets/${props.dataset}/versions/${props.version}?${q}`
     )
       .then(d => {
-        setData(d);
-        setError(null);
+        if (current) {
+          setData(d);
+          setError(null);
+        }
       })
-      .catch((e: MlopsError) => setError(e.message));
+      .catch((e: MlopsError) => current && setError(e.message));
+    return () => {
+      current = false;
+    };
   }, [props.dataset, props.version, page, split]);
   const pages = data ? Math.max(1, Math.ceil(data.total / PAGE)) : 1;
   return (

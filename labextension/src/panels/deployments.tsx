@@ -209,14 +209,22 @@ function Details(props: { dep: IDeployment; onChange: () => void }): JSX.Element
   const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
+    let current = true; // answers can arrive out of order: only the newest status counts
     void requestAPI<IDeployment>(`deployments/${dep.name}`)
-      .then(setDetail)
-      .catch(e => setError(e.message));
+      .then(d => current && setDetail(d))
+      .catch(e => current && setError(e.message));
+    return () => {
+      current = false;
+    };
   }, [dep.name, dep.status, dep.serving_version]);
   useEffect(() => {
+    let current = true;
     void requestAPI<IModelVersions>(`models/${encodeURIComponent(dep.model_name)}/versions`)
-      .then(r => setVersions(r.versions.map(v => String(v.version))))
-      .catch(() => setVersions([]));
+      .then(r => current && setVersions(r.versions.map(v => String(v.version))))
+      .catch(() => current && setVersions([]));
+    return () => {
+      current = false;
+    };
   }, [dep.model_name]);
 
   const act = async (fn: () => Promise<unknown>) => {
@@ -376,17 +384,23 @@ function NewDeployment(props: { onDone: () => void }): JSX.Element {
       .catch(e => setError(e.message));
   }, []);
   useEffect(() => {
+    let current = true; // until another model is chosen: its versions are not this one's
     setVersions([]);
     setVersion('');
     if (model) {
       void requestAPI<IModelVersions>(`models/${encodeURIComponent(model)}/versions`)
         .then(r => {
-          const vs = r.versions.map(v => String(v.version));
-          setVersions(vs);
-          setVersion(vs[0] || '');
+          if (current) {
+            const vs = r.versions.map(v => String(v.version));
+            setVersions(vs);
+            setVersion(vs[0] || '');
+          }
         })
-        .catch(e => setError(e.message));
+        .catch(e => current && setError(e.message));
     }
+    return () => {
+      current = false;
+    };
   }, [model]);
 
   return (
