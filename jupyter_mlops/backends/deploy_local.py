@@ -273,10 +273,8 @@ class LocalDeployBackend(LoggingConfigurable):
             while time.monotonic() < deadline:
                 if proc.poll() is not None:
                     group = self._group_of(inst)
-                    if group is not None and group.oom_kills():
-                        raise LoadFailed("out of memory: the model server went over its limit "
-                                         f"of {self.memory_limit / 2**20:.0f} MiB",
-                                         _tail(inst["log"]))
+                    if group is not None and (why := group.out_of_memory("the model server")):
+                        raise LoadFailed(why, _tail(inst["log"]))
                     raise LoadFailed(f"the model server exited with status {proc.returncode}",
                                      _tail(inst["log"]))
                 try:

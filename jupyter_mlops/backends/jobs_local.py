@@ -166,10 +166,8 @@ class LocalJobBackend:
             if handle.get("cgroup") else None
         if group is None:
             return ex
-        if ex.status == "failed" and group.oom_kills():
-            limit = self.memory_limit
-            size = f"{limit / 2**30:.3g} GiB" if limit >= 2**30 else f"{limit / 2**20:.0f} MiB"
-            why = f"out of memory: the job went over its limit of {size}"
+        why = group.out_of_memory("the job") if ex.status == "failed" else ""
+        if why:
             ex = Exit(ex.status, f"{why}; {ex.error}" if ex.error else why, ex.returncode,
                       ex.metrics)
         group.remove()

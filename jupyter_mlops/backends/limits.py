@@ -123,6 +123,21 @@ class CgroupLimits:
                     return int(m.group(1))
         return 0
 
+    def out_of_memory(self, what: str) -> str:
+        """"out of memory: <what> went over its limit of N" once the kernel killed something
+        here for it, else ""; N is the limit the group holds (not today's setting)."""
+        if not self.oom_kills():
+            return ""
+        limit = 0
+        for d in self.dirs:
+            for fname in ("memory.max", "memory.limit_in_bytes"):
+                try:
+                    limit = int((d / fname).read_text())
+                except (OSError, ValueError):
+                    continue
+        size = f"{limit / 2**30:.3g} GiB" if limit >= 2**30 else f"{limit / 2**20:.0f} MiB"
+        return f"out of memory: {what} went over its limit of {size}"
+
     def join(self) -> None:
         """Move the calling process into the group (between fork and exec: no logging)."""
         for d in self.dirs:
