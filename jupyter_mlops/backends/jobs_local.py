@@ -27,7 +27,6 @@ restart the job is found again by pid, and the start time guards against a recyc
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -43,7 +42,7 @@ import psutil
 from ..core.jobs.jobfiles import read_untrusted
 from .accounts import AccountError, SystemAccount, UserAccounts, make_traversable, \
     unreachable_part
-from .limits import PREFIX, CgroupLimits
+from .limits import PREFIX, CgroupLimits, platform_tag
 
 
 @dataclass
@@ -151,8 +150,8 @@ class LocalJobBackend:
         if not (self.cpu_limit or self.memory_limit) or os.geteuid() != 0:
             return None
         # The job's id, and which platform's (two can share a machine: say, tests and a demo).
-        where = hashlib.blake2s(str(job_dir.parent).encode(), digest_size=3).hexdigest()
-        group = CgroupLimits.create(self.cgroup_root, f"job-{job_dir.name}-{where}",
+        group = CgroupLimits.create(self.cgroup_root,
+                                    f"job-{job_dir.name}-{platform_tag(job_dir.parent)}",
                                     cpu=self.cpu_limit or None,
                                     memory=self.memory_limit or None, log=self.log)
         if group is None:

@@ -1,6 +1,7 @@
 """CPU and memory limits for local processes through cgroups (v2, or v1 ``memory`` + ``cpu``).
 
-User servers: the hub (root) creates ``jupyter-mlops-<account>`` with the profile's limits; the
+User servers: the hub (root) creates ``jupyter-mlops-user-<platform>-<account>`` with the
+profile's limits (``<platform>``: :func:`platform_tag` of the workspace root); the
 server's process joins it between fork and exec (``join`` runs in the child, still as root), so
 everything the user starts from the server (kernels, terminals) is counted and capped together.
 
@@ -20,6 +21,7 @@ would put all users together at the weight of one process (measured: JupyterLab'
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import time
@@ -28,6 +30,16 @@ from pathlib import Path
 PERIOD_US = 100_000  # the CFS period the CPU quota is expressed in (the kernel's default)
 PREFIX = "jupyter-mlops-"
 ENV = "JUPYTER_MLOPS_CGROUP"  # the group a started process must be in before it goes on
+
+
+def platform_tag(path) -> str:
+    """Six hex digits naming the platform a directory of it belongs to, for group names.
+
+    Several platforms can share a machine (a test run and a demo, two labs): groups are
+    created under the controller's root, so each name carries the platform's tag, and one
+    platform never writes another's limits or removes its groups.
+    """
+    return hashlib.blake2s(str(Path(path).resolve()).encode(), digest_size=3).hexdigest()
 
 
 class CgroupLimits:

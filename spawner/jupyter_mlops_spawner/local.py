@@ -35,7 +35,7 @@ from traitlets import Bool, Unicode, default
 from jupyter_mlops.backends.accounts import (AccountError, SystemAccount, ensure_account,
                                              isolation_applies, make_traversable,
                                              system_username, unreachable_part)
-from jupyter_mlops.backends.limits import CgroupLimits
+from jupyter_mlops.backends.limits import CgroupLimits, platform_tag
 
 from .profiles import Profile, ProfileSpawnerMixin, spawn_error
 
@@ -91,7 +91,9 @@ class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
     cgroup_root = Unicode(
         "/sys/fs/cgroup",
         help="""Where cgroups are mounted. CPU and memory limits of profiles become cgroups
-        under ``<cgroup_root>[/<controller>]/jupyter-mlops-<account>`` when writable.""",
+        under ``<cgroup_root>[/<controller>]/jupyter-mlops-user-<platform>-<account>`` when
+        writable; ``<platform>`` is derived from ``workspace_root``, so two platforms on one
+        machine never share (and overwrite) a user's group.""",
     ).tag(config=True)
 
     @default("cmd")
@@ -108,6 +110,11 @@ class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
     @property
     def account(self) -> str:
         return system_username(self.system_user_prefix, self.user.name)
+
+    @property
+    def cgroup_name(self) -> str:
+        """The user's server group, of this platform only (``limits.platform_tag``)."""
+        return f"user-{platform_tag(self.workspace_root or '/tmp')}-{self.account}"
 
     def _workspace(self) -> Path:
         return Path(self.workspace_root or "/tmp") / self.user.name
@@ -223,7 +230,7 @@ class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
         self._cgroup = None
         if os.geteuid() == 0 and (profile.cpu_limit or profile.mem_limit or
                                   profile.cpu_guarantee):
-            cg = CgroupLimits.create(self.cgroup_root, self.account, cpu=self.cpu_limit,
+            cg = CgroupLimits.create(self.cgroup_root, self.cgroup_name, cpu=self.cpu_limit,
                                      memory=self.mem_limit, cpu_weight=self.cpu_guarantee,
                                      log=self.log)
             if cg is None:

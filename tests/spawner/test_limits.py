@@ -38,3 +38,18 @@ def test_cpu_limit_caps_a_busy_process(group):
     limits = group.limits()
     assert limits.get("cpu.cfs_quota_us", limits.get("cpu.max", "").split(" ")[0]) == "50000"
     assert limits.get("cpu.shares", "512") == "512" or limits.get("cpu.weight") == "50"
+
+
+def test_two_platforms_never_share_a_users_group(tmp_path):
+    # Given the same user on two platforms of one machine (their own workspace roots)
+    from types import SimpleNamespace
+
+    from jupyter_mlops_spawner import MlopsLocalSpawner
+
+    user = SimpleNamespace(name="carol", groups=[], roles=[])
+    names = {MlopsLocalSpawner(user=user, workspace_root=str(tmp_path / p / "users")).cgroup_name
+             for p in ("lab", "demo")}
+    # Then each platform names its own group, and the same root always the same one
+    assert len(names) == 2 and all(n.endswith("-jm-carol") for n in names)
+    again = MlopsLocalSpawner(user=user, workspace_root=str(tmp_path / "lab" / "users"))
+    assert again.cgroup_name in names

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from jupyter_mlops.backends.limits import platform_tag
 from tests.spawner.hubfixture import SpawnerHub, shared_tmpdir
 
 USERS = ["alice", "bob", "carol", "dave"]
@@ -127,11 +128,13 @@ def test_isolation_as_root(hub):
 def test_profile_limits_enforced_by_cgroup(hub):
     pid = hub.server_state("carol")["state"]["pid"]
     cgroups = Path(f"/proc/{pid}/cgroup").read_text()
-    assert "jupyter-mlops-jm-carol" in cgroups, cgroups
+    # the group is this platform's own (another platform's carol has another one)
+    group = f"jupyter-mlops-user-{platform_tag(hub.data_dir / 'users')}-jm-carol"
+    assert group in cgroups, cgroups
     env = environ(pid)
     assert env["MEM_LIMIT"] == str(2 * 1024**3) and env["JUPYTER_MLOPS_PROFILE"] == "gpu-1"
-    mem = Path("/sys/fs/cgroup/memory/jupyter-mlops-jm-carol/memory.limit_in_bytes")
-    v2 = Path("/sys/fs/cgroup/jupyter-mlops-jm-carol/memory.max")
+    mem = Path(f"/sys/fs/cgroup/memory/{group}/memory.limit_in_bytes")
+    v2 = Path(f"/sys/fs/cgroup/{group}/memory.max")
     limit = (mem if mem.exists() else v2).read_text().strip()
     assert limit == str(2 * 1024**3)
 
