@@ -6,7 +6,8 @@ config file that loads the project's one); set any ``c.JupyterHub.*`` after it t
 
 Data directory layout (``data_dir``)::
 
-    hub/        jupyterhub.sqlite, cookie secret, proxy pid, passwords.dbm (bcrypt hashes)
+    hub/        jupyterhub.sqlite, cookie secret, proxy pid, passwords.dbm (bcrypt hashes),
+                ports.json (the internal listeners' ports, kept across starts: hub_ports)
     mlflow/     mlflow.db (SQLite), artifacts/, run/mlflow.sock (directory mode 0700)
     control/    the control plane's database and cookie secret
     store/      content-addressed object store of the datasets (local-directory backend)
@@ -17,7 +18,6 @@ Data directory layout (``data_dir``)::
 """
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 
@@ -26,16 +26,10 @@ from traitlets import (Any, CaselessStrEnum, Dict, Float, Integer, List, Set, Tr
 from traitlets.config import Configurable
 
 from . import sso
+from .hub_ports import internal_ports
 from .core import roles
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nobody listens on right now (for the hub's internal endpoints)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 class MlopsHub(Configurable):
@@ -343,8 +337,10 @@ def configure_hub(c) -> MlopsHub:
     py = hub.python
 
     c.JupyterHub.bind_url = hub.public_url
-    c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{free_port()}"
-    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{free_port()}"
+    # Internal addresses are the same at every start (jobs outlive restarts; see hub_ports).
+    ports = internal_ports(hub.path())
+    c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{ports['hub_api']}"
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{ports['proxy_api']}"
     c.ConfigurableHTTPProxy.command = hub.proxy_command
     c.ConfigurableHTTPProxy.pid_file = str(hub.path("hub", "proxy.pid"))
     c.JupyterHub.db_url = f"sqlite:///{hub.path('hub', 'jupyterhub.sqlite')}"
@@ -365,7 +361,7 @@ def configure_hub(c) -> MlopsHub:
     c.MlopsLocalSpawner.db_url = control_db_url(hub)
     c.MlopsLocalSpawner.gpu_devices = hub.gpu_devices
 
-    cp_port, gw_port = free_port(), free_port()
+    cp_port, gw_port = ports["control_plane"], ports["gateway"]
     cp_url, gw_url = f"http://127.0.0.1:{cp_port}", f"http://127.0.0.1:{gw_port}"
     c.MlopsLocalSpawner.control_plane_url = f"{cp_url}/services/mlops/"
     c.MlopsLocalSpawner.mlflow_url = f"{gw_url}/services/mlflow"

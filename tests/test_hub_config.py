@@ -1,4 +1,7 @@
 """The project's hub config loads and names our spawner, authenticator and services."""
+import json
+import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -102,3 +105,39 @@ def test_jobs_follow_the_spawners_accounts(tmp_path):
     accounts = AccountSettings(parent=service)
     assert accounts.system_user_prefix == "lab-" and accounts.isolate_users is False
     assert accounts.user_accounts(tmp_path).name_of("alice") == "lab-alice"
+
+
+def test_internal_ports_are_kept_across_starts(tmp_path, load):
+    # Given a first start chose the internal addresses
+    first = load(tmp_path)
+    cp = next(s for s in first.JupyterHub.services if s["name"] == "mlops")
+    # When the platform starts again on the same data directory
+    Application.clear_instance()
+    again = load(tmp_path)
+    # Then every internal address is the same (jobs started before find the platform)
+    assert again.JupyterHub.hub_bind_url == first.JupyterHub.hub_bind_url
+    assert again.ConfigurableHTTPProxy.api_url == first.ConfigurableHTTPProxy.api_url
+    assert next(s for s in again.JupyterHub.services if s["name"] == "mlops")["url"] == cp["url"]
+    assert again.MlopsLocalSpawner.mlflow_url == first.MlopsLocalSpawner.mlflow_url
+    ports = json.loads((tmp_path / "hub" / "ports.json").read_text())
+    assert cp["url"] == f"http://127.0.0.1:{ports['control_plane']}"
+    assert len(set(ports.values())) == 4
+
+
+def test_a_kept_port_taken_by_another_process_is_an_error_naming_it(tmp_path, load):
+    from jupyter_mlops.hub_ports import PortInUse
+
+    load(tmp_path)
+    Application.clear_instance()
+    port = json.loads((tmp_path / "hub" / "ports.json").read_text())["gateway"]
+    # Given another program listens on the gateway's kept port
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        # Then the start refuses, naming the port, the listener and who holds it
+        with pytest.raises(PortInUse) as e:
+            load(tmp_path)
+    msg = str(e.value)
+    assert f"port {port}" in msg and "MLflow gateway" in msg and f"pid {os.getpid()}" in msg
+    # and the kept ports were not replaced
+    assert json.loads((tmp_path / "hub" / "ports.json").read_text())["gateway"] == port
