@@ -1,6 +1,7 @@
 """``jupyter-mlops``: start the whole platform on one machine.
 
     jupyter-mlops up [--data-dir DIR] [--port 8000] [--ip 127.0.0.1]
+                     [--ssl-cert FULLCHAIN.pem --ssl-key KEY.pem]
     jupyter-mlops reset-password USER [--data-dir DIR]
 """
 from __future__ import annotations
@@ -9,6 +10,7 @@ import argparse
 import dbm
 import errno
 import fcntl
+import ipaddress
 import json
 import os
 import secrets
@@ -81,7 +83,8 @@ def has_password(data_dir: Path, user: str) -> bool:
 
 
 def hub_command(data_dir: Path, public_url: str, gpu_devices: str | None,
-                extra_config: str | None = None) -> list[str]:
+                extra_config: str | None = None, ssl_cert: str | None = None,
+                ssl_key: str | None = None) -> list[str]:
     """The project's hub config with this start's settings as command-line flags."""
     config = REPO_ROOT / "hub_config" / "jupyterhub_config.py"
     cmd = [sys.executable, "-m", "jupyterhub", "-f", str(config),
@@ -90,12 +93,20 @@ def hub_command(data_dir: Path, public_url: str, gpu_devices: str | None,
         cmd.append(f"--MlopsHub.gpu_devices={gpu_devices}")
     if extra_config:
         cmd.append(f"--MlopsHub.config_file={Path(extra_config).resolve()}")
+    if ssl_cert and ssl_key:
+        cmd += [f"--MlopsHub.ssl_cert={Path(ssl_cert).resolve()}",
+                f"--MlopsHub.ssl_key={Path(ssl_key).resolve()}"]
     return cmd
 
 
 def _hub_answers(url: str) -> bool:
+    import ssl
+
+    # Only "does it answer": no credentials are sent, and the certificate may name the
+    # public host, not the address probed here.
+    context = ssl._create_unverified_context() if url.startswith("https:") else None
     try:
-        with urllib.request.urlopen(url, timeout=2) as r:
+        with urllib.request.urlopen(url, timeout=2, context=context) as r:
             return r.status == 200
     except OSError:
         return False
@@ -166,11 +177,35 @@ def tail(path: Path, n: int = 30) -> str:
         return ""
 
 
+def tls_notice(ip: str, ssl_cert: str | None, ssl_key: str | None) -> str:
+    """Why TLS settings are refused (raises ``UpError``), or a warning when plain HTTP is
+    served beyond this machine ("" when there is nothing to say)."""
+    if bool(ssl_cert) != bool(ssl_key):
+        raise UpError("--ssl-cert and --ssl-key go together: give both")
+    for flag, path in (("--ssl-cert", ssl_cert), ("--ssl-key", ssl_key)):
+        if path and not Path(path).is_file():
+            raise UpError(f"{flag} {path} does not exist")
+    if ssl_cert:
+        return ""
+    try:
+        loopback = ipaddress.ip_address(ip).is_loopback
+    except ValueError:  # a host name
+        loopback = ip == "localhost"
+    if loopback:
+        return ""
+    return (f"WARNING: serving plain HTTP on {ip}: passwords, cookies and API tokens cross "
+            "the network unencrypted. Give --ssl-cert and --ssl-key, or put a "
+            "TLS-terminating proxy in front and listen on 127.0.0.1.")
+
+
 def cmd_up(args) -> int:
+    notice = tls_notice(args.ip, args.ssl_cert, args.ssl_key)
+    if notice:
+        print(f"jupyter-mlops: {notice}", file=sys.stderr, flush=True)
     data_dir = Path(args.data_dir).resolve()
     lock = lock_data_dir(data_dir)  # noqa: F841 (held until exit)
     check_port_free(args.ip, args.port)
-    public_url = f"http://{args.ip}:{args.port}"
+    public_url = f"{'https' if args.ssl_cert else 'http'}://{args.ip}:{args.port}"
     if args.config and not Path(args.config).is_file():
         raise UpError(f"--config {args.config} does not exist")
     if args.gpu_devices:
@@ -191,7 +226,8 @@ def cmd_up(args) -> int:
     print(f"jupyter-mlops: starting in {data_dir} (log: {log_path})", flush=True)
     t0 = time.monotonic()
     proc = subprocess.Popen(
-        hub_command(data_dir, public_url, args.gpu_devices, args.config),
+        hub_command(data_dir, public_url, args.gpu_devices, args.config, args.ssl_cert,
+                    args.ssl_key),
         cwd=data_dir / "hub",
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -264,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="extra Python config file (c.MlopsHub.*, e.g. OIDC login; "
                          "c.JupyterHub.* overrides; the control plane's c.JobSettings.*, "
                          "c.LocalDeployBackend.*...)")
+    up.add_argument("--ssl-cert", default=None,
+                    help="TLS certificate (PEM, full chain): serve HTTPS (with --ssl-key)")
+    up.add_argument("--ssl-key", default=None, help="private key (PEM) of --ssl-cert")
     up.add_argument("--timeout", type=float, default=90, help="seconds to wait for the hub")
     up.set_defaults(func=cmd_up)
     rp = sub.add_parser("reset-password", help="set a new password for a local account")

@@ -25,7 +25,7 @@ from traitlets import (Any, CaselessStrEnum, Dict, Float, Integer, List, Set, Tr
                        Unicode, default, validate)
 from traitlets.config import Configurable
 
-from . import sso
+from . import hub_errors, sso
 from .hub_ports import internal_ports
 from .core import roles
 
@@ -48,6 +48,25 @@ class MlopsHub(Configurable):
         "http://127.0.0.1:8000",
         help="""URL users open. The proxy binds to its host and port.""",
     ).tag(config=True)
+
+    ssl_cert = Unicode(
+        "",
+        help="""TLS certificate (PEM, the full chain) the proxy serves ``public_url`` with;
+        with ``ssl_key`` the platform answers HTTPS only (``jupyter-mlops up --ssl-cert``).
+        Empty: plain HTTP, fit for 127.0.0.1 or behind a TLS-terminating proxy. Internal
+        listeners stay plain HTTP on 127.0.0.1 and unix sockets (docs/security.md).""",
+    ).tag(config=True)
+
+    ssl_key = Unicode(
+        "", help="""Private key (PEM) of ``ssl_cert``; keep it readable by root only.""",
+    ).tag(config=True)
+
+    @validate("ssl_cert", "ssl_key")
+    def _validate_ssl_file(self, proposal):
+        value = proposal["value"]
+        if value and not Path(value).is_file():
+            raise TraitError(f"{proposal['trait'].name} {value} is not a file")
+        return str(Path(value).resolve()) if value else ""
 
     admin_users = Set(
         {"admin"},
@@ -296,8 +315,9 @@ def make_dirs(hub: MlopsHub) -> None:
     run.chmod(0o700)
     # State only the platform's own processes read: user servers run as per-user accounts and
     # reach MLflow and the control plane through hub-authenticated routes, never these files
-    # (MLflow's database would otherwise expose every project's runs).
-    for private in ("hub", "mlflow", "control", "logs"):
+    # (MLflow's database would otherwise expose every project's runs, the store every
+    # project's dataset objects).
+    for private in ("hub", "mlflow", "control", "logs", "store"):
         hub.path(private).chmod(0o700)
 
 
@@ -336,7 +356,12 @@ def configure_hub(c) -> MlopsHub:
     make_dirs(hub)
     py = hub.python
 
-    c.JupyterHub.bind_url = hub.public_url
+    if bool(hub.ssl_cert) != bool(hub.ssl_key):
+        raise RuntimeError("MlopsHub.ssl_cert and MlopsHub.ssl_key go together: give both")
+    if hub.ssl_cert:  # the proxy terminates TLS on the public address
+        c.JupyterHub.ssl_cert, c.JupyterHub.ssl_key = hub.ssl_cert, hub.ssl_key
+    scheme, _, rest = hub.public_url.partition("://")
+    c.JupyterHub.bind_url = f"{'https' if hub.ssl_cert else scheme}://{rest}"
     # Internal addresses are the same at every start (jobs outlive restarts; see hub_ports).
     ports = internal_ports(hub.path())
     c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{ports['hub_api']}"
@@ -446,6 +471,8 @@ def configure_roles(c, hub: MlopsHub) -> tuple[dict, list]:
     access = sso.ACCESS
     # The hub's navigation links to the MLOps pages (a page.html extending the hub's own).
     c.JupyterHub.template_paths = [str(Path(__file__).parent / "hub_templates")]
+    # The proxy's error answers for API paths are JSON (a service restarting: 503 + reason).
+    hub_errors.install()
     # The user server's own token carries the user's lab scopes (filtered to what they hold),
     # so the sidebar calls the control plane and MLflow as that user.
     c.Spawner.server_token_scopes = [
