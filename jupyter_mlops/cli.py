@@ -22,6 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from . import process_tree
 from .hub import REPO_ROOT
 
 ADMIN = "admin"
@@ -31,17 +32,34 @@ class UpError(Exception):
     """A reason `up` cannot start, shown to the user as one line."""
 
 
-def check_port_free(ip: str, port: int) -> None:
+def check_port_free(ip: str, port: int, data_dir: Path | None = None) -> None:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((ip, port))
         except OSError as e:
             if e.errno in (errno.EADDRINUSE, errno.EACCES):
-                raise UpError(
-                    f"port {port} on {ip} is in use; choose another with --port"
-                ) from None
+                raise UpError(port_in_use(ip, port, data_dir)) from None
             raise
+
+
+def port_in_use(ip: str, port: int, data_dir: Path | None) -> str:
+    """Why the port is taken, naming who holds it when we may see it: a process of a
+    jupyter-mlops platform (which data directory) or something else."""
+    where = f"port {port} on {ip} is in use"
+    holder = process_tree.listener(ip, port)
+    if holder is None:
+        return f"{where}; choose another with --port"
+    who = process_tree.describe(holder)
+    platform = process_tree.platform_of(holder.pid)
+    if platform and data_dir is not None and Path(platform) == data_dir:
+        return (f"{where} by {who}, left running by an earlier jupyter-mlops up on "
+                f"{platform} that this start could not end; end it (kill {holder.pid}) "
+                "and start again")
+    if platform:
+        return (f"{where} by {who} of the jupyter-mlops platform on {platform}; stop that "
+                "one first or choose another with --port")
+    return f"{where} by {who}, not a jupyter-mlops platform; choose another with --port"
 
 
 def lock_data_dir(data_dir: Path):
@@ -138,17 +156,15 @@ def wait_until_up(url: str, mlflow_sock: Path, proc: subprocess.Popen, timeout: 
 
 
 def stop(proc: subprocess.Popen, grace: float = 20.0) -> None:
-    """Ask the hub to clean up (it stops the proxy, services and user servers), then make sure.
+    """Stop the platform of the hub ``proc`` in order, then make sure nothing of it is left.
 
-    The hub starts its proxy, services and servers in sessions of their own, so a process group
-    signal would miss them: we note the hub's descendants first and end any it left behind.
+    The work its services started in sessions of their own (jobs, model servers) first, while
+    MLflow still runs (a job ends its run as KILLED); then the hub, which stops its proxy,
+    services and user servers; then whatever of the tree noted at the start is still running
+    (a signal to the hub's process group would miss it all: see ``process_tree``).
     """
-    import psutil
-
-    try:
-        family = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        family = []
+    family = process_tree.descendants(proc.pid)
+    process_tree.end(process_tree.detached_work(proc.pid, family), process_tree.WORK_GRACE)
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -156,18 +172,51 @@ def stop(proc: subprocess.Popen, grace: float = 20.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    left = [p for p in family if p.is_running()]
-    for p in left:
-        try:
-            p.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(left, timeout=5)
-    for p in alive:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
+    process_tree.end(family)
+
+
+class Interrupted(BaseException):
+    """A stop signal reached ``up``: stop everything and exit 0."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+
+
+def handle_stop_signals() -> None:
+    """``up``'s own handlers for SIGINT, SIGTERM and SIGHUP, whatever it inherited.
+
+    A background job of a non-interactive shell (``nohup ... &``, CI runners, service scripts)
+    starts with SIGINT ignored, and Python then installs no KeyboardInterrupt: ``up`` would
+    never react to it. Handled signals are reset to the default in the children, so the hub and
+    its servers do react to theirs. SIGHUP inherited as ignored (``nohup``) stays ignored:
+    whoever started ``up`` asked it to outlive the terminal.
+    """
+    def on_signal(signum, frame):
+        raise Interrupted(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if sig == signal.SIGHUP and signal.getsignal(sig) == signal.SIG_IGN:
+            continue
+        signal.signal(sig, on_signal)
+
+
+def ignore_stop_signals() -> None:
+    """While stopping: a second Ctrl-C or SIGTERM must not cut the stop short."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) != signal.SIG_IGN:
+            signal.signal(sig, lambda signum, frame: None)
+
+
+def end_leftovers(data_dir: Path) -> None:
+    """End what an earlier ``up`` on ``data_dir`` left running (it was killed, and its
+    watcher too), saying so in one line. Call it holding the data directory's lock."""
+    left = process_tree.leftovers(data_dir)
+    if not left:
+        return
+    print(f"jupyter-mlops: an earlier `up` on {data_dir} did not stop cleanly; ending the "
+          f"{len(left)} processes it left running: "
+          f"{', '.join(process_tree.describe(p) for p in left)}", flush=True)
+    process_tree.end(left, process_tree.HUB_GRACE)
 
 
 def tail(path: Path, n: int = 30) -> str:
@@ -202,9 +251,11 @@ def cmd_up(args) -> int:
     notice = tls_notice(args.ip, args.ssl_cert, args.ssl_key)
     if notice:
         print(f"jupyter-mlops: {notice}", file=sys.stderr, flush=True)
+    handle_stop_signals()
     data_dir = Path(args.data_dir).resolve()
     lock = lock_data_dir(data_dir)  # noqa: F841 (held until exit)
-    check_port_free(args.ip, args.port)
+    end_leftovers(data_dir)
+    check_port_free(args.ip, args.port, data_dir)
     public_url = f"{'https' if args.ssl_cert else 'http'}://{args.ip}:{args.port}"
     if args.config and not Path(args.config).is_file():
         raise UpError(f"--config {args.config} does not exist")
@@ -233,15 +284,10 @@ def cmd_up(args) -> int:
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,  # Ctrl-C reaches us; we stop the hub in order
+        preexec_fn=process_tree.parent_death_signal(),  # `up` killed: the hub stops too
     )
-    interrupted = False
-
-    def on_signal(signum, frame):
-        nonlocal interrupted
-        interrupted = True
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_signal)
+    # Ends what is left of the tree once `up` is gone, however it went.
+    watcher = process_tree.start_watcher(proc.pid, data_dir, log)
     try:
         try:
             wait_until_up(f"{public_url}/hub/api/", data_dir / "mlflow" / "run" / "mlflow.sock",
@@ -261,14 +307,18 @@ def cmd_up(args) -> int:
         print(f"jupyter-mlops: the hub exited with status {proc.returncode}; see {log_path}",
               file=sys.stderr)
         return proc.returncode or 1
-    except KeyboardInterrupt:
-        print("\njupyter-mlops: stopping...", flush=True)
+    except Interrupted as e:
+        ignore_stop_signals()
+        print(f"\njupyter-mlops: {e}: stopping...", flush=True)
         stop(proc)
-        print("jupyter-mlops: stopped.")
+        print("jupyter-mlops: stopped.", flush=True)
         return 0
     finally:
+        ignore_stop_signals()
         if proc.poll() is None:
             stop(proc)
+        watcher.stdin.close()  # it ends anything the hub left (e.g. jobs) and exits
+        watcher.wait()
 
 
 def cmd_reset_password(args) -> int:
@@ -331,6 +381,9 @@ def main(argv=None) -> int:
     except UpError as e:
         print(f"jupyter-mlops: error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:  # before anything was started
+        print(f"jupyter-mlops: {e}: stopped.", file=sys.stderr)
+        return 0
 
 
 if __name__ == "__main__":

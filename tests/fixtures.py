@@ -40,13 +40,19 @@ class Platform:
         self.output: list[str] = []
         self._admin_token: str | None = None
         self._passwords: dict[str, str] = {}
+        self.leftovers: list[str] = []
 
-    def start(self, timeout: float = 240) -> "Platform":
+    def start(self, timeout: float = 240, sigint_ignored: bool = False) -> "Platform":
+        """``sigint_ignored``: start ``up`` as a background job of a non-interactive shell
+        would (``nohup ... &``, CI runners): with SIGINT ignored."""
         # Generous: on a loaded 2-core machine MLflow alone can take a minute to answer.
         cmd = [sys.executable, "-m", "jupyter_mlops", "up", "--data-dir", str(self.data_dir),
                "--port", str(self.port), "--timeout", str(timeout), *self.extra_args]
+        ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored \
+            else None
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, text=True, cwd=REPO)
+                                     stdin=subprocess.DEVNULL, text=True, cwd=REPO,
+                                     preexec_fn=ignore)
         deadline = time.monotonic() + timeout
         for line in self.proc.stdout:
             self.output.append(line)
@@ -64,15 +70,28 @@ class Platform:
         p = self.data_dir / "logs" / "hub.log"
         return "\n".join(p.read_text().splitlines()[-lines:]) if p.exists() else ""
 
-    def stop(self) -> int | None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        """Stop ``up`` with ``sig`` (SIGTERM, as a service manager does); whatever its tree
+        still runs afterwards (it should be nothing) is noted in ``leftovers`` and ended, so a
+        failing test never leaves processes behind."""
+        from jupyter_mlops import process_tree
+
+        if self.proc is None:
+            return None
+        family = process_tree.descendants(self.proc.pid)
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
             try:
-                self.proc.wait(60)
+                self.proc.wait(90)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        return self.proc.returncode if self.proc else None
+        left = [p for p in family if process_tree.alive(p)]
+        left += [p for p in process_tree.leftovers(self.data_dir) if p not in left]
+        left += [p for p in processes_under(self.data_dir) if p not in left]
+        self.leftovers = [process_tree.describe(p) for p in left]
+        process_tree.end(left)
+        return self.proc.returncode
 
     # --- acting as people -------------------------------------------------------------------
 
@@ -140,6 +159,26 @@ class Platform:
                 return
             time.sleep(0.3)
         raise AssertionError(f"server of {user} not ready:\n{self.hub_log()}")
+
+
+def processes_under(directory: Path) -> list:
+    """Running processes that work in ``directory`` or name it on their command line: a
+    platform's hub and proxy, services, user servers and their kernels, jobs. This process
+    and its ancestors excepted."""
+    import psutil
+
+    from jupyter_mlops import process_tree
+
+    d = str(Path(directory).resolve())
+    me = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
+    found = []
+    for p in psutil.process_iter(["cwd", "cmdline"]):
+        if p.pid in me:
+            continue
+        cwd, cmd = p.info["cwd"] or "", " ".join(p.info["cmdline"] or [])
+        if (cwd == d or cwd.startswith(d + "/") or d in cmd) and process_tree.alive(p):
+            found.append(p)
+    return found
 
 
 def shared_tmp_dir(prefix: str = "mlops-test-") -> Path:

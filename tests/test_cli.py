@@ -1,9 +1,14 @@
 """`jupyter-mlops up`: clear errors for a busy data directory or port; state kept across starts."""
+import json
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
-from tests.fixtures import Platform, free_port
+from jupyter_mlops import process_tree
+from tests.fixtures import Platform, free_port, processes_under
 
 
 def run_up(*args, timeout=60):
@@ -31,6 +36,15 @@ def test_a_port_in_use_is_named(tmp_path):
         r = run_up("--data-dir", str(tmp_path / "d"), "--port", str(port))
     assert r.returncode == 2
     assert f"port {port}" in r.stderr and "--port" in r.stderr
+    # Who holds it, and that it is not a platform (so it is not ours to stop)
+    assert f"pid {os.getpid()}" in r.stderr and "not a jupyter-mlops platform" in r.stderr
+
+
+def test_a_port_held_by_another_platform_names_its_data_dir(platform, tmp_path):
+    r = run_up("--data-dir", str(tmp_path / "d"), "--port", str(platform.port))
+    assert r.returncode == 2
+    assert f"of the jupyter-mlops platform on {platform.data_dir}" in r.stderr, r.stderr
+    assert "stop that one first or choose another with --port" in r.stderr
 
 
 def test_bad_gpu_devices_json_is_a_clear_error(tmp_path):
@@ -39,29 +53,88 @@ def test_bad_gpu_devices_json_is_a_clear_error(tmp_path):
     assert r.returncode == 2 and "--gpu-devices is not JSON" in r.stderr
 
 
-def test_restart_keeps_accounts_and_stops_every_child(shared_tmp):
-    tmp_path = shared_tmp
-    import psutil
+def gone(procs, timeout: float) -> list[str]:
+    """Wait until none of ``procs`` runs (a zombie has ended); what still runs after."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [p for p in procs if process_tree.alive(p)]
+        if not left or time.monotonic() > deadline:
+            return [" ".join(p.cmdline()) for p in left if process_tree.alive(p)]
+        time.sleep(0.2)
 
-    p = Platform(tmp_path / "data").start()
+
+def test_restart_keeps_accounts_and_stops_every_child(shared_tmp):
+    """Started as a background job would be (SIGINT ignored), `up` stops cleanly on SIGINT
+    and on SIGTERM: exit 0 and nothing of its tree left."""
+    tmp_path = shared_tmp
+    p = Platform(tmp_path / "data").start(sigint_ignored=True)
     password = p.admin_password
     assert password and len(password) >= 12
     p.add_user("carol", "carol-password-1")
-    children = psutil.Process(p.proc.pid).children(recursive=True)
-    assert len(children) >= 4  # hub, proxy, control plane, gateway, MLflow (+ workers)
-    assert p.stop() == 0
-    gone, alive = psutil.wait_procs(children, timeout=10)
-    assert not alive, f"left running: {[c.cmdline() for c in alive]}"
+    children = process_tree.descendants(p.proc.pid)
+    assert len(children) >= 5  # watcher, hub, proxy, control plane, gateway, MLflow (+ workers)
+    assert p.stop(signal.SIGINT) == 0
+    assert p.leftovers == [] and gone(children, 10) == []
+    assert not (tmp_path / "data" / process_tree.STATE_FILE).exists()
     # The password is stored hashed only, never in clear.
     stored = b"".join(f.read_bytes() for f in (tmp_path / "data" / "hub").glob("passwords*"))
     assert password.encode() not in stored and b"$2b$" in stored
 
-    again = Platform(tmp_path / "data").start()
+    again = Platform(tmp_path / "data").start(sigint_ignored=True)
     try:
         assert again.admin_password is None  # not generated (nor shown) a second time
         again.admin_password = password
         again.login("carol", "carol-password-1")  # the account and its password survived
         r = again.hub("GET", "users/carol")
         assert r.status_code == 200
+        children = process_tree.descendants(again.proc.pid)
+    finally:
+        assert again.stop(signal.SIGTERM) == 0
+    assert again.leftovers == [] and gone(children, 10) == []
+
+
+def test_a_killed_up_takes_its_platform_along(shared_tmp):
+    """`up` killed with everything that could clean up after it leaves its proxy and
+    services running: the next `up` on the data directory ends them itself (saying so) and
+    starts on the same port. `up` killed alone: its whole tree stops by itself."""
+    p = Platform(shared_tmp / "data").start()
+    try:
+        tree = process_tree.descendants(p.proc.pid)
+        watcher = next(c for c in tree if "jupyter_mlops.process_tree" in c.cmdline())
+        hub = next(c for c in tree if c.ppid() == p.proc.pid and c != watcher)
+        state = shared_tmp / "data" / process_tree.STATE_FILE
+        deadline = time.monotonic() + 30  # the watcher notes the tree within a second
+        while {c.pid for c in tree if c != watcher} - recorded_pids(state):
+            assert time.monotonic() < deadline, (state.read_text(), tree)
+            time.sleep(0.2)
+        for c in (watcher, hub, p.proc):
+            c.kill()
+        p.proc.wait()
+        left = [c for c in tree if process_tree.alive(c)]
+        assert len(left) >= 4, left  # proxy, control plane, gateway, MLflow (+ workers)
+    except BaseException:
+        p.stop()
+        raise
+
+    again = Platform(shared_tmp / "data", port=p.port)
+    try:
+        again.start()
+        said = "".join(again.output)
+        assert "did not stop cleanly; ending the" in said, said
+        assert gone(left, 5) == []
+        # When `up` alone is killed, the kernel stops the hub and the watcher ends the rest.
+        tree = process_tree.descendants(again.proc.pid)
+        again.proc.kill()
+        again.proc.wait()
+        assert gone(tree, 60) == []
+        assert processes_under(shared_tmp / "data") == []
     finally:
         again.stop()
+    assert again.leftovers == []
+
+
+def recorded_pids(state) -> set:
+    try:
+        return {row[0] for row in json.loads(state.read_text())["processes"]}
+    except (OSError, ValueError, KeyError):
+        return set()

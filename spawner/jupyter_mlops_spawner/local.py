@@ -24,11 +24,13 @@ hub never hands a device out twice.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
 from pathlib import Path
 
+import psutil
 from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Bool, Unicode, default
 
@@ -199,6 +201,7 @@ class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
     gpu_uuids: list[str] = []
     profile_slug: str = ""
     _cgroup: CgroupLimits | None = None
+    _exit_task: asyncio.Task | None = None
 
     def get_state(self):
         state = super().get_state()
@@ -265,7 +268,9 @@ class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
                           self.user.name, profile.slug, ",".join(map(str, self.gpu_indices)),
                           f"as {self.account}" if self.isolated else "not isolated",
                           (time.perf_counter() - t0) * 1000)
-            return await super().start()
+            address = await super().start()
+            self._reap_on_exit(self.proc)
+            return address
         except BaseException:
             self.release_gpus()
             self.gpu_indices, self.gpu_uuids = [], []
@@ -277,6 +282,41 @@ class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
         link = self._workspace() / "datasets"
         if not link.is_symlink() and not link.exists():
             link.symlink_to(self.shared_dataset_dir)
+
+    def _reap_on_exit(self, proc) -> None:
+        """Reap the server the moment it exits, and tell the hub when it was running.
+
+        The hub only polls every ``poll_interval`` (30 s): a server that ended by itself
+        (File > Shut Down, a crash) stayed a zombie ``jupyterhub-singleuser`` until then, still
+        shown as ready and holding its GPUs. A pidfd turns readable when the process ends.
+        """
+        try:
+            fd = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):  # no pidfd (Linux < 5.3): the hub's poll reaps it
+            return
+        loop = asyncio.get_running_loop()
+
+        def exited():
+            loop.remove_reader(fd)
+            os.close(fd)
+            proc.poll()  # reaps it
+            # Running and watched (not being stopped by the hub, which then polls itself):
+            # the hub's own poll callbacks record the stop and give the GPUs back.
+            if self.proc is proc and self._poll_callback is not None:
+                self._exit_task = loop.create_task(self.poll_and_notify())
+
+        loop.add_reader(fd, exited)
+
+    async def _signal(self, sig):
+        """As the hub's, but a zombie (a server that outlived a hub restart and exited since,
+        not yet reaped by init) is gone, not running."""
+        if sig == 0:
+            try:
+                if psutil.Process(self.pid).status() == psutil.STATUS_ZOMBIE:
+                    return False
+            except psutil.Error:
+                pass
+        return await super()._signal(sig)
 
     async def stop(self, now=False):
         try:

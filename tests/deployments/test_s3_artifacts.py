@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -66,6 +67,18 @@ def start_mlflow(d: Path, artifacts: list[str], env: dict):
     log = open(d / "mlflow.log", "w")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
+
+    def stop():  # the whole group: `mlflow server` runs its uvicorn as a child
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        except ProcessLookupError:
+            pass
+        log.close()
+
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
@@ -74,18 +87,13 @@ def start_mlflow(d: Path, artifacts: list[str], env: dict):
                     break
         except httpx.TransportError:
             pass
-        assert proc.poll() is None, (d / "mlflow.log").read_text()[-3000:]
+        if proc.poll() is not None:
+            stop()
+            raise AssertionError((d / "mlflow.log").read_text()[-3000:])
         time.sleep(0.3)
     else:
+        stop()
         raise AssertionError("MLflow did not start:\n" + (d / "mlflow.log").read_text()[-3000:])
-
-    def stop():
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
     return {"socket": str(sock), "db": f"sqlite:///{db}", "dir": d}, stop
 
 
@@ -172,7 +180,8 @@ async def test_deploy_a_model_stored_in_s3(s3, s3_mlflow, tmp_path):
         route = deployments.authorize("s3-lr", caller=admin)
         x, _ = training_data()
         probe = x.iloc[:4]
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with httpx.AsyncClient(timeout=30, transport=httpx.AsyncHTTPTransport(
+                uds=route.socket)) as http:
             r = await http.post(f"{route.url}/invocations", json={"dataframe_split": {
                 "columns": list(probe.columns), "data": probe.to_numpy().tolist()}})
             health = (await http.get(f"{route.url}/health")).json()
@@ -293,7 +302,8 @@ async def test_the_control_plane_copies_s3_models_for_servers_that_hold_no_keys(
             assert dep["status"] == "ready", dep["log"]
             route = deployments.authorize(f"{name}-dep", caller=admin)
             probe = x.iloc[:4]
-            async with httpx.AsyncClient(timeout=30) as http:
+            async with httpx.AsyncClient(timeout=30, transport=httpx.AsyncHTTPTransport(
+                    uds=route.socket)) as http:
                 r = await http.post(f"{route.url}/invocations", json={"dataframe_split": {
                     "columns": list(probe.columns), "data": probe.to_numpy().tolist()}})
             assert r.status_code == 200 and r.json() == {"predictions": expected}, r.text

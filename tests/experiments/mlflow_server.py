@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -50,6 +51,7 @@ class MlflowServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self.stop()  # what it started may still run
                 raise RuntimeError("mlflow server exited:\n" + self.tail())
             try:
                 if requests.get(f"{self.url}/health", timeout=1).ok:
@@ -64,13 +66,19 @@ class MlflowServer:
         return (self.root / "mlflow.log").read_text(errors="replace")[-3000:]
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, 15)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait()
+        """SIGTERM to the whole group: ``mlflow server`` runs its uvicorn as a child, which
+        outlives the parent if only the parent is signalled (or has exited)."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        except ProcessLookupError:  # the group is gone already
+            pass
+        self.log.close()
 
     def client(self):
         from mlflow import MlflowClient

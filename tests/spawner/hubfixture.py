@@ -18,7 +18,7 @@ from pathlib import Path
 import requests
 
 from jupyter_mlops.cli import set_password
-from tests.fixtures import REPO, Platform, free_port
+from tests.fixtures import REPO, Platform, free_port, processes_under
 
 GPU_PROFILES = [
     {"slug": "cpu", "display_name": "CPU only", "default": True, "cpu_limit": 1,
@@ -98,12 +98,16 @@ c.JupyterHub.load_groups["deep-learning"] = {{"users": []}}
         raise RuntimeError("hub did not start:\n" + self.hub_log())
 
     def stop(self) -> int | None:
+        """Stop the hub as ``up`` does (SIGTERM, then its tree), then end whatever else still
+        works in the data directory: servers that outlived a ``crash()``, a test's leftovers."""
+        from jupyter_mlops import process_tree
         from jupyter_mlops.cli import stop
 
         if self.proc and self.proc.poll() is None:
             stop(self.proc)
         if self.log_file:
             self.log_file.close()
+        process_tree.end(processes_under(self.data_dir))
         return self.proc.returncode if self.proc else None
 
     def crash(self) -> None:

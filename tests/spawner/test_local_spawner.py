@@ -22,13 +22,15 @@ def hub():
                    settings="c.JupyterHub.cleanup_servers = False\n").start()
     for u in USERS:
         h.add_user(u, f"{u}-password-1")
-    yield h
-    for u in USERS:
-        h.hub("DELETE", f"users/{u}/server")
-    for u in USERS:
-        h.wait_stopped(u)
-    h.stop()
-    shutil.rmtree(h.data_dir, ignore_errors=True)
+    try:
+        yield h
+        for u in USERS:
+            h.hub("DELETE", f"users/{u}/server")
+        for u in USERS:
+            h.wait_stopped(u)
+    finally:
+        h.stop()
+        shutil.rmtree(h.data_dir, ignore_errors=True)
 
 
 def environ(pid: int) -> dict:
