@@ -15,6 +15,7 @@ from ..errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from ..projects import DEFAULT_PROJECT, Projects
 from ..roles import Caller
 from .approvals import ApprovalPolicies
+from .history import DeploymentHistory
 from .model import (NAME_RE, SCHEMA, VISIBILITIES, DeployBackend, ModelResolver, Route, Traffic,
                     record_event)
 from .tokens import EndpointTokens
@@ -36,6 +37,7 @@ class Deployments:
         db.migrate("deployments", SCHEMA)
         self.policies = ApprovalPolicies(db, projects)
         self.endpoint_tokens = EndpointTokens(db)
+        self.history = DeploymentHistory(db)
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -97,10 +99,24 @@ class Deployments:
         return self._for(caller, self._require(caller, name))
 
     def events(self, caller: Caller, name: str) -> list[dict]:
-        self._require(caller, name)
-        return self.db.query(
-            "SELECT at, actor, action, model_version, detail FROM deployment_events"
-            " WHERE deployment = :d ORDER BY at, id", d=name)
+        """The audit log of ``name``; after an undeploy, of the most recent deployment of that
+        name the caller's projects held (the log outlives the deployment)."""
+        row = self._row(name)
+        if row is not None and self._visible(caller, row):
+            return self.history.events(name, row["created_by"], row["created_at"])
+        for old in self.history.deleted(name):
+            if self._visible(caller, old):
+                return self.history.events(name, old["created_by"], old["created_at"],
+                                           old["deleted_at"])
+        raise NotFound(f"no deployment {name!r}")
+
+    def _require_change(self, caller: Caller, name: str) -> dict:
+        """The row of ``name`` if ``caller`` may change it (owner, project manager, admin, or
+        any member where the project allows it); :class:`Forbidden` with the reason if not."""
+        row = self._require(caller, name)
+        self.projects.require_change(caller, row["project"], row["created_by"],
+                                     f"deployment {name!r}")
+        return row
 
     # --- changing ----------------------------------------------------------------------------
 
@@ -158,7 +174,7 @@ class Deployments:
 
     async def switch(self, caller: Caller, name: str, version) -> dict:
         """Point the deployment at another version of its model (roll forward or back)."""
-        row = self._require(caller, name)
+        row = self._require_change(caller, name)
         version = self._version(version)
         if version == row["model_version"] and row["status"] in (
                 "ready", "starting", "updating", "pending_approval"):
@@ -234,7 +250,7 @@ class Deployments:
         }
 
     async def delete(self, caller: Caller, name: str) -> None:
-        row = self._require(caller, name)
+        row = self._require_change(caller, name)
         task = self._tasks.pop(name, None)
         if task:
             task.cancel()
@@ -243,6 +259,7 @@ class Deployments:
             conn.execute(sa.text("DELETE FROM deployments WHERE name = :n"), {"n": name})
             self.endpoint_tokens.forget(conn, name)
             record_event(conn, name, caller.name, "deleted", row["serving_version"])
+            self.history.archive(conn, row, caller.name)
         self.traffic.pop(name, None)
         for key in ("instance", "pending"):
             if row[key]:
@@ -253,7 +270,7 @@ class Deployments:
     # --- tokens for outside clients ----------------------------------------------------------
 
     def create_token(self, caller: Caller, name: str, note: str = "") -> dict:
-        self._require(caller, name)
+        self._require_change(caller, name)
         return self.endpoint_tokens.create(name, caller.name, note)
 
     def tokens(self, caller: Caller, name: str) -> list[dict]:
@@ -261,7 +278,7 @@ class Deployments:
         return self.endpoint_tokens.list(name)
 
     def revoke_token(self, caller: Caller, name: str, token_id: str) -> None:
-        self._require(caller, name)
+        self._require_change(caller, name)
         self.endpoint_tokens.revoke(name, caller.name, token_id)
 
     # --- the endpoint ------------------------------------------------------------------------
