@@ -1,0 +1,96 @@
+"""What a control plane finds at start after a crash mid-publish, and sweeps: partial uploads
+in the store's tmp directory (all of them when it holds the store alone; only old ones when
+another control plane writes there too), half-built versions in the shared root, and versions
+recorded but never materialised there."""
+from __future__ import annotations
+
+import os
+import time
+
+import blake3
+import pytest
+
+from jupyter_mlops.backends.store import LocalStore, StoreSettings
+from jupyter_mlops.core.datasets.manifest import FileEntry, Manifest
+from jupyter_mlops.core.roles import USE, Caller
+from jupyter_mlops.service.store_sweep import sweep_at_start
+
+
+@pytest.fixture
+def start(tmp_path):
+    """Build the control plane's context as a (re)start does; each call is a new process's."""
+    from jupyter_mlops.service.app import MlopsService
+
+    built = []
+
+    def build():
+        app = MlopsService()
+        app.parse_command_line([f"--MlopsService.data_dir={tmp_path / 'data'}"])
+        built.append(app.build_context())
+        MlopsService.clear_instance()
+        return built[-1]
+    yield build
+    for context in built:
+        context.db.dispose()
+
+
+def _interrupted_upload(store: LocalStore, data: bytes) -> None:
+    """What a control plane killed mid-upload leaves: part of an object in tmp/."""
+    w = store.writer(blake3.blake3(data).hexdigest(), len(data))
+    w.write(data[: len(data) // 2])
+    w.f.close()  # the process died: no commit, no abort
+
+
+def test_partial_uploads_are_swept_at_restart(start):
+    first = start()
+    store = first.store
+    kept = b"a whole object"
+    store.put_bytes(blake3.blake3(kept).hexdigest(), kept)
+    _interrupted_upload(store, b"half of an object that never arrived" * 100)
+    half_built = first.data_dir / "datasets" / "cells" / ".v3.tmp-4242"
+    (half_built / "sub").mkdir(parents=True)
+    (half_built / "sub").chmod(0o555)
+    assert len(list((store.root / "tmp").iterdir())) == 1
+    # When the control plane starts again
+    again = start()
+    out = sweep_at_start(again, StoreSettings())
+    # Then the partial file and the half-built version are gone, the stored object stays
+    assert out["alone"] and out["partial_uploads"] == 1 and out["partial_versions"] == 1
+    assert list((again.store.root / "tmp").iterdir()) == []
+    assert not half_built.exists()
+    assert again.store.get_bytes(blake3.blake3(kept).hexdigest()) == kept
+
+
+def test_with_another_writer_only_old_partial_uploads_go(start):
+    other = start()
+    assert other.store.claim()  # another control plane writes to this store
+    _interrupted_upload(other.store, b"an upload under way right now" * 10)
+    _interrupted_upload(other.store, b"an upload that died two hours ago" * 10)
+    tmp = other.store.root / "tmp"
+    by_age = sorted(tmp.iterdir(), key=lambda p: p.stat().st_mtime)
+    old = by_age[0]
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    here = start()
+    out = sweep_at_start(here, StoreSettings(partial_upload_grace_seconds=3600))
+    assert not out["alone"] and out["partial_uploads"] == 1
+    assert not old.exists() and len(list(tmp.iterdir())) == 1
+
+
+def test_a_recorded_version_missing_from_the_shared_root_is_materialised(start):
+    context = start()
+    data = b"one image's worth of bytes"
+    h = blake3.blake3(data).hexdigest()
+    context.store.put_bytes(h, data)
+    manifest = Manifest.build([FileEntry("a.bin", len(data), h)])
+    # recorded, then the control plane died before materialising it in the shared root
+    context.datasets.publish_stored(Caller("ivy", scopes=frozenset({USE})), "sweep-cells",
+                                    manifest, context.store.missing)
+    target = context.data_dir / "datasets" / "sweep-cells" / "v1"
+    assert not target.exists()
+    out = sweep_at_start(start(), StoreSettings())
+    assert out["to_materialise"] == 1
+    deadline = time.monotonic() + 10
+    while not (target / ".mlops-version.json").exists():
+        assert time.monotonic() < deadline, "never materialised"
+        time.sleep(0.05)
+    assert (target / "a.bin").read_bytes() == data
