@@ -97,7 +97,8 @@ class BatchPredictions:
     async def submit(self, caller: Caller, body: dict) -> dict:
         req = self.check(body)
         self.jobs.projects.require_member(caller, req["project"])
-        version, manifest = self.catalog.manifest(req["dataset"], req["dataset_version"])
+        version, manifest = self.catalog.manifest(caller, req["dataset"],
+                                                req["dataset_version"])
         files = [e for e in manifest.entries if predictable(e.path)]
         if not files:
             raise InvalidInput(f"{req['dataset']}@{version.version} has no image or CSV file "

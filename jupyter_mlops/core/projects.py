@@ -5,6 +5,13 @@ Every capability asks this one place whether a caller may act on a project:
 (change members, quota, approvals). A project the caller is not in is reported as absent
 (:class:`NotFound`), never as forbidden, so names of other projects do not leak.
 
+Who may change a resource inside a project (a deployment, a dataset, a job):
+:meth:`Projects.require_change`. Reading is open to members; changing or deleting belongs to
+the resource's owner (its creator), the project's managers and administrators, unless the
+project lets members change each other's work (``members_change_others_work``, off by default,
+set by its managers). The caller learns whether it acted on someone else's work, so the
+resource records the change for its owner to see.
+
 Who is a member: system administrators (every project), everyone for a project marked
 ``everyone`` (the default project ``default`` holds everyone until project managers create
 others), users added by name, and members of a hub group linked to the project. Groups come
@@ -66,6 +73,8 @@ SCHEMA = [
         done BOOLEAN NOT NULL DEFAULT FALSE,
         created_at FLOAT NOT NULL
     )""",
+    # "Members may change each other's work": off, changes belong to owners and managers.
+    "ALTER TABLE projects ADD COLUMN members_change_others_work BOOLEAN NOT NULL DEFAULT FALSE",
 ]
 
 
@@ -79,6 +88,7 @@ class Project:
     created_at: float = 0.0
     everyone: bool = False  # every lab member belongs (the default project)
     gpu_quota_max: int | None = None  # set by an administrator; the manager's quota <= this
+    members_change_others_work: bool = False  # members may change and delete each other's work
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -154,6 +164,7 @@ class Projects:
             return None
         r = rows[0]
         r["everyone"] = bool(r["everyone"])
+        r["members_change_others_work"] = bool(r.get("members_change_others_work"))
         return Project(**r)
 
     def get(self, name: str) -> Project | None:
@@ -201,6 +212,23 @@ class Projects:
         if not self.is_manager(caller, project):
             raise Forbidden(f"only a manager of project {name!r} may do this")
         return project
+
+    def require_change(self, caller: Caller, name: str, owner: str, what: str) -> Project:
+        """May ``caller`` change or delete ``what`` (a resource of project ``name`` created by
+        ``owner``)? Returns the project; :class:`NotFound` for non-members (nothing leaks),
+        :class:`Forbidden` with the reason for members who may not.
+
+        The owner, the project's managers and administrators may; other members only when the
+        project lets members change each other's work.
+        """
+        project = self.require_member(caller, name)
+        if caller.name == owner or project.members_change_others_work or \
+                self.is_manager(caller, project):
+            return project
+        raise Forbidden(
+            f"{what} belongs to {owner}: only its owner, managers of project {name!r} and "
+            f"administrators may change or delete it (the project does not let members change "
+            "each other's work)", owner=owner, project=name)
 
     def members(self, name: str) -> list[dict]:
         """Users added by name: ``[{"username", "role"}]`` (group members come from the hub)."""
@@ -275,10 +303,12 @@ class Projects:
         return self._row(name)
 
     def update(self, caller: Caller, name: str, /, **changes) -> Project:
-        """Change ``description``, ``gpu_quota``, ``reference_dataset`` (managers) or
-        ``gpu_quota_max`` (administrators). A manager's quota stays within the ceiling."""
+        """Change ``description``, ``gpu_quota``, ``reference_dataset``,
+        ``members_change_others_work`` (managers) or ``gpu_quota_max`` (administrators). A
+        manager's quota stays within the ceiling."""
         project = self.require_manager(caller, name)
-        allowed = {"description", "gpu_quota", "reference_dataset", "gpu_quota_max"}
+        allowed = {"description", "gpu_quota", "reference_dataset", "gpu_quota_max",
+                   "members_change_others_work"}
         unknown = set(changes) - allowed
         if unknown:
             raise InvalidInput(f"unknown project field(s): {', '.join(sorted(unknown))}")
@@ -286,6 +316,9 @@ class Projects:
             _check_text(changes["description"], "description")
         if "reference_dataset" in changes and changes["reference_dataset"] is not None:
             _check_text(changes["reference_dataset"], "reference_dataset", 255)
+        if "members_change_others_work" in changes and \
+                not isinstance(changes["members_change_others_work"], bool):
+            raise InvalidInput("members_change_others_work is true or false")
         if "gpu_quota_max" in changes:
             if not caller.is_admin:
                 raise Forbidden("only administrators set the GPU ceiling of a project")

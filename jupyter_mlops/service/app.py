@@ -188,6 +188,10 @@ class MlopsService(Application):
 
     async def _serve(self):
         app = self.make_app()
+        from .store_sweep import sweep_at_start
+
+        # before any publish can start: partial uploads and half-built shared versions go
+        await asyncio.to_thread(sweep_at_start, self.context, StoreSettings(parent=self))
         await self.context.deployments.recover()  # take over model servers still running
         self.context.jobs.runner.start()  # jobs outlive this process; a restart re-attaches
         url = urlparse(self.service_url)

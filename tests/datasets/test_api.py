@@ -162,10 +162,10 @@ def test_publishing_needs_membership_of_the_owning_project(platform, people, cli
     h = blake3.blake3(data).hexdigest()
     assert platform.api("PUT", f"{API}/dataset-objects/{h}", people["dana"],
                         data=data).status_code in (200, 201)
-    manifest = {"files": [{"path": "a.txt", "size": len(data), "hash": h}]}
+    manifest = {"files": [{"path": "a.txt", "size": len(data), "hash": h, "kind": "file"}]}
     r = platform.api("POST", f"{API}/datasets/secret-cells/versions", people["dana"],
                      json={"manifest": manifest})
-    assert r.status_code == 403 and "secret-lab" in r.json()["message"]
+    assert r.status_code == 403 and "secret-lab" in r.json()["message"], r.text
     # asked up front, before anything is hashed or sent
     r = platform.api("GET", f"{API}/datasets/secret-cells/publish-check", people["dana"])
     assert r.status_code == 403
@@ -175,8 +175,8 @@ def test_publishing_needs_membership_of_the_owning_project(platform, people, cli
     r = platform.api("GET", f"{API}/datasets/brand-new/publish-check?project=secret-lab",
                      people["dana"])
     assert r.status_code == 403 and "not a member" in r.json()["message"]
-    # the catalog itself is shared: dana sees the dataset
-    assert platform.api("GET", f"{API}/datasets/secret-cells", people["dana"]).status_code == 200
+    # a dataset of a project dana is not in does not exist for her
+    assert platform.api("GET", f"{API}/datasets/secret-cells", people["dana"]).status_code == 404
 
 
 @pytest.mark.parametrize("method,path,body,status,words", [

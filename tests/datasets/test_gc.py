@@ -80,7 +80,7 @@ def test_a_record_after_collection_of_its_objects_is_refused(catalog, store):
     m = Manifest.build([FileEntry("a.txt", 10, h(b"old orphan"))])
     with pytest.raises(Conflict, match="not in the store"):
         catalog.publish_stored(ME, "holes", m, store.missing)
-    assert catalog.list() == []
+    assert catalog.list(ME) == []
 
 
 def test_collection_waits_for_a_record_in_progress(catalog, store):

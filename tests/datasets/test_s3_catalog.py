@@ -62,9 +62,9 @@ def test_publish_diff_get_through_s3(service, tmp_path):
     m2, c2 = folder.prepare(root, store)
     v2 = catalog.publish(me, "s3-cells", m2, "second")
     assert (c1["uploaded"], c2["uploaded"]) == (7, 0)  # v2 holds no new content
-    d = catalog.diff("s3-cells", "v1", "latest")
+    d = catalog.diff(me, "s3-cells", "v1", "latest")
     assert [e["path"] for e in d["removed"]] == ["img_0000.tif"] and v2.version == "v2"
-    _, manifest = catalog.manifest("s3-cells", "v1")
+    _, manifest = catalog.manifest(me, "s3-cells", "v1")
     out = folder.materialize(manifest, tmp_path / "got", store.materialize)
     assert (out / "img_0003.tif").read_bytes() == cells_bytes(tmp_path, "img_0003.tif")
 

@@ -50,10 +50,14 @@ def test_submit_run_and_read_through_the_routes(platform, mlflow_access):
     # the job's token was revoked when it ended: alice holds no "mlops job" token any more
     tokens = platform.hub("GET", "users/alice/tokens").json()["api_tokens"]
     assert not [t for t in tokens if t["note"].startswith("mlops job")], tokens
-    # When bob asks for alice's job, it does not exist for him
-    assert platform.api("GET", f"{API}/jobs/{job['id']}", bob).status_code == 404
-    assert platform.api("POST", f"{API}/jobs/{job['id']}/cancel", bob).status_code == 404
-    assert platform.api("GET", f"{API}/jobs/{job['id']}/logs", bob).status_code == 404
+    # When bob, a member of the same project, asks for alice's job, he reads it but may not
+    # cancel or rerun it (it is hers; only a manager or an administrator could)
+    assert platform.api("GET", f"{API}/jobs/{job['id']}", bob).status_code == 200
+    assert platform.api("GET", f"{API}/jobs/{job['id']}/logs", bob).status_code == 200
+    r = platform.api("POST", f"{API}/jobs/{job['id']}/cancel", bob)
+    assert r.status_code == 403 and "belongs to alice" in r.json()["message"], r.text
+    r = platform.api("POST", f"{API}/jobs/{job['id']}/rerun", bob, json={"exact": True})
+    assert r.status_code == 403 and "only its owner" in r.json()["message"], r.text
     # rerun exactly answers a new job
     r = platform.api("POST", f"{API}/jobs/{job['id']}/rerun", alice, json={"exact": True})
     assert r.status_code == 201 and r.json()["snapshot_of"] == job["id"]

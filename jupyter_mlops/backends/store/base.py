@@ -160,6 +160,14 @@ class ObjectStore(abc.ABC):
         """Remove leftovers of uploads that died before their time (``older_than``: epoch)."""
         return 0
 
+    def claim(self) -> bool:
+        """Whether this process is the only writer of the store (then every partial upload
+        found at start is a leftover). Shared stores (S3) say no: others may be uploading."""
+        return False
+
+    def sync(self) -> None:
+        """Make stored objects durable before a version naming them is recorded."""
+
     def materialize(self, h: str, dest: str) -> None:
         """Write the object to ``dest`` (checked); local stores may hard-link instead."""
         data = self.get_bytes(h)

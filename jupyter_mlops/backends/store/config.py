@@ -54,6 +54,15 @@ class StoreSettings(Configurable):
     s3_secret_access_key = Unicode("", help="S3 secret key (empty: boto3's lookup).").tag(
         config=True)
 
+    partial_upload_grace_seconds = Float(
+        3600.0,
+        help="""At control-plane start, partial uploads (objects whose upload was interrupted)
+        are removed from the store. A local store the control plane holds alone is swept whole:
+        no upload can be running then. An S3 store, or a local directory another control plane
+        also writes to, may have uploads under way, so only those begun longer ago than this
+        are removed (an upload of one object takes seconds; an hour is generous).""",
+    ).tag(config=True)
+
     s3_connect_timeout = Float(
         3.0, help="Seconds to wait for the S3 server before reporting it unreachable.",
     ).tag(config=True)

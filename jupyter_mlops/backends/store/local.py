@@ -1,6 +1,15 @@
-"""The embedded default: objects as read-only files below a directory."""
+"""The embedded default: objects as read-only files below a directory.
+
+The directory is the platform's alone (mode 0700): objects of every project live here, so no
+local account may enter it. User servers and jobs read versions through the control plane's
+API (which checks project membership) or, for datasets every lab member may read, in place in
+the shared dataset root, where the control plane hard-links them (see
+``service.handlers.datasets``).
+"""
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import os
 import shutil
 import uuid
@@ -36,6 +45,36 @@ class LocalStore(ObjectStore):
         self.root = Path(root)
         (self.root / "objects").mkdir(parents=True, exist_ok=True)
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o700)  # every project's objects: no local account may enter
+        self._claim_fd: int | None = None
+
+    def claim(self) -> bool:
+        """Take this store for this process (an advisory lock held until it exits); False if
+        another control plane holds it. Only the holder's uploads write to ``tmp/``, so once
+        claimed, everything found there is a leftover of an interrupted upload."""
+        if self._claim_fd is not None:
+            return True
+        fd = os.open(self.root / ".writer.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._claim_fd = fd
+        return True
+
+    def sync(self) -> None:
+        """Flush the store's file system to disk (before a version naming new objects is
+        recorded, so a machine crash cannot leave a recorded version with unwritten objects)."""
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.syncfs(fd) != 0:
+                os.sync()
+        except (OSError, AttributeError):
+            os.sync()
+        finally:
+            os.close(fd)
 
     def describe(self) -> str:
         return f"local store {self.root}"

@@ -163,6 +163,22 @@ class S3Store(ObjectStore):
                 raise Unavailable(f"{self.describe()} did not delete {e.get('Key')}: "
                                   f"{e.get('Code')} {e.get('Message', '')}")
 
+    def clean_partial(self, older_than: float) -> int:
+        """Abort multipart uploads under the prefix begun before ``older_than`` (an S3 server
+        keeps their parts, unseen and billed, until then). Objects themselves appear whole: a
+        PUT is atomic."""
+        self.ensure_bucket()
+        n = 0
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=self.prefix + "objects/")
+        for page in self._call(lambda: list(pages)):
+            for u in page.get("Uploads", []):
+                if u["Initiated"].timestamp() < older_than:
+                    self._call(self.client.abort_multipart_upload, Bucket=self.bucket,
+                               Key=u["Key"], UploadId=u["UploadId"])
+                    n += 1
+        return n
+
     def get_bytes(self, h: str) -> bytes:
         try:
             r = self._call(self.client.get_object, Bucket=self.bucket, Key=self.key(h))

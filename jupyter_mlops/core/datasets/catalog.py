@@ -1,13 +1,27 @@
-"""The shared dataset catalog: names, immutable versions, movable tags, reference versions.
+"""The dataset catalog: names, immutable versions, movable tags, reference versions.
 
 Rows live in the control plane database; bytes live in the store under their content hash. A
-version is recorded in one transaction after all of its objects are stored, so a publish that
-dies half-way leaves no visible version.
+version is recorded in one transaction after all of its objects are stored (with the index of
+which dataset names which object, and its audit event), so a publish that dies half-way leaves
+no visible version.
+
+Who may do what (every method takes the :class:`Caller`):
+
+- read (list, versions, manifests, diffs, the objects themselves): members of the dataset's
+  project; the datasets of an ``everyone`` project (``default``) are readable by all. A dataset
+  of a project the caller is not in is absent (:class:`NotFound`), and so is an object no
+  dataset the caller may read refers to (:meth:`DatasetCatalog.require_object`).
+- change (new version, tag move, delete): its owner (creator), the project's managers and
+  administrators, any member where the project lets members change each other's work
+  (:meth:`Projects.require_change`); other members get :class:`Forbidden` with the reason.
+- every change is an event of the dataset's audit log (:meth:`DatasetCatalog.events`), marked
+  ``by_other`` when someone other than its owner made it.
 """
 from __future__ import annotations
 
 import json
 import threading
+import uuid
 from dataclasses import dataclass
 from typing import Callable
 
@@ -47,6 +61,23 @@ SCHEMA = [
         moved_at FLOAT NOT NULL,
         PRIMARY KEY (dataset, tag)
     )""",
+    # Which dataset's versions name which object: who may read an object, without parsing
+    # every manifest at each request.
+    """CREATE TABLE dataset_objects (
+        hash VARCHAR(64) NOT NULL,
+        dataset VARCHAR(63) NOT NULL,
+        PRIMARY KEY (hash, dataset)
+    )""",
+    """CREATE TABLE dataset_events (
+        id VARCHAR(32) PRIMARY KEY,
+        dataset VARCHAR(63) NOT NULL,
+        at FLOAT NOT NULL,
+        actor VARCHAR(255) NOT NULL,
+        action VARCHAR(32) NOT NULL,
+        version VARCHAR(32),
+        detail TEXT NOT NULL DEFAULT ''
+    )""",
+    "CREATE INDEX ix_dataset_events ON dataset_events (dataset, at)",
 ]
 
 
@@ -72,17 +103,93 @@ class DatasetVersion:
 
 
 class DatasetCatalog:
-    """Reading is open to every lab member; publishing and tagging need project membership."""
+    """Reading needs membership of the dataset's project (everyone for ``default``); changes
+    belong to the dataset's owner and the project's managers (see the module's docstring)."""
 
     def __init__(self, db: Database, projects: Projects, featured: tuple[str, ...] = ("cells",)):
         self.db = db
         self.projects = projects
         self.featured = featured
         db.migrate("datasets", SCHEMA)
+        self._index_objects()
         self._manifests: dict[tuple[str, int], Manifest] = {}  # immutable, so cacheable
         # held while a version is recorded and while garbage is collected (see gc.py); the
         # control plane is one process, so a process lock is enough
         self.store_lock = threading.Lock()
+
+    def _index_objects(self) -> None:
+        """Fill ``dataset_objects`` for versions recorded before it existed (once)."""
+        if self.db.query("SELECT 1 FROM dataset_objects LIMIT 1") or \
+                not self.db.query("SELECT 1 FROM dataset_versions LIMIT 1"):
+            return
+        with self.db.tx() as conn:
+            for r in conn.execute(sa.text("SELECT dataset, manifest FROM dataset_versions")
+                                  ).mappings().all():
+                self._index(conn, r["dataset"],
+                            {f["hash"] for f in json.loads(r["manifest"])["files"]})
+
+    @staticmethod
+    def _index(conn, name: str, hashes: set[str]) -> None:
+        known = {r[0] for r in conn.execute(sa.text(
+            "SELECT hash FROM dataset_objects WHERE dataset = :d"), {"d": name})}
+        for h in sorted(hashes - known):
+            conn.execute(sa.text("INSERT INTO dataset_objects (hash, dataset) VALUES (:h, :d)"),
+                         {"h": h, "d": name})
+
+    @staticmethod
+    def _event(conn, name: str, actor: str, action: str, version: str | None = None,
+               detail: str = "") -> None:
+        conn.execute(sa.text(
+            "INSERT INTO dataset_events (id, dataset, at, actor, action, version, detail)"
+            " VALUES (:i, :d, :t, :a, :x, :v, :m)"),
+            {"i": uuid.uuid4().hex, "d": name, "t": clock.now(), "a": actor, "x": action,
+             "v": version, "m": detail})
+
+    # --- who may read -----------------------------------------------------------------------
+
+    def _readable(self, caller: Caller, project: str) -> bool:
+        p = self.projects.get(project)
+        return p is not None and self.projects.is_member(caller, p)
+
+    def require_readable(self, caller: Caller, name: str) -> dict:
+        """The dataset's row if ``caller`` may read it; :class:`NotFound` otherwise."""
+        ds = self._dataset(name)
+        if not self._readable(caller, ds["project"]):
+            raise NotFound(f"no dataset {name!r}")
+        return ds
+
+    def require_object(self, caller: Caller, h: str) -> None:
+        """:class:`NotFound` unless a dataset ``caller`` may read names object ``h`` (an object
+        no version names yet, or only datasets of other projects do, is absent to them)."""
+        rows = self.db.query(
+            "SELECT DISTINCT d.project FROM dataset_objects o JOIN datasets d"
+            " ON d.name = o.dataset WHERE o.hash = :h", h=h)
+        if not any(self._readable(caller, r["project"]) for r in rows):
+            raise NotFound(f"no object {h}")
+
+    def shared(self, name: str) -> bool:
+        """Whether every lab member may read ``name`` (its project holds everyone): only such
+        versions are materialised in the shared dataset root user servers read in place."""
+        p = self.projects.get(self._dataset(name)["project"])
+        return p is not None and p.everyone
+
+    def shared_versions(self) -> list[tuple[str, str]]:
+        """``(dataset, "vN")`` of every version of the datasets every lab member may read."""
+        return [(r["dataset"], f"v{r['number']}") for r in self.db.query(
+            "SELECT v.dataset, v.number FROM dataset_versions v JOIN datasets d"
+            " ON d.name = v.dataset JOIN projects p ON p.name = d.project WHERE p.everyone"
+            " ORDER BY v.dataset, v.number")]
+
+    def stored_manifest(self, name: str, ref: str) -> tuple[DatasetVersion, Manifest]:
+        """A version and its manifest for the platform's own work (no caller is checked:
+        callers acting for a person use :meth:`manifest`)."""
+        return self._manifest(name, ref)
+
+    def private_names(self) -> list[str]:
+        """Datasets of projects that do not hold everyone."""
+        return [r["name"] for r in self.db.query(
+            "SELECT d.name FROM datasets d JOIN projects p ON p.name = d.project"
+            " WHERE NOT p.everyone")]
 
     # --- reading --------------------------------------------------------------------------
 
@@ -104,8 +211,10 @@ class DatasetCatalog:
                               row["author"], row["created_at"], json.loads(row["summary"]),
                               tuple(tags.get(row["number"], ())))
 
-    def list(self) -> list[dict]:
-        rows = self.db.query("SELECT * FROM datasets")
+    def list(self, caller: Caller) -> list[dict]:
+        """The datasets ``caller`` may read."""
+        rows = [r for r in self.db.query("SELECT * FROM datasets")
+                if self._readable(caller, r["project"])]
         rows.sort(key=lambda r: (r["name"] not in self.featured, r["name"]))
         out = []
         for r in rows:
@@ -117,8 +226,8 @@ class DatasetCatalog:
                         "latest": self._version(latest[0], tags).to_dict() if latest else None})
         return out
 
-    def get(self, name: str) -> dict:
-        ds = self._dataset(name)
+    def get(self, caller: Caller, name: str) -> dict:
+        ds = self.require_readable(caller, name)
         tags = self._tags(name)
         rows = self.db.query("SELECT dataset, number, manifest_id, message, author, created_at,"
                              " summary FROM dataset_versions WHERE dataset = :n"
@@ -127,9 +236,38 @@ class DatasetCatalog:
                              p=f"{name}@%")
         return {**ds, "tags": {t: f"v{n}" for n, ts in tags.items() for t in ts},
                 "versions": [self._version(r, tags).to_dict() for r in rows],
-                "referenced_by": [r["name"] for r in refs]}
+                "referenced_by": [r["name"] for r in refs],
+                "can_change": self._may_change(caller, ds)}
 
-    def resolve(self, name: str, ref: str) -> DatasetVersion:
+    def _may_change(self, caller: Caller, ds: dict) -> bool:
+        try:
+            self.projects.require_change(caller, ds["project"], ds["created_by"], "")
+            return True
+        except (Forbidden, NotFound):
+            return False
+
+    def events(self, caller: Caller, name: str) -> list[dict]:
+        """The dataset's audit log, oldest first; ``by_other`` marks what someone other than
+        its owner did (a manager, an administrator, a colleague where the project allows)."""
+        ds = self.require_readable(caller, name)
+        rows = self.db.query(
+            "SELECT at, actor, action, version, detail FROM dataset_events WHERE dataset = :d"
+            " AND at >= :t ORDER BY at, id", d=name, t=ds["created_at"])
+        for r in rows:
+            r["by_other"] = r["actor"] != ds["created_by"]
+        return rows
+
+    def resolve(self, caller: Caller, name: str, ref: str) -> DatasetVersion:
+        """A version ``caller`` may read."""
+        self.require_readable(caller, name)
+        return self._resolve(name, ref)
+
+    def manifest(self, caller: Caller, name: str, ref: str) -> tuple[DatasetVersion, Manifest]:
+        """A version ``caller`` may read, with its manifest."""
+        self.require_readable(caller, name)
+        return self._manifest(name, ref)
+
+    def _resolve(self, name: str, ref: str) -> DatasetVersion:
         """A version by ``vN``, by tag (``latest``, ``v3``-like tags are version names)."""
         self._dataset(name)
         if VERSION_RE.match(ref or ""):
@@ -147,8 +285,8 @@ class DatasetCatalog:
             raise NotFound(f"dataset {name!r} has no version {ref!r}")
         return self._version(rows[0], self._tags(name))
 
-    def manifest(self, name: str, ref: str) -> tuple[DatasetVersion, Manifest]:
-        v = self.resolve(name, ref)
+    def _manifest(self, name: str, ref: str) -> tuple[DatasetVersion, Manifest]:
+        v = self._resolve(name, ref)
         key = (name, v.number)
         if key not in self._manifests:
             row = self.db.query("SELECT manifest FROM dataset_versions WHERE dataset = :n"
@@ -165,9 +303,10 @@ class DatasetCatalog:
             out.update(f["hash"] for f in json.loads(r["manifest"])["files"])
         return out
 
-    def diff(self, name: str, a: str, b: str) -> dict:
-        va, ma = self.manifest(name, a)
-        vb, mb = self.manifest(name, b)
+    def diff(self, caller: Caller, name: str, a: str, b: str) -> dict:
+        self.require_readable(caller, name)
+        va, ma = self._manifest(name, a)
+        vb, mb = self._manifest(name, b)
         return {"dataset": name, "from": va.version, "to": vb.version, **diff(ma, mb)}
 
     # --- writing --------------------------------------------------------------------------
@@ -175,32 +314,52 @@ class DatasetCatalog:
     def create(self, caller: Caller, name: str, project: str, description: str = "") -> dict:
         check_name(name)
         self.projects.require_member(caller, project)
+        if not isinstance(description, str):
+            raise InvalidInput("description must be text")
         try:
             with self.db.tx() as conn:
-                conn.execute(sa.text(
-                    "INSERT INTO datasets (name, project, description, created_by, created_at)"
-                    " VALUES (:n, :p, :d, :u, :t)"),
-                    {"n": name, "p": project, "d": description or "", "u": caller.name,
-                     "t": clock.now()})
+                self._insert(conn, caller, name, project, description)
         except sa.exc.IntegrityError:
             raise Conflict(f"dataset {name!r} exists already") from None
-        return self.get(name)
+        return self.get(caller, name)
+
+    def _insert(self, conn, caller: Caller, name: str, project: str,
+                description: str = "") -> None:
+        conn.execute(sa.text(
+            "INSERT INTO datasets (name, project, description, created_by, created_at)"
+            " VALUES (:n, :p, :d, :u, :t)"),
+            {"n": name, "p": project, "d": description or "", "u": caller.name,
+             "t": clock.now()})
+        self._event(conn, name, caller.name, "created", None, f"in project {project}")
 
     def publish(self, caller: Caller, name: str, manifest: Manifest, message: str = "",
                 tags: tuple[str, ...] = (), project: str | None = None) -> DatasetVersion:
         """Record a new immutable version (objects must be stored already) and move tags.
 
         Publishing to a dataset that does not exist yet creates it in ``project`` (default
-        ``default``); publishing to an existing one needs membership of its project.
+        ``default``); publishing to an existing one is a change (:meth:`check_publish`). The
+        dataset (when new), the version, its object index, its tags and its audit event are one
+        transaction: after a crash at any point the version is there whole or not at all.
         """
         for t in tags:
             self._check_tag(t)
-        if not self.check_publish(caller, name, project)["exists"]:
-            self.create(caller, name, project or "default")
+        check = self.check_publish(caller, name, project)
         summary = manifest.summary()
         body = json.dumps(manifest.to_dict(), separators=(",", ":"))
         now = clock.now()
+        try:
+            number = self._record(caller, name, check, manifest, message, tags, summary, body,
+                                  now)
+        except sa.exc.IntegrityError:  # created or published concurrently: nothing recorded
+            raise Conflict(f"dataset {name!r} changed while this version was recorded; "
+                           "publish again") from None
+        return self._resolve(name, f"v{number}")
+
+    def _record(self, caller, name, check, manifest, message, tags, summary, body,
+                now) -> int:
         with self.db.tx() as conn:
+            if not check["exists"]:
+                self._insert(conn, caller, name, check["project"])
             number = conn.execute(sa.text(
                 "SELECT COALESCE(MAX(number), 0) + 1 FROM dataset_versions WHERE dataset = :n"),
                 {"n": name}).scalar_one()
@@ -211,14 +370,18 @@ class DatasetCatalog:
                  "a": caller.name, "t": now, "s": json.dumps(summary), "body": body})
             for t in ("latest", *tags):
                 self._move(conn, name, t, number, caller.name, now)
-        return self.resolve(name, f"v{number}")
+            self._index(conn, name, {e.hash for e in manifest.entries})
+            self._event(conn, name, caller.name, "published", f"v{number}",
+                        (message or "")[:500])
+        return number
 
     def check_publish(self, caller: Caller, name: str, project: str | None = None) -> dict:
         """May ``caller`` publish to ``name``? :class:`Forbidden` with the reason if not.
 
         Asked before any byte is hashed or sent, so a refused publish fails at once instead of
-        after the upload. An existing dataset takes versions from members of its project; a new
-        one is created in ``project`` (default ``default``), which needs its membership too.
+        after the upload. An existing dataset takes versions from whoever may change it (its
+        owner, its project's managers, members where the project allows); a new one is created
+        in ``project`` (default ``default``), which needs its membership.
         """
         check_name(name)
         try:
@@ -234,20 +397,26 @@ class DatasetCatalog:
         if project and project != ds["project"]:
             raise InvalidInput(f"dataset {name!r} belongs to project {ds['project']!r}, "
                                f"not {project!r}")
-        try:
-            self.projects.require_member(caller, ds["project"])
-        except NotFound:
-            raise Forbidden(f"dataset {name!r} belongs to project {ds['project']!r}: only its "
-                            f"members may publish or tag versions, and {caller.name} is not "
-                            "one") from None
+        self._require_change(caller, ds)
         return {"dataset": name, "project": ds["project"], "exists": True}
+
+    def _require_change(self, caller: Caller, ds: dict) -> None:
+        try:
+            self.projects.require_change(caller, ds["project"], ds["created_by"],
+                                         f"dataset {ds['name']!r}")
+        except NotFound:
+            raise Forbidden(f"dataset {ds['name']!r} belongs to project {ds['project']!r}: "
+                            f"only its members may publish or tag versions, and {caller.name} "
+                            "is not one") from None
 
     def publish_stored(self, caller: Caller, name: str, manifest: Manifest,
                        missing: Callable[[list[str]], set[str]], message: str = "",
-                       tags: tuple[str, ...] = (), project: str | None = None) -> DatasetVersion:
+                       tags: tuple[str, ...] = (), project: str | None = None,
+                       durable: Callable[[], None] | None = None) -> DatasetVersion:
         """:meth:`publish` after checking, under the store lock, that every object is stored.
 
-        ``missing(hashes)`` asks the store. Inside the lock no garbage collection can delete an
+        ``missing(hashes)`` asks the store; ``durable()`` flushes it, so the objects are on disk
+        before the version naming them is. Inside the lock no garbage collection can delete an
         object between the check and the record.
         """
         self.check_publish(caller, name, project)
@@ -257,6 +426,8 @@ class DatasetCatalog:
             if absent:
                 raise Conflict(f"{len(absent)} object(s) of this manifest are not in the store "
                                f"(upload them first), e.g. {sorted(absent)[0]}")
+            if durable is not None:
+                durable()
             return self.publish(caller, name, manifest, message, tags, project)
 
     @staticmethod
@@ -277,17 +448,39 @@ class DatasetCatalog:
 
     def tag(self, caller: Caller, name: str, tag: str, ref: str) -> DatasetVersion:
         self._check_tag(tag)
-        self._dataset(name)
-        self.check_publish(caller, name)
-        v = self.resolve(name, ref)
+        ds = self.require_readable(caller, name)
+        self._require_change(caller, ds)
+        v = self._resolve(name, ref)
+        rows = self.db.query("SELECT number FROM dataset_tags WHERE dataset = :d AND tag = :t",
+                             d=name, t=tag)
+        was = f" (was v{rows[0]['number']})" if rows else ""
         with self.db.tx() as conn:
             self._move(conn, name, tag, v.number, caller.name, clock.now())
-        return self.resolve(name, v.version)
+            self._event(conn, name, caller.name, "tagged", v.version, f"{tag} -> {v.version}{was}")
+        return self._resolve(name, v.version)
+
+    def delete(self, caller: Caller, name: str) -> None:
+        """Remove the dataset, its versions and tags (its objects become garbage unless another
+        dataset names them). Refused while a project names one of its versions as reference."""
+        ds = self.require_readable(caller, name)
+        self._require_change(caller, ds)
+        refs = [r["name"] for r in self.db.query(
+            "SELECT name FROM projects WHERE reference_dataset LIKE :p", p=f"{name}@%")]
+        if refs:
+            raise Conflict(f"dataset {name!r} is the reference dataset of project(s) "
+                           f"{', '.join(refs)}; a manager of each must choose another first")
+        with self.store_lock, self.db.tx() as conn:
+            for table in ("dataset_tags", "dataset_versions", "dataset_objects"):
+                conn.execute(sa.text(f"DELETE FROM {table} WHERE dataset = :d"), {"d": name})
+            conn.execute(sa.text("DELETE FROM datasets WHERE name = :d"), {"d": name})
+            self._event(conn, name, caller.name, "deleted", None,
+                        f"owned by {ds['created_by']} in project {ds['project']}")
+        self._manifests = {k: m for k, m in self._manifests.items() if k[0] != name}
 
     def set_reference(self, caller: Caller, project: str, name: str, ref: str) -> dict:
         """Mark a version as ``project``'s reference version (a project manager's decision)."""
         self.projects.require_manager(caller, project)
-        v = self.resolve(name, ref)
+        v = self.resolve(caller, name, ref)
         with self.db.tx() as conn:
             conn.execute(sa.text("UPDATE projects SET reference_dataset = :r WHERE name = :p"),
                          {"r": f"{name}@{v.version}", "p": project})

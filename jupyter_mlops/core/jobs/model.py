@@ -72,6 +72,8 @@ class Job:
     cancel_requested: str = ""  # "" | "cancelled" | "pruned" | "time_limit"
     exit_code: int | None = None
     groups: list = field(default_factory=list)
+    # who changed it other than by submitting: [{"at", "actor", "action", "by_other"}]
+    changes: list = field(default_factory=list)
 
     @property
     def done(self) -> bool:

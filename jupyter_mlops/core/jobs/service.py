@@ -1,7 +1,11 @@
 """What users do with jobs: submit, look, cancel, rerun; every check of who may do what.
 
 Handlers stay thin: they call these methods with the :class:`Caller` and map the errors.
-Another user's job is reported as absent (404); administrators see every job.
+Members of a job's project read it (its state, parameters, logs); anyone else is told it is
+absent (404); administrators see every job. Cancelling belongs to its owner, the project's
+managers and administrators, or any member where the project lets members change each other's
+work (:meth:`Projects.require_change`); each cancel is kept in the job's ``changes`` with who
+did it, so its owner sees what someone else did. Rerunning is its owner's.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .. import clock
-from ..errors import Conflict, InvalidInput, NotFound, QuotaExceeded
+from ..errors import Conflict, Forbidden, InvalidInput, NotFound, QuotaExceeded
 from ..roles import Caller
 from .model import (ACTIVE, CANCELLED, QUEUED, Job, JobSpec, check_param_types, parse_spec)
 from .store import JobStore
@@ -208,6 +212,9 @@ class Jobs:
         """Queue a job again: ``exact`` reuses the code snapshot and parameters as they were;
         otherwise the file as it is now, with ``params`` merged over the old ones."""
         old = self.get(caller, job_id)
+        if old.user != caller.name and not caller.is_admin:
+            raise Forbidden(f"job {old.id} is {old.user}'s: only its owner reruns it (its code "
+                            "snapshot is theirs); submit your own copy instead")
         body = old.spec.to_dict()
         if exact:
             if params:
@@ -234,7 +241,9 @@ class Jobs:
         except (TypeError, ValueError):
             raise NotFound(f"no job {job_id}") from None
         if job.user != caller.name and not caller.is_admin:
-            raise NotFound(f"no job {job_id}")
+            project = self.projects.get(job.spec.project)
+            if project is None or not self.projects.is_member(caller, project):
+                raise NotFound(f"no job {job_id}")
         return job
 
     def view(self, job: Job) -> dict:
@@ -278,19 +287,26 @@ class Jobs:
 
     def cancel(self, caller: Caller, job_id: int) -> Job:
         job = self.get(caller, job_id)
+        self.projects.require_change(caller, job.spec.project, job.user, f"job {job.id}")
         if job.state not in ACTIVE:
             raise Conflict(f"job {job.id} is {job.state} already")
-        self.request_stop(job, CANCELLED)
+        self.request_stop(job, CANCELLED, by=caller.name)
         return self.store.get(job.id)
 
-    def request_stop(self, job: Job, why: str = CANCELLED) -> None:
-        """Mark a job to be stopped; the runner stops it (or drops it from the queue)."""
+    def request_stop(self, job: Job, why: str = CANCELLED, by: str = "") -> None:
+        """Mark a job to be stopped; the runner stops it (or drops it from the queue).
+        ``by``: the person asking (kept in the job's ``changes``)."""
         job = self.store.get(job.id)
         if job.state not in ACTIVE or job.cancel_requested:
             return
         job.cancel_requested = why
+        other = f" by {by}" if by and by != job.user else ""
+        if by:
+            job.changes.append({"at": clock.now(), "actor": by, "action": why,
+                                "by_other": by != job.user})
         if job.state == QUEUED:
-            job.state, job.finished_at, job.reason = why, clock.now(), f"{why} while queued"
+            job.state, job.finished_at = why, clock.now()
+            job.reason = f"{why} while queued{other}"
             job.position = None
         self.store.save(job)
         self.wake()

@@ -1,5 +1,7 @@
-"""Dataset catalog routes of the control plane. Reading is open to every lab member (the
-catalog is shared); publishing, tagging and uploading objects need project membership."""
+"""Dataset catalog routes of the control plane. Who may read and change what is decided in
+``core.datasets.catalog`` (members of a dataset's project read it, everyone for ``default``;
+its owner and the project's managers change it); objects are served only to callers who may
+read a version naming them."""
 from __future__ import annotations
 
 import asyncio
@@ -15,6 +17,7 @@ from ...core.datasets.images import render_png
 from ...core.datasets.manifest import (NAME_PATTERN, REF_PATTERN, Manifest, check_hash,
                                        safe_relpath)
 from ...core.errors import InvalidInput, MlopsError, NotFound, PayloadTooLarge
+from ..store_sweep import remove_tree, shared_root
 from .base import ApiHandler, log
 
 _render_slots = asyncio.Semaphore(2)  # renderings are CPU work: at most two at a time
@@ -33,7 +36,7 @@ def _int_arg(handler, name: str, default: int, lo: int, hi: int) -> int:
 
 class DatasetsHandler(ApiHandler):
     async def get(self):
-        self.write_json({"datasets": self.context.datasets.list(),
+        self.write_json({"datasets": self.context.datasets.list(self.caller),
                          "store": self.context.store.describe()})
 
     async def post(self):
@@ -46,7 +49,19 @@ class DatasetsHandler(ApiHandler):
 
 class DatasetHandler(ApiHandler):
     async def get(self, name):
-        self.write_json(self.context.datasets.get(name))
+        self.write_json(self.context.datasets.get(self.caller, name))
+
+    async def delete(self, name):
+        await asyncio.to_thread(self.context.datasets.delete, self.caller, name)
+        # its versions leave the shared root too (a reader holding a file keeps its inode)
+        remove_tree(shared_root(self.context) / name)
+        self.set_status(204)
+        self.finish()
+
+
+class DatasetEventsHandler(ApiHandler):
+    async def get(self, name):
+        self.write_json({"events": self.context.datasets.events(self.caller, name)})
 
 
 class VersionsHandler(ApiHandler):
@@ -62,10 +77,12 @@ class VersionsHandler(ApiHandler):
         store = self.context.store
         v = await asyncio.to_thread(
             self.context.datasets.publish_stored, self.caller, name, manifest, store.missing,
-            str(body.get("message") or ""), tuple(tags), body.get("project"))
-        if isinstance(store, LocalStore):
-            # the shared root gets the version as hard links: user servers read it in place
-            dest = self.context.data_dir / "datasets" / name / v.version
+            str(body.get("message") or ""), tuple(tags), body.get("project"), store.sync)
+        if isinstance(store, LocalStore) and self.context.datasets.shared(name):
+            # the shared root gets versions every lab member may read, as hard links: user
+            # servers read them in place. Other projects' versions never go there (the root is
+            # readable by every local account); their members download them through the API.
+            dest = shared_root(self.context) / name / v.version
             try:
                 await asyncio.to_thread(folder.materialize, manifest, dest,
                                         lambda h, p: store.materialize(h, p, verify=False))
@@ -102,7 +119,7 @@ class GarbageHandler(ApiHandler):
 class VersionHandler(ApiHandler):
     async def get(self, name, ref):
         """The version and one page of its files (``offset``, ``limit``, ``kind``, ``split``)."""
-        v, m = self.context.datasets.manifest(name, ref)
+        v, m = self.context.datasets.manifest(self.caller, name, ref)
         offset = _int_arg(self, "offset", 0, 0, 10**7)
         limit = _int_arg(self, "limit", 100, 1, 10000)
         kind = self.get_query_argument("kind", "")
@@ -116,7 +133,7 @@ class VersionHandler(ApiHandler):
 
 class ManifestHandler(ApiHandler):
     async def get(self, name, ref):
-        v, m = self.context.datasets.manifest(name, ref)
+        v, m = self.context.datasets.manifest(self.caller, name, ref)
         self.write_json({**v.to_dict(), "manifest": m.to_dict()})
 
 
@@ -124,7 +141,7 @@ class AnnotationsHandler(ApiHandler):
     async def get(self, name, ref):
         """The boxes drawn over one image of a version."""
         path = safe_relpath(self.get_query_argument("path", ""))
-        _, m = self.context.datasets.manifest(name, ref)
+        _, m = self.context.datasets.manifest(self.caller, name, ref)
         entries = m.by_path()
         e = entries.get(path)
         if e is None:
@@ -146,7 +163,7 @@ class DiffHandler(ApiHandler):
         b = self.get_query_argument("to", "")
         if not a or not b:
             raise InvalidInput("give two versions: ?from=v1&to=v2")
-        self.write_json(self.context.datasets.diff(name, a, b))
+        self.write_json(self.context.datasets.diff(self.caller, name, a, b))
 
 
 class TagHandler(ApiHandler):
@@ -198,6 +215,7 @@ class ObjectHandler(ApiHandler):
 
     async def get(self, h):
         check_hash(h)
+        self.context.datasets.require_object(self.caller, h)
         data = await asyncio.to_thread(self.context.store.get_bytes, h)
         self.set_header("Content-Type", "application/octet-stream")
         self.set_header("Cache-Control", "private, max-age=31536000, immutable")
@@ -273,6 +291,7 @@ class RenderHandler(ApiHandler):
     async def get(self, h, what):
         check_hash(h)
         side = _int_arg(self, "size", 160, 16, 512) if what == "thumbnail" else 1600
+        self.context.datasets.require_object(self.caller, h)
         data = await asyncio.to_thread(self.context.store.get_bytes, h)
         async with _render_slots:
             png = await asyncio.to_thread(render_png, data, side)
@@ -288,6 +307,7 @@ HASH = r"([0-9a-f]{64})"
 ROUTES = [
     (r"/datasets", DatasetsHandler),
     (rf"/datasets/{NAME}", DatasetHandler),
+    (rf"/datasets/{NAME}/events", DatasetEventsHandler),
     (rf"/datasets/{NAME}/versions", VersionsHandler),
     (rf"/datasets/{NAME}/publish-check", PublishCheckHandler),
     (rf"/datasets/{NAME}/versions/{REF}", VersionHandler),

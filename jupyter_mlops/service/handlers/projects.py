@@ -16,7 +16,8 @@ from ...core.usage import DAY
 from .base import ApiHandler
 from .pages import PageHandler
 
-PROJECT_FIELDS = ("description", "gpu_quota", "reference_dataset", "gpu_quota_max")
+PROJECT_FIELDS = ("description", "gpu_quota", "reference_dataset", "gpu_quota_max",
+                  "members_change_others_work")
 
 
 def _milestone_id(raw: str) -> int:
@@ -234,7 +235,9 @@ class ProjectPage(PageHandler):
             def act():
                 projects.update(caller, name, description=self.form("description", False),
                                 gpu_quota=self.form_int_or_none("gpu_quota"),
-                                reference_dataset=self.form("reference_dataset", False) or None)
+                                reference_dataset=self.form("reference_dataset", False) or None,
+                                members_change_others_work=self.get_body_argument(
+                                    "members_change_others_work", "") == "on")
             await self.run_form(page, act, "settings saved")
         elif action == "add-member":
             user, role = self.form("user"), self.form("role", False) or "member"
