@@ -68,8 +68,10 @@ def test_runs_of_another_project_are_404(platform, people):
         assert r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
     r = requests.post(f"{platform.url}/services/mlflow/graphql",
                       headers={"Authorization": f"token {bob}"}, timeout=30,
-                      json={"query": "query { x }", "variables": {"data": {"runId": run}}})
-    assert r.status_code == 404
+                      json={"query": "query Q($data: MlflowGetRunInput) { mlflowGetRun(input: "
+                                     "$data) { run { info { runId } } } }",
+                            "variables": {"data": {"runId": run}}})
+    assert r.status_code == 404 and "data" not in r.json()
     r = requests.get(f"{platform.url}/services/mlflow/get-artifact",
                      params={"run_id": run, "path": "x"},
                      headers={"Authorization": f"token {bob}"}, timeout=30)
