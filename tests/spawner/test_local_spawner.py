@@ -185,3 +185,21 @@ def test_restricted_profiles_hidden_and_refused(hub):
     hub.hub("POST", "groups/deep-learning/users", json={"users": ["alice"]}).raise_for_status()
     _, page = spawn_form(hub, "alice")
     assert 'value="big"' in page
+
+
+def test_a_server_that_exits_by_itself_is_reaped_and_stopped_at_once(hub):
+    """File > Shut Down (or a crash): no zombie ``jupyterhub-singleuser`` and no server shown
+    as ready until the hub's next poll (every 30 s)."""
+    import time
+
+    import psutil
+
+    assert hub.spawn("alice", "cpu").status_code in (201, 202)
+    pid = hub.wait_ready("alice")["state"]["pid"]
+    r = hub.api("POST", "/user/alice/api/shutdown", hub.admin_token())
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 10
+    while hub.server_state("alice") or psutil.pid_exists(pid):
+        assert time.monotonic() < deadline, (hub.server_state("alice"),
+                                             psutil.Process(pid).status())
+        time.sleep(0.2)
