@@ -25,7 +25,7 @@ from traitlets import (Any, CaselessStrEnum, Dict, Float, Integer, List, Set, Tr
                        Unicode, default, validate)
 from traitlets.config import Configurable
 
-from . import hub_errors, sso
+from . import hub_errors, hub_members, sso
 from .hub_ports import internal_ports
 from .core import roles
 
@@ -473,6 +473,8 @@ def configure_roles(c, hub: MlopsHub) -> tuple[dict, list]:
     c.JupyterHub.template_paths = [str(Path(__file__).parent / "hub_templates")]
     # The proxy's error answers for API paths are JSON (a service restarting: 503 + reason).
     hub_errors.install()
+    # The group of users the control plane may mint tokens for: all but hub administrators.
+    hub_members.install()
     # The user server's own token carries the user's lab scopes (filtered to what they hold),
     # so the sidebar calls the control plane and MLflow as that user.
     c.Spawner.server_token_scopes = [

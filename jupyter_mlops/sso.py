@@ -16,22 +16,24 @@ import urllib.request
 from typing import Callable, Iterable
 
 from .core import roles
+from .hub_members import MEMBERS_GROUP
 
 # Role name in MlopsHub.group_roles -> the hub group that carries the role (see load_roles).
 ROLE_GROUPS = {"admin": "mlops-admins", "manager": "mlops-pms"}
 ACCESS = ["access:services!service=mlops", "access:services!service=mlflow"]
 
-# What the control plane's own token may do on the hub, for the admin page: list users and
-# servers, stop servers, move users between the role groups; for jobs, create (and revoke)
-# tokens of a job's user limited to MLflow, the control plane and the lab's use scope. Nothing else (no admin:users, no spawning).
+# What the control plane's own token may do on the hub, and nothing else (no admin:users, no
+# spawning, no other groups, no tokens of administrators):
 CONTROL_PLANE_SCOPES = [
+    # the admin page: list users and their servers, stop a server
     "list:users", "read:users", "read:users:activity", "read:servers", "delete:servers",
-    "list:groups", "read:groups", "groups", "read:roles:users",
-    # Jobs (issue 6): mint each job an expiring token of its user (MLflow, the control plane,
-    # custom:mlops:use), revoked when the job ends; see core/jobs/tracking.JOB_SCOPES. Also
-    # each Kubernetes model server version's token of the deployment's creator (MLflow only,
-    # tracking.MODEL_SERVER_SCOPES), revoked when the version stops.
-    "tokens",
+    # the admin page: move users between the two lab-role groups (only those groups)
+    *(f"groups!group={g}" for g in ROLE_GROUPS.values()),
+    # jobs: an expiring token of the job's user (MLflow, the control plane, custom:mlops:use),
+    # revoked when the job ends (core/jobs/tracking.JOB_SCOPES); Kubernetes model server
+    # versions: a token of the deployment's creator (MLflow only). Only for members of the
+    # group the hub keeps equal to "not a hub administrator" (jupyter_mlops.hub_members).
+    f"tokens!group={MEMBERS_GROUP}",
 ]
 
 

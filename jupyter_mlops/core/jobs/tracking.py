@@ -7,8 +7,9 @@ MLflow service, access to the control plane, and the lab's ``use`` scope (never 
 ``admin``, whatever the user holds), expiring with the job's time limit and revoked when the job
 ends. The job's runs are therefore the user's runs in MLflow, and ``datasets.get`` in a job
 reads the catalog as the user (any tag, any store, lineage recorded) but cannot approve,
-administer or act as anyone else. The control plane needs the hub scope ``tokens`` for this
-(granted by ``jupyter_mlops.hub``).
+administer or act as anyone else. The control plane needs the hub scope ``tokens`` for this,
+filtered to users who are not hub administrators (``jupyter_mlops.sso``,
+``jupyter_mlops.hub_members``): work of a hub administrator gets no token.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Protocol
 import httpx
 
 from .. import roles
-from ..errors import Unavailable
+from ..errors import Forbidden, Unavailable
 
 MLFLOW_SCOPE = "access:services!service=mlflow"
 JOB_SCOPES = [MLFLOW_SCOPE, "access:services!service=mlops", roles.USE]
@@ -59,6 +60,12 @@ class HubTokenIssuer:
         r = await self._request("POST", f"users/{user}/tokens", json={
             "note": note, "expires_in": int(lifetime) or None,
             "scopes": list(scopes or JOB_SCOPES)})
+        if r.status_code == 403:
+            # The control plane's role mints tokens only for users who are not hub
+            # administrators (jupyter_mlops.hub_members); a job must never act as one.
+            raise Forbidden(f"the platform does not act for {user}: hub administrators' work "
+                            "cannot get a token; run it from an account that is not a hub "
+                            "administrator")
         if r.status_code >= 300:
             raise Unavailable(f"the hub refused a token for {user}: {r.status_code} "
                               f"{r.text[:200]}")
