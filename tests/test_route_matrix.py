@@ -35,12 +35,9 @@ PASSWORD = "matrix-pass-1"
 # Mutations a data scientist may legitimately make while naming project "secret" in the body,
 # because the route ignores the body's project: (method, route pattern) -> why.
 MAY_SUCCEED: dict[tuple[str, str], str] = {}
-# Reads that are lab-wide by design: route pattern suffix -> why.
-LAB_WIDE_READS = {
-    "/datasets": "the dataset catalog is shared by the lab (core.datasets.catalog); only "
-                 "creating, publishing and tagging need project membership",
-    "/datasets/([a-z0-9][a-z0-9._-]{0,62})": "same: a dataset's description and versions",
-}
+# Reads that are lab-wide by design: route pattern suffix -> why. (None any more: the dataset
+# catalog shows a project's datasets to its members only, core.datasets.catalog.)
+LAB_WIDE_READS: dict[str, str] = {}
 
 
 def _methods(handler) -> list[str]:
