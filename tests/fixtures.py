@@ -170,13 +170,14 @@ def processes_under(directory: Path) -> list:
     from jupyter_mlops import process_tree
 
     d = str(Path(directory).resolve())
+    named = re.compile(re.escape(d) + r"(?=$|[/\s'\",:;])")  # not /tmp/x-1 for /tmp/x-10
     me = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
     found = []
     for p in psutil.process_iter(["cwd", "cmdline"]):
         if p.pid in me:
             continue
         cwd, cmd = p.info["cwd"] or "", " ".join(p.info["cmdline"] or [])
-        if (cwd == d or cwd.startswith(d + "/") or d in cmd) and process_tree.alive(p):
+        if (cwd == d or cwd.startswith(d + "/") or named.search(cmd)) and process_tree.alive(p):
             found.append(p)
     return found
 
@@ -192,16 +193,50 @@ def shared_tmp_dir(prefix: str = "mlops-test-") -> Path:
 
     d = Path(tempfile.mkdtemp(prefix=prefix))
     d.chmod(0o755)
+    SESSION_DIRS.append(d)
     return d
+
+
+# Directories this test session made outside pytest's own tmp_path: checked for processes
+# still running in them at the end of the session.
+SESSION_DIRS: list[Path] = []
+
+
+def end_processes_under(*dirs: Path) -> list[str]:
+    """End every process still working in ``dirs`` (see :func:`processes_under`); what
+    was ended, described (an empty list when the tests left nothing behind)."""
+    from jupyter_mlops import process_tree
+
+    left = {p.pid: p for d in dirs for p in processes_under(d)}
+    described = [f"{process_tree.describe(p)}: {' '.join(p.cmdline())[:200]}"
+                 for p in left.values() if process_tree.alive(p)]
+    process_tree.end(left.values())
+    return described
 
 
 @pytest.fixture
 def shared_tmp():
     import shutil
+    import warnings
 
     d = shared_tmp_dir()
     yield d
+    left = end_processes_under(d)
+    if left:
+        warnings.warn(f"a test left processes running in {d}, ended now: {left}")
     shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_process_left_behind(tmp_path_factory):
+    """Whatever a failed fixture or test left running in this session's directories is
+    ended when the session ends (and named in the warnings summary)."""
+    import warnings
+
+    yield
+    left = end_processes_under(tmp_path_factory.getbasetemp(), *SESSION_DIRS)
+    if left:
+        warnings.warn(f"processes left running by the tests, ended now: {left}")
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from pathlib import Path
 import requests
 
 from jupyter_mlops.cli import set_password
-from tests.fixtures import REPO, Platform, free_port, processes_under
+from tests.fixtures import SESSION_DIRS, REPO, Platform, free_port, processes_under
 
 GPU_PROFILES = [
     {"slug": "cpu", "display_name": "CPU only", "default": True, "cpu_limit": 1,
@@ -37,6 +37,7 @@ def shared_tmpdir(prefix: str) -> Path:
     """
     d = Path(tempfile.mkdtemp(prefix=f"mlops-{prefix}-", dir="/tmp"))
     d.chmod(0o711)
+    SESSION_DIRS.append(d)  # checked for processes left running when the session ends
     return d
 
 
