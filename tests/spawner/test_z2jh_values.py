@@ -85,3 +85,17 @@ async def test_values_build_valid_pods_for_every_profile(values, tmp_path, monke
     sp = cls(hub=Hub(), user=StubUser("bob"), config=c, api_token="t",
              oauth_client_id="jupyterhub-user-bob", _mock=True)
     assert [p.slug for p in sp.allowed_profiles()] == ["cpu", "gpu-1"]
+
+
+def test_https_ends_at_the_ingress_and_in_cluster_urls_stay_reachable(values):
+    # TLS offloaded to an Ingress with the site's certificate; the proxy itself stays plain
+    # HTTP inside the cluster (the chart's other HTTPS types redirect its plain port to 443,
+    # which the in-cluster http://proxy-public URLs of servers and jobs could not follow).
+    assert values["proxy"]["https"] == {"enabled": True, "type": "offload"}
+    assert values["proxy"]["service"]["type"] == "ClusterIP"
+    ingress = values["ingress"]
+    assert ingress["enabled"] and ingress["tls"][0]["secretName"] == "jupyter-mlops-tls"
+    public = values["hub"]["config"]["MlopsHub"]["public_url"]
+    assert public.startswith("https://")
+    host = public.split("://")[1].split("/")[0]
+    assert host in ingress["hosts"] and ingress["hosts"] == ingress["tls"][0]["hosts"]
