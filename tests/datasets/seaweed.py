@@ -6,6 +6,7 @@ identities file, so wrong keys are refused like on a production server.
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -30,8 +31,12 @@ def weed_binary() -> str:
 
 
 class SeaweedS3:
-    def __init__(self, workdir: Path):
+    """``encryption``: server-side encryption enabled (SSE-S3 with a key of its own, SSE-KMS
+    through SeaweedFS's local KMS provider, which creates keys on first use)."""
+
+    def __init__(self, workdir: Path, encryption: bool = False):
         self.dir = Path(workdir)
+        self.encryption = encryption
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -40,10 +45,16 @@ class SeaweedS3:
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
         (self.dir / "logs").mkdir(exist_ok=True)
         config = self.dir / "identities.json"
-        config.write_text(json.dumps({"identities": [{
+        settings = {"identities": [{
             "name": "admin",
             "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+        env = dict(os.environ)
+        if self.encryption:
+            settings["kms"] = {"default_provider": "local", "providers": {
+                "local": {"type": "local", "enableOnDemandCreate": True}}}
+            env["WEED_S3_SSE_KEY"] = base64.b64encode(os.urandom(32)).decode()
+        config.write_text(json.dumps(settings))
         ports = {name: free_port() for name in (
             "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
             "filer.port.grpc", "s3.port.grpc", "metricsPort")}
@@ -53,7 +64,7 @@ class SeaweedS3:
                "-s3.port.lance=0",
                *[f"-{k}={v}" for k, v in ports.items()]]
         self.log = open(self.dir / "weed.out", "w")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
         client = self.client()

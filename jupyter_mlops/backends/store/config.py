@@ -54,6 +54,26 @@ class StoreSettings(Configurable):
     s3_secret_access_key = Unicode("", help="S3 secret key (empty: boto3's lookup).").tag(
         config=True)
 
+    s3_server_side_encryption = CaselessStrEnum(
+        ["", "AES256", "aws:kms"], "",
+        help="""Server-side encryption asked for on every object written: ``AES256`` (SSE-S3,
+        keys the S3 server manages), ``aws:kms`` (SSE-KMS, with ``s3_sse_kms_key_id``), or
+        empty (the bucket's default, if any). An object the server stores without the
+        encryption asked for is deleted again and the write fails. Tested against SeaweedFS
+        (``WEED_S3_SSE_KEY`` for SSE-S3, a KMS provider in its ``-s3.config`` for SSE-KMS);
+        AWS, MinIO (with KES) and Ceph RGW speak the same headers. Example::
+
+            c.StoreSettings.s3_server_side_encryption = "aws:kms"
+            c.StoreSettings.s3_sse_kms_key_id = "lab-datasets"
+        """,
+    ).tag(config=True)
+
+    s3_sse_kms_key_id = Unicode(
+        "",
+        help="""KMS key id (or ARN, or alias) for ``s3_server_side_encryption = "aws:kms"``;
+        empty: the server's default KMS key.""",
+    ).tag(config=True)
+
     partial_upload_grace_seconds = Float(
         3600.0,
         help="""At control-plane start, partial uploads (objects whose upload was interrupted)
@@ -76,7 +96,9 @@ def store_from_settings(settings: StoreSettings, data_dir: str) -> ObjectStore:
             bucket=settings.s3_bucket, endpoint_url=settings.s3_endpoint_url or None,
             prefix=settings.s3_prefix, access_key_id=settings.s3_access_key_id,
             secret_access_key=settings.s3_secret_access_key, region=settings.s3_region,
-            path_style=settings.s3_path_style, connect_timeout=settings.s3_connect_timeout)
+            path_style=settings.s3_path_style, connect_timeout=settings.s3_connect_timeout,
+            server_side_encryption=settings.s3_server_side_encryption,
+            sse_kms_key_id=settings.s3_sse_kms_key_id)
     from pathlib import Path
 
     from .local import LocalStore

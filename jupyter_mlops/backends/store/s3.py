@@ -23,8 +23,7 @@ class _BufferWriter(ObjectWriter):
     def _commit(self) -> None:
         self.store.ensure_bucket()
         self.buf.seek(0)
-        self.store._call(self.store.client.put_object, Bucket=self.store.bucket,
-                         Key=self.store.key(self.hash), Body=self.buf)
+        self.store._put(self.hash, self.buf)
 
     def abort(self) -> None:
         self.buf = io.BytesIO()
@@ -34,7 +33,8 @@ class S3Store(ObjectStore):
     def __init__(self, bucket: str, endpoint_url: str | None = None, prefix: str = "",
                  access_key_id: str | None = None, secret_access_key: str | None = None,
                  region: str = "us-east-1", path_style: bool = True,
-                 connect_timeout: float = 3.0, create_bucket: bool = True):
+                 connect_timeout: float = 3.0, create_bucket: bool = True,
+                 server_side_encryption: str = "", sse_kms_key_id: str = ""):
         import boto3
         from botocore.config import Config
 
@@ -44,6 +44,12 @@ class S3Store(ObjectStore):
         self.endpoint_url = endpoint_url
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.create_bucket = create_bucket
+        # Server-side encryption asked for on every PUT (StoreSettings.s3_server_side_encryption)
+        self.sse = {}
+        if server_side_encryption:
+            self.sse["ServerSideEncryption"] = server_side_encryption
+            if server_side_encryption == "aws:kms" and sse_kms_key_id:
+                self.sse["SSEKMSKeyId"] = sse_kms_key_id
         self._bucket_ok = False
         self._lock = threading.Lock()
         self.client = boto3.client(
@@ -129,16 +135,30 @@ class S3Store(ObjectStore):
                 have.add(rest.replace("/", ""))
         return set(hashes) - have
 
+    def _put(self, h: str, body) -> None:
+        """One PUT (atomic in S3: the object appears whole or not at all), encrypted by the
+        server when configured. Fails closed: a server that stored it without the encryption
+        asked for (one that ignores the header) gets the object deleted again and an error."""
+        r = self._call(self.client.put_object, Bucket=self.bucket, Key=self.key(h), Body=body,
+                       **self.sse)
+        asked = self.sse.get("ServerSideEncryption")
+        if asked and r.get("ServerSideEncryption") != asked:
+            self._call(self.client.delete_object, Bucket=self.bucket, Key=self.key(h))
+            raise Unavailable(
+                f"{self.describe()} did not apply the server-side encryption asked for "
+                f"({asked}; it answered {r.get('ServerSideEncryption') or 'none'}): the "
+                "object was not kept. Check the server's encryption (KMS) settings or "
+                "StoreSettings.s3_server_side_encryption")
+
     def put_bytes(self, h: str, data: bytes) -> None:
         verify(h, data, "the upload")
         self.ensure_bucket()
-        # a PUT is atomic in S3: the object appears whole or not at all
-        self._call(self.client.put_object, Bucket=self.bucket, Key=self.key(h), Body=data)
+        self._put(h, data)
 
     def put_file(self, h: str, path: str) -> None:
         self.ensure_bucket()
         with open(path, "rb") as f:
-            self._call(self.client.put_object, Bucket=self.bucket, Key=self.key(h), Body=f)
+            self._put(h, f)
 
     def writer(self, h: str, size: int) -> ObjectWriter:
         return _BufferWriter(self, h, size)
