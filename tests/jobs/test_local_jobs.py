@@ -8,7 +8,8 @@ import signal
 
 import pytest
 
-from jupyter_mlops.core.errors import InvalidInput, NotFound
+from jupyter_mlops.core import roles
+from jupyter_mlops.core.errors import Forbidden, InvalidInput, NotFound
 
 from .conftest import caller
 
@@ -105,16 +106,24 @@ async def test_bad_input_is_refused_with_the_reason(quick_lab):
 
 
 @pytest.mark.asyncio
-async def test_other_users_job_is_not_found(quick_lab):
+async def test_a_job_is_read_by_its_project_and_cancelled_by_its_owner(quick_lab):
     lab = quick_lab
     lab.write("alice", "s.py", "print('hi')")
     job = lab.jobs.submit(caller("alice"), {"path": "s.py"})
-    with pytest.raises(NotFound):
-        lab.jobs.get(caller("bob"), job.id)
-    with pytest.raises(NotFound):
+    # bob, also in "default", reads alice's job but may not cancel it
+    assert lab.jobs.get(caller("bob"), job.id).user == "alice"
+    with pytest.raises(Forbidden, match="belongs to alice"):
         lab.jobs.cancel(caller("bob"), job.id)
-    assert [j.id for j in lab.jobs.list(caller("bob"))] == []
+    assert [j.id for j in lab.jobs.list(caller("bob"))] == []  # the list is one's own
+    # a job of a project bob is not in does not exist for him
+    lab.projects.create(caller("carol", roles.MANAGE), "private-jobs", members=["alice"])
+    other = lab.jobs.submit(caller("alice"), {"path": "s.py", "project": "private-jobs"})
+    with pytest.raises(NotFound):
+        lab.jobs.get(caller("bob"), other.id)
+    with pytest.raises(NotFound):
+        lab.jobs.cancel(caller("bob"), other.id)
     await lab.wait(job.id)
+    await lab.wait(other.id)
 
 
 @pytest.mark.asyncio
