@@ -1,9 +1,17 @@
 """Model servers as local processes of the control plane's machine (the embedded default).
 
-Each deployment version is one ``python -m jupyter_mlops.serving`` process on a free loopback
-port, in a session of its own so it outlives a control plane restart (the control plane takes
-it over again from its database). It still never outlives the platform: it watches the
-``jupyter-mlops up`` process and exits when that is gone.
+Each deployment version is one ``python -m jupyter_mlops.serving`` process, in a session of its
+own so it outlives a control plane restart (the control plane takes it over again from its
+database). It still never outlives the platform: it watches the ``jupyter-mlops up`` process and
+exits when that is gone.
+
+Where a model server listens: on a unix socket the control plane binds itself in
+``socket_dir`` (``<run_dir>/.sockets``, mode 0700, the platform's user) and hands over as an
+inherited descriptor. No TCP port, and no local account can connect: not another user, and
+not even the account the server runs as (it never needs the directory, so it may not enter
+it). The only way to a model server is the control plane's endpoint, which checks the caller.
+The control plane keeps no copy of the listening socket, so a server that dies refuses
+connections at once instead of leaving them queued.
 
 Who a model server runs as: when the control plane is root (the embedded default), the
 account of the user who created the deployment (``jm-<name>``, see :mod:`.accounts`), like
@@ -19,9 +27,10 @@ CPU and memory limits (``c.LocalDeployBackend.cpu_limit`` / ``memory_limit``): a
 model server process gets a cgroup of its own (:mod:`.limits`), so a model that grows cannot take
 the memory of the GPUs' training jobs; a server killed for it while loading says so.
 
-Also here: :class:`MlflowArtifactResolver`, which turns a registered model version into the
-directory of its files in the local artifact store, read by the model server directly (no
-token needed).
+Supervision (:mod:`..core.deployments.supervision`) asks this backend why a server exited
+(:meth:`LocalDeployBackend.exit_reason`), whether it answers (:meth:`~LocalDeployBackend.answers`)
+and to kill one that hangs; its timing is configured here (``probe_interval`` and the like).
+The registered model version -> files resolvers are in :mod:`.model_resolvers`.
 """
 from __future__ import annotations
 
@@ -30,36 +39,44 @@ import hashlib
 import os
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-from urllib.parse import quote, unquote, urlparse
 
 import httpx
 from jupyterhub.traitlets import ByteSpecification
-from traitlets import CaselessStrEnum, Float, Integer, Unicode
+from traitlets import CaselessStrEnum, Float, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from ..core.deployments import LoadFailed
-from ..core.errors import InvalidInput, NotFound, Unavailable
-from ..serving import fetch
+from ..core.deployments import LoadFailed, SupervisionPolicy
 from .accounts import AccountError, AccountSettings, SystemAccount, make_traversable
 from .limits import PREFIX, CgroupLimits
+from .model_resolvers import MlflowArtifactResolver, MlflowRegistryUriResolver
+
+__all__ = ["DeploymentSettings", "LocalDeployBackend", "MlflowArtifactResolver",
+           "MlflowRegistryUriResolver", "build_deployments"]
 
 SERVER_MODULE = "jupyter_mlops.serving"
 # What a model server run as a user's account inherits of the control plane's environment.
 USER_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
 
 
-def _free_port(host: str) -> int:
-    import socket
+# The longest path a unix socket address holds (sun_path, with its NUL).
+SUN_PATH_MAX = 107
 
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+
+def describe_exit(returncode: int) -> str:
+    """``-9`` -> ``killed by signal 9 (SIGKILL)``, ``3`` -> ``exited with status 3``."""
+    if returncode < 0:
+        try:
+            name = f" ({signal.Signals(-returncode).name})"
+        except ValueError:
+            name = ""
+        return f"killed by signal {-returncode}{name}"
+    return f"exited with status {returncode}"
 
 
 def _tail(path: str, lines: int = 60) -> str:
@@ -78,8 +95,39 @@ class LocalDeployBackend(LoggingConfigurable):
     python = Unicode(sys.executable, help="Interpreter running the model servers.").tag(
         config=True)
 
-    host = Unicode("127.0.0.1", help="Address model servers listen on (only the control plane"
-                   " calls them).").tag(config=True)
+    socket_dir = Unicode(
+        help="""Directory of the model servers' unix sockets (default ``<run_dir>/.sockets``),
+        made mode 0700 for the control plane's user: only the control plane may connect.
+        Socket paths longer than 107 bytes are bound and reached through the directory's
+        descriptor, so a long data directory needs no setting here.""",
+    ).tag(config=True)
+
+    @default("socket_dir")
+    def _socket_dir_default(self):
+        return str(Path(self.run_dir) / ".sockets")  # no deployment name starts with a dot
+
+    probe_interval = Float(
+        2.0, help="""Seconds between two liveness probes (``GET /ping``) of a model server. A
+        request that finds a server unreachable also probes it at once.""",
+    ).tag(config=True)
+
+    probe_timeout = Float(
+        5.0, help="Seconds a liveness probe waits for the answer of ``/ping``.").tag(config=True)
+
+    unresponsive_after = Float(
+        60.0, help="""Seconds a model server that still runs may fail its probes before it is
+        killed and restarted. Generous: a server answers ``/ping`` between two model calls, so
+        a long batch delays it; meanwhile the deployment is ``unresponsive``, not ``ready``.""",
+    ).tag(config=True)
+
+    restart_backoff = Float(
+        1.0, help="""Seconds before the first restart of a model server that stopped; each
+        failed attempt doubles the wait, up to ``restart_backoff_max``.""",
+    ).tag(config=True)
+
+    restart_backoff_max = Float(
+        60.0, help="Longest wait between two restart attempts of a model server.",
+    ).tag(config=True)
 
     start_timeout = Float(
         180.0, help="Seconds a model server may take to load its model and answer /ping.",
@@ -116,6 +164,8 @@ class LocalDeployBackend(LoggingConfigurable):
     def __init__(self, accounts=None, owner_of=None, **kw):
         super().__init__(**kw)
         self._children: dict[int, subprocess.Popen] = {}
+        self._exits: dict[int, str] = {}  # pid -> why it ended, for the supervisor
+        self._socket_dir_fd: int | None = None
         # ``accounts``: hub users -> system accounts (``None``: run as this process's user);
         # ``owner_of(deployment)``: the hub user whose account serves it.
         self.accounts = accounts
@@ -175,7 +225,6 @@ class LocalDeployBackend(LoggingConfigurable):
     async def start(self, deployment: str, version: str, model_uri: str) -> dict:
         workdir = Path(self.run_dir) / deployment
         workdir.mkdir(parents=True, exist_ok=True)
-        port = _free_port(self.host)
         log_path = workdir / f"version-{version}-{int(time.time() * 1000)}.log"
         account = self._account_for(deployment)
         served_uri, model_copy = model_uri, ""
@@ -185,8 +234,11 @@ class LocalDeployBackend(LoggingConfigurable):
                 model_copy = str(workdir / f"model-{log_path.stem}")
                 self._share_model(Path(model_uri), Path(model_copy), account)
                 served_uri = model_copy
+        sock_path = Path(self.socket_dir) / hashlib.blake2s(
+            f"{deployment}/{log_path.stem}".encode(), digest_size=8).hexdigest()
+        listener = self._listen(sock_path)
         cmd = [self.python, "-m", SERVER_MODULE, f"--model-uri={served_uri}",
-               f"--host={self.host}", f"--port={port}", f"--deployment={deployment}",
+               f"--socket-fd={listener.fileno()}", f"--deployment={deployment}",
                f"--model-version={version}", f"--max-batch-size={self.max_batch_size}",
                f"--max-batch-delay-ms={self.max_batch_delay_ms}"]
         owner = self._owner_pid()
@@ -209,13 +261,16 @@ class LocalDeployBackend(LoggingConfigurable):
             env.update(group.env())  # the server waits until it is inside
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
                      | os.O_CLOEXEC, 0o640)
-        with os.fdopen(fd, "ab") as logf:
+        with os.fdopen(fd, "ab") as logf, listener:
             if account is not None:
                 os.fchown(fd, 0, account.gid)
+            # Our copy of the listener closes with this block: once the server is gone,
+            # connections are refused rather than queued for nobody.
             proc = subprocess.Popen(cmd, cwd=workdir, stdout=logf, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env=env, **run_as)
+                                    stdin=subprocess.DEVNULL, env=env,
+                                    pass_fds=(listener.fileno(),), **run_as)
         self._children[proc.pid] = proc
-        inst = {"pid": proc.pid, "host": self.host, "port": port, "version": version,
+        inst = {"pid": proc.pid, "socket": str(sock_path), "version": version,
                 "log": str(log_path), "model_uri": model_uri}
         if group is not None:
             inst["cgroup"] = group.name.removeprefix(PREFIX)
@@ -228,8 +283,8 @@ class LocalDeployBackend(LoggingConfigurable):
             inst["model_copy"] = model_copy
         if account is not None:
             inst["account"] = account.name
-        self.log.info("deployment %s: started version %s as pid %d on port %d", deployment,
-                      version, proc.pid, port)
+        self.log.info("deployment %s: started version %s as pid %d on %s", deployment,
+                      version, proc.pid, sock_path)
         try:
             await self._wait_ready(proc, inst)
         except BaseException:
@@ -237,6 +292,57 @@ class LocalDeployBackend(LoggingConfigurable):
             self._drop_model(inst)
             raise
         return inst
+
+    # --- unix sockets ----------------------------------------------------------------------
+
+    def _dir_fd(self) -> int:
+        """A descriptor of ``socket_dir``, made 0700 for this process's user."""
+        if self._socket_dir_fd is None:
+            d = Path(self.socket_dir)
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            st = os.fstat(fd)
+            if st.st_uid != os.geteuid():  # fail closed: someone else's directory
+                os.close(fd)
+                raise LoadFailed(f"{d} belongs to uid {st.st_uid}, not to the control plane")
+            os.chmod(f"/proc/self/fd/{fd}", 0o700)  # the directory just checked
+            self._socket_dir_fd = fd
+        return self._socket_dir_fd
+
+    def _address(self, path: str | Path) -> str:
+        """Where to bind or connect ``path``: itself, or when too long for a socket address,
+        the same file through ``/proc/self/fd/<socket_dir's descriptor>``."""
+        path = str(path)
+        if len(os.fsencode(path)) <= SUN_PATH_MAX:
+            return path
+        return f"/proc/self/fd/{self._dir_fd()}/{os.path.basename(path)}"
+
+    def _listen(self, path: Path) -> socket.socket:
+        self._dir_fd()
+        path.unlink(missing_ok=True)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(self._address(path))
+            listener.listen(1024)
+        except OSError as e:
+            listener.close()
+            raise LoadFailed(f"cannot listen on {path}: {e}") from None
+        return listener
+
+    def socket(self, instance: dict) -> str:
+        """The address the control plane connects to (empty for a server on a TCP port,
+        started by an earlier version of the platform)."""
+        return self._address(instance["socket"]) if instance.get("socket") else ""
+
+    def url(self, instance: dict) -> str:
+        if instance.get("socket"):
+            return "http://model-server"  # the host part is not used on a unix socket
+        return f"http://{instance['host']}:{instance['port']}"
+
+    def _http(self, instance: dict, timeout: float) -> httpx.AsyncClient:
+        sock = self.socket(instance)
+        return httpx.AsyncClient(timeout=timeout, transport=httpx.AsyncHTTPTransport(
+            uds=sock) if sock else None)
 
     # --- CPU and memory limits ------------------------------------------------------------------
 
@@ -261,7 +367,9 @@ class LocalDeployBackend(LoggingConfigurable):
         return CgroupLimits.existing(self.cgroup_root, name) if name else None
 
     def _drop_model(self, instance: dict) -> None:
-        """What a stopped server leaves: its copy of the model, its cgroup."""
+        """What a stopped server leaves: its socket, its copy of the model, its cgroup."""
+        if instance.get("socket"):
+            Path(instance["socket"]).unlink(missing_ok=True)
         if instance.get("model_copy"):
             shutil.rmtree(instance["model_copy"], ignore_errors=True)
         if (group := self._group_of(instance)) is not None:
@@ -269,13 +377,13 @@ class LocalDeployBackend(LoggingConfigurable):
 
     async def _wait_ready(self, proc: subprocess.Popen, inst: dict) -> None:
         deadline = time.monotonic() + self.start_timeout
-        async with httpx.AsyncClient(timeout=2.0) as http:
+        async with self._http(inst, 2.0) as http:
             while time.monotonic() < deadline:
                 if proc.poll() is not None:
                     group = self._group_of(inst)
                     if group is not None and (why := group.out_of_memory("the model server")):
                         raise LoadFailed(why, _tail(inst["log"]))
-                    raise LoadFailed(f"the model server exited with status {proc.returncode}",
+                    raise LoadFailed(f"the model server {describe_exit(proc.returncode)}",
                                      _tail(inst["log"]))
                 try:
                     r = await http.get(f"{self.url(inst)}/ping")
@@ -309,7 +417,53 @@ class LocalDeployBackend(LoggingConfigurable):
         try:
             await self._stop(instance)
         finally:
+            self._exits.pop(instance["pid"], None)
             self._drop_model(instance)
+
+    async def kill(self, instance: dict) -> None:
+        """Stop a server that no longer answers: no draining, SIGKILL at once."""
+        if self._running(instance["pid"]):
+            try:
+                os.kill(instance["pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        await self.stop(instance)
+
+    def exit_reason(self, instance: dict) -> str | None:
+        """``None`` while the server runs; else why it ended (``killed by signal 9
+        (SIGKILL)``), as far as this control plane can tell."""
+        pid = instance["pid"]
+        if pid in self._exits:
+            return self._exits[pid]
+        child = self._children.get(pid)
+        if child is not None:
+            if child.poll() is None:
+                return None
+            self._children.pop(pid, None)
+            group = self._group_of(instance)
+            why = (group.out_of_memory("the model server") if group is not None else "") or \
+                describe_exit(child.returncode)
+        elif self._running(pid):
+            return None
+        else:
+            why = "exited (its exit status is unknown: an earlier control plane started it)"
+        self._exits[pid] = why
+        return why
+
+    async def answers(self, instance: dict, timeout: float) -> bool:
+        """Whether the server answers ``/ping`` within ``timeout`` seconds."""
+        try:
+            async with self._http(instance, timeout) as http:
+                return (await http.get(f"{self.url(instance)}/ping")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def supervision(self) -> SupervisionPolicy:
+        """How the control plane supervises these servers (this backend's settings)."""
+        return SupervisionPolicy(
+            probe_interval=self.probe_interval, probe_timeout=self.probe_timeout,
+            unresponsive_after=self.unresponsive_after, backoff=self.restart_backoff,
+            backoff_max=self.restart_backoff_max)
 
     async def _stop(self, instance: dict) -> None:
         pid = instance["pid"]
@@ -330,16 +484,7 @@ class LocalDeployBackend(LoggingConfigurable):
             child.wait()
 
     async def alive(self, instance: dict) -> bool:
-        if not self._running(instance["pid"]):
-            return False
-        try:
-            async with httpx.AsyncClient(timeout=3.0) as http:
-                return (await http.get(f"{self.url(instance)}/ping")).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def url(self, instance: dict) -> str:
-        return f"http://{instance['host']}:{instance['port']}"
+        return self._running(instance["pid"]) and await self.answers(instance, 3.0)
 
     def replicas(self, instance: dict) -> int:
         return 1
@@ -360,7 +505,11 @@ class LocalDeployBackend(LoggingConfigurable):
                     await self.stop({"pid": p.info["pid"]})
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
-        # What servers that are gone left behind: model copies, empty cgroups.
+        # What servers that are gone left behind: sockets, model copies, empty cgroups.
+        sockets = {i.get("socket") for i in keep}
+        for s in Path(self.socket_dir).glob("*") if Path(self.socket_dir).is_dir() else ():
+            if str(s) not in sockets and s.is_socket():
+                s.unlink(missing_ok=True)
         copies = {i.get("model_copy") for i in keep}
         for d in Path(self.run_dir).glob("*/model-*"):
             if d.is_dir() and not d.is_symlink() and str(d) not in copies:
@@ -373,97 +522,6 @@ class LocalDeployBackend(LoggingConfigurable):
             for d in parent.glob(f"{mine}*") if parent.is_dir() else ():
                 if d.name not in groups:
                     CgroupLimits([d], 0).remove()  # refused by the kernel while in use
-
-
-class MlflowArtifactResolver:
-    """Registered model version -> a local directory holding it.
-
-    Asks the MLflow server on its unix socket (the control plane runs as the platform's user)
-    for the version's download URI. ``mlflow-artifacts:/<path>`` lives at
-    ``<artifacts_dir>/<path>`` when MLflow keeps artifacts on this machine. With ``cache_dir``
-    set, a version stored elsewhere (MLflow proxying S3, or ``s3://`` and the like) is copied
-    once into ``<cache_dir>/<name>/<version>`` by the control plane itself, so model servers
-    running as a user's account need neither the MLflow socket nor the store's keys. Without
-    it, such URIs are handed to the model server as they are.
-    """
-
-    def __init__(self, socket_path: str, artifacts_dir: str, prefix: str = "/services/mlflow",
-                 cache_dir: str = ""):
-        self.socket_path = socket_path
-        self.artifacts_dir = Path(artifacts_dir).resolve()
-        self.prefix = prefix.rstrip("/")
-        self.cache_dir = Path(cache_dir) if cache_dir else None
-
-    async def _get(self, path: str, **params) -> dict:
-        try:
-            async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=self.socket_path),
-                                         base_url="http://localhost", timeout=30) as http:
-                r = await http.get(f"{self.prefix}/api/2.0/mlflow/{path}", params=params)
-        except httpx.TransportError as e:
-            raise Unavailable(f"the MLflow server is unreachable ({type(e).__name__})") from None
-        body = r.json() if r.headers.get("content-type", "").startswith("application/json") \
-            else {}
-        if r.status_code == 404 or body.get("error_code") == "RESOURCE_DOES_NOT_EXIST":
-            raise NotFound(body.get("message") or f"not found: {path}")
-        if r.status_code == 400:
-            raise InvalidInput(body.get("message") or r.text)
-        if r.status_code >= 300:
-            raise Unavailable(f"MLflow answered {r.status_code}: {r.text[:300]}")
-        return body
-
-    async def resolve(self, model_name: str, version: str) -> str:
-        await self._get("model-versions/get", name=model_name, version=version)
-        uri = (await self._get("model-versions/get-download-uri", name=model_name,
-                               version=version))["artifact_uri"]
-        parsed = urlparse(uri)
-        if parsed.scheme in ("mlflow-artifacts", "file", ""):
-            rel = unquote(parsed.path).lstrip("/")
-            path = (self.artifacts_dir / rel).resolve() if parsed.scheme == "mlflow-artifacts" \
-                else Path(unquote(parsed.path)).resolve()
-            if parsed.scheme == "mlflow-artifacts" and not path.is_relative_to(self.artifacts_dir):
-                raise InvalidInput(f"model version {model_name}/{version} points outside the "
-                                   "artifact store")
-            if (path / "MLmodel").exists():
-                return str(path)
-            if parsed.scheme != "mlflow-artifacts" or self.cache_dir is None:
-                raise NotFound(f"model version {model_name}/{version} has no MLmodel at {uri}")
-        elif self.cache_dir is None:
-            return uri  # s3://... and the like: the model server loads it with MLflow itself
-        return await asyncio.to_thread(self._copy, model_name, version, uri)
-
-    def _copy(self, model_name: str, version: str, uri: str) -> str:
-        """The version's files in the cache (versions never change: one copy serves all)."""
-        dest = self.cache_dir / quote(model_name, safe="") / str(version)
-        if (dest / "MLmodel").exists():
-            return str(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            if uri.startswith(f"{fetch.SCHEME}:"):
-                fetch.download(uri, self.socket_path, dest, prefix=self.prefix)
-            else:
-                import mlflow.artifacts
-
-                tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=dest.parent))
-                got = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri,
-                                                               dst_path=str(tmp)))
-                if not (got / "MLmodel").exists():
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    raise FileNotFoundError("no MLmodel in it")
-                os.replace(got, dest)  # the copy appears whole, or not at all
-                shutil.rmtree(tmp, ignore_errors=True)
-        except Exception as e:  # the store's own errors vary (botocore, httpx, OSError)
-            raise NotFound(f"model version {model_name}/{version} could not be copied from "
-                           f"{uri}: {e}") from None
-        return str(dest)
-
-
-class MlflowRegistryUriResolver(MlflowArtifactResolver):
-    """Registered model version -> ``models:/<name>/<version>`` (checked to exist), for model
-    servers that load through MLflow themselves (Kubernetes pods with a reader token)."""
-
-    async def resolve(self, model_name: str, version: str) -> str:
-        await self._get("model-versions/get", name=model_name, version=version)
-        return f"models:/{model_name}/{version}"
 
 
 class DeploymentSettings(LoggingConfigurable):

@@ -6,6 +6,7 @@ import gc
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -38,6 +39,14 @@ class ModelServer(Application):
     host = Unicode("127.0.0.1", help="Address to listen on.").tag(config=True)
 
     port = Integer(5000, help="Port to listen on.").tag(config=True)
+
+    socket_fd = Integer(
+        0,
+        help="""A listening unix socket inherited from the control plane (its descriptor
+        number): serve on it instead of ``host``/``port``. The control plane binds it in a
+        directory only it can enter, so no local account can call the server directly, not
+        even the one the server runs as. 0: listen on ``host``/``port``.""",
+    ).tag(config=True)
 
     deployment = Unicode("", help="Name of the deployment (shown by /health and /metrics).").tag(
         config=True)
@@ -92,6 +101,7 @@ class ModelServer(Application):
         "model-uri": "ModelServer.model_uri",
         "host": "ModelServer.host",
         "port": "ModelServer.port",
+        "socket-fd": "ModelServer.socket_fd",
         "deployment": "ModelServer.deployment",
         "model-version": "ModelServer.model_version",
         "max-batch-size": "ModelServer.max_batch_size",
@@ -221,19 +231,26 @@ class ModelServer(Application):
         self.batcher = MicroBatcher(self.predict, self.max_batch_size,
                                     self.max_batch_delay_ms / 1000.0, self.metrics.batch)
         connections: set = set()
-        server = await loop.create_server(
-            lambda: HttpProtocol(self.handle, self.max_body_bytes,
-                                 on_open=connections.add, on_close=connections.discard),
-            self.host, self.port, backlog=1024,
-        )
+
+        def protocol():
+            return HttpProtocol(self.handle, self.max_body_bytes, on_open=connections.add,
+                                on_close=connections.discard)
+
+        if self.socket_fd:
+            sock = socket.socket(fileno=self.socket_fd)
+            server = await loop.create_unix_server(protocol, sock=sock, backlog=1024)
+            where = f"unix:{sock.getsockname()}"
+        else:
+            server = await loop.create_server(protocol, self.host, self.port, backlog=1024)
+            where = f"http://{self.host}:{self.port}"
         stopping = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stopping.set)
         loop.add_signal_handler(signal.SIGINT, stopping.set)
         if self.stop_with_pid:
             loop.create_task(self._watch_owner(stopping))
-        self.log.info("serving %s on http://%s:%d (max batch %d)", self.model_uri, self.host,
-                      self.port, self.max_batch_size)
-        print(f"READY http://{self.host}:{self.port}", flush=True)
+        self.log.info("serving %s on %s (max batch %d)", self.model_uri, where,
+                      self.max_batch_size)
+        print(f"READY {where}", flush=True)
         await stopping.wait()
         # Drain: accept nothing new, let requests in flight finish, then close the connections.
         server.close()

@@ -20,16 +20,22 @@ keeps serving until a manager approves).
 Audit log (``deployment_events``): who created, switched, deleted, created tokens, and which
 version started serving when. Rows stay after the deployment is deleted.
 
+Local model servers are supervised (``supervision``): probed, restarted with backoff when they
+stop, their state shown with the deployment (``server``); statuses ``unresponsive`` and
+``restarting`` replace ``ready`` while the serving server does not answer.
+
 Modules: ``service`` (:class:`Deployments`, the state machine), ``model`` (names, tables,
-seams, routes and traffic, the audit-log writer), ``tokens`` (endpoint tokens for outside
+seams, routes and traffic, the audit-log writer), ``supervision`` (liveness and restarts),
+``tokens`` (endpoint tokens for outside
 clients), ``approvals`` (per-project approval policies).
 """
 from .approvals import ApprovalPolicies
 from .model import (NAME_RE, SCHEMA, VISIBILITIES, DeployBackend, LoadFailed, ModelResolver,
                     Route, Traffic)
 from .service import Deployments
+from .supervision import SupervisionPolicy, Supervisor
 from .tokens import TOKEN_PREFIX, EndpointTokens
 
 __all__ = ["NAME_RE", "SCHEMA", "TOKEN_PREFIX", "VISIBILITIES", "ApprovalPolicies",
            "DeployBackend", "Deployments", "EndpointTokens", "LoadFailed", "ModelResolver",
-           "Route", "Traffic"]
+           "Route", "SupervisionPolicy", "Supervisor", "Traffic"]

@@ -86,7 +86,8 @@ class DeployBackend(Protocol):
         """Whether the server still runs and answers (after a control plane restart)."""
 
     def url(self, instance: dict) -> str:
-        """Base URL the control plane proxies to (``<url>/invocations``)."""
+        """Base URL the control plane proxies to (``<url>/invocations``); a backend whose
+        servers listen on unix sockets also has ``socket(instance)``, the path to connect to."""
 
     def replicas(self, instance: dict) -> int:
         """Servers behind this instance."""
@@ -104,6 +105,13 @@ class Route:
     url: str
     version: str
     inflight: int = 0
+    socket: str = ""  # a unix socket to reach ``url`` through (local model servers)
+
+
+def route_for(backend: DeployBackend, instance: dict, version: str) -> Route:
+    """The route to a backend's server (through its unix socket, if the backend has one)."""
+    socket = getattr(backend, "socket", None)  # Kubernetes Services are plain URLs
+    return Route(backend.url(instance), version, socket=socket(instance) if socket else "")
 
 
 @dataclass

@@ -17,7 +17,8 @@ from ..roles import Caller
 from .approvals import ApprovalPolicies
 from .history import DeploymentHistory
 from .model import (NAME_RE, SCHEMA, VISIBILITIES, DeployBackend, ModelResolver, Route, Traffic,
-                    record_event)
+                    record_event, route_for)
+from .supervision import Supervisor
 from .tokens import EndpointTokens
 
 log = logging.getLogger("jupyter_mlops.deployments")
@@ -34,6 +35,10 @@ class Deployments:
         self.routes: dict[str, Route] = {}
         self.traffic: dict[str, Traffic] = {}
         self._tasks: dict[str, asyncio.Task] = {}
+        # Backends whose servers this process runs (local) are supervised here; Kubernetes
+        # restarts its own pods.
+        supervision = getattr(backend, "supervision", None)
+        self.supervisor = Supervisor(self, supervision()) if supervision else None
         db.migrate("deployments", SCHEMA)
         self.policies = ApprovalPolicies(db, projects)
         self.endpoint_tokens = EndpointTokens(db)
@@ -57,7 +62,9 @@ class Deployments:
             "message": row["message"],
             "log": row["log"],
             "visibility": row["visibility"],
-            "replicas": self.backend.replicas(inst) if inst else 0,
+            "replicas": self.backend.replicas(inst) if inst and (
+                self.supervisor is None or self.supervisor.serving(row["name"])) else 0,
+            "server": self.supervisor.state(row["name"]) if self.supervisor else None,
             "endpoint": f"endpoints/{row['name']}/invocations",
             "created_by": row["created_by"],
             "created_at": row["created_at"],
@@ -254,6 +261,8 @@ class Deployments:
         task = self._tasks.pop(name, None)
         if task:
             task.cancel()
+        if self.supervisor is not None:
+            self.supervisor.forget(name)
         route = self.routes.pop(name, None)
         with self.db.tx() as conn:
             conn.execute(sa.text("DELETE FROM deployments WHERE name = :n"), {"n": name})
@@ -299,8 +308,23 @@ class Deployments:
             raise NotFound(f"no deployment {name!r}")
         route = self.routes.get(name)
         if route is None:
+            why = self.supervisor.reason(name) if self.supervisor else None
+            if why:
+                raise Unavailable(f"deployment {name!r} does not serve right now ({why}); "
+                                  "try again in a few seconds")
             raise Unavailable(f"deployment {name!r} is {row['status']}: no version serves yet")
         return route
+
+    def unreachable(self, name: str, error: str) -> Unavailable:
+        """The error of a request its model server did not answer (it stopped, or was being
+        replaced); the supervisor checks that server at once."""
+        if self.supervisor is not None:
+            self.supervisor.poke(name)
+            if why := self.supervisor.reason(name):
+                return Unavailable(f"the model server of {name!r} did not answer ({error}): "
+                                   f"{why}; try again in a few seconds")
+        return Unavailable(f"the model server of {name!r} is unreachable ({error}); if it "
+                           "stopped it is being restarted: try again in a few seconds")
 
     def record(self, name: str, seconds: float, ok: bool) -> None:
         self.traffic.setdefault(name, Traffic()).record(seconds, ok)
@@ -347,7 +371,7 @@ class Deployments:
         old_route = self.routes.get(name)
         old_inst = json.loads(row["instance"]) if row["instance"] else None
         # The switch: from here on new requests go to the new version.
-        self.routes[name] = Route(self.backend.url(inst), version)
+        self.routes[name] = route_for(self.backend, inst, version)
         self._update(name, (row["updated_by"], "serving", version,
                             f"version {version} serves; previously "
                             f"{row['serving_version'] or 'none'}"),
@@ -383,13 +407,16 @@ class Deployments:
         for row in self.db.query("SELECT * FROM deployments ORDER BY name"):
             name = row["name"]
             inst = json.loads(row["instance"]) if row["instance"] else None
-            alive = bool(inst) and await self.backend.alive(inst)
+            if self.supervisor is not None:  # a server that runs is probed from now on
+                alive = bool(inst) and self.backend.exit_reason(inst) is None
+            else:
+                alive = bool(inst) and await self.backend.alive(inst)
             if alive:
-                self.routes[name] = Route(self.backend.url(inst), row["serving_version"])
+                self.routes[name] = route_for(self.backend, inst, row["serving_version"])
                 keep.append(inst)
             if row["status"] in ("starting", "updating"):
                 targets[name] = row["model_version"]  # a rollout was interrupted: redo it
-            elif inst and not alive:
+            elif inst and not alive and self.supervisor is None:
                 targets[name] = row["serving_version"]  # its server died: start it again
                 self._update(name, ("system", "restarted", row["serving_version"],
                                     "its server had stopped"), instance=None, status="starting")
@@ -399,9 +426,13 @@ class Deployments:
             await reap(keep)
         for name, version in targets.items():
             self._launch(name, version)
+        if self.supervisor is not None:  # it restarts the servers found stopped
+            self.supervisor.start()
 
     async def close(self) -> None:
         """Stop background rollouts (servers keep running: they outlive the control plane)."""
         for task in list(self._tasks.values()):
             task.cancel()
         self._tasks.clear()
+        if self.supervisor is not None:
+            await self.supervisor.close()

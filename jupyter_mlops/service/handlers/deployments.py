@@ -7,6 +7,7 @@ the request to the model server currently serving (see ``core.deployments`` for 
 """
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -14,7 +15,7 @@ from tornado import web
 
 from ...core import roles
 from ...core.deployments import TOKEN_PREFIX
-from ...core.errors import Forbidden, InvalidInput, NotAuthenticated, Unavailable
+from ...core.errors import Forbidden, InvalidInput, NotAuthenticated
 from ...core.roles import Caller
 from .base import ApiHandler
 from .pages import PageHandler
@@ -164,15 +165,21 @@ class BatchPredictionsHandler(ApiHandler):
 class EndpointHandler(ApiHandler):
     """``endpoints/<name>/<action>``: authenticate, authorise, pass on to the model server."""
 
-    _http: httpx.AsyncClient | None = None
+    _clients: dict[str, httpx.AsyncClient] = {}  # per unix socket ("" for plain URLs)
 
-    @classmethod
-    def http(cls) -> httpx.AsyncClient:
-        if cls._http is None:
-            cls._http = httpx.AsyncClient(
+    def http(self, route) -> httpx.AsyncClient:
+        clients = EndpointHandler._clients
+        client = clients.get(route.socket)
+        if client is None:
+            if len(clients) > 64:  # forget the sockets of servers long replaced
+                live = {r.socket for r in self.context.deployments.routes.values()}
+                for sock in [s for s in clients if s not in live]:
+                    asyncio.get_running_loop().create_task(clients.pop(sock).aclose())
+            client = clients[route.socket] = httpx.AsyncClient(
                 timeout=httpx.Timeout(120.0, connect=5.0),
-                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
-        return cls._http
+                transport=httpx.AsyncHTTPTransport(uds=route.socket or None, limits=httpx.Limits(
+                    max_connections=256, max_keepalive_connections=64)))
+        return client
 
     async def prepare(self):
         pass  # authentication depends on the kind of token: see _route
@@ -201,8 +208,8 @@ class EndpointHandler(ApiHandler):
         for attempt in range(2):
             route.inflight += 1
             try:
-                resp = await self.http().request(self.request.method, f"{route.url}/{action}",
-                                                 content=body, headers=headers)
+                resp = await self.http(route).request(
+                    self.request.method, f"{route.url}/{action}", content=body, headers=headers)
                 break
             except httpx.TransportError as e:
                 # The version we picked may have just been retired: retry on the new one once.
@@ -210,8 +217,7 @@ class EndpointHandler(ApiHandler):
                 if attempt == 0 and newer is not None and newer is not route:
                     route = newer
                     continue
-                raise Unavailable(f"the model server of {name!r} is unreachable "
-                                  f"({type(e).__name__})") from None
+                raise deployments.unreachable(name, type(e).__name__) from None
             finally:
                 route.inflight -= 1
         ok = resp.status_code < 500

@@ -24,6 +24,22 @@ export interface ITraffic {
   errors: number;
 }
 
+/** How the serving model server is doing, as the control plane's supervisor sees it. */
+export interface IServerHealth {
+  state: 'running' | 'unresponsive' | 'restarting';
+  /** When the state began (seconds since the epoch). */
+  since: number;
+  /** Restart attempt under way (0 when none). */
+  attempt: number;
+  /** Why the server last stopped, e.g. "killed by signal 9 (SIGKILL)". */
+  last_exit: string | null;
+  /** Restarts since the control plane started. */
+  restarts: number;
+  next_attempt_at: number | null;
+  /** E.g. "restarting, attempt 2, last exit: killed by signal 9 (SIGKILL)". */
+  summary: string;
+}
+
 /** One deployment as `GET mlops/api/deployments` lists it (docs/openapi.yaml, Deployment). */
 export interface IDeployment {
   name: string;
@@ -33,7 +49,16 @@ export interface IDeployment {
   model_version: string;
   /** The version answering requests now, if any. */
   serving_version: string | null;
-  status: 'starting' | 'ready' | 'updating' | 'failed' | 'pending_approval';
+  /** `ready` only while the serving server answers; `unresponsive` and `restarting` say it
+   * does not (see `server`). */
+  status:
+    | 'starting'
+    | 'ready'
+    | 'updating'
+    | 'failed'
+    | 'pending_approval'
+    | 'unresponsive'
+    | 'restarting';
   /** Whether the caller may approve or reject the pending version (a project manager). */
   can_approve?: boolean;
   message: string;
@@ -44,6 +69,8 @@ export interface IDeployment {
   /** Endpoint path under the control plane (`endpoints/<name>/invocations`). */
   endpoint: string;
   traffic: ITraffic;
+  /** The supervised serving server (null where the platform does not supervise it). */
+  server?: IServerHealth | null;
   events?: IDeploymentEvent[];
 }
 
@@ -60,7 +87,7 @@ interface IModelVersions {
   versions: { version: string; status: string }[];
 }
 
-const BUSY = new Set(['starting', 'updating']);
+const BUSY = new Set(['starting', 'updating', 'restarting', 'unresponsive']);
 
 /** Ask the control plane to deploy a model version (also used by the Models panel). */
 export async function deployModelVersion(
@@ -96,7 +123,41 @@ function statusClass(d: IDeployment): string {
   if (d.status === 'failed') {
     return d.serving_version ? 'jp-mlops-warn' : 'jp-mlops-bad';
   }
+  if (d.status === 'restarting') {
+    return 'jp-mlops-bad';
+  }
+  if (d.status === 'unresponsive') {
+    return 'jp-mlops-warn';
+  }
   return 'jp-mlops-busy';
+}
+
+/** The status line's words: the server's own state while it does not answer. */
+function statusText(d: IDeployment): string {
+  const unwell = d.server && d.server.state !== 'running';
+  return unwell ? d.server!.summary : d.status;
+}
+
+/** What the supervisor says about the serving server, when there is something to say. */
+function ServerHealth(props: { dep: IDeployment }): JSX.Element | null {
+  const server = props.dep.server;
+  if (!server || (server.state === 'running' && server.restarts === 0)) {
+    return null;
+  }
+  const restarted = server.restarts
+    ? ` · restarted ${server.restarts} time${server.restarts === 1 ? '' : 's'}`
+    : '';
+  const next =
+    server.next_attempt_at !== null
+      ? ` · next attempt in ${Math.max(0, Math.round(server.next_attempt_at - Date.now() / 1000))} s`
+      : '';
+  return (
+    <div className="jp-mlops-row-plain" data-testid="server-health" data-state={server.state}>
+      <span className="jp-mlops-label">Server</span> {server.summary}
+      {restarted}
+      {next}
+    </div>
+  );
 }
 
 /** Boxes of a detection answer, if it is one: `[{boxes: [[x0, y0, x1, y1], ...]}]`. */
@@ -241,6 +302,7 @@ function Details(props: { dep: IDeployment; onChange: () => void }): JSX.Element
     <div className="jp-mlops-deployment-details">
       <ErrorLine error={error} />
       {dep.message && <div className="jp-mlops-muted">{dep.message}</div>}
+      <ServerHealth dep={dep} />
       {dep.status === 'pending_approval' && (
         <div className="jp-mlops-row-plain" data-testid="approval">
           Version {dep.model_version} waits for a project manager's approval
@@ -497,7 +559,7 @@ export function DeploymentsView(props: { refreshSignal?: number }): JSX.Element 
               <strong>{d.name}</strong>
               <span className="jp-mlops-muted">
                 {' '}
-                {d.model_name} v{d.serving_version ?? d.model_version} · {d.status}
+                {d.model_name} v{d.serving_version ?? d.model_version} · {statusText(d)}
               </span>
               <span className="jp-mlops-deployment-stats">
                 {d.replicas} replica{d.replicas === 1 ? '' : 's'} ·{' '}
