@@ -159,6 +159,9 @@ def test_interrupted_publish_is_absent_and_a_retry_sends_only_the_rest(outage):
     assert "ERROR Unavailable" in outage["publish_out"] and "control plane" in \
         outage["publish_out"], outage["publish_out"]
     assert p.api("GET", f"{API}/datasets/faulted", token).status_code == 404
+    # The object in flight when it died is not left half-written: the new control plane swept it
+    tmp = p.data_dir / "store" / "tmp"
+    until(lambda: not any(tmp.iterdir()), 30, "partial uploads swept")
     # What is still missing is less than everything: the batches stored before the kill stay
     client = datasets.CatalogClient(f"{p.url}/services/mlops/", token, publish_socket="")
     hashed = folder.hash_folder(folder.scan(root), None)

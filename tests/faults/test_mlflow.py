@@ -32,15 +32,16 @@ def test_mlflow_killed_while_a_job_logs(faulty):
     p = faulty
     p.add_user("ada", "ada-password-1")
     token = p.token("ada")
-    p.start_server("ada")
-    assert sidebar_status(p, token)["mlflow"]["reachable"] is True
     ws = p.data_dir / "users" / "ada"
+    ws.mkdir(parents=True, exist_ok=True)
     (ws / "mlflow_fault_go").unlink(missing_ok=True)
     (ws / "mlflow_fault_train.py").write_text(LOGGING_JOB)
     r = p.api("POST", f"{API}/jobs", token, json={"path": "mlflow_fault_train.py",
                                                   "experiment": "mlflow-fault"})
     assert r.status_code == 201, r.text
     job_id = r.json()["id"]
+    p.start_server("ada")  # her lab's sidebar, while the job starts
+    assert sidebar_status(p, token)["mlflow"]["reachable"] is True
 
     def job():
         return p.api("GET", f"{API}/jobs/{job_id}", token).json()

@@ -6,7 +6,7 @@ import signal
 
 import psutil
 
-from .conftest import API, until
+from .conftest import API, is_json_error, until
 
 
 def _server(p, user):
@@ -43,9 +43,10 @@ def test_user_server_killed_gives_its_gpu_back_and_starts_again(faulty):
         x.send_signal(signal.SIGKILL)
     psutil.wait_procs(procs, timeout=10)
 
-    # Then the user's calls get an answer at once (no hang), and it is not a success
-    r = p.api("GET", "user/uma/api/status", token, allow_redirects=False)
-    assert r.status_code >= 300, r.text[:300]
+    # Then the user's API calls get a JSON error at once (no hang) that says what to do
+    r = p.api("GET", "user/uma/api/status", token)
+    assert is_json_error(r, (424, 503)), (r.status_code, r.text[:300])
+    assert "running" in r.json()["message"]  # "... no longer running ... Restart the server"
     # The hub notices at its next poll: the server is gone and its GPU is free again
     until(lambda: _server(p, "uma") is None, 60, "the hub notices the server is gone")
     until(lambda: _held_by(p, "uma") == [], 30, "the GPU is released")
