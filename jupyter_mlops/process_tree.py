@@ -17,11 +17,11 @@ children belong to init. So ``up`` keeps a record of the whole tree:
   been killed too) and a hub left by an earlier ``up`` (its pid file), before checking the port.
 
 What dies with ``up``, then: everything, jobs included (on SIGTERM a job's wrapper ends its MLflow
-run as KILLED and records the job as cancelled). Jobs outlive a restart of the control
-plane alone (the hub restarts it and it re-attaches them), not the end of the platform: its
-internal addresses change at every start, so a job left running could not report to the next
-one. Model servers also stop by themselves when ``up``'s pid is gone (``--stop-with-pid``), and
-the next start brings every deployment back.
+run as KILLED and records the job as cancelled). Jobs outlive a restart of the control plane
+alone (the hub restarts it and it re-attaches them), not the end of the platform: while it is
+down nobody enforces their time limits, quotas and GPU allocations, and they cannot report their
+outcome. Model servers also stop by themselves when ``up``'s pid is gone (``--stop-with-pid``),
+and the next start brings every deployment back.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ import json
 import os
 import select
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -101,20 +102,21 @@ def detached_work(root: int, procs) -> list[psutil.Process]:
     return out
 
 
-def end_tree(root: psutil.Process, known, ask_root: bool = True) -> None:
-    """Stop a platform: its detached work, then ``root`` (the hub), then every other process
-    of ``known`` still running. ``ask_root=False``: the hub was already sent SIGTERM."""
+def end_tree(root: psutil.Process, known) -> None:
+    """End what is left of a platform whose hub ``root`` was asked to stop already (by
+    ``up``, or by the kernel when ``up`` died; a second SIGTERM would start a second cleanup):
+    its detached work, then the hub if it does not stop in time, then the rest of ``known``."""
     known = list(known)
     end(detached_work(root.pid, known), WORK_GRACE)
-    if alive(root):
-        try:
-            if ask_root:
-                root.terminate()
-            root.wait(HUB_GRACE)
-        except psutil.TimeoutExpired:
+    try:
+        # Not root.wait(): a hub that init has not reaped yet is a zombie, ended already.
+        deadline = time.monotonic() + HUB_GRACE
+        while alive(root) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if alive(root):
             root.kill()
-        except psutil.Error:
-            pass
+    except psutil.Error:
+        pass
     end(known)
 
 
@@ -220,10 +222,8 @@ def parent_death_signal(sig: int = signal.SIGTERM):
     return preexec
 
 
-def start_watcher(hub_pid: int, data_dir: Path, log) -> "subprocess.Popen":
+def start_watcher(hub_pid: int, data_dir: Path, log) -> subprocess.Popen:
     """The watcher of ``up``'s tree; close its stdin to have it end what is left and exit."""
-    import subprocess
-
     return subprocess.Popen(
         [sys.executable, "-m", "jupyter_mlops.process_tree", "--hub", str(hub_pid),
          "--up", str(os.getpid()), "--state", str(state_path(data_dir))],
@@ -250,12 +250,14 @@ def watch(hub_pid: int, up_pid: int, state: Path, pipe_fd: int = 0) -> None:
         if set(known) != written:
             record(state, up_pid, known.values())
             written = set(known)
+    if alive(hub):  # what it started since the last look
+        for p in descendants(hub.pid):
+            known.setdefault(p.pid, p)
     left = [p for p in known.values() if alive(p)]
     if left:
-        print(f"jupyter-mlops: `up` (pid {up_pid}) is gone; ending what is left of its "
-              f"platform: {', '.join(describe(p) for p in left)}", flush=True)
-        # The hub got SIGTERM already: from `up`, or from the kernel when `up` died.
-        end_tree(hub, left, ask_root=False)
+        print(f"jupyter-mlops: ending what is left of the platform of `up` (pid {up_pid}): "
+              f"{', '.join(describe(p) for p in left)}", flush=True)
+        end_tree(hub, left)
     state.unlink(missing_ok=True)
 
 

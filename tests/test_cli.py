@@ -53,6 +53,22 @@ def test_bad_gpu_devices_json_is_a_clear_error(tmp_path):
     assert r.returncode == 2 and "--gpu-devices is not JSON" in r.stderr
 
 
+def test_stop_signals_are_handled_whatever_was_inherited_except_nohups_sighup():
+    code = ("import signal; from jupyter_mlops.cli import handle_stop_signals; "
+            "handle_stop_signals(); print([signal.getsignal(s) in (signal.SIG_IGN, "
+            "signal.SIG_DFL) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)])")
+
+    def started_with(*ignored):
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              preexec_fn=lambda: [signal.signal(s, signal.SIG_IGN)
+                                                  for s in ignored]).stdout.strip()
+
+    # A background job of a script: SIGINT arrives ignored, `up` handles it all the same
+    assert started_with(signal.SIGINT, signal.SIGTERM) == "[False, False, False]"
+    # Under nohup, SIGHUP stays ignored: whoever started it asked it to outlive the terminal
+    assert started_with(signal.SIGINT, signal.SIGHUP) == "[False, False, True]"
+
+
 def gone(procs, timeout: float) -> list[str]:
     """Wait until none of ``procs`` runs (a zombie has ended); what still runs after."""
     deadline = time.monotonic() + timeout
