@@ -23,7 +23,7 @@ from tornado import web
 
 from jupyter_mlops.core import roles
 from jupyter_mlops.server.routes import ROUTES as SERVER_ROUTES
-from jupyter_mlops.service.handlers.base import NotFoundHandler
+from jupyter_mlops.service.handlers.base import NoSuchEndpointHandler, NotFoundHandler
 from jupyter_mlops.service.routes import routes as service_routes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ def _table_routes():
     """(kind, url pattern, handler or None, method) from the URL tables and the document."""
     out = {}
     for pattern, handler, *_ in service_routes("/services/mlops/", None):
-        if handler is NotFoundHandler:
+        if handler in (NotFoundHandler, NoSuchEndpointHandler):
             continue
         for m in _methods(handler):
             out[("service", pattern, m)] = handler

@@ -2,31 +2,70 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 
 import tornado
 from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
 
 from ..client import ControlPlaneClient, MlflowGatewayClient
-from ..core import gpus
-from ..core.errors import InvalidInput, MlopsError
+from ..core import api_schema, gpus, json_body
+from ..core.errors import MlopsError
 
 
 class MlopsHandler(APIHandler):
-    """Base of every route: one error mapper (MlopsError -> status + JSON message)."""
+    """Base of every route: one error mapper (MlopsError -> status + JSON message), one body
+    decoder, and the document's checks of path and query parameters (``core.api_schema``)."""
 
     def initialize(self, settings):
         self.mlops = settings
 
+    async def prepare(self):
+        await super().prepare()
+        if self.current_user:  # anonymous callers are refused by @authenticated, not told more
+            self.check_url()
+
+    def operation(self):
+        """The documented operation of this request and its path parameters, or None."""
+        prefix = url_path_join(self.base_url, "mlops/")
+        return api_schema.operations(api_schema.SERVER, prefix).find(self.request.method,
+                                                                      self.request.path)
+
+    def decode_argument(self, value: bytes, name: str | None = None) -> str:
+        in_path = name is None or not (name in self.request.query_arguments
+                                       or name in self.request.body_arguments)
+        return json_body.decode_argument(value, name, in_path=in_path)
+
+    def check_url(self) -> None:
+        """Path and query parameters against the document: 404 for a path naming nothing,
+        400 for a query value that is not a number in its range or misses its pattern."""
+        found = self.operation()
+        if found:
+            op, params = found
+            op.check_path(params)
+            op.check_query(lambda name: self.get_query_argument(name, None))
+
+    def write(self, chunk) -> None:
+        if isinstance(chunk, (dict, list)):
+            self.set_header("Content-Type", "application/json")
+            chunk = json_body.encode(chunk)
+        super().write(chunk)
+
     def write_error(self, status_code, **kwargs):
+        """Every error as ``{"error", "message"}``, as docs/openapi.yaml states."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        self.set_header("Content-Type", "application/json")
         if isinstance(exc, MlopsError):
             self.set_status(exc.status)
-            self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps(exc.to_dict()))
+            self.finish(json_body.encode(exc.to_dict()))
             return
-        super().write_error(status_code, **kwargs)
+        reason = tornado.httputil.responses.get(status_code, "Error")
+        if isinstance(exc, tornado.web.HTTPError):
+            message = exc.log_message or exc.reason or reason
+        else:
+            message = "internal error; see the Jupyter server log" if status_code >= 500 \
+                else reason
+        self.finish(json_body.encode({"error": reason, "message": message}))
 
     def send_error(self, status_code=500, **kwargs):
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -35,13 +74,12 @@ class MlopsHandler(APIHandler):
         super().send_error(status_code, **kwargs)
 
     def json_body(self) -> dict:
-        """The request's JSON object (``{}`` when empty); anything else is a 400 with the reason."""
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except ValueError as e:
-            raise InvalidInput(f"request body is not JSON: {e}") from None
-        if not isinstance(body, dict):
-            raise InvalidInput("request body must be a JSON object")
+        """The request's JSON object (``{}`` when empty), checked by ``core.json_body`` and
+        against the body schema of the documented operation: anything else is a 4xx."""
+        body = json_body.decode(self.request.body)
+        found = self.operation()
+        if found:
+            found[0].check_body(body)
         return body
 
     def control_plane(self) -> ControlPlaneClient:
@@ -104,3 +142,13 @@ class StatusHandler(MlopsHandler):
                 },
             }
         )
+
+
+class NotFoundHandler(MlopsHandler):
+    """Last route of the table: any other path under the API, or a path parameter the route
+    patterns refuse, is a JSON 404 (after authentication, so nothing leaks)."""
+
+    def _not_found(self, *args):
+        raise tornado.web.HTTPError(404, f"no route {self.request.path}")
+
+    get = post = put = patch = delete = tornado.web.authenticated(_not_found)

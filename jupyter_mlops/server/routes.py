@@ -8,7 +8,7 @@ from . import deployments
 from . import projects
 from . import jobs
 from . import template
-from .handlers import StatusHandler
+from .handlers import NotFoundHandler, StatusHandler
 
 NAMESPACE = "mlops"
 
@@ -36,7 +36,9 @@ ROUTES = [
 
 def setup_route_handlers(web_app, settings) -> None:
     base = url_path_join(web_app.settings["base_url"], NAMESPACE, "api")
+    # Last: any other path under the API, or a parameter the patterns refuse, is a JSON 404.
+    table = [*ROUTES, (r".*", NotFoundHandler)]
     web_app.add_handlers(
         ".*$",
-        [(url_path_join(base, path), handler, {"settings": settings}) for path, handler in ROUTES],
+        [(url_path_join(base, path), handler, {"settings": settings}) for path, handler in table],
     )

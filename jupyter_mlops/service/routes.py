@@ -3,7 +3,7 @@ from .handlers import datasets
 from .handlers import admin, pages, projects
 from .handlers import deployments
 from .handlers import jobs
-from .handlers.base import NotFoundHandler
+from .handlers.base import NoSuchEndpointHandler, NotFoundHandler
 from .handlers.gpus import (GpuAllocationsHandler, GpuQuotaHandler, GpuQuotasHandler,
                             GpusHandler)
 from .handlers.status import StatusHandler
@@ -23,13 +23,15 @@ def routes(prefix: str, context) -> list[tuple]:
     ]
     table += [*admin.ROUTES, *projects.ROUTES]
     table += jobs.ROUTES
-    out = [(api + path, handler, {"context": context}) for path, handler in table]
-    out.append((api + r"/.*", NotFoundHandler, {"context": context}))
+    kw = {"context": context, "service_prefix": prefix}
+    out = [(api + path, handler, kw) for path, handler in table]
+    # Last of the API: any other path, or a parameter the patterns above refuse, is a JSON 404.
+    out.append((api + r"/.*", NotFoundHandler, kw))
     out.append((prefix.rstrip("/") + "/" + deployments.ENDPOINT_ROUTE[0],
-                deployments.ENDPOINT_ROUTE[1], {"context": context}))
+                deployments.ENDPOINT_ROUTE[1], kw))
+    out.append((prefix.rstrip("/") + "/endpoints/.*", NoSuchEndpointHandler, kw))
     # Server-rendered pages (admin page, project pages), outside /api.
     page_table = [(r"/?", pages.RootPageHandler), *admin.PAGES, *projects.PAGES,
                   *deployments.PAGES]
-    out += [(prefix.rstrip("/") + path, handler, {"context": context})
-            for path, handler in page_table]
+    out += [(prefix.rstrip("/") + path, handler, kw) for path, handler in page_table]
     return out

@@ -1,13 +1,12 @@
 """What every control plane handler shares: hub authentication, scope checks, one error mapper."""
 from __future__ import annotations
 
-import json
 import logging
 
 from jupyterhub.services.auth import HubOAuthenticated, check_scopes
 from tornado import web
 
-from ...core import roles
+from ...core import api_schema, json_body, roles
 from ...core.roles import Caller
 from ...core.errors import Forbidden, MlopsError, NotAuthenticated
 
@@ -28,8 +27,9 @@ class ApiHandler(HubOAuthenticated, web.RequestHandler):
 
     required_scopes: tuple[str, ...] = (roles.USE,)
 
-    def initialize(self, context=None):
+    def initialize(self, context=None, service_prefix: str = api_schema.SERVICE):
         self.context = context
+        self.service_prefix = service_prefix
 
     @property
     def hub_scopes(self):
@@ -46,24 +46,46 @@ class ApiHandler(HubOAuthenticated, web.RequestHandler):
             )
         self.caller = Caller.from_hub_model(model)
         self._hub_auth_user_cache = model
+        self.check_url()
+
+    def operation(self):
+        """The documented operation of this request and its path parameters, or None."""
+        return api_schema.operations(api_schema.SERVICE, self.service_prefix).find(
+            self.request.method, self.request.path)
+
+    def decode_argument(self, value: bytes, name: str | None = None) -> str:
+        in_path = name is None or not (name in self.request.query_arguments
+                                       or name in self.request.body_arguments)
+        return json_body.decode_argument(value, name, in_path=in_path)
+
+    def check_url(self) -> None:
+        """Path and query parameters against the document: 404 for a path naming nothing,
+        400 for a query value that is not a number in its range or misses its pattern."""
+        found = self.operation()
+        if found:
+            op, params = found
+            op.check_path(params)
+            op.check_query(lambda name: self.get_query_argument(name, None))
 
     def get_json_body(self) -> dict:
-        from ...core.errors import InvalidInput
-
-        if not self.request.body:
-            return {}
-        try:
-            body = json.loads(self.request.body)
-        except json.JSONDecodeError as e:
-            raise InvalidInput(f"request body is not JSON: {e}") from None
-        if not isinstance(body, dict):
-            raise InvalidInput("request body must be a JSON object")
+        """The request's JSON object (``{}`` when empty), checked by ``core.json_body`` and
+        against the body schema of the documented operation: anything else is a 4xx."""
+        body = json_body.decode(self.request.body)
+        found = self.operation()
+        if found:
+            found[0].check_body(body)
         return body
+
+    def write(self, chunk) -> None:
+        if isinstance(chunk, (dict, list)):
+            self.set_header("Content-Type", "application/json")
+            chunk = json_body.encode(chunk)
+        super().write(chunk)
 
     def write_json(self, data, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(data))
+        self.finish(json_body.encode(data))
 
     def write_error(self, status_code: int, **kwargs) -> None:
         self.set_header("Content-Type", "application/json")
@@ -74,7 +96,7 @@ class ApiHandler(HubOAuthenticated, web.RequestHandler):
             body = error_body(status_code, exc.log_message or exc.reason or "")
         else:
             body = error_body(status_code, "internal error; see the control plane log")
-        self.finish(json.dumps(body))
+        self.finish(json_body.encode(body))
 
     def log_exception(self, typ, value, tb):
         if isinstance(value, MlopsError):
@@ -96,3 +118,12 @@ class NotFoundHandler(ApiHandler):
     async def prepare(self):
         await super().prepare()
         raise web.HTTPError(404, f"no route {self.request.path}")
+
+
+class NoSuchEndpointHandler(ApiHandler):
+    """A model endpoint path the endpoint route refuses: no deployment can have that name or
+    answer that action, so a JSON 404 before authentication tells nothing (endpoints also take
+    deployment tokens, which the hub would not know)."""
+
+    async def prepare(self):
+        raise web.HTTPError(404, f"no endpoint {self.request.path}")
