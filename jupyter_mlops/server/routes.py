@@ -1,6 +1,7 @@
 """URL table of the server extension (under ``<base_url>mlops/api/``)."""
 from jupyter_server.utils import url_path_join
 
+from ..core import api_schema
 from . import datasets
 from . import experiments as exp
 from . import models
@@ -36,6 +37,9 @@ ROUTES = [
 
 def setup_route_handlers(web_app, settings) -> None:
     base = url_path_join(web_app.settings["base_url"], NAMESPACE, "api")
+    # the input schemas (core.api_schema), or no start at all
+    api_schema.operations(api_schema.SERVER, url_path_join(web_app.settings["base_url"],
+                                                           NAMESPACE + "/"))
     # Last: any other path under the API, or a parameter the patterns refuse, is a JSON 404.
     table = [*ROUTES, (r".*", NotFoundHandler)]
     web_app.add_handlers(

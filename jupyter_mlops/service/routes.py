@@ -1,4 +1,5 @@
 """The control plane's URL table: data, not code. Later capabilities append their routes here."""
+from ..core import api_schema
 from .handlers import datasets
 from .handlers import admin, pages, projects
 from .handlers import deployments
@@ -11,6 +12,7 @@ from .handlers.status import StatusHandler
 
 def routes(prefix: str, context) -> list[tuple]:
     """``prefix`` is the service prefix, e.g. ``/services/mlops/``."""
+    api_schema.operations(api_schema.SERVICE, prefix)  # the input schemas, or no start at all
     api = prefix.rstrip("/") + "/api"
     table = [
         (r"/status", StatusHandler),
