@@ -62,7 +62,7 @@ class MlflowProxyHandler(HubOAuthenticated, web.RequestHandler):
         self._too_large = False
         self._queue: asyncio.Queue | None = None
         self._sending: asyncio.Future | None = None
-        self._failed: MlopsError | None = None
+        self._later = None  # an answer decided before the body was read
 
     # --- errors: always JSON, in MLflow's shape ----------------------------------------------
 
@@ -105,11 +105,16 @@ class MlflowProxyHandler(HubOAuthenticated, web.RequestHandler):
     # --- before the body ---------------------------------------------------------------------
 
     async def prepare(self):
+        # Answers decided here are given once the body has been read (and dropped): a handler
+        # that finishes before the request is read makes tornado close the connection, and the
+        # proxy's next request on that kept-alive connection would fail.
+        self.request.connection.set_max_body_size(self.limits["artifact"] + 1)
         if self.current_user is None:
             if self._wants_html():
-                self.redirect(self.get_login_url())
+                self._later = lambda: self.redirect(self.get_login_url())
             else:
-                self._error(401, "a hub login or hub API token is required for MLflow")
+                self._later = lambda: self._error(
+                    401, "a hub login or hub API token is required for MLflow")
             return
         self.caller = Caller.from_hub_model(self.current_user)
         raw = self.request.path
@@ -117,12 +122,16 @@ class MlflowProxyHandler(HubOAuthenticated, web.RequestHandler):
         below = "/" + path[len(self.prefix.rstrip("/")):].lstrip("/")
         if not path.startswith(self.prefix.rstrip("/")) or "\x00" in path or any(
                 seg in (".", "..") for seg in below.split("/")):
-            self._error(400, f"not a valid MLflow path: {raw[:200]}")
+            self._later = lambda: self._error(400, f"not a valid MLflow path: {raw[:200]}")
             return
         self.below = below
         self.route = mlflow_routes.match(self.request.method, below)
         if self.route.rule is None and not self.caller.is_admin:
-            self._error(403 if self.request.method != "OPTIONS" else 405, self.route.reason)
+            status = 403 if self.request.method != "OPTIONS" else 405
+            self._later = lambda: self._error(status, self.route.reason)
+            return
+        if self.route.rule == "no_ai_gateway":
+            self._later = lambda: self.finish({"endpoints": []})
             return
         # Forward exactly the path that was matched (MLflow decodes it the same way once).
         self.forward_url = quote(path, safe="/:@!$&'()*+,;=-._~") + (
@@ -133,12 +142,10 @@ class MlflowProxyHandler(HubOAuthenticated, web.RequestHandler):
         limit = self.limits["artifact"] if streams else self.limits["json"]
         length = self.request.headers.get("Content-Length")
         if length is not None and (not length.isdigit() or int(length) > limit):
+            # Refused before it is sent: the connection closes after this answer.
             self._error(413, f"the request body is larger than this route takes ({limit} bytes)"
                         if length.isdigit() else "invalid Content-Length")
             return
-        # Tornado's own limit closes the connection without an answer: it stays above ours
-        # (a chunked body beyond ours is read and dropped, then answered 413).
-        self.request.connection.set_max_body_size(self.limits["artifact"] + 1)
         if streams:
             await self._start_streaming()
 
@@ -147,10 +154,12 @@ class MlflowProxyHandler(HubOAuthenticated, web.RequestHandler):
             await self.scope.decide(self.caller, self.route.rule or "", self.below, self.query,
                                     None, self.route.params)
         except MlopsError as e:
-            self._error(e.status, e.message)
+            status, message = e.status, e.message
+            self._later = lambda: self._error(status, message)
             return
         except httpx.TransportError as e:
-            self._error(503, f"tracking server unreachable: {e.__class__.__name__}")
+            name = e.__class__.__name__
+            self._later = lambda: self._error(503, f"tracking server unreachable: {name}")
             return
         self._queue = asyncio.Queue(maxsize=16)
         headers = self._forward_headers()
@@ -167,6 +176,8 @@ class MlflowProxyHandler(HubOAuthenticated, web.RequestHandler):
         self._sending = asyncio.ensure_future(self.upstream.send(request, stream=True))
 
     async def data_received(self, chunk: bytes):
+        if self._later is not None:
+            return  # answered without it
         if self._sending is not None:
             put = asyncio.ensure_future(self._queue.put(chunk))
             await asyncio.wait({put, self._sending}, return_when=asyncio.FIRST_COMPLETED)
@@ -184,6 +195,9 @@ class MlflowProxyHandler(HubOAuthenticated, web.RequestHandler):
     # --- after the body ----------------------------------------------------------------------
 
     async def _proxy(self, *path_args):
+        if self._later is not None:
+            self._later()
+            return
         try:
             if self._sending is not None:
                 if not self._sending.done():
@@ -197,6 +211,9 @@ class MlflowProxyHandler(HubOAuthenticated, web.RequestHandler):
         except MlopsError as e:
             self._error(e.status, e.message)
         except httpx.TransportError as e:
+            if self._headers_written:  # MLflow failed mid-answer: the client sees it cut short
+                self.request.connection.close()
+                return
             self._error(503, f"tracking server unreachable: {e.__class__.__name__}")
 
     async def _forward_checked(self) -> httpx.Response | None:

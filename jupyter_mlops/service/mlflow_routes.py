@@ -28,6 +28,9 @@ run and logged-model ids at any depth of the query or JSON body):
 ``model_version_search`` the answer is filtered to the caller's projects
 ``artifact_path``      proxied artifacts: ``<experiment id>/...``, the experiment must be visible
 ``graphql``            every field of the document, with its arguments (:mod:`.mlflow_graphql`)
+``no_ai_gateway``      answered by the gateway itself, never forwarded: no AI gateway endpoints
+                       (what MLflow answers when none is configured; its UI asks on every
+                       experiment page)
 """
 from __future__ import annotations
 
@@ -37,7 +40,8 @@ from dataclasses import dataclass
 RULES = {"open", "experiment", "experiment_create", "experiment_search", "experiment_by_name",
          "run", "run_create", "experiments", "logged_model", "logged_model_create",
          "registered_model", "registered_model_create", "registered_model_search",
-         "model_version_create", "model_version_search", "artifact_path", "graphql"}
+         "model_version_create", "model_version_search", "artifact_path", "graphql",
+         "no_ai_gateway"}
 
 # REST endpoints below /api/<version>/mlflow/ and /ajax-api/<version>/mlflow/ (the UI's copy).
 # method(s), API version, endpoint (``<x>`` one path segment), rule.
@@ -97,6 +101,8 @@ DELETE      2.0 registered-models/delete-tag              registered_model
 DELETE      2.0 model-versions/delete-tag                 registered_model
 GET,POST,DELETE 2.0 registered-models/alias               registered_model
 GET         3.0 server-info                               open
+GET         2.0 gateway-proxy                             no_ai_gateway
+POST        2.0 experiments/search-datasets               experiments
 """
 
 # Everything else of MLflow's, each family with the reason it is not offered.
@@ -117,7 +123,6 @@ REFUSED = [
     (r"(demo|jobs)/", "MLflow's demo data and server-side jobs are not offered"),
     (r"(mlflow-artifacts/presigned/|artifacts/presigned-(upload|download)-url)",
      "artifacts go through the gateway, never to the store directly"),
-    (r"experiments/search-datasets", "dataset summaries are not offered through the gateway"),
     (r"online-scoring|internal", "MLflow's internal routes are not offered"),
     (r"mcp-servers\b", "MLflow's MCP server registry is not offered"),
     (r"v1/traces", "OpenTelemetry trace ingestion is not offered"),
@@ -141,7 +146,8 @@ def _compile() -> list[Route]:
         assert rule in RULES, rule
         pattern = re.sub(r"<\w+>", _SEGMENT, re.escape(endpoint).replace(r"\<", "<")
                          .replace(r"\>", ">"))
-        regex = re.compile(rf"/(?:api|ajax-api)/{re.escape(version)}/mlflow/{pattern}")
+        # (MLflow registers a few endpoints without the slash before "mlflow")
+        regex = re.compile(rf"/(?:api|ajax-api)/{re.escape(version)}/?mlflow/{pattern}")
         routes.append(Route(frozenset(methods.split(",")), regex, rule, endpoint))
     other = [  # outside the REST API
         ("GET", r"/", "open"),
