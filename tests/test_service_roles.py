@@ -79,3 +79,36 @@ def test_the_mlflow_services_hold_no_hub_role(platform):
     assert as_service(platform, gw, "GET", "users/admin").status_code in (403, 404)
     assert as_service(platform, gw, "POST", "users/admin/tokens",
                       json={"expires_in": 60}).status_code == 403
+
+
+def test_members_group_follows_every_write_of_a_user():
+    # The hub's own database, in memory, with the rule installed as the hub installs it
+    from jupyterhub import orm
+
+    from jupyter_mlops import hub_members
+
+    hub_members.install()
+    db = orm.new_session_factory("sqlite://")()
+
+    def members():
+        group = orm.Group.find(db, hub_members.MEMBERS_GROUP)
+        return sorted(u.name for u in group.users) if group else []
+
+    # Given a new user, and an administrator
+    db.add(orm.User(name="ana"))
+    db.add(orm.User(name="root-admin", admin=True))
+    db.commit()
+    assert members() == ["ana"]
+    # When ana is made an administrator she leaves the group in the same transaction
+    ana = orm.User.find(db, "ana")
+    ana.admin = True
+    db.commit()
+    assert members() == []
+    # and back when she is not one any more
+    ana.admin = False
+    db.commit()
+    assert members() == ["ana"]
+    # A login that replaces her groups with the identity provider's (manage_groups) keeps it
+    ana.groups = [orm.Group(name="cells-team")]
+    db.commit()
+    assert members() == ["ana"] and "cells-team" in [g.name for g in ana.groups]
