@@ -25,6 +25,7 @@ import threading
 
 from ..backends.store import LocalStore, StoreSettings
 from ..core import clock
+from ..core.errors import MlopsError
 from ..core.datasets import folder
 
 log = logging.getLogger("jupyter_mlops.service")
@@ -55,7 +56,12 @@ def sweep_at_start(context, settings: StoreSettings) -> dict:
     store, catalog = context.store, context.datasets
     alone = store.claim()
     cutoff = clock.now() - (0 if alone else settings.partial_upload_grace_seconds)
-    out = {"alone": alone, "partial_uploads": store.clean_partial(cutoff),
+    try:
+        partial = store.clean_partial(cutoff)
+    except MlopsError as e:  # an S3 store out of reach must not keep the control plane down
+        log.warning("partial uploads not swept at start: %s", e.message)
+        partial = None
+    out = {"alone": alone, "partial_uploads": partial,
            "partial_versions": 0, "private_removed": 0, "to_materialise": 0}
     root = shared_root(context)
     if root.is_dir():

@@ -94,3 +94,22 @@ def test_a_recorded_version_missing_from_the_shared_root_is_materialised(start):
         assert time.monotonic() < deadline, "never materialised"
         time.sleep(0.05)
     assert (target / "a.bin").read_bytes() == data
+
+
+def test_stale_multipart_uploads_are_aborted_on_s3(seaweed):
+    import uuid
+
+    from jupyter_mlops.backends.store import S3Store
+    from tests.datasets.seaweed import ACCESS_KEY, SECRET_KEY
+
+    store = S3Store("mlops-tests", seaweed.endpoint, prefix=f"sweep-{uuid.uuid4().hex[:8]}/",
+                    access_key_id=ACCESS_KEY, secret_access_key=SECRET_KEY)
+    store.ensure_bucket()
+    key = store.key("ab" * 32)
+    up = store.client.create_multipart_upload(Bucket=store.bucket, Key=key)
+    store.client.upload_part(Bucket=store.bucket, Key=key, UploadId=up["UploadId"],
+                             PartNumber=1, Body=b"x" * 1024)
+    assert store.clean_partial(time.time() - 3600) == 0  # begun just now: kept
+    assert store.clean_partial(time.time() + 60) == 1
+    left = store.client.list_multipart_uploads(Bucket=store.bucket, Prefix=store.prefix)
+    assert not left.get("Uploads")
