@@ -7,7 +7,8 @@
 - The shared dataset root (``<data_dir>/datasets``, readable by every local account): trees of
   versions whose materialisation was interrupted (``.vN.tmp-<pid>``), and every version of a
   dataset whose project does not hold everyone (left there before such versions stopped being
-  materialised in it); their members read them through the API. Versions of shared datasets
+  materialised in it; their members read them through the API) or that was deleted (a crash
+  between the delete and the removal of its folder). Versions of shared datasets
   recorded but not materialised (a crash between the two) are materialised again, in the
   background.
 

@@ -87,8 +87,16 @@ def test_a_recorded_version_missing_from_the_shared_root_is_materialised(start):
                                     manifest, context.store.missing)
     target = context.data_dir / "datasets" / "sweep-cells" / "v1"
     assert not target.exists()
+    # a deleted dataset whose folder stayed in the shared root (a crash after the delete)
+    gone = Manifest.build([FileEntry("b.bin", len(data), h)])
+    context.datasets.publish_stored(Caller("ivy", scopes=frozenset({USE})), "gone-cells", gone,
+                                    context.store.missing)
+    context.datasets.delete(Caller("ivy", scopes=frozenset({USE})), "gone-cells")
+    stale = context.data_dir / "datasets" / "gone-cells" / "v1"
+    stale.mkdir(parents=True)
     out = sweep_at_start(start(), StoreSettings())
-    assert out["to_materialise"] == 1
+    assert out["to_materialise"] == 1 and out["private_removed"] == 1
+    assert not stale.parent.exists()
     deadline = time.monotonic() + 10
     while not (target / ".mlops-version.json").exists():
         assert time.monotonic() < deadline, "never materialised"

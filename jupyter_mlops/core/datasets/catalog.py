@@ -186,10 +186,12 @@ class DatasetCatalog:
         return self._manifest(name, ref)
 
     def private_names(self) -> list[str]:
-        """Datasets of projects that do not hold everyone."""
+        """Datasets of projects that do not hold everyone, and deleted ones (whose versions
+        must leave the shared root too)."""
         return [r["name"] for r in self.db.query(
             "SELECT d.name FROM datasets d JOIN projects p ON p.name = d.project"
-            " WHERE NOT p.everyone")]
+            " WHERE NOT p.everyone UNION SELECT e.dataset FROM dataset_events e"
+            " WHERE e.action = 'deleted' AND e.dataset NOT IN (SELECT name FROM datasets)")]
 
     # --- reading --------------------------------------------------------------------------
 
