@@ -216,8 +216,13 @@ class ProjectScope:
         if params.get("model_id"):
             ids.logged_models.add(params["model_id"])
         body = data if isinstance(data, dict) else {}
+        _no_parent_paths(query, body)
 
         if rule == "experiment_create":
+            if body.get("artifact_location"):
+                # Another experiment's directory would make its artifacts this one's.
+                raise Forbidden("the platform chooses where an experiment's artifacts live; "
+                                "leave out artifact_location")
             tags = {t["key"]: t["value"] for t in _tags(body)}
             project = tags.get(PROJECT_TAG) or DEFAULT_PROJECT
             if project not in visible:
@@ -295,12 +300,14 @@ class ProjectScope:
             raise InvalidInput("'source' is required (a string)")
         parsed = urlparse(source)
         path = [p for p in parsed.path.split("/") if p]
+        if ".." in path or "." in path:
+            raise Forbidden("a model version's source may not leave its run's or model's "
+                            "artifacts ('..')")
         if parsed.scheme == "runs" and path:
             source_of = await self.require_run(visible, path[0])
         elif parsed.scheme == "models" and path and path[0].startswith("m-"):
             source_of = await self.require_logged_model(visible, path[0])
-        elif parsed.scheme == "mlflow-artifacts" and path and path[0].isdigit() \
-                and ".." not in path:
+        elif parsed.scheme == "mlflow-artifacts" and path and path[0].isdigit():
             source_of = await self.require_experiment(visible, path[0])
         else:
             raise Forbidden("a model version's source must be a run's or a logged model's "
@@ -373,6 +380,18 @@ def _project_tag_change(body: dict, visible: set, what: str) -> None:
                         f"'{DEFAULT_PROJECT}' to share it with the lab")
     if body.get("value") not in visible:
         raise Hidden("Project", str(body.get("value")))
+
+
+_PATH_KEYS = ("path", "artifact_path", "artifact_file_path")
+
+
+def _no_parent_paths(query: dict, body: dict) -> None:
+    """Artifact paths inside a run or model stay inside it (MLflow checks too: fail closed)."""
+    values = [v for k in _PATH_KEYS for v in query.get(k, [])]
+    values += [body[k] for k in _PATH_KEYS if isinstance(body.get(k), str)]
+    for value in values:
+        if ".." in value.replace("\\", "/").split("/"):
+            raise InvalidInput("an artifact path may not contain '..'")
 
 
 def _artifact_experiment(path: str, query: dict) -> str:
