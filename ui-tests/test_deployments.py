@@ -99,3 +99,47 @@ def test_deploy_and_try_an_image(page, platform, tmp_path):
     shot(page, "deployments-02-deployed-from-models")
     assert platform.api("DELETE", "services/mlops/api/deployments/cells",
                         platform.admin_token()).status_code == 204
+
+
+def test_a_stopped_model_server_shows_its_state_and_heals(page, platform):
+    """A model server that hangs, then is killed: the section says so in the supervisor's words
+    while it happens, and after the restart still tells what happened."""
+    import os
+    import signal
+
+    from tests.deployments.test_endpoints import API, model_server_pid, wait_status
+
+    admin = platform.admin_token()
+    register_models(f"{platform.url}/services/mlflow", admin)
+    r = platform.api("POST", API, admin, json={"name": "heal-ui", "model_name": "lr",
+                                               "version": "1"})
+    assert r.status_code == 201, r.text
+    try:
+        assert wait_status(platform, admin, "heal-ui", {"ready", "failed"})["status"] == "ready"
+        hub_login(page, platform, "admin", platform.admin_password)
+        open_lab(page, platform, "admin")
+        sidebar = open_mlops_sidebar(page)
+        roomy_deployments_section(page, sidebar)
+        item = sidebar.get_by_test_id("deployment-heal-ui")
+        expect(item).to_have_attribute("data-status", "ready", timeout=30_000)
+
+        pid = model_server_pid(platform, "heal-ui")
+        os.kill(pid, signal.SIGSTOP)  # it hangs: still running, no longer answering
+        expect(item).to_have_attribute("data-status", "unresponsive", timeout=40_000)
+        expect(item).to_contain_text("lr v1 · unresponsive")
+        os.kill(pid, signal.SIGKILL)
+        expect(item).to_contain_text(
+            "lr v1 · restarting, attempt 1, last exit: killed by signal 9 (SIGKILL)",
+            timeout=20_000)
+        expect(item).to_contain_text("0 replicas")
+        shot(page, "deployments-03-model-server-restarting")
+
+        expect(item).to_have_attribute("data-status", "ready", timeout=60_000)
+        item.locator("button.jp-mlops-deployment-head").click()
+        health = item.get_by_test_id("server-health")
+        expect(health).to_have_attribute("data-state", "running")
+        expect(health).to_contain_text(
+            "running, last exit: killed by signal 9 (SIGKILL) · restarted 1 time")
+        shot(page, "deployments-04-model-server-restarted")
+    finally:
+        assert platform.api("DELETE", f"{API}/heal-ui", admin).status_code == 204
