@@ -140,7 +140,7 @@ def test_publishing_into_another_projects_dataset_is_refused_up_front(lab, platf
     assert r.status_code in (201, 409), r.text
     r = call("POST", "datasets/histology/publish", json={"folder": "data/cells"})
     assert r.status_code == 403, r.text
-    assert "belongs to project 'histology-lab'" in r.json()["message"]
+    assert "taken by a dataset of a project" in r.json()["message"]
     r = call("POST", "datasets/new-one/publish",
              json={"folder": "data/cells", "project": "histology-lab"})
     assert r.status_code == 403 and "not a member" in r.json()["message"]

@@ -396,6 +396,10 @@ class DatasetCatalog:
                 raise Forbidden(f"{caller.name} cannot create dataset {name!r} in project "
                                 f"{target!r}: not a member of it (or no such project)") from None
             return {"dataset": name, "project": target, "exists": False}
+        if not self._readable(caller, ds["project"]):  # its project is not named to outsiders
+            raise Forbidden(f"the name {name!r} is taken by a dataset of a project "
+                            f"{caller.name} is not in: only its members may publish or tag "
+                            "versions of it; choose another name")
         if project and project != ds["project"]:
             raise InvalidInput(f"dataset {name!r} belongs to project {ds['project']!r}, "
                                f"not {project!r}")
@@ -407,9 +411,8 @@ class DatasetCatalog:
             self.projects.require_change(caller, ds["project"], ds["created_by"],
                                          f"dataset {ds['name']!r}")
         except NotFound:
-            raise Forbidden(f"dataset {ds['name']!r} belongs to project {ds['project']!r}: "
-                            f"only its members may publish or tag versions, and {caller.name} "
-                            "is not one") from None
+            raise Forbidden(f"the name {ds['name']!r} is taken by a dataset of a project "
+                            f"{caller.name} is not in") from None
 
     def publish_stored(self, caller: Caller, name: str, manifest: Manifest,
                        missing: Callable[[list[str]], set[str]], message: str = "",
