@@ -120,7 +120,7 @@ def test_tabular_batch_prediction(platform, registry, published, user):
 def test_image_batch_prediction(platform, registry, published, user):
     # Given three images with known bright blobs, when the detector predicts them
     r = platform.api("POST", f"{API}/batch-predictions", user, json={
-        "model_name": "cells", "version": 1, "dataset": "bp-images", "dataset_version": "v1"})
+        "model_name": "cells", "version": "1", "dataset": "bp-images", "dataset_version": "v1"})
     assert r.status_code == 201, r.text
     job = r.json()["job"]
     done = wait_job(platform, user, job["id"])
