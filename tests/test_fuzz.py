@@ -41,12 +41,23 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 @pytest.fixture(scope="module")
 def fuzzer(platform):
+    """The user's server, a dataset and a finished job of theirs, so that half of the cases
+    name things that exist and reach the code behind the lookups."""
     platform.add_user(USER, PASSWORD)
     platform.start_server(USER)
+    token = platform.token(USER)
+    r = platform.api("POST", "/services/mlops/api/datasets", token, json={"name": "fuzz-data"})
+    assert r.status_code in (201, 409), r.text
+    (platform.data_dir / "users" / USER / "fuzz_job.py").write_text("print('fuzz')\n")
+    r = platform.api("POST", "/services/mlops/api/jobs", token, json={"path": "fuzz_job.py"})
+    assert r.status_code == 201, r.text
+    known = {"/datasets/{name}": ("name", "fuzz-data"), "/projects/{name}": ("name", "default"),
+             "/jobs/{id}": ("id", r.json()["id"]), "{ref}": ("ref", "latest"),
+             "/deployment-policies/{project}": ("project", "default")}
     session = requests.Session()
     # Token authentication only: a cookie a response sets must not change who calls next.
     session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-    return platform, session, {"Authorization": f"token {platform.token(USER)}"}
+    return platform, session, {"Authorization": f"token {token}"}, known
 
 
 def _operations():
@@ -62,14 +73,20 @@ def _operations():
     return ops
 
 
-def _strategy(op):
-    fixed = {"user": USER} if op.path.startswith("/user/{user}/") else None
-    modes = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
-    return st.one_of(*[op.as_strategy(mode, path_parameters=fixed) for mode in modes])
+def _strategy(op, known: dict):
+    fixed = {"user": USER} if op.path.startswith("/user/{user}/") else {}
+    seeded = dict(fixed)
+    for where, (name, value) in known.items():
+        if where in op.path:
+            seeded[name] = value
+    choices = [fixed] + ([seeded] if seeded != fixed else [])
+    return st.one_of(*[op.as_strategy(mode, path_parameters=params or None)
+                       for params in choices
+                       for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)])
 
 
 def test_generated_requests_get_documented_answers(fuzzer, capsys):
-    platform, session, auth = fuzzer
+    platform, session, auth, known = fuzzer
     ops = _operations()
     per_op = math.ceil(MIN_CASES * 1.25 / len(ops))
     sent: list[int] = []
@@ -79,7 +96,7 @@ def test_generated_requests_get_documented_answers(fuzzer, capsys):
     def run(op, examples):
         @settings(max_examples=examples, deadline=None, database=None, derandomize=False,
                   phases=[Phase.generate], suppress_health_check=list(HealthCheck))
-        @given(case=_strategy(op))
+        @given(case=_strategy(op, known))
         def one(case):
             response = case.call(base_url=platform.url, session=session, headers=auth,
                                  timeout=60, allow_redirects=False)
