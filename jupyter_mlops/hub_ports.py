@@ -8,8 +8,13 @@ enters); every later start reuses them. A port found in use at start by anything
 error naming the process, never silently replaced: a job would otherwise send its requests,
 hub token included, to whoever took the port.
 
-Ports are picked below the kernel's ephemeral range, so no outgoing connection of this or any
-other program is handed one of them as its source port meanwhile.
+Where: as root (the embedded default), below ``net.ipv4.ip_unprivileged_port_start`` (1024):
+no other local account can ever listen there, not even in the seconds a crashed service takes
+to come back, so no account can pose as the control plane or the gateway to a running job.
+Without root, between 20000 and the kernel's ephemeral range (no outgoing connection is handed
+one of them as its source port meanwhile); another account could then take a port while its
+service restarts. Kept ports an earlier start chose where any account may listen are chosen
+again, as root, at the next start (nothing of the platform runs then: ``up`` ends jobs with it).
 """
 from __future__ import annotations
 
@@ -29,6 +34,11 @@ LISTENERS = {
 }
 HOST = "127.0.0.1"
 LOWEST = 20000
+# Privileged ports for root: below glibc's bindresvport range (600-1023, RPC clients), skipping
+# the well-known services of that range one may run on a lab server.
+PRIVILEGED = [p for p in range(200, 600) if p not in {
+    389, 427, 443, 444, 445, 465, 497, 500, 512, 513, 514, 515, 520, 546, 547, 548, 554, 563,
+    587, 593}]
 
 
 class PortInUse(RuntimeError):
@@ -55,13 +65,29 @@ def _bindable(port: int) -> bool:
     return True
 
 
+def _unprivileged_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
+    except (OSError, ValueError):
+        return 1024
+
+
+def _privileged() -> bool:
+    """Whether this process may take ports no other local account can take."""
+    return os.geteuid() == 0 and _unprivileged_start() > max(PRIVILEGED)
+
+
 def _pick(taken: set[int]) -> int:
-    high = _ephemeral_low()
-    for _ in range(200):
-        port = random.randrange(LOWEST, high)
+    if _privileged():
+        choices = [p for p in PRIVILEGED if p not in taken]
+        random.shuffle(choices)
+    else:
+        high = _ephemeral_low()
+        choices = (random.randrange(LOWEST, high) for _ in range(200))
+    for port in choices:
         if port not in taken and _bindable(port):
             return port
-    raise RuntimeError(f"no free port between {LOWEST} and {high} on {HOST}")
+    raise RuntimeError(f"no free port for the platform's internal listeners on {HOST}")
 
 
 def _holder(port: int) -> str:
@@ -99,8 +125,11 @@ def internal_ports(data_dir: Path) -> dict[str, int]:
         raise RuntimeError(f"{path} is damaged ({e}); delete it to choose new internal "
                            "ports (jobs still running would lose the platform)") from None
     changed = False
+    privileged = _privileged()
     for name in LISTENERS:
         port = ports.get(name)
+        if privileged and isinstance(port, int) and port >= _unprivileged_start():
+            port = None  # chosen without root: move it where no other account can listen
         if not (isinstance(port, int) and 0 < port < 65536):
             ports[name] = _pick({p for p in ports.values() if isinstance(p, int)})
             changed = True

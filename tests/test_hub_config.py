@@ -124,6 +124,30 @@ def test_internal_ports_are_kept_across_starts(tmp_path, load):
     assert len(set(ports.values())) == 4
 
 
+def test_kept_ports_are_ones_no_other_account_can_listen_on(tmp_path, load):
+    import subprocess
+
+    assert os.geteuid() == 0, "the platform (and CI) runs as root"
+    # Given ports.json from a start without root (ports any account may take)
+    (tmp_path / "hub").mkdir(parents=True)
+    (tmp_path / "hub" / "ports.json").write_text(json.dumps(
+        {"hub_api": 23001, "proxy_api": 23002, "control_plane": 23003, "gateway": 23004}))
+    # When the platform starts as root
+    load(tmp_path)
+    ports = json.loads((tmp_path / "hub" / "ports.json").read_text())
+    # Then every internal port is privileged: another local account cannot listen there,
+    # not even while a crashed service is being restarted
+    assert all(p < 1024 for p in ports.values()), ports
+    code = ("import socket, sys; s = socket.socket(); "
+            "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            "try: s.bind(('127.0.0.1', int(sys.argv[1])))\n"
+            "except PermissionError: print('refused')")
+    r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                        "/usr/bin/python3", "-c", code, str(ports["control_plane"])],
+                       capture_output=True, text=True, timeout=30)
+    assert r.stdout.strip() == "refused", (r.stdout, r.stderr)
+
+
 def test_a_kept_port_taken_by_another_process_is_an_error_naming_it(tmp_path, load):
     from jupyter_mlops.hub_ports import PortInUse
 
