@@ -5,6 +5,7 @@ import time
 
 import blake3
 import pytest
+import sqlalchemy as sa
 
 from jupyter_mlops.backends.store import LocalStore
 from jupyter_mlops.core import clock
@@ -12,7 +13,7 @@ from jupyter_mlops.core.datasets.catalog import DatasetCatalog
 from jupyter_mlops.core.datasets.gc import collect_garbage
 from jupyter_mlops.core.datasets.manifest import FileEntry, Manifest
 from jupyter_mlops.core.db import Database
-from jupyter_mlops.core.errors import Conflict
+from jupyter_mlops.core.errors import Conflict, NotFound
 from jupyter_mlops.core.projects import Projects
 from jupyter_mlops.core.roles import USE, Caller
 
@@ -119,3 +120,18 @@ def test_local_collection_removes_dead_partial_uploads(tmp_path, catalog, later)
     later()
     r = collect_garbage(catalog, store, dry_run=False, grace_seconds=HOUR)
     assert r["partial_uploads_removed"] == 1 and not any((tmp_path / "store/tmp").iterdir())
+
+
+def test_a_catalog_from_before_the_object_index_fills_it_once(catalog, tmp_path):
+    """Versions recorded before ``dataset_objects`` existed: the index is rebuilt at start,
+    so their objects stay readable by the dataset's readers (and by no one else)."""
+    store = LocalStore(tmp_path / "store")
+    publish(catalog, store, "old-cells", [b"recorded before the index"])
+    with catalog.db.tx() as conn:
+        conn.execute(sa.text("DELETE FROM dataset_objects"))
+    with pytest.raises(NotFound):
+        catalog.require_object(ME, h(b"recorded before the index"))
+    again = DatasetCatalog(catalog.db, Projects(catalog.db))
+    again.require_object(ME, h(b"recorded before the index"))  # readable again
+    with pytest.raises(NotFound):
+        again.require_object(ME, h(b"never published"))
