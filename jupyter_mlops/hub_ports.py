@@ -1,12 +1,12 @@
 """The platform's internal TCP addresses, chosen once per data directory and kept.
 
-Jobs outlive restarts of the platform: a job started before a restart still reports to MLflow
+Jobs outlive restarts of the control plane: a job started before one still reports to MLflow
 through the gateway and reads the catalog through the control plane at the addresses it was
-given. Those addresses therefore never change: the first start picks a port for each internal
-listener below and writes them to ``<data_dir>/hub/ports.json`` (a directory only the platform
-enters); every later start reuses them. A port found in use at start by anything else is an
-error naming the process, never silently replaced: a job would otherwise send its requests,
-hub token included, to whoever took the port.
+given. Those addresses never change, across starts of the platform either: the first start
+picks a port for each internal listener below and writes them to ``<data_dir>/hub/ports.json``
+(a directory only the platform enters); every later start reuses them. A port found in use at
+start by anything else is an error naming the process, never silently replaced: whatever still
+holds an old address would otherwise send its requests, hub token included, to whoever took it.
 
 Where: as root (the embedded default), below ``net.ipv4.ip_unprivileged_port_start`` (1024):
 no other local account can ever listen there, not even in the seconds a crashed service takes
