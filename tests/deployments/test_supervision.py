@@ -256,3 +256,20 @@ async def test_a_server_that_stops_during_a_switch_leaves_the_new_version(lab, m
     await until(lambda: status(deployments)["status"] == "ready", "ready")
     assert status(deployments)["serving_version"] == "2"
     assert [v for v, _ in servers.started] == ["1", "2"]  # the old version was not restarted
+
+
+@pytest.mark.asyncio
+async def test_a_status_left_by_an_earlier_control_plane_follows_the_server(lab, manual_clock):
+    """``unresponsive`` stored by a control plane that then stopped: the next one's first
+    probe that gets an answer says ``ready`` again."""
+    deployments, servers, db = lab
+    await deployed(deployments, manual_clock)
+    await deployments.close()
+    deployments._update("lr", status="unresponsive")
+    again = Deployments(db, Projects(db), servers, Resolver())
+    try:
+        await again.recover()
+        await until(lambda: again.get(ADMIN_CALLER, "lr")["status"] == "ready", "ready")
+        assert "server_exited" not in actions(again)
+    finally:
+        await again.close()

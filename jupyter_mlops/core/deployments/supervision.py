@@ -217,7 +217,7 @@ class Supervisor:
             if ok:
                 if h.state != "running":
                     h.state, h.since = "running", now
-                    self._set_status(row, "running")
+                self._set_status(row, "running")  # also what an earlier control plane left
                 return
             if h.state != "unresponsive":
                 h.state, h.since = "unresponsive", now
@@ -236,15 +236,16 @@ class Supervisor:
         route, dead = self.d.routes.get(name), route_for(backend, inst, version)
         if route is not None and (route.url, route.socket) == (dead.url, dead.socket):
             self.d.routes.pop(name, None)  # new requests: a 503 that says why
-        event = None
+        event, switching = None, name in self.d._tasks
         if h.state != "restarting":  # reported once per stop
             h.state, h.since, h.last_exit, h.attempt = "restarting", clock.now(), why, 0
             h.down_since = h.since
             log.warning("deployment %s: the server of version %s stopped (%s)", name, version,
                         why)
             event = ("system", "server_exited", version, f"the server of version {version} "
-                     f"{why}; it is restarted")
-        if name in self.d._tasks:
+                     f"{why}; " + ("the switch under way replaces it" if switching
+                                   else "it is restarted"))
+        if switching:
             # A rollout is under way: its new server takes over (if that one fails to load,
             # a later probe restarts this version).
             if event is not None:
