@@ -165,3 +165,20 @@ def test_a_kept_port_taken_by_another_process_is_an_error_naming_it(tmp_path, lo
     assert f"port {port}" in msg and "MLflow gateway" in msg and f"pid {os.getpid()}" in msg
     # and the kept ports were not replaced
     assert json.loads((tmp_path / "hub" / "ports.json").read_text())["gateway"] == port
+
+
+def test_the_proxys_error_answers_are_json_for_api_paths_only():
+    from jupyter_mlops.hub_errors import api_error
+
+    mlflow = api_error(503, "/services/mlflow/ajax-api/2.0/mlflow/runs/search")
+    assert mlflow["error"] == "Service Unavailable" and mlflow["service"] == "mlflow"
+    assert "MLflow is not answering" in mlflow["message"]
+    assert api_error(503, "/services/mlflow/api/2.0/mlflow/runs/get")["service"] == "mlflow"
+    cp = api_error(503, "/services/mlops/api/jobs")
+    assert cp["message"].startswith("the control plane is not answering")
+    user = api_error(503, "/user/ana/mlops/api/status")
+    assert "server of ana is not running" in user["message"]
+    # pages (the MLflow UI, the admin page, JupyterLab) keep the hub's HTML page
+    for page in ("/services/mlflow/", "/services/mlops/admin", "/user/ana/lab",
+                 "/services/mlops/apiary", "/hub/home"):
+        assert api_error(503, page) is None, page
