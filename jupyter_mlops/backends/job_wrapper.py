@@ -128,10 +128,8 @@ class Tracking:
         mlflow, launch = self.mlflow, self.launch
         tags = dict(launch.get("tags") or {})
         client = mlflow.MlflowClient()
-        exp = client.get_experiment_by_name(launch["experiment"])
-        # A new experiment belongs to the job's project (the gateway scopes MLflow by it).
-        exp_id = exp.experiment_id if exp else client.create_experiment(
-            launch["experiment"], tags={"mlops.project": tags.get("mlops.project", "default")})
+        exp_id = self._experiment_id(client, launch["experiment"],
+                                     tags.get("mlops.project", "default"))
         run = mlflow.start_run(experiment_id=exp_id, run_name=launch["run_name"],
                                tags=tags, parent_run_id=launch.get("parent_run_id") or None)
         self.run_id = run.info.run_id
@@ -145,6 +143,24 @@ class Tracking:
         if snap.is_dir():
             mlflow.log_artifacts(str(snap), "code")
         mlflow.log_text(pip_freeze(), "environment/pip-freeze.txt")
+
+    @staticmethod
+    def _experiment_id(client, name: str, project: str) -> str:
+        exp = client.get_experiment_by_name(name)
+        if exp:
+            return exp.experiment_id
+        from mlflow.exceptions import MlflowException
+
+        try:
+            # A new experiment belongs to the job's project (the gateway scopes MLflow by it).
+            return client.create_experiment(name, tags={"mlops.project": project})
+        except MlflowException as e:
+            # jobs started together into a new experiment: another one created it first
+            exp = (client.get_experiment_by_name(name)
+                   if e.error_code == "RESOURCE_ALREADY_EXISTS" else None)
+            if exp is None:  # or it is another project's: that answer stands
+                raise
+            return exp.experiment_id
 
     def finish(self, status: str, job_dir: Path, executed: Path | None) -> dict:
         if not self.enabled or not self.run_id:

@@ -21,6 +21,7 @@ from . import queue
 from .jobfiles import touch_untrusted
 from .model import FAILED, QUEUED, RUNNING, SUCCEEDED, Job
 from .service import Jobs
+from .tracking import MlflowRest
 
 log = logging.getLogger("jupyter_mlops.jobs")
 
@@ -178,11 +179,32 @@ class JobRunner:
         job.exit_code = ended.returncode
         job.metrics = ended.metrics or {}
         job.finished_at = clock.now()
+        await self._end_run(job)
         await self._release(job)
         self.store.save(job)
         log.info("job %s %s %s", job.id, job.state, job.reason)
         for cb in self.on_finished:
             cb(job)
+
+    async def _end_run(self, job: Job) -> None:
+        """End the job's MLflow run if the job could not: a job killed with its wrapper
+        (SIGKILL, the OOM killer) would otherwise leave it RUNNING forever."""
+        if not (job.run_id and self.tracking_uri):
+            return
+        status = {SUCCEEDED: "FINISHED", FAILED: "FAILED"}.get(job.state, "KILLED")
+        token_id = ""
+        try:
+            token, token_id = await self.tokens.mint(job.user, 300, f"mlops job {job.id} end")
+            if await MlflowRest(self.tracking_uri, token).end_if_running(job.run_id, status):
+                log.info("job %s: ended its MLflow run %s as %s", job.id, job.run_id, status)
+        except MlopsError as e:
+            log.warning("could not end the MLflow run of job %s: %s", job.id, e)
+        finally:
+            if token_id:
+                try:
+                    await self.tokens.revoke(job.user, token_id)
+                except MlopsError as e:
+                    log.warning("could not revoke a token of job %s: %s", job.id, e)
 
     async def _release(self, job: Job) -> None:
         self.allocator.release("job", str(job.id))

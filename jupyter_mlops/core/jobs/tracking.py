@@ -144,3 +144,12 @@ class MlflowRest:
 
         await self._call("POST", "runs/update", json={
             "run_id": run_id, "status": status, "end_time": int(clock.now() * 1000)})
+
+    async def end_if_running(self, run_id: str, status: str) -> bool:
+        """End a run still RUNNING with ``status``; False if it had ended already (its job's
+        wrapper ends it, unless the wrapper itself was killed)."""
+        got = await self._call("GET", "runs/get", params={"run_id": run_id})
+        if got["run"]["info"]["status"] != "RUNNING":
+            return False
+        await self.finish_run(run_id, status)
+        return True
