@@ -59,9 +59,11 @@ def test_stop_signals_are_handled_whatever_was_inherited_except_nohups_sighup():
             "signal.SIG_DFL) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)])")
 
     def started_with(*ignored):
+        def dispositions():  # whatever this test run inherited itself (nohup: SIGHUP ignored)
+            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(s, signal.SIG_IGN if s in ignored else signal.SIG_DFL)
         return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              preexec_fn=lambda: [signal.signal(s, signal.SIG_IGN)
-                                                  for s in ignored]).stdout.strip()
+                              preexec_fn=dispositions).stdout.strip()
 
     # A background job of a script: SIGINT arrives ignored, `up` handles it all the same
     assert started_with(signal.SIGINT, signal.SIGTERM) == "[False, False, False]"
