@@ -143,8 +143,9 @@ class AdminRoleForm(PageHandler):
 
 
 class AdminProjectForm(PageHandler):
-    """POST project, gpu_quota, gpu_quota_max, groups (comma separated): the administrator's
-    settings of a project (its quota is enforced by the allocator at the next spawn or job)."""
+    """POST project, gpu_quota, gpu_quota_max, groups (comma separated),
+    members_change_others_work (a checkbox): the administrator's settings of a project (its
+    quota is enforced by the allocator at the next spawn or job)."""
 
     required_scopes = (roles.ADMIN,)
 
@@ -153,10 +154,12 @@ class AdminProjectForm(PageHandler):
         quota = self.form_int_or_none("gpu_quota")
         ceiling = self.form_int_or_none("gpu_quota_max")
         groups = [g.strip() for g in self.form("groups", False).split(",") if g.strip()]
+        others = self.get_body_argument("members_change_others_work", "") == "on"
 
         def act():
             self.context.projects.update(self.caller, name, gpu_quota=quota,
-                                         gpu_quota_max=ceiling)
+                                         gpu_quota_max=ceiling,
+                                         members_change_others_work=others)
             self.context.projects.set_groups(self.caller, name, groups)
 
         await self.run_form("admin#projects", act, f"project {name} updated")
