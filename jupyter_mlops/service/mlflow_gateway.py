@@ -134,7 +134,8 @@ class MlflowProxyHandler(HubOAuthenticated, web.RequestHandler):
             self._later = lambda: self.finish({"endpoints": []})
             return
         # Forward exactly the path that was matched (MLflow decodes it the same way once).
-        self.forward_url = quote(path, safe="/:@!$&'()*+,;=-._~") + (
+        self.forward_url = quote(self.prefix.rstrip("/") + below,
+                                 safe="/:@!$&'()*+,;=-._~") + (
             f"?{self.request.query}" if self.request.query else "")
         self.query = parse_qs(self.request.query, keep_blank_values=True)
         # Artifact uploads stream; every other body is read whole and checked.
