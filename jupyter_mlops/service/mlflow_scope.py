@@ -235,6 +235,11 @@ class ProjectScope:
             decision.check_experiment_answer = True
         elif rule == "experiment":
             _project_tag_change(body, visible, "experiment")
+        elif rule == "run":
+            tags = _tags(body) if isinstance(body.get("tags"), list) else []
+            if body.get("key") == USER_TAG or any(t["key"] == USER_TAG for t in tags):
+                raise Forbidden(f"the run tag {USER_TAG} names who created the run; the "
+                                "platform sets it")
         elif rule == "experiments" and not ids.experiments:
             raise InvalidInput("name the experiments to search (experiment_ids)")
         elif rule == "registered_model_create":

@@ -210,6 +210,13 @@ def test_the_owner_gets_everything(platform, world):
         assert r.status_code == 200, (name, r.status_code, r.text[:300])
         if "graphql" in name:
             assert not r.json().get("errors"), (name, r.text[:300])
+    # who ran it is the platform's to say, also after the run was created
+    r = call(platform, ann, "POST", f"{API}/runs/set-tag",
+             json={"run_id": world["run"], "key": "mlops.user", "value": "bob12"})
+    assert_mlflow_error(r, 403)
+    r = call(platform, ann, "POST", f"{API}/runs/log-batch", json={
+        "run_id": world["run"], "tags": [{"key": "mlops.user", "value": "bob12"}]})
+    assert_mlflow_error(r, 403)
     r = call(platform, ann, "POST", f"{MLFLOW}/graphql", json={
         "query": 'query Q($r: String = "%s") { mlflowGetRun(input: {runId: $r}) '
                  '{ run { data { params { key value } } } } }' % world["run"]})
