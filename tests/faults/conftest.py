@@ -99,7 +99,8 @@ def kill(platform: Platform, kind: str) -> list[int]:
     """SIGKILL every process of a component at once (as the kernel's OOM killer or a
     ``kill -9`` would); their pids."""
     procs = component(platform, kind)
-    assert procs, f"no {kind} process found among {[_cmdline(p) for p in platform_processes(platform)]}"
+    running = [_cmdline(p) for p in platform_processes(platform)]
+    assert procs, f"no {kind} process found among {running}"
     for p in procs:
         try:
             p.send_signal(signal.SIGKILL)

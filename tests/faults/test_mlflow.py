@@ -64,7 +64,8 @@ def test_mlflow_killed_while_a_job_logs(faulty):
     until(lambda: sidebar_status(p, token)["mlflow"]["reachable"], HEAL_SECONDS,
           "MLflow answers again")
     seen = job()["progress"]["done"]
-    until(lambda: job()["progress"]["done"] > seen + 2, 60, "the job logs again")
+    # (its MLflow client may be in a pause of its retries: up to about a minute)
+    until(lambda: job()["progress"]["done"] > seen + 2, HEAL_SECONDS, "the job logs again")
     (ws / "mlflow_fault_go").write_text("")
     done = until(lambda: (j := job())["state"] not in ("queued", "running") and j, 90,
                  "the job ends")
