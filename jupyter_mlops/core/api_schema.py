@@ -87,13 +87,16 @@ class Operation:
             elif "pattern" in schema and not re.search(schema["pattern"], raw):
                 raise InvalidInput(f"{name} must match {schema['pattern']}, not {raw[:40]!r}")
 
+    @functools.cached_property
+    def _validator(self):
+        cls, registry = _validator_class()
+        return cls({"$ref": "urn:openapi#/" + self.body_ref}, registry=registry)
+
     def check_body(self, body) -> None:
         if self.body_ref is None:
             return
-        cls, registry = _validator_class()
-        validator = cls({"$ref": "urn:openapi#/" + self.body_ref}, registry=registry)
-        errors = sorted(validator.iter_errors(body), key=lambda e: (len(e.absolute_path),
-                                                                      str(e.absolute_path)))
+        errors = sorted(self._validator.iter_errors(body), key=lambda e: (len(e.absolute_path),
+                                                                            str(e.absolute_path)))
         if errors:
             raise InvalidInput(_describe(errors[0]), field=_field(errors[0]))
 
@@ -150,6 +153,7 @@ class Operations:
 
     def __init__(self, spec_prefix: str, actual_prefix: str):
         spec = document()
+        _validator_class()  # its imports take a second: at start, not in the first request
         self._table: list[tuple[re.Pattern, int, Operation]] = []
         for template, item in spec.get("paths", {}).items():
             if not template.startswith(spec_prefix):
