@@ -8,7 +8,9 @@ the code cannot disagree about what a route accepts:
   or a pattern) names nothing: 404;
 * a query parameter that is not a whole number in its range where the document says
   ``integer``, or does not match its ``pattern``: 400 naming it;
-* a body that fails its schema: 400 naming the field and what it must be.
+* a JSON body holding a field of another type than its schema states (at any depth): 400
+  naming the field and the type it must be. Value rules of the body (patterns, enums, ranges,
+  required and unknown fields) stay with the domain, which words its own refusals.
 
 The document ships inside the package (``jupyter_mlops/openapi.yaml`` in a wheel) and is read
 from ``docs/openapi.yaml`` in a checkout.
@@ -41,15 +43,33 @@ def document() -> dict:
     raise RuntimeError(f"the OpenAPI document is missing (looked in {', '.join(map(str, CANDIDATES))})")
 
 
+# What the body check enforces: the type of every field, at any depth. Values (patterns,
+# enums, ranges, required and unknown fields) are the domain's to refuse, in its own words
+# ("unknown job field 'colour'"), and tests/test_fuzz.py holds its answers to the document.
+_STRUCTURE = ("$ref", "$dynamicRef", "type", "properties", "items", "prefixItems", "allOf",
+              "anyOf", "patternProperties")
+
+
 @functools.lru_cache(maxsize=1)
 def _validator_class():
-    from jsonschema import Draft202012Validator
+    from jsonschema import Draft202012Validator, validators
     from referencing import Registry, Resource
     from referencing.jsonschema import DRAFT202012
 
+    keywords = {k: v for k, v in Draft202012Validator.VALIDATORS.items() if k in _STRUCTURE}
+    extra = Draft202012Validator.VALIDATORS["additionalProperties"]
+    # additionalProperties: false (no unknown fields) is a value rule; a schema is a type rule
+    keywords["additionalProperties"] = (
+        lambda v, ap, inst, schema: () if ap is False else extra(v, ap, inst, schema))
+    # without the value rules two branches may both match: any one matching is enough
+    keywords["oneOf"] = Draft202012Validator.VALIDATORS["anyOf"]
+    types = validators.create(meta_schema=Draft202012Validator.META_SCHEMA,
+                              validators=keywords,
+                              type_checker=Draft202012Validator.TYPE_CHECKER,
+                              format_checker=None, version="openapi-types")
     registry = Registry().with_resource("urn:openapi",
                                         Resource(document(), specification=DRAFT202012))
-    return Draft202012Validator, registry
+    return types, registry
 
 
 def _pointer(*parts: str) -> str:

@@ -14,7 +14,7 @@ import jinja2
 from jupyterhub.utils import url_path_join
 from tornado import web
 
-from ...core import roles
+from ...core import json_body, roles
 from ...core.errors import Forbidden, InvalidInput, MlopsError, NotAuthenticated, NotFound
 from ...core.roles import Caller
 from .base import ApiHandler
@@ -112,6 +112,8 @@ class PageHandler(ApiHandler):
             raise InvalidInput(f"{name} must be a whole number, not {value!r}") from None
         if n < 0:
             raise InvalidInput(f"{name} must be >= 0")
+        if n > json_body.INT_MAX:  # the database holds 64-bit integers
+            raise InvalidInput(f"{name} must be at most {json_body.INT_MAX}")
         return n
 
     async def run_form(self, page: str, action, ok: str) -> None:
