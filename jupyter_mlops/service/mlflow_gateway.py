@@ -63,6 +63,7 @@ class MlflowProxyHandler(HubOAuthenticated, web.RequestHandler):
         self._queue: asyncio.Queue | None = None
         self._sending: asyncio.Future | None = None
         self._later = None  # an answer decided before the body was read
+        self.decision = None  # what the scope decided for a checked (non-streamed) request
 
     # --- errors: always JSON, in MLflow's shape ----------------------------------------------
 
@@ -206,8 +207,6 @@ class MlflowProxyHandler(HubOAuthenticated, web.RequestHandler):
                 resp = await self._sending
             else:
                 resp = await self._forward_checked()
-                if resp is None:
-                    return
             await self._answer(resp)
         except MlopsError as e:
             self._error(e.status, e.message)
@@ -217,12 +216,11 @@ class MlflowProxyHandler(HubOAuthenticated, web.RequestHandler):
                 return
             self._error(503, f"tracking server unreachable: {e.__class__.__name__}")
 
-    async def _forward_checked(self) -> httpx.Response | None:
+    async def _forward_checked(self) -> httpx.Response:
         if self._too_large:
             raise PayloadTooLarge(f"the request body is larger than {self.limits['json']} "
                                   "bytes")
         if self.route.rule is None:  # an administrator, on a route outside the allow-list
-            data, self.decision = None, None
             return await self._send(bytes(self._body) or None, self._forward_headers())
         data = decode_json(bytes(self._body))
         self.decision = await self.scope.decide(
@@ -240,7 +238,7 @@ class MlflowProxyHandler(HubOAuthenticated, web.RequestHandler):
 
     async def _answer(self, resp: httpx.Response) -> None:
         try:
-            decision = getattr(self, "decision", None)
+            decision = self.decision
             if decision is not None and decision.reads_answer and resp.status_code == 200:
                 content = await resp.aread()
                 projects = (await self.scope.model_projects(content)
