@@ -7,6 +7,7 @@ every answer must be ``application/json`` with ``error`` and a ``message`` namin
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import requests
@@ -121,6 +122,17 @@ def test_unknown_routes_and_refused_parameters_answer_json_404(lab, method, path
 @pytest.mark.parametrize("value", ["0\x00", "99999999999999999999", "ten"])
 def test_query_value_that_is_not_a_number_in_range_is_a_400(lab, base, value):
     refused(lab("GET", f"{base}/jobs/1/logs", params={"offset": value}), 400, "offset")
+
+
+def test_page_form_number_beyond_64_bits_is_refused(platform, lab):
+    admin = platform.login("admin", platform.admin_password)
+    page = admin.get(platform.url + "/services/mlops/admin").text
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page).group(1)
+    r = admin.post(platform.url + "/services/mlops/admin/quotas",
+                   data={"kind": "user", "name": USER, "gpus": str(2**70), "_xsrf": xsrf})
+    assert r.status_code < 500 and "must be at most" in r.text, (r.status_code, r.text[-500:])
+    quotas = platform.api("GET", f"{CP}/gpus/quotas", platform.admin_token()).json()["quotas"]
+    assert USER not in [q["name"] for q in quotas]
 
 
 # --- the decoder and encoder themselves ---------------------------------------------------
