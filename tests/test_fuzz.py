@@ -2,7 +2,9 @@
 
 Every operation of the control plane and of the server extension gets requests that fit the
 document (positive) and requests that break it (negative: wrong types, missing fields, values
-out of range), sent as a real data scientist with a started JupyterLab server. Each answer must
+out of range), sent as a real data scientist with a started JupyterLab server; the control
+plane's reads are also sent as the administrator (the data scientist meets 403 on the
+administrator's routes). Each answer must
 
 * never be a 5xx (bad input is a JSON 4xx with a reason);
 * have a status code, a content type and a body the document states for that operation.
@@ -93,12 +95,12 @@ def test_generated_requests_get_documented_answers(fuzzer, capsys):
     failures: dict[str, str] = {}
     started = time.monotonic()
 
-    def run(op, examples):
+    def run(op, examples, who=auth):
         @settings(max_examples=examples, deadline=None, database=None, derandomize=False,
                   phases=[Phase.generate], suppress_health_check=list(HealthCheck))
         @given(case=_strategy(op, known))
         def one(case):
-            response = case.call(base_url=platform.url, session=session, headers=auth,
+            response = case.call(base_url=platform.url, session=session, headers=who,
                                  timeout=60, allow_redirects=False)
             sent.append(response.status_code)
             try:
@@ -117,6 +119,11 @@ def test_generated_requests_get_documented_answers(fuzzer, capsys):
         if len(sent) >= MIN_CASES or time.monotonic() - started > BUDGET_S:
             break
         run(op, per_op)
+    # The administrator's reads (the user meets 403 there): no side effects, a few cases each.
+    admin = {"Authorization": f"token {platform.admin_token()}"}
+    for op in ops:
+        if op.method == "get" and op.path.startswith("/services/"):
+            run(op, 4, admin)
     elapsed = time.monotonic() - started
     with capsys.disabled():
         codes = {c: sent.count(c) for c in sorted(set(sent))}
