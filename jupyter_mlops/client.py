@@ -54,6 +54,8 @@ class _HubTokenClient:
     async def request(self, method: str, path: str, **kw) -> httpx.Response:
         try:
             resp = await self._http.request(method, path.lstrip("/"), **kw)
+        except httpx.InvalidURL as e:  # a name or id no URL can carry: bad input
+            raise errors.InvalidInput(f"not a valid name or id: {e}") from None
         except httpx.TransportError as e:
             raise errors.Unavailable(
                 f"{self.name} unreachable at {self.base_url} ({e.__class__.__name__}: {e})"

@@ -56,6 +56,8 @@ class CatalogClient:
     def request(self, method: str, path: str, **kw) -> httpx.Response:
         try:
             resp = self._http.request(method, path.lstrip("/"), **kw)
+        except httpx.InvalidURL as e:  # a name or version no URL can carry: bad input
+            raise errors.InvalidInput(f"not a valid name or version: {e}") from None
         except httpx.TransportError as e:
             raise errors.Unavailable(f"control plane unreachable at {self.base_url} "
                                      f"({e.__class__.__name__}: {e})") from None

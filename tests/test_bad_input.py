@@ -99,6 +99,12 @@ def test_version_split_of_the_wrong_type_is_a_400(lab):
     assert refused(r, 400, "'manifest.split'")["details"] == {"field": "manifest.split"}
 
 
+def test_version_no_url_can_carry_is_a_400(lab):
+    r = lab("POST", f"{SRV}/datasets/bad-input-data/status",
+            body={"folder": "", "version": "v\x1e1"})
+    refused(r, 400, "not a valid name or version")
+
+
 def test_model_registration_with_a_path_that_is_not_text_is_a_400(lab):
     r = lab("POST", f"{SRV}/models/register", body={"run_id": "abc", "name": "m", "path": 7})
     assert refused(r, 400, "'path'", "string")["details"] == {"field": "path"}
