@@ -100,7 +100,7 @@ def test_upload_then_publish(lab):
      "add up to 1"),
     ("POST", "datasets/x/publish", {"upload": "no-such-session"}, 404, "no upload session"),
     ("PUT", "datasets/uploads/up-test-0002/.hidden", b"x", 400, "hidden"),
-    ("PUT", "datasets/uploads/BAD/a.png", b"x", 400, "session"),
+    ("PUT", "datasets/uploads/BAD/a.png", b"x", 404, "session"),  # outside the path pattern
     ("GET", "datasets/jobs/0123456789ab", None, 404, "no publish job"),
     ("GET", "datasets/lab-cells/versions/v7", None, 404, "no version"),
 ])
