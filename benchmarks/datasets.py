@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/datasets.py                 # 2,000 images of 0.5-4 MB
     .venv/bin/python benchmarks/datasets.py --quick         # 200 images, same table
 
-Measures (goals from issue 5):
+Measures (goals):
 
 1. cold publish (empty store) of the folder, keeping a copy of the content, vs ``dvc add``
    (goal <= 0.25 of DVC's time): the core path (hash + store + record, what runs next to the

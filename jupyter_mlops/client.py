@@ -68,7 +68,7 @@ class _HubTokenClient:
 
 
 class JobsClientMixin:
-    """Jobs, sweeps and pipelines of the control plane (issue 6)."""
+    """Jobs, sweeps and pipelines of the control plane."""
 
     async def jobs(self, everyone: bool = False) -> dict:
         """``{"jobs": [...], "queue": [...]}``: the caller's jobs and the queue as they see it."""
@@ -124,7 +124,7 @@ class ControlPlaneClient(JobsClientMixin, _HubTokenClient):
     async def status(self) -> dict:
         return (await self.request("GET", "api/status")).json()
 
-    # --- deployments (issue 7) ---------------------------------------------------------------
+    # --- deployments ---------------------------------------------------------------
 
     async def list_deployments(self) -> list[dict]:
         return (await self.request("GET", "api/deployments")).json()["deployments"]
@@ -169,7 +169,7 @@ class ControlPlaneClient(JobsClientMixin, _HubTokenClient):
         """A model version over a dataset version, as a job (``{job, outputs, ...}``)."""
         return (await self.request("POST", "api/batch-predictions", json=body)).json()
 
-    # --- projects (issue 8) ------------------------------------------------------------------
+    # --- projects ------------------------------------------------------------------
 
     async def projects(self) -> list[dict]:
         """The caller's projects (``can_manage`` tells where they are a manager)."""

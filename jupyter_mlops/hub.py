@@ -402,7 +402,7 @@ def configure_hub(c) -> MlopsHub:
     cp_cmd += platform_args(hub)
     if hub.config_file:  # its c.JobSettings.*, c.LocalDeployBackend.*... (the control plane's)
         cp_cmd.append(f"--MlopsService.config_file={Path(hub.config_file).resolve()}")
-    cp_env = {}  # issue 5: dataset store settings; secrets only in the environment
+    cp_env = {}  # dataset store settings; secrets only in the environment
     for key, value in hub.dataset_store.items():
         if key == "s3_access_key_id":
             cp_env["AWS_ACCESS_KEY_ID"] = str(value)

@@ -120,10 +120,10 @@ class MlopsMagics(Magics):
 
 
 # Modules whose import registers more subcommands (each capability appends its own).
-SUBCOMMAND_MODULES: list[str] = ["jupyter_mlops.datasets"]  # issue 5: %mlops datasets
-SUBCOMMAND_MODULES.append("jupyter_mlops.jobs_magics")  # issue 6: submit, sweep, jobs
-SUBCOMMAND_MODULES.append("jupyter_mlops.serving.predict_magic")  # issue 7: predict
-SUBCOMMAND_MODULES.append("jupyter_mlops.demo.template")  # issue 9: %mlops template
+SUBCOMMAND_MODULES: list[str] = ["jupyter_mlops.datasets"]  # %mlops datasets
+SUBCOMMAND_MODULES.append("jupyter_mlops.jobs_magics")  # submit, sweep, jobs
+SUBCOMMAND_MODULES.append("jupyter_mlops.serving.predict_magic")  # predict
+SUBCOMMAND_MODULES.append("jupyter_mlops.demo.template")  # %mlops template
 
 
 def load_ipython_extension(ipython) -> None:

@@ -1,4 +1,4 @@
-"""Test data for the detections views: evaluated MLflow runs following the issue 9 contract.
+"""Test data for the detections views: evaluated MLflow runs following the detections contract.
 
 Two runs evaluated on the same synthetic validation images (``jupyter_mlops.demo.cells``), whose
 "predictions" are the ground truth jittered by a pixel or two, with chosen cells dropped (missed)

@@ -1,4 +1,4 @@
-"""The cell-detection loop walked in the browser (issue 9), on the real platform.
+"""The cell-detection loop walked in the browser, on the real platform.
 
 A new data scientist copies the cell-detection template from the sidebar, submits its pipeline
 from the Jobs panel and watches prepare -> train -> evaluate -> register run as jobs, opens the

@@ -1,4 +1,4 @@
-"""Detections of evaluated runs in the Experiments panel (issue 9), in Chromium.
+"""Detections of evaluated runs in the Experiments panel, in Chromium.
 
 A data scientist opens an evaluated run and sees its error gallery (images with missed and false
 cells, most errors first, with crops) and every image with its boxes; compares two evaluated

@@ -1,4 +1,4 @@
-"""The user's projects, for the sidebar: a thin pass-through to the control plane (issue 8)."""
+"""The user's projects, for the sidebar: a thin pass-through to the control plane."""
 from __future__ import annotations
 
 import os

@@ -15,12 +15,12 @@ NAMESPACE = "mlops"
 
 ROUTES = [
     (r"status", StatusHandler),
-    *deployments.ROUTES,  # issue 7: deployments, try-it, client tokens
-    *datasets.ROUTES,  # issue 5: the dataset catalog, publish, status, thumbnails
-    *projects.ROUTES,  # issue 8: the user's projects for the sidebar
-    *jobs.ROUTES,  # issue 6: jobs, sweeps, pipelines
-    *template.ROUTES,  # issue 9: copy a project template into the workspace
-    # issue 4: experiments, runs and the model registry (MLflow through the gateway)
+    *deployments.ROUTES,  # deployments, try-it, client tokens
+    *datasets.ROUTES,  # the dataset catalog, publish, status, thumbnails
+    *projects.ROUTES,  # the user's projects for the sidebar
+    *jobs.ROUTES,  # jobs, sweeps, pipelines
+    *template.ROUTES,  # copy a project template into the workspace
+    # experiments, runs and the model registry (MLflow through the gateway)
     (r"experiments", exp.ExperimentsHandler),
     (r"experiments/(?P<experiment_id>[^/]+)", exp.ExperimentHandler),
     (r"experiments/(?P<experiment_id>[^/]+)/runs", exp.RunsHandler),

@@ -43,18 +43,18 @@ const sidebar: JupyterFrontEndPlugin<void> = {
 
     const status = new StatusPanel();
     panel.addWidget(status);
-    // issue 8: the projects I belong to
+    // the projects I belong to
     panel.addWidget(new ProjectsPanel());
-    // issue 9: copy the cell-detection reference project into the workspace
+    // copy the cell-detection reference project into the workspace
     panel.addWidget(new TemplatesPanel(app));
-    // issue 5: the dataset catalog (section + main-area browser)
+    // the dataset catalog (section + main-area browser)
     registerDatasets(app, panel, palette);
-    // issue 4: experiments (runs, compare, charts) and the model registry
+    // experiments (runs, compare, charts) and the model registry
     registerExperiments(app, panel, palette);
     registerModels(app, panel, palette);
-    // issue 6: jobs, sweeps and pipelines (+ a "Job" button on notebooks)
+    // jobs, sweeps and pipelines (+ a "Job" button on notebooks)
     registerJobs(app, panel, palette);
-    // issue 7: deployments, and "Deploy" on every model version
+    // deployments, and "Deploy" on every model version
     registerDeployments(app, panel, palette);
     panel.toolbar.addItem(
       'refresh',

@@ -19,7 +19,7 @@ def people(platform):
     projects = Projects(Database(f"sqlite:///{platform.data_dir / 'control' / 'mlops.sqlite'}"))
     admin = Caller("admin", scopes=frozenset({ADMIN, MANAGE, USE}))
     if projects.get("vision4") is None:
-        projects.create(admin, "vision4", description="issue 4 tests")
+        projects.create(admin, "vision4", description="gateway scope tests")
     projects.add_member(admin, "vision4", "ann4")
     return {"ann": platform.token("ann4"), "bob": platform.token("bob4"),
             "admin": platform.admin_token()}

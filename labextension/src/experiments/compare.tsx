@@ -115,7 +115,7 @@ export function CompareView(props: { runIds: string[] }): JSX.Element {
           </tbody>
         </table>
       </div>
-      {/* issue 9: two evaluated runs' boxes side by side on the same validation images */}
+      {/* two evaluated runs' boxes side by side on the same validation images */}
       {data.runs.length === 2 && (
         <CompareDetections
           runs={data.runs.map(r => ({ runId: r.run_id, label: label(r.run_id), metrics: r.metrics }))}

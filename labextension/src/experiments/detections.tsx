@@ -1,5 +1,5 @@
 /**
- * Detection results of evaluated runs (issue 9): in a run's detail, its images with boxes and an
+ * Detection results of evaluated runs: in a run's detail, its images with boxes and an
  * error gallery; in the compare view of exactly two runs, both runs' predictions side by side on
  * the same validation images and each run's error gallery.
  *

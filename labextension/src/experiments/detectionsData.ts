@@ -1,5 +1,5 @@
 /**
- * The detection evaluation a run logs as `eval/detections.json` (issue 9), fetched through the
+ * The detection evaluation a run logs as `eval/detections.json`, fetched through the
  * server extension's artifact route, and the counts the detections views show.
  */
 import { URLExt } from '@jupyterlab/coreutils';

@@ -217,7 +217,7 @@ export function RunDetail(props: { runId: string }): JSX.Element {
         <KeyValues title="Parameters" data={run.params} />
         <KeyValues title="Metrics (latest)" data={run.metrics} />
       </div>
-      {/* issue 9: boxes and the error gallery, when the run logged eval/detections.json */}
+      {/* boxes and the error gallery, when the run logged eval/detections.json */}
       <RunDetections run={{ runId: run.run_id, label: run.run_name || run.run_id.slice(0, 8), metrics: run.metrics }} />
       <KeyValues title="Tags" data={tags} />
       <section className="jp-mlops-kv">

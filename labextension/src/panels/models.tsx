@@ -22,7 +22,7 @@ import { useRemote } from '../components/hooks';
 import { SectionReload, SidebarSection } from '../components/sidebarSection';
 import { api, IModel, IModelVersion, when } from '../experiments/api';
 
-/** A button shown on every model version (e.g. issue 7's "Deploy"). */
+/** A button shown on every model version (e.g. "Deploy"). */
 export interface IModelVersionAction {
   /** Unique id; adding an action with the same id replaces it. */
   id: string;

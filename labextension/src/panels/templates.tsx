@@ -1,6 +1,6 @@
 /**
  * "Start a project": copy a project template (the cell-detection reference project) into a new
- * folder of the workspace and open its README (issue 9).
+ * folder of the workspace and open its README.
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { Button, ReactWidget } from '@jupyterlab/ui-components';
