@@ -10,10 +10,11 @@ from jupyter_server.utils import url_path_join
 
 from ..client import ControlPlaneClient, MlflowGatewayClient
 from ..core import api_schema, gpus, json_body
+from ..documented_requests import DocumentedRequests
 from ..core.errors import MlopsError
 
 
-class MlopsHandler(APIHandler):
+class MlopsHandler(DocumentedRequests, APIHandler):
     """Base of every route: one error mapper (MlopsError -> status + JSON message), one body
     decoder, and the document's checks of path and query parameters (``core.api_schema``)."""
 
@@ -25,25 +26,8 @@ class MlopsHandler(APIHandler):
         if self.current_user:  # anonymous callers are refused by @authenticated, not told more
             self.check_url()
 
-    def operation(self):
-        """The documented operation of this request and its path parameters, or None."""
-        prefix = url_path_join(self.base_url, "mlops/")
-        return api_schema.operations(api_schema.SERVER, prefix).find(self.request.method,
-                                                                      self.request.path)
-
-    def decode_argument(self, value: bytes, name: str | None = None) -> str:
-        in_path = name is None or not (name in self.request.query_arguments
-                                       or name in self.request.body_arguments)
-        return json_body.decode_argument(value, name, in_path=in_path)
-
-    def check_url(self) -> None:
-        """Path and query parameters against the document: 404 for a path naming nothing,
-        400 for a query value that is not a number in its range or misses its pattern."""
-        found = self.operation()
-        if found:
-            op, params = found
-            op.check_path(params)
-            op.check_query(lambda name: self.get_query_argument(name, None))
+    def api_operations(self) -> api_schema.Operations:
+        return api_schema.operations(api_schema.SERVER, url_path_join(self.base_url, "mlops/"))
 
     def write(self, chunk) -> None:
         if isinstance(chunk, (dict, list)):

@@ -9,6 +9,7 @@ from tornado import web
 from ...core import api_schema, json_body, roles
 from ...core.roles import Caller
 from ...core.errors import Forbidden, MlopsError, NotAuthenticated
+from ...documented_requests import DocumentedRequests
 
 log = logging.getLogger("jupyter_mlops.service")
 
@@ -17,7 +18,7 @@ def error_body(status: int, message: str, reason: str | None = None) -> dict:
     return {"error": reason or web.httputil.responses.get(status, "Error"), "message": message}
 
 
-class ApiHandler(HubOAuthenticated, web.RequestHandler):
+class ApiHandler(DocumentedRequests, HubOAuthenticated, web.RequestHandler):
     """A JSON route of the control plane.
 
     Authenticates with a hub token (``Authorization: token ...``) or the service's OAuth cookie,
@@ -48,24 +49,8 @@ class ApiHandler(HubOAuthenticated, web.RequestHandler):
         self._hub_auth_user_cache = model
         self.check_url()
 
-    def operation(self):
-        """The documented operation of this request and its path parameters, or None."""
-        return api_schema.operations(api_schema.SERVICE, self.service_prefix).find(
-            self.request.method, self.request.path)
-
-    def decode_argument(self, value: bytes, name: str | None = None) -> str:
-        in_path = name is None or not (name in self.request.query_arguments
-                                       or name in self.request.body_arguments)
-        return json_body.decode_argument(value, name, in_path=in_path)
-
-    def check_url(self) -> None:
-        """Path and query parameters against the document: 404 for a path naming nothing,
-        400 for a query value that is not a number in its range or misses its pattern."""
-        found = self.operation()
-        if found:
-            op, params = found
-            op.check_path(params)
-            op.check_query(lambda name: self.get_query_argument(name, None))
+    def api_operations(self) -> api_schema.Operations:
+        return api_schema.operations(api_schema.SERVICE, self.service_prefix)
 
     def get_json_body(self) -> dict:
         """The request's JSON object (``{}`` when empty), checked by ``core.json_body`` and
