@@ -1,7 +1,10 @@
 """Batch prediction from the Models section, and deploy approvals on the hub's pages, in Chromium.
 
-1. The administrator opens "Batch predict…" on the cell detector's version, picks a published
+1. A data scientist opens "Batch predict…" on the cell detector's version, picks a published
    dataset version, follows the job until it succeeds and opens predictions.csv in the lab.
+   The administrator registers the models and publishes the datasets, all in project
+   ``default`` (readable by everyone); the job is the data scientist's: hub administrators'
+   work gets no token, so jobs are run from a data scientist's account.
 2. A project manager switches "deploys need approval" on for her project on the Approvals page,
    sees a data scientist's deploy waiting and approves it; the administrator sees the same
    section on the MLOps admin page.
@@ -52,9 +55,10 @@ def test_batch_predict_from_the_models_section(page, platform, tmp_path):
     admin = platform.admin_token()
     register_models(f"{platform.url}/services/mlflow", admin)
     publish_blobs(platform, admin, tmp_path)
+    platform.add_user("uibatch", "ui-batch-password-7")
 
-    hub_login(page, platform, "admin", platform.admin_password)
-    open_lab(page, platform, "admin")
+    hub_login(page, platform, "uibatch", "ui-batch-password-7")
+    open_lab(page, platform, "uibatch")
     sidebar = open_mlops_sidebar(page)
     titles = sidebar.locator(".jp-AccordionPanel-title")
     for i in range(titles.count()):  # room for the Models section
@@ -85,7 +89,7 @@ def test_batch_predict_from_the_models_section(page, platform, tmp_path):
     grid = page.locator(".jp-CSVViewer, .jp-FileEditor").last
     expect(grid).to_be_visible()
     job_id = re.search(r"#(\d+)", job.inner_text()).group(1)
-    csv_path = platform.data_dir / "users" / "admin" / "mlops-jobs" / job_id / "predictions.csv"
+    csv_path = platform.data_dir / "users" / "uibatch" / "mlops-jobs" / job_id / "predictions.csv"
     lines = csv_path.read_text().splitlines()
     assert lines[0] == "file,row,boxes,scores,labels,error"
     assert [line.split(",")[0] for line in lines[1:]] == [f"blobs_{n}.png" for n in range(1, 5)]
