@@ -38,16 +38,16 @@ def _wait_state(platform, token, job_id, states, timeout=60):
 
 def test_only_owner_manager_or_allowed_members_cancel_a_job(platform, mlflow_access):
     platform.add_user("kim", PASSWORD, groups=["mlops-pms"])
-    for u in ("ola", "per", "uma"):
+    for u in ("ola", "per", "ula"):
         platform.add_user(u, PASSWORD)
-    kim, ola, per, uma = (platform.token(u) for u in ("kim", "ola", "per", "uma"))
+    kim, ola, per, ula = (platform.token(u) for u in ("kim", "ola", "per", "ula"))
     r = platform.api("POST", f"{API}/projects", kim, json={"name": PROJECT,
                                                            "members": ["ola", "per"]})
     assert r.status_code in (201, 409), r.text
     first = _submit(platform, ola, "ola")
-    # uma (not in the project) does not see ola's job at all
-    assert platform.api("GET", f"{API}/jobs/{first}", uma).status_code == 404
-    assert platform.api("POST", f"{API}/jobs/{first}/cancel", uma).status_code == 404
+    # ula (not in the project) does not see ola's job at all
+    assert platform.api("GET", f"{API}/jobs/{first}", ula).status_code == 404
+    assert platform.api("POST", f"{API}/jobs/{first}/cancel", ula).status_code == 404
     # per (a member) reads it but may not cancel it
     assert platform.api("GET", f"{API}/jobs/{first}", per).status_code == 200
     r = platform.api("POST", f"{API}/jobs/{first}/cancel", per)
