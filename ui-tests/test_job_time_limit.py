@@ -5,9 +5,11 @@ import re
 
 from conftest import hub_login, open_lab, open_mlops_sidebar, shot
 from playwright.sync_api import expect
-from test_jobs import roomy_jobs_section
+from test_jobs import roomy_jobs_section, workspace_files
 
 expect.set_options(timeout=30_000)
+# jobs are a data scientist's work: the control plane gets no token for a hub administrator's
+USER, PASSWORD = "tilda", "tilda-first-login-pw"
 
 NAPPER = """
 import time
@@ -17,11 +19,10 @@ time.sleep(60)
 
 
 def test_time_limit_from_the_form(page, platform):
-    ws = platform.data_dir / "users" / "admin"
-    ws.mkdir(parents=True, exist_ok=True)
-    (ws / "ui_nap.py").write_text(NAPPER)
-    hub_login(page, platform, "admin", platform.admin_password)
-    open_lab(page, platform, "admin")
+    platform.add_user(USER, PASSWORD)
+    hub_login(page, platform, USER, PASSWORD)
+    open_lab(page, platform, USER)  # the server's start makes the workspace the user's own
+    workspace_files(platform, USER, {"ui_nap.py": NAPPER})
     sidebar = open_mlops_sidebar(page)
     roomy_jobs_section(page, sidebar)
     section = sidebar.get_by_test_id("jobs-section")

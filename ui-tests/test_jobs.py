@@ -2,6 +2,7 @@
 run link; a sweep's trials and best-so-far chart; a pipeline's graph with step states."""
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -9,6 +10,8 @@ from conftest import hub_login, open_lab, open_mlops_sidebar, shot
 from playwright.sync_api import expect
 
 API = "services/mlops/api"
+# jobs are a data scientist's work: the control plane gets no token for a hub administrator's
+USER, PASSWORD = "joan", "joan-first-login-pw"
 expect.set_options(timeout=30_000)  # a loaded 2-core machine: answers take seconds
 
 TRAIN = """
@@ -41,6 +44,16 @@ def _wait(platform, token, path, states=("succeeded", "failed"), timeout=120):
     raise AssertionError(d)
 
 
+def workspace_files(platform, user: str, files: dict[str, str]) -> None:
+    """Write ``files`` into ``user``'s workspace, owned by its owner (the user's system
+    account once their server has started), as if the user had saved them."""
+    ws = platform.data_dir / "users" / user
+    st = ws.stat()
+    for name, text in files.items():
+        (ws / name).write_text(text)
+        os.chown(ws / name, st.st_uid, st.st_gid)
+
+
 def roomy_jobs_section(page, sidebar) -> None:
     titles = sidebar.locator(".jp-AccordionPanel-title")
     expect(titles.filter(has_text=re.compile("^Jobs$"))).to_have_count(1)
@@ -58,13 +71,16 @@ def roomy_jobs_section(page, sidebar) -> None:
 
 
 def test_jobs_panel(page, platform):
-    admin = platform.admin_token()
-    ws = platform.data_dir / "users" / "admin"
-    ws.mkdir(parents=True, exist_ok=True)
-    (ws / "ui_train.py").write_text(TRAIN)
-    (ws / "ui_trial.py").write_text(TRIAL)
-    (ws / "ui_fail.py").write_text("raise SystemExit('no data found')\n")
-    pipeline = platform.api("POST", f"{API}/pipelines", admin, json={"spec": """
+    platform.add_user(USER, PASSWORD)
+    token = platform.token(USER)
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    hub_login(page, platform, USER, PASSWORD)
+    open_lab(page, platform, USER)  # the server's start makes the workspace the user's own
+    workspace_files(platform, USER, {"ui_train.py": TRAIN, "ui_trial.py": TRIAL,
+                                     "ui_fail.py": "raise SystemExit('no data found')\n"})
+    pipeline = platform.api("POST", f"{API}/pipelines", token, json={"spec": """
 name: retrain
 steps:
   - {name: prepare, run: ui_trial.py}
@@ -72,12 +88,6 @@ steps:
   - {name: evaluate, run: ui_trial.py, needs: [train]}
   - {name: report, run: ui_trial.py, needs: [prepare]}
 """}).json()
-
-    errors = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    hub_login(page, platform, "admin", platform.admin_password)
-    open_lab(page, platform, "admin")
     sidebar = open_mlops_sidebar(page)
     roomy_jobs_section(page, sidebar)
     section = sidebar.get_by_test_id("jobs-section")
@@ -136,7 +146,7 @@ steps:
     shot(page, "jobs-03-sweep")
 
     # the pipeline: the failed step stops its dependent, the independent branch runs
-    _wait(platform, admin, f"pipelines/{pipeline['id']}")
+    _wait(platform, token, f"pipelines/{pipeline['id']}")
     section.get_by_text(f"pipeline #{pipeline['id']}").click()
     graph = page.get_by_test_id("pipeline-detail")
     states = {s: graph.locator(f'g[data-step="{s}"]') for s in
