@@ -222,8 +222,10 @@ def run(job_dir: Path) -> int:
                      else f"killed by signal {-code}")
     except Terminated:
         status = "pruned" if (job_dir / "prune").exists() else "cancelled"
-        code, error = 143, "stopped by " + ("the sweep's pruner" if status == "pruned"
-                                             else "a cancel request")
+        code, error = 143, ("stopped by the sweep's pruner" if status == "pruned"
+                            else "stopped by a cancel request" if (job_dir / "cancel").exists()
+                            else "stopped by SIGTERM without a cancel request "
+                                 "(the platform shut down, or someone signalled the job)")
         if (job_dir / "timeout").exists():
             status, error = "failed", f"time limit of {launch.get('time_limit')} s reached"
         if child is not None and child.poll() is None:

@@ -138,6 +138,7 @@ async def test_cancel_stops_the_process_group(lab, mlflow_client):
     lab.jobs.cancel(caller("alice"), job.id)
     done = await lab.wait(job.id, timeout=20)
     assert done.state == "cancelled"
+    assert done.reason == "stopped by a cancel request"
     with pytest.raises(ProcessLookupError):
         os.killpg(running.handle["pid"], 0)  # the whole group is gone
     run = mlflow_client.get_run(done.run_id)

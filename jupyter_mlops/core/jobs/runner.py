@@ -155,6 +155,8 @@ class JobRunner:
                 touch_untrusted(d / "prune")
             elif job.cancel_requested == TIME_LIMIT:
                 touch_untrusted(d / "timeout")  # the job's MLflow run then ends as FAILED
+            else:  # so the job tells a cancel from a SIGTERM of the platform shutting down
+                touch_untrusted(d / "cancel")
             await _maybe(self.backend.stop(job.handle))
         ended = await _maybe(self.backend.poll(d, job.handle))
         changed = False
