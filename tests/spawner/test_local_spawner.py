@@ -153,7 +153,8 @@ def test_quota_exceeded_names_quota_and_use(hub):
     assert r.json()["message"] == ("Cannot start One GPU: GPU quota of user dave is 0; "
                                    "0 in use now, 1 more asked for")
     bad = hub.api("PUT", "/services/mlops/api/gpus/quotas/user/dave", token, json={"gpus": -1})
-    assert bad.status_code == 400 and bad.json()["message"] == "'gpus' must be at least 0"
+    assert bad.status_code == 400 and bad.json()["message"] == (
+        "a GPU quota is a whole number >= 0 or null, not -1")
     user_token = hub.token("dave")
     assert hub.api("PUT", "/services/mlops/api/gpus/quotas/user/dave", user_token,
                    json={"gpus": 5}).status_code == 403
