@@ -243,6 +243,7 @@ class LocalJobBackend:
         pid = handle.get("pid")
         child = self._children.pop(pid, None)
         self._term_sent.pop(pid, None)
+        self._kill_what_outlived(handle)
         ex = read_exit(job_dir)
         if ex is None:
             code = child.returncode if child is not None else None
@@ -252,6 +253,22 @@ class LocalJobBackend:
                 why = "the job process ended without recording an outcome (killed?)"
             ex = Exit("failed", why + "; see its log", code)
         return self._limits_outcome(handle, ex)
+
+    def _kill_what_outlived(self, handle: dict) -> None:
+        """SIGKILL what is left of a job whose wrapper has ended: a script that ignores
+        SIGTERM, or anything it started, would otherwise keep running (and using its GPU)
+        after the job is recorded as ended. Only processes of the job's own group started
+        since the job, so a reused pid is never taken for it."""
+        pid, started = handle.get("pid"), handle.get("create_time") or 0
+        if not pid:
+            return
+        for p in psutil.process_iter(["create_time", "status"]):
+            try:
+                if (p.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(p.pid) == pid
+                        and p.info["create_time"] >= started - 1):
+                    p.kill()
+            except (psutil.Error, ProcessLookupError):
+                continue
 
     def _signal(self, handle: dict, sig: int) -> None:
         pid = handle.get("pid")

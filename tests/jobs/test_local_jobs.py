@@ -5,7 +5,9 @@ import asyncio
 import json
 import os
 import signal
+import time
 
+import psutil
 import pytest
 
 from jupyter_mlops.core import roles
@@ -195,6 +197,18 @@ async def test_rerun_exactly_reuses_the_snapshot(quick_lab):
     assert lab.jobs.store.get(edited.id).spec.params == {"x": 1}
 
 
+def alive_in_group(pgid: int) -> list[int]:
+    """Processes of process group ``pgid`` still running (zombies are dead)."""
+    alive = []
+    for p in psutil.process_iter(["status"]):
+        try:
+            if p.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(p.pid) == pgid:
+                alive.append(p.pid)
+        except (psutil.Error, ProcessLookupError):
+            continue
+    return alive
+
+
 STUBBORN = """
 import signal, time
 signal.signal(signal.SIGTERM, signal.SIG_IGN)  # only SIGKILL stops it
@@ -223,6 +237,11 @@ async def test_time_limit_stops_the_job_and_fails_it(quick_lab):
     job = lab.jobs.submit(alice, {"path": "stubborn.py", "timeout": 1})
     done = await lab.wait(job.id, timeout=30)
     assert done.state == "failed" and done.reason == "time limit of 1 s reached"
+    # and nothing of it outlives the job: its wrapper ended first, the script is killed too
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and alive_in_group(done.handle["pid"]):
+        await asyncio.sleep(0.2)
+    assert alive_in_group(done.handle["pid"]) == []
 
 
 @pytest.mark.asyncio
