@@ -11,7 +11,7 @@ import time
 
 from playwright.sync_api import expect
 
-from tests.experiments.test_gateway_doors import PROJECT, as_user
+from tests.experiments.test_gateway_doors import PROJECT, ann_in_the_private_project, as_user
 
 from conftest import hub_login, shot
 
@@ -19,17 +19,7 @@ WAIT = 60_000
 
 
 def test_the_mlflow_ui_works_for_a_member_and_shows_nothing_to_others(platform, page, tmp_path):
-    from jupyter_mlops.core.db import Database
-    from jupyter_mlops.core.projects import Projects
-    from jupyter_mlops.core.roles import ADMIN, MANAGE, USE, Caller
-
-    for name in ("ann12", "bob12"):
-        platform.add_user(name, "password-" + name)
-    projects = Projects(Database(f"sqlite:///{platform.data_dir / 'control' / 'mlops.sqlite'}"))
-    admin = Caller("admin", scopes=frozenset({ADMIN, MANAGE, USE}))
-    if projects.get(PROJECT) is None:
-        projects.create(admin, PROJECT, description="private project of the gateway tests")
-    projects.add_member(admin, PROJECT, "ann12")
+    ann_in_the_private_project(platform)
     (tmp_path / "notes.txt").write_text("cells detected: 42\n")
     name = f"ui-{PROJECT}-{time.time_ns()}"
     with as_user(platform, platform.token("ann12")) as client:

@@ -59,10 +59,8 @@ def assert_mlflow_error(r, *statuses):
     return body
 
 
-@pytest.fixture(scope="module")
-def world(platform, tmp_path_factory):
-    import mlflow
-
+def ann_in_the_private_project(platform) -> None:
+    """ann12 a member of PROJECT, bob12 a lab member outside it (set up once per platform)."""
     for name in ("ann12", "bob12"):
         platform.add_user(name, "password-" + name)
     projects = Projects(Database(f"sqlite:///{platform.data_dir / 'control' / 'mlops.sqlite'}"))
@@ -70,6 +68,13 @@ def world(platform, tmp_path_factory):
     if projects.get(PROJECT) is None:
         projects.create(admin, PROJECT, description="private project of the gateway tests")
     projects.add_member(admin, PROJECT, "ann12")
+
+
+@pytest.fixture(scope="module")
+def world(platform, tmp_path_factory):
+    import mlflow
+
+    ann_in_the_private_project(platform)
     ann, bob = platform.token("ann12"), platform.token("bob12")
     tmp = tmp_path_factory.mktemp("ann-artifacts")
     (tmp / "notes.txt").write_text("cells detected: 42\n")
