@@ -182,6 +182,18 @@ def processes_under(directory: Path) -> list:
     return found
 
 
+def until(check, timeout: float, what: str, every: float = 0.3):
+    """Poll ``check()`` until it answers something true; that answer, or AssertionError."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")
+
+
 def shared_tmp_dir(prefix: str = "mlops-test-") -> Path:
     """A temporary directory other local users can traverse.
 

@@ -13,21 +13,10 @@ import time
 import psutil
 import requests
 
-from tests.fixtures import Platform
+from tests.fixtures import Platform, until
 
 API = "services/mlops/api"
 WAIT = "import time\nprint('waiting for a cancel', flush=True)\ntime.sleep(600)\n"
-
-
-def poll(what, check, timeout=120.0, every=0.3):
-    """``check()``'s first truthy answer within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def dead(p: psutil.Process) -> bool:
@@ -82,9 +71,9 @@ def submit_waiting_job(platform, user: str) -> tuple[str, dict]:
     r = platform.api("POST", f"{API}/jobs", token, json={"path": "wait.py"})
     assert r.status_code == 201, r.text
     job_id = r.json()["id"]
-    job = poll("the job's run", lambda: (j := platform.api(
+    job = until(lambda: (j := platform.api(
         "GET", f"{API}/jobs/{job_id}", token).json())["state"] == "running"
-        and j.get("run_id") and j, timeout=120)
+        and j.get("run_id") and j, 120, "the job's run")
     return token, job
 
 
@@ -99,7 +88,7 @@ def test_the_control_plane_restarts_answering_json_meanwhile_and_keeps_its_jobs(
     old = control_plane_process(platform.data_dir)
     old.kill()
     # dead once it is gone or a zombie: the hub reaps it at its own pace on a loaded machine
-    poll("the kill", lambda: dead(old), 10)
+    until(lambda: dead(old), 10, "the kill")
     # Then its API answers a JSON 503 with a reason, not the hub's HTML page
     r = platform.api("GET", f"{API}/status", token)
     assert r.status_code == 503, r.text
@@ -109,15 +98,16 @@ def test_the_control_plane_restarts_answering_json_meanwhile_and_keeps_its_jobs(
     page = platform.api("GET", "services/mlops/projects", token)
     assert page.status_code == 503 and page.headers["Content-Type"].startswith("text/html")
     # and once the hub has started it again, the route answers again
-    poll("the control plane back",
-         lambda: platform.api("GET", f"{API}/status", token).status_code == 200, timeout=120)
+    until(lambda: platform.api("GET", f"{API}/status", token).status_code == 200, 120,
+          "the control plane back")
     assert control_plane_process(platform.data_dir).pid != old.pid
     # and the job started before the restart still reports to the platform: cancelled now,
     # its MLflow run ends KILLED (the job reaches the gateway at the address it was given)
     path = f"{API}/jobs/{job['id']}"
     assert platform.api("GET", path, token).json()["state"] == "running"
     assert platform.api("POST", f"{path}/cancel", token).status_code == 200
-    poll("the cancel", lambda: platform.api("GET", path, token).json()["state"] == "cancelled")
+    until(lambda: platform.api("GET", path, token).json()["state"] == "cancelled", 120,
+          "the cancel")
     assert run_status(platform, token, job["run_id"]) == "KILLED"
 
 

@@ -21,6 +21,7 @@ import psutil
 import requests
 
 from jupyter_mlops.backends.accounts import UserAccounts
+from tests.fixtures import until
 
 from .test_endpoints import API, ENDPOINT, invoke, model_server_pid, split_body, wait_status
 
@@ -35,15 +36,6 @@ except OSError as e:
 s.sendall(b"GET /ping HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
 print(s.recv(100).decode(errors="replace"))
 """
-
-
-def until(check, what: str, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (got := check()):
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"never {what} within {timeout} s")
 
 
 def test_a_model_server_killed_while_serving_serves_again(platform, registry):
@@ -74,7 +66,8 @@ def test_a_model_server_killed_while_serving_serves_again(platform, registry):
         for t in threads:
             t.start()
         try:
-            until(lambda: sum(a[1] == 200 for a in answers) >= 10, "served under load", 30)
+            until(lambda: sum(a[1] == 200 for a in answers) >= 10, 30, "served under load",
+                  every=0.1)
             pid = model_server_pid(platform, "heal-lr")
             killed_at = time.monotonic()
             os.kill(pid, signal.SIGKILL)
@@ -88,11 +81,11 @@ def test_a_model_server_killed_while_serving_serves_again(platform, registry):
                 return dep if dep["status"] == "ready" and dep["server"]["restarts"] >= 1 \
                     else None
 
-            dep = until(healed, "ready again", 30)
+            dep = until(healed, 30, "ready again", every=0.1)
             healed_after = time.monotonic() - killed_at
             # later requests succeed: wait for ten answered after it said ready
             until(lambda: sum(a[1] == 200 and a[0] > killed_at + healed_after
-                              for a in answers) >= 10, "served again", 30)
+                              for a in answers) >= 10, 30, "served again", every=0.1)
         finally:
             stop.set()
             for t in threads:

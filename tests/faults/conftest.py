@@ -18,25 +18,13 @@ import time
 import psutil
 import pytest
 
-from tests.fixtures import Platform, shared_tmp_dir
+from tests.fixtures import Platform, shared_tmp_dir, until  # noqa: F401 (the suite's modules import it from here)
 
 API = "services/mlops/api"
 GPUS = 2
 # The hub notices a dead managed service at its next poll (30 s, with jitter), then starts it
 # again; MLflow takes up to a minute to answer on a loaded machine.
 HEAL_SECONDS = 150
-
-
-def until(check, timeout: float, what: str, every: float = 0.3):
-    """Poll ``check()`` until it answers something true; that answer, or AssertionError."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")
 
 
 @pytest.fixture(scope="package")
