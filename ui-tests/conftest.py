@@ -82,6 +82,9 @@ def open_lab(page: Page, platform: Platform, username: str) -> None:
         start.first.click()
     page.wait_for_url(re.compile(rf"/user/{username}/lab"), timeout=120_000)
     page.locator("#jp-main-dock-panel").wait_for(timeout=60_000)
+    # The splash screen goes once the layout restorer is done: until then it may take the
+    # focus and close what a test opens (the command palette, a sidebar).
+    page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=60_000)
 
 
 def run_command(page: Page, label: str) -> None:
@@ -91,14 +94,17 @@ def run_command(page: Page, label: str) -> None:
     take focus and close the palette: open it until its search box shows, then pick the entry.
     """
     search = page.locator(".lm-CommandPalette-input")
-    for _ in range(10):
+    for attempt in range(10):
         page.keyboard.press("Control+Shift+C")
         try:
             search.wait_for(state="visible", timeout=3_000)
+            search.fill(label, timeout=3_000)
             break
         except PlaywrightTimeoutError:
-            page.keyboard.press("Escape")
-    search.fill(label)
+            if attempt == 9:
+                raise
+            if search.is_visible():
+                page.keyboard.press("Escape")
     entry = page.locator(".lm-CommandPalette-item", has_text=re.compile(re.escape(label), re.I)).first
     entry.wait_for(timeout=10_000)
     entry.click()
