@@ -38,6 +38,8 @@ up: install
 
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+	@# kubectl talks to the Kubernetes API stand-in in the tests (Debian's kubernetes-client).
+	@command -v kubectl >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q kubernetes-client; }
 
 test: install chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
