@@ -1,12 +1,17 @@
 """Benchmark: our model server vs ``mlflow models serve``, side by side, same models, one run.
 
-    .venv/bin/python benchmarks/serving.py [--duration 15] [--connections 32]
+    .venv/bin/python benchmarks/serving.py [--duration 10] [--rounds 3] [--connections 32]
 
 Each server gets one worker pinned to core 0 (``taskset``); the load generator ``wrk`` runs on
 core 1 with 32 connections, each request one 20-feature row in MLflow's ``dataframe_split``
 format. Two models: a LogisticRegression (cheap per call, so batching pays most) and a 50-tree
-RandomForest. Prints throughput, p50 and p99 of each server and the ratios, and writes
-``benchmarks/results/serving.json``. Installs wrk with apt-get when it is missing.
+RandomForest. Both servers of a model run at once (an idle one costs nothing) and the load
+alternates between them, ours, MLflow, ours, MLflow..., so a drift of the machine during the run
+hits both sides alike; each side's figure is the median of its rounds. Before any load, both
+servers must answer the same predictions for the same rows, and a round with any non-2xx answer
+or socket error fails the benchmark: a fast wrong answer is not a result. Prints throughput, p50
+and p99 of each server and the ratios, and writes ``benchmarks/results/serving.json``. Installs
+wrk with apt-get when it is missing.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import tempfile
 import time
@@ -122,29 +128,59 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 
 def to_ms(value: str) -> float:
-    m = re.match(r"([\d.]+)(us|ms|s)", value)
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
+    if not m:
+        raise ValueError(f"unexpected wrk latency {value!r}")
     n, unit = float(m.group(1)), m.group(2)
-    return n / 1000 if unit == "us" else n * 1000 if unit == "s" else n
+    return {"us": n / 1000, "ms": n, "s": n * 1000, "m": n * 60_000}[unit]
+
+
+def parse_wrk(out: str) -> dict:
+    """The figures of one ``wrk --latency`` report; every pattern is anchored to its own line, so
+    a percentile is read from the latency distribution and never from another table."""
+    def line(pattern: str) -> re.Match:
+        m = re.search(pattern, out, re.MULTILINE)
+        if not m:
+            raise ValueError(f"wrk output lacks {pattern!r}:\n{out}")
+        return m
+
+    bad = re.search(r"^\s*Non-2xx or 3xx responses:\s+(\d+)\s*$", out, re.MULTILINE)
+    errors = re.search(r"^\s*Socket errors:.*$", out, re.MULTILINE)
+    return {"requests_per_s": float(line(r"^Requests/sec:\s+([\d.]+)\s*$").group(1)),
+            "p50_ms": to_ms(line(r"^\s+50(?:\.000)?%\s+(\S+)\s*$").group(1)),
+            "p99_ms": to_ms(line(r"^\s+99(?:\.000)?%\s+(\S+)\s*$").group(1)),
+            "requests": int(line(r"^\s+(\d+) requests in ").group(1)),
+            "non_2xx": int(bad.group(1)) if bad else 0,
+            "socket_errors": errors.group(0).strip() if errors else ""}
 
 
 def run_wrk(wrk: str, url: str, script: Path, duration: int, connections: int) -> dict:
     cmd = ["taskset", "-c", "1", wrk, "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
            "--timeout", "10s", "-s", str(script), url + "/invocations"]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = to_ms(re.search(r"50%\s+(\S+)", out).group(1))
-    p99 = to_ms(re.search(r"99%\s+(\S+)", out).group(1))
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    errors = re.search(r"Socket errors:.*", out)
-    return {"requests_per_s": rps, "p50_ms": p50, "p99_ms": p99, "requests": total,
-            "non_2xx": int(bad.group(1)) if bad else 0,
-            "socket_errors": errors.group(0) if errors else ""}
+    res = parse_wrk(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+    if res["non_2xx"] or res["socket_errors"]:
+        raise RuntimeError(f"{url}: {res['non_2xx']} non-2xx answers {res['socket_errors']}")
+    return res
+
+
+def predict(url: str, body: bytes) -> list:
+    req = urllib.request.Request(url + "/invocations", data=body,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        answer = json.loads(r.read())
+    return answer["predictions"] if isinstance(answer, dict) else answer
+
+
+def median_of(rounds: list[dict]) -> dict:
+    keys = ("requests_per_s", "p50_ms", "p99_ms")
+    return {**{k: statistics.median(r[k] for r in rounds) for k in keys},
+            "rounds": [{k: r[k] for k in keys} for r in rounds]}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--duration", type=int, default=15, help="seconds of load per measurement")
+    ap.add_argument("--duration", type=int, default=10, help="seconds of load per round")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per server")
     ap.add_argument("--connections", type=int, default=32)
     args = ap.parse_args()
     if (os.cpu_count() or 1) < 2:
@@ -159,26 +195,42 @@ def main() -> int:
     body = json.dumps({"dataframe_split": {"columns": FEATURES, "data": [row]}})
     script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
                       f"wrk.body = '{body}'\n")
+    check_rows = [[round(0.37 * ((i * 7 + j) % 11) - 2, 2) for i in range(20)] for j in range(16)]
+    check = json.dumps({"dataframe_split": {"columns": FEATURES, "data": check_rows}}).encode()
     results: dict = {}
     for model_name, path in models.items():
-        for kind in ("ours", "mlflow"):
-            port = free_port()
-            url = f"http://127.0.0.1:{port}"
-            with open(tmp / f"{kind}-{model_name}.log", "wb") as log:
-                proc = start_server(kind, path, port, log)
-                try:
-                    wait_ping(url, proc)
-                    run_wrk(wrk, url, script, 3, args.connections)  # warm-up
-                    res = run_wrk(wrk, url, script, args.duration, args.connections)
-                finally:
-                    stop_server(proc)
-            results.setdefault(model_name, {})[kind] = res
-            print(f"  {model_name:7s} {kind:7s} {res['requests_per_s']:9.1f} req/s  "
-                  f"p50 {res['p50_ms']:8.2f} ms  p99 {res['p99_ms']:8.2f} ms  "
-                  f"non-2xx {res['non_2xx']} {res['socket_errors']}", flush=True)
+        procs, urls = {}, {}
+        logs = {kind: open(tmp / f"{kind}-{model_name}.log", "wb") for kind in ("ours", "mlflow")}
+        try:
+            for kind in ("ours", "mlflow"):
+                urls[kind] = f"http://127.0.0.1:{free_port()}"
+                procs[kind] = start_server(kind, path, int(urls[kind].rsplit(":", 1)[1]),
+                                           logs[kind])
+            for kind in ("ours", "mlflow"):
+                wait_ping(urls[kind], procs[kind])
+            answers = {kind: predict(urls[kind], check) for kind in ("ours", "mlflow")}
+            if answers["ours"] != answers["mlflow"]:
+                raise RuntimeError(f"{model_name}: the servers disagree on the same 16 rows: "
+                                   f"ours {answers['ours']} vs mlflow {answers['mlflow']}")
+            for kind in ("ours", "mlflow"):
+                run_wrk(wrk, urls[kind], script, 3, args.connections)  # warm-up
+            rounds: dict[str, list] = {"ours": [], "mlflow": []}
+            for i in range(args.rounds):
+                for kind in ("ours", "mlflow"):
+                    res = run_wrk(wrk, urls[kind], script, args.duration, args.connections)
+                    rounds[kind].append(res)
+                    print(f"  {model_name:7s} round {i + 1} {kind:7s} "
+                          f"{res['requests_per_s']:9.1f} req/s  p50 {res['p50_ms']:8.2f} ms  "
+                          f"p99 {res['p99_ms']:8.2f} ms", flush=True)
+        finally:
+            for proc in procs.values():
+                stop_server(proc)
+            for log in logs.values():
+                log.close()
+        results[model_name] = {kind: median_of(r) for kind, r in rounds.items()}
 
-    print(f"\nSide by side (1 worker on core 0, wrk on core 1, {args.connections} connections, "
-          f"{args.duration} s):")
+    print(f"\nSide by side, medians of {args.rounds} alternating rounds (1 worker on core 0, wrk "
+          f"on core 1, {args.connections} connections, {args.duration} s per round):")
     print(f"{'model':8s} {'server':8s} {'req/s':>9s} {'p50 ms':>9s} {'p99 ms':>9s}")
     verdicts = []
     for model_name, pair in results.items():
