@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/footprint.py
 
 Starts `jupyter-mlops up` in a temporary data directory, logs a user in through Chromium,
-waits for JupyterLab with the MLOps sidebar, then sums the resident memory of each component
-after 15 s idle. The peer for memory is MLflow's default server (4 workers + job runner, the
+waits for JupyterLab with the MLOps sidebar, then sums the proportional set size (PSS) of each
+component after 15 s idle. PSS, not RSS: the many Python processes share library pages, and RSS
+would count each shared page once per process. The peer for memory is MLflow's default server (4 workers + job runner, the
 figure TOOLCHAIN.md reports as ~2.5 GB), measured here too when --with-peer is given.
 """
 from __future__ import annotations
@@ -40,18 +41,18 @@ def component(cmdline: str) -> str:
     return "other"
 
 
-def rss_by_component(root_pid: int) -> dict[str, float]:
+def pss_by_component(root_pid: int) -> dict[str, float]:
     out: dict[str, float] = {}
     for p in psutil.Process(root_pid).children(recursive=True):
         try:
             name = component(" ".join(p.cmdline()))
-            out[name] = out.get(name, 0) + p.memory_info().rss / 2**20
+            out[name] = out.get(name, 0) + p.memory_full_info().pss / 2**20
         except psutil.NoSuchProcess:
             pass
     return out
 
 
-def mlflow_default_rss(tmp: Path) -> float:
+def mlflow_default_pss(tmp: Path) -> float:
     port = free_port()
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "mlflow"), "server", "--port", str(port),
@@ -68,7 +69,7 @@ def mlflow_default_rss(tmp: Path) -> float:
             time.sleep(0.5)
     time.sleep(10)
     family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
-    total = sum(c.memory_info().rss for c in family) / 2**20
+    total = sum(c.memory_full_info().pss for c in family) / 2**20
     for c in family:
         c.kill()
     psutil.wait_procs(family, timeout=30)
@@ -99,19 +100,19 @@ def main() -> None:
                 t_lab = time.monotonic() - t1
                 b.close()
             time.sleep(15)
-            rss = rss_by_component(p.proc.pid)
+            pss = pss_by_component(p.proc.pid)
         finally:
             p.stop()
         print(f"up -> URL printed:                {t_url:6.1f} s")
         print(f"login -> lab with live sidebar:   {t_lab:6.1f} s")
         print(f"up -> logged-in lab (sum):        {t_url + t_lab:6.1f} s")
-        print("idle RSS by component (MiB):")
-        for name, mib in sorted(rss.items(), key=lambda kv: -kv[1]):
+        print("idle PSS by component (MiB):")
+        for name, mib in sorted(pss.items(), key=lambda kv: -kv[1]):
             print(f"  {name:16s} {mib:8.0f}")
-        print(f"  {'TOTAL':16s} {sum(rss.values()):8.0f}")
+        print(f"  {'TOTAL':16s} {sum(pss.values()):8.0f}")
         if args.with_peer:
-            peer = mlflow_default_rss(Path(tmp))
-            ours = rss.get("mlflow server", 0) + rss.get("mlflow gateway", 0)
+            peer = mlflow_default_pss(Path(tmp))
+            ours = pss.get("mlflow server", 0) + pss.get("mlflow gateway", 0)
             print(f"MLflow: ours (lean server + gateway) {ours:.0f} MiB vs default "
                   f"`mlflow server` {peer:.0f} MiB: ratio {ours / peer:.2f}")
 
