@@ -59,9 +59,11 @@ CONTROL_PLANE_RULES = [
     # deploy_kube: create/delete_namespaced_horizontal_pod_autoscaler (autoscaling/v2)
     {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"],
      "verbs": ["create", "delete"]},
-    # deploy_kube: list_namespaced_pod (why a model server does not start), and its log
+    # deploy_kube, kube_gpu: list_namespaced_pod (why a model server or a job's pod does not
+    # start), a pod's log, and the events of a Pending pod (the scheduler's reason)
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
     # deploy_kube: create/delete_namespaced_secret, each model server version's MLflow token
     # (never get or list: the control plane has no reason to read other Secrets of the
     # namespace back)

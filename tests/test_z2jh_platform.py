@@ -205,6 +205,7 @@ def test_rbac_file_matches_builders():
               "verbs": ["create", "delete"]},
              {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
              {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+             {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
              {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "delete"]},
          ]},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
@@ -226,7 +227,7 @@ def test_role_grants_every_api_call_of_the_backends():
     verbs = {"create": "create", "read": "get", "delete": "delete", "list": "list"}
     resources = {"job": "jobs", "deployment": "deployments", "service": "services",
                  "horizontal_pod_autoscaler": "horizontalpodautoscalers", "pod": "pods",
-                 "pod_log": "pods/log", "secret": "secrets"}
+                 "pod_log": "pods/log", "secret": "secrets", "event": "events"}
     granted = {(res, verb) for rule in hub_kube.CONTROL_PLANE_RULES
                for res in rule["resources"] for verb in rule["verbs"]}
     needed = set()

@@ -3,7 +3,10 @@
 The control plane creates them with its own ServiceAccount (see ``deploy_kube_objects`` for the
 objects). ``start`` returns once the version's Deployment reports a ready replica, and raises
 :class:`LoadFailed` when it cannot get there (progress deadline exceeded, crash-looping or
-unpullable containers), with what Kubernetes says about it as the log. Switching and draining
+unpullable containers, a pod left Pending longer than ``pending_timeout``: no node it
+tolerates with a free GPU), with what Kubernetes says about it as the log. GPU servers are
+placed as user pods and jobs are (``kube_gpu``: GPU taint tolerated, ``gpu_type`` as node
+selector, optional RuntimeClass and memory-backed ``/dev/shm``). Switching and draining
 are the control plane's (``core.deployments``), exactly as with local processes.
 
 Given a token issuer and ``owner_of``, every version reads its model with a hub token of the
@@ -21,6 +24,7 @@ import time
 from traitlets import Bool, Float, Integer, Unicode
 from traitlets.config import LoggingConfigurable
 
+from ..core import clock
 from ..core.deployments import LoadFailed
 from ..core.errors import MlopsError
 from ..core.jobs.tracking import MODEL_SERVER_SCOPES
@@ -28,12 +32,13 @@ from .deploy_kube_objects import (SERVER_PORT, make_model_deployment, make_model
                                   make_model_service, make_model_token_secret, object_name,
                                   token_secret_name)
 from .kube_api import api_client
+from .kube_gpu import GpuPodSettings, pending_pods
 
 _BAD_WAITING = {"CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff",
                 "CreateContainerConfigError", "InvalidImageName"}
 
 
-class KubeDeployBackend(LoggingConfigurable):
+class KubeDeployBackend(GpuPodSettings, LoggingConfigurable):
     namespace = Unicode("default", help="Namespace the model servers run in.").tag(config=True)
 
     image = Unicode(
@@ -86,6 +91,13 @@ class KubeDeployBackend(LoggingConfigurable):
     memory_limit = Unicode("4Gi", help="Memory limit of a model server.").tag(config=True)
     gpus = Integer(0, help="``nvidia.com/gpu`` limit of each model server.").tag(config=True)
 
+    gpu_type = Unicode(
+        "",
+        help="""GPU type model servers with ``gpus`` run on, matched against the nodes'
+        ``gpu_product_label`` as a profile's ``gpu_type`` is for user pods, e.g.
+        ``NVIDIA-A100-SXM4-40GB``. Empty: any GPU node.""",
+    ).tag(config=True)
+
     start_timeout = Float(
         900.0, help="Seconds a version may take to report a ready replica.").tag(config=True)
 
@@ -128,7 +140,9 @@ class KubeDeployBackend(LoggingConfigurable):
                 namespace=ns, replicas=self.min_replicas, tracking_uri=self.tracking_uri,
                 token_secret=secret, cpu_request=self.cpu_request,
                 cpu_limit=self.cpu_limit, memory_request=self.memory_request,
-                memory_limit=self.memory_limit, gpus=self.gpus),
+                memory_limit=self.memory_limit, gpus=self.gpus,
+                placement=self.pod_placement(self.gpus, self.gpu_type),
+                gpu_resource=self.gpu_resource, shm_size=self.shm_size),
             make_model_service(deployment=deployment, version=version, namespace=ns),
         ]
         if self.autoscale:
@@ -223,8 +237,13 @@ class KubeDeployBackend(LoggingConfigurable):
                 if cond.type == "Progressing" and cond.status == "False":
                     raise LoadFailed(f"the Deployment stopped progressing: {cond.reason}",
                                      cond.message or "")
-            pods = await core.list_namespaced_pod(
-                inst["namespace"], label_selector=f"app.kubernetes.io/instance={inst['name']}")
+            selector = f"app.kubernetes.io/instance={inst['name']}"
+            reason, since = await pending_pods(core, inst["namespace"], selector)
+            if reason and since and self.pending_timeout and \
+                    clock.now() - since >= self.pending_timeout:
+                raise LoadFailed(f"no replica started within {self.pending_timeout:g} s: "
+                                 f"{reason}", reason)
+            pods = await core.list_namespaced_pod(inst["namespace"], label_selector=selector)
             for pod in pods.items:
                 for cs in (pod.status.container_statuses or []) if pod.status else []:
                     waiting = cs.state.waiting if cs.state else None

@@ -10,7 +10,8 @@ old ones (the same rollout as the local backend, so no request fails during it).
 """
 from __future__ import annotations
 
-from .kube_pods import container_resources, container_security_context, env_vars, pod_spec
+from .kube_pods import (GPU_RESOURCE, container_resources, container_security_context, env_vars,
+                        gpu_placement, pod_spec, shm_volume)
 
 SERVER_PORT = 8080
 MANAGED_BY = "jupyter-mlops"
@@ -74,6 +75,9 @@ def make_model_deployment(
     gpus: int = 0,
     max_batch_size: int = 64,
     service_account: str = "",
+    placement: dict | None = None,
+    gpu_resource: str = GPU_RESOURCE,
+    shm_size: str = "",
 ) -> dict:
     """The apps/v1 Deployment of one model version.
 
@@ -83,7 +87,12 @@ def make_model_deployment(
         What the server loads, e.g. ``models:/cells/3`` (read through the MLflow gateway with
         ``tracking_uri`` and the hub token in the Secret ``token_secret``, key ``token``).
     gpus
-        ``nvidia.com/gpu`` limit of each replica (0: none).
+        ``nvidia.com/gpu`` limit of each replica (0: none), or of ``gpu_resource`` (a MIG slice).
+    placement
+        Node selector, tolerations and RuntimeClass (``kube_pods.gpu_placement``, as for user
+        pods and jobs); by default the GPU taint is tolerated when ``gpus`` are asked for.
+    shm_size
+        Size of a memory-backed ``/dev/shm`` ("": the runtime's default).
     """
     name = object_name(deployment, version)
     lab = labels(deployment, version)
@@ -104,7 +113,8 @@ def make_model_deployment(
         "env": env_vars(env, secrets=secrets),
         "resources": container_resources(cpu_request=cpu_request, cpu_limit=cpu_limit,
                                          memory_request=memory_request,
-                                         memory_limit=memory_limit, gpus=gpus),
+                                         memory_limit=memory_limit, gpus=gpus,
+                                         gpu_resource=gpu_resource),
         # Loading a model can take minutes: the startup probe allows for it, readiness
         # keeps traffic away until /ping answers.
         "startupProbe": {**probe, "failureThreshold": 60},
@@ -114,12 +124,18 @@ def make_model_deployment(
         # MLflow downloads the model to a temporary directory.
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
+    volumes = [{"name": "tmp", "emptyDir": {}}]
+    if shm_size:
+        volume, mount = shm_volume(size=shm_size)
+        volumes.append(volume)
+        container["volumeMounts"].append(mount)
     pod = pod_spec(
-        containers=[container], volumes=[{"name": "tmp", "emptyDir": {}}],
+        containers=[container], volumes=volumes,
         # SIGTERM makes the server drain; give it the time its drain_timeout allows.
         grace_seconds=40, service_account=service_account,
         securityContext={"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000,
-                         "seccompProfile": {"type": "RuntimeDefault"}})
+                         "seccompProfile": {"type": "RuntimeDefault"}},
+        **(placement if placement is not None else gpu_placement(gpus=gpus)))
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -3,8 +3,11 @@
 The pod runs the same wrapper as a local job (``python -m jupyter_mlops.backends.job_wrapper
 JOB_DIR``), with the job directory and the user's workspace on shared volumes mounted at the
 same paths as in the control plane, so the control plane reads logs, progress and the outcome
-exactly as for local jobs. GPUs are a ``nvidia.com/gpu`` limit (the device plugin picks them;
-the queue still counts them against the shared inventory and quotas). Cancel deletes the Job
+exactly as for local jobs. GPUs are a ``nvidia.com/gpu`` (or MIG) limit (the device plugin
+picks them; the queue still counts them against the shared inventory and quotas), placed as user
+pods are (``kube_gpu``: the GPU taint tolerated, the job's GPU type as a node selector). While
+the Job's pod is Pending the job's reason says why (the scheduler's or the kubelet's words); past
+``pending_timeout`` the job fails with it. Cancel deletes the Job
 with a grace period (the kubelet sends SIGTERM, then SIGKILL), foreground propagation so the
 pod goes with it. A restarted control plane finds the Job again by name.
 
@@ -20,10 +23,13 @@ from pathlib import Path
 from traitlets import Float, Integer, Unicode
 from traitlets.config import Configurable
 
+from ..core import clock
 from .jobs_local import Exit, read_exit
 from .kube_api import api_client
-from .kube_pods import (claim_volume, container_resources, container_security_context, env_vars,
-                        pod_spec)
+from .kube_gpu import GpuPodSettings, pending_pods
+from .kube_pods import (GPU_RESOURCE, claim_volume, container_resources,
+                        container_security_context, env_vars, gpu_placement, pod_spec,
+                        shm_volume)
 
 
 def job_name(job_id: int) -> str:
@@ -40,7 +46,9 @@ def make_job(*, job_id: int, user: str, namespace: str, image: str, job_dir: str
              env: dict, gpus: int = 0, cpu_request: str = "1", memory_request: str = "2Gi",
              memory_limit: str = "8Gi", workspace_claim: str = "", workspace_path: str = "",
              jobs_claim: str = "", jobs_path: str = "", service_account: str = "",
-             grace_seconds: int = 10, active_deadline_seconds: int | None = None) -> dict:
+             grace_seconds: int = 10, active_deadline_seconds: int | None = None,
+             placement: dict | None = None, gpu_resource: str = GPU_RESOURCE,
+             shm_size: str = "") -> dict:
     """The batch/v1 Job of one jupyter-mlops job.
 
     Parameters
@@ -55,6 +63,12 @@ def make_job(*, job_id: int, user: str, namespace: str, image: str, job_dir: str
         the pod gets only its own ``job_dir``.
     env
         Environment of the job (the MLflow URI and the job's token of its user among it).
+    placement
+        Node selector, tolerations and RuntimeClass (``kube_pods.gpu_placement``); by default
+        the GPU taint is tolerated when ``gpus`` are asked for.
+    gpu_resource, shm_size
+        The resource GPUs are asked as (a MIG slice's name, or whole GPUs) and the size of a
+        memory-backed ``/dev/shm`` ("": the runtime's default).
     """
     volumes, mounts = [], []
     # Only the user's own workspace and the job's own directory: the claims hold every user's
@@ -68,6 +82,10 @@ def make_job(*, job_id: int, user: str, namespace: str, image: str, job_dir: str
             volume, mount = claim_volume(name=name, claim=claim, mount_path=path, sub_path=sub)
             volumes.append(volume)
             mounts.append(mount)
+    if shm_size:
+        volume, mount = shm_volume(size=shm_size)
+        volumes.append(volume)
+        mounts.append(mount)
     labels = {"app.kubernetes.io/managed-by": "jupyter-mlops",
               "app.kubernetes.io/component": "job",
               "mlops.jupyter.org/job-id": str(job_id), "mlops.jupyter.org/user": _label(user)}
@@ -80,12 +98,14 @@ def make_job(*, job_id: int, user: str, namespace: str, image: str, job_dir: str
         "workingDir": cwd,
         "env": env_vars(dict(sorted(env.items()))),
         "resources": container_resources(cpu_request=cpu_request, memory_request=memory_request,
-                                         memory_limit=memory_limit, gpus=gpus),
+                                         memory_limit=memory_limit, gpus=gpus,
+                                         gpu_resource=gpu_resource),
         "volumeMounts": mounts,
         "securityContext": container_security_context(),
     }
     pod = pod_spec(containers=[container], volumes=volumes, grace_seconds=grace_seconds,
-                   service_account=service_account, restartPolicy="Never")
+                   service_account=service_account, restartPolicy="Never",
+                   **(placement if placement is not None else gpu_placement(gpus=gpus)))
     spec = {
         # A failed training run is reported, not retried behind the user's back.
         "backoffLimit": 0,
@@ -99,7 +119,7 @@ def make_job(*, job_id: int, user: str, namespace: str, image: str, job_dir: str
             "spec": spec}
 
 
-class KubeJobBackend(Configurable):
+class KubeJobBackend(GpuPodSettings, Configurable):
     """Start, watch and stop jobs as batch/v1 Jobs (``c.KubeJobBackend.*``)."""
 
     name = "kubernetes"
@@ -129,6 +149,7 @@ class KubeJobBackend(Configurable):
         super().__init__(**kw)
         self._api = None
         self.on_exit = None
+        self._waiting: dict[str, str] = {}  # Job name -> why its pod is not running
 
     async def _batch(self):
         from kubernetes_asyncio import client
@@ -147,9 +168,13 @@ class KubeJobBackend(Configurable):
                         jobs_path=str(Path(job_dir).parent), memory_limit=self.memory_limit,
                         service_account=self.service_account,
                         grace_seconds=int(self.grace_seconds),
-                        active_deadline_seconds=self.active_deadline or None)
+                        active_deadline_seconds=self.active_deadline or None,
+                        placement=self.pod_placement(len(gpu_indices),
+                                                     launch.get("gpu_type") or ""),
+                        gpu_resource=self.gpu_resource, shm_size=self.shm_size)
         batch = await self._batch()
         await batch.create_namespaced_job(self.namespace, body, _preload_content=False)
+        self._waiting.pop(job_name(job_id), None)
         return {"backend": self.name, "namespace": self.namespace, "job": job_name(job_id)}
 
     async def poll(self, job_dir: Path, handle: dict) -> Exit | None:
@@ -168,7 +193,8 @@ class KubeJobBackend(Configurable):
                 raise
             return read_exit(Path(job_dir)) or Exit("failed", "the Kubernetes Job was deleted")
         if not (status.get("succeeded") or status.get("failed")):
-            return None
+            return await self._check_pending(handle)
+        self._waiting.pop(handle["job"], None)
         ex = read_exit(Path(job_dir))
         if ex is not None:
             return ex
@@ -177,6 +203,25 @@ class KubeJobBackend(Configurable):
         if status.get("succeeded"):
             return Exit("failed", "the pod ended without recording an outcome")
         return Exit("failed", f"the pod failed: {reason or 'see its log'}")
+
+    async def _check_pending(self, handle: dict) -> Exit | None:
+        """None while the pod may still start; records why it waits (:meth:`waiting_reason`)
+        and ends the job once it has waited ``pending_timeout``."""
+        from kubernetes_asyncio import client
+
+        reason, since = await pending_pods(client.CoreV1Api(self._api), handle["namespace"],
+                                           f"job-name={handle['job']}")
+        self._waiting[handle["job"]] = reason
+        if reason and since and self.pending_timeout and \
+                clock.now() - since >= self.pending_timeout:
+            await self.stop(handle)
+            self._waiting.pop(handle["job"], None)
+            return Exit("failed", f"not started within {self.pending_timeout:g} s: {reason}")
+        return None
+
+    def waiting_reason(self, handle: dict) -> str:
+        """Why the job's pod is not running yet, as of the last poll ("" if it runs)."""
+        return self._waiting.get(handle.get("job", ""), "")
 
     async def stop(self, handle: dict) -> None:
         from kubernetes_asyncio.client.rest import ApiException

@@ -4,7 +4,10 @@ Both run code of a user (a training script, a logged model) in a pod the control
 with its own ServiceAccount, so both get the same hardening: no Kubernetes API token mounted in
 the pod, no privilege escalation, no Linux capabilities.
 Resources and GPUs are spelt the same way (GPUs as a ``nvidia.com/gpu`` limit, which the device
-plugin also takes as the request).
+plugin also takes as the request), and GPU pods are placed the same way as user pods
+(:func:`gpu_placement`: the GPU taint tolerated, the GPU type as a node selector, an optional
+RuntimeClass, a memory-backed ``/dev/shm``). :func:`pod_waiting_reason` reads why such a pod
+is not running yet, for the job's or the deployment's status.
 
 No I/O, keyword-only arguments, plain dicts out: ``tests/test_kube_pods.py``
 compares them with literal dicts. The objects around them (``jobs_kube.make_job``,
@@ -12,12 +15,24 @@ compares them with literal dicts. The objects around them (``jobs_kube.make_job`
 """
 from __future__ import annotations
 
+import re
+
 GPU_RESOURCE = "nvidia.com/gpu"
+# Label the NVIDIA GPU feature discovery puts on nodes, e.g. "NVIDIA-A100-SXM4-40GB".
+# ref: https://github.com/NVIDIA/k8s-device-plugin#catalog-of-labels
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+# Extended resources a GPU count may be asked as: the whole GPU or one MIG slice of it
+# ("nvidia.com/mig-1g.10gb", the device plugin's "mixed" strategy).
+# ref: https://docs.nvidia.com/datacenter/cloud-native/kubernetes/latest/index.html
+GPU_RESOURCE_RE = re.compile(r"^nvidia\.com/(gpu|mig-\d+g\.\d+gb)$")
+SHM_VOLUME = "dshm"
 
 
 def container_resources(*, cpu_request: str, memory_request: str, memory_limit: str,
-                        cpu_limit: str = "", gpus: int = 0) -> dict:
-    """``resources`` of a container; a CPU limit only when ``cpu_limit`` is given."""
+                        cpu_limit: str = "", gpus: int = 0,
+                        gpu_resource: str = GPU_RESOURCE) -> dict:
+    """``resources`` of a container; a CPU limit only when ``cpu_limit`` is given; GPUs as
+    ``gpu_resource`` (a MIG slice's resource name, or whole GPUs)."""
     limits = {}
     if cpu_limit:
         limits["cpu"] = cpu_limit
@@ -25,7 +40,7 @@ def container_resources(*, cpu_request: str, memory_request: str, memory_limit: 
     if gpus:
         # Extended resources are whole numbers given as strings; a limit alone is enough.
         # ref: https://kubernetes.io/docs/tasks/manage-gpus/scheduling-gpus/
-        limits[GPU_RESOURCE] = str(gpus)
+        limits[gpu_resource] = str(gpus)
     return {"requests": {"cpu": cpu_request, "memory": memory_request}, "limits": limits}
 
 
@@ -78,3 +93,75 @@ def pod_spec(*, containers: list[dict], volumes: list[dict], grace_seconds: int,
     if service_account:
         spec["serviceAccountName"] = service_account
     return spec
+
+
+def gpu_toleration() -> dict:
+    # GPU node pools are usually tainted so CPU pods stay off them.
+    # ref: https://kubernetes.io/docs/concepts/scheduling-eviction/taint-and-toleration/
+    return {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+
+
+def gpu_placement(*, gpus: int, gpu_type: str = "", node_selector: dict | None = None,
+                  tolerations=(), runtime_class: str = "",
+                  gpu_product_label: str = GPU_PRODUCT_LABEL) -> dict:
+    """Where a pod may run: ``{"nodeSelector", "tolerations"[, "runtimeClassName"]}``.
+
+    The one placement rule of user pods, training Jobs and model servers: ``node_selector``
+    and ``tolerations`` as configured; a pod with GPUs also tolerates the usual GPU taint
+    (``nvidia.com/gpu``, NoSchedule) and, with a ``gpu_type``, selects nodes whose
+    ``gpu_product_label`` is that type. A GPU type or taint without GPUs would only keep a
+    CPU pod off CPU nodes, so neither is added then. ``runtime_class``: the RuntimeClass of
+    clusters where the NVIDIA runtime is not the default one.
+    ref: https://kubernetes.io/docs/concepts/containers/runtime-class/
+    """
+    selector = dict(node_selector or {})
+    tols = [dict(t) for t in tolerations]
+    if gpus:
+        if gpu_toleration() not in tols:
+            tols.append(gpu_toleration())
+        if gpu_type:
+            selector[gpu_product_label] = gpu_type
+    out = {"nodeSelector": selector, "tolerations": tols}
+    if runtime_class:
+        out["runtimeClassName"] = runtime_class
+    return out
+
+
+def shm_volume(*, size: str) -> tuple[dict, dict]:
+    """A memory-backed ``/dev/shm`` of ``size`` (counted against the pod's memory limit), as
+    ``(volume, volume_mount)``. The container runtime's 64 MB default makes PyTorch data loaders
+    with workers fail ("bus error").
+    ref: https://kubernetes.io/docs/concepts/storage/volumes/#emptydir
+    """
+    return ({"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": size}},
+            {"name": SHM_VOLUME, "mountPath": "/dev/shm"})
+
+
+# Container states a kubelet reports for a container that will not start by waiting longer.
+FATAL_WAITING = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName",
+                           "CreateContainerConfigError", "CreateContainerError"})
+
+
+def pod_waiting_reason(pod: dict, events: list[dict] = ()) -> str:
+    """Why ``pod`` (a dict as the API serves it) is not running, or ``""`` if it runs or ended.
+
+    From the ``PodScheduled=False`` condition (the scheduler's message: untolerated taints,
+    insufficient GPUs, no matching node), a waiting container (image pull errors) and, when
+    the pod says no more, its latest warning event (``events``, oldest first).
+    """
+    status = pod.get("status") or {}
+    if status.get("phase", "Pending") != "Pending":
+        return ""
+    name = (pod.get("metadata") or {}).get("name", "")
+    for c in status.get("containerStatuses") or []:
+        waiting = (c.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in FATAL_WAITING:
+            return f"pod {name}: {waiting['reason']}: {waiting.get('message') or ''}".rstrip(": ")
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+            return (f"pod {name} cannot be scheduled: "
+                    f"{cond.get('message') or cond.get('reason') or 'no node fits'}")
+    warnings = [e for e in events if e.get("type") == "Warning"]
+    if warnings:
+        return f"pod {name}: {warnings[-1].get('reason')}: {warnings[-1].get('message') or ''}"
+    return f"pod {name} is Pending"

@@ -169,6 +169,12 @@ class JobRunner:
         if progress and progress != job.progress:
             job.progress, changed = progress, True
         if ended is None:
+            # A backend that knows why the job's work has not started (a Kubernetes pod the
+            # cluster cannot schedule) says so; the job still holds its GPUs meanwhile.
+            waiting = self.backend.waiting_reason(job.handle) if hasattr(
+                self.backend, "waiting_reason") else ""
+            if waiting != job.reason:
+                job.reason, changed = waiting, True
             if changed:
                 self.store.save(job)
             return
