@@ -3,6 +3,9 @@
     jupyter-mlops up [--data-dir DIR] [--port 8000] [--ip 127.0.0.1]
                      [--ssl-cert FULLCHAIN.pem --ssl-key KEY.pem]
     jupyter-mlops reset-password USER [--data-dir DIR]
+    jupyter-mlops backup DEST [--data-dir DIR] [--keep N]   (while the platform runs)
+    jupyter-mlops verify SRC
+    jupyter-mlops restore SRC --data-dir NEW_DIR
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import urllib.request
 from pathlib import Path
 
 from . import process_tree
+from .core.errors import MlopsError
 from .hub import REPO_ROOT
 
 ADMIN = "admin"
@@ -265,6 +269,13 @@ def cmd_up(args) -> int:
         except ValueError as e:
             raise UpError(f"--gpu-devices is not JSON: {e}") from None
 
+    from .upgrade import UpgradeFailed, upgrade_at_start
+
+    try:
+        upgrade_at_start(data_dir)
+    except UpgradeFailed as e:
+        raise UpError(str(e)) from None
+
     first_password = None
     if not has_password(data_dir, ADMIN):
         first_password = secrets.token_urlsafe(12)
@@ -335,6 +346,69 @@ def cmd_gc(args) -> int:
     return gc_main(args.url, args.token, args.delete, args.grace_hours)
 
 
+class ProgressLine:
+    """One line per stage on stderr, redrawn in place on a terminal (``backup``, ``verify``,
+    ``restore`` of thousands of objects take a while)."""
+
+    def __init__(self):
+        self.tty = sys.stderr.isatty()
+        self.last = (None, 0.0)
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        finished = done >= total
+        if not finished and stage == self.last[0] and now - self.last[1] < (0.2 if self.tty
+                                                                             else 5):
+            return
+        self.last = (stage, now)
+        line = f"  {stage}: {done}/{total}"
+        if self.tty:
+            print(f"\r\033[K{line}", end="\n" if finished else "", file=sys.stderr,
+                  flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+
+def cmd_backup(args) -> int:
+    from .core.backup import Backup
+
+    t0 = time.monotonic()
+    m = Backup(Path(args.data_dir), Path(args.dest), ProgressLine()).run(keep=args.keep)
+    c = m["counts"]
+    print(f"jupyter-mlops: backup {m['snapshot']} complete in {time.monotonic() - t0:.1f} s: "
+          f"{c['databases']} databases, {c['files']} files ({c['files_copied']} copied, "
+          f"{c['files_linked']} unchanged), {c['objects']} dataset objects "
+          f"({c['objects_copied']} new)")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .core.backup import verify
+
+    manifest, problems = verify(Path(args.src), ProgressLine())
+    for p in problems:
+        print(f"  {p}", file=sys.stderr)
+    if problems:
+        print(f"jupyter-mlops: the backup of {manifest['created']} is NOT whole: "
+              f"{len(problems)} problems", file=sys.stderr)
+        return 1
+    c = manifest["counts"]
+    print(f"jupyter-mlops: the backup of {manifest['created']} matches its manifest: "
+          f"{c['files']} files, {c['objects']} dataset objects, "
+          f"{len(manifest['databases'])} databases sound")
+    return 0
+
+
+def cmd_restore(args) -> int:
+    from .core.backup import restore
+
+    m = restore(Path(args.src), Path(args.data_dir), ProgressLine())
+    print(f"jupyter-mlops: restored the backup of {m['created']} into "
+          f"{Path(args.data_dir).resolve()}; start it with "
+          f"`jupyter-mlops up --data-dir {args.data_dir}`")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jupyter-mlops", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -371,6 +445,20 @@ def build_parser() -> argparse.ArgumentParser:
                     help="keep unreferenced objects younger than this (a publish may be "
                          "running); default 24")
     gc.set_defaults(func=cmd_gc)
+    bk = sub.add_parser("backup", help="a consistent backup of a data directory, also while "
+                                       "the platform runs (incremental; docs/operations.md)")
+    bk.add_argument("dest", help="backup destination (a directory; created if missing)")
+    bk.add_argument("--data-dir", default="mlops-data")
+    bk.add_argument("--keep", type=int, default=0,
+                    help="keep only the newest N snapshots in DEST (default 0: keep all)")
+    bk.set_defaults(func=cmd_backup)
+    vf = sub.add_parser("verify", help="check a backup against its manifest")
+    vf.add_argument("src", help="a backup destination (its newest snapshot) or one snapshot")
+    vf.set_defaults(func=cmd_verify)
+    rs = sub.add_parser("restore", help="restore a backup into a new, empty data directory")
+    rs.add_argument("src", help="a backup destination (its newest snapshot) or one snapshot")
+    rs.add_argument("--data-dir", required=True, help="new data directory (empty or absent)")
+    rs.set_defaults(func=cmd_restore)
     return p
 
 
@@ -379,6 +467,9 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except UpError as e:
+        print(f"jupyter-mlops: error: {e}", file=sys.stderr)
+        return 2
+    except MlopsError as e:  # backup, verify, restore
         print(f"jupyter-mlops: error: {e}", file=sys.stderr)
         return 2
     except Interrupted as e:  # before anything was started
