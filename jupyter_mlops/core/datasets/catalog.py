@@ -33,6 +33,7 @@ from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..projects import Projects
 from ..roles import Caller
 from .manifest import VERSION_RE, Manifest, check_name, diff
+from .splits import carry, moves
 
 SCHEMA = [
     """CREATE TABLE datasets (
@@ -295,7 +296,7 @@ class DatasetCatalog:
                                 " AND number = :v", n=name, v=v.number)[0]
             if len(self._manifests) > 64:
                 self._manifests.clear()
-            self._manifests[key] = Manifest.from_dict(json.loads(row["manifest"]))
+            self._manifests[key] = Manifest.from_dict(json.loads(row["manifest"]), stored=True)
         return v, self._manifests[key]
 
     def referenced_hashes(self) -> set[str]:
@@ -346,7 +347,7 @@ class DatasetCatalog:
         for t in tags:
             self._check_tag(t)
         check = self.check_publish(caller, name, project)
-        summary = manifest.summary()
+        manifest, summary = self._against_parent(name, manifest, check["exists"])
         body = json.dumps(manifest.to_dict(), separators=(",", ":"))
         now = clock.now()
         try:
@@ -356,6 +357,26 @@ class DatasetCatalog:
             raise Conflict(f"dataset {name!r} changed while this version was recorded; "
                            "publish again") from None
         return self._resolve(name, f"v{number}")
+
+    def _against_parent(self, name: str, manifest: Manifest,
+                        exists: bool) -> tuple[Manifest, dict]:
+        """The manifest to record, with the split carried from the latest version (see
+        ``splits.carry``), and its summary naming that parent and what moved between splits."""
+        parent = None
+        last = self.db.query("SELECT MAX(number) AS n FROM dataset_versions WHERE dataset = :n",
+                             n=name) if exists else []
+        if last and last[0]["n"]:
+            parent = self._manifest(name, f"v{last[0]['n']}")
+        if parent is not None:
+            split = carry(manifest.split, parent[1].split)
+            if split != manifest.split:
+                manifest = Manifest.build(manifest.entries, split)
+        summary = manifest.summary()
+        if parent is not None:
+            summary["parent"] = parent[0].version
+            if manifest.split is not None:
+                summary["split_moves"] = moves(parent[1].entries, manifest.entries)
+        return manifest, summary
 
     def _record(self, caller, name, check, manifest, message, tags, summary, body,
                 now) -> int:

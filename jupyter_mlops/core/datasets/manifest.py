@@ -7,7 +7,6 @@ id. Versions never change; only names and tags pointing at them move.
 from __future__ import annotations
 
 import json
-import random
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
@@ -16,6 +15,7 @@ from typing import Iterable
 import blake3
 
 from ..errors import InvalidInput
+from .splits import Split, assign, moves, resolve_overrides
 
 HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 # Dataset names (and tags), also as URL route patterns of the server extension and the control
@@ -109,47 +109,6 @@ class FileEntry:
 
 
 @dataclass(frozen=True)
-class Split:
-    """A seeded train/val/test split of the images: the same seed gives the same split."""
-
-    seed: int = 0
-    train: float = 0.8
-    val: float = 0.1
-    test: float = 0.1
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "Split | None":
-        if not d:
-            return None
-        try:
-            s = cls(seed=int(d.get("seed", 0)), train=float(d.get("train", 0.8)),
-                    val=float(d.get("val", 0.1)), test=float(d.get("test", 0.1)))
-        except (TypeError, ValueError):
-            raise InvalidInput("split needs an integer seed and numeric train/val/test") from None
-        if min(s.train, s.val, s.test) < 0 or abs(s.train + s.val + s.test - 1) > 1e-6:
-            raise InvalidInput("split fractions must be >= 0 and add up to 1")
-        return s
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def assign_split(entries: list[FileEntry], split: Split | None) -> list[FileEntry]:
-    """Entries with ``split`` set on images: a seeded shuffle of the sorted image paths."""
-    if split is None:
-        return [replace(e, split=None) for e in entries]
-    images = sorted(e.path for e in entries if e.kind == "image")
-    random.Random(split.seed).shuffle(images)
-    n = len(images)
-    n_train = round(n * split.train)
-    n_val = round(n * split.val)
-    where = {}
-    for i, p in enumerate(images):
-        where[p] = "train" if i < n_train else "val" if i < n_train + n_val else "test"
-    return [replace(e, split=where.get(e.path)) for e in entries]
-
-
-@dataclass(frozen=True)
 class Manifest:
     entries: tuple[FileEntry, ...]
     split: Split | None = None
@@ -162,18 +121,25 @@ class Manifest:
             if e.path in by_path:
                 raise InvalidInput(f"file {e.path!r} appears twice")
             by_path[e.path] = e
-        ordered = assign_split([by_path[p] for p in sorted(by_path)], split)
+        if split is not None and split.overrides:
+            split = resolve_overrides(split, {p: e.hash for p, e in by_path.items()
+                                              if e.kind == "image"})
+        ordered = assign([by_path[p] for p in sorted(by_path)], split)
         body = json.dumps({"files": [e.to_dict() for e in ordered],
                            "split": split.to_dict() if split else None},
                           sort_keys=True, separators=(",", ":"))
         return cls(tuple(ordered), split, blake3.blake3(body.encode()).hexdigest())
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Manifest":
+    def from_dict(cls, d: dict, stored: bool = False) -> "Manifest":
+        """``stored``: read from the catalog, where a split without ``method`` was made by the
+        shuffle of versions recorded before splits were stable (kept as they were made)."""
         files = d.get("files")
         if not isinstance(files, list):
             raise InvalidInput("a manifest needs a list 'files'")
-        return cls.build((FileEntry.from_dict(f) for f in files), Split.from_dict(d.get("split")))
+        raw = d.get("split")
+        legacy = stored and isinstance(raw, dict) and "method" not in raw
+        return cls.build((FileEntry.from_dict(f) for f in files), Split.from_dict(raw, legacy))
 
     def to_dict(self) -> dict:
         return {"id": self.id, "files": [e.to_dict() for e in self.entries],
@@ -212,4 +178,7 @@ def diff(old: Manifest, new: Manifest) -> dict:
     changed = [{"path": p, "old": a[p].to_dict(), "new": b[p].to_dict()}
                for p in sorted(a.keys() & b.keys()) if a[p].hash != b[p].hash]
     unchanged = sum(1 for p in a.keys() & b.keys() if a[p].hash == b[p].hash)
-    return {"added": added, "removed": removed, "changed": changed, "unchanged": unchanged}
+    out = {"added": added, "removed": removed, "changed": changed, "unchanged": unchanged}
+    if old.split or new.split:
+        out["split_moves"] = moves(old.entries, new.entries)
+    return out
