@@ -53,6 +53,10 @@ class Exit:
     error: str = ""
     returncode: int | None = None
     metrics: dict | None = None
+    # When the job's work really started and ended, when the backend knows better than the
+    # runner's clock (a Slurm job waits in Slurm's queue after it was submitted).
+    started_at: float | None = None
+    finished_at: float | None = None
 
 
 def _read_json(path: Path):

@@ -186,7 +186,9 @@ class JobRunner:
             job.state = job.cancel_requested
         job.exit_code = ended.returncode
         job.metrics = ended.metrics or {}
-        job.finished_at = clock.now()
+        job.finished_at = ended.finished_at or clock.now()
+        if ended.started_at:  # the backend's scheduler started it later than it was submitted
+            job.started_at = ended.started_at
         await self._end_run(job)
         await self._release(job)
         self.store.save(job)
