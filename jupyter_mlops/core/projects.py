@@ -207,6 +207,16 @@ class Projects:
             " AND role = 'manager'", p=project.name, u=caller.name)) or bool(
             set(caller.groups) & set(self.groups(project.name)))
 
+    def manager_names(self, name: str) -> list[str]:
+        """Who manages project ``name`` by name: its creator and members made managers
+        (managers through a linked hub group are known to the hub only)."""
+        project = self._row(name)
+        if not project or project.everyone:
+            return []
+        rows = self.db.query("SELECT username FROM project_members WHERE project = :p"
+                             " AND role = 'manager' ORDER BY username", p=name)
+        return list(dict.fromkeys([project.created_by, *(r["username"] for r in rows)]))
+
     def require_manager(self, caller: Caller, name: str) -> Project:
         project = self.require_member(caller, name)
         if not self.is_manager(caller, project):

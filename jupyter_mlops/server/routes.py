@@ -8,6 +8,7 @@ from . import models
 from . import deployments
 from . import projects
 from . import jobs
+from . import notifications
 from . import template
 from .handlers import NotFoundHandler, StatusHandler
 
@@ -19,6 +20,7 @@ ROUTES = [
     *datasets.ROUTES,  # the dataset catalog, publish, status, thumbnails
     *projects.ROUTES,  # the user's projects for the sidebar
     *jobs.ROUTES,  # jobs, sweeps, pipelines
+    *notifications.ROUTES,  # the caller's notification feed
     *template.ROUTES,  # copy a project template into the workspace
     # experiments, runs and the model registry (MLflow through the gateway)
     (r"experiments", exp.ExperimentsHandler),

@@ -24,6 +24,7 @@ from .._version import __version__
 from ..core.db import Database
 from ..core.gpu_allocation import GpuAllocator
 from ..core.gpus import GpuInventory, inventory_from_config
+from ..core.notifications import Notifications
 from ..core.projects import Projects
 from ..core.datasets.catalog import DatasetCatalog
 from ..backends.store import ObjectStore, StoreSettings, store_from_settings
@@ -47,6 +48,8 @@ class ServiceContext:
     datasets: "DatasetCatalog | None" = None  # the shared dataset catalog (core.datasets)
     store: "ObjectStore | None" = None  # where dataset bytes live (backends.store)
     jobs: "JobsPlatform | None" = None  # jobs, sweeps, pipelines + runner (service.jobs_runner)
+    # the lab's notification feed: ``notifications.notify(users, kind, message, link=None)``
+    notifications: "Notifications | None" = None
 
 
 class MlopsService(Application):
@@ -115,6 +118,13 @@ class MlopsService(Application):
         sections). What the hub passes on the command line wins over the file.""",
     ).tag(config=True)
 
+    notifications_per_user = Integer(
+        200,
+        help="""How many notifications each person's feed keeps (the oldest go first). The lab
+        shows new ones as they come; the rest is history a few hundred entries cover, and a
+        bound keeps a chatty sweep from growing the database.""",
+    ).tag(config=True)
+
     aliases = {
         "data-dir": "MlopsService.data_dir",
         "gpu-devices": "MlopsService.gpu_devices",
@@ -155,6 +165,7 @@ class MlopsService(Application):
             gpu_allocator=GpuAllocator(db, inventory),
             datasets=DatasetCatalog(db, Projects(db)),
             store=store_from_settings(StoreSettings(parent=self), str(data_dir)),
+            notifications=Notifications(db, self.notifications_per_user),
         )
         context.admin = PlatformAdmin(db, context.projects, context.gpu_allocator, inventory,
                                       parent=self)
@@ -169,6 +180,9 @@ class MlopsService(Application):
         from .jobs_runner import build_jobs
 
         self.context.jobs = build_jobs(self, self.context)
+        from .notices import connect_notices
+
+        connect_notices(self.context, self.service_prefix)
         prefix = self.service_prefix
         handlers = routes(prefix, self.context) + [
             (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),

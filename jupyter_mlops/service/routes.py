@@ -4,9 +4,10 @@ from .handlers import datasets
 from .handlers import admin, pages, projects
 from .handlers import deployments
 from .handlers import jobs
+from .handlers import notifications
 from .handlers.base import NoSuchEndpointHandler, NotFoundHandler
-from .handlers.gpus import (GpuAllocationsHandler, GpuQuotaHandler, GpuQuotasHandler,
-                            GpusHandler)
+from .handlers.gpus import (GpuAllocationsHandler, GpuAvailabilityHandler, GpuQuotaHandler,
+                            GpuQuotasHandler, GpusHandler, ServerGpuHandler, ServerGpusHandler)
 from .handlers.status import StatusHandler
 
 
@@ -19,12 +20,16 @@ def routes(prefix: str, context) -> list[tuple]:
         *deployments.ROUTES,
         (r"/gpus", GpusHandler),
         (r"/gpus/allocations", GpuAllocationsHandler),
+        (r"/gpus/allocations/servers", ServerGpusHandler),
+        (r"/gpus/allocations/servers/([^/]+)", ServerGpuHandler),
+        (r"/gpus/availability", GpuAvailabilityHandler),
         (r"/gpus/quotas", GpuQuotasHandler),
         (r"/gpus/quotas/([^/]+)/([^/]+)", GpuQuotaHandler),
         *datasets.ROUTES,
     ]
     table += [*admin.ROUTES, *projects.ROUTES]
     table += jobs.ROUTES
+    table += notifications.ROUTES
     kw = {"context": context, "service_prefix": prefix}
     out = [(api + path, handler, kw) for path, handler in table]
     # Last of the API: any other path, or a parameter the patterns above refuse, is a JSON 404.

@@ -43,6 +43,17 @@ class Deployments:
         self.policies = ApprovalPolicies(db, projects)
         self.endpoint_tokens = EndpointTokens(db)
         self.history = DeploymentHistory(db)
+        # callbacks(row, actor, action, version, reason) after a change is stored: the lab's
+        # notifications (core.notices) tell the owner and the approvers
+        self.on_event: list = []
+
+    def _announce(self, row: dict, actor: str, action: str, version: str,
+                  reason: str = "") -> None:
+        for cb in self.on_event:
+            try:
+                cb(row, actor, action, version, reason)
+            except Exception:  # what happened is stored; only the telling failed
+                log.exception("deployment %s: announcing %s failed", row["name"], action)
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -170,6 +181,8 @@ class Deployments:
             raise Conflict(f"a deployment named {name!r} exists already") from None
         if not wait:
             self._launch(name, version, model_uri)
+        else:
+            self._announce(self._row(name), caller.name, "requested", version)
         return self.get(caller, name)
 
     @staticmethod
@@ -197,6 +210,7 @@ class Deployments:
                                 f"{version} waits for a project manager's approval"),
                          model_version=version, status="pending_approval", message="", log="",
                          updated_by=caller.name)
+            self._announce(row, caller.name, "requested", version)
             return self.get(caller, name)
         status = "updating" if row["serving_version"] else "starting"
         self._update(name, (caller.name, "switched", version,
@@ -204,6 +218,7 @@ class Deployments:
                      model_version=version, status=status, message="", log="",
                      updated_by=caller.name)
         self._launch(name, version, model_uri)
+        self._announce(row, caller.name, "switched", version)
         return self.get(caller, name)
 
     # --- approvals (optional, per project) ---------------------------------------------------
@@ -227,6 +242,7 @@ class Deployments:
         self._update(name, (caller.name, "approved", version, ""), updated_by=caller.name,
                      status="updating" if row["serving_version"] else "starting")
         self._launch(name, version)
+        self._announce(row, caller.name, "approved", version)
         return self.get(caller, name)
 
     def reject(self, caller: Caller, name: str, reason: str = "") -> dict:
@@ -239,6 +255,7 @@ class Deployments:
         else:
             self._update(name, (caller.name, "rejected", row["model_version"], reason),
                          status="failed", message=message)
+        self._announce(row, caller.name, "rejected", row["model_version"], reason)
         return self.get(caller, name)
 
     def approvals(self, caller: Caller) -> dict:
@@ -269,6 +286,7 @@ class Deployments:
             self.endpoint_tokens.forget(conn, name)
             record_event(conn, name, caller.name, "deleted", row["serving_version"])
             self.history.archive(conn, row, caller.name)
+        self._announce(row, caller.name, "deleted", row["serving_version"] or "")
         self.traffic.pop(name, None)
         for key in ("instance", "pending"):
             if row[key]:

@@ -149,6 +149,7 @@ class Pipelines:
     def __init__(self, jobs: Jobs):
         self.jobs = jobs
         self.store = jobs.store
+        self.on_finished: list = []  # callbacks(stored dict) once it reached its final state
 
     def create(self, caller: Caller, body: dict) -> dict:
         p = parse_pipeline(body.get("spec") if isinstance(body, dict) and "spec" in body
@@ -205,6 +206,9 @@ class Pipelines:
         self.store.save_group(p["id"], state or p["state"], data)
         if state:
             p["state"] = state
+            if state in TERMINAL:
+                for cb in self.on_finished:
+                    cb(p)
 
     async def tick(self) -> None:
         for p in self.store.groups("pipeline", limit=1000):

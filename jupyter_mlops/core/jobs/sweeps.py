@@ -156,6 +156,7 @@ class Sweeps:
         self._studies: dict[int, optuna.Study] = {}
         self._report_pos: dict[int, int] = {}
         self._mlflow: dict[int, MlflowRest] = {}
+        self.on_finished: list = []  # callbacks(stored dict) once it reached its final state
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -218,6 +219,9 @@ class Sweeps:
         self.store.save_group(s["id"], state or s["state"], data)
         if state:
             s["state"] = state
+            if state in TERMINAL:
+                for cb in self.on_finished:
+                    cb(s)
 
     def study(self, s: dict) -> optuna.Study:
         if s["id"] not in self._studies:
