@@ -55,9 +55,9 @@ class GpuPodSettings(Configurable):
 
     runtime_class = Unicode(
         "",
-        help="""``runtimeClassName`` of GPU pods, e.g. ``nvidia`` where the NVIDIA container
-        runtime is not the nodes' default (GPU Operator installs without a default runtime).
-        Empty: none.""",
+        help="""``runtimeClassName`` of the pods, e.g. ``nvidia`` where the NVIDIA container
+        runtime is not the nodes' default (GPU Operator installs without a default runtime),
+        or a sandboxed runtime (gVisor, Kata) for users' code. Empty: the nodes' default.""",
     ).tag(config=True)
 
     shm_size = Unicode(
@@ -79,7 +79,7 @@ class GpuPodSettings(Configurable):
         """Pod-spec fields (node selector, tolerations, RuntimeClass) for ``gpus`` GPUs."""
         return gpu_placement(gpus=gpus, gpu_type=gpu_type, node_selector=self.node_selector,
                              tolerations=self.tolerations,
-                             runtime_class=self.runtime_class if gpus else "",
+                             runtime_class=self.runtime_class,
                              gpu_product_label=self.gpu_product_label)
 
     def shm(self) -> tuple[dict, dict] | None:

@@ -110,8 +110,8 @@ def gpu_placement(*, gpus: int, gpu_type: str = "", node_selector: dict | None =
     and ``tolerations`` as configured; a pod with GPUs also tolerates the usual GPU taint
     (``nvidia.com/gpu``, NoSchedule) and, with a ``gpu_type``, selects nodes whose
     ``gpu_product_label`` is that type. A GPU type or taint without GPUs would only keep a
-    CPU pod off CPU nodes, so neither is added then. ``runtime_class``: the RuntimeClass of
-    clusters where the NVIDIA runtime is not the default one.
+    CPU pod off CPU nodes, so neither is added then. ``runtime_class``: the pod's RuntimeClass
+    (the NVIDIA runtime where it is not the nodes' default, or a sandbox).
     ref: https://kubernetes.io/docs/concepts/containers/runtime-class/
     """
     selector = dict(node_selector or {})

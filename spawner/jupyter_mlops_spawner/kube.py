@@ -21,15 +21,14 @@ from kubespawner import KubeSpawner
 from kubespawner.clients import shared_client
 from traitlets import Bool, Dict, Float, Unicode, default
 
+from jupyter_mlops.backends.kube_pods import FATAL_WAITING
+
 from . import objects
 from .profiles import Profile, ProfileSpawnerMixin, spawn_error
 
-# Container states a kubelet reports for a pod that will not start by waiting longer.
-FATAL_WAITING = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName",
-                 "CreateContainerConfigError", "CreateContainerError"}
 MERGED = ("volumes", "volume_mounts", "tolerations", "environment", "node_selector",
           "extra_resource_limits", "image", "cpu_limit", "cpu_guarantee", "mem_limit",
-          "mem_guarantee")
+          "mem_guarantee", "extra_pod_config")
 
 
 class MlopsKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
@@ -122,6 +121,7 @@ class MlopsKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
         self.node_selector = {**base["node_selector"], **o["node_selector"]}
         self.extra_resource_limits = {**base["extra_resource_limits"],
                                       **o["extra_resource_limits"]}
+        self.extra_pod_config = {**base["extra_pod_config"], **o["extra_pod_config"]}
 
     def get_env(self):
         env = super().get_env()

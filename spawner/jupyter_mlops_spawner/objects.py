@@ -2,17 +2,16 @@
 
 No I/O, keyword-only arguments, plain dicts out: tests compare them with literal dicts and
 validate them against the Kubernetes schemas, no cluster needed. The pod itself is built by
-kubespawner's ``make_pod`` from the traits :func:`profile_overrides` returns.
+kubespawner's ``make_pod`` from the traits :func:`profile_overrides` returns, placed by the same
+rule as training Jobs and model servers (``jupyter_mlops.backends.kube_pods.gpu_placement``).
 """
 from __future__ import annotations
 
-from jupyter_mlops.backends.kube_pods import GPU_RESOURCE
+from jupyter_mlops.backends.kube_pods import (GPU_PRODUCT_LABEL, GPU_RESOURCE,  # noqa: F401
+                                              gpu_placement, gpu_toleration, shm_volume)
 
 from .profiles import Profile
 
-# Label the NVIDIA GPU feature discovery puts on nodes, e.g. "NVIDIA-A100-SXM4-40GB".
-# ref: https://github.com/NVIDIA/k8s-device-plugin#catalog-of-labels
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 DATASETS_MOUNT = "/mnt/datasets"
 DATASETS_VOLUME = "datasets"
 LABELS = {"app.kubernetes.io/part-of": "jupyter-mlops"}
@@ -28,30 +27,25 @@ def dataset_volume_mount(*, mount_path: str = DATASETS_MOUNT) -> dict:
     return {"name": DATASETS_VOLUME, "mountPath": mount_path, "readOnly": True}
 
 
-def gpu_toleration() -> dict:
-    # GPU node pools are usually tainted so CPU pods stay off them.
-    # ref: https://kubernetes.io/docs/concepts/scheduling-eviction/taint-and-toleration/
-    return {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
-
-
 def profile_overrides(*, profile: Profile, default_image: str, dataset_claim: str | None,
                       dataset_mount: str = DATASETS_MOUNT, environment: dict | None = None,
                       gpu_product_label: str = GPU_PRODUCT_LABEL) -> dict:
     """KubeSpawner trait values for one profile (merged onto the configured ones by the caller).
 
-    GPUs become an ``nvidia.com/gpu`` limit (the device plugin also treats it as the request),
-    ``gpu_type`` a node selector on ``gpu_product_label``, and GPU profiles tolerate the
-    usual GPU taint.
+    GPUs become a limit of ``nvidia.com/gpu`` or of the profile's ``gpu_resource`` (a MIG
+    slice; the device plugin also treats the limit as the request), ``gpu_type`` a node
+    selector on ``gpu_product_label``, and GPU profiles tolerate the usual GPU taint;
+    ``runtime_class`` becomes the pod's ``runtimeClassName`` (``extra_pod_config``) and
+    ``shm_size`` a memory-backed ``/dev/shm``.
     """
-    node_selector = dict(profile.node_selector)
-    tolerations = [dict(t) for t in profile.tolerations]
+    placement = gpu_placement(gpus=profile.gpus, gpu_type=profile.gpu_type or "",
+                              node_selector=profile.node_selector,
+                              tolerations=profile.tolerations,
+                              runtime_class=profile.runtime_class or "",
+                              gpu_product_label=gpu_product_label)
     extra_limits = {}
     if profile.gpus:
-        extra_limits[GPU_RESOURCE] = str(profile.gpus)
-        if gpu_toleration() not in tolerations:
-            tolerations.append(gpu_toleration())
-        if profile.gpu_type:
-            node_selector[gpu_product_label] = profile.gpu_type
+        extra_limits[profile.gpu_resource or GPU_RESOURCE] = str(profile.gpus)
     env = dict(environment or {})
     env["JUPYTER_MLOPS_PROFILE"] = profile.slug
     volumes, mounts = [], []
@@ -59,6 +53,13 @@ def profile_overrides(*, profile: Profile, default_image: str, dataset_claim: st
         volumes.append(dataset_volume(claim_name=dataset_claim))
         mounts.append(dataset_volume_mount(mount_path=dataset_mount))
         env["JUPYTER_MLOPS_DATASETS"] = dataset_mount
+    if profile.shm_size:
+        volume, mount = shm_volume(size=profile.shm_size)
+        volumes.append(volume)
+        mounts.append(mount)
+    pod_config = {}
+    if "runtimeClassName" in placement:
+        pod_config["runtimeClassName"] = placement["runtimeClassName"]
     return {
         "image": profile.image or default_image,
         "cpu_limit": profile.cpu_limit,
@@ -66,11 +67,12 @@ def profile_overrides(*, profile: Profile, default_image: str, dataset_claim: st
         "mem_limit": profile.mem_limit,
         "mem_guarantee": profile.mem_guarantee,
         "extra_resource_limits": extra_limits,
-        "node_selector": node_selector,
-        "tolerations": tolerations,
+        "node_selector": placement["nodeSelector"],
+        "tolerations": placement["tolerations"],
         "volumes": volumes,
         "volume_mounts": mounts,
         "environment": env,
+        "extra_pod_config": pod_config,
     }
 
 

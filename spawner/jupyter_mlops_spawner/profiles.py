@@ -20,6 +20,7 @@ from traitlets import Any, List, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
 from jupyter_mlops.core.db import Database
+from jupyter_mlops.backends.kube_pods import GPU_RESOURCE_RE
 from jupyter_mlops.core.errors import MlopsError
 from jupyter_mlops.core.gpu_allocation import GpuAllocator
 from jupyter_mlops.core.gpus import inventory_from_config
@@ -44,6 +45,9 @@ class Profile:
     node_selector: dict = field(default_factory=dict)
     tolerations: tuple = ()
     image: str | None = None  # Kubernetes only
+    gpu_resource: str | None = None  # Kubernetes: a MIG slice, "nvidia.com/mig-1g.10gb"
+    shm_size: str | None = None  # Kubernetes: a memory-backed /dev/shm of this size, "8G"
+    runtime_class: str | None = None  # Kubernetes: the pod's runtimeClassName
     allowed_groups: tuple[str, ...] = ()
     allowed_roles: tuple[str, ...] = ()
     default: bool = False
@@ -63,7 +67,13 @@ class Profile:
         gpus = d.get("gpus", 0)
         if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
             raise ValueError(f"profile {slug!r}: gpus must be a whole number >= 0")
-        for key in ("mem_guarantee", "mem_limit"):
+        if d.get("gpu_resource") is not None and not GPU_RESOURCE_RE.match(
+                str(d["gpu_resource"])):
+            raise ValueError(f"profile {slug!r}: gpu_resource is nvidia.com/gpu or a MIG "
+                             "resource like nvidia.com/mig-1g.10gb")
+        if d.get("runtime_class") is not None and not SLUG_RE.match(str(d["runtime_class"])):
+            raise ValueError(f"profile {slug!r}: runtime_class is the name of a RuntimeClass")
+        for key in ("mem_guarantee", "mem_limit", "shm_size"):
             if d.get(key) is not None and not MEM_RE.match(str(d[key])):
                 raise ValueError(f"profile {slug!r}: {key} like '4G' or '512M'")
         for key in ("cpu_guarantee", "cpu_limit"):
@@ -122,9 +132,12 @@ class ProfileSpawnerMixin(Configurable):
         Keys: ``slug`` (required), ``display_name``, ``description``, ``cpu_guarantee``,
         ``cpu_limit`` (cores), ``mem_guarantee``, ``mem_limit`` ("8G"), ``gpus`` (count),
         ``gpu_type`` (matches the device name locally, e.g. "A100"; on Kubernetes the node label
-        ``nvidia.com/gpu.product``), ``node_selector``, ``tolerations``, ``image``
-        (Kubernetes), ``allowed_groups`` / ``allowed_roles`` (hub groups or roles that may use it;
-        both empty: everyone), ``default``. Example::
+        ``nvidia.com/gpu.product``), ``node_selector``, ``tolerations``, ``image``,
+        ``gpu_resource`` (a MIG slice the GPUs are asked as, e.g. ``nvidia.com/mig-1g.10gb``),
+        ``shm_size`` (a memory-backed ``/dev/shm``, e.g. "8G", for PyTorch data loaders),
+        ``runtime_class`` (the pod's RuntimeClass, e.g. "nvidia") (these four: Kubernetes),
+        ``allowed_groups`` / ``allowed_roles`` (hub groups or roles that may use it; both empty:
+        everyone), ``default``. Example::
 
             c.MlopsLocalSpawner.profiles = [
                 {"slug": "cpu", "display_name": "CPU only", "default": True},

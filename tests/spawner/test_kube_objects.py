@@ -36,7 +36,29 @@ def test_profile_overrides_for_a_gpu_profile():
         "volume_mounts": [{"name": "datasets", "mountPath": "/mnt/datasets", "readOnly": True}],
         "environment": {"A": "1", "JUPYTER_MLOPS_PROFILE": "a100",
                         "JUPYTER_MLOPS_DATASETS": "/mnt/datasets"},
+        "extra_pod_config": {},
     }
+
+
+def test_profile_overrides_for_a_mig_slice_with_shared_memory_and_a_runtime_class():
+    p = Profile.from_dict({"slug": "mig", "gpus": 1, "gpu_resource": "nvidia.com/mig-1g.10gb",
+                           "shm_size": "4G", "runtime_class": "nvidia",
+                           "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists",
+                                            "effect": "NoSchedule"}]})
+    o = objects.profile_overrides(profile=p, default_image="lab/base:1", dataset_claim=None)
+    assert o["extra_resource_limits"] == {"nvidia.com/mig-1g.10gb": "1"}
+    # the GPU taint's toleration is not doubled when the profile already names it
+    assert o["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists",
+                                 "effect": "NoSchedule"}]
+    assert o["volumes"] == [{"name": "dshm", "emptyDir": {"medium": "Memory",
+                                                          "sizeLimit": "4G"}}]
+    assert o["volume_mounts"] == [{"name": "dshm", "mountPath": "/dev/shm"}]
+    assert o["extra_pod_config"] == {"runtimeClassName": "nvidia"}
+    for bad, why in (({"gpu_resource": "amd.com/gpu"}, "gpu_resource"),
+                     ({"runtime_class": "Not A Name"}, "runtime_class"),
+                     ({"shm_size": "lots"}, "shm_size")):
+        with pytest.raises(ValueError, match=why):
+            Profile.from_dict({"slug": "x", "gpus": 1, **bad})
 
 
 def test_profile_overrides_cpu_profile_no_dataset():
@@ -98,7 +120,7 @@ def test_bad_object_is_caught_by_the_validator():
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("profile", ["cpu", "gpu-1"])
+@pytest.mark.parametrize("profile", ["cpu", "gpu-1", "mig"])
 async def test_full_user_pod_and_home_pvc_validate(profile, tmp_path, monkeypatch):
     # kubespawner loads a kubeconfig when built; nothing is contacted while building manifests
     use_kubeconfig(monkeypatch, write_kubeconfig(tmp_path / "kc", "http://127.0.0.1:9"))
@@ -108,6 +130,10 @@ async def test_full_user_pod_and_home_pvc_validate(profile, tmp_path, monkeypatc
     c.MlopsKubeSpawner.volumes = [{"name": "home",
                                    "persistentVolumeClaim": {"claimName": "{pvc_name}"}}]
     c.MlopsKubeSpawner.volume_mounts = [{"name": "home", "mountPath": "/home/jovyan"}]
+    if profile == "mig":
+        c.MlopsKubeSpawner.profiles = [{"slug": "mig", "gpus": 1, "shm_size": "2G",
+                                        "gpu_resource": "nvidia.com/mig-1g.10gb",
+                                        "runtime_class": "nvidia"}]
     sp = make_spawner("alice", c, profile=profile)
     await sp.load_user_options()
     async with ApiClient() as api:
@@ -121,11 +147,23 @@ async def test_full_user_pod_and_home_pvc_validate(profile, tmp_path, monkeypatc
     assert {"name": "home", "mountPath": "/home/jovyan"} in nb["volumeMounts"]
     env = {e["name"]: e.get("value") for e in nb["env"]}
     assert env["JUPYTER_MLOPS_DATASETS"] == "/mnt/datasets"
-    if profile == "gpu-1":
+    gpu_taint = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    if profile == "mig":
+        assert nb["resources"]["limits"]["nvidia.com/mig-1g.10gb"] == "1"
+        assert "nvidia.com/gpu" not in nb["resources"]["limits"]
+        assert pod["spec"]["runtimeClassName"] == "nvidia"
+        assert gpu_taint in pod["spec"]["tolerations"]
+        assert {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "2G"}} in \
+            pod["spec"]["volumes"]
+        assert {"name": "dshm", "mountPath": "/dev/shm"} in nb["volumeMounts"]
+    elif profile == "gpu-1":
+        assert gpu_taint in pod["spec"]["tolerations"]
         assert nb["resources"]["limits"]["nvidia.com/gpu"] == "1"
         assert pod["spec"]["nodeSelector"] == {"nvidia.com/gpu.product": "A100"}
         assert nb["image"] == "quay.io/jupyter/pytorch-notebook:cuda12-2025-01-06"
     else:
         assert "nvidia.com/gpu" not in nb["resources"].get("limits", {})
+        assert gpu_taint not in pod["spec"].get("tolerations", [])
+        assert "runtimeClassName" not in pod["spec"]
         assert nb["resources"]["limits"]["memory"] == 4 * 1024**3
         assert nb["image"] == "quay.io/jupyter/scipy-notebook:2025-01-06"
