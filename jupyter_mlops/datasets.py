@@ -79,10 +79,12 @@ class CatalogClient:
         return body, Manifest.from_dict(body.pop("manifest"))
 
     def record(self, name: str, manifest: Manifest, message: str = "", tags=(),
-               project: str | None = None) -> dict:
+               project: str | None = None, tool: str = "") -> dict:
         body = {"manifest": manifest.to_dict(), "message": message, "tags": _list(tags)}
         if project:
             body["project"] = project
+        if tool:
+            body["tool"] = tool
         return self.request("POST", f"api/datasets/{name}/versions", json=body).json()
 
     def diff(self, name: str, a: str, b: str) -> dict:
@@ -151,10 +153,15 @@ def diff(name: str, a: str, b: str, client: CatalogClient | None = None) -> dict
 
 def publish(folder_path: str | Path, name: str, message: str = "",
             split: dict | Split | None = None, tags=(), project: str | None = None,
-            client: CatalogClient | None = None, progress=None) -> dict:
+            client: CatalogClient | None = None, progress=None,
+            tool: str = "jupyter_mlops.datasets.publish") -> dict:
     """Publish ``folder_path`` as a new version of ``name``; only new content is sent.
 
-    ``split``: ``{"seed": 0, "train": 0.8, "val": 0.1, "test": 0.1}`` stores a seeded split.
+    ``split``: ``{"seed": 0, "train": 0.8, "val": 0.1, "test": 0.1, "overrides": {"img.tif":
+    "test"}}`` stores a split drawn per image from its content and the seed (stable as images
+    come and go); without one, the new version keeps the previous version's split, and
+    overrides given are merged over the previous ones. ``tool``: what made the annotations
+    (recorded with each image whose annotated objects changed, e.g. ``"napari 0.5"``).
     """
     check_name(name)
     c = _client(client)
@@ -168,14 +175,14 @@ def publish(folder_path: str | Path, name: str, message: str = "",
         if progress:
             progress("recording", 0, 1, 0)
         try:
-            version = c.record(name, manifest, message, tags, project)
+            version = c.record(name, manifest, message, tags, project, tool)
         except errors.Conflict:
             # an object found stored was collected as garbage meanwhile (core.datasets.gc):
             # send what is missing now and record once more
             files = folder.scan(folder_path)
             hashed = folder.hash_folder(files, cache)
             folder.upload(files, hashed, sink, progress=progress)
-            version = c.record(name, manifest, message, tags, project)
+            version = c.record(name, manifest, message, tags, project, tool)
     finally:
         if sink is not c:
             sink.close()

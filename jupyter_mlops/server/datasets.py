@@ -264,6 +264,10 @@ class PublishHandler(DatasetsBase):
         from ..core.datasets.manifest import Split
 
         split = Split.from_dict(split)  # bad input answers 400 now, not later in the job
+        from ..core.datasets.provenance import check_tool
+
+        tool = check_tool(body.get("tool")) or ("JupyterLab upload" if body.get("upload")
+                                                else "JupyterLab folder publish")
         catalog = self.catalog()
         message, project = str(body.get("message") or ""), body.get("project")
         try:  # refused now (403 with the reason), not after hashing and uploading
@@ -274,7 +278,8 @@ class PublishHandler(DatasetsBase):
 
         def run(progress):
             try:
-                return api.publish(src, name, message, split, tags, project, catalog, progress)
+                return api.publish(src, name, message, split, tags, project, catalog, progress,
+                                   tool=tool)
             finally:
                 catalog.close()
                 if body.get("upload"):

@@ -55,7 +55,11 @@ def published(platform, client, tmp_path_factory):
 def test_publish_records_versions_and_moves_latest(published, client):
     _, v1, v2 = published
     assert (v1["version"], v2["version"]) == ("v1", "v2")
-    assert v1["summary"]["images"] == 16 and v1["summary"]["splits"]["train"] == 13
+    assert v1["summary"]["images"] == 16 and sum(v1["summary"]["splits"].values()) == 16
+    # v2 was published without a split: it keeps v1's, and none of the 14 kept images moved
+    assert v2["summary"]["split"]["seed"] == 1 and v2["summary"]["parent"] == "v1"
+    moves = v2["summary"]["split_moves"]
+    assert (moves["kept"], moves["moved"], sum(moves["added"].values())) == (14, 0, 2)
     assert v1["author"] == "dana" and v1["message"] == "first"
     assert v2["transfer"]["uploaded"] == 2  # only the changed and the added image
     ds = client.dataset("cells")
@@ -70,6 +74,30 @@ def test_diff_of_two_versions(published, client):
     assert [e["path"] for e in d["removed"]] == ["img_0001.png"]
     assert [e["path"] for e in d["changed"]] == ["img_0002.tif"]
     assert d["unchanged"] == 15  # 14 images + annotations.json
+
+
+def test_a_correction_shows_as_moved_objects_with_who_and_tool(platform, people, client,
+                                                               tmp_path):
+    import json
+
+    root = tmp_path / "cells-fix"
+    cells.generate(root, n_images=4, seed=12, width=64, height=64)
+    datasets.publish(root, "cells-fix", client=client)
+    doc = json.loads((root / "annotations.json").read_text())
+    first = doc["annotations"][0]
+    first["bbox"][0] += 3  # a box nudged
+    (root / "annotations.json").write_text(json.dumps(doc))
+    v2 = datasets.publish(root, "cells-fix", client=client, tool="napari 0.5")
+    assert v2["summary"]["annotation_changes"]["moved"] == 1
+    d = client.diff("cells-fix", "v1", "v2")
+    [img] = d["objects"]["images"]
+    image = next(i["file_name"] for i in doc["images"] if i["id"] == first["image_id"])
+    assert img["path"] == image and (img["moved"], img["added"], img["removed"]) == (1, 0, 0)
+    assert [(c["author"], c["tool"], c["version"]) for c in img["changes"]] == [
+        ("dana", "napari 0.5", "v2")]
+    r = platform.api("GET", f"{API}/datasets/cells-fix/versions/v2/annotations",
+                     people["dana"], params={"path": image})
+    assert [h["version"] for h in r.json()["history"]] == ["v2"]
 
 
 def test_version_pages_annotations_and_thumbnails(published, platform, people):

@@ -33,6 +33,7 @@ from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..projects import Projects
 from ..roles import Caller
 from .manifest import VERSION_RE, Manifest, check_name, diff
+from . import provenance
 from .splits import carry, moves
 
 SCHEMA = [
@@ -112,6 +113,7 @@ class DatasetCatalog:
         self.projects = projects
         self.featured = featured
         db.migrate("datasets", SCHEMA)
+        db.migrate("dataset_provenance", provenance.SCHEMA)
         self._index_objects()
         self._manifests: dict[tuple[str, int], Manifest] = {}  # immutable, so cacheable
         # held while a version is recorded and while garbage is collected (see gc.py); the
@@ -306,11 +308,30 @@ class DatasetCatalog:
             out.update(f["hash"] for f in json.loads(r["manifest"])["files"])
         return out
 
-    def diff(self, caller: Caller, name: str, a: str, b: str) -> dict:
+    def diff(self, caller: Caller, name: str, a: str, b: str,
+             read: Callable[[str], bytes] | None = None) -> dict:
+        """Per-file differences; with ``read(hash)``, also the annotated objects added, removed
+        and moved per image, each image with the recorded changes between the two versions
+        (who, when, which tool)."""
         self.require_readable(caller, name)
         va, ma = self._manifest(name, a)
         vb, mb = self._manifest(name, b)
-        return {"dataset": name, "from": va.version, "to": vb.version, **diff(ma, mb)}
+        out = {"dataset": name, "from": va.version, "to": vb.version, **diff(ma, mb)}
+        if read is not None:
+            objects = provenance.object_diff(ma, mb, read)
+            lo, hi = sorted((va.number, vb.number))
+            by_path: dict[str, list] = {}
+            for r in provenance.history(self.db, name, hi, after=lo):
+                by_path.setdefault(r["path"], []).append(r)
+            for item in objects["images"]:
+                item["changes"] = by_path.get(item["path"], [])
+            out["objects"] = objects
+        return out
+
+    def annotation_history(self, caller: Caller, name: str, ref: str, path: str) -> list[dict]:
+        """The recorded changes of one image's annotated objects up to version ``ref``."""
+        v = self.resolve(caller, name, ref)
+        return provenance.history(self.db, name, v.number, path=path)
 
     # --- writing --------------------------------------------------------------------------
 
@@ -336,30 +357,40 @@ class DatasetCatalog:
         self._event(conn, name, caller.name, "created", None, f"in project {project}")
 
     def publish(self, caller: Caller, name: str, manifest: Manifest, message: str = "",
-                tags: tuple[str, ...] = (), project: str | None = None) -> DatasetVersion:
+                tags: tuple[str, ...] = (), project: str | None = None, *, tool: str = "",
+                read: Callable[[str], bytes] | None = None) -> DatasetVersion:
         """Record a new immutable version (objects must be stored already) and move tags.
 
         Publishing to a dataset that does not exist yet creates it in ``project`` (default
         ``default``); publishing to an existing one is a change (:meth:`check_publish`). The
         dataset (when new), the version, its object index, its tags and its audit event are one
         transaction: after a crash at any point the version is there whole or not at all.
+
+        With ``read(hash)`` (an object's bytes), the images whose annotated objects changed
+        against the parent version are recorded with the caller, the time and ``tool``
+        (``provenance``).
         """
         for t in tags:
             self._check_tag(t)
+        tool = provenance.check_tool(tool)
         check = self.check_publish(caller, name, project)
-        manifest, summary = self._against_parent(name, manifest, check["exists"])
+        manifest, summary, parent = self._against_parent(name, manifest, check["exists"])
+        changes = None
+        if parent is not None and read is not None:
+            changes = provenance.object_diff(parent[1], manifest, read, detailed=0)
+            summary["annotation_changes"] = {**changes["totals"], "tool": tool}
         body = json.dumps(manifest.to_dict(), separators=(",", ":"))
         now = clock.now()
         try:
             number = self._record(caller, name, check, manifest, message, tags, summary, body,
-                                  now)
+                                  now, (parent[0].number if parent else None, tool, changes))
         except sa.exc.IntegrityError:  # created or published concurrently: nothing recorded
             raise Conflict(f"dataset {name!r} changed while this version was recorded; "
                            "publish again") from None
         return self._resolve(name, f"v{number}")
 
     def _against_parent(self, name: str, manifest: Manifest,
-                        exists: bool) -> tuple[Manifest, dict]:
+                        exists: bool) -> tuple[Manifest, dict, tuple | None]:
         """The manifest to record, with the split carried from the latest version (see
         ``splits.carry``), and its summary naming that parent and what moved between splits."""
         parent = None
@@ -376,10 +407,10 @@ class DatasetCatalog:
             summary["parent"] = parent[0].version
             if manifest.split is not None:
                 summary["split_moves"] = moves(parent[1].entries, manifest.entries)
-        return manifest, summary
+        return manifest, summary, parent
 
     def _record(self, caller, name, check, manifest, message, tags, summary, body,
-                now) -> int:
+                now, annotated=(None, "", None)) -> int:
         with self.db.tx() as conn:
             if not check["exists"]:
                 self._insert(conn, caller, name, check["project"])
@@ -396,6 +427,9 @@ class DatasetCatalog:
             self._index(conn, name, {e.hash for e in manifest.entries})
             self._event(conn, name, caller.name, "published", f"v{number}",
                         (message or "")[:500])
+            parent, tool, changes = annotated
+            if changes:
+                provenance.record(conn, name, number, parent, caller.name, now, tool, changes)
         return number
 
     def check_publish(self, caller: Caller, name: str, project: str | None = None) -> dict:
@@ -438,12 +472,14 @@ class DatasetCatalog:
     def publish_stored(self, caller: Caller, name: str, manifest: Manifest,
                        missing: Callable[[list[str]], set[str]], message: str = "",
                        tags: tuple[str, ...] = (), project: str | None = None,
-                       durable: Callable[[], None] | None = None) -> DatasetVersion:
+                       durable: Callable[[], None] | None = None,
+                       **annotated) -> DatasetVersion:
         """:meth:`publish` after checking, under the store lock, that every object is stored.
 
         ``missing(hashes)`` asks the store; ``durable()`` flushes it, so the objects are on disk
         before the version naming them is. Inside the lock no garbage collection can delete an
-        object between the check and the record.
+        object between the check and the record. ``annotated``: ``tool`` and ``read`` of
+        :meth:`publish`.
         """
         self.check_publish(caller, name, project)
         hashes = sorted({e.hash for e in manifest.entries})
@@ -454,7 +490,7 @@ class DatasetCatalog:
                                f"(upload them first), e.g. {sorted(absent)[0]}")
             if durable is not None:
                 durable()
-            return self.publish(caller, name, manifest, message, tags, project)
+            return self.publish(caller, name, manifest, message, tags, project, **annotated)
 
     @staticmethod
     def _check_tag(tag: str) -> None:
@@ -498,6 +534,7 @@ class DatasetCatalog:
         with self.store_lock, self.db.tx() as conn:
             for table in ("dataset_tags", "dataset_versions", "dataset_objects"):
                 conn.execute(sa.text(f"DELETE FROM {table} WHERE dataset = :d"), {"d": name})
+            provenance.forget(conn, name)
             conn.execute(sa.text("DELETE FROM datasets WHERE name = :d"), {"d": name})
             self._event(conn, name, caller.name, "deleted", None,
                         f"owned by {ds['created_by']} in project {ds['project']}")

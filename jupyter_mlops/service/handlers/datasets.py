@@ -77,7 +77,10 @@ class VersionsHandler(ApiHandler):
         store = self.context.store
         v = await asyncio.to_thread(
             self.context.datasets.publish_stored, self.caller, name, manifest, store.missing,
-            str(body.get("message") or ""), tuple(tags), body.get("project"), store.sync)
+            str(body.get("message") or ""), tuple(tags), body.get("project"), store.sync,
+            tool=body.get("tool"), read=store.get_bytes)
+        # the catalog may have carried the parent's split: materialise what it recorded
+        _, manifest = self.context.datasets.stored_manifest(name, v.version)
         if isinstance(store, LocalStore) and self.context.datasets.shared(name):
             # the shared root gets versions every lab member may read, as hard links: user
             # servers read them in place. Other projects' versions never go there (the root is
@@ -152,9 +155,10 @@ class AnnotationsHandler(ApiHandler):
                                            entries[e.annotation].hash)
             async with _render_slots:
                 boxes = await asyncio.to_thread(ann.boxes_for, path, e.annotation, data)
+        history = self.context.datasets.annotation_history(self.caller, name, ref, path)
         self.write_json({"path": path, "annotation": e.annotation, "width": e.width,
                          "height": e.height, "boxes": boxes,
-                         "name": posixpath.basename(path)})
+                         "name": posixpath.basename(path), "history": history})
 
 
 class DiffHandler(ApiHandler):
@@ -163,7 +167,8 @@ class DiffHandler(ApiHandler):
         b = self.get_query_argument("to", "")
         if not a or not b:
             raise InvalidInput("give two versions: ?from=v1&to=v2")
-        self.write_json(self.context.datasets.diff(self.caller, name, a, b))
+        self.write_json(await asyncio.to_thread(self.context.datasets.diff, self.caller, name,
+                                                a, b, self.context.store.get_bytes))
 
 
 class TagHandler(ApiHandler):
