@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jupyterhub.traitlets import ByteSpecification
-from traitlets import Bool, CaselessStrEnum, Float, Integer, Unicode, default
+from traitlets import CaselessStrEnum, Float, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ..backends.accounts import AccountSettings
 from ..backends.jobs_local import LocalJobBackend
 from ..core.jobs import JobRunner, Jobs, JobStore
 from ..core.jobs.pipelines import Pipelines
-from ..core.jobs.snapshot import FolderSnapshot
 from ..core.jobs.sweeps import Sweeps
 from ..core.jobs.tracking import FixedTokenIssuer, HubTokenIssuer
 
@@ -129,36 +128,6 @@ class JobSettings(LoggingConfigurable):
         Postgres.""",
     ).tag(config=True)
 
-    snapshot_max_bytes = Integer(
-        50_000_000, help="""Bytes a job's code snapshot may hold. A job copies the folder it
-        runs from (without hidden files and what .gitignore ignores), so a script importing a
-        sibling module reruns exactly; a folder holding more is refused with its biggest files
-        named (data belongs in the dataset catalog, not in the code folder).""",
-    ).tag(config=True)
-
-    snapshot_max_files = Integer(
-        2000, help="Files a job's code snapshot may hold (see ``snapshot_max_bytes``).",
-    ).tag(config=True)
-
-    environments_dir = Unicode(
-        help="""Where "rerun exactly" rebuilds the environment a job ran with when the jobs'
-        environment has changed since: one virtual environment per user and lock,
-        ``<environments_dir>/<user>/<hash>``, built as the user's account and reused by later
-        reruns of the same lock. Defaults to ``<data_dir>/environments``.""",
-    ).tag(config=True)
-
-    environment_wheels = Unicode(
-        "", help="""A local folder of wheels that rebuilt environments install from before any
-        index (distributions the running environment has in the locked version are linked,
-        not installed).""",
-    ).tag(config=True)
-
-    environment_offline = Bool(
-        False, help="""Rebuild environments without any index: only from this environment,
-        ``environment_wheels`` and uv's cache. A lock needing anything else is refused with
-        what is missing.""",
-    ).tag(config=True)
-
     @default("python")
     def _default_python(self):
         return sys.executable
@@ -189,9 +158,7 @@ def build_jobs(parent, context) -> JobsPlatform:
         # Slurm places jobs; the same quotas (same database) count what was asked of it.
         allocator = GpuAllocator(context.db, SlurmGpuSlots(slurm.gpu_slots))
     jobs = Jobs(JobStore(context.db), context.projects, allocator, workspaces,
-                Path(settings.jobs_dir or data_dir / "jobs"), max_timeout=settings.max_timeout,
-                snapshots=FolderSnapshot(settings.snapshot_max_bytes, settings.snapshot_max_files),
-                datasets=getattr(context, "datasets", None))
+                Path(settings.jobs_dir or data_dir / "jobs"), max_timeout=settings.max_timeout)
     hub_api = os.environ.get("JUPYTERHUB_API_URL", "")
     service_token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
     tokens = (HubTokenIssuer(hub_api, service_token) if hub_api and service_token
@@ -212,11 +179,7 @@ def build_jobs(parent, context) -> JobsPlatform:
                        max_cpu_jobs=settings.max_cpu_jobs, tick_seconds=settings.tick_seconds,
                        token_lifetime=settings.token_lifetime,
                        dataset_dir=settings.shared_dataset_dir or str(data_dir / "datasets"),
-                       control_plane_url=settings.control_plane_url,
-                       environments={"dir": settings.environments_dir
-                                     or str(data_dir / "environments"),
-                                     "wheels": settings.environment_wheels,
-                                     "offline": settings.environment_offline})
+                       control_plane_url=settings.control_plane_url)
     storage = settings.optuna_storage or f"sqlite:///{data_dir / 'control' / 'optuna.sqlite'}"
     sweeps = Sweeps(jobs, storage, settings.tracking_uri, tokens)
     pipelines = Pipelines(jobs)
