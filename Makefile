@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: install up test chromium build-ext clean
+.PHONY: install up test chromium slurm build-ext clean
 
 # A virtual environment any local user can run (Debian's /usr/bin/python3, not a root-only
 # pyenv), so per-user servers can use it too.
@@ -41,7 +41,11 @@ chromium:
 	@# kubectl talks to the Kubernetes API stand-in in the tests (Debian's kubernetes-client).
 	@command -v kubectl >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q kubernetes-client; }
 
-test: install chromium
+# A real single-machine Slurm cluster for tests/slurm (the tests start its daemons themselves).
+slurm:
+	@command -v slurmctld >/dev/null && command -v munged >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge; }
+
+test: install chromium slurm
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
