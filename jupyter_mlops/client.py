@@ -118,6 +118,32 @@ class JobsClientMixin:
         return (await self.request("POST", f"api/pipelines/{int(pipeline_id)}/cancel")).json()
 
 
+class SpawnerGpuClient(_HubTokenClient):
+    """The GPU allocation calls of the hub's spawner (token of the ``mlops-spawner`` service,
+    scope ``custom:mlops:spawner``): the control plane owns every allocation."""
+
+    name = "control plane"
+
+    async def allocate_server(self, owner: str, *, user: str, count: int, groups=(),
+                              gpu_type: str | None = None) -> list[dict]:
+        body = {"owner": owner, "user": user, "count": count, "groups": sorted(groups),
+                "gpu_type": gpu_type}
+        return (await self.request("POST", "api/gpus/allocations/servers",
+                                   json=body)).json()["gpus"]
+
+    async def release_server(self, owner: str) -> int:
+        from urllib.parse import quote
+
+        return (await self.request(
+            "DELETE", f"api/gpus/allocations/servers/{quote(owner, safe='')}")).json()["released"]
+
+    async def availability(self, user: str, groups=(), gpu_type: str | None = None) -> dict:
+        params = [("user", user), *(("group", g) for g in sorted(groups))]
+        if gpu_type:
+            params.append(("gpu_type", gpu_type))
+        return (await self.request("GET", "api/gpus/availability", params=params)).json()
+
+
 class ControlPlaneClient(JobsClientMixin, _HubTokenClient):
     name = "control plane"
 

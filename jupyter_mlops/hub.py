@@ -302,9 +302,21 @@ def mlops_services(*, mlflow_command: list[str], mlflow_env: dict, mlflow_cwd: s
     ]
 
 
-def control_db_url(hub: MlopsHub) -> str:
-    """The control plane database (``MlopsService.db_url``'s default for this data dir)."""
-    return f"sqlite:///{hub.path('control', 'mlops.sqlite')}"
+SPAWNER_SERVICE = "mlops-spawner"
+
+
+def spawner_token(hub: MlopsHub) -> str:
+    """The token of the hub's spawner at the control plane, made once (0600 in ``hub/``, which
+    only the hub reads) so servers started before a hub restart are released with it too."""
+    import os
+    import secrets
+
+    path = hub.path("hub", "spawner_token")
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip()
 
 
 def make_dirs(hub: MlopsHub) -> None:
@@ -382,13 +394,15 @@ def configure_hub(c) -> MlopsHub:
     c.Spawner.start_timeout = 120
     c.MlopsLocalSpawner.workspace_root = str(hub.path("users"))
     c.MlopsLocalSpawner.shared_dataset_dir = str(hub.path("datasets"))
-    # GPU allocations and quotas live in the control plane's database, shared with jobs.
-    c.MlopsLocalSpawner.db_url = control_db_url(hub)
     c.MlopsLocalSpawner.gpu_devices = hub.gpu_devices
 
     cp_port, gw_port = ports["control_plane"], ports["gateway"]
     cp_url, gw_url = f"http://127.0.0.1:{cp_port}", f"http://127.0.0.1:{gw_port}"
     c.MlopsLocalSpawner.control_plane_url = f"{cp_url}/services/mlops/"
+    # GPU allocations and quotas are the control plane's (its database, shared with jobs and
+    # deployments); the spawner asks its API as the token-only service "mlops-spawner".
+    c.MlopsLocalSpawner.gpu_api_url = f"{cp_url}/services/mlops/"
+    c.MlopsLocalSpawner.gpu_api_token = spawner_token(hub)
     c.MlopsLocalSpawner.mlflow_url = f"{gw_url}/services/mlflow"
     # same-machine publishing: the control plane's descriptor socket (core.datasets.fdpass)
     c.MlopsLocalSpawner.environment.update(
@@ -420,6 +434,10 @@ def configure_hub(c) -> MlopsHub:
             f"--MlflowGateway.cookie_secret_file={hub.path('control', 'gateway_secret')}",
         ])
     c.JupyterHub.load_groups, c.JupyterHub.load_roles = configure_roles(c, hub)
+    c.JupyterHub.services.append({"name": SPAWNER_SERVICE, "api_token": spawner_token(hub)})
+    c.JupyterHub.load_roles.append({
+        "name": SPAWNER_SERVICE, "services": [SPAWNER_SERVICE], "scopes": [roles.SPAWNER],
+        "description": "The hub's spawner: GPUs of user servers, from the control plane."})
     if hub.config_file:  # the extra file's own settings override what was derived here
         extra = _load_extra_config(hub.config_file)
         extra.pop("MlopsHub", None)

@@ -123,7 +123,9 @@ def concrete_url(pattern: str, values: dict) -> str:
 
 
 def _admin_only(handler) -> bool:
-    return handler is not None and tuple(getattr(handler, "required_scopes", ())) == (roles.ADMIN,)
+    """Routes of administrators, or of the hub's spawner only (GPUs of user servers)."""
+    return handler is not None and tuple(getattr(handler, "required_scopes", ())) in (
+        (roles.ADMIN,), (roles.SPAWNER,))
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
 """GPU allocation and GPU quotas: the one place that decides who holds which GPU.
 
-User servers (the local spawner, inside the hub process), jobs and deployments (the control
-plane) all allocate through :class:`GpuAllocator` over the same database, so a GPU is never
-handed out twice, across processes included, and a hub or control-plane restart keeps every
-assignment (they are rows, not memory).
+The control plane owns it: jobs and deployments allocate in process, user servers through the
+control plane's API (the hub's spawner asks ``POST /api/gpus/allocations/servers``; the hub keeps
+no GPU state of its own), so a GPU is never handed out twice and a hub or control-plane restart
+keeps every assignment (they are rows, not memory).
 
 Usage::
 
@@ -115,13 +115,32 @@ def _matching(gpus: list[Gpu], device_filter: str | None) -> list[Gpu]:
     return [g for g in gpus if device_filter.lower() in g.name.lower()]
 
 
+def server_allocation_request(body: dict) -> dict:
+    """The keyword arguments of :meth:`GpuAllocator.allocate` for a user server, from the hub
+    spawner's request ``{"owner", "user", "groups", "count", "gpu_type"}`` (checked here: the
+    document checks types, the domain words the ranges)."""
+    owner, user = body.get("owner"), body.get("user")
+    if not isinstance(owner, str) or not isinstance(user, str) or not user:
+        raise InvalidInput("a server allocation needs an owner and a user")
+    if owner != user and not owner.startswith(user + "/"):
+        raise InvalidInput(f"server {owner!r} is not one of {user}'s servers")
+    groups = body.get("groups") or []
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        raise InvalidInput("groups is a list of group names")
+    gpu_type = body.get("gpu_type")
+    if gpu_type is not None and not isinstance(gpu_type, str):
+        raise InvalidInput("gpu_type is a device name part such as 'A100', or null")
+    return {"owner": owner, "user": user, "groups": groups, "count": body.get("count"),
+            "device_filter": gpu_type or None}
+
+
 class GpuAllocator:
     """Exclusive GPU assignment with per-user, per-group and per-project quotas.
 
     Parameters
     ----------
     db
-        The control plane database (the same URL in the hub and the control plane).
+        The control plane database.
     inventory
         The GPU inventory seam; read at each call so a changed configuration takes effect.
     default_user_quota
@@ -133,11 +152,7 @@ class GpuAllocator:
         self.db = db
         self.inventory = inventory
         self.default_user_quota = default_user_quota
-        try:
-            db.migrate("gpu_allocation", SCHEMA)
-        except sa.exc.IntegrityError:
-            # The hub and the control plane migrated at the same moment; the other one won.
-            db.migrate("gpu_allocation", SCHEMA)
+        db.migrate("gpu_allocation", SCHEMA)
 
     # --- reading ------------------------------------------------------------------------------
 

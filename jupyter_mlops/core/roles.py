@@ -12,11 +12,16 @@ SCOPE_PREFIX = "custom:mlops"
 USE = f"{SCOPE_PREFIX}:use"  # call the control plane at all (every lab member)
 MANAGE = f"{SCOPE_PREFIX}:manage"  # project manager: projects, members, approvals
 ADMIN = f"{SCOPE_PREFIX}:admin"  # system administrator: users, quotas, GPUs, usage
+METRICS = f"{SCOPE_PREFIX}:metrics"  # read the Prometheus export (a scraper's token)
+# The hub's spawner (a token-only hub service): GPUs for user servers, from the control plane.
+SPAWNER = f"{SCOPE_PREFIX}:spawner"
 
 ALL_SCOPES = {
     USE: "Use the MLOps platform: datasets, experiments, jobs and deployments of your projects.",
     MANAGE: "Manage MLOps projects: create projects, add members, approve deployments.",
     ADMIN: "Administer the MLOps platform: quotas, GPU inventory, usage, every project.",
+    METRICS: "Read the MLOps platform's Prometheus metrics (/services/mlops/api/metrics).",
+    SPAWNER: "Allocate and release the GPUs of user servers (the hub's spawner only).",
 }
 
 SYSTEM_ADMINISTRATOR = "system administrator"

@@ -6,8 +6,8 @@ from .handlers import deployments
 from .handlers import jobs
 from .handlers import notifications
 from .handlers.base import NoSuchEndpointHandler, NotFoundHandler
-from .handlers.gpus import (GpuAllocationsHandler, GpuQuotaHandler, GpuQuotasHandler,
-                            GpusHandler)
+from .handlers.gpus import (GpuAllocationsHandler, GpuAvailabilityHandler, GpuQuotaHandler,
+                            GpuQuotasHandler, GpusHandler, ServerGpuHandler, ServerGpusHandler)
 from .handlers.status import StatusHandler
 
 
@@ -20,6 +20,9 @@ def routes(prefix: str, context) -> list[tuple]:
         *deployments.ROUTES,
         (r"/gpus", GpusHandler),
         (r"/gpus/allocations", GpuAllocationsHandler),
+        (r"/gpus/allocations/servers", ServerGpusHandler),
+        (r"/gpus/allocations/servers/([^/]+)", ServerGpuHandler),
+        (r"/gpus/availability", GpuAvailabilityHandler),
         (r"/gpus/quotas", GpuQuotasHandler),
         (r"/gpus/quotas/([^/]+)/([^/]+)", GpuQuotaHandler),
         *datasets.ROUTES,

@@ -181,7 +181,7 @@ class MlopsKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
     async def _start_or_explain(self):
         profile = self.chosen_profile()  # refusals happen before any Kubernetes object exists
         self._mlops_profile = profile
-        self.allocate_gpus(profile)
+        await self.allocate_gpus(profile)
         self._unschedulable_since = None
         inner = asyncio.ensure_future(self._start())
         try:
@@ -202,7 +202,7 @@ class MlopsKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
         except BaseException:
             if not inner.done():
                 inner.cancel()
-            self.release_gpus()
+            await self.release_gpus()
             raise
 
     async def _delete_failed_pod(self):
@@ -236,7 +236,7 @@ class MlopsKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
         try:
             await super().stop(now=now)
         finally:
-            self.release_gpus()
+            await self.release_gpus()
 
 
 def _as_list(value) -> list:

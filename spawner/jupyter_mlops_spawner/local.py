@@ -17,10 +17,10 @@ What holds, and when:
   between users then (they can read each other's workspaces); use it for a single person or
   for demos only.
 
-GPUs are assigned exclusively through the shared allocator (``CUDA_VISIBLE_DEVICES`` with
-``CUDA_DEVICE_ORDER=PCI_BUS_ID`` so indices match NVML's, and ``NVIDIA_VISIBLE_DEVICES`` with the
-UUIDs), released when the server stops, and kept in the control plane database, so a restarted
-hub never hands a device out twice.
+GPUs are assigned exclusively by the control plane, asked over its API (``gpu_accounting``;
+``CUDA_VISIBLE_DEVICES`` with ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` so indices match NVML's, and
+``NVIDIA_VISIBLE_DEVICES`` with the UUIDs), released when the server stops, and kept in the
+control plane's database, not the hub's, so a restarted hub never hands a device out twice.
 """
 from __future__ import annotations
 
@@ -247,11 +247,11 @@ class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
         # so the spawn page shows the reason instead of a progress bar that times out.
         t0 = time.perf_counter()
         profile = self.chosen_profile()
-        if profile.gpus and self.gpu_allocator is None:
-            # Without the shared allocator nothing would keep two servers off one device.
+        if profile.gpus and self.gpu_accounting is None:
+            # Without the control plane's allocator nothing would keep two servers off a device.
             raise spawn_error(503, f"Cannot start {profile.display_name}: GPU allocation is "
-                                   "not configured (MlopsLocalSpawner.db_url is empty)")
-        gpus = self.allocate_gpus(profile)
+                                   "not configured (MlopsLocalSpawner.gpu_api_url is empty)")
+        gpus = await self.allocate_gpus(profile)
         try:
             self.gpu_indices = [g.index for g in gpus]
             self.gpu_uuids = [g.uuid for g in gpus]
@@ -272,7 +272,7 @@ class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
             self._reap_on_exit(self.proc)
             return address
         except BaseException:
-            self.release_gpus()
+            await self.release_gpus()
             self.gpu_indices, self.gpu_uuids = [], []
             raise
 
@@ -322,6 +322,6 @@ class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
         try:
             await super().stop(now=now)
         finally:
-            self.release_gpus()
+            await self.release_gpus()
             if self._cgroup:
                 self._cgroup.remove()

@@ -4,8 +4,8 @@ A profile is what a user picks on the spawn page: resources (CPU, memory, GPUs),
 (GPU type, node selector, tolerations, image on Kubernetes) and who may pick it (groups or hub
 roles). :class:`ProfileSpawnerMixin` turns the configured list into the spawn options form,
 refuses a profile the user may not use (also when posted directly, by form or REST) and asks the
-GPU allocator (``jupyter_mlops.core.gpu_allocation``) for devices and quota room before
-anything starts, so "no GPU free" and "quota exceeded" are answered at once with a reason
+control plane (``gpu_accounting``, the owner of every GPU allocation) for devices and quota room
+before anything starts, so "no GPU free" and "quota exceeded" are answered at once with a reason
 instead of a spawn timeout.
 """
 from __future__ import annotations
@@ -19,11 +19,10 @@ from tornado import web
 from traitlets import Any, List, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
-from jupyter_mlops.core.db import Database
 from jupyter_mlops.backends.kube_pods import GPU_RESOURCE_RE
 from jupyter_mlops.core.errors import MlopsError
-from jupyter_mlops.core.gpu_allocation import GpuAllocator
-from jupyter_mlops.core.gpus import inventory_from_config
+
+from .gpu_accounting import ControlPlaneGpus, DatabaseGpus
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 MEM_RE = re.compile(r"^\d+(\.\d+)?[KMGT]?$")
@@ -108,7 +107,7 @@ DEFAULT_PROFILES = [
 ]
 
 
-_ALLOCATORS: dict[tuple, GpuAllocator] = {}
+_ACCOUNTING: dict[tuple, "ControlPlaneGpus | DatabaseGpus"] = {}
 
 
 def spawn_error(status: int, message: str) -> web.HTTPError:
@@ -166,10 +165,25 @@ class ProfileSpawnerMixin(Configurable):
         the cluster's GPU pool used for quota and availability accounting.""",
     ).tag(config=True)
 
+    gpu_api_url = Unicode(
+        "",
+        help="""URL of the control plane service (with its prefix, e.g.
+        ``http://127.0.0.1:10101/services/mlops/``) where the spawner asks for the GPUs of a
+        server (``POST api/gpus/allocations/servers``). Set by ``configure_hub`` with
+        ``gpu_api_token``; the hub then keeps no GPU state of its own.""",
+    ).tag(config=True)
+
+    gpu_api_token = Unicode(
+        "",
+        help="""Hub token of the ``mlops-spawner`` service (scope ``custom:mlops:spawner``, the
+        only one that may allocate for servers), sent with ``gpu_api_url``'s calls.""",
+    ).tag(config=True)
+
     db_url = Unicode(
         "",
-        help="""SQLAlchemy URL of the control plane database, where GPU allocations and quotas
-        live (set by ``configure_hub`` to the control plane's). Empty: no GPU accounting (GPU
+        help="""SQLAlchemy URL of the control plane database, for GPU accounting in the hub's
+        own process when ``gpu_api_url`` is not set (the Kubernetes configuration, whose hub and
+        control plane share one Postgres). Empty and no ``gpu_api_url``: no GPU accounting (GPU
         profiles then only work on Kubernetes, where the scheduler decides).""",
     ).tag(config=True)
 
@@ -235,71 +249,82 @@ class ProfileSpawnerMixin(Configurable):
     # --- GPU accounting -----------------------------------------------------------------------
 
     @cached_property
-    def gpu_allocator(self) -> GpuAllocator | None:
-        if not self.db_url:
+    def gpu_accounting(self) -> "ControlPlaneGpus | DatabaseGpus | None":
+        """Who hands out GPUs: the control plane's API, else its database, else nobody."""
+        if self.gpu_api_url and self.gpu_api_token:
+            key = ("api", self.gpu_api_url, self.gpu_api_token)
+        elif self.db_url:
+            key = ("db", self.db_url, repr(self.gpu_devices))
+        else:
             return None
-        # One allocator (one engine) per database URL in this process, shared by all spawners.
-        key = (self.db_url, repr(self.gpu_devices))
-        if key not in _ALLOCATORS:
-            _ALLOCATORS[key] = GpuAllocator(Database(self.db_url),
-                                            inventory_from_config(self.gpu_devices))
-        return _ALLOCATORS[key]
+        # One client (or engine) per target in this process, shared by all spawners.
+        if key not in _ACCOUNTING:
+            _ACCOUNTING[key] = (ControlPlaneGpus(key[1], key[2]) if key[0] == "api"
+                                else DatabaseGpus(self.db_url, self.gpu_devices))
+        return _ACCOUNTING[key]
+
+    @property
+    def gpu_allocator(self):
+        """The in-process allocator of ``db_url`` accounting (None over the API)."""
+        acc = self.gpu_accounting
+        return acc.allocator if isinstance(acc, DatabaseGpus) else None
 
     @property
     def gpu_owner(self) -> str:
         """The allocation owner name of this server: ``alice`` or ``alice/named-server``."""
         return self.user.name + (f"/{self.name}" if self.name else "")
 
-    def allocate_gpus(self, profile: Profile):
+    async def allocate_gpus(self, profile: Profile):
         """Devices for ``profile`` (``[]`` without GPUs), or a spawn error with the reason."""
-        if profile.gpus == 0 or self.gpu_allocator is None:
+        if profile.gpus == 0 or self.gpu_accounting is None:
             return []
         groups, _ = self._user_groups_and_roles()
-        # A start means this server is not running: whatever it held before is stale.
-        self.gpu_allocator.release("server", self.gpu_owner)
         try:
-            return self.gpu_allocator.allocate(
-                "server", self.gpu_owner, user=self.user.name, groups=groups,
-                count=profile.gpus, device_filter=profile.gpu_type)
+            return await self.gpu_accounting.allocate(
+                self.gpu_owner, user=self.user.name, groups=groups, count=profile.gpus,
+                gpu_type=profile.gpu_type)
         except MlopsError as e:
             raise spawn_error(e.status, f"Cannot start {profile.display_name}: {e.message}")
 
-    def release_gpus(self) -> None:
-        if self.gpu_allocator is not None:
-            self.gpu_allocator.release("server", self.gpu_owner)
+    async def release_gpus(self) -> None:
+        if self.gpu_accounting is not None:
+            await self.gpu_accounting.release(self.gpu_owner)
 
     async def poll(self):
         """The spawner's own poll; a server found gone gives its GPUs back."""
         status = await super().poll()
         if status is not None and self.pending != "spawn":
             # The server is gone (crashed, culled, or died while the hub was down).
-            self.release_gpus()
+            await self.release_gpus()
         return status
 
-    def availability_text(self, profile: Profile) -> tuple[str, bool]:
+    async def availability_text(self, profile: Profile) -> tuple[str, bool]:
         """("2 of 4 GPUs free", can start now) for the form."""
         if profile.gpus == 0:
             return "", True
-        if self.gpu_allocator is None:
+        if self.gpu_accounting is None:
             return "GPUs assigned by the cluster scheduler", True
-        a = self.gpu_allocator.availability(device_filter=profile.gpu_type)
+        groups, _ = self._user_groups_and_roles()
+        try:
+            a = await self.gpu_accounting.availability(self.user.name, groups, profile.gpu_type)
+        except MlopsError as e:
+            return f"GPU availability unknown: {e.message}", False
         kind = f"{profile.gpu_type} " if profile.gpu_type else ""
         text = f"{a['free']} of {a['total']} {kind}GPUs free"
         ok = a["free"] >= profile.gpus
-        groups, _ = self._user_groups_and_roles()
-        for kind_, name, limit, used in self.gpu_allocator.limits_for(self.user.name, groups):
-            text += f"; {kind_} {name}: {used} of {limit} GPU quota in use"
-            ok = ok and used + profile.gpus <= limit
+        for q in a["limits"]:
+            text += f"; {q['kind']} {q['name']}: {q['in_use']} of {q['limit']} GPU quota in use"
+            ok = ok and q["in_use"] + profile.gpus <= q["limit"]
         return text, ok
 
     # --- the spawn form -----------------------------------------------------------------------
 
-    def mlops_options_form(self, spawner=None) -> str:
+    async def mlops_options_form(self, spawner=None) -> str:
         rows = []
         allowed = self.allowed_profiles()
         default = next((p for p in allowed if p.default), allowed[0] if allowed else None)
         for p in allowed:
-            avail, ok = self.availability_text(p)
+            avail, ok = await self.availability_text(p)
             checked = " checked" if p is default else ""
             disabled = "" if ok else " disabled"
             e = html.escape

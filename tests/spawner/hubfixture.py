@@ -55,7 +55,7 @@ class SpawnerHub(Platform):
 
     def config_text(self) -> str:
         keep = "" if self.keep_mlflow else (
-            "c.JupyterHub.services = [s for s in c.JupyterHub.services if s['name'] == 'mlops']\n")
+            "c.JupyterHub.services = [s for s in c.JupyterHub.services if s['name'] in ('mlops', 'mlops-spawner')]\n")
         return f"""
 c.MlopsHub.data_dir = {str(self.data_dir)!r}
 c.MlopsHub.public_url = {self.url!r}

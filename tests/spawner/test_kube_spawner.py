@@ -93,10 +93,10 @@ async def test_disallowed_profile_refused_before_any_pod(fake):
     assert e.value.status_code == 403
     assert "profile 'big' is not available to dave" in e.value.jupyterhub_message
     assert not [r for r in fake.requests[before:] if r[0] == "POST"]
-    form = sp.mlops_options_form()
+    form = await sp.mlops_options_form()
     assert 'value="cpu"' in form and 'value="big"' not in form
     member = make_spawner("erin", groups=["deep-learning"], profile="big")
-    assert 'value="big"' in member.mlops_options_form()
+    assert 'value="big"' in await member.mlops_options_form()
 
 
 async def test_user_namespace_policy_quota_and_cluster_refusal(fake):

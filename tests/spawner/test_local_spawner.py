@@ -204,3 +204,34 @@ def test_a_server_that_exits_by_itself_is_reaped_and_stopped_at_once(hub):
         assert time.monotonic() < deadline, (hub.server_state("alice"),
                                              psutil.Process(pid).status())
         time.sleep(0.2)
+
+
+def test_only_the_hub_spawner_allocates_and_the_hub_keeps_no_gpu_state(hub):
+    import sqlite3
+
+    # Given the hub's own database: no GPU table (allocations are the control plane's)
+    with sqlite3.connect(hub.data_dir / "hub" / "jupyterhub.sqlite") as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+    assert "users" in tables and not {"gpu_allocations", "gpu_quotas"} & tables
+    url = "/services/mlops/api/gpus/allocations/servers"
+    body = {"owner": "dave", "user": "dave", "count": 1}
+    # When a user, or an administrator, asks for a server's GPUs with a valid request: 403
+    for who in ("dave", "admin"):
+        r = hub.api("POST", url, hub.token(who), json=body)
+        assert r.status_code == 403, (who, r.text)
+        assert hub.api("DELETE", url + "/carol", hub.token(who)).status_code == 403
+        assert hub.api("GET", "/services/mlops/api/gpus/availability", hub.token(who),
+                       params={"user": "dave"}).status_code == 403
+    # Then only the spawner's token does, for one of the user's own servers
+    hub.hub("DELETE", "users/carol/server")  # one GPU free, whatever ran before
+    hub.wait_stopped("carol")
+    spawner = (hub.data_dir / "hub" / "spawner_token").read_text().strip()
+    r = hub.api("POST", url, spawner, json={**body, "owner": "carol"})
+    assert r.status_code == 400 and "not one of dave's servers" in r.json()["message"], r.text
+    r = hub.api("POST", url, spawner, json={**body, "owner": "dave/nb"})
+    assert r.status_code == 201, r.text
+    assert r.json()["owner"] == "dave/nb" and len(r.json()["gpus"]) == 1
+    holders = hub.api("GET", "/services/mlops/api/gpus/allocations", hub.token("admin")).json()
+    assert "dave/nb" in {a["owner"] for a in holders["allocations"]}
+    r = hub.api("DELETE", url + "/dave%2Fnb", spawner)
+    assert r.status_code == 200 and r.json() == {"owner": "dave/nb", "released": 1}, r.text

@@ -67,7 +67,7 @@ async def test_local_gpu_profile_refused_without_allocator():
     sp.user_options = {"profile": "g"}
     with pytest.raises(web.HTTPError) as e:
         await sp.start()
-    assert e.value.status_code == 503 and "db_url is empty" in e.value.jupyterhub_message
+    assert e.value.status_code == 503 and "gpu_api_url is empty" in e.value.jupyterhub_message
 
 
 def check_profile_form_hooks(sp):
@@ -88,7 +88,10 @@ async def test_a_server_found_gone_gives_its_gpus_back(monkeypatch):
 
     sp = MlopsLocalSpawner(profiles=[{"slug": "cpu"}])
     released = []
-    monkeypatch.setattr(sp, "release_gpus", lambda: released.append(True))
+    async def release():
+        released.append(True)
+
+    monkeypatch.setattr(sp, "release_gpus", release)
     states = iter([None, 1, 1])
 
     async def spawner_poll(self):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ...core import roles
 from ...core.errors import Forbidden, InvalidInput
-from ...core.gpu_allocation import QUOTA_KINDS
+from ...core.gpu_allocation import QUOTA_KINDS, server_allocation_request
 from .base import ApiHandler
 
 
@@ -83,3 +83,41 @@ class GpuQuotaHandler(ApiHandler):
         self.context.gpu_allocator.set_quota(kind, name, None)
         self.set_status(204)
         self.finish()
+
+
+class ServerGpusHandler(ApiHandler):
+    """POST: devices for a user server, asked by the hub's spawner (its own token-only service,
+    ``custom:mlops:spawner``), so GPU allocations live in the control plane's database only."""
+
+    required_scopes = (roles.SPAWNER,)
+
+    async def post(self):
+        req = server_allocation_request(self.get_json_body())
+        gpus = self.context.gpu_allocator.allocate("server", **req)
+        self.write_json({"owner": req["owner"], "gpus": [g.to_dict() for g in gpus]}, 201)
+
+
+class ServerGpuHandler(ApiHandler):
+    """DELETE: give back the devices of one user server (``alice`` or ``alice/named``)."""
+
+    required_scopes = (roles.SPAWNER,)
+
+    async def delete(self, owner: str):
+        self.write_json({"owner": owner,
+                         "released": self.context.gpu_allocator.release("server", owner)})
+
+
+class GpuAvailabilityHandler(ApiHandler):
+    """GET ``?user=&group=&gpu_type=``: free devices and the quotas that apply to that user,
+    for the spawn form (the hub's spawner)."""
+
+    required_scopes = (roles.SPAWNER,)
+
+    async def get(self):
+        user = self.get_query_argument("user")
+        groups = self.get_query_arguments("group")
+        alloc = self.context.gpu_allocator
+        body = alloc.availability(device_filter=self.get_query_argument("gpu_type", None))
+        body["limits"] = [dict(zip(("kind", "name", "limit", "in_use"), q))
+                          for q in alloc.limits_for(user, groups)]
+        self.write_json(body)
