@@ -4,6 +4,7 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { SidePanel, refreshIcon, ToolbarButton } from '@jupyterlab/ui-components';
 
 import { mlopsIcon } from './icons';
@@ -16,6 +17,8 @@ import { registerModels } from './panels/models';
 import { registerJobs } from './panels/jobs';
 import { registerDeployments } from './panels/deployments';
 import { CommandIDs } from './tokens';
+import { connectNotifications, openLink } from './notifications';
+import { DEFAULT_INTERVAL_MS, labPoller } from './poller';
 
 /**
  * The MLOps sidebar: one section per capability (platform status first).
@@ -81,4 +84,39 @@ const sidebar: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [sidebar];
+/**
+ * The shared poller (interval from this plugin's `refreshInterval` setting) and the lab's
+ * notifications of the platform's news: my job, sweep or pipeline ended, someone changed my
+ * deployment, an approval waits for me.
+ */
+const live: JupyterFrontEndPlugin<void> = {
+  id: 'jupyter-mlops:plugin',
+  description: 'Live panels and notifications of jupyter-mlops.',
+  autoStart: true,
+  optional: [ISettingRegistry],
+  activate: (app: JupyterFrontEnd, settings: ISettingRegistry | null) => {
+    app.commands.addCommand(CommandIDs.openLink, {
+      label: 'MLOps: open what a notification is about',
+      execute: args => openLink(app, String(args.link ?? ''))
+    });
+    connectNotifications(app);
+    const apply = (s: ISettingRegistry.ISettings) => {
+      labPoller.interval = (s.get('refreshInterval').composite as number) ?? DEFAULT_INTERVAL_MS;
+    };
+    const start = () => app.restored.then(() => labPoller.start());
+    if (!settings) {
+      void start();
+      return;
+    }
+    settings
+      .load(live.id)
+      .then(s => {
+        apply(s);
+        s.changed.connect(apply);
+      })
+      .catch(reason => console.warn('jupyter-mlops: settings not loaded, polling every 3 s', reason))
+      .finally(() => void start());
+  }
+};
+
+export default [sidebar, live];

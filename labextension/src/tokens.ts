@@ -36,8 +36,36 @@ export interface IGpu {
   utilization_pct?: number | null;
 }
 
+/** One entry of the caller's notification feed (`GET mlops/api/notifications`). */
+export interface INotification {
+  /** Grows with every notification. */
+  id: number;
+  user: string;
+  /** What happened: `job.failed`, `deployment.changed`, `approval.requested`... */
+  kind: string;
+  /** How the lab shows it. */
+  level: 'info' | 'warning';
+  message: string;
+  /** A URL path, an http(s) URL, or `mlops:<kind>/<id>` (an object the lab opens itself). */
+  link: string | null;
+  /** Seconds since the epoch. */
+  created: number;
+  read: boolean;
+}
+
+/** Answer of `GET mlops/api/notifications`. */
+export interface INotificationFeed {
+  notifications: INotification[];
+  /** How many of all the caller's notifications are unread. */
+  unread: number;
+  /** The id of the caller's newest notification (0: none). */
+  last_id: number;
+}
+
 /** Command ids of the extension. */
 export namespace CommandIDs {
   export const openSidebar = 'mlops:open-sidebar';
   export const refreshStatus = 'mlops:refresh-status';
+  /** Open what a notification links to (`{link}`). */
+  export const openLink = 'mlops:open-link';
 }

@@ -5,6 +5,7 @@
  */
 import React, { useCallback, useEffect, useRef, useState } from 'react';
 
+import { labPoller } from '../poller';
 import { requestAPI } from '../request';
 
 /** What `useRemote` holds. */
@@ -31,22 +32,26 @@ export function useLatest(): { next: () => number; is: (n: number) => boolean } 
 
 /**
  * Load `load()`'s answer now and whenever `deps` change (pass a section's refresh tick there),
- * then every `everyMs` if given. `auto: false` holds loading back (a closed item) until it
- * turns true or `reload` is called.
+ * then at every poll of the shared `labPoller` (quietly: `loading` stays false and the answer
+ * replaces the data when it comes), unless `live: false`. `everyMs` adds a timer of its own,
+ * for the rare view that must not follow the shared interval. `auto: false` holds loading back
+ * (a closed item) until it turns true or `reload` is called.
  */
 export function useRemote<T>(
   load: () => Promise<T>,
   deps: React.DependencyList,
-  options: { everyMs?: number; auto?: boolean } = {}
+  options: { everyMs?: number; auto?: boolean; live?: boolean } = {}
 ): IRemote<T> {
-  const { everyMs = 0, auto = true } = options;
+  const { everyMs = 0, auto = true, live = true } = options;
   const [data, setData] = useState<T | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [loading, setLoading] = useState(false);
   const latest = useLatest();
-  const reload = useCallback(async () => {
+  const reload = useCallback(async (quiet: boolean = false) => {
     const mine = latest.next();
-    setLoading(true);
+    if (!quiet) {
+      setLoading(true);
+    }
     try {
       const answer = await load();
       if (latest.is(mine)) {
@@ -74,7 +79,18 @@ export function useRemote<T>(
     const timer = window.setInterval(() => void reload(), everyMs);
     return () => window.clearInterval(timer);
   }, [reload, auto, everyMs]);
-  return { data, error, loading, reload };
+  useEffect(() => {
+    if (!auto || !live) {
+      return;
+    }
+    const onTick = () => void reload(true);
+    labPoller.ticked.connect(onTick);
+    return () => {
+      labPoller.ticked.disconnect(onTick);
+    };
+  }, [reload, auto, live]);
+  const loud = useCallback(() => reload(), [reload]);
+  return { data, error, loading, reload: loud };
 }
 
 /**

@@ -1,7 +1,7 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { Dialog, ICommandPalette, showDialog } from '@jupyterlab/apputils';
 import { Button, SidePanel } from '@jupyterlab/ui-components';
-import React, { useEffect, useRef, useState } from 'react';
+import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
 import { NameSelect } from '../components/fields';
@@ -87,8 +87,6 @@ export interface IDeploymentEvent {
 interface IModelVersions {
   versions: { version: string; status: string }[];
 }
-
-const BUSY = new Set(['starting', 'updating', 'restarting', 'unresponsive']);
 
 /** Ask the control plane to deploy a model version (also used by the Models panel). */
 export async function deployModelVersion(
@@ -434,14 +432,6 @@ export function DeploymentsView(props: { refreshSignal?: number }): JSX.Element 
     [props.refreshSignal]
   );
   const [open, setOpen] = useState<string | null>(null);
-  const timer = useRef<number>();
-
-  useEffect(() => {
-    // Poll fast while something loads, slowly otherwise (rates and latency move anyway).
-    const busy = deps?.some(d => BUSY.has(d.status));
-    timer.current = window.setTimeout(() => void refresh(), busy ? 1500 : 10000);
-    return () => window.clearTimeout(timer.current);
-  }, [deps, refresh]);
 
   return (
     <div className="jp-mlops-deployments">

@@ -17,7 +17,9 @@ import { PipelineView, SweepView } from './jobs_groups';
 export const JobCommandIDs = {
   submitCurrent: 'mlops:submit-current-as-job',
   refreshJobs: 'mlops:refresh-jobs',
-  openJob: 'mlops:open-job'
+  openJob: 'mlops:open-job',
+  openSweep: 'mlops:open-sweep',
+  openPipeline: 'mlops:open-pipeline'
 };
 
 interface IJobsAnswer {
@@ -169,8 +171,7 @@ function JobsList(props: {
       ]);
       return { ...jobs, sweeps: sw.sweeps, pipelines: pl.pipelines };
     },
-    [props.tick],
-    { everyMs: 2000 }
+    [props.tick]
   );
   // After a submit: close the form, list the new entry and open it.
   const submitted = (open: () => void) => {
@@ -337,6 +338,14 @@ export function registerJobs(
   app.commands.addCommand(JobCommandIDs.openJob, {
     label: 'MLOps: open a job',
     execute: args => openJob({ id: Number(args.id) } as IJob)
+  });
+  app.commands.addCommand(JobCommandIDs.openSweep, {
+    label: 'MLOps: open a sweep',
+    execute: args => openGroup('sweep', Number(args.id))
+  });
+  app.commands.addCommand(JobCommandIDs.openPipeline, {
+    label: 'MLOps: open a pipeline',
+    execute: args => openGroup('pipeline', Number(args.id))
   });
   // A "submit as job" button in every notebook's toolbar.
   app.docRegistry.addWidgetExtension('Notebook', {

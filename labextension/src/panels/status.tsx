@@ -6,7 +6,6 @@ import { SidebarSection } from '../components/sidebarSection';
 import { requestAPI } from '../request';
 import { IComponentStatus, IStatus } from '../tokens';
 
-const REFRESH_MS = 15000;
 
 function Dot(props: { ok: boolean }): JSX.Element {
   return (
@@ -43,8 +42,7 @@ function Component(props: {
 export function StatusView(props: { refreshSignal?: number }): JSX.Element {
   const { data: status, error, loading } = useRemote(
     () => requestAPI<IStatus>('status'),
-    [props.refreshSignal],
-    { everyMs: REFRESH_MS }
+    [props.refreshSignal]
   );
 
   if (error && !status) {

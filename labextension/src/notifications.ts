@@ -1,0 +1,60 @@
+/**
+ * The caller's notifications from the platform, shown with JupyterLab's own notification API
+ * (toasts and the notification center), each with an action opening what it is about.
+ */
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import { Notification } from '@jupyterlab/apputils';
+
+import { labPoller } from './poller';
+import { requestAPI } from './request';
+import { CommandIDs, INotification } from './tokens';
+
+/** What the action of a notification opens: an `mlops:<kind>/<id>` object or a URL. */
+export function openLink(app: JupyterFrontEnd, link: string): void {
+  const m = /^mlops:([a-z-]+)\/(.+)$/.exec(link);
+  if (!m) {
+    window.open(link, '_blank', 'noopener');
+    return;
+  }
+  const [, kind, id] = m;
+  const commands: { [kind: string]: [string, any] } = {
+    jobs: ['mlops:open-job', { id: Number(id) }],
+    sweeps: ['mlops:open-sweep', { id: Number(id) }],
+    pipelines: ['mlops:open-pipeline', { id: Number(id) }],
+    experiments: ['mlops:open-experiment', { experimentId: id }],
+    deployments: ['mlops:refresh-deployments', { name: id }]
+  };
+  const [command, args] = commands[kind] ?? [CommandIDs.openSidebar, {}];
+  if (kind === 'deployments') {
+    void app.commands.execute(CommandIDs.openSidebar);
+  }
+  void app.commands.execute(command, args);
+}
+
+/** Show one notification in the lab, with an "Open" action when it links somewhere. */
+export function showNotification(app: JupyterFrontEnd, n: INotification): void {
+  const actions: Notification.IAction[] = n.link
+    ? [
+        {
+          label: n.link.startsWith('mlops:') ? 'Open' : 'Open ↗',
+          caption: `Open ${n.link}`,
+          callback: () => openLink(app, n.link as string)
+        }
+      ]
+    : [];
+  const show = n.level === 'warning' ? Notification.warning : Notification.info;
+  show(n.message, { actions, autoClose: n.level === 'warning' ? false : 8000 });
+  // In the lab's notification center from now on: read in the feed.
+  void requestAPI(`notifications/${n.id}/read`, { method: 'POST', body: '{}' }).catch(() => {
+    // a blip: it stays unread and is shown again after a reload, which is harmless
+  });
+}
+
+/** Show every notification the shared poller brings. */
+export function connectNotifications(app: JupyterFrontEnd): void {
+  labPoller.notified.connect((_, feed) => {
+    for (const n of feed.notifications) {
+      showNotification(app, n);
+    }
+  });
+}
