@@ -305,9 +305,25 @@ class MlflowGatewayClient(_HubTokenClient):
     async def create_registered_model(self, name: str) -> dict:
         return (await self._post("registered-models/create", {"name": name}))["registered_model"]
 
-    async def create_model_version(self, name: str, source: str, run_id: str) -> dict:
+    async def create_model_version(self, name: str, source: str, run_id: str,
+                                   model_id: str | None = None) -> dict:
         body = {"name": name, "source": source, "run_id": run_id}
+        if model_id:
+            body["model_id"] = model_id  # MLflow 3: the version comes from a logged model
         return (await self._post("model-versions/create", body))["model_version"]
+
+    async def get_logged_model(self, model_id: str) -> dict:
+        """An MLflow 3 logged model (``{info, data}``)."""
+        from urllib.parse import quote
+
+        return (await self._get(f"logged-models/{quote(model_id, safe='')}"))["model"]
+
+    async def search_logged_models(self, experiment_ids: list[str], *, filter: str = "",
+                                   max_results: int = 100) -> list[dict]:
+        """Logged models of the experiments (``filter``: e.g. ``source_run_id = '...'``)."""
+        body = {"experiment_ids": experiment_ids, "filter": filter,
+                "max_results": max_results}
+        return (await self._post("logged-models/search", body)).get("models", [])
 
     async def set_alias(self, name: str, alias: str, version: str) -> None:
         await self._post("registered-models/alias",
