@@ -1,8 +1,9 @@
 """The process a job runs in: ``python -m jupyter_mlops.backends.job_wrapper JOB_DIR``.
 
 It is the same on every backend (a local process group or a Kubernetes pod): read
-``launch.json``, open the job's MLflow run (code snapshot, parameters, dataset version, pip
-freeze), run the notebook with papermill (writing cell progress) or the script, and leave
+``launch.json``, record the lock of its environment (and for "rerun exactly" rebuild the
+locked environment when this one differs, :mod:`.job_environment`), open the job's MLflow run
+(code snapshot, parameters, dataset version, environment lock, seed), run the notebook with papermill (writing cell progress) or the script, and leave
 ``exit.json`` with the outcome and the run's final metrics. The control plane only reads files,
 so it can be restarted meanwhile and re-attach. A ``SIGTERM`` (cancel, or pruning when the file
 ``prune`` exists) ends the MLflow run as KILLED before exiting.
@@ -69,12 +70,45 @@ def reported_metrics(job_dir: Path) -> dict:
     return out
 
 
-def pip_freeze() -> str:
-    from importlib import metadata
+def pip_freeze(lock: str) -> str:
+    """The lock as ``pip freeze`` writes it (without the python line and the sources)."""
+    return "".join(line.split(" # from ")[0] + "\n" for line in lock.splitlines()
+                   if line and not line.startswith("#"))
 
-    lines = sorted({f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions()
-                    if d.metadata["Name"]}, key=str.lower)
-    return "\n".join(lines) + "\n"
+
+def prepare_environment(launch: dict, job_dir: Path) -> tuple[str, str, bool]:
+    """``(interpreter for the job's code, its lock, rebuilt?)``; the lock is also left in
+    ``environment.lock``. With a locked environment to reproduce (``launch["environment"]``)
+    and a different one here, the locked one is rebuilt (:func:`.job_environment.build`)."""
+    from jupyter_mlops.backends import job_environment as envs
+
+    lock, python, rebuilt = envs.current_lock(), sys.executable, False
+    want = launch.get("environment") or {}
+    if want.get("lock"):
+        wanted = Path(want["lock"]).read_text()
+        if envs.lock_hash(wanted) != envs.lock_hash(lock):
+            print(f"[mlops] this environment differs from job {want.get('of')}'s: "
+                  f"{envs.difference(wanted, lock)}", flush=True)
+            _write_json(job_dir / "progress.json",
+                        {"done": 0, "total": 0, "label": "rebuilding the locked environment"})
+            python = str(envs.build(wanted, Path(want["dir"]), wheels=want.get("wheels", ""),
+                                    offline=bool(want.get("offline")),
+                                    log=lambda m: print(m, flush=True)))
+            lock, rebuilt = wanted, True
+    tmp = job_dir / "environment.tmp"
+    tmp.write_text(lock)
+    os.replace(tmp, job_dir / "environment.lock")
+    return python, lock, rebuilt
+
+
+def _locked_kernel(job_dir: Path, python: str) -> None:
+    """Make papermill's ``python3`` kernel run with ``python`` (a rebuilt environment)."""
+    kdir = job_dir / "jupyter" / "kernels" / "python3"
+    kdir.mkdir(parents=True, exist_ok=True)
+    (kdir / "kernel.json").write_text(json.dumps({
+        "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (locked environment)", "language": "python"}))
+    os.environ["JUPYTER_PATH"] = str(job_dir / "jupyter")
 
 
 def _progress_engine(job_dir: Path):
@@ -122,7 +156,7 @@ class Tracking:
             self.mlflow = mlflow
             mlflow.set_tracking_uri(launch["tracking_uri"])
 
-    def start(self, job_dir: Path) -> None:
+    def start(self, job_dir: Path, lock: str = "") -> None:
         if not self.enabled:
             return
         mlflow, launch = self.mlflow, self.launch
@@ -142,7 +176,14 @@ class Tracking:
         snap = Path(launch["snapshot_dir"])
         if snap.is_dir():
             mlflow.log_artifacts(str(snap), "code")
-        mlflow.log_text(pip_freeze(), "environment/pip-freeze.txt")
+        if lock:
+            from jupyter_mlops.backends.job_environment import lock_hash
+
+            mlflow.log_text(pip_freeze(lock), "environment/pip-freeze.txt")
+            mlflow.log_text(lock, "environment/lock.txt")
+            mlflow.set_tag("mlops.environment", lock_hash(lock))
+        if launch.get("seed") is not None:
+            mlflow.set_tag("mlops.seed", str(launch["seed"]))
 
     @staticmethod
     def _experiment_id(client, name: str, project: str) -> str:
@@ -190,11 +231,29 @@ def run(job_dir: Path) -> int:
     status, code, error, executed, metrics = "failed", 1, "", None, {}
     tracking = None
     child = None
+    environment: dict = {}
     try:
+        from jupyter_mlops.backends.job_environment import LockNotRebuilt, lock_hash
+
+        try:
+            python, lock, rebuilt = prepare_environment(launch, job_dir)
+        except LockNotRebuilt as e:
+            raise SystemExit(f"cannot rerun in job {launch['environment'].get('of')}'s "
+                             f"environment: {e}") from None
+        environment = {"hash": lock_hash(lock), "rebuilt": rebuilt,
+                       "packages": sum(1 for x in lock.splitlines()
+                                       if x and not x.startswith("#"))}
         tracking = Tracking(launch)
-        tracking.start(job_dir)
+        tracking.start(job_dir, lock)
         env = dict(os.environ)
         env.update(MLOPS_JOB_DIR=str(job_dir), MLOPS_PARAMS=json.dumps(launch["params"]))
+        if launch.get("seed") is not None:  # runtime.seed(); hashing of str made repeatable
+            env.update(MLOPS_SEED=str(launch["seed"]),
+                       PYTHONHASHSEED=str(int(launch["seed"]) % 2**32))
+        if launch.get("dataset_version"):
+            env["MLOPS_DATASET_VERSION"] = launch["dataset_version"]
+        if rebuilt:
+            env["PYTHONNOUSERSITE"] = "1"  # exactly the lock: nothing from ~/.local
         if tracking.run_id:
             env["MLFLOW_RUN_ID"] = tracking.run_id
             env["MLFLOW_EXPERIMENT_NAME"] = launch["experiment"]
@@ -204,6 +263,8 @@ def run(job_dir: Path) -> int:
             import papermill
 
             os.environ.update(env)  # the kernel inherits them
+            if rebuilt:
+                _locked_kernel(job_dir, python)
             executed = Path(launch["output_notebook"])
             executed.parent.mkdir(parents=True, exist_ok=True)
             papermill.engines.papermill_engines.register("mlops", _progress_engine(job_dir))
@@ -213,7 +274,7 @@ def run(job_dir: Path) -> int:
             code = 0
         else:
             args = [f"--{k}={v}" for k, v in launch["params"].items()]
-            child = subprocess.Popen([sys.executable, "-c", SCRIPT_BOOT, launch["file"], *args],
+            child = subprocess.Popen([python, "-c", SCRIPT_BOOT, launch["file"], *args],
                                      cwd=launch["cwd"], env=env)
             code = child.wait()
         status = "succeeded" if code == 0 else "failed"
@@ -230,6 +291,8 @@ def run(job_dir: Path) -> int:
             status, error = "failed", f"time limit of {launch.get('time_limit')} s reached"
         if child is not None and child.poll() is None:
             child.terminate()
+    except SystemExit as e:  # refused before any of the job's code ran
+        status, code, error = "failed", 1, str(e)
     except Exception as e:
         traceback.print_exc()
         status, code = "failed", 1
@@ -241,7 +304,8 @@ def run(job_dir: Path) -> int:
     except Exception as e:
         print(f"[mlops] could not finish the MLflow run: {e}", flush=True)
     _write_json(job_dir / "exit.json", {"status": status, "returncode": code, "error": error,
-                                        "metrics": metrics, "finished_at": time.time()})
+                                        "metrics": metrics, "finished_at": time.time(),
+                                        "environment": environment})
     print(f"[mlops] job {launch['job_id']} {status}" + (f": {error}" if error else ""),
           flush=True)
     return 0 if status == "succeeded" else 1

@@ -53,6 +53,7 @@ class Exit:
     error: str = ""
     returncode: int | None = None
     metrics: dict | None = None
+    environment: dict | None = None  # the lock's hash, package count, rebuilt or not
     # When the job's work really started and ended, when the backend knows better than the
     # runner's clock (a Slurm job waits in Slurm's queue after it was submitted).
     started_at: float | None = None
@@ -70,8 +71,11 @@ def read_exit(job_dir: Path) -> Exit | None:
     data = _read_json(job_dir / "exit.json")
     if not isinstance(data, dict):
         return None
+    env = data.get("environment")
     return Exit(data.get("status", "failed"), data.get("error", ""), data.get("returncode"),
-                data.get("metrics") or {})
+                data.get("metrics") or {},
+                {k: env[k] for k in ("hash", "packages", "rebuilt") if k in env}
+                if isinstance(env, dict) else {})
 
 
 class LocalJobBackend:
@@ -115,6 +119,7 @@ class LocalJobBackend:
         run_as = {"start_new_session": True}
         if account is not None:
             self._hand_over(job_dir, account)
+            self._environments_of(job_dir, account)
             env.update(USER=account.name, LOGNAME=account.name, HOME=str(account.home))
             run_as = account.popen_kwargs()
         # O_NOFOLLOW: never append through a link, whoever could have left one there.
@@ -172,7 +177,7 @@ class LocalJobBackend:
         why = group.out_of_memory("the job") if ex.status == "failed" else ""
         if why:
             ex = Exit(ex.status, f"{why}; {ex.error}" if ex.error else why, ex.returncode,
-                      ex.metrics)
+                      ex.metrics, ex.environment)
         group.remove()
         return ex
 
@@ -209,6 +214,22 @@ class LocalJobBackend:
                 path.chmod(0o1770)
             else:
                 path.chmod(0o750 if path.is_dir() else 0o640)
+
+    @staticmethod
+    def _environments_of(job_dir: Path, account: SystemAccount) -> None:
+        """The folder where the job's account builds and caches locked environments: its
+        own (an environment another account built could have been changed by it since)."""
+        launch = json.loads((job_dir / "launch.json").read_text())
+        where = (launch.get("environment") or {}).get("dir")
+        if not where:
+            return
+        d = Path(where)
+        d.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
+        make_traversable(d.parent)
+        d.mkdir(mode=0o700, exist_ok=True)
+        if d.is_symlink():
+            raise AccountError(f"{d} is a symbolic link")
+        os.chown(d, account.uid, account.gid, follow_symlinks=False)
 
     def _watch(self, proc: subprocess.Popen) -> None:
         proc.wait()

@@ -22,6 +22,8 @@ TERMINAL = (SUCCEEDED, FAILED, CANCELLED, PRUNED, SKIPPED)
 KINDS = {".ipynb": "notebook", ".py": "script"}
 NAME_RE = re.compile(r"^[A-Za-z0-9_.@ -]{1,100}$")
 PARAM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# A Kubernetes label value (the node label a GPU type is matched against)
+GPU_TYPE_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 MAX_GPUS = 64
 MAX_TIMEOUT = 366 * 24 * 3600  # seconds: what a time limit can be at all
 
@@ -33,6 +35,9 @@ class JobSpec:
     path: str  # relative to the user's workspace
     params: dict = field(default_factory=dict)
     gpus: int = 0
+    # GPUs of this type only: a substring of the device name on GPU servers ("A100"), the
+    # node label nvidia.com/gpu.product on Kubernetes, as a profile's gpu_type
+    gpu_type: str = ""
     project: str = "default"
     experiment: str = ""  # MLflow experiment; defaults to the file's stem
     dataset_version: str = ""
@@ -69,6 +74,10 @@ class Job:
     pipeline_id: int | None = None
     step: str = ""
     snapshot_of: int | None = None  # "rerun exactly": the job whose code snapshot is reused
+    seed: int | None = None  # given as the parameter ``seed``, or set by the platform
+    dataset_resolved: str = ""  # spec.dataset_version pinned at submit: ``name@vN``
+    # what the job's code ran with: {"hash", "packages", "rebuilt"} (lock: environment.lock)
+    environment: dict = field(default_factory=dict)
     cancel_requested: str = ""  # "" | "cancelled" | "pruned" | "time_limit"
     exit_code: int | None = None
     groups: list = field(default_factory=list)
@@ -98,7 +107,7 @@ def parse_spec(body: dict) -> JobSpec:
     """A :class:`JobSpec` from a request body; :class:`InvalidInput` says what is wrong."""
     if not isinstance(body, dict):
         raise InvalidInput("a job is a JSON object")
-    unknown = set(body) - {"path", "params", "gpus", "project", "experiment",
+    unknown = set(body) - {"path", "params", "gpus", "gpu_type", "project", "experiment",
                            "dataset_version", "name", "timeout"}
     if unknown:
         raise InvalidInput(f"unknown job field(s): {', '.join(sorted(unknown))}")
@@ -121,6 +130,12 @@ def parse_spec(body: dict) -> JobSpec:
     gpus = body.get("gpus", 0)
     if isinstance(gpus, bool) or not isinstance(gpus, int) or not 0 <= gpus <= MAX_GPUS:
         raise InvalidInput(f"gpus must be a whole number from 0 to {MAX_GPUS}, not {gpus!r}")
+    gpu_type = body.get("gpu_type") or ""
+    if not isinstance(gpu_type, str) or (gpu_type and not GPU_TYPE_RE.match(gpu_type)):
+        raise InvalidInput("gpu_type is a GPU type such as A100 or NVIDIA-A100-SXM4-40GB: "
+                           "letters, digits and ._- (at most 63)")
+    if gpu_type and not gpus:
+        raise InvalidInput("gpu_type needs gpus: how many GPUs of that type")
     timeout = body.get("timeout") or 0
     if isinstance(timeout, bool) or not isinstance(timeout, int) or not (
             0 <= timeout <= MAX_TIMEOUT):
@@ -134,7 +149,8 @@ def parse_spec(body: dict) -> JobSpec:
         if not isinstance(v, str) or not NAME_RE.match(v):
             raise InvalidInput(f"{key} must be 1-100 letters, digits, spaces or _.@-")
         out[key] = v
-    return JobSpec(path=str(p), params=dict(params), gpus=gpus, timeout=timeout, **out)
+    return JobSpec(path=str(p), params=dict(params), gpus=gpus, gpu_type=gpu_type,
+                   timeout=timeout, **out)
 
 
 # --- declared parameters ----------------------------------------------------------------------

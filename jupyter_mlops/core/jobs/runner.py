@@ -61,12 +61,16 @@ class JobRunner:
         Seconds a job's MLflow token is valid (the longest a job may log to MLflow).
     dataset_dir
         The shared dataset as jobs see it (``$JUPYTER_MLOPS_DATASETS``, as in user servers).
+    environments
+        ``{"dir", "wheels", "offline"}``: where rebuilt environments of "rerun exactly" are
+        cached (``<dir>/<user>/<hash>``), a local folder of wheels, and whether to install
+        only from there (see :mod:`...backends.job_environment`).
     """
 
     def __init__(self, jobs: Jobs, backend, tokens, *, tracking_uri: str = "",
                  max_cpu_jobs: int = 4, tick_seconds: float = 1.0,
                  token_lifetime: int = 7 * 24 * 3600, dataset_dir: str = "",
-                 control_plane_url: str = ""):
+                 control_plane_url: str = "", environments: dict | None = None):
         self.jobs = jobs
         self.store = jobs.store
         self.allocator = jobs.allocator
@@ -78,6 +82,8 @@ class JobRunner:
         self.token_lifetime = token_lifetime
         self.dataset_dir = dataset_dir
         self.control_plane_url = control_plane_url
+        self.environments = {"dir": str(jobs.jobs_dir.parent / "environments"), "wheels": "",
+                             "offline": False, **(environments or {})}
         self.groups: list = []  # sweeps, pipelines: objects with ``async tick()``
         self._event = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -186,6 +192,7 @@ class JobRunner:
             job.state = job.cancel_requested
         job.exit_code = ended.returncode
         job.metrics = ended.metrics or {}
+        job.environment = {**job.environment, **(ended.environment or {})}
         job.finished_at = ended.finished_at or clock.now()
         if ended.started_at:  # the backend's scheduler started it later than it was submitted
             job.started_at = ended.started_at
@@ -235,7 +242,8 @@ class JobRunner:
         def allocate(job):
             gpus = self.allocator.allocate("job", str(job.id), user=job.user,
                                            count=job.spec.gpus, groups=job.groups,
-                                           project=job.spec.project)
+                                           project=job.spec.project,
+                                           device_filter=job.spec.gpu_type or None)
             return [g.index for g in gpus]
 
         for d in queue.plan(queued, running, allocate=allocate,
@@ -259,7 +267,7 @@ class JobRunner:
         tags = {"mlflow.user": job.user, "mlops.job_id": job.id, "mlops.project": spec.project,
                 "mlflow.source.name": spec.path, "mlops.kind": spec.kind}
         if spec.dataset_version:
-            tags["mlops.dataset_version"] = spec.dataset_version
+            tags["mlops.dataset_version"] = job.dataset_resolved or spec.dataset_version
         source = d / "snapshot" / "source.json"
         if source.exists():
             info = json.loads(source.read_text())
@@ -283,7 +291,21 @@ class JobRunner:
             "parent_run_id": getattr(job, "parent_run_id", "") or self._parent_run(job),
             "output_notebook": str(ws / "mlops-jobs" / str(job.id) / name),
             "snapshot_dir": str(d / "snapshot"),
+            "gpu_type": spec.gpu_type,  # the Kubernetes backend's node selector
+            "seed": job.seed,
+            "dataset_version": job.dataset_resolved or spec.dataset_version,
+            "environment": self._environment(job),
         }
+
+    def _environment(self, job: Job) -> dict:
+        """What the job's process needs to rebuild the environment it must reproduce."""
+        lock = self.jobs.job_dir(job.id) / "environment.wanted"
+        if not job.environment.get("wanted") or not lock.is_file():
+            return {}
+        return {"lock": str(lock), "of": job.environment.get("of"),
+                "dir": str(Path(self.environments["dir"]) / job.user),
+                "wheels": self.environments["wheels"],
+                "offline": bool(self.environments["offline"])}
 
     def _parent_run(self, job: Job) -> str:
         if job.sweep_id is None:

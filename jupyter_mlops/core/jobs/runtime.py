@@ -1,6 +1,6 @@
 """What a job's own code may call (inside a notebook or script run as a job).
 
-    from jupyter_mlops.core.jobs.runtime import params, report, progress
+    from jupyter_mlops.core.jobs.runtime import params, report, progress, seed
     lr = params().get("lr", 0.01)
     for epoch in range(10):
         ...
@@ -53,3 +53,29 @@ def progress(done: int, total: int, label: str = "") -> None:
     tmp.write_text(json.dumps({"done": done, "total": total,
                                "label": label or f"{done} of {total}"}))
     os.replace(tmp, d / "progress.json")
+
+
+def seed() -> int | None:
+    """The job's seed (``$MLOPS_SEED``: the ``seed`` parameter, or one the platform chose and
+    recorded), after seeding ``random`` and, where installed, numpy and torch with it.
+    ``None`` outside a job."""
+    raw = os.environ.get("MLOPS_SEED")
+    if not raw:
+        return None
+    value = int(raw)
+    import random
+
+    random.seed(value)
+    try:
+        import numpy
+
+        numpy.random.seed(value % 2**32)
+    except ImportError:
+        pass
+    try:
+        import torch
+
+        torch.manual_seed(value)
+    except ImportError:
+        pass
+    return value

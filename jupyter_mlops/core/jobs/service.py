@@ -6,11 +6,18 @@ absent (404); administrators see every job. Cancelling belongs to its owner, the
 managers and administrators, or any member where the project lets members change each other's
 work (:meth:`Projects.require_change`); each cancel is kept in the job's ``changes`` with who
 did it, so its owner sees what someone else did. Rerunning is its owner's.
+
+What a job records so "rerun exactly" repeats it: the snapshot of its folder
+(:mod:`.snapshot`), its parameters, its seed (set by the platform when the user gives none),
+the dataset version a ``latest`` or tag reference meant at submit, and the lock of its
+environment (written by the job's process, :mod:`...backends.job_environment`).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import secrets
 import shutil
 import stat
 import subprocess
@@ -22,8 +29,13 @@ from pathlib import Path
 from .. import clock
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound, QuotaExceeded
 from ..roles import Caller
-from .model import (ACTIVE, CANCELLED, QUEUED, Job, JobSpec, check_param_types, parse_spec)
+from .jobfiles import read_untrusted
+from .model import (ACTIVE, CANCELLED, QUEUED, Job, JobSpec, check_param_types,
+                    declared_parameters, parse_spec)
+from .snapshot import FolderSnapshot
 from .store import JobStore
+
+MAX_SEED = 2**31 - 1  # what numpy, torch and random all take
 
 LOG_CHUNK = 256 * 1024
 
@@ -61,11 +73,19 @@ class Jobs:
     max_timeout
         The longest any job may run, in seconds (0: no limit); a job asking for more is
         refused, a job asking for nothing gets it.
+    snapshots
+        How a job's folder is copied (:class:`FolderSnapshot`: its bounds).
+    datasets
+        The dataset catalog (``resolve(caller, name, ref)``): a job's ``dataset_version``
+        ``name@latest`` or ``name@<tag>`` is pinned to the version it means at submit.
     """
 
     def __init__(self, store: JobStore, projects, allocator, workspace_root: Path,
-                 jobs_dir: Path, wake=lambda: None, max_timeout: int = 0):
+                 jobs_dir: Path, wake=lambda: None, max_timeout: int = 0,
+                 snapshots: FolderSnapshot | None = None, datasets=None):
         self.store = store
+        self.snapshots = snapshots or FolderSnapshot()
+        self.datasets = datasets
         self.max_timeout = max_timeout
         self.projects = projects
         self.allocator = allocator
@@ -131,7 +151,9 @@ class Jobs:
                     raise InvalidInput(f"{path!r} is outside your workspace")
                 if st.st_uid != ws.stat().st_uid and not st.st_mode & stat.S_IROTH:
                     raise InvalidInput(f"{path!r} is not readable by you")
-                staged = stage / file.name
+                code = stage / "code"
+                self.snapshots.copy(ws, real.parent, code, ws.stat().st_uid)
+                staged = code / file.name  # the checked copy, whatever the walk found
                 with open(staged, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
             yield staged
@@ -169,11 +191,13 @@ class Jobs:
             return self._enqueue(caller, spec, file, **extra)
 
     def _enqueue(self, caller: Caller, spec: JobSpec, file: Path, snapshot_from: Path | None =
-                 None, **extra) -> Job:
+                 None, seed: int | None = None, wake: bool = True, **extra) -> Job:
         if not spec.experiment:
             spec.experiment = Path(spec.path).stem
+        seed = self._seed(spec, file, seed)
         job = Job(id=0, user=caller.name, spec=spec, submitted_at=clock.now(),
-                  groups=list(caller.groups), **extra)
+                  groups=list(caller.groups), seed=seed,
+                  dataset_resolved=self.pin_dataset(caller, spec), **extra)
         job = self.store.add(job)
         try:
             self._snapshot(job, file, snapshot_from)
@@ -181,11 +205,48 @@ class Jobs:
             job.state, job.reason = "failed", "could not snapshot the code"
             self.store.save(job)
             raise
-        self.wake()
+        if wake:
+            self.wake()
         return job
 
+    @staticmethod
+    def _seed(spec: JobSpec, file: Path, seed: int | None) -> int:
+        """The job's seed: the ``seed`` parameter if given, else ``seed`` (a rerun's), else a
+        new one; a file declaring ``seed`` gets it as that parameter (env: ``MLOPS_SEED``)."""
+        given = spec.params.get("seed")
+        if isinstance(given, int) and not isinstance(given, bool):
+            return given
+        if seed is None:
+            seed = secrets.randbelow(MAX_SEED)
+        if "seed" not in spec.params and "seed" in declared_parameters(file):
+            spec.params["seed"] = seed
+        return seed
+
+    def pin_dataset(self, caller: Caller, spec: JobSpec) -> str:
+        """``name@vN`` for a ``dataset_version`` of the form ``name@ref`` (ref: ``latest``, a
+        tag or a version): what the reference means now, so a rerun reads the same data."""
+        name, sep, ref = (spec.dataset_version or "").partition("@")
+        if not sep or self.datasets is None:
+            return ""
+        return f"{name}@{self.datasets.resolve(caller, name, ref or 'latest').version}"
+
+    def snapshot_code(self, user: str, path: str, file: Path, snap: Path) -> None:
+        """Copy the checked folder of ``file`` (the staged copy) to ``snap`` and record its git
+        commit and the diff of the folder, so the run can be repeated."""
+        shutil.copytree(file.parent, snap)
+        # git reads the repository where the file lives
+        where = (self.workspace(user) / path).parent
+        commit = _git(where, "rev-parse", "HEAD").strip()
+        info = {"path": path, "git_commit": commit or None}
+        if commit:
+            info["git_root"] = _git(where, "rev-parse", "--show-toplevel").strip()
+            diff = _git(where, "diff", "HEAD", "--", ".")
+            if diff:
+                (snap / "diff.patch").write_text(diff)
+            info["dirty"] = bool(diff)
+        (snap / "source.json").write_text(json.dumps(info, indent=1))
+
     def _snapshot(self, job: Job, file: Path, snapshot_from: Path | None) -> None:
-        """Copy the file and record its git commit and diff, so the run can be repeated."""
         # Private from the start: the job's code is nobody else's business (the backend later
         # opens the directory to the job's own account).
         self.job_dir(job.id).mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -193,19 +254,16 @@ class Jobs:
         if snapshot_from is not None:
             shutil.copytree(snapshot_from, snap)
             return
-        snap.mkdir(parents=True)
-        shutil.copy2(file, snap / file.name)
-        # git reads the repository where the file lives (``file`` is the checked copy)
-        where = (self.workspace(job.user) / job.spec.path).parent
-        commit = _git(where, "rev-parse", "HEAD").strip()
-        info = {"path": job.spec.path, "git_commit": commit or None}
-        if commit:
-            info["git_root"] = _git(where, "rev-parse", "--show-toplevel").strip()
-            diff = _git(where, "diff", "HEAD", "--", file.name)
-            if diff:
-                (snap / "diff.patch").write_text(diff)
-            info["dirty"] = bool(diff)
-        (snap / "source.json").write_text(json.dumps(info, indent=1))
+        self.snapshot_code(job.user, job.spec.path, file, snap)
+
+    def locked_environment(self, job: Job) -> str:
+        """The environment lock ``job`` ran with; :class:`Conflict` when it recorded none."""
+        lock = read_untrusted(self.job_dir(job.id) / "environment.lock")
+        if not lock or not lock.startswith("# python "):
+            raise Conflict(f"job {job.id} recorded no environment lock (it "
+                           f"{'never started' if job.started_at is None else 'ended first'}): "
+                           "nothing to rebuild; rerun with edits instead")
+        return lock
 
     def rerun(self, caller: Caller, job_id: int, params: dict | None = None,
               exact: bool = False) -> Job:
@@ -219,6 +277,8 @@ class Jobs:
         if exact:
             if params:
                 raise InvalidInput("rerun exactly takes no parameters; rerun with edits instead")
+            if old.dataset_resolved:  # the version "latest" or a tag meant the first time
+                body["dataset_version"] = old.dataset_resolved
             spec = parse_spec(body)
             self.projects.require_member(caller, spec.project)
             self.check_gpus(caller, spec)
@@ -226,8 +286,16 @@ class Jobs:
             snap = self.job_dir(old.id) / "snapshot"
             file = snap / Path(spec.path).name
             check_param_types(file, spec.params)
-            return self._enqueue(caller, spec, file, snapshot_from=snap,
-                                 snapshot_of=old.snapshot_of or old.id)
+            lock = self.locked_environment(old)
+            job = self._enqueue(caller, spec, file, snapshot_from=snap, seed=old.seed,
+                                snapshot_of=old.snapshot_of or old.id, wake=False)
+            # the lock as the control plane read it: the new job's process cannot change it
+            (self.job_dir(job.id) / "environment.wanted").write_text(lock)
+            job.environment = {"wanted": hashlib.sha256(lock.encode()).hexdigest(),
+                               "of": old.id}
+            self.store.save(job)
+            self.wake()
+            return job
         if params is not None and not isinstance(params, dict):
             raise InvalidInput("params must be an object of name: value")
         body["params"] = {**body["params"], **(params or {})}

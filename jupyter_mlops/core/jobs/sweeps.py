@@ -165,6 +165,9 @@ class Sweeps:
         spec = parse_spec(sweep["job"])
         dists = parse_space(body.get("space"))
         with self.jobs.checked(caller, spec) as file:
+            # every trial reads the version "latest" or a tag means now
+            sweep["job"]["dataset_version"] = (self.jobs.pin_dataset(caller, spec)
+                                               or spec.dataset_version)
             for name, d in dists.items():  # each searched value must fit the declared type
                 samples = (list(d.choices) if isinstance(
                     d, optuna.distributions.CategoricalDistribution) else [d.low])
@@ -175,8 +178,7 @@ class Sweeps:
             sid = self.store.add_group("sweep", caller.name, "running", clock.now(), sweep)
             snap = self.jobs.jobs_dir / f"sweep-{sid}" / "snapshot"
             snap.parent.mkdir(mode=0o700, parents=True)  # the user's code: nobody else's
-            snap.mkdir()
-            (snap / file.name).write_bytes(file.read_bytes())
+            self.jobs.snapshot_code(caller.name, spec.path, file, snap)
         self.jobs.wake()
         return self.get(caller, sid)
 

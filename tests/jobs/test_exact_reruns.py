@@ -1,0 +1,116 @@
+"""Rerun exactly: the job's folder, seed and environment come back, whatever changed since.
+
+The jobs here run with an environment of their own (a venv layering the platform's packages),
+so the test can install a package into it without touching the environment of the session.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from jupyter_mlops.core.errors import InvalidInput
+from jupyter_mlops.core.jobs.snapshot import FolderSnapshot
+
+from .conftest import caller
+
+TRAIN = """
+import random
+from jupyter_mlops.core.jobs.runtime import report, seed
+import helper
+try:
+    import cellboost
+    bonus = cellboost.BONUS
+except ImportError:
+    bonus = 0.0
+seed()
+report("score", helper.BASE + bonus + random.random())
+"""
+
+
+def job_environment(root: Path) -> tuple[Path, Path]:
+    """A venv seeing the platform's packages (through a .pth), with a site-packages of its
+    own to install into: ``(python, its site-packages)``."""
+    env = root / "jobenv"
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", "--without-pip", str(env)], check=True)
+    site = Path(subprocess.run([str(env / "bin" / "python"), "-c", "import sysconfig; print("
+                                "sysconfig.get_paths()['purelib'])"], check=True, text=True,
+                               capture_output=True).stdout.strip())
+    platform_site = sysconfig.get_paths()["purelib"]
+    (site / "platform.pth").write_text(f"import site; site.addsitedir({platform_site!r})\n")
+    return env / "bin" / "python", site
+
+
+def install_cellboost(site: Path) -> None:
+    """What an installer leaves: the module and its dist-info."""
+    (site / "cellboost.py").write_text("BONUS = 1.0\n")
+    info = site / "cellboost-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: cellboost\nVersion: 1.0\n")
+    (info / "RECORD").write_text("cellboost.py,,\ncellboost-1.0.dist-info/METADATA,,\n"
+                                 "cellboost-1.0.dist-info/RECORD,,\n")
+
+
+@pytest.mark.asyncio
+async def test_rerun_exactly_rebuilds_the_environment_and_reproduces_the_metrics(quick_lab):
+    lab = quick_lab
+    python, site = job_environment(lab.root)
+    lab.backend.python = str(python)
+    lab.write("alice", "exact/helper.py", "BASE = 0.5\n")
+    lab.write("alice", "exact/.gitignore", "outputs/\n")
+    lab.write("alice", "exact/outputs/big.bin", "x" * 1000)
+    lab.write("alice", "exact/train.py", TRAIN)
+    first = lab.jobs.submit(caller("alice"), {"path": "exact/train.py"})
+    snap = lab.jobs.job_dir(first.id) / "snapshot"
+    assert (snap / "helper.py").is_file() and not (snap / "outputs").exists()
+    first = await lab.wait(first.id)
+    assert first.state == "succeeded", first.reason
+    assert first.seed is not None and first.environment["hash"]
+    assert first.environment["rebuilt"] is False
+
+    # Since then: the sibling module was edited and a package installed into the environment.
+    lab.write("alice", "exact/helper.py", "BASE = 0.9\n")
+    install_cellboost(site)
+    now = await lab.wait(lab.jobs.submit(caller("alice"), {"path": "exact/train.py"}).id)
+    assert now.state == "succeeded", now.reason
+    assert now.metrics["score"] > first.metrics["score"] + 1  # the changes matter
+    assert now.environment["hash"] != first.environment["hash"]
+
+    exact = await lab.wait(lab.jobs.rerun(caller("alice"), first.id, exact=True).id)
+    assert exact.state == "succeeded", exact.reason
+    assert exact.metrics["score"] == first.metrics["score"]
+    assert exact.seed == first.seed and exact.snapshot_of == first.id
+    assert exact.environment["hash"] == first.environment["hash"]
+    assert exact.environment["rebuilt"] is True
+    log = lab.jobs.logs(caller("alice"), exact.id)["text"]
+    assert "cellboost 1.0 is not in the lock" in log
+
+    # The package is gone again and nothing may be fetched: the lock of the job that had it
+    # cannot be rebuilt, and the rerun says so before running any of its code.
+    (site / "cellboost.py").unlink()
+    subprocess.run(["rm", "-r", str(site / "cellboost-1.0.dist-info")], check=True)
+    lab.runner.environments["offline"] = True
+    refused = await lab.wait(lab.jobs.rerun(caller("alice"), now.id, exact=True).id)
+    assert refused.state == "failed"
+    assert f"cannot rerun in job {now.id}'s environment" in refused.reason
+    assert "cellboost==1.0" in refused.reason
+    assert "score" not in refused.metrics
+
+
+@pytest.mark.asyncio
+async def test_a_folder_over_the_snapshot_bounds_is_refused_with_its_biggest_files(quick_lab):
+    lab = quick_lab
+    lab.jobs.snapshots = FolderSnapshot(max_bytes=10_000, max_files=50)
+    lab.write("alice", "heavy/train.py", "print('hi')\n")
+    lab.write("alice", "heavy/images.npy", "x" * 20_000)
+    with pytest.raises(InvalidInput, match=r"images\.npy \(0\.0 MB\).*\.gitignore"):
+        lab.jobs.submit(caller("alice"), {"path": "heavy/train.py"})
+    assert lab.jobs.store.list(user="alice") == []  # nothing queued, nothing half-written
+    lab.write("alice", "heavy/.gitignore", "*.npy\n")
+    job = lab.jobs.submit(caller("alice"), {"path": "heavy/train.py"})
+    assert not (lab.jobs.job_dir(job.id) / "snapshot" / "images.npy").exists()
+    await lab.wait(job.id)
