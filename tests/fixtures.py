@@ -6,6 +6,7 @@ data directory on free ports.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -191,6 +192,19 @@ def until(check, timeout: float, what: str, every: float = 0.3):
         if last:
             return last
         time.sleep(every)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")
+
+
+async def until_async(check, timeout: float, what: str, every: float = 0.1):
+    """:func:`until` for tests whose event loop must keep running meanwhile (a job runner or
+    a deployment rollout in the same loop)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        await asyncio.sleep(every)
     raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")
 
 

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jupyterhub.traitlets import ByteSpecification
-from traitlets import CaselessStrEnum, Float, Integer, Unicode, default
+from traitlets import Bool, CaselessStrEnum, Float, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ..backends.accounts import AccountSettings
 from ..backends.jobs_local import LocalJobBackend
 from ..core.jobs import JobRunner, Jobs, JobStore
 from ..core.jobs.pipelines import Pipelines
+from ..core.jobs.snapshot import FolderSnapshot
 from ..core.jobs.sweeps import Sweeps
 from ..core.jobs.tracking import FixedTokenIssuer, HubTokenIssuer
 
@@ -28,14 +29,10 @@ class JobSettings(LoggingConfigurable):
     """How the control plane runs training jobs, sweeps and pipelines."""
 
     backend = CaselessStrEnum(
-        ["local", "kubernetes", "slurm"], "local",
-        help="""Where jobs run: ``local`` processes on this machine, ``kubernetes`` batch/v1
+        ["local", "kubernetes"], "local",
+        help="""Where jobs run: ``local`` processes on this machine, or ``kubernetes`` batch/v1
         Jobs (configure with ``c.KubeJobBackend.*``: namespace, image, the PVCs of workspaces
-        and job directories, mounted at the same paths as in the control plane), or ``slurm``
-        batch jobs (``c.SlurmJobBackend.*``: partition, GPU type, CPUs, memory; workspaces,
-        job directories and the dataset on a filesystem every node mounts at the same paths).
-        With ``slurm``, Slurm places jobs on its nodes and GPUs; the platform keeps quotas,
-        projects and accounting (see docs/slurm.md).""",
+        and job directories, mounted at the same paths as in the control plane).""",
     ).tag(config=True)
 
     tracking_uri = Unicode(
@@ -128,6 +125,36 @@ class JobSettings(LoggingConfigurable):
         Postgres.""",
     ).tag(config=True)
 
+    snapshot_max_bytes = Integer(
+        50_000_000, help="""Bytes a job's code snapshot may hold. A job copies the folder it
+        runs from (without hidden files and what .gitignore ignores), so a script importing a
+        sibling module reruns exactly; a folder holding more is refused with its biggest files
+        named (data belongs in the dataset catalog, not in the code folder).""",
+    ).tag(config=True)
+
+    snapshot_max_files = Integer(
+        2000, help="Files a job's code snapshot may hold (see ``snapshot_max_bytes``).",
+    ).tag(config=True)
+
+    environments_dir = Unicode(
+        help="""Where "rerun exactly" rebuilds the environment a job ran with when the jobs'
+        environment has changed since: one virtual environment per user and lock,
+        ``<environments_dir>/<user>/<hash>``, built as the user's account and reused by later
+        reruns of the same lock. Defaults to ``<data_dir>/environments``.""",
+    ).tag(config=True)
+
+    environment_wheels = Unicode(
+        "", help="""A local folder of wheels that rebuilt environments install from before any
+        index (distributions the running environment has in the locked version are linked,
+        not installed).""",
+    ).tag(config=True)
+
+    environment_offline = Bool(
+        False, help="""Rebuild environments without any index: only from this environment,
+        ``environment_wheels`` and uv's cache. A lock needing anything else is refused with
+        what is missing.""",
+    ).tag(config=True)
+
     @default("python")
     def _default_python(self):
         return sys.executable
@@ -146,26 +173,15 @@ def build_jobs(parent, context) -> JobsPlatform:
     settings = JobSettings(parent=parent)
     data_dir = Path(context.data_dir)
     workspaces = Path(settings.workspace_root or data_dir / "users")
-    allocator, slurm = context.gpu_allocator, None
-    if settings.backend == "slurm":
-        from ..backends.jobs_slurm import SlurmGpuSlots, SlurmJobBackend
-        from ..core.gpu_allocation import GpuAllocator
-
-        slurm = SlurmJobBackend(parent=parent, python_default=settings.python,
-                                accounts=AccountSettings(parent=parent).user_accounts(workspaces),
-                                cpu_limit=settings.cpu_limit,
-                                memory_limit=settings.memory_limit or 0)
-        # Slurm places jobs; the same quotas (same database) count what was asked of it.
-        allocator = GpuAllocator(context.db, SlurmGpuSlots(slurm.gpu_slots))
-    jobs = Jobs(JobStore(context.db), context.projects, allocator, workspaces,
-                Path(settings.jobs_dir or data_dir / "jobs"), max_timeout=settings.max_timeout)
+    jobs = Jobs(JobStore(context.db), context.projects, context.gpu_allocator, workspaces,
+                Path(settings.jobs_dir or data_dir / "jobs"), max_timeout=settings.max_timeout,
+                snapshots=FolderSnapshot(settings.snapshot_max_bytes, settings.snapshot_max_files),
+                datasets=getattr(context, "datasets", None))
     hub_api = os.environ.get("JUPYTERHUB_API_URL", "")
     service_token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
     tokens = (HubTokenIssuer(hub_api, service_token) if hub_api and service_token
               else FixedTokenIssuer())
-    if slurm is not None:
-        backend = slurm
-    elif settings.backend == "kubernetes":
+    if settings.backend == "kubernetes":
         from ..backends.jobs_kube import KubeJobBackend
 
         backend = KubeJobBackend(parent=parent, workspace_root=str(workspaces))
@@ -179,7 +195,11 @@ def build_jobs(parent, context) -> JobsPlatform:
                        max_cpu_jobs=settings.max_cpu_jobs, tick_seconds=settings.tick_seconds,
                        token_lifetime=settings.token_lifetime,
                        dataset_dir=settings.shared_dataset_dir or str(data_dir / "datasets"),
-                       control_plane_url=settings.control_plane_url)
+                       control_plane_url=settings.control_plane_url,
+                       environments={"dir": settings.environments_dir
+                                     or str(data_dir / "environments"),
+                                     "wheels": settings.environment_wheels,
+                                     "offline": settings.environment_offline})
     storage = settings.optuna_storage or f"sqlite:///{data_dir / 'control' / 'optuna.sqlite'}"
     sweeps = Sweeps(jobs, storage, settings.tracking_uri, tokens)
     pipelines = Pipelines(jobs)
