@@ -21,17 +21,29 @@ networkpolicies; autoscaling/v2 horizontalpodautoscalers; rbac roles and rolebin
 - a Secret's ``stringData`` is stored base64-encoded in ``data``, as the real server does;
 - a ResourceQuota's ``hard`` ``pods`` and ``requests.nvidia.com/gpu``/``limits.nvidia.com/gpu``
   are enforced at pod creation (403 "exceeded quota"), ``status.used`` is kept up to date;
-- a pretend scheduler + kubelet: a new pod becomes Running (podIP ``pod_ip``, Ready) after
-  ``pod_start_delay`` seconds, with Scheduled/Pulled/Created/Started events, unless it asks for
-  more ``nvidia.com/gpu`` than ``node_gpus`` minus what running pods hold, its nodeSelector does
-  not match ``node_labels``, a test rule marks it unschedulable (``mark_unschedulable``), or its
-  image is in ``bad_images`` (then ErrImagePull, as a kubelet reports it).
+- nodes (``v1`` Node objects: labels, taints, ``nvidia.com/*`` capacity; ``nodes=[make_node(...)]``
+  or, by default, one untainted ``fake-node`` with ``node_labels`` and ``node_gpus``);
+- a pretend scheduler + kubelet: a new pod is bound to the first node whose taints it
+  tolerates, whose labels match its nodeSelector and which has the extended resources it asks
+  for (minus what pods bound there hold), and becomes Running (podIP ``pod_ip``, Ready) after
+  ``pod_start_delay`` seconds, with Scheduled/Pulled/Created/Started events. When no node fits
+  it stays Pending with ``PodScheduled=False/Unschedulable`` and a FailedScheduling event worded
+  as kube-scheduler words it ("0/2 nodes are available: 1 Insufficient nvidia.com/gpu, 1 node(s)
+  had untolerated taint {nvidia.com/gpu: present}. ..."), and is tried again when a pod goes or
+  a node comes (``add_node``). A test rule (``mark_unschedulable``) overrides the scheduler; an
+  image in ``bad_images`` fails with ErrImagePull, as a kubelet reports it;
+- with ``controllers=True``, minimal Job and Deployment controllers: pods from the template,
+  owned by the Job/Deployment; a Job's status follows its pod (set a pod's phase to Succeeded
+  or Failed to end it), a Deployment's counts ready replicas and a deleted replica is replaced
+  (tests/kube_fake_cluster.py says what they leave out).
 
 Usage::
 
     from tests.kube_fake import KubeFake, kube_fake  # kube_fake is a pytest fixture
 
     with KubeFake(node_gpus=2) as fake:          # or the ``kube_fake`` fixture
+    # or a cluster: KubeFake(controllers=True, nodes=[make_node("cpu-1"), make_node(
+    #     "gpu-1", gpus=2, taints=[GPU_TAINT], labels={"nvidia.com/gpu.product": "A100"})])
         kubeconfig = fake.write_kubeconfig(tmp_path / "kubeconfig")
         use_kubeconfig(monkeypatch, kubeconfig)  # for clients reading the default location
         fake.url                                  # http://127.0.0.1:PORT
@@ -44,8 +56,9 @@ Everything here is simulated: there are no containers; Running pods serve nothin
 test starts a server at ``pod_ip`` itself.
 
 This module is the HTTP side (routing, discovery, Status answers, watch streams) and the
-kubeconfig helpers; the objects and the simulated controllers are ``tests/kube_fake_store.py``,
-selectors, merge patches and quantities ``tests/kube_fake_semantics.py``.
+kubeconfig helpers; the objects and the pretend kubelet are ``tests/kube_fake_store.py``, nodes,
+the scheduler and the controllers ``tests/kube_fake_cluster.py``, selectors, merge patches and
+quantities ``tests/kube_fake_semantics.py``.
 """
 from __future__ import annotations
 

@@ -3,7 +3,9 @@
 Objects keyed by (plural, namespace, name) with uid, one cluster-wide resourceVersion counter,
 the history watches resume from, watch fan-out (an object leaving a selector is DELETED),
 optimistic concurrency, merge patches, cascading deletes, ResourceQuota enforcement and a
-pretend scheduler + kubelet. What it does is listed in tests/kube_fake.py's docstring.
+pretend scheduler + kubelet (nodes, the scheduler's filters and the Job and Deployment
+controllers: tests/kube_fake_cluster.py). What it does is listed in tests/kube_fake.py's
+docstring.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Callable
 
+from tests.kube_fake_cluster import Controllers, make_node, schedule
 from tests.kube_fake_semantics import merge_patch, quantity
 
 # (group, version, plural) -> (Kind, namespaced)
@@ -62,7 +65,7 @@ def _pod_gpus(pod: dict) -> float:
     return total
 
 
-class KubeStore:
+class KubeStore(Controllers):
     """The objects, their history and watchers, and the simulated controllers (thread-safe).
 
     ``loop`` is the event loop watchers' queues and the pretend kubelet run on; the HTTP
@@ -71,9 +74,11 @@ class KubeStore:
 
     def __init__(self, *, node_gpus: int = 0, node_labels: dict | None = None,
                  pod_start_delay: float = 0.05, pod_ip: str = "127.0.0.1",
-                 bad_images: set[str] | None = None, token: str | None = None):
-        self.node_gpus = node_gpus
-        self.node_labels = {"kubernetes.io/hostname": "fake-node", **(node_labels or {})}
+                 bad_images: set[str] | None = None, token: str | None = None,
+                 nodes: list[dict] | None = None, controllers: bool = False):
+        """``nodes``: Node objects (``kube_fake_cluster.make_node``); by default one untainted
+        node ``fake-node`` with ``node_labels`` and ``node_gpus``. ``controllers``: run the Job
+        and Deployment controllers (off: a test sets those objects' status itself)."""
         self.pod_start_delay = pod_start_delay
         self.pod_ip = pod_ip
         self.bad_images = set(bad_images or ())
@@ -86,8 +91,12 @@ class KubeStore:
         self._rules: list[tuple[Callable[[dict], bool], str]] = []
         self._rv = 0
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.controllers = controllers
         for ns in ("default", "kube-system"):
             self.create("namespaces", None, {"metadata": {"name": ns}})
+        for node in nodes if nodes is not None else [
+                make_node("fake-node", labels=node_labels, gpus=node_gpus)]:
+            self.create("nodes", None, node)
 
     # --- the store (any thread) -----------------------------------------------------------------
 
@@ -154,6 +163,8 @@ class KubeStore:
             self._emit("ADDED", key, copy.deepcopy(obj))
             if plural == "pods":
                 self._update_quota_usage(namespace)
+            if plural in ("jobs", "deployments"):
+                self._controlled_created(plural, obj)
         if plural == "pods" and self.loop:
             self.loop.call_soon_threadsafe(
                 self.loop.call_later, self.pod_start_delay, self._run_pod, key)
@@ -185,6 +196,8 @@ class KubeStore:
             new["metadata"]["resourceVersion"] = self._next_rv()
             self._objects[key] = new
             self._emit("MODIFIED", key, copy.deepcopy(new), old)
+            if plural == "pods":
+                self._controlled_pod_changed(new)
             return copy.deepcopy(new)
 
     def patch(self, plural: str, namespace: str | None, name: str, patch: dict,
@@ -220,9 +233,27 @@ class KubeStore:
                     self.delete(*k)
             if plural == "pods":
                 self._update_quota_usage(namespace)
+                self._controlled_pod_changed(obj, deleted=True)
+                self._retry_pending()  # what it held may let a waiting pod fit
             return obj
 
     # --- test controls --------------------------------------------------------------------------
+
+    def add_node(self, node: dict) -> dict:
+        """Add a Node (``kube_fake_cluster.make_node``); Pending pods are scheduled again."""
+        with self._lock:
+            created = self.create("nodes", None, node)
+            self._retry_pending()
+            return created
+
+    def _retry_pending(self) -> None:
+        """The scheduler retries unscheduled pods when the cluster changes."""
+        if not self.loop:
+            return
+        for (p, ns, name), o in list(self._objects.items()):
+            if p == "pods" and o["status"].get("phase") == "Pending" \
+                    and not o["spec"].get("nodeName"):
+                self.loop.call_soon_threadsafe(self._run_pod, (p, ns, name))
 
     def mark_unschedulable(self, match: Callable[[dict], bool], message: str) -> None:
         """Pods for which ``match(pod)`` is true stay Pending with a FailedScheduling event."""
@@ -291,16 +322,16 @@ class KubeStore:
             pod = self.get("pods", key[1], key[2])
             if pod is None or pod["status"].get("phase") != "Pending":
                 return
-            reason = self._unschedulable_reason(pod)
+            node, reason = self._schedule(pod)
             if reason:
                 self.patch("pods", key[1], key[2], {"status": {"conditions": [{
                     "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                     "message": reason, "lastTransitionTime": _now()}]}})
                 self.add_event(pod, "FailedScheduling", reason, "Warning")
                 return
-            self.patch("pods", key[1], key[2], {"spec": {"nodeName": "fake-node"}})
+            self.patch("pods", key[1], key[2], {"spec": {"nodeName": node}})
             self.add_event(pod, "Scheduled",
-                           f"Successfully assigned {key[1]}/{key[2]} to fake-node")
+                           f"Successfully assigned {key[1]}/{key[2]} to {node}")
             containers = pod["spec"].get("containers", [])
             bad = [c["image"] for c in containers if c.get("image") in self.bad_images]
             if bad:
@@ -330,20 +361,9 @@ class KubeStore:
                     "started": True, "restartCount": 0,
                     "state": {"running": {"startedAt": now}}} for c in containers]})
 
-    def _unschedulable_reason(self, pod: dict) -> str | None:
+    def _schedule(self, pod: dict) -> tuple[str | None, str]:
+        """``(node, "")``, or ``(None, why)`` from a test rule or the scheduler's filters."""
         for match, message in self._rules:
             if match(pod):
-                return message
-        selector = pod["spec"].get("nodeSelector") or {}
-        if any(self.node_labels.get(k) != v for k, v in selector.items()):
-            return ("0/1 nodes are available: 1 node(s) didn't match Pod's node "
-                    "affinity/selector. preemption: 0/1 nodes are available: "
-                    "1 Preemption is not helpful for scheduling.")
-        ask = _pod_gpus(pod)
-        if ask:
-            running = [p for p in self.list("pods") if p["spec"].get("nodeName")
-                       and p["status"].get("phase") in ("Pending", "Running")]
-            if sum(map(_pod_gpus, running)) + ask > self.node_gpus:
-                return (f"0/1 nodes are available: 1 Insufficient {GPU}. preemption: 0/1 nodes "
-                        "are available: 1 No preemption victims found for incoming pod.")
-        return None
+                return None, message
+        return schedule(pod, self.list("nodes"), self.list("pods"))

@@ -1,7 +1,9 @@
 """The Kubernetes backend: its objects validated offline, its lifecycle against the API stand-in.
 
 Kubernetes is simulated (tests/kube_fake.py, no cluster runs here): nothing starts containers,
-so the test plays the Deployment controller by setting ``status`` as a cluster would.
+so most tests play the Deployment controller by setting ``status`` as a cluster would; the GPU
+test runs the stand-in's own scheduler and Deployment controller on a cluster whose GPU node is
+tainted.
 """
 from __future__ import annotations
 
@@ -21,7 +23,9 @@ from jupyter_mlops.core.errors import Unavailable
 from jupyter_mlops.core.jobs.tracking import MLFLOW_SCOPE
 from jupyter_mlops.core.projects import Projects
 from jupyter_mlops.core.roles import ADMIN, USE, Caller
-from tests.kube_fake import kube_fake  # noqa: F401 (a fixture)
+from tests.fixtures import until_async
+from tests.kube_fake import KubeFake, kube_fake, use_kubeconfig  # noqa: F401 (a fixture)
+from tests.kube_fake_cluster import GPU_TAINT, make_node
 
 VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
 
@@ -343,3 +347,54 @@ async def test_a_version_without_its_creators_token_fails_and_creates_nothing(ku
             assert kube_fake.list(plural, "mlops") == []
     finally:
         await backend.close()
+
+
+@pytest.mark.asyncio
+async def test_a_gpu_model_server_runs_on_the_tainted_gpu_node_or_says_why_not(
+        tmp_path, monkeypatch):
+    a100 = "NVIDIA-A100-SXM4-40GB"
+    nodes = [make_node("cpu-1"), make_node("gpu-1", gpus=1, taints=[GPU_TAINT],
+                                           labels={"nvidia.com/gpu.product": a100})]
+    with KubeFake(nodes=nodes, controllers=True) as fake:
+        use_kubeconfig(monkeypatch, fake.write_kubeconfig(tmp_path / "kubeconfig"))
+        fake.create("namespaces", None, {"metadata": {"name": "mlops"}})
+        backend = KubeDeployBackend(namespace="mlops", image="registry.lab/mlops-serve:1",
+                                    gpus=1, gpu_type=a100, shm_size="1Gi", pending_timeout=3,
+                                    poll_interval=0.05, start_timeout=20)
+        db = Database(f"sqlite:///{tmp_path / 'cp.sqlite'}")
+        deployments = Deployments(db, Projects(db), backend, RegistryStandIn(), drain_timeout=2)
+        admin = Caller("admin", scopes=frozenset({ADMIN}))
+        try:
+            await deployments.create(admin, "lr", "lr", "1")
+            # the controller's replica lands on the tainted GPU node and becomes ready
+            ready = await until_async(lambda: (d := deployments.get(admin, "lr"))["status"]
+                                      == "ready" and d, 20, "lr ready")
+            assert ready["serving_version"] == "1"
+            (pod,) = fake.list("pods", "mlops")
+            assert pod["spec"]["nodeName"] == "gpu-1"
+            assert pod["spec"]["nodeSelector"] == {"nvidia.com/gpu.product": a100}
+            assert {"name": "dshm", "mountPath": "/dev/shm"} in \
+                pod["spec"]["containers"][0]["volumeMounts"]
+            assert fake.get("deployments", "mlops", "mlops-lr-v1")["status"][
+                "readyReplicas"] == 1
+
+            # a second GPU server finds no free GPU: the version fails with the scheduler's
+            # reason once it has been Pending for pending_timeout, and nothing is left behind
+            await deployments.create(admin, "cells", "lr", "2")
+            failed = await until_async(lambda: (d := deployments.get(admin, "cells"))[
+                "status"] == "failed" and d, 20, "cells failed")
+            assert failed["message"].startswith(
+                "version 2 failed to start: no replica started within 3 s: pod mlops-cells-v2-")
+            # the A100 node is full; the CPU node is not an A100 one
+            assert failed["message"].endswith(
+                " cannot be scheduled: 0/2 nodes are available: 1 Insufficient nvidia.com/gpu, "
+                "1 node(s) didn't match Pod's node affinity/selector. preemption: 0/2 nodes are "
+                "available: 1 No preemption victims found for incoming pod, 1 Preemption is not "
+                "helpful for scheduling.")
+            await until_async(lambda: [d["metadata"]["name"] for d in fake.list(
+                "deployments", "mlops")] == ["mlops-lr-v1"], 10, "the failed version removed")
+            assert [p["metadata"]["name"].startswith("mlops-lr-v1-")
+                    for p in fake.list("pods", "mlops")] == [True]
+        finally:
+            await deployments.close()
+            await backend.close()

@@ -1,6 +1,7 @@
 """The Kubernetes backend: the batch/v1 Job builder (strict schema validation) and a job's life
-cycle through the runner against the Kubernetes API stand-in (tests/kube_fake.py). No pod runs
-here: the test plays the pod's part by writing the job directory as the wrapper would."""
+cycle through the runner against the Kubernetes API stand-in (tests/kube_fake.py), with its
+scheduler and Job controller on a cluster whose GPU node is tainted. No container runs here:
+the test plays the pod's part by writing the job directory as the wrapper would."""
 from __future__ import annotations
 
 import asyncio
@@ -10,11 +11,16 @@ import kubernetes_validate
 import pytest
 
 from jupyter_mlops.backends.jobs_kube import KubeJobBackend, make_job
-from tests.kube_fake import kube_fake  # noqa: F401 (a fixture)
+from jupyter_mlops.core.errors import InvalidInput
+from jupyter_mlops.core.gpus import StaticInventory
+from tests.fixtures import until_async
+from tests.kube_fake import KubeFake, kube_fake, use_kubeconfig  # noqa: F401 (a fixture)
+from tests.kube_fake_cluster import GPU_TAINT, make_node
 
 from .conftest import Lab, caller
 
 VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
+A100 = "NVIDIA-A100-SXM4-40GB"
 
 
 def test_make_job_is_a_valid_batch_v1_job():
@@ -92,3 +98,92 @@ async def test_job_lifecycle_against_the_kube_fake(tmp_path, kube_fake):  # noqa
     finally:
         await lab.runner.stop()
         await lab.backend.close()
+
+
+def test_a_gpu_job_is_placed_as_user_pods_are():
+    job = make_job(job_id=9, user="alice", namespace="mlops", image="lab:1", job_dir="/j/9",
+                   cwd="/w", env={}, gpus=1, gpu_resource="nvidia.com/mig-3g.20gb",
+                   shm_size="8Gi", placement=KubeJobBackend(runtime_class="nvidia")
+                   .pod_placement(1, A100))
+    pod = job["spec"]["template"]["spec"]
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists",
+                                   "effect": "NoSchedule"}]
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": A100}
+    assert pod["runtimeClassName"] == "nvidia"
+    assert pod["volumes"] == [{"name": "dshm", "emptyDir": {"medium": "Memory",
+                                                            "sizeLimit": "8Gi"}}]
+    c = pod["containers"][0]
+    assert c["volumeMounts"] == [{"name": "dshm", "mountPath": "/dev/shm"}]
+    assert c["resources"]["limits"] == {"memory": "8Gi", "nvidia.com/mig-3g.20gb": "1"}
+    for v in VERSIONS:
+        kubernetes_validate.validate(job, v, strict=True)
+    # without GPUs: no GPU taint toleration, no GPU type
+    cpu = make_job(job_id=10, user="bob", namespace="mlops", image="lab:1", job_dir="/j/10",
+                   cwd="/w", env={})["spec"]["template"]["spec"]
+    assert cpu["tolerations"] == [] and cpu["nodeSelector"] == {}
+
+
+@pytest.mark.asyncio
+async def test_gpu_jobs_run_on_the_tainted_gpu_node_or_say_why_they_cannot(tmp_path,
+                                                                         monkeypatch):
+    # The accounting pool says 2 A100s, the cluster has one GPU node left with 1 GPU (the
+    # other is down): the platform starts a second job the cluster cannot place.
+    nodes = [make_node("cpu-1"), make_node("gpu-1", gpus=1, taints=[GPU_TAINT],
+                                           labels={"nvidia.com/gpu.product": A100})]
+    with KubeFake(nodes=nodes, controllers=True) as fake:
+        use_kubeconfig(monkeypatch, fake.write_kubeconfig(tmp_path / "kubeconfig"))
+        lab = Lab(tmp_path, 2, "", {})
+        lab.allocator.inventory = StaticInventory([{"name": A100}] * 2)
+        lab.backend = lab.runner.backend = KubeJobBackend(namespace="default",
+                                                          pending_timeout=3)
+        lab.runner.start()
+        pod_of = lambda job_id: next((p for p in fake.list("pods", "default")  # noqa: E731
+                                      if p["metadata"]["labels"].get("job-name")
+                                      == f"mlops-job-{job_id}"), None)
+        try:
+            lab.write("alice", "train.py", "print('hi')\n")
+            with pytest.raises(InvalidInput, match="gpu_type needs gpus"):
+                lab.jobs.submit(caller("alice"), {"path": "train.py", "gpu_type": "A100"})
+            with pytest.raises(InvalidInput, match="gpu_type is a GPU type"):
+                lab.jobs.submit(caller("alice"), {"path": "train.py", "gpus": 1,
+                                                  "gpu_type": "A100; rm"})
+            first = lab.jobs.submit(caller("alice"), {"path": "train.py", "gpus": 1,
+                                                      "gpu_type": A100})
+            # the Job controller's pod goes to the tainted GPU node, which it tolerates
+            pod = await until_async(lambda: (p := pod_of(first.id)) and p["status"][
+                "phase"] == "Running" and p, 20, "the first job's pod running")
+            assert pod["spec"]["nodeName"] == "gpu-1"
+            assert pod["spec"]["nodeSelector"] == {"nvidia.com/gpu.product": A100}
+            assert fake.get("jobs", "default", f"mlops-job-{first.id}")["status"][
+                "active"] == 1
+            await until_async(lambda: lab.jobs.store.get(first.id).reason == "", 10,
+                              "no reason once the pod runs")
+
+            second = lab.jobs.submit(caller("alice"), {"path": "train.py", "gpus": 1})
+            waiting = await until_async(
+                lambda: "cannot be scheduled" in (j := lab.jobs.store.get(second.id)).reason
+                and j, 20, "the second job's reason")
+            assert waiting.state == "running"
+            name = pod_of(second.id)["metadata"]["name"]
+            # the GPU node is full, the CPU node has none (its taint is tolerated: not named)
+            why = (f"pod {name} cannot be scheduled: 0/2 nodes are available: 2 Insufficient "
+                   "nvidia.com/gpu. preemption: 0/2 nodes are available: 2 No preemption "
+                   "victims found for incoming pod.")
+            assert waiting.reason == why
+            failed = await lab.wait(second.id, timeout=20)
+            assert (failed.state, failed.reason) == ("failed",
+                                                     f"not started within 3 s: {why}")
+            assert fake.get("jobs", "default", f"mlops-job-{second.id}") is None
+            assert [h.owner for h in lab.allocator.holders()] == [str(first.id)]
+
+            # the first job's pod ends: the Job controller marks the Job, the runner the job
+            d = lab.jobs.job_dir(first.id)
+            (d / "exit.json").write_text(json.dumps({"status": "succeeded", "returncode": 0,
+                                                     "error": "", "metrics": {}}))
+            fake.set_status("pods", "default", pod["metadata"]["name"], {"phase": "Succeeded"})
+            assert (await lab.wait(first.id, timeout=20)).state == "succeeded"
+            assert fake.get("jobs", "default", f"mlops-job-{first.id}")["status"][
+                "succeeded"] == 1
+        finally:
+            await lab.runner.stop()
+            await lab.backend.close()

@@ -1,4 +1,5 @@
-"""The Kubernetes stand-in answers real clients the way an API server does."""
+"""The Kubernetes stand-in answers real clients the way an API server does, and schedules
+pods and runs Jobs and Deployments the way a cluster does."""
 import asyncio
 import json
 import subprocess
@@ -8,7 +9,9 @@ import pytest_asyncio
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from tests.fixtures import until
 from tests.kube_fake import KubeFake, kube_fake, label_matcher  # noqa: F401 (fixture)
+from tests.kube_fake_cluster import GPU_TAINT, make_node, schedule, tolerates
 
 
 @pytest_asyncio.fixture
@@ -114,3 +117,77 @@ def test_kubectl_talks_to_it(kube_fake, tmp_path):
     out = subprocess.run(["kubectl", "--kubeconfig", str(kc), "get", "namespaces", "-o",
                           "name"], capture_output=True, text=True, timeout=30)
     assert "namespace/default" in out.stdout, out.stderr
+
+
+def _gpu_pod(name: str, gpus: int = 1, tolerations=(), selector=None, resource="nvidia.com/gpu"):
+    return {"metadata": {"name": name}, "spec": {
+        "nodeSelector": selector or {}, "tolerations": list(tolerations),
+        "containers": [{"name": "c", "image": "i",
+                        "resources": {"limits": {resource: str(gpus)} if gpus else {}}}]}}
+
+
+def test_the_scheduler_honours_taints_selectors_and_capacity():
+    tol = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    nodes = [make_node("cpu-1"),
+             make_node("gpu-1", gpus=1, taints=[GPU_TAINT], labels={"gpu": "a100"},
+                       resources={"nvidia.com/mig-1g.10gb": 2})]
+    # no toleration: the GPU node's taint keeps it off, the CPU node has no GPU
+    assert schedule(_gpu_pod("p"), nodes, []) == (None, (
+        "0/2 nodes are available: 1 Insufficient nvidia.com/gpu, 1 node(s) had untolerated "
+        "taint {nvidia.com/gpu: present}. preemption: 0/2 nodes are available: 1 No preemption "
+        "victims found for incoming pod, 1 Preemption is not helpful for scheduling."))
+    assert schedule(_gpu_pod("p", tolerations=[tol]), nodes, []) == ("gpu-1", "")
+    # a CPU pod without the toleration stays on CPU nodes
+    assert schedule(_gpu_pod("c", gpus=0), nodes, []) == ("cpu-1", "")
+    assert schedule(_gpu_pod("c", gpus=0), nodes[1:], [])[1].startswith(
+        "0/1 nodes are available: 1 node(s) had untolerated taint {nvidia.com/gpu: present}.")
+    # an Equal toleration needs the taint's value; one of another effect does not count
+    assert tolerates([{"key": "nvidia.com/gpu", "operator": "Equal", "value": "present"}],
+                     GPU_TAINT)
+    assert not tolerates([{"key": "nvidia.com/gpu", "value": "absent"}], GPU_TAINT)
+    assert not tolerates([{**tol, "effect": "NoExecute"}], GPU_TAINT)
+    # capacity counts what pods bound to the node hold, per resource (MIG slices apart)
+    held = {**_gpu_pod("h", tolerations=[tol]), "status": {"phase": "Running"}}
+    held["spec"]["nodeName"] = "gpu-1"
+    assert schedule(_gpu_pod("p", tolerations=[tol]), nodes, [held])[0] is None
+    mig = _gpu_pod("m", gpus=2, tolerations=[tol], resource="nvidia.com/mig-1g.10gb")
+    assert schedule(mig, nodes, [held]) == ("gpu-1", "")
+    assert schedule(_gpu_pod("p", tolerations=[tol], selector={"gpu": "h100"}), nodes, [])[
+        1].startswith("0/2 nodes are available: 2 node(s) didn't match Pod's node "
+                      "affinity/selector.")  # selectors are filtered before resources
+
+
+def test_controllers_create_replace_and_report_pods():
+    tol = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    template = {"metadata": {"labels": {"app": "srv"}},
+                "spec": {**_gpu_pod("x", tolerations=[tol])["spec"]}}
+    with KubeFake(nodes=[make_node("gpu-1", gpus=1, taints=[GPU_TAINT])],
+                  controllers=True) as fake:
+        fake.create("deployments", "default", {"metadata": {"name": "srv"}, "spec": {
+            "replicas": 2, "selector": {"matchLabels": {"app": "srv"}}, "template": template}})
+        # one replica fits the node's one GPU, the other waits with the scheduler's reason
+        status = until(lambda: (s := fake.get("deployments", "default", "srv")["status"]).get(
+            "readyReplicas") == 1 and s, 10, "one replica ready")
+        assert (status["replicas"], status["unavailableReplicas"]) == (2, 1)
+        pods = fake.list("pods", "default")
+        running = [p for p in pods if p["status"]["phase"] == "Running"]
+        (waiting,) = [p for p in pods if p["status"]["phase"] == "Pending"]
+        assert [p["metadata"]["labels"]["app"] for p in pods] == ["srv", "srv"]
+        assert waiting["status"]["conditions"][0]["reason"] == "Unschedulable"
+        # the running replica is deleted: the waiting one gets its GPU, a new one is made
+        fake.delete("pods", "default", running[0]["metadata"]["name"])
+        until(lambda: fake.get("pods", "default", waiting["metadata"]["name"])["status"][
+            "phase"] == "Running", 10, "the waiting replica scheduled")
+        assert len(fake.list("pods", "default")) == 2
+        # deleting the Deployment takes its pods, and none is replaced
+        fake.delete("deployments", "default", "srv")
+        assert fake.list("pods", "default") == []
+
+        fake.create("jobs", "default", {"metadata": {"name": "train"}, "spec": {
+            "template": {"metadata": {}, "spec": {**template["spec"], "restartPolicy": "Never"}}}})
+        (pod,) = fake.list("pods", "default")
+        assert pod["metadata"]["labels"]["job-name"] == "train"
+        assert fake.get("jobs", "default", "train")["status"]["active"] == 1
+        fake.set_status("pods", "default", pod["metadata"]["name"], {"phase": "Failed"})
+        job = fake.get("jobs", "default", "train")["status"]
+        assert (job["active"], job["failed"], job["conditions"][0]["type"]) == (0, 1, "Failed")
