@@ -167,11 +167,19 @@ def publish(folder_path: str | Path, name: str, message: str = "",
     c = _client(client)
     if isinstance(split, dict):
         split = Split.from_dict(split)
-    c.check_publish(name, project)  # a refusal costs nothing yet
+    check = c.check_publish(name, project)  # a refusal costs nothing yet
     cache = folder.StatCache(folder_path, cache_dir() / "stat")
+    previous = None
+    if check.get("exists"):
+        try:  # files at the same path and size as in the latest version: likely unchanged
+            _, latest = c.manifest(name, "latest")
+            previous = {e.path: e.size for e in latest.entries}
+        except errors.NotFound:
+            previous = None
     sink = c.object_sink(name, project)
     try:
-        manifest, counts = folder.prepare(folder_path, sink, split, cache, progress=progress)
+        manifest, counts = folder.prepare(folder_path, sink, split, cache, progress=progress,
+                                          previous=previous)
         if progress:
             progress("recording", 0, 1, 0)
         try:

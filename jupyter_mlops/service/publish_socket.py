@@ -109,27 +109,42 @@ class PublishSocket(Configurable):
         return caller
 
     def _store_objects(self, msg: dict, fds: list[int], buf: bytearray) -> dict:
+        """``objects`` (hashes claimed, each verified) or ``ingest`` (hashed here while
+        copied: the one-pass publish of files the publisher has not read)."""
         items = msg.get("items")
-        if msg.get("op") != "objects" or not isinstance(items, list):
-            raise errors.InvalidInput("expected an objects message")
+        op = msg.get("op")
+        if op not in ("objects", "ingest") or not isinstance(items, list):
+            raise errors.InvalidInput("expected an objects or ingest message")
         if len(items) != len(fds):
             raise errors.InvalidInput(f"{len(items)} objects announced but {len(fds)} file "
                                       "descriptors passed: each object needs its descriptor")
         limit = self.context.settings.get("max_object_bytes", 512 * 2**20)
         stored = nbytes = 0
         store = self.context.store
+        hashes, new = [], []
         for it, fd in zip(items, fds):
             if not isinstance(it, dict) or not isinstance(it.get("size"), int) \
-                    or it["size"] < 0:
-                raise errors.InvalidInput("each object needs a hash and a size")
-            h = check_hash(it.get("hash"))
+                    or isinstance(it["size"], bool) or it["size"] < 0:
+                raise errors.InvalidInput("each object needs a size (and, to store it under a "
+                                          "known name, a hash)")
+            what = "a file" if op == "ingest" else f"object {check_hash(it.get('hash'))}"
             if it["size"] > limit:
-                raise errors.PayloadTooLarge(f"object {h} of {it['size']} bytes is over the "
+                raise errors.PayloadTooLarge(f"{what} of {it['size']} bytes is over the "
                                              f"limit of {limit // 2**20} MB")
-            if store.put_fd(h, fd, it["size"], buf):
+            if op == "ingest":
+                h, added = store.ingest_fd(fd, it["size"], buf)
+                hashes.append(h)
+                if added:
+                    new.append(h)
+            else:
+                added = store.put_fd(it["hash"], fd, it["size"], buf)
+            if added:
                 stored += 1
                 nbytes += it["size"]
-        return {"ok": True, "stored": stored, "bytes": nbytes}
+        reply = {"ok": True, "stored": stored, "bytes": nbytes}
+        if op == "ingest":
+            reply.update(hashes=hashes, new=new)
+        return reply
 
     def _serve(self, conn: socket.socket) -> None:
         buf = bytearray(READ_BUFFER)

@@ -173,3 +173,21 @@ def test_16_bit_rendering_is_not_black(cell_folder):
     assert arr.max() > 200 and arr.min() < 60
     with pytest.raises(InvalidInput):
         images.render_png(b"not an image", 48)
+
+
+def test_a_cold_publish_reads_each_file_once(cell_folder, tmp_path, monkeypatch):
+    reads = []
+    real = folder.hash_file
+    monkeypatch.setattr(folder, "hash_file", lambda p, *a: reads.append(p) or real(p, *a))
+    store = LocalStore(tmp_path / "store")
+    m, counts = folder.prepare(cell_folder, store)
+    assert reads == [] and counts["one_pass"] == counts["uploaded"] == 14
+    for e in m.entries:  # stored under the hash it turned out to have, and nothing else
+        assert store.get_bytes(e.hash) == (cell_folder / e.path).read_bytes()
+    assert not any((tmp_path / "store" / "tmp").iterdir())
+    again, counts = folder.prepare(cell_folder, store)  # no cache: one pass, nothing new kept
+    assert again.id == m.id and counts["uploaded"] == 0
+    # files the previous version holds at the same size are hashed first, copied only if new
+    previous = {e.path: e.size for e in m.entries}
+    _, counts = folder.prepare(cell_folder, store, previous=previous)
+    assert len(reads) == 14 and counts["one_pass"] == 0 and counts["uploaded"] == 0

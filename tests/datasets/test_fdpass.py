@@ -265,14 +265,13 @@ KILLED = textwrap.dedent("""
     import sys, time
     from jupyter_mlops import datasets
     from jupyter_mlops.core.datasets import fdpass, folder
-    folder.BATCH_FILES = 4  # several batches
-    real = fdpass.FdPublisher.put_batch
-    def slow(self, items, sent=None):
-        out = real(self, items, sent)
+    real = fdpass.FdPublisher.ingest_batch  # one pass: hashed while copied, a few per call
+    def slow(self, items):
+        out = real(self, items)
         print("sent", flush=True)
         time.sleep(0.5)
         return out
-    fdpass.FdPublisher.put_batch = slow
+    fdpass.FdPublisher.ingest_batch = slow
     c = datasets.CatalogClient(sys.argv[2], sys.argv[3], publish_socket=sys.argv[4])
     datasets.publish(sys.argv[1], "fd-killed", client=c)
 """)

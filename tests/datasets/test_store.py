@@ -98,12 +98,13 @@ KILLED_PUBLISH = textwrap.dedent("""
     from jupyter_mlops.backends.store import LocalStore
     from jupyter_mlops.core.datasets import folder
     store = LocalStore(sys.argv[2])
-    real = store.put_file
-    def slow(h, p):
-        real(h, p)
+    real = store.ingest_fd  # the one-pass path: hashed while copied
+    def slow(*a):
+        out = real(*a)
         print("stored", flush=True)
         time.sleep(0.2)
-    store.put_file = slow
+        return out
+    store.ingest_fd = slow
     m, _ = folder.prepare(sys.argv[1], store, workers=1)
     print("RECORD", m.id, flush=True)  # never reached: killed before recording
 """)

@@ -67,6 +67,17 @@ class ObjectWriter:
     def abort(self) -> None: ...
 
 
+def check_regular(fd: int, size: int, what: str) -> None:
+    """Refuse a descriptor that is not a regular file of ``size`` bytes (a fifo or a device
+    could block or never end; another size means the file changed since it was listed)."""
+    st = os.fstat(fd)
+    if not stat_mod.S_ISREG(st.st_mode):
+        raise InvalidInput(f"{what}: the descriptor passed is not a regular file; refused")
+    if st.st_size != size:
+        raise ObjectMismatch(f"{what}: the file holds {st.st_size} bytes, not the announced "
+                             f"{size} (changed since it was listed?); publish again")
+
+
 def object_key(h: str) -> str:
     check_hash(h)
     return f"objects/{h[:2]}/{h[2:]}"
@@ -129,14 +140,7 @@ class ObjectStore(abc.ABC):
         content verified is exactly the content stored. Returns False if ``h`` was stored
         already.
         """
-        st = os.fstat(fd)
-        if not stat_mod.S_ISREG(st.st_mode):
-            raise InvalidInput(f"object {h}: the descriptor passed is not a regular file; "
-                               "refused")
-        if st.st_size != size:
-            raise ObjectMismatch(f"object {h}: the file holds {st.st_size} bytes, not the "
-                                 f"announced {size} (changed since it was hashed?); publish "
-                                 "again")
+        check_regular(fd, size, f"object {h}")
         if self.exists(h):
             return False
         w = self.writer(h, size)

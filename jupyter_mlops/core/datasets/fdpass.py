@@ -18,7 +18,13 @@ allows: the publisher then sends over HTTP instead)::
     <- {"ok": true, "user": NAME}           (the token and the publish-check, as over HTTP)
     -> {"op": "objects", "items": [{"hash", "size"}, ...]} + one descriptor per item
     <- {"ok": true, "stored": N, "bytes": B}
+    -> {"op": "ingest", "items": [{"size"}, ...]} + one descriptor per item
+    <- {"ok": true, "hashes": [H, ...], "new": [H stored now, ...], "stored": N, "bytes": B}
     ...
+
+``ingest`` is the one-pass publish of files no stat cache remembers: the control plane hashes
+each file while copying it into the store and answers the hashes, so the publisher never reads
+those files itself.
 
 The protocol carries no path at all: a user can only make the control plane read what the user
 could open. Where the socket is unreachable (Kubernetes, another machine, an S3 store, whose
@@ -200,25 +206,64 @@ class FdPublisher:
         stored = nbytes = 0
         for i in range(0, len(items), MAX_FDS):
             chunk = items[i:i + MAX_FDS]
-            fds: list[int] = []
-            try:
-                for _, path, _ in chunk:
-                    try:
-                        fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
-                    except OSError as e:
-                        raise errors.InvalidInput(
-                            f"cannot open {os.path.basename(path)}: {e.strerror}") from None
-                send(sock, {"op": "objects",
-                            "items": [{"hash": h, "size": size} for h, _, size in chunk]}, fds)
-            finally:
-                close_all(fds)  # the control plane holds its own copies now
-            reply = _check(recv(sock)[0])
+            reply = self._send_files(sock, {"op": "objects", "items": [
+                {"hash": h, "size": size} for h, _, size in chunk]}, [p for _, p, _ in chunk])
             stored += reply["stored"]
             nbytes += reply["bytes"]
             if sent:
                 for _, _, size in chunk:
                     sent(size)
         return {"stored": stored, "bytes": nbytes}
+
+    def ingest_batch(self, items: list[tuple[str, int]]) -> list[tuple[str, bool]]:
+        """One pass for files not hashed yet (``(path, size)``): the control plane hashes each
+        while copying it into the store; ``(hash, stored)`` per file. When it has no
+        connection to spare for this user, the files are hashed here and sent over HTTP."""
+        sock = self._sock()
+        if sock is None:
+            from .folder import hash_file
+
+            hashed = [(hash_file(path), path, size) for path, size in items]
+            missing = self.http.missing(sorted({h for h, _, _ in hashed}))
+            todo = {h: (h, p, n) for h, p, n in hashed if h in missing}
+            if todo:
+                self.http_batches += 1
+                self.http.put_batch(list(todo.values()))
+            return [(h, h in todo) for h, _, _ in hashed]
+        try:
+            out = []
+            for i in range(0, len(items), MAX_FDS):
+                chunk = items[i:i + MAX_FDS]
+                reply = self._send_files(sock, {"op": "ingest", "items": [
+                    {"size": size} for _, size in chunk]}, [p for p, _ in chunk])
+                hashes = reply.get("hashes")
+                if not isinstance(hashes, list) or len(hashes) != len(chunk):
+                    raise errors.Unavailable("the control plane answered an ingest without "
+                                             "its hashes")
+                stored = set(reply.get("new") or [])
+                out += [(h, h in stored) for h in hashes]
+        except OSError as e:
+            sock.close()
+            raise errors.Unavailable(f"publish socket {self.path}: {e}; publish again") from None
+        except BaseException:
+            sock.close()
+            raise
+        self._release(sock)
+        return out
+
+    def _send_files(self, sock: socket.socket, msg: dict, paths: list[str]) -> dict:
+        fds: list[int] = []
+        try:
+            for path in paths:
+                try:
+                    fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+                except OSError as e:
+                    raise errors.InvalidInput(
+                        f"cannot open {os.path.basename(path)}: {e.strerror}") from None
+            send(sock, msg, fds)
+        finally:
+            close_all(fds)  # the control plane holds its own copies now
+        return _check(recv(sock)[0])
 
     def close(self) -> None:
         with self._lock:

@@ -338,21 +338,80 @@ def upload(files: Iterable[LocalFile], hashed: dict, sink: ObjectSink,
             "uploaded_bytes": sum(f.size for f in todo)}
 
 
+def ingest(files: list[LocalFile], sink, cache: StatCache | None = None,
+           workers: int | None = None, progress: Progress | None = None) -> tuple[dict, dict]:
+    """Hash and store ``files`` in one pass through ``sink.ingest_batch`` (each file read
+    once, hashed while it is copied). Returns ``{path: (hash, image info)}`` and counts."""
+    out: dict[str, tuple[str, dict]] = {}
+    total = len(files)
+    state = {"done": 0, "bytes": 0, "stored": 0, "stored_bytes": 0}
+    lock = threading.Lock()
+    if progress:
+        progress("storing", 0, total, 0)
+    per_call = max(1, min(64, total // ((workers or default_workers()) * 4) or 1))
+
+    def one(batch: list[LocalFile]) -> None:
+        results = sink.ingest_batch([(f.abspath, f.size) for f in batch])
+        infos = [image_info(f.abspath) if is_image(f.path) else {} for f in batch]
+        with lock:
+            for f, (h, stored), info in zip(batch, results, infos):
+                out[f.path] = (h, info)
+                if cache:
+                    cache.put(f, h, info)
+                state["done"] += 1
+                state["bytes"] += f.size
+                if stored:
+                    state["stored"] += 1
+                    state["stored_bytes"] += f.size
+            done, nbytes = state["done"], state["bytes"]
+        if progress:
+            progress("storing", done, total, nbytes)
+
+    chunks = [files[i:i + per_call] for i in range(0, total, per_call)]
+    with ThreadPoolExecutor(workers or default_workers()) as pool:
+        for job in [pool.submit(one, c) for c in chunks]:
+            job.result()
+    return out, {"uploaded": state["stored"], "uploaded_bytes": state["stored_bytes"],
+                 "one_pass": total}
+
+
 def prepare(root: str | Path, sink: ObjectSink, split: Split | None = None,
             cache: StatCache | None = None, workers: int | None = None,
-            progress: Progress | None = None) -> tuple[Manifest, dict]:
+            progress: Progress | None = None,
+            previous: dict[str, int] | None = None) -> tuple[Manifest, dict]:
     """Scan, hash, store the new content; the manifest to record and the transfer counts.
 
+    When the sink can hash while it stores (``ingest_batch``: a store on this machine, or the
+    control plane's publish socket), files the stat cache does not know are read once: hashed
+    while copied. Files the previous version holds at the same path and size (``previous``,
+    ``{path: size}``) are likely unchanged, so they are hashed first and copied only if new.
     Recording the version is the caller's last step, so a publish killed before it leaves no
     version behind (only unreferenced objects, which the next publish reuses).
     """
     files = scan(root)
     if not files:
         raise InvalidInput(f"folder {str(root)!r} holds no files to publish")
-    hashed = hash_folder(files, cache, workers, progress)
+    one_pass: list[LocalFile] = []
+    if getattr(sink, "ingest_batch", None) is not None:
+        previous = previous or {}
+        one_pass = [f for f in files if not (cache and cache.get(f))
+                    and previous.get(f.path) != f.size]
+    counts = {"uploaded": 0, "uploaded_bytes": 0, "one_pass": 0}
+    hashed: dict[str, tuple[str, dict]] = {}
+    if one_pass:
+        hashed, counts = ingest(one_pass, sink, cache, workers, progress)
+    chosen = set(hashed)
+    rest = [f for f in files if f.path not in chosen]
+    if rest:
+        hashed.update(hash_folder(rest, cache, workers, progress))
     if cache:
         cache.save()
-    counts = upload(files, hashed, sink, workers, progress)
+    if rest:
+        sent = upload(rest, hashed, sink, workers, progress)
+        counts = {"uploaded": counts["uploaded"] + sent["uploaded"],
+                  "uploaded_bytes": counts["uploaded_bytes"] + sent["uploaded_bytes"],
+                  "one_pass": counts["one_pass"]}
+    counts["objects"] = len({h for h, _ in hashed.values()})
     return build_manifest(root, files, hashed, split), counts
 
 
