@@ -112,8 +112,29 @@ class StaticInventory:
         )
 
 
-def inventory_from_config(devices: list[dict] | None) -> GpuInventory:
-    """``None`` means discover with NVML; a list (even empty) means a configured inventory."""
+class FileInventory:
+    """Simulated devices listed in a JSON file (as :class:`StaticInventory` takes them), read
+    again at every reading: a demo or a test changes utilisation by rewriting the file."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def read(self) -> InventoryReading:
+        import json
+
+        try:
+            with open(self.path) as f:
+                devices = json.load(f)
+        except (OSError, ValueError) as e:
+            return InventoryReading(source="configured", reason=f"{self.path} unreadable: {e}")
+        return StaticInventory(devices).read()
+
+
+def inventory_from_config(devices: list[dict] | str | None) -> GpuInventory:
+    """``None`` means discover with NVML; a list (even empty) means a configured inventory; a
+    string names a file of simulated devices (:class:`FileInventory`)."""
+    if isinstance(devices, str):
+        return FileInventory(devices)
     return NvmlInventory() if devices is None else StaticInventory(devices)
 
 

@@ -260,6 +260,11 @@ class UsageLedger:
                     conn.execute(sa.text("DELETE FROM gpu_idle WHERE device_uuid = :u"),
                                  {"u": g.uuid})
 
+    def zero_since(self) -> dict[str, float]:
+        """Device uuid -> since when it has read 0 % utilisation (devices idle now)."""
+        return {r["device_uuid"]: r["zero_since"]
+                for r in self.db.query("SELECT device_uuid, zero_since FROM gpu_idle")}
+
     def idle(self, allocations: Iterable, minutes: float) -> list[dict]:
         """Owners whose every device has read 0 % for more than ``minutes`` (and since the
         allocation: a GPU idle before someone took it does not count against them)."""

@@ -45,6 +45,7 @@ class ServiceContext:
     admin: "PlatformAdmin | None" = None  # hub users/servers, GPU-hours, idle GPUs (admin page)
     # Shared with the hub's local spawner over the same database (core.gpu_allocation).
     gpu_allocator: GpuAllocator | None = None
+    gpu_culling: "GpuCulling | None" = None  # idle GPU servers nudged, then released
     datasets: "DatasetCatalog | None" = None  # the shared dataset catalog (core.datasets)
     store: "ObjectStore | None" = None  # where dataset bytes live (backends.store)
     jobs: "JobsPlatform | None" = None  # jobs, sweeps, pipelines + runner (service.jobs_runner)
@@ -88,6 +89,13 @@ class MlopsService(Application):
         pinned devices, e.g. ``[{"name": "A100", "memory_total_mb": 40960}] * 2``.
         Also accepted as a JSON string on the command line.
         """,
+    ).tag(config=True)
+
+    gpu_devices_file = Unicode(
+        "",
+        help="""A JSON file listing simulated devices as ``gpu_devices`` does, read again at
+        every inventory reading, so a demo or a test changes their utilisation
+        (``utilization_pct``) while the platform runs. Wins over ``gpu_devices``.""",
     ).tag(config=True)
 
     cookie_secret_file = Unicode(
@@ -153,6 +161,8 @@ class MlopsService(Application):
         devices = self.gpu_devices
         if isinstance(devices, str):
             devices = json.loads(devices)
+        if self.gpu_devices_file:
+            devices = self.gpu_devices_file
         data_dir = Path(self.data_dir or ".").resolve()
         (data_dir / "control").mkdir(parents=True, exist_ok=True)
         db = Database(self.db_url)
@@ -169,6 +179,9 @@ class MlopsService(Application):
         )
         context.admin = PlatformAdmin(db, context.projects, context.gpu_allocator, inventory,
                                       parent=self)
+        from .gpu_reclaim import GpuCulling
+
+        context.gpu_culling = GpuCulling(context, parent=self)
         return context
 
     def make_app(self) -> web.Application:
@@ -207,6 +220,7 @@ class MlopsService(Application):
         # before any publish can start: partial uploads and half-built shared versions go
         await asyncio.to_thread(sweep_at_start, self.context, StoreSettings(parent=self))
         await self.context.deployments.recover()  # take over model servers still running
+        self.context.gpu_culling.start()
         self.context.jobs.runner.start()  # jobs outlive this process; a restart re-attaches
         url = urlparse(self.service_url)
         app.listen(self.port or url.port, url.hostname)

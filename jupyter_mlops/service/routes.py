@@ -4,6 +4,7 @@ from .handlers import datasets
 from .handlers import admin, pages, projects
 from .handlers import deployments
 from .handlers import jobs
+from .handlers import gpu_idle
 from .handlers import notifications
 from .handlers.base import NoSuchEndpointHandler, NotFoundHandler
 from .handlers.gpus import (GpuAllocationsHandler, GpuAvailabilityHandler, GpuQuotaHandler,
@@ -23,6 +24,7 @@ def routes(prefix: str, context) -> list[tuple]:
         (r"/gpus/allocations/servers", ServerGpusHandler),
         (r"/gpus/allocations/servers/([^/]+)", ServerGpuHandler),
         (r"/gpus/availability", GpuAvailabilityHandler),
+        *gpu_idle.ROUTES,
         (r"/gpus/quotas", GpuQuotasHandler),
         (r"/gpus/quotas/([^/]+)/([^/]+)", GpuQuotaHandler),
         *datasets.ROUTES,
@@ -38,7 +40,7 @@ def routes(prefix: str, context) -> list[tuple]:
                 deployments.ENDPOINT_ROUTE[1], kw))
     out.append((prefix.rstrip("/") + "/endpoints/.*", NoSuchEndpointHandler, kw))
     # Server-rendered pages (admin page, project pages), outside /api.
-    page_table = [(r"/?", pages.RootPageHandler), *admin.PAGES, *projects.PAGES,
+    page_table = [(r"/?", pages.RootPageHandler), *admin.PAGES, *projects.PAGES, *gpu_idle.PAGES,
                   *deployments.PAGES]
     out += [(prefix.rstrip("/") + path, handler, kw) for path, handler in page_table]
     return out

@@ -77,6 +77,10 @@ async def overview(context) -> dict:
         "idle": {"minutes": admin.idle_gpu_minutes,
                  "servers": [i for i in admin.usage.idle(holders, admin.idle_gpu_minutes)
                              if i["owner_kind"] == "server"]},
+        # which rule decides idleness per GPU server, and what idle-GPU culling released
+        "culling": ({"servers": [x.to_dict() for x in await context.gpu_culling.survey()],
+                     "culls": context.gpu_culling.culler.culls()[:20]}
+                    if context.gpu_culling else {"servers": [], "culls": []}),
         "projects": projects,
         "jobs": _table_rows(db, "jobs", ["id", "username", "project", "state", "submitted_at"],
                             "id"),
