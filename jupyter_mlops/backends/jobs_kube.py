@@ -129,6 +129,11 @@ class KubeJobBackend(GpuPodSettings, Configurable):
         "jupyter-mlops-singleuser:latest",
         help="Image of job pods: the users' environment with jupyter_mlops installed.",
     ).tag(config=True)
+    gpu_image = Unicode(
+        "",
+        help="""Image of job pods with GPUs: the users' environment with CUDA builds of their
+        libraries (the single-user image's CUDA variant, hub_config/images/). Empty: ``image``.""",
+    ).tag(config=True)
     kubeconfig = Unicode(
         "", help="Kubeconfig file; empty: in-cluster config, else the default kubeconfig.",
     ).tag(config=True)
@@ -162,7 +167,8 @@ class KubeJobBackend(GpuPodSettings, Configurable):
         launch = json.loads((Path(job_dir) / "launch.json").read_text())
         job_id = launch["job_id"]
         body = make_job(job_id=job_id, user=env.get("USER", ""), namespace=self.namespace,
-                        image=self.image, job_dir=str(job_dir), cwd=cwd, env=env,
+                        image=self.gpu_image if gpu_indices and self.gpu_image else self.image,
+                        job_dir=str(job_dir), cwd=cwd, env=env,
                         gpus=len(gpu_indices), workspace_claim=self.workspace_claim,
                         workspace_path=self.workspace_root, jobs_claim=self.jobs_claim,
                         jobs_path=str(Path(job_dir).parent), memory_limit=self.memory_limit,
