@@ -154,3 +154,42 @@ def seed_runs(client, tmp: Path) -> tuple[str, dict[str, Expected], str]:
         client.log_metric(baseline, "loss", 1.0)
         client.set_terminated(baseline)
     return exp_id, expected, baseline
+
+
+# Five runs evaluated through the platform's own helper (evaluation.write_detections): every run
+# finds every cell except run-3, which misses all of img_0004, and run-2, one cell of img_0001.
+FIVE = "ui-detections-five"
+FIVE_IMAGES = 6
+FIVE_RUNS = {f"run-{k}": {} for k in range(1, 6)}
+FIVE_RUNS["run-2"] = {1: 1}
+FIVE_RUNS["run-3"] = {4: None}  # None: every cell of the image missed
+
+
+def seed_five_runs(client, tmp: Path) -> tuple[str, dict[str, str]]:
+    """Create (once per platform) the experiment of five evaluated runs; return its id and
+    ``{run name: run id}``."""
+    from jupyter_mlops.demo import evaluation
+
+    exp = client.get_experiment_by_name(FIVE)
+    exp_id = exp.experiment_id if exp else client.create_experiment(
+        FIVE, tags={"mlops.project": "default"})
+    ids = {r.info.run_name: r.info.run_id for r in client.search_runs([exp_id])}
+    data = ground_truth()[:FIVE_IMAGES]
+    names = [name(i) for i in range(FIVE_IMAGES)]
+    for run_name, missing in FIVE_RUNS.items():
+        if run_name in ids:
+            continue
+        preds = []
+        for i, (_, gt) in enumerate(data):
+            drop = len(gt) if missing.get(i, 0) is None else missing.get(i, 0)
+            preds.append([[x + 1, y, w, h, 0.9 - 0.01 * j] for j, (x, y, w, h)
+                          in enumerate(gt[drop:])])
+        results = evaluation.write_detections(tmp / run_name, names, [img for img, _ in data],
+                                              [gt for _, gt in data], preds, 0.25)
+        run = client.create_run(exp_id, run_name=run_name)
+        ids[run_name] = run.info.run_id
+        for key, value in results.items():
+            client.log_metric(run.info.run_id, key, float(value))
+        client.log_artifacts(run.info.run_id, str(tmp / run_name / "eval"), "eval")
+        client.set_terminated(run.info.run_id)
+    return exp_id, ids

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import hub_login, open_lab, open_mlops_sidebar, shot
-from detections_data import N_IMAGES, UNEVALUATED, seed_runs
+from detections_data import FIVE, FIVE_IMAGES, N_IMAGES, UNEVALUATED, seed_five_runs, seed_runs
 from playwright.sync_api import expect
 
 USER, PASSWORD = "dora9", "dora9-first-login-pw"
@@ -182,6 +182,45 @@ def test_error_gallery_and_two_runs_side_by_side(page, platform, evaluated):
     page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Theme$")).click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile("^JupyterLab Light$")).click()
     expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "true", timeout=WAIT)
+
+
+def test_five_runs_compared_image_by_image_where_they_disagree_most_first(page, platform,
+                                                                         monkeypatch, tmp_path):
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", platform.admin_token())
+    client = mlflow.MlflowClient(tracking_uri=f"{platform.url}/services/mlflow")
+    _, ids = seed_five_runs(client, tmp_path)
+    platform.add_user(USER, PASSWORD)
+    hub_login(page, platform, USER, PASSWORD)
+    open_lab(page, platform, USER)
+    sidebar = open_mlops_sidebar(page)
+    sidebar.get_by_test_id("experiments-list").get_by_role("link", name=FIVE).click()
+    table = page.get_by_role("table", name="Runs")
+    expect(table.get_by_role("row")).to_have_count(6, timeout=WAIT)  # header + 5 runs
+    for run_name in ids:
+        page.get_by_role("checkbox", name=f"Select {run_name}").check()
+    page.get_by_role("tab", name="Compare (5)").click()
+
+    compare = page.get_by_test_id("compare-detections")
+    expect(compare.get_by_test_id("detection-totals")).to_have_count(5, timeout=WAIT)
+    expect(compare.get_by_test_id("disagreement-chart")).to_be_visible()
+    pairs = compare.get_by_test_id("detection-pair")
+    expect(pairs).to_have_count(FIVE_IMAGES, timeout=WAIT)
+    # run-3 found nothing on img_0004, the others everything: the runs disagree most there,
+    # then on img_0001 (run-2 missed one cell); where all agree the disagreement is 0
+    expect(pairs.first).to_have_attribute("data-image", "img_0004")
+    expect(pairs.nth(1)).to_have_attribute("data-image", "img_0001")
+    expect(pairs.nth(2).get_by_test_id("disagreement")).to_have_text("disagreement 0.00")
+    sides = pairs.first.locator("figure")
+    expect(sides).to_have_count(5)
+    assert [sides.nth(i).get_attribute("data-run") for i in range(5)] == list(ids)
+    expect(sides.nth(2).get_by_test_id("image-scores")).to_contain_text("AP@.5 0.00 · count -")
+    expect(sides.nth(0).get_by_test_id("image-scores")).to_contain_text("AP@.5 1.00 · count 0")
+    expect(sides.nth(2).locator("rect[data-kind=missed]")).not_to_have_count(0)
+    wait_for_images(pairs.first, 5)
+    to_top(compare)
+    shot(page, "detections-08-five-runs")
 
 
 def test_copy_the_cell_detection_template_opens_its_readme(page, platform):

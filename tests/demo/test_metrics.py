@@ -93,3 +93,24 @@ def test_two_images_pool_their_rankings():
     preds = [[[0, 0, 10, 10, 0.9]], [[50, 50, 10, 10, 0.95]]]
     # ranked: FP (p 0, r 0), TP (p 0.5, r 0.5): levels 0 ... 0.50 get 0.5
     assert metrics.average_precision(preds, gt, 0.5) == pytest.approx(0.5 * 51 / 101)
+
+
+def test_any_detector_writes_the_artifact_contract_through_one_helper(tmp_path):
+    import json
+
+    import numpy as np
+
+    from jupyter_mlops.demo import evaluation
+
+    images = [np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)] * 2
+    preds = [scored(GT[0]) + [[50, 50, 5, 5, 0.2]], []]  # image 2: its one cell missed
+    m = evaluation.write_detections(tmp_path, ["a", "b"], images, GT, preds, 0.5)
+    assert m["recall"] == pytest.approx(2 / 3) and m["count_mae"] == 0.5
+    doc = json.loads((tmp_path / "eval" / "detections.json").read_text())
+    a, b = doc["images"]
+    assert (a["ap50"], a["count_error"], len(a["pred"])) == (1.0, 0, 2)  # 0.2 under threshold
+    assert (b["ap50"], b["count_error"], b["missed"]) == (0.0, -1, [0])
+    for im in doc["images"]:
+        assert (tmp_path / im["image"]).is_file() and (tmp_path / im["overlay"]).is_file()
+    with pytest.raises(ValueError, match="file names"):
+        evaluation.write_detections(tmp_path, ["../x", "b"], images, GT, preds, 0.5)

@@ -1,13 +1,13 @@
 /**
  * 2-10 runs side by side: metric histories as overlaid line charts, differing params and final
- * metrics in one table.
+ * metrics in one table, and the detections of evaluated runs (the first 8) image by image.
  */
 import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
 import { KeyChecks } from '../components/fields';
 import { api, ICompare, num } from './api';
-import { CompareDetections } from './detections';
+import { CompareDetections } from './detectionsCompare';
 import { LineChart, SERIES_COLORS } from './lineChart';
 
 export function CompareView(props: { runIds: string[] }): JSX.Element {
@@ -115,8 +115,8 @@ export function CompareView(props: { runIds: string[] }): JSX.Element {
           </tbody>
         </table>
       </div>
-      {/* two evaluated runs' boxes side by side on the same validation images */}
-      {data.runs.length === 2 && (
+      {/* evaluated runs' boxes side by side on the same validation images (up to 8) */}
+      {data.runs.length >= 2 && (
         <CompareDetections
           runs={data.runs.map(r => ({ runId: r.run_id, label: label(r.run_id), metrics: r.metrics }))}
         />

@@ -1,7 +1,6 @@
 /**
- * Detection results of evaluated runs: in a run's detail, its images with boxes and an
- * error gallery; in the compare view of exactly two runs, both runs' predictions side by side on
- * the same validation images and each run's error gallery.
+ * Detection results of an evaluated run in its detail: its images with boxes and an error
+ * gallery; and the pieces the comparison of several runs shares (detectionsCompare.tsx).
  *
  * Everything is drawn from the run artifact `eval/detections.json` (see detectionsData.ts);
  * runs without it show nothing here.
@@ -21,7 +20,6 @@ import {
 } from './detectionsData';
 
 const THUMB = 200;
-const PAIR_THUMB = 240;
 const CROP = 64;
 const CROPS_PER_CARD = 6;
 
@@ -43,7 +41,7 @@ const METRICS: [string, string][] = [
 ];
 
 /** Each run's detections (null: not evaluated), loaded in parallel. */
-function useDetections(runIds: string[]): { data: (IDetections | null)[] | null; error: string | null } {
+export function useDetections(runIds: string[]): { data: (IDetections | null)[] | null; error: string | null } {
   const [data, setData] = useState<(IDetections | null)[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
@@ -81,7 +79,7 @@ function Pager(props: { page: number; pages: number; total: number; size: number
   );
 }
 
-function usePage<T>(items: T[], size: number): { shown: T[]; pager: (what: string) => JSX.Element | null } {
+export function usePage<T>(items: T[], size: number): { shown: T[]; pager: (what: string) => JSX.Element | null } {
   const [page, setPage] = useState(0);
   const pages = Math.ceil(items.length / size);
   const current = Math.min(page, Math.max(0, pages - 1));
@@ -94,7 +92,7 @@ function usePage<T>(items: T[], size: number): { shown: T[]; pager: (what: strin
 }
 
 /** Counts of one image, as a short line. */
-function ImageCounts(props: { image: IDetectionImage }): JSX.Element {
+export function ImageCounts(props: { image: IDetectionImage }): JSX.Element {
   const im = props.image;
   return (
     <span className="jp-mlops-det-counts" data-testid="image-counts">
@@ -106,7 +104,7 @@ function ImageCounts(props: { image: IDetectionImage }): JSX.Element {
 }
 
 /** Totals and detection metrics of the runs, one row each. */
-function Summary(props: { runs: IDetectionRun[]; data: IDetections[] }): JSX.Element {
+export function Summary(props: { runs: IDetectionRun[]; data: IDetections[] }): JSX.Element {
   const rows = props.data.map(totals);
   return (
     <div className="jp-mlops-table-wrap">
@@ -222,68 +220,7 @@ function ImageGrid(props: { run: IDetectionRun; data: IDetections }): JSX.Elemen
   );
 }
 
-type PairOrder = 'name' | 'errors' | 'difference';
-
-/** The two runs' predictions on each validation image both evaluated, one row per image. */
-function SideBySide(props: { runs: IDetectionRun[]; data: IDetections[] }): JSX.Element {
-  const [order, setOrder] = useState<PairOrder>('difference');
-  const [a, b] = props.data;
-  const byName = new Map(b.images.map(im => [im.name, im]));
-  const pairs = a.images.filter(im => byName.has(im.name)).map(im => [im, byName.get(im.name)!] as const);
-  const only = a.images.length + b.images.length - 2 * pairs.length;
-  const key = (p: readonly [IDetectionImage, IDetectionImage]) =>
-    order === 'errors'
-      ? errorCount(p[0]) + errorCount(p[1])
-      : order === 'difference'
-        ? Math.abs(errorCount(p[0]) - errorCount(p[1]))
-        : 0;
-  const sorted = [...pairs].sort((x, y) => key(y) - key(x) || x[0].name.localeCompare(y[0].name));
-  const { shown, pager } = usePage(sorted, 6);
-  return (
-    <div data-testid="side-by-side">
-      <div className="jp-mlops-toolbar">
-        <label className="jp-mlops-check">
-          Order:{' '}
-          <select className="jp-mlops-input" value={order} onChange={e => setOrder(e.target.value as PairOrder)} aria-label="Order images">
-            <option value="difference">largest difference between the runs first</option>
-            <option value="errors">most errors (both runs) first</option>
-            <option value="name">by image name</option>
-          </select>
-        </label>
-        <span className="jp-mlops-muted-inline">
-          {pairs.length} images evaluated by both runs{only ? ` (${only} evaluated by only one, not shown)` : ''}
-        </span>
-      </div>
-      <div className="jp-mlops-det-pairs">
-        <div className="jp-mlops-det-pair-head">
-          <span />
-          {props.runs.map(r => (
-            <strong key={r.runId}>{r.label}</strong>
-          ))}
-        </div>
-        {shown.map(([x, y]) => (
-          <div key={x.name} className="jp-mlops-det-pair" data-testid="detection-pair" data-image={x.name}>
-            <div className="jp-mlops-det-pair-name">
-              <strong>{x.name}</strong>
-              <div className="jp-mlops-muted-inline">{x.gt.length} cells</div>
-            </div>
-            {[x, y].map((im, i) => (
-              <figure key={i} className="jp-mlops-det-card" data-run={props.runs[i].label}>
-                <DetectionImage runId={props.runs[i].runId} image={im} mode="all" size={PAIR_THUMB} label={`${im.name}, ${props.runs[i].label}`} />
-                <figcaption>
-                  <ImageCounts image={im} />
-                </figcaption>
-              </figure>
-            ))}
-          </div>
-        ))}
-      </div>
-      {pager('images')}
-    </div>
-  );
-}
-
-function Tabs<T extends string>(props: { tabs: [T, string][]; value: T; onChange: (t: T) => void; label: string }): JSX.Element {
+export function Tabs<T extends string>(props: { tabs: [T, string][]; value: T; onChange: (t: T) => void; label: string }): JSX.Element {
   return (
     <div role="tablist" aria-label={props.label} className="jp-mlops-tabs">
       {props.tabs.map(([t, label]) => (
@@ -332,57 +269,6 @@ export function RunDetections(props: { run: IDetectionRun }): JSX.Element | null
         onChange={setTab}
       />
       {tab === 'errors' ? <ErrorGallery run={props.run} data={d} /> : <ImageGrid run={props.run} data={d} />}
-    </section>
-  );
-}
-
-/**
- * The "Detections" comparison of exactly two runs; a short note when either was not evaluated.
- */
-export function CompareDetections(props: { runs: IDetectionRun[] }): JSX.Element | null {
-  const { data, error } = useDetections(props.runs.map(r => r.runId));
-  const [tab, setTab] = useState<'pairs' | 'errors'>('pairs');
-  if (error) {
-    return <ErrorLine error={error} />;
-  }
-  if (!data) {
-    return null;
-  }
-  const missing = props.runs.filter((_, i) => !data[i]);
-  if (missing.length === props.runs.length) {
-    return null;
-  }
-  return (
-    <section className="jp-mlops-kv jp-mlops-detections" data-testid="compare-detections">
-      <h3>Detections</h3>
-      {missing.length > 0 ? (
-        <div className="jp-mlops-muted">
-          {missing.map(r => r.label).join(', ')} logged no <code>eval/detections.json</code>: nothing to compare.
-        </div>
-      ) : (
-        <>
-          <Summary runs={props.runs} data={data as IDetections[]} />
-          <BoxLegend />
-          <Tabs
-            label="Detections comparison"
-            tabs={[
-              ['pairs', 'Side by side'],
-              ['errors', 'Error galleries']
-            ]}
-            value={tab}
-            onChange={setTab}
-          />
-          {tab === 'pairs' ? (
-            <SideBySide runs={props.runs} data={data as IDetections[]} />
-          ) : (
-            <div className="jp-mlops-det-galleries">
-              {props.runs.map((r, i) => (
-                <ErrorGallery key={r.runId} run={r} data={data[i]!} />
-              ))}
-            </div>
-          )}
-        </>
-      )}
     </section>
   );
 }

@@ -33,6 +33,10 @@ export interface IDetectionImage {
   missed: number[];
   /** Prediction indices that matched no ground truth (false positives). */
   false: number[];
+  /** AP at IoU 0.5 of this image alone (null: no cells); older runs: computed here. */
+  ap50?: number | null;
+  /** Detections minus true cells; older runs: computed here. */
+  count_error?: number;
 }
 
 /** The whole `eval/detections.json`. */
@@ -62,6 +66,56 @@ export function totals(d: IDetections): IDetectionTotals {
     t.false += im.false.length;
   }
   return t;
+}
+
+/**
+ * AP at IoU 0.5 of one image (COCO's 101-point interpolation, as the evaluation computes it);
+ * null when the image has no cells. Runs that logged `ap50` are taken at their word; for older
+ * ones it is computed from the detections above the score threshold (a lower bound).
+ */
+export function imageAp50(im: IDetectionImage): number | null {
+  if (im.ap50 !== undefined) {
+    return im.ap50;
+  }
+  if (im.gt.length === 0) {
+    return null;
+  }
+  const hit = new Set(im.matched.map(m => m[0]));
+  const order = im.pred.map((_, i) => i).sort((a, b) => im.pred[b][4] - im.pred[a][4]);
+  const precision: number[] = [];
+  const recall: number[] = [];
+  let tp = 0;
+  order.forEach((i, k) => {
+    tp += hit.has(i) ? 1 : 0;
+    precision.push(tp / (k + 1));
+    recall.push(tp / im.gt.length);
+  });
+  for (let k = precision.length - 2; k >= 0; k--) {
+    precision[k] = Math.max(precision[k], precision[k + 1]);
+  }
+  let sum = 0;
+  for (let r = 0; r <= 100; r++) {
+    const at = recall.findIndex(x => x >= r / 100 - 1e-12);
+    sum += at >= 0 ? precision[at] : 0;
+  }
+  return sum / 101;
+}
+
+/** Detections minus true cells of one image. */
+export function countError(im: IDetectionImage): number {
+  return im.count_error ?? im.pred.length - im.gt.length;
+}
+
+/**
+ * How much the runs disagree on one image: the spread of their per-image AP@.5 (0-1) plus the
+ * spread of their count errors relative to the image's cells.
+ */
+export function disagreement(images: IDetectionImage[]): number {
+  const aps = images.map(imageAp50).filter((x): x is number => x !== null);
+  const counts = images.map(countError);
+  const cells = Math.max(1, images[0]?.gt.length ?? 1);
+  const spread = (xs: number[]) => (xs.length ? Math.max(...xs) - Math.min(...xs) : 0);
+  return spread(aps) + spread(counts) / cells;
 }
 
 /** Missed plus false cells of one image: the gallery's sort key. */
