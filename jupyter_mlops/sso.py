@@ -117,7 +117,7 @@ def load_roles(admin_users: Iterable[str], local: bool) -> tuple[dict, list]:
     role_list = [
         {"name": "user", "scopes": ["self", roles.USE, *ACCESS]},
         {"name": "mlops-admin", "groups": [ROLE_GROUPS["admin"]],
-         "scopes": [roles.ADMIN, roles.MANAGE, roles.USE, *ACCESS]},
+         "scopes": [roles.ADMIN, roles.MANAGE, roles.USE, roles.METRICS, *ACCESS]},
         {"name": "mlops-project-manager", "groups": [ROLE_GROUPS["manager"]],
          "scopes": [roles.MANAGE, roles.USE, *ACCESS]},
         {"name": "mlops-control-plane", "services": ["mlops"],

@@ -184,3 +184,19 @@ def log_dataset(ds: dict) -> None:
                                  digest=(ds.get("digest") or ds["version"])[:32]),
                      context="training", tags={"mlops.dataset": ds["name"],
                                                "mlops.version": ds["version"]})
+
+
+REFERENCE_ARTIFACT = "monitoring/reference.csv"
+
+
+def log_monitoring_reference(frame, max_rows: int = 5000) -> None:
+    """Log ``frame`` (the training data of the model this run registers, or for an image
+    model its evaluation statistics: ``image_height``, ``image_width``, ``image_mean_intensity``,
+    ``predicted_count`` per image) as the run's ``monitoring/reference.csv``: a deployment of
+    the registered version compares the inputs it records with its numeric columns (drift).
+    At most ``max_rows`` rows are kept (a uniform sample)."""
+    import mlflow
+
+    if len(frame) > max_rows:
+        frame = frame.sample(max_rows, random_state=0)
+    mlflow.log_text(frame.select_dtypes("number").to_csv(index=False), REFERENCE_ARTIFACT)

@@ -49,6 +49,7 @@ class ServiceContext:
     datasets: "DatasetCatalog | None" = None  # the shared dataset catalog (core.datasets)
     store: "ObjectStore | None" = None  # where dataset bytes live (backends.store)
     jobs: "JobsPlatform | None" = None  # jobs, sweeps, pipelines + runner (service.jobs_runner)
+    monitoring: "Monitoring | None" = None  # traffic, drift, platform health (core.monitoring)
     # the lab's notification feed: ``notifications.notify(users, kind, message, link=None)``
     notifications: "Notifications | None" = None
 
@@ -121,9 +122,10 @@ class MlopsService(Application):
         "",
         help="""A Python config file of the control plane's settings: ``c.JobSettings.*``
         (limits, timeouts), ``c.LocalDeployBackend.*``, ``c.AccountSettings.*``,
-        ``c.PlatformAdmin.*``... ``jupyter-mlops up --config FILE`` passes its file here too,
-        so one file configures the hub and the control plane (each ignores the other's
-        sections). What the hub passes on the command line wins over the file.""",
+        ``c.PlatformAdmin.*``, ``c.MonitoringSettings.*``... ``jupyter-mlops up --config FILE``
+        passes its file here too, so one file configures the hub and the control plane (each
+        ignores the other's sections). What the hub passes on the command line wins over the
+        file.""",
     ).tag(config=True)
 
     notifications_per_user = Integer(
@@ -193,6 +195,10 @@ class MlopsService(Application):
         from .jobs_runner import build_jobs
 
         self.context.jobs = build_jobs(self, self.context)
+        from .monitoring import MonitoringSettings, build_monitoring
+
+        self.monitoring_settings = MonitoringSettings(parent=self)
+        self.context.monitoring = build_monitoring(self.monitoring_settings, self.context)
         from .notices import connect_notices
 
         connect_notices(self.context, self.service_prefix)
@@ -222,6 +228,10 @@ class MlopsService(Application):
         await self.context.deployments.recover()  # take over model servers still running
         self.context.gpu_culling.start()
         self.context.jobs.runner.start()  # jobs outlive this process; a restart re-attaches
+        from .monitoring import run_monitoring
+
+        self._monitoring_task = asyncio.get_running_loop().create_task(
+            run_monitoring(self.context.monitoring, self.monitoring_settings))
         url = urlparse(self.service_url)
         app.listen(self.port or url.port, url.hostname)
         from .publish_socket import serve_publish_socket

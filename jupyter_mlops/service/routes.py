@@ -5,6 +5,7 @@ from .handlers import admin, pages, projects
 from .handlers import deployments
 from .handlers import jobs
 from .handlers import gpu_idle
+from .handlers import monitoring
 from .handlers import notifications
 from .handlers.base import NoSuchEndpointHandler, NotFoundHandler
 from .handlers.gpus import (GpuAllocationsHandler, GpuAvailabilityHandler, GpuQuotaHandler,
@@ -31,6 +32,7 @@ def routes(prefix: str, context) -> list[tuple]:
     ]
     table += [*admin.ROUTES, *projects.ROUTES]
     table += jobs.ROUTES
+    table += monitoring.ROUTES
     table += notifications.ROUTES
     kw = {"context": context, "service_prefix": prefix}
     out = [(api + path, handler, kw) for path, handler in table]

@@ -21,6 +21,9 @@ from .inputs import BadRequest, parse, predictions_body
 from .metrics import ServerMetrics
 
 
+BATCH_ROWS_HEADER = "X-Batch-Rows"
+
+
 def _error(code: str, message: str) -> bytes:
     # MLflow's scoring server error shape, so MLflow clients read our errors unchanged.
     return json.dumps({"error_code": code, "message": message}).encode()
@@ -171,16 +174,21 @@ class ModelServer(Application):
         self.inflight += 1
         metrics = self.metrics
 
+        rows = None
+
         def finish(status: int, body: bytes):
             self.inflight -= 1
             metrics.request(status, time.perf_counter() - t0)
-            respond(status, body)
+            # The rows of the request, for the control plane's batch-size series.
+            respond(status, body, "application/json",
+                    {BATCH_ROWS_HEADER: rows} if rows is not None else None)
 
         try:
             payload = parse(req.headers.get("content-type", ""), req.body)
         except BadRequest as e:
             finish(400, _error("BAD_REQUEST", str(e)))
             return
+        rows = payload.n
 
         def done(result):
             if isinstance(result, PredictError):

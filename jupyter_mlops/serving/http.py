@@ -30,15 +30,18 @@ class Request:
 
 
 def response_bytes(status: int, body: bytes, content_type: str = "application/json",
-                   close: bool = False) -> bytes:
+                   close: bool = False, headers: dict | None = None) -> bytes:
     head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n"
             f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n")
+    for name, value in (headers or {}).items():
+        head += f"{name}: {value}\r\n"
     if close:
         head += "Connection: close\r\n"
     return head.encode("latin-1") + b"\r\n" + body
 
 
-# A handler gets the request and a ``respond(status, body, content_type)`` callback, and may
+# A handler gets the request and a ``respond(status, body, content_type, headers)`` callback
+# (the last two optional), and may
 # call it later (after a batch ran) as long as it calls it exactly once.
 Handler = Callable[[Request, Callable[[int, bytes, str], None]], None]
 
@@ -146,10 +149,12 @@ class HttpProtocol(asyncio.Protocol):
         self.head = (method, target, headers, length)
         return True
 
-    def _respond(self, status: int, body: bytes, content_type: str = "application/json"):
+    def _respond(self, status: int, body: bytes, content_type: str = "application/json",
+                 headers: dict | None = None):
         if self.transport is None:  # the client went away while its request ran
             return
-        self.transport.write(response_bytes(status, body, content_type, close=not self.keep_alive))
+        self.transport.write(response_bytes(status, body, content_type,
+                                            close=not self.keep_alive, headers=headers))
         if not self.keep_alive:
             self.transport.close()
             return

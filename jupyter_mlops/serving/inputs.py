@@ -244,3 +244,26 @@ def _default(o):
 
 def predictions_body(prediction) -> bytes:
     return json.dumps({"predictions": to_jsonable(prediction)}, default=_default).encode()
+
+
+def monitored_features(content_type: str, body: bytes, answer: bytes) -> list[dict]:
+    """What input monitoring keeps of one call: per row, its numeric named columns; per image,
+    its size, mean intensity and the count of objects predicted in it (never the pixels)."""
+    from ..core.monitoring.drift import image_features
+
+    payload = parse(content_type, body)
+    ctype = (content_type or "").split(";")[0].strip().lower()
+    if ctype in IMAGE_TYPES:
+        try:
+            preds = json.loads(answer).get("predictions")
+        except (ValueError, AttributeError):
+            preds = None
+        first = preds[0] if isinstance(preds, list) and preds else None
+        return [image_features(payload.value[0], first)]
+    rows, columns = payload.rows, payload.columns
+    if rows is None and columns and hasattr(payload.value, "to_numpy"):  # CSV
+        rows = payload.value.to_numpy().tolist()
+    if rows is None or not columns:
+        return []
+    return [{str(c): float(v) for c, v in zip(columns, row)
+             if isinstance(v, (int, float)) and not isinstance(v, bool)} for row in rows]

@@ -17,6 +17,7 @@ from ...core import roles
 from ...core.deployments import TOKEN_PREFIX
 from ...core.errors import Forbidden, InvalidInput, NotAuthenticated
 from ...core.roles import Caller
+from ...serving.app import BATCH_ROWS_HEADER
 from .base import ApiHandler
 from .pages import PageHandler
 
@@ -52,6 +53,7 @@ class DeploymentHandler(ApiHandler):
 
     async def delete(self, name):
         await self.context.deployments.delete(self.caller, name)
+        self.context.monitoring.forget(name)  # its traffic series and recorded inputs
         self.set_status(204)
         self.finish()
 
@@ -217,16 +219,27 @@ class EndpointHandler(ApiHandler):
                 if attempt == 0 and newer is not None and newer is not route:
                     route = newer
                     continue
+                if action == "invocations":
+                    self.context.monitoring.called(name, route.version,
+                                                   time.perf_counter() - t0, 503, None)
                 raise deployments.unreachable(name, type(e).__name__) from None
             finally:
                 route.inflight -= 1
         ok = resp.status_code < 500
         if action == "invocations":
-            deployments.record(name, time.perf_counter() - t0, ok)
+            seconds = time.perf_counter() - t0
+            deployments.record(name, seconds, ok)
+            rows = resp.headers.get(BATCH_ROWS_HEADER, "")
+            self.context.monitoring.called(name, route.version, seconds, resp.status_code,
+                                           int(rows) if rows.isdigit() else None)
         self.set_status(resp.status_code)
         self.set_header("Content-Type", resp.headers.get("content-type", "application/json"))
         self.set_header("X-Model-Version", route.version)
         self.finish(resp.content)
+        if action == "invocations" and resp.status_code == 200:  # after the caller has it
+            await self.context.monitoring.observe_inputs(
+                name, route.version, self.request.headers.get("Content-Type", ""), body,
+                resp.content)
 
     async def post(self, name, action):
         if action != "invocations":
