@@ -142,11 +142,19 @@ def test_get_gives_a_read_only_folder_and_logs_lineage(published, platform, peop
     assert {t.key: t.value for t in inputs[0].tags}["mlops.version"] == "v2"
 
 
-def test_get_uses_the_shared_root_when_mounted(published, platform, client):
+def test_get_uses_the_shared_root_when_mounted(published, platform, client, people):
     path = datasets.get("cells", "v1", client=client,
                         shared_root=str(platform.data_dir / "datasets"))
     assert path == platform.data_dir / "datasets" / "cells" / "v1"
     assert len([p for p in path.rglob("*.tif")]) == 8
+    # the files are the store's own (hard links, read-only), and the API says so
+    some = next(path.rglob("*.tif"))
+    h = blake3.blake3(some.read_bytes()).hexdigest()
+    stored = platform.data_dir / "store" / "objects" / h[:2] / h[2:]
+    assert some.stat().st_ino == stored.stat().st_ino and some.stat().st_mode & 0o222 == 0
+    r = platform.api("GET", f"{API}/datasets/cells/versions/v1?limit=1", people["dana"])
+    assert r.json()["mount"] == {"where": "shared root", "mode": "hardlink",
+                                 "path": "cells/v1"}
 
 
 def test_status_of_a_folder(published, client, tmp_path, monkeypatch):

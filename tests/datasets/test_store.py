@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import blake3
 import pytest
@@ -126,3 +127,30 @@ def test_killed_publish_leaves_no_partial_object(tmp_path):
         assert store.get_bytes(digest)
     m, counts = folder.prepare(tmp_path / "d", store)  # the next publish succeeds
     assert counts["uploaded"] == 31 - len(stored)
+
+
+def test_a_version_is_hard_linked_on_one_file_system_and_copied_across(tmp_path):
+    import json
+    import shutil
+    import tempfile
+
+    cells.generate(tmp_path / "d", n_images=3, seed=4, width=32, height=32)
+    store = LocalStore(tmp_path / "store")
+    m, _ = folder.prepare(tmp_path / "d", store)
+    fetch = lambda digest, p: store.materialize(digest, p, verify=False)  # noqa: E731
+    linked = folder.materialize(m, tmp_path / "shared" / "v1", fetch)
+    marker = json.loads((linked / ".mlops-version.json").read_text())
+    assert marker == {"manifest_id": m.id, "mode": "hardlink"}
+    e = m.entries[0]
+    assert (linked / e.path).stat().st_ino == store.path(e.hash).stat().st_ino
+    other = tempfile.mkdtemp(dir="/dev/shm")  # tmpfs: another file system, links refused
+    try:
+        copied = folder.materialize(m, os.path.join(other, "v1"), fetch)
+        marker = json.loads((copied / ".mlops-version.json").read_text())
+        assert marker["mode"] == "copy"
+        assert (copied / e.path).stat().st_ino != store.path(e.hash).stat().st_ino
+        assert (copied / e.path).read_bytes() == store.get_bytes(e.hash)
+        assert (copied / e.path).stat().st_mode & 0o222 == 0  # read-only either way
+    finally:
+        folder._rmtree(Path(other))
+        shutil.rmtree(other, ignore_errors=True)

@@ -172,8 +172,10 @@ class ObjectStore(abc.ABC):
     def sync(self) -> None:
         """Make stored objects durable before a version naming them is recorded."""
 
-    def materialize(self, h: str, dest: str) -> None:
-        """Write the object to ``dest`` (checked); local stores may hard-link instead."""
+    def materialize(self, h: str, dest: str) -> str:
+        """Write the object to ``dest`` (checked); local stores may hard-link instead.
+        Returns how: ``"copy"`` here."""
         data = self.get_bytes(h)
         with open(dest, "wb") as f:
             f.write(data)
+        return "copy"

@@ -202,10 +202,15 @@ class LocalStore(ObjectStore):
             raise NotFound(f"object {h} is not in the {self.describe()}") from None
         return verify(h, data, self.describe())
 
-    def materialize(self, h: str, dest: str, verify: bool = True) -> None:
+    def materialize(self, h: str, dest: str, verify: bool = True) -> str:
+        """Put the object at ``dest``: a hard link to the store's read-only file (no byte
+        copied) when both are on one file system, else a copy. Returns ``"hardlink"`` or
+        ``"copy"``, which the version's marker file and its API answer report."""
         if verify:
             self.get_bytes(h)  # checked before it is handed out
         try:
             os.link(self.path(h), dest)  # read-only object: sharing the inode is safe
-        except OSError:
+            return "hardlink"
+        except OSError:  # another file system (EXDEV), or links refused: the fallback
             shutil.copyfile(self.path(h), dest)
+            return "copy"

@@ -427,12 +427,15 @@ def _rmtree(path: Path) -> None:
         shutil.rmtree(path, onerror=fix)
 
 
-def materialize(manifest: Manifest, dest: Path, fetch: Callable[[str, str], None],
+def materialize(manifest: Manifest, dest: Path, fetch: Callable[[str, str], str | None],
                 workers: int | None = None) -> Path:
     """Write every file of ``manifest`` below ``dest``, read-only, appearing all at once.
 
-    ``fetch(hash, path)`` writes one object to a path. The tree is built beside ``dest`` and
-    renamed into place, so a reader never sees a partial version.
+    ``fetch(hash, path)`` writes one object to a path and may say how (``"hardlink"`` or
+    ``"copy"``; ``None`` counts as a copy, e.g. a download). The tree is built beside ``dest``
+    and renamed into place, so a reader never sees a partial version. Its marker file
+    ``.mlops-version.json`` names the manifest and ``mode``: ``hardlink`` when every file
+    shares the store's inode, ``copy`` when every file was copied, ``mixed`` otherwise.
     """
     dest = Path(dest)
     if dest.exists():
@@ -443,8 +446,11 @@ def materialize(manifest: Manifest, dest: Path, fetch: Callable[[str, str], None
     for d in {str(Path(e.path).parent) for e in manifest.entries}:
         (tmp / d).mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(workers or default_workers()) as pool:
-        list(pool.map(lambda e: fetch(e.hash, str(tmp / e.path)), manifest.entries))
-    (tmp / ".mlops-version.json").write_text(json.dumps({"manifest_id": manifest.id}))
+        modes = set(pool.map(lambda e: fetch(e.hash, str(tmp / e.path)) or "copy",
+                             manifest.entries))
+    mode = modes.pop() if len(modes) == 1 else "mixed" if modes else "copy"
+    (tmp / ".mlops-version.json").write_text(json.dumps({"manifest_id": manifest.id,
+                                                         "mode": mode}))
     for root, dirs, files in os.walk(tmp):
         for f in files:
             os.chmod(os.path.join(root, f), 0o444)

@@ -5,6 +5,7 @@ read a version naming them."""
 from __future__ import annotations
 
 import asyncio
+import json
 import posixpath
 
 from tornado import web
@@ -119,6 +120,31 @@ class GarbageHandler(ApiHandler):
         self.write_json(result)
 
 
+def mount_of(context, name: str, version: str) -> dict:
+    """How user servers and jobs get a version's files: read in place from the shared root
+    (``hardlink``: the store's read-only files, no byte copied; ``copy`` where the shared root
+    is on another file system) or downloaded through the API into the reader's cache."""
+    if not isinstance(context.store, LocalStore):
+        return {"where": "download", "mode": "copy",
+                "reason": f"the bytes live in the {context.store.describe()}: "
+                          "datasets.get downloads and checks each file once"}
+    if not context.datasets.shared(name):
+        return {"where": "download", "mode": "copy",
+                "reason": "only datasets every lab member may read are placed in the shared "
+                          "root; datasets.get downloads this one with the member's token"}
+    marker = shared_root(context) / name / version / ".mlops-version.json"
+    try:
+        mode = json.loads(marker.read_text()).get("mode", "hardlink")
+    except (OSError, ValueError):
+        return {"where": "pending", "mode": None, "path": f"{name}/{version}",
+                "reason": "not in the shared root yet; datasets.get downloads it meanwhile"}
+    out = {"where": "shared root", "mode": mode, "path": f"{name}/{version}"}
+    if mode != "hardlink":
+        out["reason"] = ("the shared root and the store are on different file systems (or "
+                         "hard links were refused): the files were copied")
+    return out
+
+
 class VersionHandler(ApiHandler):
     async def get(self, name, ref):
         """The version and one page of its files (``offset``, ``limit``, ``kind``, ``split``)."""
@@ -131,7 +157,9 @@ class VersionHandler(ApiHandler):
         files = [e for e in m.entries if (not kind or e.kind == kind)
                  and (not split or e.split == split) and (not q or q in e.path)]
         self.write_json({**v.to_dict(), "total": len(files), "offset": offset,
-                         "files": [e.to_dict() for e in files[offset:offset + limit]]})
+                         "files": [e.to_dict() for e in files[offset:offset + limit]],
+                         "mount": await asyncio.to_thread(mount_of, self.context, name,
+                                                          v.version)})
 
 
 class ManifestHandler(ApiHandler):
