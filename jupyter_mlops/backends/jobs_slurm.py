@@ -115,6 +115,8 @@ class SlurmJobBackend(LoggingConfigurable):
     """Start, watch and stop jobs as Slurm batch jobs (``c.SlurmJobBackend.*``)."""
 
     name = "slurm"
+    # A submitted job waits in Slurm's queue: the runner starts its clock once it runs.
+    queues_jobs = True
 
     slurm_conf = Unicode(
         "",

@@ -181,6 +181,10 @@ class JobRunner:
                 self.backend, "waiting_reason") else ""
             if waiting != job.reason:
                 job.reason, changed = waiting, True
+            if waiting and getattr(self.backend, "queues_jobs", False):
+                # Waiting in the cluster scheduler's own queue (Slurm): the job's work has not
+                # started, so neither its time limit nor its GPU-hours run yet.
+                job.started_at, changed = clock.now(), True
             if changed:
                 self.store.save(job)
             return
