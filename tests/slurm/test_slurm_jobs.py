@@ -101,6 +101,8 @@ async def test_exhausted_gres_wait_with_slurms_reason_and_cancel(slurm_lab):
     assert "(Resources: the GPUs, CPUs or memory it asks for are in use)" in third.reason \
         or "(Priority: " in third.reason, third.reason
     assert not started(third.id)
+    # while it waits its clock does not run (time limit, GPU-hours): its start moves on
+    await until(lambda: get(third.id).started_at > third.started_at, 10, "the start moving")
     running = [j.id for j in jobs if j.id != third.id]
     # Cancel the waiting one: it leaves Slurm's queue and never counts GPU time
     lab.jobs.cancel(caller("bob"), third.id)
