@@ -405,6 +405,7 @@ def restore(src: Path, data_dir: Path, progress: Progress | None = None) -> dict
             files.copy_file(objects / key, dst)
         progress("restore dataset objects", len(keys), len(keys))
         _copy_dir_modes(snapshot / "data", building)
+        detach_processes(building)
         if data_dir.exists():
             data_dir.rmdir()  # empty, checked above
         os.replace(building, data_dir)
@@ -412,6 +413,56 @@ def restore(src: Path, data_dir: Path, progress: Progress | None = None) -> dict
         shutil.rmtree(building, ignore_errors=True)
         raise
     return manifest
+
+
+def detach_processes(data_dir: Path) -> dict:
+    """Forget, in a restored data directory, the processes the backed-up platform ran.
+
+    The databases name running jobs, model servers and user servers by pid (with a start time
+    against reuse). On the same machine, while the original platform still runs (a restore
+    drill), the restored platform would take them for its own: route to them, and kill them
+    when it stops. So: jobs that ran at backup time lose their process handle (the restored
+    platform records them as ended without an outcome: rerun them), deployments with a
+    server are started again from their model version, user servers are recorded stopped.
+    Returns what was changed, counted."""
+    import sqlite3
+
+    changed = {"jobs": 0, "deployments": 0, "user_servers": 0}
+    control = data_dir / DATABASES["control"]
+    if control.is_file():
+        conn = sqlite3.connect(control)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if "jobs" in tables:
+                for job_id, data in conn.execute(
+                        "SELECT id, data FROM jobs WHERE state = 'running'").fetchall():
+                    d = json.loads(data)
+                    d["handle"] = {k: v for k, v in (d.get("handle") or {}).items()
+                                   if k not in ("pid", "create_time")}
+                    conn.execute("UPDATE jobs SET data = ? WHERE id = ?",
+                                 (json.dumps(d), job_id))
+                    changed["jobs"] += 1
+            if "deployments" in tables:
+                changed["deployments"] = conn.execute(
+                    "UPDATE deployments SET instance = NULL, status = 'starting'"
+                    " WHERE instance IS NOT NULL").rowcount
+            conn.commit()
+        finally:
+            conn.close()
+    hub = data_dir / DATABASES["hub"]
+    if hub.is_file():
+        conn = sqlite3.connect(hub)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if {"spawners", "servers"} <= tables:
+                changed["user_servers"] = conn.execute(
+                    "UPDATE spawners SET server_id = NULL, state = '{}', started = NULL"
+                    " WHERE server_id IS NOT NULL").rowcount
+                conn.execute("DELETE FROM servers")
+            conn.commit()
+        finally:
+            conn.close()
+    return changed
 
 
 def _copy_dir_modes(source: Path, target: Path) -> None:
