@@ -27,7 +27,7 @@ try:
 except ImportError:
     bonus = 0.0
 seed()
-report("score", helper.BASE + bonus + random.random())
+report("score", helper.BASE + bonus + random.random() / 10)  # seeded
 """
 
 
@@ -114,3 +114,23 @@ async def test_a_folder_over_the_snapshot_bounds_is_refused_with_its_biggest_fil
     job = lab.jobs.submit(caller("alice"), {"path": "heavy/train.py"})
     assert not (lab.jobs.job_dir(job.id) / "snapshot" / "images.npy").exists()
     await lab.wait(job.id)
+
+
+@pytest.mark.asyncio
+async def test_every_job_has_a_recorded_seed(quick_lab):
+    lab = quick_lab
+    lab.write("alice", "seeds/declared.py", "seed = 7\nprint('seed', seed)\n")
+    lab.write("alice", "seeds/silent.py",
+              "from jupyter_mlops.core.jobs.runtime import seed\nprint('seed', seed())\n")
+    declared = lab.jobs.submit(caller("alice"), {"path": "seeds/declared.py"})
+    given = lab.jobs.submit(caller("alice"), {"path": "seeds/declared.py",
+                                              "params": {"seed": 3}})
+    silent = lab.jobs.submit(caller("alice"), {"path": "seeds/silent.py"})
+    # the author's default, the user's value, or one the platform drew: each recorded
+    assert (declared.seed, declared.spec.params) == (7, {"seed": 7})
+    assert (given.seed, given.spec.params) == (3, {"seed": 3})
+    assert isinstance(silent.seed, int) and silent.spec.params == {}
+    done = await lab.wait(silent.id)
+    assert f"seed {silent.seed}" in lab.jobs.logs(caller("alice"), done.id)["text"]
+    for job in (declared, given):
+        await lab.wait(job.id)

@@ -164,6 +164,12 @@ def declared_parameters(file: Path) -> dict[str, str]:
     Notebooks: the cell tagged ``parameters`` (papermill's inference). Scripts: top-level
     assignments of literal values (``lr = 0.01``), the same convention written as code.
     """
+    return {k: t for k, (t, _v) in declared_defaults(file).items()}
+
+
+def declared_defaults(file: Path) -> dict[str, tuple[str, object]]:
+    """``{name: (type name, default value)}`` of the parameters a file declares (the value is
+    ``None`` where the default is not a literal)."""
     if file.suffix == ".ipynb":
         from papermill.inspection import inspect_notebook
 
@@ -174,12 +180,13 @@ def declared_parameters(file: Path) -> dict[str, str]:
         out = {}
         for n, p in found.items():
             tname = p.get("inferred_type_name") or "None"
-            if tname == "None":  # no annotation: the type of the literal default, if any
-                try:
-                    tname = type(ast.literal_eval(p.get("default") or "")).__name__
-                except (ValueError, SyntaxError):
-                    pass
-            out[n] = tname
+            try:
+                value = ast.literal_eval(p.get("default") or "")
+            except (ValueError, SyntaxError):
+                value = None
+            if tname == "None" and value is not None:  # no annotation: the literal's type
+                tname = type(value).__name__
+            out[n] = (tname, value)
         return out
     try:
         tree = ast.parse(file.read_text(), filename=file.name)
@@ -193,7 +200,7 @@ def declared_parameters(file: Path) -> dict[str, str]:
                 value = ast.literal_eval(node.value)
             except ValueError:
                 continue
-            out[node.targets[0].id] = type(value).__name__
+            out[node.targets[0].id] = (type(value).__name__, value)
     return out
 
 

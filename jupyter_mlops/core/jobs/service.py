@@ -31,7 +31,7 @@ from ..errors import Conflict, Forbidden, InvalidInput, NotFound, QuotaExceeded
 from ..roles import Caller
 from .jobfiles import read_untrusted
 from .model import (ACTIVE, CANCELLED, QUEUED, Job, JobSpec, check_param_types,
-                    declared_parameters, parse_spec)
+                    declared_defaults, parse_spec)
 from .snapshot import FolderSnapshot
 from .store import JobStore
 
@@ -173,9 +173,12 @@ class Jobs:
     def check_gpus(self, caller: Caller, spec: JobSpec) -> None:
         if not spec.gpus:
             return
-        total = self.allocator.availability()["total"]
+        # A type no device has would wait in the queue forever: refused now, as a count is.
+        total = self.allocator.availability(device_filter=spec.gpu_type or None)["total"]
         if spec.gpus > total:
-            raise InvalidInput(f"the job asks for {spec.gpus} GPUs; the platform has {total}")
+            kind = f"{spec.gpu_type} " if spec.gpu_type else ""
+            raise InvalidInput(f"the job asks for {spec.gpus} {kind}GPUs; the platform has "
+                               f"{total}")
         for kind, name, limit, _used in self.allocator.limits_for(
                 caller.name, caller.groups, spec.project):
             if spec.gpus > limit:
@@ -211,14 +214,20 @@ class Jobs:
 
     @staticmethod
     def _seed(spec: JobSpec, file: Path, seed: int | None) -> int:
-        """The job's seed: the ``seed`` parameter if given, else ``seed`` (a rerun's), else a
-        new one; a file declaring ``seed`` gets it as that parameter (env: ``MLOPS_SEED``)."""
+        """The job's seed, recorded and given as ``$MLOPS_SEED`` (``runtime.seed()``): the
+        ``seed`` parameter if given; else a rerun's ``seed``; else the whole-number default
+        of a ``seed`` the file declares (the author chose it); else a new one. A file
+        declaring ``seed`` also gets the value as that parameter, so it is in the run's
+        parameters too."""
         given = spec.params.get("seed")
         if isinstance(given, int) and not isinstance(given, bool):
             return given
+        declared = declared_defaults(file).get("seed")
         if seed is None:
-            seed = secrets.randbelow(MAX_SEED)
-        if "seed" not in spec.params and "seed" in declared_parameters(file):
+            default = declared[1] if declared else None
+            seed = (default if isinstance(default, int) and not isinstance(default, bool)
+                    else secrets.randbelow(MAX_SEED))
+        if "seed" not in spec.params and declared is not None:
             spec.params["seed"] = seed
         return seed
 
