@@ -1,6 +1,7 @@
 """``%mlops submit``, ``%mlops sweep`` and ``%mlops jobs``: jobs from a notebook cell.
 
     %mlops submit train.ipynb -p lr=0.01 -p epochs=3 --gpus 1 --timeout 3600
+    %mlops submit train.py --gpus 2 --gpu-type A100
     %mlops sweep train.ipynb --space space.yaml --metric val_map --maximize --trials 20 --parallel 2
     %mlops jobs
 
@@ -91,8 +92,12 @@ def submit(args: list[str], shell=None, client: JobsClient | None = None) -> dic
 
     p = parser("submit", "run a notebook or script as a job (keeps running without this server)")
     _common(p)
+    p.add_argument("--gpu-type", default="", metavar="TYPE",
+                   help="only GPUs of this type (A100; on Kubernetes the node label "
+                        "nvidia.com/gpu.product)")
     a = p.parse_args(args)
-    job = (client or JobsClient()).request("POST", "api/jobs", json=_body(a))
+    body = _body(a) | ({"gpu_type": a.gpu_type} if a.gpu_type else {})
+    job = (client or JobsClient()).request("POST", "api/jobs", json=body)
     where = f" ({job['reason']})" if job.get("reason") else ""
     print(f"job {job['id']} {job['state']}{where}: see the Jobs panel")
     return job
@@ -153,7 +158,7 @@ except ImportError:  # pragma: no cover
     pass
 else:
     _subcommand("submit", "run a notebook or script as a job: PATH -p k=v --gpus N "
-                          "--timeout S")(_wrap(submit))
+                          "--gpu-type T --timeout S")(_wrap(submit))
     _subcommand("sweep", "a hyperparameter sweep: PATH --space s.yaml --metric m --trials N")(
         _wrap(sweep))
     _subcommand("jobs", "my jobs as a DataFrame")(_wrap(jobs))

@@ -147,6 +147,9 @@ async def test_gpu_jobs_run_on_the_tainted_gpu_node_or_say_why_they_cannot(tmp_p
             with pytest.raises(InvalidInput, match="gpu_type is a GPU type"):
                 lab.jobs.submit(caller("alice"), {"path": "train.py", "gpus": 1,
                                                   "gpu_type": "A100; rm"})
+            with pytest.raises(InvalidInput, match="asks for 1 H100 GPUs; the platform has 0"):
+                lab.jobs.submit(caller("alice"), {"path": "train.py", "gpus": 1,
+                                                  "gpu_type": "H100"})
             first = lab.jobs.submit(caller("alice"), {"path": "train.py", "gpus": 1,
                                                       "gpu_type": A100})
             # the Job controller's pod goes to the tainted GPU node, which it tolerates

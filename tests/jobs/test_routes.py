@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 API = "services/mlops/api"
 
 SCRIPT = """
@@ -75,6 +77,10 @@ def test_bad_input_answers_400_with_the_reason(platform, mlflow_access):
         ({"path": "typed.py", "gpus": 1}, "the platform has 0"),
         ({"path": "data.csv"}, "neither a notebook"),
         ({"path": "typed.py", "colour": "red"}, "unknown job field"),
+        ({"path": "typed.py", "gpu_type": "A100"}, "gpu_type needs gpus"),
+        ({"path": "typed.py", "gpus": 1, "gpu_type": "A100 x"}, "gpu_type is a GPU type"),
+        ({"path": "typed.py", "gpus": 1, "gpu_type": "A100"}, "asks for 1 A100 GPUs; the "
+                                                              "platform has 0"),
     ]
     for body, why in cases:
         r = platform.api("POST", f"{API}/jobs", alice, json=body)
@@ -119,6 +125,8 @@ def test_magics_submit_and_sweep(platform, mlflow_access, monkeypatch, capsys):
         ["magic_train.py", "--space", "space.yaml", "--metric", "loss", "--trials", "2",
          "--parallel", "2", "--pruner", "none"], None)
     assert sweep["n_trials"] == 2 and sweep["metric"] == "loss"
+    with pytest.raises(UsageError, match="gpu_type needs gpus"):  # the magic sends its type
+        run(["magic_train.py", "--gpu-type", "A100"], None)
     try:
         magics.SUBCOMMANDS["submit"].run(["nope.ipynb"], None)
     except UsageError as e:
