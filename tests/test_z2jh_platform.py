@@ -68,6 +68,9 @@ def test_control_plane_runs_the_kubernetes_backends_on_postgres(c, tmp_path):
     assert (kjobs.namespace, kjobs.image, kjobs.workspace_claim, kjobs.jobs_claim) == (
         "jhub", "registry.lab.example/jupyter-mlops-singleuser:0.1.0",
         "jupyter-mlops-workspaces", "jupyter-mlops-jobs")
+    # GPU jobs run in the CUDA variant of the single-user image, with a larger /dev/shm
+    assert (kjobs.gpu_image, kjobs.shm_size) == (
+        "registry.lab.example/jupyter-mlops-singleuser-cuda:0.1.0", "8Gi")
     assert DeploymentSettings(parent=service).backend == "kubernetes"
     kdeploy = KubeDeployBackend(parent=service)
     assert (kdeploy.namespace, kdeploy.tracking_uri, kdeploy.image) == (
@@ -123,7 +126,9 @@ def test_the_charts_culler_stays_and_roles_are_the_embedded_ones(c):
     assert c.JupyterHub.load_roles[0] == CULLER_ROLE
     _, lab_roles = sso.load_roles(set(), local=False)  # OIDC: the IdP fills the groups
     assert c.JupyterHub.load_roles[1:] == lab_roles
-    assert set(c.JupyterHub.custom_scopes) == {
+    from jupyter_mlops.core import roles
+
+    assert set(c.JupyterHub.custom_scopes) == set(roles.ALL_SCOPES) >= {
         "custom:mlops:use", "custom:mlops:manage", "custom:mlops:admin"}
     assert "custom:mlops:admin" in c.Spawner.server_token_scopes
     assert c.JupyterHub.authenticator_class == "generic-oauth"
