@@ -7,6 +7,7 @@ These handlers only validate input, page, and reshape MLflow's answers into what
 from __future__ import annotations
 
 import asyncio
+import json
 import mimetypes
 import weakref
 from contextlib import asynccontextmanager
@@ -14,7 +15,7 @@ from contextlib import asynccontextmanager
 import tornado
 
 from ..client import MlflowGatewayClient
-from ..core.errors import InvalidInput
+from ..core.errors import InvalidInput, MlopsError
 from .handlers import MlopsHandler
 
 PROJECT_TAG = "mlops.project"
@@ -45,6 +46,65 @@ def run_summary(run: dict) -> dict:
         "metrics": {m["key"]: m.get("value") for m in data.get("metrics", [])},
         "params": _kv(data.get("params")),
     }
+
+
+def logged_model_summary(model: dict) -> dict:
+    """An MLflow 3 logged model (``log_model(..., name=...)``) as the run view lists it."""
+    info = model.get("info", {})
+    return {
+        "model_id": info["model_id"],
+        "name": info.get("name") or info["model_id"],
+        "experiment_id": info.get("experiment_id"),
+        "source_run_id": info.get("source_run_id") or None,
+        "artifact_uri": info.get("artifact_uri"),
+        "status": info.get("status"),
+        "model_type": info.get("model_type"),
+        "creation_timestamp": info.get("creation_timestamp_ms"),
+        "registrations": _registrations(info),
+    }
+
+
+def _registrations(info: dict) -> list[dict]:
+    """Registered versions made from a logged model: MLflow keeps them in the model's
+    ``mlflow.modelVersions`` tag (a JSON list of ``{name, version}``)."""
+    found = [{"name": r.get("name"), "version": str(r.get("version"))}
+             for r in info.get("registrations") or []]
+    raw = _kv(info.get("tags")).get("mlflow.modelVersions")
+    try:
+        tagged = json.loads(raw) if raw else []
+    except ValueError:
+        tagged = []
+    for r in tagged if isinstance(tagged, list) else []:
+        entry = {"name": r.get("name"), "version": str(r.get("version"))} \
+            if isinstance(r, dict) else None
+        if entry and entry not in found:
+            found.append(entry)
+    return found
+
+
+MAX_MODEL_DIRS = 20  # top-level artifact directories looked into for an MLmodel file
+
+
+async def run_logged_models(mlflow, run: dict) -> list[dict]:
+    """A run's MLflow 3 logged models: linked as its outputs, or naming it as their source
+    run (``mlflow.sklearn.log_model(clf, name="model")`` inside the run)."""
+    info = run["info"]
+    run_id, exp = info["run_id"], info.get("experiment_id")
+    outputs = [o.get("model_id") for o in (run.get("outputs") or {}).get("model_outputs", [])
+               if o.get("model_id")]
+    try:  # run ids are [0-9a-zA-Z_-] (the route's pattern): safe inside the filter
+        found = await mlflow.search_logged_models([exp], filter=f"source_run_id = '{run_id}'")
+    except MlopsError:
+        found = []  # a tracking server without logged models: classic artifacts only
+    by_id = {m["info"]["model_id"]: m for m in found}
+    missing = [i for i in dict.fromkeys(outputs) if i not in by_id]
+    for model in await asyncio.gather(*(mlflow.get_logged_model(i) for i in missing),
+                                      return_exceptions=True):
+        if isinstance(model, dict):
+            by_id[model["info"]["model_id"]] = model
+    logged = sorted((logged_model_summary(m) for m in by_id.values()),
+                    key=lambda m: m["creation_timestamp"] or 0)
+    return logged
 
 
 def experiment_summary(exp: dict) -> dict:
@@ -147,6 +207,8 @@ class RunHandler(TrackingHandler):
         async with self.tracking() as mlflow:
             run = await mlflow.get_run(run_id)
             artifacts = await mlflow.list_artifacts(run_id)
+            logged = await run_logged_models(mlflow, run)
+            model_dirs = await self._model_dirs(mlflow, run_id, artifacts)
         out = run_summary(run)
         tags = _kv(run.get("data", {}).get("tags"))
         out["tags"] = tags
@@ -168,7 +230,26 @@ class RunHandler(TrackingHandler):
                          (run.get("outputs") or {}).get("model_outputs", [])]
         out["artifacts"] = artifacts
         out["ui_url"] = self.ui_url(out["experiment_id"], run_id)
+        for m in logged:
+            m["ui_url"] = f"{self.ui_url(m['experiment_id'] or out['experiment_id'])}/models/" \
+                          f"{m['model_id']}"
+        out["logged_models"] = logged
+        out["model_artifacts"] = model_dirs
         self.finish(out)
+
+    @staticmethod
+    async def _model_dirs(mlflow, run_id: str, artifacts: list) -> list[str]:
+        """Paths of the run's artifacts holding an MLmodel file (``""``: the root itself)."""
+        def has_mlmodel(files):
+            return any(not f.get("is_dir") and f["path"].rsplit("/", 1)[-1] == "MLmodel"
+                       for f in files)
+
+        dirs = [f["path"] for f in artifacts if f.get("is_dir")][:MAX_MODEL_DIRS]
+        listed = await asyncio.gather(*(mlflow.list_artifacts(run_id, d) for d in dirs),
+                                      return_exceptions=True)
+        found = [""] if has_mlmodel(artifacts) else []
+        return found + [d for d, files in zip(dirs, listed)
+                        if isinstance(files, list) and has_mlmodel(files)]
 
 
 def _artifact_path(handler) -> str:

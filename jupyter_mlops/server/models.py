@@ -8,12 +8,21 @@ from ..core.errors import Conflict, InvalidInput
 from .experiments import TrackingHandler, _kv, int_arg
 
 
+def _logged_model_of(source) -> str | None:
+    """The MLflow 3 logged model a version came from: its source is ``models:/m-...`` (the
+    registry does not return the ``model_id`` it was given)."""
+    if isinstance(source, str) and source.startswith("models:/m-"):
+        return source[len("models:/"):].split("/", 1)[0]
+    return None
+
+
 def version_summary(v: dict) -> dict:
     return {
         "name": v["name"],
         "version": str(v["version"]),
         "status": v.get("status"),
         "run_id": v.get("run_id") or None,
+        "model_id": v.get("model_id") or _logged_model_of(v.get("source")),
         "source": v.get("source"),
         "aliases": list(v.get("aliases") or []),
         "tags": _kv(v.get("tags")),
@@ -70,16 +79,21 @@ class ModelVersionsHandler(TrackingHandler):
 
 
 class RegisterHandler(TrackingHandler):
-    """Register a run's artifact directory (one holding an ``MLmodel`` file) as a model version.
+    """Register a model version from a run: an MLflow 3 logged model of it (``model_id``, what
+    ``log_model(..., name=...)`` makes) or a run's artifact directory holding an ``MLmodel``
+    file (``path``, the classic ``log_artifacts`` pattern).
 
-    The registered model is created on first use. The source is the artifact's location under
-    the run, so MLflow records the lineage (``run_id``) itself.
+    The registered model is created on first use. MLflow records the lineage itself: the
+    version's ``run_id`` and, for a logged model, its ``model_id``.
     """
 
     @tornado.web.authenticated
     async def post(self):
         body = self.json_body()
         run_id, name = required_str(body, "run_id"), required_str(body, "name")
+        if body.get("model_id") is not None:
+            await self._register_logged_model(run_id, name, required_str(body, "model_id"))
+            return
         path = (body.get("path") or "").strip("/")
         if ".." in path.split("/"):
             raise InvalidInput("'path' must stay inside the run's artifacts")
@@ -97,6 +111,21 @@ class RegisterHandler(TrackingHandler):
             root = run["info"]["artifact_uri"].rstrip("/")
             version = await mlflow.create_model_version(
                 name, f"{root}/{path}" if path else root, run_id)
+        self.set_status(201)
+        self.finish(version_summary(version))
+
+    async def _register_logged_model(self, run_id: str, name: str, model_id: str) -> None:
+        async with self.tracking() as mlflow:
+            model = await mlflow.get_logged_model(model_id)  # 404 when absent or not visible
+            info = model.get("info", {})
+            if (info.get("source_run_id") or run_id) != run_id:
+                raise InvalidInput(f"logged model {model_id} was not logged by run {run_id}")
+            try:
+                await mlflow.create_registered_model(name)
+            except Conflict:
+                pass  # registering a new version of an existing model
+            version = await mlflow.create_model_version(name, f"models:/{model_id}", run_id,
+                                                        model_id=model_id)
         self.set_status(201)
         self.finish(version_summary(version))
 
