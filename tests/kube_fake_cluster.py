@@ -184,8 +184,8 @@ class Controllers:
         elif owner.get("kind") == "Job" and not deleted:
             phase = (pod.get("status") or {}).get("phase")
             job = self.get("jobs", ns, owner["name"])
-            if job is None or phase not in ("Succeeded", "Failed") or (job.get("status") or {}).get(
-                    "active") == 0:
+            done = job is None or (job.get("status") or {}).get("active") == 0
+            if done or phase not in ("Succeeded", "Failed"):
                 return
             now = pod["status"].get("startTime") or job["metadata"]["creationTimestamp"]
             if phase == "Succeeded":
