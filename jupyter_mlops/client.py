@@ -131,6 +131,14 @@ class SpawnerGpuClient(_HubTokenClient):
         return (await self.request("POST", "api/gpus/allocations/servers",
                                    json=body)).json()["gpus"]
 
+    async def request_server(self, owner: str, *, user: str, count: int, groups=(),
+                             gpu_type: str | None = None) -> dict:
+        """``{"gpus": [...]}`` when the server may start, ``{"queued": True, "position",
+        "reason"}`` while it waits in the GPU queue (asking again is how to wait)."""
+        body = {"owner": owner, "user": user, "count": count, "groups": sorted(groups),
+                "gpu_type": gpu_type, "wait": True}
+        return (await self.request("POST", "api/gpus/allocations/servers", json=body)).json()
+
     async def release_server(self, owner: str) -> int:
         from urllib.parse import quote
 

@@ -403,6 +403,9 @@ def configure_hub(c) -> MlopsHub:
     # deployments); the spawner asks its API as the token-only service "mlops-spawner".
     c.MlopsLocalSpawner.gpu_api_url = f"{cp_url}/services/mlops/"
     c.MlopsLocalSpawner.gpu_api_token = spawner_token(hub)
+    # A GPU server may wait in the GPU queue (MlopsLocalSpawner.gpu_queue_timeout, 30 min)
+    # inside start(); the process itself then has http_timeout to answer.
+    c.MlopsLocalSpawner.start_timeout = 1800 + 120
     c.MlopsLocalSpawner.mlflow_url = f"{gw_url}/services/mlflow"
     # same-machine publishing: the control plane's descriptor socket (core.datasets.fdpass)
     c.MlopsLocalSpawner.environment.update(

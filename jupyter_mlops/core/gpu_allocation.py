@@ -65,6 +65,19 @@ SCHEMA = [
     "CREATE TABLE IF NOT EXISTS gpu_allocation_lock (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)",
     "INSERT INTO gpu_allocation_lock (id, n) VALUES (1, 0)",
 ]
+# Notebook servers waiting for GPUs, in the job queue's fair order (core.jobs.queue).
+REQUEST_SCHEMA = [
+    """CREATE TABLE gpu_server_requests (
+        owner VARCHAR(255) PRIMARY KEY,
+        username VARCHAR(255) NOT NULL,
+        groups_json TEXT NOT NULL DEFAULT '[]',
+        count INTEGER NOT NULL,
+        gpu_type VARCHAR(255),
+        requested_at FLOAT NOT NULL,
+        position INTEGER,
+        reason TEXT NOT NULL DEFAULT ''
+    )""",
+]
 
 
 class NoGpuFree(Conflict):
@@ -83,6 +96,25 @@ class GpuAllocation:
     groups: tuple[str, ...]
     project: str | None
     allocated_at: float
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["groups"] = list(self.groups)
+        return d
+
+
+@dataclass
+class ServerRequest:
+    """A notebook server waiting for GPUs; the job runner's pass grants it in fair order."""
+
+    owner: str
+    user: str
+    groups: tuple[str, ...]
+    count: int
+    gpu_type: str | None
+    requested_at: float
+    position: int | None = None
+    reason: str = ""
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -153,6 +185,7 @@ class GpuAllocator:
         self.inventory = inventory
         self.default_user_quota = default_user_quota
         db.migrate("gpu_allocation", SCHEMA)
+        db.migrate("gpu_server_requests", REQUEST_SCHEMA)
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -331,8 +364,68 @@ class GpuAllocator:
                      "g": json.dumps(list(groups)), "p": project, "t": now})
             return chosen
 
+    # --- notebook servers waiting in the queue ---------------------------------------------------
+
+    def request_server(self, owner: str, *, user: str, count: int, groups: Iterable[str] = (),
+                       device_filter: str | None = None) -> "list[Gpu] | ServerRequest":
+        """Devices for a server now, or its place in the queue when none is free.
+
+        The server's devices when it holds ``count`` already (granted by a queue pass, or a
+        re-attach); its waiting request when it has one; else an allocation attempt, and a new
+        request on :class:`NoGpuFree`. Quotas still refuse (:class:`QuotaExceeded`).
+        """
+        held = self.held_by("server", owner)
+        if held and len(held) == count:
+            self.drop_request(owner)
+            return held
+        waiting = self.server_requests(owner)
+        if waiting and (waiting[0].count, waiting[0].gpu_type) == (count, device_filter):
+            return waiting[0]
+        try:
+            gpus = self.allocate("server", owner, user=user, count=count, groups=groups,
+                                 device_filter=device_filter)
+        except NoGpuFree as e:
+            if not e.details.get("total"):
+                raise  # no such GPU on this platform at all: waiting would be forever
+            groups = sorted(set(groups))
+            with self.db.tx() as conn:
+                conn.execute(sa.text("DELETE FROM gpu_server_requests WHERE owner = :o"),
+                             {"o": owner})
+                conn.execute(sa.text(
+                    "INSERT INTO gpu_server_requests (owner, username, groups_json, count,"
+                    " gpu_type, requested_at, reason) VALUES (:o, :u, :g, :c, :t, :at, :r)"),
+                    {"o": owner, "u": user, "g": json.dumps(groups), "c": count,
+                     "t": device_filter, "at": clock.now(),
+                     "r": "waiting for a place in the GPU queue"})
+            return self.server_requests(owner)[0]
+        self.drop_request(owner)
+        return gpus
+
+    def server_requests(self, owner: str | None = None) -> list[ServerRequest]:
+        """Waiting servers (one owner's, or all), oldest first."""
+        rows = self.db.query(
+            "SELECT * FROM gpu_server_requests" + (" WHERE owner = :o" if owner else "")
+            + " ORDER BY requested_at", **({"o": owner} if owner else {}))
+        return [ServerRequest(owner=r["owner"], user=r["username"],
+                              groups=tuple(json.loads(r["groups_json"] or "[]")),
+                              count=r["count"], gpu_type=r["gpu_type"],
+                              requested_at=r["requested_at"], position=r["position"],
+                              reason=r["reason"]) for r in rows]
+
+    def update_request(self, owner: str, position: int | None, reason: str) -> None:
+        with self.db.tx() as conn:
+            conn.execute(sa.text("UPDATE gpu_server_requests SET position = :p, reason = :r"
+                                 " WHERE owner = :o"), {"p": position, "r": reason, "o": owner})
+
+    def drop_request(self, owner: str) -> None:
+        with self.db.tx() as conn:
+            conn.execute(sa.text("DELETE FROM gpu_server_requests WHERE owner = :o"),
+                         {"o": owner})
+
     def release(self, owner_kind: str, owner: str) -> int:
         """Free every device ``owner`` holds. Returns how many; releasing twice is harmless."""
+        if owner_kind == "server":
+            self.drop_request(owner)  # a spawn given up leaves the queue too
         with self.db.tx() as conn:
             res = conn.execute(sa.text(
                 "DELETE FROM gpu_allocations WHERE owner_kind = :k AND owner = :o"),

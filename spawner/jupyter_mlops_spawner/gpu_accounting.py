@@ -18,7 +18,7 @@ import logging
 from jupyter_mlops.client import SpawnerGpuClient
 from jupyter_mlops.core.db import Database
 from jupyter_mlops.core.errors import MlopsError, Unavailable
-from jupyter_mlops.core.gpu_allocation import GpuAllocator
+from jupyter_mlops.core.gpu_allocation import GpuAllocator, NoGpuFree
 from jupyter_mlops.core.gpus import Gpu, inventory_from_config
 
 log = logging.getLogger("jupyter_mlops_spawner")
@@ -60,6 +60,31 @@ class ControlPlaneGpus:
         gpus = await self._call(self._client.allocate_server, owner, user=user, count=count,
                                 groups=groups, gpu_type=gpu_type)
         return [Gpu(**g) for g in gpus]
+
+    async def wait_for(self, owner: str, *, user: str, count: int, groups=(),
+                       gpu_type: str | None = None, on_wait=None, timeout: float = 1800,
+                       poll_seconds: float = 2.0) -> list[Gpu]:
+        """As :meth:`allocate`, but with no GPU free the server waits in the control plane's
+        GPU queue (fair share with jobs) until a pass grants it devices; ``on_wait(answer)``
+        gets each ``{"position", "reason"}``. After ``timeout`` seconds it leaves the queue and
+        fails with the last reason."""
+        pending = self._pending_release.pop(owner, None)
+        if pending:
+            pending.cancel()
+        await self._call(self._client.release_server, owner)  # stale devices, stale place
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            got = await self._call(self._client.request_server, owner, user=user, count=count,
+                                   groups=groups, gpu_type=gpu_type)
+            if "gpus" in got:
+                return [Gpu(**g) for g in got["gpus"]]
+            if on_wait:
+                on_wait(got)
+            if loop.time() >= deadline:
+                await self.release(owner)
+                raise NoGpuFree(f"no GPU within {timeout:.0f} s: {got.get('reason', '')}")
+            await asyncio.sleep(poll_seconds)
 
     async def release(self, owner: str) -> None:
         """Give the devices back; an unreachable control plane (the hub starting before it, or

@@ -15,8 +15,10 @@ import re
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 
+import asyncio
+
 from tornado import web
-from traitlets import Any, List, TraitError, Unicode, default, validate
+from traitlets import Any, Bool, Float, List, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
 from jupyter_mlops.backends.kube_pods import GPU_RESOURCE_RE
@@ -179,6 +181,21 @@ class ProfileSpawnerMixin(Configurable):
         only one that may allocate for servers), sent with ``gpu_api_url``'s calls.""",
     ).tag(config=True)
 
+    gpu_queue = Bool(
+        True,
+        help="""With no GPU free, a server asking for a GPU profile waits in the control plane's
+        GPU queue (fair share with jobs; the spawn page shows its place and who holds the
+        GPUs) and starts when a GPU frees, instead of being refused. Quotas still refuse at
+        once. Only with ``gpu_api_url`` (the control plane runs the queue).""",
+    ).tag(config=True)
+
+    gpu_queue_timeout = Float(
+        1800.0,
+        help="""Seconds a server may wait in the GPU queue before the spawn fails with the
+        reason. Capped at ``start_timeout`` - 60 s (JupyterHub gives up on a start after
+        ``start_timeout``; ``configure_hub`` raises it for this).""",
+    ).tag(config=True)
+
     db_url = Unicode(
         "",
         help="""SQLAlchemy URL of the control plane database, for GPU accounting in the hub's
@@ -279,12 +296,43 @@ class ProfileSpawnerMixin(Configurable):
         if profile.gpus == 0 or self.gpu_accounting is None:
             return []
         groups, _ = self._user_groups_and_roles()
+        acc = self.gpu_accounting
         try:
-            return await self.gpu_accounting.allocate(
-                self.gpu_owner, user=self.user.name, groups=groups, count=profile.gpus,
-                gpu_type=profile.gpu_type)
+            if self.gpu_queue and isinstance(acc, ControlPlaneGpus):
+                self._gpu_queue_state = "waiting"
+                try:
+                    return await acc.wait_for(
+                        self.gpu_owner, user=self.user.name, groups=groups,
+                        count=profile.gpus, gpu_type=profile.gpu_type,
+                        on_wait=self._queued, timeout=min(self.gpu_queue_timeout,
+                                                          max(self.start_timeout - 60, 1)))
+                finally:
+                    self._gpu_queue_state = "done"
+            return await acc.allocate(self.gpu_owner, user=self.user.name, groups=groups,
+                                      count=profile.gpus, gpu_type=profile.gpu_type)
         except MlopsError as e:
             raise spawn_error(e.status, f"Cannot start {profile.display_name}: {e.message}")
+
+    _gpu_queue_state = ""  # "waiting" while in the GPU queue, then "done"
+    _gpu_queue_place: dict | None = None
+
+    def _queued(self, answer: dict) -> None:
+        if answer != self._gpu_queue_place:
+            self.log.info("%s waits for a GPU: %s", self.gpu_owner, answer.get("reason"))
+        self._gpu_queue_place = answer
+
+    async def progress(self):
+        """The spawn page's events: the place in the GPU queue and why, while waiting; then
+        the spawner's own."""
+        shown = None
+        while self._gpu_queue_state == "waiting":
+            place = self._gpu_queue_place
+            if place and place != shown:
+                shown = place
+                yield {"progress": 5, "message": f"Waiting in the GPU queue: {place['reason']}"}
+            await asyncio.sleep(0.5)
+        async for event in super().progress():
+            yield event
 
     async def release_gpus(self) -> None:
         if self.gpu_accounting is not None:

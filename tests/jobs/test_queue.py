@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from jupyter_mlops.core.errors import QuotaExceeded
+from jupyter_mlops.core.gpu_allocation import NoGpuFree
 from jupyter_mlops.core.jobs.model import Job, JobSpec
 from jupyter_mlops.core.jobs.queue import fair_order, ordinal
 
@@ -35,6 +36,38 @@ def test_fair_order_interleaves_users():
                                                          "22nd"]
 
 
+def test_one_queue_for_servers_and_jobs_counts_every_holder():
+    from jupyter_mlops.core.gpu_allocation import GpuAllocation, ServerRequest
+    from jupyter_mlops.core.jobs.queue import held_by, plan
+
+    def held(kind, owner, user, project=None):
+        return GpuAllocation(f"GPU-{kind}-{owner}", 0, kind, owner, user, (), project, 0.0)
+
+    # carol's notebook holds a GPU, so fair share puts dan's later notebook request before
+    # carol's earlier job (counting running jobs alone, carol would have gone first)
+    holders = [held("server", "carol", "carol"), held("job", "12", "erin", "alpha"),
+               held("deployment", "cells", "fay", "beta")]
+    queued = [job(1, "carol", t=1)]
+    notebook = ServerRequest("dan", "dan", (), 1, None, requested_at=2)
+    assert fair_order([*queued, notebook], [], held=holders)[0] is notebook
+    assert fair_order([*queued, notebook], [])[0] is queued[0]
+    # the reason names the holders as each waiting person may see them: projects only to
+    # their members, other people never by name
+    alpha = {("dan", "alpha")}
+    assert held_by(holders, "dan", lambda u, p: (u, p) in alpha) == (
+        "held by someone's server, by job 12 of project alpha, by a deployment")
+    assert held_by(holders, "carol") == (
+        "held by your server, by a job of another project, by a deployment")
+    decisions = plan(queued, [], allocate=lambda w: (_ for _ in ()).throw(
+        NoGpuFree("none", total=3, free=0)), availability=lambda: {"total": 3, "free": 0},
+        max_cpu_jobs=1, servers=[notebook], holders=lambda: holders,
+        may_see=lambda u, p: (u, p) in alpha)
+    assert [(d.job is notebook, d.position) for d in decisions] == [(True, 1), (False, 2)]
+    assert decisions[0].reason == ("waiting for 1 GPU: 3 of 3 in use (held by someone's "
+                                   "server, by job 12 of project alpha, by a deployment), "
+                                   "you are 1st")
+
+
 async def _log_line(lab, user, job_id, needle):
     for _ in range(150):
         text = lab.jobs.logs(caller(user), job_id)["text"]
@@ -59,7 +92,10 @@ async def test_three_jobs_on_two_gpus_wait_with_position_and_reason(quick_lab):
     assert [get(i).state for i in (a1.id, b1.id, a2.id, a3.id)] == [
         "running", "running", "queued", "queued"]
     assert sorted(get(a1.id).gpu_indices + get(b1.id).gpu_indices) == [0, 1]
-    assert get(a2.id).reason == "waiting for 1 GPU: 2 of 2 in use, you are 1st"
+    # the reason names the holders as alice may see them (project default is everyone's)
+    assert get(a2.id).reason == (
+        f"waiting for 1 GPU: 2 of 2 in use (held by your job {a1.id} of project default, "
+        f"by job {b1.id} of project default), you are 1st")
     assert (get(a2.id).position, get(a3.id).position) == (1, 2)
     assert get(a3.id).reason.endswith("you are 2nd")
     text = await _log_line(lab, "alice", a1.id, "visible")
@@ -74,7 +110,8 @@ async def test_three_jobs_on_two_gpus_wait_with_position_and_reason(quick_lab):
     running = await lab.wait(a2.id, states=("running",))
     assert running.gpu_indices == get(a1.id).gpu_indices
     await asyncio.sleep(0.5)
-    assert get(a3.id).reason == "waiting for 1 GPU: 2 of 2 in use, you are 1st"
+    assert get(a3.id).reason.startswith("waiting for 1 GPU: 2 of 2 in use (held by your job")
+    assert get(a3.id).reason.endswith("you are 1st")
     for j in (a2, a3, b1):
         lab.jobs.cancel(caller(j.user), j.id)
     for j in (a2, a3, b1):

@@ -62,12 +62,13 @@ def test_two_gpus_three_users_release_and_restart(hub):
     assert {env_a["CUDA_VISIBLE_DEVICES"], env_b["CUDA_VISIBLE_DEVICES"]} == {"0", "1"}
     assert env_a["NVIDIA_VISIBLE_DEVICES"].startswith("GPU-simulated-")
     assert env_a["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
-    # and the third gets "no GPU free" at once, naming who holds them
+    # and the third waits in the GPU queue, shown her place and who holds the GPUs
     r = hub.spawn("carol", "gpu-1")
-    assert r.status_code == 409, r.text
-    msg = r.json()["message"]
-    assert "no GPU free: 1 asked for, 0 of 2 free" in msg and "server alice (1)" in msg
-    assert not hub.server_state("carol")
+    assert r.status_code == 202, r.text
+    assert progress_until(hub, "carol", "you are 1st") == (
+        "Waiting in the GPU queue: waiting for 1 GPU: 2 of 2 in use (held by someone's server,"
+        " by someone's server), you are 1st")
+    assert not hub.server_state("carol").get("ready")
 
     # The control plane sees the same allocations (one database)
     token = hub.token("admin")
@@ -75,10 +76,9 @@ def test_two_gpus_three_users_release_and_restart(hub):
     assert gpus["total"] == 2 and gpus["free"] == 0
     assert {g["holder"]["username"] for g in gpus["gpus"]} == {"alice", "bob"}
 
-    # When alice stops, her GPU is released and carol can start
+    # When alice stops, her GPU is released and carol's server starts by itself on it
     assert hub.hub("DELETE", "users/alice/server").status_code in (202, 204)
     hub.wait_stopped("alice")
-    assert hub.spawn("carol", "gpu-1").status_code in (201, 202)
     c = hub.wait_ready("carol")
     assert environ(c["state"]["pid"])["CUDA_VISIBLE_DEVICES"] == env_a["CUDA_VISIBLE_DEVICES"]
 
@@ -87,9 +87,33 @@ def test_two_gpus_three_users_release_and_restart(hub):
     hub.start()
     assert hub.server_state("bob").get("ready") and hub.server_state("carol").get("ready")
     r = hub.spawn("dave", "gpu-1")
-    assert r.status_code == 409 and "0 of 2 free" in r.json()["message"], r.text
+    assert r.status_code == 202, r.text
+    assert "you are 1st" in progress_until(hub, "dave", "you are 1st")
     gpus = hub.api("GET", "/services/mlops/api/gpus", hub.token("admin")).json()
     assert {g["holder"]["username"] for g in gpus["gpus"]} == {"bob", "carol"}
+    # and giving up the wait leaves the queue: nothing is held for dave
+    assert hub.hub("DELETE", "users/dave/server").status_code in (202, 204)
+    hub.wait_stopped("dave")
+    gpus = hub.api("GET", "/services/mlops/api/gpus", hub.token("admin")).json()
+    assert {g["holder"]["username"] for g in gpus["gpus"]} == {"bob", "carol"}
+
+
+def progress_until(hub, user: str, text: str, timeout: float = 60) -> str:
+    """The first message of the user's spawn progress (the spawn page's event stream) that
+    contains ``text``."""
+    import json
+
+    seen = []
+    with requests.get(f"{hub.url}/hub/api/users/{user}/server/progress", stream=True,
+                      headers={"Authorization": f"token {hub.admin_token()}"},
+                      timeout=timeout) as r:
+        assert r.status_code == 200, r.text
+        for line in r.iter_lines(decode_unicode=True):
+            if line and line.startswith("data:"):
+                seen.append(json.loads(line[5:]).get("message", ""))
+                if text in seen[-1]:
+                    return seen[-1]
+    raise AssertionError(f"{text!r} never in {user}'s spawn progress: {seen}")
 
 
 def test_isolation_as_root(hub):

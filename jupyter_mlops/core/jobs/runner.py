@@ -17,6 +17,8 @@ from pathlib import Path
 
 from .. import clock
 from ..errors import MlopsError
+from ..gpu_allocation import ServerRequest
+from ..roles import Caller
 from . import queue
 from .jobfiles import touch_untrusted
 from .model import FAILED, QUEUED, RUNNING, SUCCEEDED, Job
@@ -239,21 +241,37 @@ class JobRunner:
     async def _schedule(self) -> None:
         active = self.store.active()
         queued = [j for j in active if j.state == QUEUED]
-        if not queued:
+        servers = self.allocator.server_requests()  # notebooks waiting for GPUs, same queue
+        if not queued and not servers:
             return
         running = [j for j in active if j.state == RUNNING]
 
         def allocate(job):
+            if isinstance(job, ServerRequest):  # granted: the spawner's next ask finds it held
+                gpus = self.allocator.allocate("server", job.owner, user=job.user,
+                                               count=job.count, groups=job.groups,
+                                               device_filter=job.gpu_type)
+                self.allocator.drop_request(job.owner)
+                return [g.index for g in gpus]
             gpus = self.allocator.allocate("job", str(job.id), user=job.user,
                                            count=job.spec.gpus, groups=job.groups,
                                            project=job.spec.project,
                                            device_filter=job.spec.gpu_type or None)
             return [g.index for g in gpus]
 
+        def may_see(user: str, project: str) -> bool:
+            p = self.jobs.projects.get(project)
+            return bool(p and self.jobs.projects.is_member(Caller(user), p))
+
         for d in queue.plan(queued, running, allocate=allocate,
                             availability=self.allocator.availability,
-                            max_cpu_jobs=self.max_cpu_jobs):
+                            max_cpu_jobs=self.max_cpu_jobs, servers=servers,
+                            holders=self.allocator.holders, may_see=may_see):
             job = d.job
+            if isinstance(job, ServerRequest):
+                if not d.start and (job.position, job.reason) != (d.position, d.reason):
+                    self.allocator.update_request(job.owner, d.position, d.reason)
+                continue
             if d.start:
                 await self._launch(job, d.gpu_indices)
             elif (job.position, job.reason) != (d.position, d.reason):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ...core import roles
 from ...core.errors import Forbidden, InvalidInput
-from ...core.gpu_allocation import QUOTA_KINDS, server_allocation_request
+from ...core.gpu_allocation import QUOTA_KINDS, ServerRequest, server_allocation_request
 from .base import ApiHandler
 
 
@@ -92,8 +92,20 @@ class ServerGpusHandler(ApiHandler):
     required_scopes = (roles.SPAWNER,)
 
     async def post(self):
-        req = server_allocation_request(self.get_json_body())
-        gpus = self.context.gpu_allocator.allocate("server", **req)
+        body = self.get_json_body()
+        req = server_allocation_request(body)
+        alloc = self.context.gpu_allocator
+        if body.get("wait"):  # none free: wait in the GPU queue with jobs (core.jobs.queue)
+            got = alloc.request_server(req.pop("owner"), **req)
+            if isinstance(got, ServerRequest):
+                if self.context.jobs is not None:
+                    self.context.jobs.runner.wake()  # a place and a reason at once
+                self.write_json({"owner": got.owner, "queued": True, "position": got.position,
+                                 "reason": got.reason}, 202)
+                return
+            self.write_json({"owner": body["owner"], "gpus": [g.to_dict() for g in got]}, 201)
+            return
+        gpus = alloc.allocate("server", **req)
         self.write_json({"owner": req["owner"], "gpus": [g.to_dict() for g in gpus]}, 201)
 
 
