@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_mlops.core.errors import InvalidInput
+from jupyter_mlops.core.errors import InvalidInput, NotFound
 from jupyter_mlops.core.jobs.snapshot import FolderSnapshot
 
 from .conftest import caller
@@ -134,3 +134,37 @@ async def test_every_job_has_a_recorded_seed(quick_lab):
     assert f"seed {silent.seed}" in lab.jobs.logs(caller("alice"), done.id)["text"]
     for job in (declared, given):
         await lab.wait(job.id)
+
+
+@pytest.mark.asyncio
+async def test_latest_is_pinned_at_submit_and_reruns_read_that_version(quick_lab):
+    from jupyter_mlops.core.datasets.catalog import DatasetCatalog
+    from jupyter_mlops.core.datasets.manifest import FileEntry, Manifest
+
+    lab = quick_lab
+    catalog = DatasetCatalog(lab.projects.db, lab.projects)
+    lab.jobs.datasets = catalog
+    admin = caller("carol")
+
+    def publish(content_hash: str):
+        return catalog.publish(admin, "pin-cells", Manifest.build(
+            [FileEntry("a.txt", 1, content_hash)]), "a version")
+
+    publish("a" * 64)
+    lab.write("alice", "pin/read.py",
+              "import os\nprint('reads', os.environ['MLOPS_DATASET_VERSION'])\n")
+    first = lab.jobs.submit(caller("alice"), {"path": "pin/read.py",
+                                              "dataset_version": "pin-cells@latest"})
+    assert first.dataset_resolved == "pin-cells@v1"
+    await lab.wait(first.id)
+    publish("b" * 64)  # "latest" moves on
+    exact = await lab.wait(lab.jobs.rerun(caller("alice"), first.id, exact=True).id)
+    assert exact.dataset_resolved == "pin-cells@v1" == exact.spec.dataset_version
+    assert "reads pin-cells@v1" in lab.jobs.logs(caller("alice"), exact.id)["text"]
+    fresh = lab.jobs.submit(caller("alice"), {"path": "pin/read.py",
+                                              "dataset_version": "pin-cells@latest"})
+    assert fresh.dataset_resolved == "pin-cells@v2"
+    await lab.wait(fresh.id)
+    with pytest.raises(NotFound, match="no version or tag 'gold'"):
+        lab.jobs.submit(caller("alice"), {"path": "pin/read.py",
+                                          "dataset_version": "pin-cells@gold"})
