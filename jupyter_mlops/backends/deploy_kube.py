@@ -111,6 +111,9 @@ class KubeDeployBackend(GpuPodSettings, LoggingConfigurable):
         # ``owner_of(deployment)``: the hub user who created it, whose token the servers use.
         self.tokens = tokens
         self.owner_of = owner_of
+        # ``on_waiting(deployment, version, reason)``: why a starting version's pods wait ("":
+        # no longer), set by ``core.deployments`` to show it as the deployment's message.
+        self.on_waiting = None
 
     async def api(self):
         if self._api is None:
@@ -198,7 +201,7 @@ class KubeDeployBackend(GpuPodSettings, LoggingConfigurable):
                     raise LoadFailed(f"Kubernetes refused the {obj['kind']} "
                                      f"{obj['metadata']['name']}: {e.reason}",
                                      (e.body or "")[:2000]) from None
-            await self._wait_ready(inst)
+            await self._wait_ready(inst, deployment)
         except BaseException:
             await self.stop(inst)
             raise
@@ -225,8 +228,9 @@ class KubeDeployBackend(GpuPodSettings, LoggingConfigurable):
                 # revoke): replace it with the one it did.
                 await core.delete_namespaced_secret(name, ns)
 
-    async def _wait_ready(self, inst: dict) -> None:
+    async def _wait_ready(self, inst: dict, deployment: str = "") -> None:
         apps, core, _ = await self._clients()
+        said = ""
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             dep = await apps.read_namespaced_deployment(inst["name"], inst["namespace"])
@@ -239,6 +243,9 @@ class KubeDeployBackend(GpuPodSettings, LoggingConfigurable):
                                      cond.message or "")
             selector = f"app.kubernetes.io/instance={inst['name']}"
             reason, since = await pending_pods(core, inst["namespace"], selector)
+            if reason != said and self.on_waiting and deployment:
+                self.on_waiting(deployment, inst["version"], reason)
+                said = reason
             if reason and since and self.pending_timeout and \
                     clock.now() - since >= self.pending_timeout:
                 raise LoadFailed(f"no replica started within {self.pending_timeout:g} s: "

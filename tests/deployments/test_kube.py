@@ -381,6 +381,10 @@ async def test_a_gpu_model_server_runs_on_the_tainted_gpu_node_or_says_why_not(
             # a second GPU server finds no free GPU: the version fails with the scheduler's
             # reason once it has been Pending for pending_timeout, and nothing is left behind
             await deployments.create(admin, "cells", "lr", "2")
+            waiting = await until_async(lambda: "cannot be scheduled" in (
+                d := deployments.get(admin, "cells"))["message"] and d, 10, "cells waits")
+            assert waiting["status"] == "starting"
+            assert waiting["message"].startswith("version 2 waits: pod mlops-cells-v2-")
             failed = await until_async(lambda: (d := deployments.get(admin, "cells"))[
                 "status"] == "failed" and d, 20, "cells failed")
             assert failed["message"].startswith(

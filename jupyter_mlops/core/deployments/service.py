@@ -39,6 +39,10 @@ class Deployments:
         # restarts its own pods.
         supervision = getattr(backend, "supervision", None)
         self.supervisor = Supervisor(self, supervision()) if supervision else None
+        # A backend that knows why a starting version's servers wait (a Kubernetes pod the
+        # cluster cannot schedule) says so in the deployment's message meanwhile.
+        if hasattr(backend, "on_waiting"):
+            backend.on_waiting = self._waiting
         db.migrate("deployments", SCHEMA)
         self.policies = ApprovalPolicies(db, projects)
         self.endpoint_tokens = EndpointTokens(db)
@@ -54,6 +58,14 @@ class Deployments:
                 cb(row, actor, action, version, reason)
             except Exception:  # what happened is stored; only the telling failed
                 log.exception("deployment %s: announcing %s failed", row["name"], action)
+
+    def _waiting(self, name: str, version: str, reason: str) -> None:
+        row = self._row(name)
+        if row and row["model_version"] == version and row["status"] in ("starting",
+                                                                          "updating"):
+            message = f"version {version} waits: {reason}" if reason else ""
+            if row["message"] != message:
+                self._update(name, message=message)
 
     # --- reading -----------------------------------------------------------------------------
 
