@@ -57,6 +57,22 @@ export interface IRunDetail extends IRunSummary {
     context?: string;
   }[];
   artifacts: IArtifact[];
+  /** MLflow 3 logged models of the run (`log_model(..., name=...)`). */
+  logged_models: ILoggedModel[];
+  /** Artifact directories holding an MLmodel file (`''`: the root). */
+  model_artifacts: string[];
+  ui_url: string;
+}
+
+/** An MLflow 3 logged model of a run. */
+export interface ILoggedModel {
+  model_id: string;
+  name: string;
+  source_run_id: string | null;
+  status?: string;
+  model_type?: string;
+  /** Registered versions made from it. */
+  registrations: { name: string; version: string }[];
   ui_url: string;
 }
 
@@ -85,6 +101,8 @@ export interface IModelVersion {
   version: string;
   status: string;
   run_id: string | null;
+  /** The MLflow 3 logged model it was registered from, if any. */
+  model_id?: string | null;
   source: string;
   aliases: string[];
   tags: { [key: string]: string };
@@ -144,10 +162,15 @@ export const api = {
     ),
   versions: (name: string) =>
     requestAPI<{ model: IModel; versions: IModelVersion[] }>(`models/${enc(name)}/versions`),
-  register: (runId: string, path: string, name: string) =>
+  /** Register a run's logged model (`{modelId}`) or model directory (`{path}`). */
+  register: (runId: string, from: { path?: string; modelId?: string }, name: string) =>
     requestAPI<IModelVersion>('models/register', {
       method: 'POST',
-      body: JSON.stringify({ run_id: runId, path, name })
+      body: JSON.stringify(
+        from.modelId !== undefined
+          ? { run_id: runId, model_id: from.modelId, name }
+          : { run_id: runId, path: from.path ?? '', name }
+      )
     }),
   setAlias: (name: string, alias: string, version: string) =>
     requestAPI<IModel>(`models/${enc(name)}/aliases/${enc(alias)}`, {

@@ -1,6 +1,7 @@
 /**
- * One run: params, metrics, tags, dataset inputs, git commit, and its artifacts with inline
- * previews of images and text, and "Register model" on directories holding an MLmodel file.
+ * One run: params, metrics, tags, dataset inputs, git commit, its models (MLflow 3 logged
+ * models and directories holding an MLmodel file, each with "Register model") and its
+ * artifacts with inline previews of images and text.
  */
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
@@ -9,7 +10,7 @@ import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
 import { modelsChanged } from '../panels/models';
-import { api, IArtifact, IRunDetail, num, when } from './api';
+import { api, IArtifact, ILoggedModel, IRunDetail, num, when } from './api';
 import { RunDetections } from './detections';
 
 const IMAGE = /\.(png|jpe?g|gif|svg|webp|bmp)$/i;
@@ -79,7 +80,11 @@ function Preview(props: { runId: string; file: IArtifact }): JSX.Element {
   return <div className="jp-mlops-muted">Loading {file.path}…</div>;
 }
 
-function RegisterForm(props: { runId: string; path: string }): JSX.Element {
+function RegisterForm(props: {
+  runId: string;
+  from: { path?: string; modelId?: string };
+  label: string;
+}): JSX.Element {
   const [name, setName] = useState('');
   const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
   const [busy, setBusy] = useState(false);
@@ -87,7 +92,7 @@ function RegisterForm(props: { runId: string; path: string }): JSX.Element {
     e.preventDefault();
     setBusy(true);
     try {
-      const v = await api.register(props.runId, props.path, name.trim());
+      const v = await api.register(props.runId, props.from, name.trim());
       setMessage({ ok: true, text: `Registered ${v.name} version ${v.version}` });
       modelsChanged.emit();
     } catch (err: any) {
@@ -100,7 +105,7 @@ function RegisterForm(props: { runId: string; path: string }): JSX.Element {
     <form className="jp-mlops-inline-form" onSubmit={submit}>
       <input
         className="jp-mlops-input"
-        aria-label={`Model name for ${props.path}`}
+        aria-label={`Model name for ${props.label}`}
         placeholder="registered model name"
         value={name}
         onChange={e => setName(e.target.value)}
@@ -117,7 +122,57 @@ function RegisterForm(props: { runId: string; path: string }): JSX.Element {
   );
 }
 
-function ArtifactTree(props: { runId: string; files: IArtifact[]; depth?: number }): JSX.Element {
+/** What of the run can be registered: its logged models, then its model directories. */
+function RunModels(props: { run: IRunDetail }): JSX.Element {
+  const { run } = props;
+  const count = run.logged_models.length + run.model_artifacts.length;
+  const registered = (m: ILoggedModel) =>
+    m.registrations.map(r => `${r.name} v${r.version}`).join(', ');
+  return (
+    <section className="jp-mlops-kv" data-testid="run-models">
+      <h3>Models ({count})</h3>
+      {count === 0 && (
+        <div className="jp-mlops-muted">
+          none logged: <code>mlflow.sklearn.log_model(model, name="model")</code> inside the run
+          logs one
+        </div>
+      )}
+      <ul className="jp-mlops-models">
+        {run.logged_models.map(m => (
+          <li key={m.model_id} data-testid="logged-model">
+            <div>
+              <strong>{m.name}</strong> <span className="jp-mlops-chip">logged model</span>{' '}
+              <code title="logged model id">{m.model_id}</code>{' '}
+              <a className="jp-mlops-link" href={m.ui_url} target="_blank" rel="noopener noreferrer">
+                MLflow ↗
+              </a>
+            </div>
+            {m.registrations.length > 0 && (
+              <div className="jp-mlops-muted-inline">registered as {registered(m)}</div>
+            )}
+            <RegisterForm runId={run.run_id} from={{ modelId: m.model_id }} label={m.name} />
+          </li>
+        ))}
+        {run.model_artifacts.map(path => (
+          <li key={`dir:${path}`} data-testid="model-artifact">
+            <div>
+              <strong>{path || '(artifact root)'}</strong>{' '}
+              <span className="jp-mlops-chip">model directory</span>
+            </div>
+            <RegisterForm runId={run.run_id} from={{ path }} label={path || 'the artifact root'} />
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
+
+function ArtifactTree(props: {
+  runId: string;
+  files: IArtifact[];
+  /** Model directories the Models section offers already. */
+  listed?: Set<string>;
+}): JSX.Element {
   const { runId } = props;
   const [open, setOpen] = useState<{ [path: string]: IArtifact[] | 'preview' | string }>({});
   const toggle = async (f: IArtifact) => {
@@ -158,8 +213,10 @@ function ArtifactTree(props: { runId: string; files: IArtifact[]; depth?: number
             {typeof state === 'string' && state !== 'preview' && (
               <ErrorLine error={state} />
             )}
-            {isModel && <RegisterForm runId={runId} path={f.path} />}
-            {children && <ArtifactTree runId={runId} files={children} />}
+            {isModel && !props.listed?.has(f.path) && (
+              <RegisterForm runId={runId} from={{ path: f.path }} label={f.path} />
+            )}
+            {children && <ArtifactTree runId={runId} files={children} listed={props.listed} />}
           </li>
         );
       })}
@@ -219,13 +276,16 @@ export function RunDetail(props: { runId: string }): JSX.Element {
       </div>
       {/* boxes and the error gallery, when the run logged eval/detections.json */}
       <RunDetections run={{ runId: run.run_id, label: run.run_name || run.run_id.slice(0, 8), metrics: run.metrics }} />
+      <RunModels run={run} />
       <KeyValues title="Tags" data={tags} />
       <section className="jp-mlops-kv">
         <h3>Artifacts</h3>
         {run.artifacts.length === 0 ? (
-          <div className="jp-mlops-muted">none</div>
+          <div className="jp-mlops-muted">
+            none{run.logged_models.length > 0 ? ' (logged models keep their files with the model: see Models)' : ''}
+          </div>
         ) : (
-          <ArtifactTree runId={run.run_id} files={run.artifacts} />
+          <ArtifactTree runId={run.run_id} files={run.artifacts} listed={new Set(run.model_artifacts)} />
         )}
       </section>
     </div>

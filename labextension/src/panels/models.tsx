@@ -107,6 +107,12 @@ function VersionRow(props: { version: IModelVersion; onChanged: () => void }): J
       </div>
       <div className="jp-mlops-muted-inline">
         run: {v.run_id ? <code title={v.source}>{v.run_id.slice(0, 12)}</code> : 'none'}
+        {v.model_id && (
+          <>
+            {' · logged model: '}
+            <code title={v.source}>{v.model_id}</code>
+          </>
+        )}
         {Object.entries(v.tags).map(([k, val]) => ` · ${k}=${val}`)}
       </div>
       <div className="jp-mlops-actions">
