@@ -281,7 +281,9 @@ class SlurmJobBackend(LoggingConfigurable):
         self._queue = (0.0, {})  # the next poll reads the queue again
         self.log.info("job %s submitted to Slurm as %s (%s)", launch["job_id"], slurm_id,
                       " ".join(args))
-        return {"backend": self.name, "slurm_job_id": slurm_id, "gpus": len(gpu_indices)}
+        # Slurm picks the node and devices: the slot indices name none (gpu_indices: none known)
+        return {"backend": self.name, "slurm_job_id": slurm_id, "gpus": len(gpu_indices),
+                "gpu_indices": []}
 
     # --- watching -----------------------------------------------------------------------------
 

@@ -375,6 +375,9 @@ class JobRunner:
         handle["token_id"] = token_id
         job.handle = handle
         job.state, job.started_at = RUNNING, clock.now()
-        job.gpu_indices, job.position, job.reason = gpu_indices, None, ""
+        # A backend whose scheduler picks the devices (Slurm) says so: the indices it was given
+        # count quota, they name no device.
+        devices = handle.pop("gpu_indices", gpu_indices)
+        job.gpu_indices, job.position, job.reason = devices, None, ""
         self.store.save(job)
         log.info("job %s started (pid %s, GPUs %s)", job.id, handle.get("pid"), gpu_indices)
