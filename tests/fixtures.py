@@ -298,3 +298,36 @@ def _restore_mlflow_globals():
     for k in [k for k in os.environ if k.startswith("MLFLOW_") and k not in env]:
         del os.environ[k]
     os.environ.update(env)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A real single-machine Slurm cluster (munged, slurmctld, slurmd; two fake GPUs as GRES
+    ``gpu:a100:2``) for the session: ``tests/slurm/cluster.py``."""
+    import shutil
+
+    from tests.slurm.cluster import SlurmCluster
+
+    d = shared_tmp_dir("mlops-slurm-")
+    cluster = SlurmCluster(d).start()
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def slurm_platform(slurm_cluster):
+    """A second platform, started with a ``--config`` file naming the Slurm job backend
+    (``c.JobSettings.backend = "slurm"``) on ``slurm_cluster``; shared by the API and browser
+    tests of it."""
+    import shutil
+
+    d = shared_tmp_dir("mlops-slurm-platform-")
+    config = d / "slurm_config.py"
+    config.write_text(f'c.JobSettings.backend = "slurm"\n'
+                      f'c.SlurmJobBackend.slurm_conf = {str(slurm_cluster.conf)!r}\n'
+                      f'c.SlurmJobBackend.gpu_type = "a100"\n')
+    p = Platform(d / "data", extra_args=["--config", str(config)]).start()
+    yield p
+    p.stop()
+    shutil.rmtree(d, ignore_errors=True)

@@ -1,5 +1,6 @@
-"""Slurm tests: a real single-machine cluster (``cluster.py``) started once per session, and a
-control plane's job machinery whose backend submits to it.
+"""Slurm tests: a real single-machine cluster (``cluster.py``, the ``slurm_cluster`` fixture of
+``tests/fixtures.py``) started once per session, and a control plane's job machinery whose
+backend submits to it.
 
 The lab is the jobs tests' (``tests/jobs/conftest.py``: its own database and data directory, jobs
 as the users' accounts ``jm-alice``...) with the Slurm backend and the GPU slots it allocates
@@ -11,7 +12,6 @@ import asyncio
 import subprocess
 import time
 
-import pytest
 import pytest_asyncio
 
 from jupyter_mlops.backends.jobs_slurm import SlurmGpuSlots, SlurmJobBackend
@@ -22,22 +22,9 @@ from jupyter_mlops.core.jobs.pipelines import Pipelines
 from jupyter_mlops.core.jobs.sweeps import Sweeps
 from jupyter_mlops.core.jobs.tracking import FixedTokenIssuer
 from jupyter_mlops.core.projects import Projects
-from tests.fixtures import shared_tmp_dir
 from tests.jobs.conftest import Lab
 
 from .cluster import SlurmCluster
-
-
-@pytest.fixture(scope="session")
-def slurm_cluster():
-    """munged + slurmctld + slurmd with two fake GPUs (``gpu:a100:2``), for the session."""
-    import shutil
-
-    d = shared_tmp_dir("mlops-slurm-")
-    cluster = SlurmCluster(d).start()
-    yield cluster
-    cluster.stop()
-    shutil.rmtree(d, ignore_errors=True)
 
 
 class SlurmLab(Lab):

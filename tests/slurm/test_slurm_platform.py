@@ -3,11 +3,9 @@ GPU training job and a sweep through the control plane's API, sees Slurm's queue
 waiting, and gets runs in MLflow and GPU-hours in usage."""
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
-from tests.fixtures import Platform, shared_tmp_dir, until
+from tests.fixtures import until
 
 API = "services/mlops/api"
 USER = "slurmi"  # unique across test modules (the session platform keeps first passwords)
@@ -31,21 +29,6 @@ x = 0.5
 x = float(params()["x"])
 report("score", x, step=0)
 """
-
-
-@pytest.fixture(scope="module")
-def slurm_platform(slurm_cluster):
-    d = shared_tmp_dir("mlops-slurm-platform-")
-    config = d / "slurm_config.py"
-    config.write_text(f"""
-c.JobSettings.backend = "slurm"
-c.SlurmJobBackend.slurm_conf = {str(slurm_cluster.conf)!r}
-c.SlurmJobBackend.gpu_type = "a100"
-""")
-    p = Platform(d / "data", extra_args=["--config", str(config)]).start()
-    yield p
-    p.stop()
-    shutil.rmtree(d, ignore_errors=True)
 
 
 def _job(p, token, job_id):

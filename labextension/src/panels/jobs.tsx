@@ -231,7 +231,8 @@ function JobsList(props: {
             title="Open the job: logs, links, cancel, rerun"
             aside={job.spec.gpus > 0 && <span className="jp-mlops-muted">{job.spec.gpus} GPU</span>}
           >
-            {job.state === 'queued' && job.reason && (
+            {/* why it waits: in the platform's queue, or in the cluster's (Slurm, pods) */}
+            {ACTIVE.has(job.state) && job.reason && (
               <div className="jp-mlops-job-reason">{job.reason}</div>
             )}
             {job.state === 'running' && <Progress progress={job.progress} />}
