@@ -123,6 +123,10 @@ steps:
     link = detail.get_by_role("link", name="MLflow run ↗")
     expect(link).to_have_attribute("href", re.compile(r"/services/mlflow/#/experiments/\d+/runs/"))
     expect(detail).to_contain_text("loss = 0.2500")
+    # what a rerun exactly repeats: the seed it got and the lock of its environment
+    expect(detail.get_by_test_id("job-seed")).to_have_text(re.compile(r"^\d+$"))
+    expect(detail.get_by_test_id("job-environment")).to_contain_text(
+        re.compile(r"lock [0-9a-f]{12} · \d+ packages"))
     shot(page, "jobs-02-succeeded")
 
     # a sweep started from the panel: trials table, chart and best parameters

@@ -38,6 +38,12 @@ export interface IJob {
   step: string;
   snapshot_of: number | null;
   executed_notebook: string | null;
+  /** The seed given to the job (its `seed` parameter, the file's default, or one drawn). */
+  seed?: number | null;
+  /** `dataset_version` pinned at submit (`cells@v3` for `cells@latest`). */
+  dataset_resolved?: string;
+  /** The lock the job's code ran with; `wanted`/`of`: a rerun exactly reproducing job `of`. */
+  environment?: { hash?: string; packages?: number; rebuilt?: boolean; wanted?: string; of?: number };
 }
 
 export const ACTIVE = new Set(['queued', 'running']);
@@ -214,6 +220,38 @@ export function JobDetail(props: {
               <td>snapshot of job #{job.snapshot_of}</td>
             </tr>
           )}
+          {job.spec.dataset_version && (
+            <tr>
+              <th>Dataset</th>
+              <td data-testid="job-dataset">
+                {job.dataset_resolved && job.dataset_resolved !== job.spec.dataset_version
+                  ? `${job.dataset_resolved} (asked for ${job.spec.dataset_version})`
+                  : job.dataset_resolved || job.spec.dataset_version}
+              </td>
+            </tr>
+          )}
+          {job.seed !== undefined && job.seed !== null && (
+            <tr>
+              <th>Seed</th>
+              <td data-testid="job-seed">{job.seed}</td>
+            </tr>
+          )}
+          {(job.environment?.hash || job.environment?.wanted) && (
+            <tr>
+              <th>Environment</th>
+              <td data-testid="job-environment" title={job.environment.hash ?? job.environment.wanted}>
+                {job.environment.hash
+                  ? `lock ${job.environment.hash.slice(0, 12)} · ${job.environment.packages ?? '?'} packages`
+                  : `lock ${job.environment.wanted!.slice(0, 12)}`}
+                {job.environment.of !== undefined &&
+                  (job.environment.rebuilt
+                    ? ` · rebuilt as job #${job.environment.of} had it`
+                    : job.environment.hash
+                      ? ` · the same as job #${job.environment.of}'s`
+                      : ` · job #${job.environment.of}'s, to be rebuilt if it changed`)}
+              </td>
+            </tr>
+          )}
         </tbody>
       </table>
       <div className="jp-mlops-job-links">
@@ -251,7 +289,7 @@ export function JobDetail(props: {
         <button
           className="jp-Button jp-mod-styled jp-mod-reject"
           onClick={() => act('rerun', { exact: true })}
-          title="Same code snapshot, same parameters"
+          title="Same folder snapshot, parameters, seed, dataset version and environment (rebuilt from its lock if it changed)"
         >
           Rerun exactly
         </button>
