@@ -173,3 +173,23 @@ async def test_a_sweep_runs_its_trials_in_parallel_on_slurm(slurm_lab):
              for line in lab.cluster.jobcomp.read_text().splitlines()
              if line.split()[0].split("=")[1] in sids}
     assert users == {pwd.getpwnam(lab.accounts.name_of("alice")).pw_name}
+
+
+@pytest.mark.asyncio
+async def test_pipeline_steps_are_slurm_jobs_in_order(slurm_lab):
+    lab = slurm_lab
+    lab.write("carol", "prepare.py", "rows = 5\nopen('prepared.txt', 'w').write(str(rows))\n")
+    lab.write("carol", "train.py", "import os\nprint('rows', open('prepared.txt').read(), "
+                                   "'GPU', os.environ.get('CUDA_VISIBLE_DEVICES'))\n")
+    p = lab.pipelines.create(caller("carol"), {"spec": """
+name: retrain
+steps:
+  - {name: prepare, run: prepare.py, params: {rows: 12}}
+  - {name: train, run: train.py, needs: [prepare], gpus: 1}
+"""})
+    done = await lab.wait_group(lambda: lab.pipelines.get(caller("carol"), p["id"]))
+    assert done["state"] == "succeeded", done
+    prep, train = (lab.jobs.store.get(s["job_id"]) for s in done["steps"])
+    assert prep.handle["slurm_job_id"] != train.handle["slurm_job_id"]
+    assert train.started_at >= prep.finished_at  # Slurm's times: the step after the other
+    assert "rows 12 GPU 0" in lab.jobs.logs(caller("carol"), train.id)["text"]
