@@ -60,3 +60,30 @@ def test_upgrade_from_the_previous_data_directory_keeps_everything(shared_tmp):
     assert json.loads((data / "versions.json").read_text()) == installed_versions()
     log = (data / "logs" / "upgrade.log").read_text()
     assert "db upgrade" in log and "upgrade-db" in log
+
+
+def test_a_failed_upgrade_stops_the_start_and_keeps_the_databases_as_they_were(tmp_path):
+    from jupyter_mlops.upgrade import UpgradeFailed, upgrade_at_start
+
+    (tmp_path / "mlflow").mkdir()
+    db = tmp_path / "mlflow" / "mlflow.db"
+    with sqlite3.connect(db) as conn:  # a schema revision MLflow's migrations do not know
+        conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        conn.execute("INSERT INTO alembic_version VALUES ('not-a-revision')")
+    (tmp_path / "versions.json").write_text(json.dumps({"mlflow": "0.1"}))
+    said = []
+    try:
+        upgrade_at_start(tmp_path, say=lambda *a, **kw: said.append(a[0]))
+    except UpgradeFailed as e:
+        message = str(e)
+    else:
+        raise AssertionError("the upgrade should have failed")
+    saved = next((tmp_path / "backups").glob("pre-upgrade-*"))
+    assert "MLflow's database failed" in message and str(saved) in message
+    assert "mlflow 0.1 ->" in said[0]
+    with sqlite3.connect(saved / "mlflow.db") as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (
+            "not-a-revision",)
+    # not recorded as upgraded: the next start tries again
+    assert json.loads((tmp_path / "versions.json").read_text()) == {"mlflow": "0.1"}
+    assert "not-a-revision" in (tmp_path / "logs" / "upgrade.log").read_text()
