@@ -328,12 +328,16 @@ def _magic(args: list[str], shell):
         raise UsageError(f"%mlops datasets {a.action} takes {need} argument(s)")
     try:
         if a.action == "list":
-            return pd.DataFrame([{
+            from .magics import table
+
+            return table([{
                 "name": d["name"], "project": d["project"],
                 "latest": (d.get("latest") or {}).get("version"),
                 "images": ((d.get("latest") or {}).get("summary") or {}).get("images"),
                 "tags": ", ".join(f"{t}={v}" for t, v in sorted(d["tags"].items()))}
-                for d in list()])
+                for d in list()],
+                "No datasets in your projects yet: publish a folder of images from the "
+                "Datasets section, or with jupyter_mlops.datasets.publish(FOLDER, NAME).")
         if a.action == "versions":
             return pd.DataFrame([{
                 "version": v["version"], "tags": ", ".join(v["tags"]), "author": v["author"],

@@ -133,12 +133,14 @@ def sweep(args: list[str], shell=None, client: JobsClient | None = None) -> dict
 
 
 def jobs(args: list[str], shell=None, client: JobsClient | None = None):
-    import pandas as pd
+    from .magics import parser, table
 
+    parser("jobs", "My jobs, newest first, as a pandas DataFrame.").parse_args(args)
     data = (client or JobsClient()).request("GET", "api/jobs")
-    return pd.DataFrame([{"id": j["id"], "path": j["spec"]["path"], "state": j["state"],
-                          "gpus": j["spec"]["gpus"], "reason": j["reason"],
-                          "run_id": j["run_id"]} for j in data["jobs"]])
+    return table([{"id": j["id"], "path": j["spec"]["path"], "state": j["state"],
+                   "gpus": j["spec"]["gpus"], "reason": j["reason"], "run_id": j["run_id"]}
+                  for j in data["jobs"]],
+                 "No jobs yet: %mlops submit NOTEBOOK.ipynb (or the Jobs section) runs one.")
 
 
 def _wrap(func):

@@ -1,4 +1,5 @@
-"""The ``%mlops`` line magic: ``%load_ext jupyter_mlops`` then ``%mlops help``.
+"""The ``%mlops`` line magic: ``%mlops help`` (loaded in every kernel of a user's server, see
+:mod:`jupyter_mlops.kernel_startup`; elsewhere ``%load_ext jupyter_mlops``).
 
 Subcommands live in one small registry so each capability adds its own::
 
@@ -43,17 +44,34 @@ def subcommand(name: str, help: str):
     return register
 
 
+class _Shown(Exception):
+    """``--help`` printed the help: the magic ends there, without an error."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse would exit the kernel's process
         raise UsageError(f"{self.prog}: {message}\n{self.format_usage()}")
 
     def exit(self, status=0, message=None):
-        raise UsageError(message or self.format_help())
+        if status == 0:  # after --help (printed once already): done
+            raise _Shown()
+        raise UsageError(message or self.format_usage())
 
 
 def parser(name: str, description: str = "") -> argparse.ArgumentParser:
     """An argparse parser whose errors become :class:`UsageError` (shown, not fatal)."""
     return _Parser(prog=f"%mlops {name}", description=description, add_help=True)
+
+
+def table(rows: list[dict], empty: str):
+    """``rows`` as a pandas DataFrame for the cell to show, or ``empty`` printed when there
+    are none (an empty DataFrame shows as a bare dash)."""
+    if not rows:
+        print(empty)
+        return None
+    import pandas as pd
+
+    return pd.DataFrame(rows)
 
 
 @subcommand("help", "list the subcommands")
@@ -116,7 +134,10 @@ class MlopsMagics(Magics):
         if sub is None:
             raise UsageError(f"%mlops: unknown subcommand {words[0]!r}; "
                              f"one of {', '.join(sorted(SUBCOMMANDS))}")
-        return sub.run(words[1:], self.shell)
+        try:
+            return sub.run(words[1:], self.shell)
+        except _Shown:
+            return None
 
 
 # Modules whose import registers more subcommands (each capability appends its own).

@@ -34,6 +34,7 @@ import psutil
 from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Bool, Unicode, default
 
+import jupyter_mlops
 from jupyter_mlops.backends.accounts import (AccountError, SystemAccount, ensure_account,
                                              isolation_applies, make_traversable,
                                              system_username, unreachable_part)
@@ -188,6 +189,11 @@ class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
             env["MLFLOW_TRACKING_URI"] = self.mlflow_url
             env["MLFLOW_TRACKING_TOKEN"] = self.api_token
         env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+        # One environment: the terminal finds the kernel's python, pip, mlflow and
+        # jupyter-mlops first, and every IPython kernel loads the %mlops magics at start.
+        python_env = str(Path(self.cmd[0]).parent)
+        env["PATH"] = os.pathsep.join([python_env, env.get("PATH") or os.defpath])
+        env["PYTHONSTARTUP"] = str(Path(jupyter_mlops.__file__).parent / "kernel_startup.py")
         # Indices as NVML numbers them (PCI order), not CUDA's default fastest-first order.
         env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in self.gpu_indices)

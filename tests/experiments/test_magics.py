@@ -109,3 +109,47 @@ def test_start_run_captures_git_packages_seed_and_datasets(shell, mlflow_server,
         f"{got.info.artifact_uri}/reproducibility/requirements.txt")
     assert f"mlflow=={mlflow.__version__}" in reqs.lower()
     assert [d.dataset.name for d in got.inputs.dataset_inputs] == ["cells@v3"]
+
+
+def test_help_of_a_subcommand_is_printed_once_without_an_error(shell, capsys):
+    # When a subcommand is asked for its options
+    assert shell.run_line_magic("mlops", "experiment --help") is None
+    # Then its usage is shown once, and no error follows it
+    out = capsys.readouterr()
+    assert out.out.count("usage: %mlops experiment") == 1 and out.err == ""
+    # while a real mistake still says what is wrong
+    with pytest.raises(UsageError, match="required: name"):
+        shell.run_line_magic("mlops", "experiment")
+
+
+def test_empty_results_say_what_to_do_instead_of_a_bare_dash(shell, capsys):
+    from jupyter_mlops import jobs_magics
+
+    class NoJobs:
+        def request(self, method, path, **kw):
+            return {"jobs": [], "queue": []}
+
+    assert jobs_magics.jobs([], client=NoJobs()) is None
+    assert "No jobs yet: %mlops submit" in capsys.readouterr().out
+
+
+def test_every_kernel_of_a_user_server_loads_the_magics():
+    # Given a real kernel started with the environment the local spawner gives a user's server
+    import os
+
+    from jupyter_client.manager import start_new_kernel
+
+    startup = os.path.join(os.path.dirname(tracking.__file__), "kernel_startup.py")
+    km, kc = start_new_kernel(kernel_name="python3",
+                              env={**os.environ, "PYTHONSTARTUP": startup})
+    out = []
+    try:
+        # When a notebook cell uses %mlops without loading anything
+        reply = kc.execute_interactive(
+            "print('found' if get_ipython().find_line_magic('mlops') else 'missing')",
+            timeout=60, output_hook=lambda m: out.append(m["content"].get("text", "")))
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    # Then the magic is there
+    assert reply["content"]["status"] == "ok" and "found" in "".join(out), out
