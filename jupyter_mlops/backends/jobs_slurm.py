@@ -259,6 +259,17 @@ class SlurmJobBackend(LoggingConfigurable):
                    "HOME": str(account.home)}
             run_as = account.popen_kwargs()
         env = {**env, "PYTHONUNBUFFERED": "1"}
+        # output.log made here, root's, group-writable: Slurm appends to it as the job's user,
+        # and the job cannot swap it for a link to a file the control plane (root) would then
+        # serve as the log (the directory's sticky bit keeps root's files).
+        fd = os.open(job_dir / "output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND
+                     | os.O_NOFOLLOW | os.O_CLOEXEC, 0o660 if account is not None else 0o600)
+        try:
+            if account is not None:
+                os.fchown(fd, 0, account.gid)
+                os.fchmod(fd, 0o660)
+        finally:
+            os.close(fd)
         # The job's environment, private to its account: O_EXCL, no link followed.
         fd = os.open(job_dir / "env.sh", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
                      0o640 if account is not None else 0o600)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import pwd
+import stat
 
 import pytest
 
@@ -121,17 +122,33 @@ async def test_exhausted_gres_wait_with_slurms_reason_and_cancel(slurm_lab):
     await until(lambda: not lab.squeue(), 30, "Slurm's queue empty")
 
 
+BROKEN = """
+import os
+log = os.path.join(os.path.dirname(os.path.dirname(__file__)), "output.log")  # JOB_DIR/snapshot/
+try:
+    os.unlink(log)
+    os.symlink("/etc/shadow", log)
+except OSError as e:
+    print("cannot replace the log:", type(e).__name__, flush=True)
+print("loading cells", flush=True)
+raise ValueError("no annotations for plate 7")
+"""
+
+
 @pytest.mark.asyncio
 async def test_a_failing_job_fails_with_its_reason_and_log(slurm_lab):
     lab = slurm_lab
-    lab.write("carol", "broken.py", "print('loading cells', flush=True)\n"
-                                     "raise ValueError('no annotations for plate 7')\n")
+    lab.write("carol", "broken.py", BROKEN)
     job = lab.jobs.submit(caller("carol"), {"path": "broken.py", "gpus": 1})
     done = await lab.wait(job.id, timeout=60)
     assert done.state == "failed"
     assert "ValueError" in done.reason or "exit" in done.reason, done.reason
     log = lab.jobs.logs(caller("carol"), job.id)["text"]
     assert "loading cells" in log and "no annotations for plate 7" in log
+    # the log stayed root's: the job could not swap it for a link to another file
+    assert "cannot replace the log: PermissionError" in log
+    st = (lab.jobs.job_dir(job.id) / "output.log").lstat()
+    assert st.st_uid == 0 and stat.S_ISREG(st.st_mode)
     record = parse_jobcomp(lab.cluster.jobcomp.read_text(), done.handle["slurm_job_id"])
     assert record.state == "FAILED" and record.exit_code != 0
 
