@@ -66,3 +66,28 @@ def test_group_member_sees_the_group_profile(page, spawn_hub):
     expect(big).to_contain_text("Deep learning (2 GPUs)")
     expect(big).to_contain_text("2 of 2 GPUs free")
     shot(page, "spawn-page-lee")
+
+
+def test_gpu_notebook_waits_in_the_queue_and_starts_when_a_gpu_frees(page, spawn_hub):
+    # Given lee's server holding both GPUs, and dana without a quota any more
+    admin = spawn_hub.token("admin")
+    spawn_hub.api("DELETE", "/services/mlops/api/gpus/quotas/user/dana", admin)
+    assert spawn_hub.spawn("lee", "big").status_code in (201, 202), spawn_hub.hub_log()
+    spawn_hub.wait_ready("lee")
+    hub_login(page, spawn_hub, "dana", "dana-password-1")
+    page.goto(f"{spawn_hub.url}/hub/spawn")
+    gpu = page.locator('label.mlops-profile[data-profile="gpu-1"]')
+    # Then the GPU profile can still be chosen: she would wait in the queue
+    expect(gpu).to_contain_text("0 of 2 GPUs free (you wait in the GPU queue")
+    gpu.get_by_role("radio").check()
+    page.get_by_role("button", name=re.compile("^Start")).click()
+    # and the spawn page shows her place and who holds the GPUs
+    expect(page.locator("#progress-message")).to_have_text(re.compile(
+        r"Waiting in the GPU queue: .*held by someone's server\), you are 1st"), timeout=30_000)
+    shot(page, "spawn-page-gpu-queue")
+    # When lee stops, her server starts by itself and the lab opens
+    assert spawn_hub.hub("DELETE", "users/lee/server").status_code in (202, 204)
+    page.wait_for_url(re.compile(r"/user/dana/"), timeout=90_000)
+    assert spawn_hub.server_state("dana").get("ready")
+    spawn_hub.hub("DELETE", "users/dana/server")
+    spawn_hub.wait_stopped("dana")

@@ -360,6 +360,10 @@ class ProfileSpawnerMixin(Configurable):
         kind = f"{profile.gpu_type} " if profile.gpu_type else ""
         text = f"{a['free']} of {a['total']} {kind}GPUs free"
         ok = a["free"] >= profile.gpus
+        if not ok and a["total"] >= profile.gpus and self.gpu_queue and \
+                isinstance(self.gpu_accounting, ControlPlaneGpus):
+            text += " (you wait in the GPU queue until one frees)"
+            ok = True
         for q in a["limits"]:
             text += f"; {q['kind']} {q['name']}: {q['in_use']} of {q['limit']} GPU quota in use"
             ok = ok and q["in_use"] + profile.gpus <= q["limit"]
