@@ -6,6 +6,7 @@ its annotation boxes drawn over it, and compares v1 with v2.
 """
 from __future__ import annotations
 
+import json
 import re
 
 from conftest import hub_login, open_lab, run_command, shot
@@ -36,6 +37,15 @@ def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
     for f in (folder / "x").iterdir():
         f.unlink()
     (folder / "x").rmdir()
+    # and a correction of two images' annotations: a box of img_0002 nudged, one of img_0003
+    # deleted (the diff shows them object by object, with who published them)
+    doc = json.loads((folder / "annotations.json").read_text())
+    ids = {im["file_name"]: im["id"] for im in doc["images"]}
+    nudged = next(a for a in doc["annotations"] if a["image_id"] == ids["img_0002.tif"])
+    nudged["bbox"][0] += 6
+    gone = next(a for a in doc["annotations"] if a["image_id"] == ids["img_0003.tif"])
+    doc["annotations"].remove(gone)
+    (folder / "annotations.json").write_text(json.dumps(doc))
 
     run_command(page, "open the dataset browser")
     view = page.locator(".jp-mlops-datasets-main")
@@ -63,7 +73,8 @@ def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
     # the grid: lazy thumbnails of v2, rendered from 16-bit TIFFs
     view.get_by_role("tab", name="Images").click()
     expect(view.get_by_label("Version")).to_have_value("v2", timeout=LOADED)
-    expect(view.get_by_test_id("dataset-summary")).to_contain_text("train 13", timeout=LOADED)
+    train = client.dataset("ui-cells")["versions"][0]["summary"]["splits"]["train"]
+    expect(view.get_by_test_id("split-sizes")).to_contain_text(f"train {train}", timeout=LOADED)
     grid = view.get_by_test_id("dataset-grid")
     expect(grid.locator("img")).to_have_count(16, timeout=LOADED)
     page.wait_for_function(
@@ -87,6 +98,14 @@ def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
     expect(diff).to_contain_text("v1 → v2: 4 added, 0 removed, 2 changed", timeout=LOADED)
     expect(diff.locator(".jp-mlops-ds-badge.added")).to_have_count(4)
     expect(diff.locator(".jp-mlops-ds-badge.after")).to_have_count(2)
+    # the corrected annotations, object by object, drawn over the images
+    changes = diff.get_by_test_id("dataset-object-changes")
+    expect(changes).to_contain_text("0 added, 1 removed, 1 moved on 2 images", timeout=LOADED)
+    card = changes.locator("figure[data-path='img_0002.tif']")
+    expect(card.locator("rect.moved")).to_have_count(1)
+    expect(card.get_by_test_id("annotation-change")).to_contain_text(
+        f"v2 by {USER} with JupyterLab folder publish")
+    expect(changes.locator("figure[data-path='img_0003.tif'] rect.removed")).to_have_count(1)
     page.wait_for_function(
         "() => [...document.querySelectorAll('.jp-mlops-datasets-main [data-testid=dataset-diff] img')]"
         ".every(i => i.complete && i.naturalWidth > 0)", timeout=30_000)

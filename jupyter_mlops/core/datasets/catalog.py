@@ -405,7 +405,7 @@ class DatasetCatalog:
         summary = manifest.summary()
         if parent is not None:
             summary["parent"] = parent[0].version
-            if manifest.split is not None:
+            if manifest.split is not None and parent[1].split is not None:
                 summary["split_moves"] = moves(parent[1].entries, manifest.entries)
         return manifest, summary, parent
 

@@ -179,6 +179,6 @@ def diff(old: Manifest, new: Manifest) -> dict:
                for p in sorted(a.keys() & b.keys()) if a[p].hash != b[p].hash]
     unchanged = sum(1 for p in a.keys() & b.keys() if a[p].hash == b[p].hash)
     out = {"added": added, "removed": removed, "changed": changed, "unchanged": unchanged}
-    if old.split or new.split:
+    if old.split and new.split:  # a version without a split has nothing to move from
         out["split_moves"] = moves(old.entries, new.entries)
     return out

@@ -9,6 +9,7 @@ import { ErrorLine } from '../components/errorLine';
 import { TextField } from '../components/fields';
 import { MlopsError, requestAPI } from '../request';
 import { VersionTags } from './datasets_tags';
+import { IObjectDiff, ISplitMoves, ObjectChanges, SplitBar, SplitMovesLine } from './datasets_changes';
 
 /** One file of a dataset version (docs/openapi.yaml `DatasetFile`). */
 export interface IDatasetFile {
@@ -41,6 +42,8 @@ export interface IDatasetVersion {
     objects: number;
     annotated_images: number;
     splits: Record<string, number>;
+    parent?: string;
+    split_moves?: ISplitMoves;
   };
 }
 
@@ -61,6 +64,8 @@ interface IDiff {
   removed: IDatasetFile[];
   changed: { path: string; old: IDatasetFile; new: IDatasetFile }[];
   unchanged: number;
+  split_moves?: ISplitMoves;
+  objects?: IObjectDiff;
 }
 
 interface IJob {
@@ -277,7 +282,14 @@ function Diff(props: { dataset: string; versions: IDatasetVersion[] }) {
           <p className="jp-mlops-muted">
             {diff.from} → {diff.to}: {diff.added.length} added, {diff.removed.length} removed,{' '}
             {diff.changed.length} changed, {diff.unchanged} unchanged
+            {diff.split_moves && (
+              <>
+                {' · split: '}
+                <SplitMovesLine moves={diff.split_moves} />
+              </>
+            )}
           </p>
+          <ObjectChanges objects={diff.objects} />
           <div className="jp-mlops-ds-grid">
             {diff.added.map(f => <Thumb key={'a' + f.path} file={f} badge="added" />)}
             {diff.removed.map(f => <Thumb key={'r' + f.path} file={f} badge="removed" />)}
@@ -425,17 +437,18 @@ function Publish(props: { dataset: string; onDone: (name: string) => void }) {
 
 function Summary(props: { v: IDatasetVersion }) {
   const s = props.v.summary;
-  const rows: [string, string][] = [
+  const rows: [string, React.ReactNode][] = [
     ['Version', `${props.v.version}${props.v.tags.length ? ` (${props.v.tags.join(', ')})` : ''}`],
     ['Message', `${props.v.message || '—'} · ${props.v.author}`],
     ['Files', `${s.files} · ${fmtBytes(s.bytes)}`],
     ['Images', `${s.images} · ${Object.entries(s.image_sizes).map(([k, n]) => `${k}×${n}`).join(', ')}`],
     ['Annotations', `${s.objects} objects on ${s.annotated_images} images`],
-    ['Split', Object.keys(s.splits).length ? Object.entries(s.splits).map(([k, n]) => `${k} ${n}`).join(' · ') : 'none']
+    ['Split', <SplitBar splits={s.splits} />],
+    ['Split moves', s.split_moves ? <SplitMovesLine parent={s.parent} moves={s.split_moves} /> : null]
   ];
   return (
     <div className="jp-mlops-ds-summary" data-testid="dataset-summary">
-      {rows.map(([k, v]) => (
+      {rows.filter(([, v]) => v !== null).map(([k, v]) => (
         <div className="jp-mlops-row" key={k}>
           <span className="jp-mlops-label">{k}</span>
           <span className="jp-mlops-value">{v}</span>
