@@ -284,11 +284,15 @@ class SlurmJobBackend(LoggingConfigurable):
                            time_limit=int(launch.get("time_limit") or 0),
                            partition=self.partition, account=self.account, qos=self.qos,
                            extra=tuple(self.extra_options))
-        _, out, _ = await self._run("sbatch", *args, stdin=batch_script(
-            python=self.python, job_dir=str(job_dir)), cwd=cwd, **run_as)
-        slurm_id = out.strip().split(";")[0]  # "17" or "17;cluster"
-        if not slurm_id.isdigit():
-            raise SlurmError(f"sbatch answered {out.strip()!r}, not a job id")
+        try:
+            _, out, _ = await self._run("sbatch", *args, stdin=batch_script(
+                python=self.python, job_dir=str(job_dir)), cwd=cwd, **run_as)
+            slurm_id = out.strip().split(";")[0]  # "17" or "17;cluster"
+            if not slurm_id.isdigit():
+                raise SlurmError(f"sbatch answered {out.strip()!r}, not a job id")
+        except BaseException:
+            (job_dir / "env.sh").unlink(missing_ok=True)  # no job will read it
+            raise
         self._queue = (0.0, {})  # the next poll reads the queue again
         self.log.info("job %s submitted to Slurm as %s (%s)", launch["job_id"], slurm_id,
                       " ".join(args))

@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from jupyter_mlops.backends.jobs_slurm import batch_script, sbatch_args
-from jupyter_mlops.backends.slurm_records import parse_jobcomp
+from jupyter_mlops.backends.slurm_records import gpus_of_tres, parse_jobcomp, parse_sacct
 from jupyter_mlops.core.usage import UsageLedger
 from tests.jobs.conftest import caller
 
@@ -210,3 +210,43 @@ steps:
     assert prep.handle["slurm_job_id"] != train.handle["slurm_job_id"]
     assert train.started_at >= prep.finished_at  # Slurm's times: the step after the other
     assert "rows 12 GPU 0" in lab.jobs.logs(caller("carol"), train.id)["text"]
+
+
+@pytest.mark.asyncio
+async def test_a_request_slurm_refuses_fails_with_slurms_words(slurm_lab):
+    lab = slurm_lab
+    lab.write("alice", "big.py", "print('never')\n")
+    job = lab.jobs.submit(caller("alice"), {"path": "big.py", "gpus": 3})  # the cluster has 2
+    done = await lab.wait(job.id, timeout=30)
+    assert done.state == "failed"
+    assert "could not start: sbatch failed" in done.reason, done.reason
+    assert "Requested node configuration is not available" in done.reason, done.reason
+    assert not (lab.jobs.job_dir(job.id) / "env.sh").exists()
+    assert lab.allocator.holders() == []  # its GPU slots are free again
+
+
+def test_sacct_and_jobcomp_records():
+    # what sacct answers on a cluster with slurmdbd and AccountingStorageTRES=gres/gpu
+    rec = parse_sacct("42|COMPLETED|0:0|2026-12-02T03:51:34|2026-12-02T04:51:34|"
+                      "billing=8,cpu=8,gres/gpu:a100=2,gres/gpu=2,mem=64G,node=1\n"
+                      "43|CANCELLED by 1001|0:15|2026-12-02T03:00:00|2026-12-02T03:10:00|"
+                      "cpu=1,gres/gpu=1\n", "42")
+    assert (rec.state, rec.exit_code, rec.gpus, rec.source) == ("COMPLETED", 0, 2, "sacct")
+    assert rec.gpu_hours() == pytest.approx(2.0)
+    cancelled = parse_sacct("43|CANCELLED by 1001|0:15|2026-12-02T03:00:00|"
+                            "2026-12-02T03:10:00|cpu=1,gres/gpu=1\n", "43")
+    assert (cancelled.state, cancelled.signal, cancelled.gpus) == ("CANCELLED", 15, 1)
+    assert parse_sacct("", "44") is None
+    never = parse_sacct("45|CANCELLED|0:0|Unknown|2026-12-02T03:10:00|\n", "45")
+    assert never.started_at is None and never.gpu_hours() == 0
+    assert gpus_of_tres("gres:gpu:a100:2") == 2 and gpus_of_tres("cpu=4") == 0
+    line = ("JobId=7 UserId=jm-ann(1001) GroupId=jm-ann(1001) Name=mlops-job-3 "
+            "JobState=TIMEOUT Partition=gpu TimeLimit=2 StartTime=2026-12-02T03:00:00 "
+            "EndTime=2026-12-02T03:02:00 NodeList=n1 NodeCnt=1 ProcCnt=1 WorkDir=/w "
+            "ReservationName= Tres=cpu=1,mem=1G,node=1 Account= QOS= WcKey= Cluster=c "
+            "SubmitTime=2026-12-02T02:59:00 EligibleTime=2026-12-02T02:59:00 "
+            "DerivedExitCode=0:0 ExitCode=0:1\n")
+    rec = parse_jobcomp(line, "7")
+    assert (rec.state, rec.signal, rec.gpus) == ("TIMEOUT", 1, 0)
+    assert rec.ended_at - rec.started_at == 120
+    assert parse_jobcomp(line, "70") is None
