@@ -207,7 +207,7 @@ class Backup:
         tmp = partial / f".{MANIFEST}.tmp"
         tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
         os.replace(tmp, partial / MANIFEST)
-        files.fsync_dir(partial)
+        files.sync_filesystem(partial)  # every copy on disk before the snapshot counts
         os.replace(partial, snapshots / name)
         files.fsync_dir(snapshots)
         latest_tmp = self.dest / ".LATEST.tmp"
@@ -240,7 +240,7 @@ class Backup:
                       for f in d.iterdir() if not f.name.startswith(".")
                       ) if source.is_dir() else []
         root = self.dest / "objects"
-        copied = 0
+        fresh = []  # (temporary name, final name): renamed together once flushed to disk
         for i, key in enumerate(keys):
             if i % 50 == 0:
                 self.progress("dataset objects", i, len(keys))
@@ -257,10 +257,14 @@ class Backup:
                 except FileNotFoundError:
                     tmp.unlink(missing_ok=True)  # collected as garbage meanwhile
                     continue
-                os.replace(tmp, dst)
+                fresh.append((tmp, dst))
                 entry = {"size": size, "blake3": h}
-                copied += 1
             manifest["objects"][key] = entry
+        if fresh:
+            files.sync_filesystem(root)
+            for tmp, dst in fresh:
+                os.replace(tmp, dst)
+        copied = len(fresh)
         self.progress("dataset objects", len(keys), len(keys))
         return copied
 
@@ -406,6 +410,7 @@ def restore(src: Path, data_dir: Path, progress: Progress | None = None) -> dict
         progress("restore dataset objects", len(keys), len(keys))
         _copy_dir_modes(snapshot / "data", building)
         detach_processes(building)
+        files.sync_filesystem(building)
         if data_dir.exists():
             data_dir.rmdir()  # empty, checked above
         os.replace(building, data_dir)
