@@ -101,13 +101,26 @@ def prepare_environment(launch: dict, job_dir: Path) -> tuple[str, str, bool]:
     return python, lock, rebuilt
 
 
-def _locked_kernel(job_dir: Path, python: str) -> None:
-    """Make papermill's ``python3`` kernel run with ``python`` (a rebuilt environment)."""
+# The notebook's kernel imports the snapshot's modules before the workspace's: IPython puts the
+# working directory (the workspace folder) just before site-packages, so after this first entry.
+KERNEL_BOOT = """
+import sys
+sys.path[:] = [p for p in sys.path if p != ""]
+sys.path.insert(0, {snapshot!r})
+from ipykernel import kernelapp
+kernelapp.launch_new_instance()
+"""
+
+
+def _job_kernel(job_dir: Path, python: str, snapshot: str) -> None:
+    """Papermill's ``python3`` kernel for this job: ``python`` (a rebuilt environment or this
+    one), importing sibling modules from the code snapshot, as scripts do."""
     kdir = job_dir / "jupyter" / "kernels" / "python3"
     kdir.mkdir(parents=True, exist_ok=True)
     (kdir / "kernel.json").write_text(json.dumps({
-        "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (locked environment)", "language": "python"}))
+        "argv": [python, "-c", KERNEL_BOOT.format(snapshot=snapshot), "-f",
+                 "{connection_file}"],
+        "display_name": "Python 3 (job)", "language": "python"}))
     os.environ["JUPYTER_PATH"] = str(job_dir / "jupyter")
 
 
@@ -263,8 +276,7 @@ def run(job_dir: Path) -> int:
             import papermill
 
             os.environ.update(env)  # the kernel inherits them
-            if rebuilt:
-                _locked_kernel(job_dir, python)
+            _job_kernel(job_dir, python, str(Path(launch["file"]).parent))
             executed = Path(launch["output_notebook"])
             executed.parent.mkdir(parents=True, exist_ok=True)
             papermill.engines.papermill_engines.register("mlops", _progress_engine(job_dir))

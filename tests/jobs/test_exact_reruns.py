@@ -168,3 +168,18 @@ async def test_latest_is_pinned_at_submit_and_reruns_read_that_version(quick_lab
     with pytest.raises(NotFound, match="no version or tag 'gold'"):
         lab.jobs.submit(caller("alice"), {"path": "pin/read.py",
                                           "dataset_version": "pin-cells@gold"})
+
+
+@pytest.mark.asyncio
+async def test_a_notebook_reruns_with_its_sibling_module_as_it_was(quick_lab):
+    lab = quick_lab
+    lab.write("alice", "nb/helper.py", "BASE = 0.5\n")
+    lab.write_notebook("alice", "nb/train.ipynb", [
+        ("from jupyter_mlops.core.jobs.runtime import report\nimport helper\n"
+         "report('score', helper.BASE)", "")])
+    first = await lab.wait(lab.jobs.submit(caller("alice"), {"path": "nb/train.ipynb"}).id)
+    assert (first.state, first.metrics) == ("succeeded", {"score": 0.5}), first.reason
+    lab.write("alice", "nb/helper.py", "BASE = 0.9\n")
+    exact = await lab.wait(lab.jobs.rerun(caller("alice"), first.id, exact=True).id)
+    # the workspace's helper says 0.9 now; the kernel imported the snapshot's
+    assert (exact.state, exact.metrics) == ("succeeded", {"score": 0.5}), exact.reason
