@@ -305,6 +305,19 @@ def mlops_services(*, mlflow_command: list[str], mlflow_env: dict, mlflow_cwd: s
 SPAWNER_SERVICE = "mlops-spawner"
 
 
+def tracking_uri(hub: MlopsHub, gateway_url: str) -> str:
+    """MLflow's tracking URI in users' servers and jobs.
+
+    MLflow prints its "View run" links (and the sidebar's users copy them) from the tracking
+    URI: the public address, through the hub's login, is one a person can open; the gateway's
+    internal port answers a browser 401. With TLS the internal gateway stays: the proxy's
+    certificate may not be one the kernels trust.
+    """
+    if hub.ssl_cert:
+        return f"{gateway_url}/services/mlflow"
+    return f"{hub.public_url.rstrip('/')}/services/mlflow"
+
+
 def spawner_token(hub: MlopsHub) -> str:
     """The token of the hub's spawner at the control plane, made once (0600 in ``hub/``, which
     only the hub reads) so servers started before a hub restart are released with it too."""
@@ -406,7 +419,7 @@ def configure_hub(c) -> MlopsHub:
     # A GPU server may wait in the GPU queue (MlopsLocalSpawner.gpu_queue_timeout, 30 min)
     # inside start(); the process itself then has http_timeout to answer.
     c.MlopsLocalSpawner.start_timeout = 1800 + 120
-    c.MlopsLocalSpawner.mlflow_url = f"{gw_url}/services/mlflow"
+    c.MlopsLocalSpawner.mlflow_url = tracking_uri(hub, gw_url)
     # same-machine publishing: the control plane's descriptor socket (core.datasets.fdpass)
     c.MlopsLocalSpawner.environment.update(
         {"JUPYTER_MLOPS_PUBLISH_SOCKET": str(hub.path("run", "publish.sock"))})
@@ -414,7 +427,7 @@ def configure_hub(c) -> MlopsHub:
               f"--PublishSocket.path={hub.path('run', 'publish.sock')}"]
     # Jobs reach MLflow through the gateway and the catalog through the control plane, each
     # with a token of its user (core/jobs/tracking.JOB_SCOPES).
-    cp_cmd.append(f"--JobSettings.tracking_uri={gw_url}/services/mlflow")
+    cp_cmd.append(f"--JobSettings.tracking_uri={tracking_uri(hub, gw_url)}")
     cp_cmd.append(f"--JobSettings.control_plane_url={cp_url}/services/mlops/")
     cp_cmd += platform_args(hub)
     if hub.config_file:  # its c.JobSettings.*, c.LocalDeployBackend.*... (the control plane's)
