@@ -158,6 +158,11 @@ class ControlPlaneClient(JobsClientMixin, _HubTokenClient):
     async def status(self) -> dict:
         return (await self.request("GET", "api/status")).json()
 
+    async def gpu_usage(self, csv: bool = False):
+        """The caller's visible GPU-hours (core.usage.visible_report), or its CSV text."""
+        r = await self.request("GET", "api/usage", params={"format": "csv" if csv else "json"})
+        return r.text if csv else r.json()
+
     # --- deployments ---------------------------------------------------------------
 
     async def list_deployments(self) -> list[dict]:

@@ -243,6 +243,66 @@ class UsageLedger:
                     row.setdefault(f"{d}d", 0.0)
         return report
 
+    def _hours_by_user_project(self, since: float, until: float) -> dict[tuple, float]:
+        out: dict[tuple, float] = {}
+        sessions = self.sessions(since=since)
+        if self._has_job_store():
+            sessions = [s for s in sessions if s.owner_kind != "job"]
+            sessions += self.job_sessions(since)
+        for s in sessions:
+            hours = s.gpu_hours(since, until)
+            if hours > 0:
+                key = (s.username, s.project or "(none)")
+                out[key] = out.get(key, 0.0) + hours
+        return out
+
+    def rows(self, days: Iterable[int] = (7, 30)) -> list[dict]:
+        """``[{"user", "project", "7d", "30d"}]``: GPU-hours per user and project up to now."""
+        now = clock.now()
+        table: dict[tuple, dict] = {}
+        for d in days:
+            for key, hours in self._hours_by_user_project(now - d * DAY, now).items():
+                table.setdefault(key, {f"{x}d": 0.0 for x in days})[f"{d}d"] = round(hours, 4)
+        return [{"user": u, "project": p, **h} for (u, p), h in sorted(table.items())]
+
+    def visible_report(self, user: str, managed: Iterable[str] | None,
+                       days: Iterable[int] = (7, 30)) -> dict:
+        """What one person sees of GPU-hours: their own (total and by project), the projects
+        they manage (by member), and, for ``managed=None`` (administrators), every row.
+
+        ``{"user", "mine": {"7d", "30d", "by_project": {p: {...}}}, "projects": {p: {"7d",
+        "30d", "by_user": {u: {...}}}}, "rows": [...]}``; ``rows`` are the lines a CSV export
+        holds (own, managed projects', or all)."""
+        days = tuple(days)
+        rows = self.rows(days)
+        zero = {f"{d}d": 0.0 for d in days}
+
+        def add(into: dict, row: dict) -> None:
+            for k in zero:
+                into[k] = round(into.get(k, 0.0) + row[k], 4)
+
+        mine = {**zero, "by_project": {}}
+        projects: dict[str, dict] = {}
+        managed = None if managed is None else set(managed)
+        visible = []
+        for r in rows:
+            seen = False
+            if r["user"] == user:
+                add(mine, r)
+                add(mine["by_project"].setdefault(r["project"], dict(zero)), r)
+                seen = True
+            if managed is None or r["project"] in managed:
+                proj = projects.setdefault(r["project"], {**zero, "by_user": {}})
+                add(proj, r)
+                add(proj["by_user"].setdefault(r["user"], dict(zero)), r)
+                seen = True
+            if seen:
+                visible.append(r)
+        for name in managed or ():
+            projects.setdefault(name, {**zero, "by_user": {}})
+        return {"user": user, "days": list(days), "mine": mine, "projects": projects,
+                "rows": visible}
+
     # --- idle GPUs ----------------------------------------------------------------------------
 
     def observe(self, gpus) -> None:
@@ -286,3 +346,26 @@ class UsageLedger:
                             "gpu_indices": sorted(a.device_index for a in allocs),
                             "idle_minutes": round(idle_min, 1)})
         return out
+
+
+def report_for(ledger: UsageLedger, projects, caller) -> dict:
+    """The GPU-hours ``caller`` may see (:meth:`UsageLedger.visible_report`): administrators
+    everything, project managers also their projects', everyone their own."""
+    if caller.is_admin:
+        return ledger.visible_report(caller.name, managed=None)
+    managed = [p.name for p in projects.all() if projects.is_manager(caller, p)]
+    return ledger.visible_report(caller.name, managed=managed)
+
+
+def as_csv(report: dict) -> str:
+    """The report's rows as CSV: ``user,project,gpu_hours_7d,gpu_hours_30d``."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    days = report["days"]
+    w.writerow(["user", "project", *(f"gpu_hours_{d}d" for d in days)])
+    for r in report["rows"]:
+        w.writerow([r["user"], r["project"], *(r[f"{d}d"] for d in days)])
+    return out.getvalue()

@@ -9,6 +9,7 @@ from . import deployments
 from . import projects
 from . import jobs
 from . import notifications
+from . import usage
 from . import template
 from .handlers import NotFoundHandler, StatusHandler
 
@@ -21,6 +22,7 @@ ROUTES = [
     *projects.ROUTES,  # the user's projects for the sidebar
     *jobs.ROUTES,  # jobs, sweeps, pipelines
     *notifications.ROUTES,  # the caller's notification feed
+    *usage.ROUTES,  # the caller's GPU-hours
     *template.ROUTES,  # copy a project template into the workspace
     # experiments, runs and the model registry (MLflow through the gateway)
     (r"experiments", exp.ExperimentsHandler),

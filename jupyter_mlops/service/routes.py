@@ -5,6 +5,7 @@ from .handlers import admin, pages, projects
 from .handlers import deployments
 from .handlers import jobs
 from .handlers import gpu_idle
+from .handlers import usage
 from .handlers import monitoring
 from .handlers import notifications
 from .handlers.base import NoSuchEndpointHandler, NotFoundHandler
@@ -26,6 +27,7 @@ def routes(prefix: str, context) -> list[tuple]:
         (r"/gpus/allocations/servers/([^/]+)", ServerGpuHandler),
         (r"/gpus/availability", GpuAvailabilityHandler),
         *gpu_idle.ROUTES,
+        *usage.ROUTES,
         (r"/gpus/quotas", GpuQuotasHandler),
         (r"/gpus/quotas/([^/]+)/([^/]+)", GpuQuotaHandler),
         *datasets.ROUTES,

@@ -120,3 +120,29 @@ def test_jobs_count_from_the_job_store_to_the_second(world):
     c.advance(3600)
     assert ledger.gpu_hours(t0 - DAY, by="user") == {"dora": 0.05}  # 2 GPUs x 90 s
     assert ledger.report()["projects"] == {"nuclei": {"7d": 0.05, "30d": 0.05}}
+
+
+def test_each_person_sees_their_own_hours_managers_their_projects(world):
+    c, alloc, ledger, _ = world
+    t0 = c()
+    for user, project, hours in (("ann", "alpha", 2), ("ann", "beta", 1), ("ben", "alpha", 3),
+                                 ("cy", "gamma", 5)):
+        c.t = t0 - 2 * DAY
+        ledger.started("job", f"{user}-{project}", user=user, gpus=1, project=project)
+        c.advance(hours * HOUR)
+        ledger.ended("job", f"{user}-{project}")
+    c.t = t0
+    # ann, a data scientist: her own hours by project, nobody else's
+    ann = ledger.visible_report("ann", managed=[])
+    assert ann["mine"]["7d"] == 3.0 and ann["mine"]["by_project"] == {
+        "alpha": {"7d": 2.0, "30d": 2.0}, "beta": {"7d": 1.0, "30d": 1.0}}
+    assert ann["projects"] == {} and {r["user"] for r in ann["rows"]} == {"ann"}
+    # ben manages alpha: alpha's hours by member, not gamma's
+    ben = ledger.visible_report("ben", managed=["alpha"])
+    assert ben["projects"]["alpha"]["7d"] == 5.0
+    assert ben["projects"]["alpha"]["by_user"] == {"ann": {"7d": 2.0, "30d": 2.0},
+                                                   "ben": {"7d": 3.0, "30d": 3.0}}
+    assert "gamma" not in ben["projects"] and "cy" not in {r["user"] for r in ben["rows"]}
+    # an administrator (managed=None) sees every row
+    everyone = ledger.visible_report("root", managed=None)
+    assert len(everyone["rows"]) == 4 and everyone["projects"]["gamma"]["30d"] == 5.0
