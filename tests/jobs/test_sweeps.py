@@ -137,3 +137,14 @@ async def test_sweep_resumes_after_a_control_plane_restart(quick_lab):
     assert all(t.state.name == "COMPLETE" for t in study.trials)
     best = max(jobs, key=lambda j: j.metrics["score"])
     assert done["best"]["value"] == pytest.approx(best.metrics["score"])
+
+
+def test_a_sweeps_trials_go_to_an_experiment_named_after_the_sweep():
+    from jupyter_mlops.core.jobs.sweeps import parse_sweep
+
+    space = {"lr": {"type": "float", "low": 0.001, "high": 0.1}}
+    sweep = parse_sweep({"path": "train.py", "space": space, "metric": "val_map"})
+    assert sweep["job"]["experiment"] == "train-sweep"  # not the script's own "train"
+    named = parse_sweep({"path": "train.py", "space": space, "metric": "val_map",
+                         "experiment": "lr search"})
+    assert named["job"]["experiment"] == "lr search"

@@ -136,8 +136,8 @@ def parse_sweep(body: dict) -> dict:
     seed = body.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise InvalidInput("seed must be a whole number")
-    if not spec.experiment:
-        spec.experiment = Path(spec.path).stem
+    if not spec.experiment:  # the sweep's trials together, apart from the script's own runs
+        spec.experiment = f"{Path(spec.path).stem}-sweep"
     return {"job": spec.to_dict(), "space": {k: optuna.distributions.distribution_to_json(d)
                                             for k, d in dists.items()},
             "metric": metric.strip(), "direction": direction, "sampler": sampler,

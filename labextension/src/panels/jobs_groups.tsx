@@ -1,6 +1,7 @@
 import React, { useCallback, useState } from 'react';
 
 import { usePollLoop } from '../components/hooks';
+import { num } from '../experiments/api';
 import { requestAPI } from '../request';
 import { StateBadge } from './job_detail';
 
@@ -128,7 +129,7 @@ export function SweepView(props: { sweepId: number; openJob: (id: number) => voi
           {sweep.best.number}):{' '}
           <code>
             {Object.entries(sweep.best.params)
-              .map(([k, v]) => `${k}=${typeof v === 'number' ? Number(v).toPrecision(4) : v}`)
+              .map(([k, v]) => `${k}=${typeof v === 'number' ? num(v) : v}`)
               .join(' ')}
           </code>
         </div>
@@ -154,9 +155,7 @@ export function SweepView(props: { sweepId: number; openJob: (id: number) => voi
               </td>
               {names.map(n => (
                 <td key={n}>
-                  {typeof t.params[n] === 'number'
-                    ? Number(t.params[n]).toPrecision(4)
-                    : String(t.params[n])}
+                  {typeof t.params[n] === 'number' ? num(t.params[n]) : String(t.params[n])}
                 </td>
               ))}
               <td>{t.value === null ? '' : Number(t.value).toPrecision(4)}</td>
