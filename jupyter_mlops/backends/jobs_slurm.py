@@ -38,10 +38,11 @@ import sys
 import time
 from pathlib import Path
 
-from traitlets import Float, Integer, List, Unicode, default
+from traitlets import Dict, Float, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ..core import clock
+from ..core.gpu_allocation import GpuAllocator
 from ..core.gpus import Gpu, InventoryReading
 from .accounts import AccountError, UserAccounts, unreachable_part
 from .jobs_local import Exit, LocalJobBackend, read_exit
@@ -111,6 +112,26 @@ class SlurmGpuSlots:
             source="slurm", reason="" if self.slots else "SlurmJobBackend.gpu_slots is 0")
 
 
+class SlurmSlotAllocator(GpuAllocator):
+    """The job runner's allocator when Slurm places jobs: jobs get :class:`SlurmGpuSlots`
+    (quota-checked, any GPU type: the type goes to Slurm as GRES), while everything else the
+    runner hands out (user servers waiting in the shared GPU queue) still gets the hub
+    machine's devices from ``devices``. One database: quotas count both."""
+
+    def __init__(self, db, slots: int, devices: GpuAllocator):
+        super().__init__(db, SlurmGpuSlots(slots))
+        self.devices = devices
+
+    def allocate(self, owner_kind: str, owner: str, **kw):
+        if owner_kind != "job":
+            return self.devices.allocate(owner_kind, owner, **kw)
+        kw["device_filter"] = None  # a GPU type is Slurm's to match (GRES type)
+        return super().allocate(owner_kind, owner, **kw)
+
+    def availability(self, device_filter: str | None = None) -> dict:
+        return super().availability(None)
+
+
 class SlurmJobBackend(LoggingConfigurable):
     """Start, watch and stop jobs as Slurm batch jobs (``c.SlurmJobBackend.*``)."""
 
@@ -139,6 +160,13 @@ class SlurmJobBackend(LoggingConfigurable):
         help="""GRES type of the GPUs asked for, e.g. ``"a100"`` -> ``--gres=gpu:a100:N``
         (as in the cluster's ``gres.conf``). Empty: ``--gres=gpu:N``, any type. A job asking
         for a GPU type of its own uses that one.""",
+    ).tag(config=True)
+
+    gres_types = Dict(
+        {},
+        help="""A job's GPU type (as users write it, e.g. ``"A100"``) -> the GRES type in the
+        cluster's ``gres.conf``, e.g. ``{"A100": "a100_80g"}``. Types not listed are
+        lower-cased (``A100`` -> ``a100``), as ``MlopsSlurmSpawner.gres_types``.""",
     ).tag(config=True)
 
     cpus = Integer(
@@ -242,6 +270,12 @@ class SlurmJobBackend(LoggingConfigurable):
             return self.memory
         return f"{math.ceil(self.memory_limit / 2**20)}M" if self.memory_limit else ""
 
+    def gres_type(self, gpu_type: str) -> str:
+        """The GRES type of a job's GPU type ("" : ``gpu_type`` trait, maybe empty)."""
+        if not gpu_type:
+            return self.gpu_type
+        return self.gres_types.get(gpu_type, gpu_type.lower())
+
     async def start(self, job_dir: Path, cwd: str, env: dict, gpu_indices: list[int]) -> dict:
         job_dir = Path(job_dir)
         launch = json.loads((job_dir / "launch.json").read_text())
@@ -279,7 +313,7 @@ class SlurmJobBackend(LoggingConfigurable):
             f.write(env_file(env))
         args = sbatch_args(job_id=launch["job_id"], job_dir=str(job_dir), cwd=cwd,
                            gpus=len(gpu_indices),
-                           gpu_type=launch.get("gpu_type") or self.gpu_type,
+                           gpu_type=self.gres_type(launch.get("gpu_type") or ""),
                            cpus=self._cpus(), memory=self._memory(),
                            time_limit=int(launch.get("time_limit") or 0),
                            partition=self.partition, account=self.account, qos=self.qos,

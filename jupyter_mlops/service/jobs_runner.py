@@ -29,10 +29,14 @@ class JobSettings(LoggingConfigurable):
     """How the control plane runs training jobs, sweeps and pipelines."""
 
     backend = CaselessStrEnum(
-        ["local", "kubernetes"], "local",
-        help="""Where jobs run: ``local`` processes on this machine, or ``kubernetes`` batch/v1
+        ["local", "kubernetes", "slurm"], "local",
+        help="""Where jobs run: ``local`` processes on this machine, ``kubernetes`` batch/v1
         Jobs (configure with ``c.KubeJobBackend.*``: namespace, image, the PVCs of workspaces
-        and job directories, mounted at the same paths as in the control plane).""",
+        and job directories, mounted at the same paths as in the control plane), or ``slurm``
+        batch jobs (``c.SlurmJobBackend.*``: partition, GPU type, CPUs, memory; workspaces,
+        job directories and the dataset on a filesystem every node mounts at the same paths).
+        With ``slurm``, Slurm places jobs on its nodes and GPUs; the platform keeps quotas,
+        projects and accounting (see docs/slurm.md).""",
     ).tag(config=True)
 
     tracking_uri = Unicode(
@@ -173,7 +177,17 @@ def build_jobs(parent, context) -> JobsPlatform:
     settings = JobSettings(parent=parent)
     data_dir = Path(context.data_dir)
     workspaces = Path(settings.workspace_root or data_dir / "users")
-    jobs = Jobs(JobStore(context.db), context.projects, context.gpu_allocator, workspaces,
+    allocator, slurm = context.gpu_allocator, None
+    if settings.backend == "slurm":
+        from ..backends.jobs_slurm import SlurmJobBackend, SlurmSlotAllocator
+
+        slurm = SlurmJobBackend(parent=parent, python_default=settings.python,
+                                accounts=AccountSettings(parent=parent).user_accounts(workspaces),
+                                cpu_limit=settings.cpu_limit,
+                                memory_limit=settings.memory_limit or 0)
+        # Slurm places jobs; the same quotas (same database) count what was asked of it.
+        allocator = SlurmSlotAllocator(context.db, slurm.gpu_slots, context.gpu_allocator)
+    jobs = Jobs(JobStore(context.db), context.projects, allocator, workspaces,
                 Path(settings.jobs_dir or data_dir / "jobs"), max_timeout=settings.max_timeout,
                 snapshots=FolderSnapshot(settings.snapshot_max_bytes, settings.snapshot_max_files),
                 datasets=getattr(context, "datasets", None))
@@ -181,7 +195,9 @@ def build_jobs(parent, context) -> JobsPlatform:
     service_token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
     tokens = (HubTokenIssuer(hub_api, service_token) if hub_api and service_token
               else FixedTokenIssuer())
-    if settings.backend == "kubernetes":
+    if slurm is not None:
+        backend = slurm
+    elif settings.backend == "kubernetes":
         from ..backends.jobs_kube import KubeJobBackend
 
         backend = KubeJobBackend(parent=parent, workspace_root=str(workspaces))

@@ -14,9 +14,10 @@ import time
 
 import pytest_asyncio
 
-from jupyter_mlops.backends.jobs_slurm import SlurmGpuSlots, SlurmJobBackend
+from jupyter_mlops.backends.jobs_slurm import SlurmJobBackend, SlurmSlotAllocator
 from jupyter_mlops.core.db import Database
 from jupyter_mlops.core.gpu_allocation import GpuAllocator
+from jupyter_mlops.core.gpus import StaticInventory
 from jupyter_mlops.core.jobs import JobRunner, Jobs, JobStore
 from jupyter_mlops.core.jobs.pipelines import Pipelines
 from jupyter_mlops.core.jobs.sweeps import Sweeps
@@ -39,7 +40,9 @@ class SlurmLab(Lab):
         self.db = db
         self.backend = SlurmJobBackend(slurm_conf=str(self.cluster.conf), accounts=self.accounts,
                                        queue_cache_seconds=0.1, gpu_slots=self.gpu_slots)
-        self.allocator = GpuAllocator(db, SlurmGpuSlots(self.backend.gpu_slots))
+        # the hub machine's own device (for servers), the cluster's slots for jobs
+        self.devices = GpuAllocator(db, StaticInventory([{"name": "Simulated T4"}]))
+        self.allocator = SlurmSlotAllocator(db, self.backend.gpu_slots, self.devices)
         self.projects = Projects(db)
         self.jobs = Jobs(JobStore(db), self.projects, self.allocator, self.root / "users",
                          self.root / "jobs", max_timeout=self.max_timeout)
