@@ -32,7 +32,7 @@ from .deploy_kube_objects import (SERVER_PORT, make_model_deployment, make_model
                                   make_model_service, make_model_token_secret, object_name,
                                   token_secret_name)
 from .kube_api import api_client
-from .kube_gpu import GpuPodSettings, pending_pods
+from .kube_gpu import GpuPodSettings, list_pods, pending_pods
 
 _BAD_WAITING = {"CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff",
                 "CreateContainerConfigError", "InvalidImageName"}
@@ -241,8 +241,16 @@ class KubeDeployBackend(GpuPodSettings, LoggingConfigurable):
                 if cond.type == "Progressing" and cond.status == "False":
                     raise LoadFailed(f"the Deployment stopped progressing: {cond.reason}",
                                      cond.message or "")
-            selector = f"app.kubernetes.io/instance={inst['name']}"
-            reason, since = await pending_pods(core, inst["namespace"], selector)
+            pods = await list_pods(core, inst["namespace"],
+                                   f"app.kubernetes.io/instance={inst['name']}")
+            for pod in pods:
+                for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+                    waiting = (cs.get("state") or {}).get("waiting") or {}
+                    if waiting.get("reason") in _BAD_WAITING:
+                        name = pod["metadata"]["name"]
+                        raise LoadFailed(f"pod {name}: {waiting['reason']}", await self._pod_log(
+                            core, name, inst["namespace"], waiting.get("message")))
+            reason, since = await pending_pods(core, inst["namespace"], pods=pods)
             if reason != said and self.on_waiting and deployment:
                 self.on_waiting(deployment, inst["version"], reason)
                 said = reason
@@ -250,21 +258,14 @@ class KubeDeployBackend(GpuPodSettings, LoggingConfigurable):
                     clock.now() - since >= self.pending_timeout:
                 raise LoadFailed(f"no replica started within {self.pending_timeout:g} s: "
                                  f"{reason}", reason)
-            pods = await core.list_namespaced_pod(inst["namespace"], label_selector=selector)
-            for pod in pods.items:
-                for cs in (pod.status.container_statuses or []) if pod.status else []:
-                    waiting = cs.state.waiting if cs.state else None
-                    if waiting and waiting.reason in _BAD_WAITING:
-                        raise LoadFailed(f"pod {pod.metadata.name}: {waiting.reason}",
-                                         await self._pod_log(core, pod, waiting.message))
             await asyncio.sleep(self.poll_interval)
         raise LoadFailed(f"no replica of {inst['name']} became ready within "
                          f"{self.start_timeout:.0f} s")
 
-    async def _pod_log(self, core, pod, fallback: str | None) -> str:
+    async def _pod_log(self, core, name: str, namespace: str, fallback: str | None) -> str:
         try:
-            return await core.read_namespaced_pod_log(pod.metadata.name, pod.metadata.namespace,
-                                                      tail_lines=60, previous=True)
+            return await core.read_namespaced_pod_log(name, namespace, tail_lines=60,
+                                                      previous=True)
         except Exception:  # no previous container, or logs not served: say what we know
             return fallback or ""
 

@@ -10,6 +10,7 @@ the kubelet's reason instead of "running" and gives up after ``pending_timeout``
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from traitlets import Dict, Float, List, TraitError, Unicode, validate
@@ -95,14 +96,19 @@ def _created(pod: dict) -> float | None:
         return None
 
 
-async def pending_pods(core, namespace: str, label_selector: str) -> tuple[str, float | None]:
-    """``(reason, pending since)`` of the first Pending pod matching ``label_selector``, or
-    ``("", None)`` when none is Pending. ``core`` is a ``CoreV1Api``."""
-    import json
-
+async def list_pods(core, namespace: str, label_selector: str) -> list[dict]:
+    """The pods matching ``label_selector``, as the API serves them (``core``: CoreV1Api)."""
     resp = await core.list_namespaced_pod(namespace, label_selector=label_selector,
                                           _preload_content=False)
-    pods = json.loads(await resp.read()).get("items") or []
+    return json.loads(await resp.read()).get("items") or []
+
+
+async def pending_pods(core, namespace: str, label_selector: str = "",
+                       pods: list[dict] | None = None) -> tuple[str, float | None]:
+    """``(reason, pending since)`` of the first Pending pod matching ``label_selector`` (or of
+    ``pods``, already listed), or ``("", None)`` when none is Pending."""
+    if pods is None:
+        pods = await list_pods(core, namespace, label_selector)
     pending = sorted((p for p in pods if (p.get("status") or {}).get("phase") == "Pending"),
                      key=lambda p: _created(p) or 0)
     if not pending:

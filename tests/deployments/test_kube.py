@@ -399,6 +399,20 @@ async def test_a_gpu_model_server_runs_on_the_tainted_gpu_node_or_says_why_not(
                 "deployments", "mlops")] == ["mlops-lr-v1"], 10, "the failed version removed")
             assert [p["metadata"]["name"].startswith("mlops-lr-v1-")
                     for p in fake.list("pods", "mlops")] == [True]
+
+            # a CPU server whose image cannot be pulled: on the CPU node, failed with the
+            # kubelet's reason at once
+            backend.gpus, backend.image = 0, "registry.lab/mlops-serve:missing"
+            fake.bad_images.add(backend.image)
+            await deployments.create(admin, "broken", "lr", "3")
+            failed = await until_async(lambda: (d := deployments.get(admin, "broken"))[
+                "status"] == "failed" and d, 20, "broken failed")
+            assert failed["message"].startswith("version 3 failed to start: pod mlops-broken-v3-")
+            assert failed["message"].endswith(": ErrImagePull")
+            assert "registry.lab/mlops-serve:missing" in failed["log"]
+            events = [e for e in fake.list("events", "mlops") if e["reason"] == "Scheduled"
+                      and "mlops-broken-v3-" in e["message"]]
+            assert events and events[0]["message"].endswith(" to cpu-1")
         finally:
             await deployments.close()
             await backend.close()
