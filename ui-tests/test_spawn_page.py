@@ -8,7 +8,7 @@ import shutil
 import pytest
 from playwright.sync_api import expect
 
-from conftest import hub_login, shot
+from conftest import hub_login, open_mlops_sidebar, shot
 from tests.spawner.hubfixture import SpawnerHub, shared_tmpdir
 
 pytestmark = pytest.mark.ui
@@ -89,5 +89,15 @@ def test_gpu_notebook_waits_in_the_queue_and_starts_when_a_gpu_frees(page, spawn
     assert spawn_hub.hub("DELETE", "users/lee/server").status_code in (202, 204)
     page.wait_for_url(re.compile(r"/user/dana/"), timeout=90_000)
     assert spawn_hub.server_state("dana").get("ready")
+    # and her GPU-hours, by project, are in the lab's Platform section
+    page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=60_000)
+    sidebar = open_mlops_sidebar(page)
+    expect(sidebar.get_by_test_id("gpu-hours-mine")).to_contain_text(
+        re.compile(r"h in 7 days · [0-9.]+ h in 30 days"), timeout=30_000)
+    mine = sidebar.get_by_role("figure", name="My GPU-hours by project")
+    expect(mine.get_by_test_id("gpu-hours-row")).to_contain_text("(none)")
+    expect(sidebar.get_by_role("link", name="Export as CSV")).to_have_attribute(
+        "href", re.compile(r"/user/dana/mlops/api/usage\?format=csv$"))
+    shot(page, "lab-gpu-hours-dana")
     spawn_hub.hub("DELETE", "users/dana/server")
     spawn_hub.wait_stopped("dana")

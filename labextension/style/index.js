@@ -4,3 +4,4 @@ import './experiments.css';
 import './jobs.css';
 import './detections.css';
 import './templates.css';
+import './gpus.css';

@@ -5,6 +5,7 @@ import { useRemote } from '../components/hooks';
 import { SidebarSection } from '../components/sidebarSection';
 import { requestAPI } from '../request';
 import { IComponentStatus, IStatus } from '../tokens';
+import { GpuUsageView } from './gpu_usage';
 
 
 function Dot(props: { ok: boolean }): JSX.Element {
@@ -84,6 +85,7 @@ export function StatusView(props: { refreshSignal?: number }): JSX.Element {
             : status.gpus.message}
         </span>
       </div>
+      <GpuUsageView refreshSignal={props.refreshSignal} />
       <div className="jp-mlops-row" data-testid="status-dataset">
         <Dot ok={status.dataset.exists} />
         <span className="jp-mlops-label">Shared dataset</span>
