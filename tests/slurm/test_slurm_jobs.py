@@ -56,13 +56,16 @@ def test_sbatch_options_and_script():
 async def test_gpu_job_runs_as_its_user_with_logs_and_gpu_hours(slurm_lab):
     lab = slurm_lab
     lab.write("alice", "train.py", script(1.5))
-    job = lab.jobs.submit(caller("alice"), {"path": "train.py", "gpus": 1})
+    job = lab.jobs.submit(caller("alice"), {"path": "train.py", "gpus": 1, "gpu_type": "A100"})
     done = await lab.wait(job.id, timeout=60)
     log = lab.jobs.logs(caller("alice"), job.id)["text"]
     assert done.state == "succeeded", (done.reason, log)
     sid = done.handle["slurm_job_id"]
     # Slurm gave it one of the GRES GPUs and ran it as alice's account, in Slurm job sid
     assert f"visible 0 as {lab.accounts.name_of('alice')} slurm job {sid}" in log, log
+    # the GPU type became the GRES type; the hub machine's own device stayed free
+    assert "TresPerNode=gres:gpu:a100:1" in lab.cluster.scontrol("show", "job", sid)
+    assert lab.devices.holders() == [] and done.gpu_indices == []
     # Slurm's record: alice's account, one GPU, and the times the runner kept
     record = parse_jobcomp(lab.cluster.jobcomp.read_text(), sid)
     assert record.state == "COMPLETED" and done.handle["accounting"]["gpus"] == 1
