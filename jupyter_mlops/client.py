@@ -184,6 +184,15 @@ class ControlPlaneClient(JobsClientMixin, _HubTokenClient):
     async def deployment_events(self, name: str) -> list[dict]:
         return (await self.request("GET", f"api/deployments/{name}/events")).json()["events"]
 
+    async def deployment_monitoring(self, name: str, what: str, window: str | None = None,
+                                    body: dict | None = None) -> dict:
+        """``what`` is ``metrics`` (``window`` 1h, 1d or 7d), ``drift`` or ``monitoring`` (the
+        input recording settings; ``body`` changes them)."""
+        params = {"window": window} if window else None
+        return (await self.request("PUT" if body is not None else "GET",
+                                   f"api/deployments/{name}/{what}", params=params,
+                                   json=body)).json()
+
     async def deployment_tokens(self, name: str) -> list[dict]:
         return (await self.request("GET", f"api/deployments/{name}/tokens")).json()["tokens"]
 

@@ -88,6 +88,22 @@ class DeploymentPredictHandler(DeploymentHandlerBase):
         self.finish(await self.call("invoke_endpoint", name, self.request.body, ctype))
 
 
+class DeploymentMonitoringHandler(DeploymentHandlerBase):
+    """The monitoring view: traffic series, drift, and the input recording settings."""
+
+    @tornado.web.authenticated
+    async def get(self, name, what):
+        window = self.get_query_argument("window", None) if what == "metrics" else None
+        self.finish(await self.call("deployment_monitoring", name, what, window))
+
+    @tornado.web.authenticated
+    async def put(self, name, what):
+        if what != "monitoring":
+            raise tornado.web.HTTPError(405, f"PUT only to monitoring, not {what}")
+        self.finish(await self.call("deployment_monitoring", name, what, None,
+                                    self.json_body()))
+
+
 class BatchPredictionsHandler(DeploymentHandlerBase):
     """The Models panel's "Batch predict": submitted as a job by the control plane."""
 
@@ -104,5 +120,7 @@ ROUTES = [
     (r"deployments/(?P<name>[a-z0-9-]+)/predict", DeploymentPredictHandler),
     (r"deployments/(?P<name>[a-z0-9-]+)/(?P<decision>approve|reject)",
      DeploymentApprovalHandler),
+    (r"deployments/(?P<name>[a-z0-9-]+)/(?P<what>metrics|drift|monitoring)",
+     DeploymentMonitoringHandler),
     (r"batch-predictions", BatchPredictionsHandler),
 ]

@@ -5,3 +5,4 @@ import './jobs.css';
 import './detections.css';
 import './templates.css';
 import './gpus.css';
+import './monitoring.css';

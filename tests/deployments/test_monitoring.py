@@ -7,8 +7,11 @@ Project "vigil": mo-pm manages it, mo-ds deploys in it, mo-peer is a member, mo-
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -21,6 +24,7 @@ from .test_endpoints import API, invoke, split_body, wait_status
 PASSWORD = "vigil-pass-1"
 PROJECT, NAME, MODEL = "vigil", "vigil-lr", "lr-ref"
 METRICS = "services/mlops/api/metrics"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def register_with_reference(tracking_uri: str, token: str) -> None:
@@ -188,6 +192,12 @@ def test_prometheus_export_parses_and_refuses_others(platform, vigil):
     assert [s.value for s in latency if s.name.endswith("_count")] == [5]
     assert {"mlops_process_up", "mlops_disk_free_bytes", "mlops_jobs_queued",
             "mlops_data_dir_bytes", "mlops_deployment_drifted"} <= set(families)
+    # Every metric the shipped Grafana dashboard queries is in the export.
+    dashboard = json.loads((REPO / "docs" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    queried = {m for e in exprs for m in re.findall(r"\bmlops_[a-z0-9_]+", e)}
+    exported = {s.name for f in families.values() for s in f.samples}
+    assert queried and queried <= exported, queried - exported
     up = {s.labels["name"]: s.value for s in families["mlops_process_up"].samples}
     assert up["control plane"] == 1 and up["mlflow"] == 1, up
     assert requests.get(f"{platform.url}/{METRICS}", timeout=30).status_code == 401
@@ -214,3 +224,7 @@ def test_platform_health_for_administrators(platform, vigil):
     assert isinstance(h["queue"]["queued"], int)
     r = platform.api("GET", "services/mlops/api/admin/health", vigil["mo-pm"])
     assert r.status_code == 403, r.text
+    # The admin page shows the same.
+    page = platform.api("GET", "services/mlops/admin", platform.admin_token())
+    assert page.status_code == 200 and "Platform health" in page.text
+    assert 'data-service="service:control plane"' in page.text and 'data-part="mlflow"' in page.text

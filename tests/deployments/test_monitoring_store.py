@@ -2,6 +2,8 @@
 clock (minute and hour buckets, retention, a restart by reopening the database)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,8 @@ from jupyter_mlops.core.db import Database
 from jupyter_mlops.core.errors import InvalidInput
 from jupyter_mlops.core.monitoring import drift
 from jupyter_mlops.core.monitoring.timeseries import TrafficSeries
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -72,3 +76,17 @@ def test_psi_separates_a_shift_from_noise():
     feats = drift.image_features(img, {"boxes": [[0, 0, 1, 1]] * 3})
     assert feats == {"image_height": 20.0, "image_width": 30.0,
                      "image_mean_intensity": 50.0, "predicted_count": 3.0}
+
+
+def test_kubernetes_values_annotate_the_control_plane_for_scraping():
+    import yaml
+
+    from jupyter_mlops.service.handlers.monitoring import ROUTES, PrometheusHandler
+
+    values = yaml.safe_load((REPO / "hub_config" / "z2jh-values.yaml").read_text())
+    notes = values["hub"]["annotations"]
+    ports = {p["name"]: p["port"] for p in values["hub"]["service"]["extraPorts"]}
+    assert notes["prometheus.io/scrape"] == "true"
+    assert notes["prometheus.io/port"] == str(ports["mlops"])
+    route = next(r for r, h in ROUTES if h is PrometheusHandler)
+    assert notes["prometheus.io/path"] == "/services/mlops/api" + route

@@ -2,9 +2,12 @@
 
 Users with role and groups, running servers with their GPUs, jobs and deployments, GPU quotas,
 the GPU inventory with live utilisation and who holds each device, GPU-hours per user and
-project over 7 and 30 days, and servers idling on a GPU. Every route needs custom:mlops:admin.
+project over 7 and 30 days, servers idling on a GPU, and the platform's health (services,
+disk, queue: core.monitoring.health). Every route needs custom:mlops:admin.
 """
 from __future__ import annotations
+
+import asyncio
 
 import sqlalchemy as sa
 
@@ -96,7 +99,8 @@ class AdminPage(PageHandler):
     async def get(self):
         self.render_page("admin.html", o=await overview(self.context),
                          quota_kinds=QUOTA_KINDS, role_choices=ROLE_CHOICES,
-                         approvals=self.context.deployments.approvals(self.caller))
+                         approvals=self.context.deployments.approvals(self.caller),
+                         health=await asyncio.to_thread(self.context.monitoring.health.report))
 
 
 ROLE_CHOICES = [("scientist", roles.DATA_SCIENTIST), ("manager", roles.PROJECT_MANAGER),

@@ -57,8 +57,21 @@ function fmt(v: number): string {
   return a >= 1e5 || a < 1e-3 ? v.toExponential(1) : String(Number(v.toPrecision(4)));
 }
 
-export function LineChart(props: { title: string; series: ISeries[] }): JSX.Element {
+/** A vertical line across a chart at `x` (a version switch, a rollback), labelled. */
+export interface IMark {
+  x: number;
+  label: string;
+}
+
+export function LineChart(props: {
+  title: string;
+  series: ISeries[];
+  /** The x axis' name (default "step"). */
+  xLabel?: string;
+  marks?: IMark[];
+}): JSX.Element {
   const { series, title } = props;
+  const xLabel = props.xLabel ?? 'step';
   const [hover, setHover] = useState<number | null>(null);
   const all = series.flatMap(s => s.points);
   const bounds = useMemo(() => {
@@ -102,7 +115,7 @@ export function LineChart(props: { title: string; series: ISeries[] }): JSX.Elem
       <svg
         viewBox={`0 0 ${W} ${H}`}
         role="img"
-        aria-label={`${title} over steps for ${series.length} runs`}
+        aria-label={`${title} over ${xLabel} for ${series.length} series`}
         onMouseMove={onMove}
         onMouseLeave={() => setHover(null)}
       >
@@ -130,8 +143,23 @@ export function LineChart(props: { title: string; series: ISeries[] }): JSX.Elem
         <line className="jp-mlops-chart-axis" x1={M.left} x2={W - M.right} y1={H - M.bottom} y2={H - M.bottom} />
         <line className="jp-mlops-chart-axis" x1={M.left} x2={M.left} y1={M.top} y2={H - M.bottom} />
         <text className="jp-mlops-chart-tick" x={W - M.right} y={H - 2} textAnchor="end">
-          step
+          {xLabel}
         </text>
+        {(props.marks ?? [])
+          .filter(m => m.x >= x0 && m.x <= x1)
+          .map((m, i) => (
+            <g key={`m${i}`} data-testid="chart-mark">
+              <line className="jp-mlops-chart-mark" x1={sx(m.x)} x2={sx(m.x)} y1={M.top} y2={H - M.bottom} />
+              <text
+                className="jp-mlops-chart-tick"
+                x={sx(m.x) > W / 2 ? sx(m.x) - 3 : sx(m.x) + 3}
+                y={M.top + 9 + (i % 4) * 11}
+                textAnchor={sx(m.x) > W / 2 ? 'end' : 'start'}
+              >
+                {m.label}
+              </text>
+            </g>
+          ))}
         {series.map((s, i) => (
           <g key={s.id} data-testid="chart-series">
             <polyline
@@ -161,7 +189,12 @@ export function LineChart(props: { title: string; series: ISeries[] }): JSX.Elem
             <li key={s.id}>
               <span className="jp-mlops-swatch" style={{ background: s.color ?? SERIES_COLORS[i % SERIES_COLORS.length] }} />
               {s.label}
-              {p && <span className="jp-mlops-muted-inline"> · step {p[0]}: {fmt(p[1])}</span>}
+              {p && (
+                <span className="jp-mlops-muted-inline">
+                  {' '}
+                  · {xLabel} {p[0]}: {fmt(p[1])}
+                </span>
+              )}
             </li>
           );
         })}

@@ -11,6 +11,10 @@ import { requestAPI } from '../request';
 import { BatchPredictForm } from './batch_predict';
 import { modelVersionActions } from './models';
 import { TryIt } from './deployment_try';
+import { openDeploymentMonitor } from './deployment_monitor';
+
+/** The application, for opening a deployment's monitoring view in the main area. */
+let monitorApp: JupyterFrontEnd | null = null;
 
 /** Command ids of the deployments section. */
 const CommandIDs = {
@@ -202,6 +206,14 @@ function Details(props: { dep: IDeployment; onChange: () => void }): JSX.Element
       <ErrorLine error={error} />
       {dep.message && <div className="jp-mlops-muted">{dep.message}</div>}
       <ServerHealth dep={dep} />
+      {monitorApp && (
+        <div className="jp-mlops-row-plain">
+          <Button small onClick={() => monitorApp && openDeploymentMonitor(monitorApp, dep.name)}>
+            Monitoring
+          </Button>{' '}
+          <span className="jp-mlops-muted-inline">traffic, latency, errors and drift over time</span>
+        </div>
+      )}
       {dep.status === 'pending_approval' && (
         <div className="jp-mlops-row-plain" data-testid="approval">
           Version {dep.model_version} waits for a project manager's approval
@@ -484,6 +496,7 @@ export function registerDeployments(
 ): DeploymentsPanel {
   const panel = new DeploymentsPanel();
   sidebar.addWidget(panel);
+  monitorApp = app;
   modelVersionActions.add({
     id: 'deploy',
     label: 'Deploy',
