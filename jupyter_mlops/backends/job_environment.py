@@ -22,13 +22,14 @@ environment is never used; a complete one is reused by every later rerun of the 
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 # Runs in-process (the lock of the job's interpreter) and in a built environment (to check it).
 LOCK_CODE = r'''
@@ -127,7 +128,7 @@ def _link(dists: list, owners: dict, site: Path) -> None:
     distribution as a whole, a shared one (a namespace package) file by file."""
     for d in dists:
         src_site = Path(d.locate_file(""))
-        for top, files in _tops(d).items():
+        for top, files in (_tops(d) or {}).items():
             target = site / top
             if owners.get((src_site, top)) == {_norm(d.metadata["Name"])}:
                 if not os.path.lexists(target):
@@ -141,22 +142,33 @@ def _link(dists: list, owners: dict, site: Path) -> None:
                 t.symlink_to(src_site / f)
 
 
-def _tops(d) -> dict[str, list]:
-    out: dict[str, list] = {}
-    for f in d.files or ():
-        if not f.parts or f.parts[0] == "..":
-            continue  # scripts in bin/: not imported, not part of the lock
-        out.setdefault(f.parts[0], []).append(Path(*f.parts))
-    return out
+_TOPS: dict = {}
+
+
+def _tops(d) -> dict[str, list[str]] | None:
+    """``{top-level name: [files under it]}`` from the distribution's RECORD (read as text:
+    ``Distribution.files`` builds a path object per file, seconds for the whole platform);
+    ``None`` without a RECORD."""
+    key = str(d.locate_file("")) + "/" + str(d.metadata["Name"])
+    if key not in _TOPS:
+        text = d.read_text("RECORD")
+        out: dict[str, list[str]] | None = None
+        if text is not None:
+            out = {}
+            for row in csv.reader(text.splitlines()):
+                parts = PurePosixPath(row[0]).parts if row else ()
+                if not parts or parts[0] == "..":
+                    continue  # scripts in bin/: not imported, not part of the lock
+                out.setdefault(parts[0], []).append(row[0])
+        _TOPS[key] = out
+    return _TOPS[key]
 
 
 def _owners(dists: dict) -> dict:
     owners: dict = {}
     for key, d in dists.items():
-        if d.files is None:
-            continue
         src_site = Path(d.locate_file(""))
-        for top in _tops(d):
+        for top in _tops(d) or ():
             owners.setdefault((src_site, top), set()).add(key)
     return owners
 
@@ -192,7 +204,7 @@ def build(lock: str, envs_dir: Path, *, wheels: str = "", offline: bool = False,
         linked, missing = [], []
         for key, (name, version, url) in wanted.items():
             d = local.get(key)
-            if d is not None and d.version == version and d.files is not None:
+            if d is not None and d.version == version and _tops(d) is not None:
                 linked.append(d)
             else:
                 missing.append((name, version, url))
