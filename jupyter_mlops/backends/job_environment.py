@@ -190,8 +190,11 @@ def build(lock: str, envs_dir: Path, *, wheels: str = "", offline: bool = False,
     if want_python and want_python != here:
         raise LockNotRebuilt(f"the lock is of python {want_python}; this platform runs "
                                 f"jobs with python {here}")
-    Path(envs_dir).mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{h[:16]}-", dir=envs_dir))
+    try:
+        Path(envs_dir).mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{h[:16]}-", dir=envs_dir))
+    except OSError as e:  # a backend that did not give the job's account its folder
+        raise LockNotRebuilt(f"cannot build environments in {envs_dir}: {e.strerror}") from None
     try:
         base = getattr(sys, "_base_executable", sys.executable)
         subprocess.run([base, "-m", "venv", "--without-pip", str(tmp)], check=True,
