@@ -309,8 +309,9 @@ async def test_model_servers_read_mlflow_as_the_deployments_creator(kube_fake, t
         kube_fake.set_status("deployments", "mlops", "mlops-lr-v2",
                              {"replicas": 1, "readyReplicas": 1})
         await _until(lambda: names("deployments") == ["mlops-lr-v2"])
+        # the old version's Secret goes after its Deployment, then its token is revoked
+        await _until(lambda: issuer.revoked == [("dana", "id1")])
         assert names("secrets") == ["mlops-lr-v2-mlflow-token"]
-        assert issuer.revoked == [("dana", "id1")]
 
         # A version that fails takes its Secret and token with it.
         await deployments.switch(admin, "lr", "3")
