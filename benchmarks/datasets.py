@@ -178,8 +178,9 @@ def run_rounds(dvc: Path, images: Path, work: Path, rounds: int) -> dict:
               f"-> {ours[-1] / theirs[-1]:.3f}x", flush=True)
     shutil.rmtree(work / "dvc-round", ignore_errors=True)
     shutil.rmtree(work / "round-store", ignore_errors=True)
-    mid = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
-    return {"ours": ours, "dvc": theirs, "ratio": mid(ours) / mid(theirs),
+    from statistics import median
+
+    return {"ours": ours, "dvc": theirs, "ratio": median(ours) / median(theirs),
             "ratios": [a / b for a, b in zip(ours, theirs)]}
 
 

@@ -98,6 +98,10 @@ def test_upload_then_publish(lab):
     ("POST", "datasets/x/publish", {"folder": "nope"}, 404, "no folder"),
     ("POST", "datasets/x/publish", {"folder": "data/cells", "split": {"train": 2}}, 400,
      "add up to 1"),
+    ("POST", "datasets/x/publish", {"folder": "data/cells", "split": {
+        "overrides": {"img_0000.tif": "holdout"}}}, 400, "must be one of"),
+    ("POST", "datasets/x/publish", {"folder": "data/cells", "tool": "napari\nrm"}, 400,
+     "one line"),
     ("POST", "datasets/x/publish", {"upload": "no-such-session"}, 404, "no upload session"),
     ("PUT", "datasets/uploads/up-test-0002/.hidden", b"x", 400, "hidden"),
     ("PUT", "datasets/uploads/BAD/a.png", b"x", 404, "session"),  # outside the path pattern
