@@ -361,7 +361,8 @@ class ProgressLine:
                                                                              else 5):
             return
         self.last = (stage, now)
-        line = f"  {stage}: {done}/{total}"
+        filled = 20 * done // total if total else 20
+        line = f"  {stage}: [{'#' * filled}{'.' * (20 - filled)}] {done}/{total}"
         if self.tty:
             print(f"\r\033[K{line}", end="\n" if finished else "", file=sys.stderr,
                   flush=True)
