@@ -1,11 +1,15 @@
 """Model registry routes of the server extension, over MLflow's registry REST API."""
 from __future__ import annotations
 
+import re
 
 import tornado
 
 from ..core.errors import Conflict, InvalidInput
 from .experiments import TrackingHandler, _kv, int_arg
+
+
+LOGGED_MODEL_ID = re.compile(r"^m-[0-9A-Za-z_-]{1,64}$")  # MLflow 3: m-<32 hex digits>
 
 
 def _logged_model_of(source) -> str | None:
@@ -92,7 +96,11 @@ class RegisterHandler(TrackingHandler):
         body = self.json_body()
         run_id, name = required_str(body, "run_id"), required_str(body, "name")
         if body.get("model_id") is not None:
-            await self._register_logged_model(run_id, name, required_str(body, "model_id"))
+            model_id = required_str(body, "model_id")
+            if not LOGGED_MODEL_ID.match(model_id):
+                raise InvalidInput(f"'model_id' is a logged model's id (m-...), not "
+                                   f"{model_id[:40]!r}")
+            await self._register_logged_model(run_id, name, model_id)
             return
         path = (body.get("path") or "").strip("/")
         if ".." in path.split("/"):

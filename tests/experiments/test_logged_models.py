@@ -59,6 +59,10 @@ async def test_a_logged_model_of_another_run_is_refused(jp_fetch, logged):
                                 body=json.dumps({"run_id": logged["other_run_id"],
                                                  "model_id": logged["model_id"],
                                                  "name": "stolen"})), 400, "not logged by")
+    await assert_error(jp_fetch("mlops", "api", "models", "register", method="POST",
+                                body=json.dumps({"run_id": logged["run_id"],
+                                                 "model_id": "\u0010", "name": "odd"})),
+                       400, "logged model's id")
     body = await get(jp_fetch, "runs", logged["other_run_id"])
     assert body["logged_models"] == [] and body["model_artifacts"] == []
 
