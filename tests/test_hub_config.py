@@ -47,8 +47,12 @@ def test_mlflow_listens_only_on_a_private_unix_socket(tmp_path, load):
 def test_custom_scopes_and_roles(tmp_path, load):
     c = load(tmp_path)
     assert set(c.JupyterHub.custom_scopes) == {
-        "custom:mlops:use", "custom:mlops:manage", "custom:mlops:admin"}
+        "custom:mlops:use", "custom:mlops:manage", "custom:mlops:admin", "custom:mlops:metrics",
+        "custom:mlops:spawner"}
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
+    # Administrators may mint a scraper's token that reads the Prometheus export only.
+    assert "custom:mlops:metrics" in roles["mlops-admin"]["scopes"]
+    assert "custom:mlops:metrics" not in roles["user"]["scopes"]
     assert "custom:mlops:use" in roles["user"]["scopes"]
     assert roles["mlops-admin"]["groups"] == ["mlops-admins"]
     assert "custom:mlops:admin" not in roles["mlops-project-manager"]["scopes"]
