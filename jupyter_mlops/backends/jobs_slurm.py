@@ -435,7 +435,9 @@ class SlurmJobBackend(LoggingConfigurable):
         sid = handle.get("slurm_job_id")
         if not sid or sid in self._cancelled:
             return
-        await self._run("scancel", sid)
+        code, _, err = await self._run("scancel", sid, check=False)
+        if code != 0:  # e.g. it has just ended: the next poll reads how
+            self.log.warning("scancel %s: %s", sid, err)
         self._cancelled.add(sid)
         self._queue = (0.0, {})
 
