@@ -8,8 +8,8 @@ each schema with its owner's own tool:
 
 - MLflow's tracking and registry store: ``mlflow db upgrade`` (MLflow's Alembic migrations;
   ``mlflow server`` refuses an out-of-date schema);
-- the hub's database: ``jupyterhub upgrade-db`` (JupyterHub's Alembic migrations; it also
-  keeps its own copy of the SQLite file beside it);
+- the hub's database: ``jupyterhub upgrade-db`` (JupyterHub's Alembic migrations; the copy of
+  the SQLite file it makes beside it is moved into the pre-upgrade directory);
 - the control plane's database: its components' append-only migrations
   (``core.db.Database.migrate``), applied by the control plane itself when it starts.
 
@@ -81,6 +81,7 @@ def upgrade_at_start(data_dir: Path, say=print, timeout: float = 600) -> Path | 
     log_path = data_dir / "logs" / "upgrade.log"
     log_path.parent.mkdir(exist_ok=True)
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    hub_copies = set(data_dir.glob("hub/jupyterhub.sqlite.*"))
     for label, cmd, cwd in steps:
         with open(log_path, "ab") as log:
             log.write(f"\n$ {' '.join(cmd)}\n".encode())
@@ -97,5 +98,8 @@ def upgrade_at_start(data_dir: Path, say=print, timeout: float = 600) -> Path | 
                 f"they were before are in {saved}: see docs/operations.md, 'When an upgrade "
                 "fails'")
         say(f"jupyter-mlops: {label}'s database upgraded", flush=True)
+    # JupyterHub's own copy of the file it upgraded joins ours (not in every later backup).
+    for copy in set(data_dir.glob("hub/jupyterhub.sqlite.*")) - hub_copies:
+        os.replace(copy, saved / copy.name)
     _record(data_dir, installed)
     return saved
