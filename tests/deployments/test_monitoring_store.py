@@ -90,3 +90,25 @@ def test_kubernetes_values_annotate_the_control_plane_for_scraping():
     assert notes["prometheus.io/port"] == str(ports["mlops"])
     route = next(r for r, h in ROUTES if h is PrometheusHandler)
     assert notes["prometheus.io/path"] == "/services/mlops/api" + route
+
+
+def test_what_recording_keeps_of_tabular_and_image_calls():
+    import io
+    import json
+
+    from PIL import Image
+
+    from jupyter_mlops.serving.inputs import monitored_features
+
+    body = json.dumps({"dataframe_split": {"columns": ["f0", "name"],
+                                           "data": [[1.5, "a"], [2, "b"]]}}).encode()
+    assert monitored_features("application/json", body, b"{}") == [{"f0": 1.5}, {"f0": 2.0}]
+    img = np.zeros((16, 24, 3), dtype=np.uint8)
+    img[:8] = 90
+    png = io.BytesIO()
+    Image.fromarray(img).save(png, format="PNG")
+    answer = json.dumps({"predictions": [{"boxes": [[0, 0, 2, 2], [4, 4, 6, 6]]}]}).encode()
+    # Size, intensity and the count predicted: never the pixels.
+    assert monitored_features("image/png", png.getvalue(), answer) == [
+        {"image_height": 16.0, "image_width": 24.0, "image_mean_intensity": 45.0,
+         "predicted_count": 2.0}]
