@@ -62,6 +62,7 @@ def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
     view.get_by_label("Workspace folder").fill("data/cells")
     view.get_by_label("Message").fill("four more images, one relabelled")
     view.get_by_label(re.compile("Split seed")).fill("7")
+    view.get_by_label(re.compile("Annotation tool")).fill("napari 0.5")
     view.get_by_role("button", name="What changed?").click()
     expect(view.get_by_test_id("folder-status")).to_contain_text(
         "against v1: 4 added, 2 modified, 0 removed, 11 unchanged", timeout=LOADED)
@@ -104,7 +105,7 @@ def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
     card = changes.locator("figure[data-path='img_0002.tif']")
     expect(card.locator("rect.moved")).to_have_count(1)
     expect(card.get_by_test_id("annotation-change")).to_contain_text(
-        f"v2 by {USER} with JupyterLab folder publish")
+        f"v2 by {USER} with napari 0.5")
     expect(changes.locator("figure[data-path='img_0003.tif'] rect.removed")).to_have_count(1)
     page.wait_for_function(
         "() => [...document.querySelectorAll('.jp-mlops-datasets-main [data-testid=dataset-diff] img')]"

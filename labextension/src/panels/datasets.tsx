@@ -9,7 +9,8 @@ import { ErrorLine } from '../components/errorLine';
 import { TextField } from '../components/fields';
 import { MlopsError, requestAPI } from '../request';
 import { VersionTags } from './datasets_tags';
-import { IObjectDiff, ISplitMoves, ObjectChanges, SplitBar, SplitMovesLine } from './datasets_changes';
+import { IObjectDiff, ISplitMoves, ObjectChanges, SplitMovesLine } from './datasets_changes';
+import { Summary, fmtBytes } from './datasets_summary';
 
 /** One file of a dataset version (docs/openapi.yaml `DatasetFile`). */
 export interface IDatasetFile {
@@ -105,16 +106,6 @@ function apiUrl(...parts: string[]): string {
 
 function thumbUrl(hash: string, size = 128): string {
   return apiUrl('datasets', 'objects', hash, 'thumbnail') + `?size=${size}`;
-}
-
-function fmtBytes(n: number): string {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
 
 function Thumb(props: {
@@ -311,6 +302,7 @@ function Publish(props: { dataset: string; onDone: (name: string) => void }) {
   const [folder, setFolder] = useState('');
   const [message, setMessage] = useState('');
   const [seed, setSeed] = useState('');
+  const [tool, setTool] = useState('');
   const [files, setFiles] = useState<FileList | null>(null);
   const [progress, setProgress] = useState<{ label: string; value: number } | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -332,7 +324,8 @@ function Publish(props: { dataset: string; onDone: (name: string) => void }) {
 
   const body = () => ({
     message,
-    ...(seed !== '' ? { split: { seed: Number(seed) } } : {})
+    ...(seed !== '' ? { split: { seed: Number(seed) } } : {}),
+    ...(tool.trim() ? { tool: tool.trim() } : {})
   });
 
   const [status, setStatus] = useState<string | null>(null);
@@ -393,10 +386,16 @@ function Publish(props: { dataset: string; onDone: (name: string) => void }) {
       <TextField label="Dataset name" value={name} onChange={setName} />
       <TextField label="Message" value={message} onChange={setMessage} />
       <TextField
-        label="Split seed (optional: 80/10/10 train/val/test)"
+        label="Split seed (optional: 80/10/10 train/val/test; empty keeps the previous version's split)"
         value={seed}
         inputMode="numeric"
         onChange={setSeed}
+      />
+      <TextField
+        label="Annotation tool (optional, recorded with each changed image)"
+        value={tool}
+        placeholder="e.g. napari 0.5"
+        onChange={setTool}
       />
       <TextField
         label="Workspace folder"
@@ -432,29 +431,6 @@ function Publish(props: { dataset: string; onDone: (name: string) => void }) {
       )}
       <ErrorLine error={error} />
     </form>
-  );
-}
-
-function Summary(props: { v: IDatasetVersion }) {
-  const s = props.v.summary;
-  const rows: [string, React.ReactNode][] = [
-    ['Version', `${props.v.version}${props.v.tags.length ? ` (${props.v.tags.join(', ')})` : ''}`],
-    ['Message', `${props.v.message || '—'} · ${props.v.author}`],
-    ['Files', `${s.files} · ${fmtBytes(s.bytes)}`],
-    ['Images', `${s.images} · ${Object.entries(s.image_sizes).map(([k, n]) => `${k}×${n}`).join(', ')}`],
-    ['Annotations', `${s.objects} objects on ${s.annotated_images} images`],
-    ['Split', <SplitBar splits={s.splits} />],
-    ['Split moves', s.split_moves ? <SplitMovesLine parent={s.parent} moves={s.split_moves} /> : null]
-  ];
-  return (
-    <div className="jp-mlops-ds-summary" data-testid="dataset-summary">
-      {rows.filter(([, v]) => v !== null).map(([k, v]) => (
-        <div className="jp-mlops-row" key={k}>
-          <span className="jp-mlops-label">{k}</span>
-          <span className="jp-mlops-value">{v}</span>
-        </div>
-      ))}
-    </div>
   );
 }
 
