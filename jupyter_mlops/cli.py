@@ -370,11 +370,31 @@ class ProgressLine:
             print(line, file=sys.stderr, flush=True)
 
 
+def dataset_store(config: str | None):
+    """The S3 dataset store ``c.MlopsHub.dataset_store`` of ``up``'s ``--config`` file names,
+    or None (the store is ``<data_dir>/store``)."""
+    if not config:
+        return None
+    from traitlets.config.loader import PyFileConfigLoader
+
+    path = Path(config).resolve()
+    if not path.is_file():
+        raise UpError(f"--config {config} does not exist")
+    c = PyFileConfigLoader(path.name, str(path.parent)).load_config()
+    settings = dict(c.get("MlopsHub", {}).get("dataset_store", None) or {})
+    if settings.get("backend", "local") != "s3":
+        return None
+    from .backends.store import StoreSettings, store_from_settings
+
+    return store_from_settings(StoreSettings(**settings), "")
+
+
 def cmd_backup(args) -> int:
     from .core.backup import Backup
 
     t0 = time.monotonic()
-    m = Backup(Path(args.data_dir), Path(args.dest), ProgressLine()).run(keep=args.keep)
+    m = Backup(Path(args.data_dir), Path(args.dest), ProgressLine(),
+               store=dataset_store(args.config)).run(keep=args.keep)
     c = m["counts"]
     print(f"jupyter-mlops: backup {m['snapshot']} complete in {time.monotonic() - t0:.1f} s: "
           f"{c['databases']} databases, {c['files']} files ({c['files_copied']} copied, "
@@ -403,7 +423,8 @@ def cmd_verify(args) -> int:
 def cmd_restore(args) -> int:
     from .core.backup import restore
 
-    m = restore(Path(args.src), Path(args.data_dir), ProgressLine())
+    m = restore(Path(args.src), Path(args.data_dir), ProgressLine(),
+                store=dataset_store(args.config))
     print(f"jupyter-mlops: restored the backup of {m['created']} into "
           f"{Path(args.data_dir).resolve()}; start it with "
           f"`jupyter-mlops up --data-dir {args.data_dir}`")
@@ -452,6 +473,9 @@ def build_parser() -> argparse.ArgumentParser:
     bk.add_argument("--data-dir", default="mlops-data")
     bk.add_argument("--keep", type=int, default=0,
                     help="keep only the newest N snapshots in DEST (default 0: keep all)")
+    store_help = ("the platform's --config file: with an S3 dataset store "
+                  "(c.MlopsHub.dataset_store), its objects are read from / put into the bucket")
+    bk.add_argument("--config", default=None, help=store_help)
     bk.set_defaults(func=cmd_backup)
     vf = sub.add_parser("verify", help="check a backup against its manifest")
     vf.add_argument("src", help="a backup destination (its newest snapshot) or one snapshot")
@@ -459,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs = sub.add_parser("restore", help="restore a backup into a new, empty data directory")
     rs.add_argument("src", help="a backup destination (its newest snapshot) or one snapshot")
     rs.add_argument("--data-dir", required=True, help="new data directory (empty or absent)")
+    rs.add_argument("--config", default=None, help=store_help)
     rs.set_defaults(func=cmd_restore)
     return p
 

@@ -58,6 +58,15 @@ def copy_file(src: Path, dst: Path) -> tuple[int, str]:
     return size, h.hexdigest()
 
 
+def write_bytes(data: bytes, dst: Path) -> tuple[int, str]:
+    """Write ``data`` to the new file ``dst`` (mode 0444: stored objects never change).
+    Returns (size, blake3)."""
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    return len(data), blake3.blake3(data, max_threads=1).hexdigest()
+
+
 def copy_symlink(src: Path, dst: Path) -> str:
     target = os.readlink(src)
     os.symlink(target, dst)

@@ -142,7 +142,12 @@ def _walk(data_dir: Path) -> list[str]:
 class Backup:
     """One run of ``jupyter-mlops backup``: ``Backup(data_dir, dest).run()``."""
 
-    def __init__(self, data_dir: Path, dest: Path, progress: Progress | None = None):
+    def __init__(self, data_dir: Path, dest: Path, progress: Progress | None = None,
+                 store=None):
+        """``store``: the platform's dataset store when it is not ``<data_dir>/store`` (an
+        S3 bucket: ``backends.store.store_from_settings``); its objects are copied the same
+        way, read through the store (each checked against its hash on the way)."""
+        self.store = store
         self.data_dir = Path(data_dir).resolve()
         self.dest = Path(dest).resolve()
         self.progress = progress or (lambda stage, done, total: None)
@@ -236,9 +241,12 @@ class Backup:
     def _objects(self, known: dict, manifest: dict) -> int:
         """Copy the store objects ``DEST/objects`` lacks; the count copied."""
         source = self.data_dir / "store" / "objects"
-        keys = sorted(f"{d.name}/{f.name}" for d in source.iterdir() if d.is_dir()
-                      for f in d.iterdir() if not f.name.startswith(".")
-                      ) if source.is_dir() else []
+        if self.store is not None:
+            keys = sorted(f"{o.hash[:2]}/{o.hash[2:]}" for o in self.store.list_objects())
+        else:
+            keys = sorted(f"{d.name}/{f.name}" for d in source.iterdir() if d.is_dir()
+                          for f in d.iterdir() if not f.name.startswith(".")
+                          ) if source.is_dir() else []
         root = self.dest / "objects"
         fresh = []  # (temporary name, final name): renamed together once flushed to disk
         for i, key in enumerate(keys):
@@ -253,8 +261,12 @@ class Backup:
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 tmp = dst.parent / f".{dst.name}.tmp"
                 try:
-                    size, h = files.copy_file(source / key, tmp)
-                except FileNotFoundError:
+                    if self.store is not None:
+                        size, h = files.write_bytes(
+                            self.store.get_bytes(key.replace("/", "")), tmp)
+                    else:
+                        size, h = files.copy_file(source / key, tmp)
+                except (FileNotFoundError, NotFound):
                     tmp.unlink(missing_ok=True)  # collected as garbage meanwhile
                     continue
                 fresh.append((tmp, dst))
@@ -365,10 +377,13 @@ def data_dir_in_use(data_dir: Path) -> bool:
         return False
 
 
-def restore(src: Path, data_dir: Path, progress: Progress | None = None) -> dict:
+def restore(src: Path, data_dir: Path, progress: Progress | None = None,
+            store=None) -> dict:
     """Restore the newest snapshot of ``src`` into ``data_dir``, which must not exist or be
     empty. The backup is verified first; the data directory appears whole or not at all (built
-    under a temporary name beside it, renamed at the end). Returns the manifest."""
+    under a temporary name beside it, renamed at the end). ``store``: put the dataset objects
+    into that store (an S3 bucket) instead of ``<data_dir>/store``; those it holds already are
+    not sent again. Returns the manifest."""
     progress = progress or (lambda stage, done, total: None)
     data_dir = Path(data_dir).resolve()
     if data_dir.exists():
@@ -404,6 +419,11 @@ def restore(src: Path, data_dir: Path, progress: Progress | None = None) -> dict
         for i, key in enumerate(keys):
             if i % 50 == 0:
                 progress("restore dataset objects", i, len(keys))
+            if store is not None:
+                h = key.replace("/", "")
+                if not store.exists(h):
+                    store.put_bytes(h, (objects / key).read_bytes())
+                continue
             dst = building / "store" / "objects" / key
             dst.parent.mkdir(parents=True, exist_ok=True)
             files.copy_file(objects / key, dst)
