@@ -44,4 +44,21 @@ def test_a_job_ending_is_a_lab_notification_and_the_jobs_list_is_live(page, plat
     feed = platform.api("GET", f"{API}/notifications", token).json()
     mine = [n for n in feed["notifications"] if n["link"] == f"mlops:jobs/{job_id}"]
     assert mine and mine[0]["read"], mine
+    # Submitting from the Jobs section twice: the second submission's view replaces the
+    # first's instead of adding one more tab
+    def tab(job: int):
+        return page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text=f"Job #{job}")
+
+    submitted = []
+    for _ in range(2):
+        jobs.get_by_role("button", name="New job…").click()
+        form = jobs.get_by_role("form", name="Submit a job")
+        form.get_by_label("Notebook or script").fill("chime.py")
+        form.get_by_role("button", name="Submit job").click()
+        expect(form).to_have_count(0)
+        submitted.append(max(j["id"] for j in platform.api(
+            "GET", f"{API}/jobs", token).json()["jobs"]))
+        expect(tab(submitted[-1])).to_have_count(1)
+    expect(tab(submitted[0])).to_have_count(0)
+    expect(tab(job_id)).to_have_count(1)  # opened from the notification: stays
     assert not errors, errors

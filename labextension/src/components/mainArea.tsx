@@ -26,3 +26,27 @@ export function openInMainArea(
   app.shell.add(widget, 'main');
   app.shell.activateById(id);
 }
+
+/** The tab each "latest" slot shows (e.g. the job just submitted). */
+const latestTabs = new Map<string, string>();
+
+/**
+ * Like `openInMainArea`, for what replaces the last thing shown in `slot`: the tab the slot
+ * opened before is closed first, so submitting job after job does not pile up tabs.
+ */
+export function openAsLatest(
+  app: JupyterFrontEnd,
+  slot: string,
+  id: string,
+  label: string,
+  content: JSX.Element
+): void {
+  const previous = latestTabs.get(slot);
+  if (previous && previous !== id) {
+    Array.from(app.shell.widgets('main'))
+      .find(w => w.id === previous)
+      ?.close();
+  }
+  latestTabs.set(slot, id);
+  openInMainArea(app, id, label, content);
+}

@@ -6,12 +6,14 @@ import React, { useEffect, useState } from 'react';
 import { ErrorLine } from '../components/errorLine';
 import { NumberField, TextField } from '../components/fields';
 import { useRemote } from '../components/hooks';
-import { openInMainArea } from '../components/mainArea';
+import { openAsLatest, openInMainArea } from '../components/mainArea';
 import { SidebarSection } from '../components/sidebarSection';
 import { requestAPI } from '../request';
 import { ACTIVE, IJob, JobDetail, Progress, StateBadge, parseParams } from './job_detail';
 import { JobForm, PipelineForm, SweepForm } from './jobs_forms';
 import { PipelineView, SweepView } from './jobs_groups';
+
+type OpenTab = typeof openInMainArea;
 
 /** Command ids of the jobs section. */
 export const JobCommandIDs = {
@@ -40,6 +42,7 @@ function SubmitForm(props: { path: string; onDone: (job: IJob) => void }): JSX.E
   const [path, setPath] = useState(props.path);
   const [params, setParams] = useState('');
   const [gpus, setGpus] = useState(0);
+  const [gpuType, setGpuType] = useState('');
   const [timeout, setTimeoutSeconds] = useState(0);
   const [experiment, setExperiment] = useState('');
   useEffect(() => {
@@ -56,6 +59,7 @@ function SubmitForm(props: { path: string; onDone: (job: IJob) => void }): JSX.E
         path,
         params: parseParams(params),
         gpus,
+        ...(gpus && gpuType.trim() ? { gpu_type: gpuType.trim() } : {}),
         ...(timeout ? { timeout } : {}),
         ...(experiment ? { experiment } : {})
       })}
@@ -85,6 +89,15 @@ function SubmitForm(props: { path: string; onDone: (job: IJob) => void }): JSX.E
           name="timeout"
         />
       </div>
+      {gpus > 0 && (
+        <TextField
+          label="GPU type"
+          value={gpuType}
+          placeholder="any (e.g. A100)"
+          onChange={setGpuType}
+          name="gpu_type"
+        />
+      )}
       <TextField
         label="Experiment"
         value={experiment}
@@ -160,6 +173,8 @@ function JobsList(props: {
   prefill: string;
   open: (job: IJob) => void;
   openGroup: (kind: 'sweep' | 'pipeline', id: number) => void;
+  /** Open what was just submitted, in place of the last submission's tab. */
+  openSubmitted: (kind: 'job' | 'sweep' | 'pipeline', id: number) => void;
 }): JSX.Element {
   const [form, setForm] = useState<'' | 'job' | 'sweep' | 'pipeline'>('');
   const { data, error, reload } = useRemote(
@@ -205,16 +220,16 @@ function JobsList(props: {
         )}
       </div>
       {form === 'job' && (
-        <SubmitForm path={props.prefill} onDone={job => submitted(() => props.open(job))} />
+        <SubmitForm path={props.prefill} onDone={job => submitted(() => props.openSubmitted('job', job.id))} />
       )}
       {form === 'sweep' && (
         <SweepForm
           path={props.prefill}
-          onDone={id => submitted(() => props.openGroup('sweep', id))}
+          onDone={id => submitted(() => props.openSubmitted('sweep', id))}
         />
       )}
       {form === 'pipeline' && (
-        <PipelineForm onDone={id => submitted(() => props.openGroup('pipeline', id))} />
+        <PipelineForm onDone={id => submitted(() => props.openSubmitted('pipeline', id))} />
       )}
       <ErrorLine error={error} />
       {data && data.jobs.length === 0 && (
@@ -270,7 +285,8 @@ export class JobsPanel extends SidebarSection {
 
   constructor(
     private _open: (job: IJob) => void,
-    private _openGroup: (kind: 'sweep' | 'pipeline', id: number) => void
+    private _openGroup: (kind: 'sweep' | 'pipeline', id: number) => void,
+    private _openSubmitted: (kind: 'job' | 'sweep' | 'pipeline', id: number) => void
   ) {
     super('Jobs');
   }
@@ -288,6 +304,7 @@ export class JobsPanel extends SidebarSection {
         prefill={this._prefill}
         open={this._open}
         openGroup={this._openGroup}
+        openSubmitted={this._openSubmitted}
       />
     );
   }
@@ -298,15 +315,17 @@ export function registerJobs(
   sidebar: SidePanel,
   palette: ICommandPalette | null
 ): JobsPanel {
-  const openJob = (job: IJob) =>
-    openInMainArea(
+  // A list click opens (or brings forward) the object's tab; a submission replaces the tab of
+  // the previous submission instead of adding one more.
+  const openJob = (job: IJob, open: OpenTab = openInMainArea) =>
+    open(
       app,
       `jp-mlops-job-${job.id}`,
       `Job #${job.id}`,
       <JobDetail jobId={job.id} app={app} open={openJob} />
     );
-  const openGroup = (kind: 'sweep' | 'pipeline', id: number) =>
-    openInMainArea(
+  const openGroup = (kind: 'sweep' | 'pipeline', id: number, open: OpenTab = openInMainArea) =>
+    open(
       app,
       `jp-mlops-${kind}-${id}`,
       `${kind === 'sweep' ? 'Sweep' : 'Pipeline'} #${id}`,
@@ -316,7 +335,13 @@ export function registerJobs(
         <PipelineView pipelineId={id} openJob={jobId => openJob({ id: jobId } as IJob)} />
       )
     );
-  const panel = new JobsPanel(openJob, openGroup);
+  const latest: OpenTab = (a, id, label, content) =>
+    openAsLatest(a, 'jobs-submitted', id, label, content);
+  const panel = new JobsPanel(
+    job => openJob(job),
+    (kind, id) => openGroup(kind, id),
+    (kind, id) => (kind === 'job' ? openJob({ id } as IJob, latest) : openGroup(kind, id, latest))
+  );
   sidebar.addWidget(panel);
 
   const currentPath = (): string => {
