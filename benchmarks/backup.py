@@ -1,6 +1,6 @@
 """Backup benchmark: a lab-sized data directory backed up, backed up again, verified, restored.
 
-    .venv/bin/python benchmarks/backup.py            # 2,000 dataset objects of 1 MB (the lab's dataset)
+    .venv/bin/python benchmarks/backup.py            # 2,000 objects of 1 MB (the lab's dataset)
     .venv/bin/python benchmarks/backup.py --quick    # 200 objects of 256 KB
 
 The data directory is synthetic (no platform runs): the three databases with some thousand

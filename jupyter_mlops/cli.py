@@ -393,8 +393,13 @@ def cmd_backup(args) -> int:
     from .core.backup import Backup
 
     t0 = time.monotonic()
-    m = Backup(Path(args.data_dir), Path(args.dest), ProgressLine(),
-               store=dataset_store(args.config)).run(keep=args.keep)
+    try:
+        m = Backup(Path(args.data_dir), Path(args.dest), ProgressLine(),
+                   store=dataset_store(args.config)).run(keep=args.keep)
+    except KeyboardInterrupt:
+        print(f"\njupyter-mlops: backup interrupted; {args.dest} still holds the snapshots it "
+              "held, and the next backup starts again", file=sys.stderr)
+        return 130
     c = m["counts"]
     print(f"jupyter-mlops: backup {m['snapshot']} complete in {time.monotonic() - t0:.1f} s: "
           f"{c['databases']} databases, {c['files']} files ({c['files_copied']} copied, "

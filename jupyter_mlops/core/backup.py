@@ -36,6 +36,7 @@ import fcntl
 import json
 import os
 import shutil
+import sqlite3
 import stat
 from pathlib import Path
 from typing import Callable
@@ -52,6 +53,7 @@ DATABASES = {
     "control": "control/mlops.sqlite",
     "mlflow": "mlflow/mlflow.db",
 }
+PLATFORM_DIRS = {"hub", "control", "mlflow"}
 SKIPPED_DIRS = {"logs", "run", "mlflow/run", "datasets", "store", "backups"}
 SKIPPED_FILES = {"up.lock", "up.processes.json", "hub/ports.json"}
 SKIPPED_SUFFIXES = (".pid", ".sqlite-wal", ".sqlite-shm", ".sqlite-journal", ".db-wal",
@@ -160,6 +162,8 @@ class Backup:
 
     def run(self, keep: int = 0) -> dict:
         """Take a snapshot; keep the ``keep`` newest (0: all). Returns its manifest."""
+        if keep < 0:
+            raise InvalidInput("--keep is a number of snapshots, 0 or more (0: keep all)")
         self.dest.mkdir(parents=True, exist_ok=True)
         self.dest.chmod(0o700)  # every project's data and the platform's secrets
         lock = open(self.dest / ".backup.lock", "a+")
@@ -192,7 +196,9 @@ class Backup:
                     "counts": {}}
         paths = _walk(self.data_dir)
         dbs = [p for p in DATABASES.values() if p in paths]
-        dbs += [p for p in paths if p not in dbs and files.is_sqlite(self.data_dir / p)]
+        # The platform's own databases; a user's SQLite file in a workspace is a plain file.
+        dbs += [p for p in paths if p not in dbs and p.split("/")[0] in PLATFORM_DIRS
+                and files.is_sqlite(self.data_dir / p)]
         self._databases(dbs, partial / "data", manifest)
         copied_objects = self._objects(prev_manifest["objects"], manifest)
         others = [p for p in paths if p not in dbs]
@@ -232,7 +238,10 @@ class Backup:
             self.progress(f"database {rel}", i, len(dbs))
             dst = out / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
-            rows = files.backup_sqlite(self.data_dir / rel, dst)
+            try:
+                rows = files.backup_sqlite(self.data_dir / rel, dst)
+            except sqlite3.Error as e:
+                raise BackupError(f"cannot back up the database {rel}: {e}") from None
             size, h = dst.stat().st_size, files.hash_file(dst)
             manifest["files"][rel] = {"size": size, "blake3": h}
             manifest["databases"][names.get(rel, rel)] = {"path": rel, "tables": rows}

@@ -89,3 +89,22 @@ def test_keep_prunes_old_snapshots_and_unchanged_files_are_links(data_dir, tmp_p
 def test_a_destination_inside_the_data_directory_is_refused(data_dir):
     with pytest.raises(InvalidInput, match="inside the data directory"):
         backup.Backup(data_dir, data_dir / "backups-here")
+
+
+def test_a_users_sqlite_file_is_a_plain_file_and_a_torn_database_stops_the_backup(
+        data_dir, tmp_path):
+    with sqlite3.connect(data_dir / "users" / "ann" / "notes.db") as conn:
+        conn.execute("CREATE TABLE n (x)")
+    m = backup.Backup(data_dir, tmp_path / "dest").run()
+    assert "users/ann/notes.db" in m["files"]
+    assert sorted(m["databases"]) == ["control", "hub", "mlflow"]
+    with pytest.raises(InvalidInput, match="--keep"):
+        backup.Backup(data_dir, tmp_path / "dest").run(keep=-1)
+    db = data_dir / "control" / "mlops.sqlite"
+    db.write_bytes(db.read_bytes()[:100] + b"\0" * 5000)  # the header, then nothing sound
+    for side in ("-wal", "-shm"):
+        (data_dir / "control" / f"mlops.sqlite{side}").unlink(missing_ok=True)
+    with pytest.raises(backup.BackupError, match="cannot back up the database control/"):
+        backup.Backup(data_dir, tmp_path / "dest").run()
+    assert len(list((tmp_path / "dest" / "snapshots").iterdir())) == 2  # 1 + the partial one
+    assert backup.verify(tmp_path / "dest")[1] == []
