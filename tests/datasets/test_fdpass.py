@@ -82,14 +82,27 @@ def test_only_regular_files_are_read(platform, people, sock_path, tmp_path):
         "device": os.open("/dev/zero", os.O_RDONLY),
     }
     try:
-        for what, fd in opened.items():
+        for (what, fd), op in [(o, op) for o in opened.items() for op in ("objects", "ingest")]:
             s, ok = hello(sock_path, people["fiona"])
             assert ok["ok"], ok
-            fdpass.send(s, {"op": "objects", "items": [{"hash": "a" * 64, "size": 0}]}, [fd])
+            item = {"hash": "a" * 64, "size": 0} if op == "objects" else {"size": 0}
+            fdpass.send(s, {"op": op, "items": [item]}, [fd])
             reply = fdpass.recv(s)[0]
-            assert reply["status"] == 400 and "not a regular file" in reply["message"], what
+            assert reply["status"] == 400 and "not a regular file" in reply["message"], (what, op)
             assert fdpass.recv(s)[0] is None  # a refusal ends the conversation
             s.close()
+        # a regular file is hashed while copied: the answer is its content's hash
+        f = tmp_path / "plain.bin"
+        f.write_bytes(b"counted once")
+        s, _ = hello(sock_path, people["fiona"])
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            fdpass.send(s, {"op": "ingest", "items": [{"size": f.stat().st_size}]}, [fd])
+        finally:
+            os.close(fd)
+        reply = fdpass.recv(s)[0]
+        assert reply["hashes"] == [blake3.blake3(b"counted once").hexdigest()], reply
+        s.close()
     finally:
         fdpass.close_all(opened.values())
 
