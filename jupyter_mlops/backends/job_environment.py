@@ -13,8 +13,9 @@ venv (``python -m venv --without-pip`` from the base interpreter) holding exactl
 
 * a distribution the running environment has in the same version is linked (symlinks to the
   files its ``RECORD`` lists): nothing is downloaded or copied, the whole platform in seconds;
-* the rest is installed without dependencies (the lock pins them all) with ``uv`` when it is
-  on ``PATH``, else pip: from the local wheels folder first, then the index unless offline.
+* the rest is installed without dependencies (the lock pins them all) with ``uv`` (the ``uv``
+  package, else one on ``PATH``), else pip: from the local wheels folder first, then the index
+  unless offline (uv then also uses its cache, in the account's home).
 
 The built environment's own lock must then equal the lock, or the job is refused with the
 difference. It is built in a temporary folder and renamed once complete, so a half-built
@@ -242,6 +243,17 @@ def build(lock: str, envs_dir: Path, *, wheels: str = "", offline: bool = False,
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _uv() -> str | None:
+    """uv's binary: the one of the ``uv`` package (a dependency of the platform), else any on
+    ``PATH``; ``None``: pip installs instead."""
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        return shutil.which("uv")
+
+
 def _install(env: Path, missing: list, *, wheels: str, offline: bool, log) -> None:
     pinned = [f"{n}=={v}" for n, v, url in missing if not url]
     unpinnable = [f"{n}=={v} (from {url})" for n, v, url in missing if url]
@@ -250,7 +262,7 @@ def _install(env: Path, missing: list, *, wheels: str, offline: bool, log) -> No
             "installed from a folder or URL, not found here in that version: "
             + ", ".join(unpinnable))
     python = str(env / "bin" / "python")
-    uv = shutil.which("uv")
+    uv = _uv()
     if uv:
         cmd = [uv, "pip", "install", "--python", python, "--no-deps"]
         cmd += ["--offline"] if offline else []
