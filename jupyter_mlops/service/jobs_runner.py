@@ -118,6 +118,12 @@ class JobSettings(LoggingConfigurable):
         or cancel wakes it at once).""",
     ).tag(config=True)
 
+    system_metrics_seconds = Float(
+        10.0, help="""Every this many seconds, each job's and trial's MLflow run gets a sample of
+        the resources (MLflow's system metrics: CPU and memory use, GPU utilisation and memory
+        through NVML where there is a GPU), charted with the run. 0 turns it off.""",
+    ).tag(config=True)
+
     token_lifetime = Integer(
         7 * 24 * 3600, help="""Seconds a job's MLflow token stays valid: the longest a job may
         log to MLflow. The token is revoked as soon as the job ends.""",
@@ -212,6 +218,7 @@ def build_jobs(parent, context) -> JobsPlatform:
                        token_lifetime=settings.token_lifetime,
                        dataset_dir=settings.shared_dataset_dir or str(data_dir / "datasets"),
                        control_plane_url=settings.control_plane_url,
+                       system_metrics_seconds=settings.system_metrics_seconds,
                        environments={"dir": settings.environments_dir
                                      or str(data_dir / "environments"),
                                      "wheels": settings.environment_wheels,

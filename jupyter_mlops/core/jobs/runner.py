@@ -72,7 +72,8 @@ class JobRunner:
     def __init__(self, jobs: Jobs, backend, tokens, *, tracking_uri: str = "",
                  max_cpu_jobs: int = 4, tick_seconds: float = 1.0,
                  token_lifetime: int = 7 * 24 * 3600, dataset_dir: str = "",
-                 control_plane_url: str = "", environments: dict | None = None):
+                 control_plane_url: str = "", environments: dict | None = None,
+                 system_metrics_seconds: float = 10.0):
         self.jobs = jobs
         self.store = jobs.store
         self.allocator = jobs.allocator
@@ -84,6 +85,7 @@ class JobRunner:
         self.token_lifetime = token_lifetime
         self.dataset_dir = dataset_dir
         self.control_plane_url = control_plane_url
+        self.system_metrics_seconds = system_metrics_seconds
         self.environments = {"dir": str(jobs.jobs_dir.parent / "environments"), "wheels": "",
                              "offline": False, **(environments or {})}
         self.groups: list = []  # sweeps, pipelines: objects with ``async tick()``
@@ -347,6 +349,13 @@ class JobRunner:
             env["MLFLOW_TRACKING_URI"] = self.tracking_uri
             if token:
                 env["MLFLOW_TRACKING_TOKEN"] = token
+            if self.system_metrics_seconds > 0:
+                # MLflow's system metrics in the job's run: CPU, memory, and GPU utilisation and
+                # memory where NVML reads them (system/... metrics, charted by MLflow's UI)
+                env.update(MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING="true",
+                           MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL=str(
+                               self.system_metrics_seconds),
+                           MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING="1")
         if self.control_plane_url and token:  # the catalog as the job's user (datasets.get)
             env.update(JUPYTER_MLOPS_CONTROL_PLANE_URL=self.control_plane_url,
                        JUPYTERHUB_API_TOKEN=token)
