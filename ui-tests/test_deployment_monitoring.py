@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import hub_login, open_lab, open_mlops_sidebar, shot
+from conftest import hub_login, hub_logout, open_lab, open_mlops_sidebar, shot
 from playwright.sync_api import expect
 
 from tests.deployments.test_endpoints import invoke, split_body
@@ -99,3 +99,14 @@ def test_manager_sees_traffic_across_a_rollback_and_drift(page, platform):
     shot(page, "deployment-monitoring-01-traffic")
     view.get_by_test_id("monitor-drift").scroll_into_view_if_needed()
     shot(page, "deployment-monitoring-02-drift")
+
+    # The administrator sees the platform's health on the admin page.
+    hub_logout(page, platform)
+    hub_login(page, platform, "admin", platform.admin_password)
+    page.goto(f"{platform.url}/services/mlops/admin#health")
+    health = page.locator("#health")
+    expect(health.locator('[data-service="service:control plane"]')).to_contain_text("running")
+    expect(health.locator(f'[data-service="model_server:{NAME}"]')).to_contain_text("running")
+    expect(health.locator('[data-part="mlflow"]')).to_be_visible()
+    health.scroll_into_view_if_needed()
+    shot(page, "deployment-monitoring-03-platform-health")
