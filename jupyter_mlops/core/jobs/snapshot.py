@@ -83,7 +83,10 @@ class FolderSnapshot:
                     continue  # a link, gone meanwhile, or unreadable
                 with os.fdopen(fd, "rb") as src:
                     st = os.fstat(fd)
-                    if not stat.S_ISREG(st.st_mode) or (
+                    # judged by what was opened: a folder swapped for a link meanwhile leads
+                    # outside the workspace, where root could read what the user cannot
+                    real = Path(os.readlink(f"/proc/self/fd/{fd}"))
+                    if not stat.S_ISREG(st.st_mode) or not real.is_relative_to(ws) or (
                             st.st_uid != readable_by and not st.st_mode & stat.S_IROTH):
                         continue
                     total += st.st_size
