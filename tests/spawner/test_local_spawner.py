@@ -151,6 +151,21 @@ def test_isolation_as_root(hub):
     assert as_uid(ua, "touch", str(ws / "bob" / "mine.txt")).returncode == 0
 
 
+def test_the_terminal_and_kernels_of_a_server_share_one_environment(hub):
+    # bob's server runs since the first test, as his own account
+    pid = hub.server_state("bob")["state"]["pid"]
+    env = environ(pid)
+    python_env = env["PATH"].split(os.pathsep)[0]
+    # the platform's environment comes first on PATH: a terminal finds its python, pip, mlflow
+    r = as_uid(uid_of(pid), "env", f"PATH={env['PATH']}", "sh", "-c",
+               "command -v python pip mlflow jupyter-mlops && "
+               "python -c 'import jupyter_mlops, mlflow'")
+    assert r.returncode == 0, r.stderr
+    assert all(line.startswith(python_env + "/") for line in r.stdout.split()), r.stdout
+    # and every IPython kernel loads the %mlops magics at start
+    assert env["PYTHONSTARTUP"].endswith("jupyter_mlops/kernel_startup.py")
+
+
 def test_profile_limits_enforced_by_cgroup(hub):
     pid = hub.server_state("carol")["state"]["pid"]
     cgroups = Path(f"/proc/{pid}/cgroup").read_text()
