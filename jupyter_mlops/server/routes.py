@@ -10,6 +10,7 @@ from . import projects
 from . import jobs
 from . import notifications
 from . import usage
+from . import telemetry
 from . import template
 from .handlers import NotFoundHandler, StatusHandler
 
@@ -23,6 +24,7 @@ ROUTES = [
     *jobs.ROUTES,  # jobs, sweeps, pipelines
     *notifications.ROUTES,  # the caller's notification feed
     *usage.ROUTES,  # the caller's GPU-hours
+    *telemetry.ROUTES,  # a run's resource samples (job view)
     *template.ROUTES,  # copy a project template into the workspace
     # experiments, runs and the model registry (MLflow through the gateway)
     (r"experiments", exp.ExperimentsHandler),

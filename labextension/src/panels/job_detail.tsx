@@ -5,6 +5,7 @@ import React, { useCallback, useEffect, useRef, useState } from 'react';
 import { ErrorLine } from '../components/errorLine';
 import { usePollLoop } from '../components/hooks';
 import { requestAPI } from '../request';
+import { JobResources } from './job_resources';
 
 /** One job as `GET mlops/api/jobs` lists it (docs/openapi.yaml, Job). */
 export interface IJob {
@@ -254,6 +255,7 @@ export function JobDetail(props: {
           )}
         </tbody>
       </table>
+      {job.run_id && <JobResources runId={job.run_id} running={job.state === 'running'} />}
       <div className="jp-mlops-job-links">
         {job.run_id && (
           <a
