@@ -152,3 +152,51 @@ def visible(reading: InventoryReading, cuda_visible_devices: str | None) -> Inve
     return InventoryReading(
         gpus=gpus, source=reading.source, reason="" if gpus else "no GPU on this server"
     )
+
+
+SIMULATED_NAME = "GPU held by allocation (not seen by the driver)"
+
+
+def held(reading: InventoryReading, cuda_visible_devices: str | None,
+         nvidia_visible_devices: str | None = None) -> InventoryReading:
+    """The GPUs a server holds by its allocation, as the spawner announced it.
+
+    ``CUDA_VISIBLE_DEVICES`` (indices or UUIDs) and ``NVIDIA_VISIBLE_DEVICES`` (UUIDs, or
+    ``void``/``none``) say which devices the server holds; the inventory says what it can see of
+    them. A held device the inventory does not see (a simulated GPU, or NVML absent where the
+    device is real) is still reported, from the allocation alone, with no utilisation data:
+    the server holds it, and saying "no GPU" would be wrong. Neither variable set (a server
+    started outside the platform, or a Kubernetes pod where NVML sees only its own devices)
+    means every device the inventory sees.
+    """
+    indices = _tokens(cuda_visible_devices)
+    uuids = [t for t in _tokens(nvidia_visible_devices) if t.lower() not in ("void", "none")]
+    if cuda_visible_devices is None and (nvidia_visible_devices is None
+                                         or [t.lower() for t in uuids] == ["all"]):
+        return reading
+    shown = visible(reading, cuda_visible_devices) if cuda_visible_devices is not None \
+        else InventoryReading(gpus=[g for g in reading.gpus if g.uuid in uuids],
+                              source=reading.source)
+    if uuids and len(indices) not in (0, len(uuids)):
+        indices = []  # the two lists do not pair up: trust the UUIDs
+    pairs = list(zip(indices, uuids)) if indices and uuids else \
+        [(t, "") for t in indices] if indices else [("", u) for u in uuids]
+    gpus, unseen = list(shown.gpus), []
+    for token, uuid in pairs:
+        if any(str(g.index) == token or g.uuid in (token, uuid) for g in gpus):
+            continue
+        index = int(token) if token.isdigit() else len(gpus)
+        unseen.append(Gpu(index=index, uuid=uuid or token, name=SIMULATED_NAME,
+                          memory_total_mb=0))
+    gpus += unseen
+    if not gpus:
+        return InventoryReading(gpus=[], source=reading.source, reason="no GPU on this server")
+    return InventoryReading(
+        gpus=gpus, source="allocation" if unseen else shown.source,
+        reason=("held by allocation, not seen by the driver (simulated): no utilisation data"
+                if unseen else ""),
+    )
+
+
+def _tokens(value: str | None) -> list[str]:
+    return [t.strip() for t in (value or "").split(",") if t.strip() and t.strip() != "-1"]

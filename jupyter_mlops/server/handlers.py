@@ -103,7 +103,9 @@ class StatusHandler(MlopsHandler):
             _check(self.control_plane, cp), _check(self.mlflow, mlflow)
         )
         mlflow_status["ui_url"] = self.mlops.mlflow_ui_url
-        reading = gpus.visible(gpus.NvmlInventory().read(), os.environ.get("CUDA_VISIBLE_DEVICES"))
+        reading = gpus.held(self.mlops.gpu_inventory().read(),
+                            os.environ.get("CUDA_VISIBLE_DEVICES"),
+                            os.environ.get("NVIDIA_VISIBLE_DEVICES"))
         ds = self.mlops.datasets_dir
         self.finish(
             {

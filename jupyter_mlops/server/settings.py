@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import os
 
-from traitlets import Float, Unicode, default
+from traitlets import Any, Float, Unicode, default
 from traitlets.config import Configurable
+
+from ..core.gpus import GpuInventory, inventory_from_config
 
 
 class MlopsSettings(Configurable):
@@ -60,3 +62,16 @@ class MlopsSettings(Configurable):
     check_timeout = Float(
         3.0, help="Seconds a live status check may take before it reports the service down."
     ).tag(config=True)
+
+    gpu_devices = Any(
+        None,
+        allow_none=True,
+        help="""The GPU inventory the status check reads: ``None`` discovers GPUs with NVML; a
+        list of dicts (as ``MlopsService.gpu_devices``) or the name of a JSON file of them
+        configures simulated devices. Which of them this server holds comes from its allocation
+        (``$CUDA_VISIBLE_DEVICES``/``$NVIDIA_VISIBLE_DEVICES``, set by the spawner): a held
+        device the inventory does not see (a simulated GPU) is shown without utilisation data.""",
+    ).tag(config=True)
+
+    def gpu_inventory(self) -> GpuInventory:
+        return inventory_from_config(self.gpu_devices)

@@ -8,7 +8,10 @@ from tornado.httpclient import HTTPClientError
 
 
 async def test_status_reports_unconfigured_components_as_unreachable(jp_fetch, monkeypatch):
-    # Given a server started outside the hub (no control plane or MLflow configured)
+    # Given a server started outside the hub (no control plane or MLflow configured), holding
+    # no GPU by its allocation (the answer must not depend on the machine having one)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.setenv("NVIDIA_VISIBLE_DEVICES", "void")
     # When the sidebar asks for the status
     r = await jp_fetch("mlops", "api", "status")
     # Then each check answers with its reason instead of failing the whole call
@@ -19,6 +22,37 @@ async def test_status_reports_unconfigured_components_as_unreachable(jp_fetch, m
     assert body["mlflow"]["reachable"] is False
     assert body["gpus"]["devices"] == []
     assert body["gpus"]["message"] == "no GPU on this server"
+
+
+async def test_a_simulated_gpu_held_by_allocation_is_shown_without_utilisation(
+        jp_fetch, jp_serverapp, monkeypatch):
+    # Given a driver that sees no GPU, and a server the spawner gave simulated device 1
+    _settings(jp_serverapp).gpu_devices = []
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    monkeypatch.setenv("NVIDIA_VISIBLE_DEVICES", "GPU-simulated-1")
+    # When the sidebar asks for the status
+    body = json.loads((await jp_fetch("mlops", "api", "status")).body)
+    # Then the server holds that GPU, said plainly to have no utilisation data
+    [gpu] = body["gpus"]["devices"]
+    assert (gpu["index"], gpu["uuid"], gpu["utilization_pct"]) == (1, "GPU-simulated-1", None)
+    assert body["gpus"]["message"] == "1 GPU(s)"
+    assert "no utilisation data" in body["gpus"]["detail"]
+
+
+async def test_a_real_gpu_held_by_allocation_is_read_from_the_inventory(
+        jp_fetch, jp_serverapp, monkeypatch):
+    # Given an inventory of two devices with utilisation, and a server holding the second
+    _settings(jp_serverapp).gpu_devices = [
+        {"name": "A100", "uuid": "GPU-aaa", "utilization_pct": 10, "memory_used_mb": 1},
+        {"name": "A100", "uuid": "GPU-bbb", "utilization_pct": 73, "memory_used_mb": 900},
+    ]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    monkeypatch.setenv("NVIDIA_VISIBLE_DEVICES", "GPU-bbb")
+    body = json.loads((await jp_fetch("mlops", "api", "status")).body)
+    # Then only the held device is shown, with what the inventory measured
+    [gpu] = body["gpus"]["devices"]
+    assert (gpu["uuid"], gpu["name"], gpu["utilization_pct"]) == ("GPU-bbb", "A100", 73)
+    assert body["gpus"]["detail"] == ""
 
 
 async def test_status_requires_authentication(jp_fetch):

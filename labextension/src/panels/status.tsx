@@ -4,7 +4,7 @@ import { ErrorLine } from '../components/errorLine';
 import { useRemote } from '../components/hooks';
 import { SidebarSection } from '../components/sidebarSection';
 import { requestAPI } from '../request';
-import { IComponentStatus, IStatus } from '../tokens';
+import { IComponentStatus, IGpu, IStatus } from '../tokens';
 import { GpuUsageView } from './gpu_usage';
 
 
@@ -35,6 +35,19 @@ function Component(props: {
       </span>
     </div>
   );
+}
+
+/**
+ * One held GPU: its name, memory and utilisation, or plainly no utilisation data where the
+ * driver does not see it (a simulated GPU) or does not measure it.
+ */
+function describeGpu(g: IGpu): string {
+  const memory = g.memory_total_mb > 0 ? ` (${Math.round(g.memory_total_mb / 1024)} GB)` : '';
+  const use =
+    g.utilization_pct === null || g.utilization_pct === undefined
+      ? 'no utilisation data'
+      : `${g.utilization_pct}% busy`;
+  return `${g.name}${memory} · ${use}`;
 }
 
 /**
@@ -80,7 +93,7 @@ export function StatusView(props: { refreshSignal?: number }): JSX.Element {
         <span className="jp-mlops-value" title={status.gpus.detail}>
           {gpuOk
             ? status.gpus.devices
-                .map(g => `${g.index}: ${g.name} (${Math.round(g.memory_total_mb / 1024)} GB)`)
+                .map(g => `${g.index}: ${describeGpu(g)}`)
                 .join(', ')
             : status.gpus.message}
         </span>
