@@ -2,8 +2,11 @@
 pod made of them is valid for the cluster (strict schema, no cluster needed)."""
 import kubernetes_validate
 
+import pytest
+
 from jupyter_mlops.backends.kube_pods import (claim_volume, container_resources,
-                                              container_security_context, env_vars,
+                                              container_security_context,
+                                              dataset_version_volume, env_vars,
                                               gpu_placement, pod_spec, pod_waiting_reason,
                                               shm_volume)
 
@@ -116,3 +119,21 @@ def test_why_a_pod_is_not_running():
             "waiting": {"reason": "ContainerCreating"}}}]}}
     assert pod_waiting_reason(creating) == "pod mlops-job-3-x7k2p is Pending"
     assert pod_waiting_reason({**pod, "status": {"phase": "Running"}}, events) == ""
+
+
+def test_one_dataset_version_is_mounted_read_only_by_subpath():
+    volume, mount = dataset_version_volume(claim="jupyter-mlops-datasets", root="/mnt/datasets/",
+                                           dataset_version="cells@v3")
+    assert volume == {"name": "dataset", "persistentVolumeClaim": {
+        "claimName": "jupyter-mlops-datasets", "readOnly": True}}
+    assert mount == {"name": "dataset", "mountPath": "/mnt/datasets/cells/v3",
+                     "subPath": "cells/v3", "readOnly": True}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": pod_spec(containers=[{"name": "c", "image": "lab:1", "volumeMounts": [mount]}],
+                            volumes=[volume], grace_seconds=1)}
+    for v in VERSIONS:
+        kubernetes_validate.validate(pod, v, strict=True)
+    # only a pinned version names a subPath: never a tag, a path or a parent directory
+    for bad in ("cells@latest", "cells", "../x@v1", "cells@v1/..", "Cells@v1"):
+        with pytest.raises(ValueError, match="name@vN"):
+            dataset_version_volume(claim="c", root="/mnt/datasets", dataset_version=bad)

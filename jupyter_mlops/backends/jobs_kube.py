@@ -27,9 +27,9 @@ from ..core import clock
 from .jobs_local import Exit, read_exit
 from .kube_api import api_client
 from .kube_gpu import GpuPodSettings, pending_pods
-from .kube_pods import (GPU_RESOURCE, claim_volume, container_resources,
-                        container_security_context, env_vars, gpu_placement, pod_spec,
-                        shm_volume)
+from .kube_pods import (DATASET_VERSION_RE, GPU_RESOURCE, claim_volume, container_resources,
+                        container_security_context, dataset_version_volume, env_vars,
+                        gpu_placement, pod_spec, shm_volume)
 
 
 def job_name(job_id: int) -> str:
@@ -48,7 +48,8 @@ def make_job(*, job_id: int, user: str, namespace: str, image: str, job_dir: str
              jobs_claim: str = "", jobs_path: str = "", service_account: str = "",
              grace_seconds: int = 10, active_deadline_seconds: int | None = None,
              placement: dict | None = None, gpu_resource: str = GPU_RESOURCE,
-             shm_size: str = "") -> dict:
+             shm_size: str = "", datasets_claim: str = "", datasets_path: str = "",
+             dataset_version: str = "") -> dict:
     """The batch/v1 Job of one jupyter-mlops job.
 
     Parameters
@@ -69,6 +70,11 @@ def make_job(*, job_id: int, user: str, namespace: str, image: str, job_dir: str
     gpu_resource, shm_size
         The resource GPUs are asked as (a MIG slice's name, or whole GPUs) and the size of a
         memory-backed ``/dev/shm`` ("": the runtime's default).
+    datasets_claim, datasets_path, dataset_version
+        With all three, the job's pinned dataset version (``name@vN``) is mounted read-only
+        from the shared dataset claim at ``<datasets_path>/<name>/vN`` (a ``subPath``) and
+        ``$JUPYTER_MLOPS_DATASETS`` is ``datasets_path``, so ``datasets.get`` reads it in
+        place; otherwise ``datasets.get`` downloads the version through the control plane.
     """
     volumes, mounts = [], []
     # Only the user's own workspace and the job's own directory: the claims hold every user's
@@ -82,6 +88,12 @@ def make_job(*, job_id: int, user: str, namespace: str, image: str, job_dir: str
             volume, mount = claim_volume(name=name, claim=claim, mount_path=path, sub_path=sub)
             volumes.append(volume)
             mounts.append(mount)
+    if datasets_claim and datasets_path and dataset_version:
+        volume, mount = dataset_version_volume(claim=datasets_claim, root=datasets_path,
+                                               dataset_version=dataset_version)
+        volumes.append(volume)
+        mounts.append(mount)
+        env = {**env, "JUPYTER_MLOPS_DATASETS": datasets_path}
     if shm_size:
         volume, mount = shm_volume(size=shm_size)
         volumes.append(volume)
@@ -142,6 +154,28 @@ class KubeJobBackend(GpuPodSettings, Configurable):
         config=True)
     service_account = Unicode("", help="ServiceAccount of job pods (none by default).").tag(
         config=True)
+    datasets_claim = Unicode(
+        "",
+        help="""PVC holding the shared dataset versions as the control plane places them
+        (``<name>/vN/``, the claim user pods mount read-only, e.g.
+        ``jupyter-mlops-datasets``). With it and ``datasets_root``, a job whose dataset version
+        is pinned (``dataset_version``) gets that one version mounted read-only by ``subPath``
+        at ``<datasets_path>/<name>/vN``: nothing is copied. Empty: jobs download their
+        version through the control plane (``datasets.get``), as they do for versions that are
+        not on the claim (other projects' versions, an S3 store).""",
+    ).tag(config=True)
+    datasets_root = Unicode(
+        "",
+        help="""Where the control plane sees ``datasets_claim`` (its shared dataset directory,
+        ``c.JobSettings.shared_dataset_dir``). A version is mounted only once its marker file
+        ``<name>/vN/.mlops-version.json`` is there: a ``subPath`` the claim lacks would make
+        the kubelet create it, or fail the pod on a read-only claim.""",
+    ).tag(config=True)
+    datasets_path = Unicode(
+        "/mnt/datasets",
+        help="""Where job pods see the shared dataset (``$JUPYTER_MLOPS_DATASETS`` in the pod),
+        as user pods do (``MlopsKubeSpawner``: ``/mnt/datasets``).""",
+    ).tag(config=True)
     memory_limit = Unicode("8Gi", help="Memory limit of a job pod.").tag(config=True)
     grace_seconds = Float(10.0, help="terminationGracePeriodSeconds of job pods.").tag(
         config=True)
@@ -177,11 +211,22 @@ class KubeJobBackend(GpuPodSettings, Configurable):
                         active_deadline_seconds=self.active_deadline or None,
                         placement=self.pod_placement(len(gpu_indices),
                                                      launch.get("gpu_type") or ""),
-                        gpu_resource=self.gpu_resource, shm_size=self.shm_size)
+                        gpu_resource=self.gpu_resource, shm_size=self.shm_size,
+                        datasets_claim=self.datasets_claim, datasets_path=self.datasets_path,
+                        dataset_version=self.mountable_version(launch.get("dataset_version")))
         batch = await self._batch()
         await batch.create_namespaced_job(self.namespace, body, _preload_content=False)
         self._waiting.pop(job_name(job_id), None)
         return {"backend": self.name, "namespace": self.namespace, "job": job_name(job_id)}
+
+    def mountable_version(self, dataset_version: str | None) -> str:
+        """``name@vN`` when that version can be mounted from ``datasets_claim`` (configured,
+        pinned, placed on the claim), else ``""`` (the job downloads it)."""
+        m = DATASET_VERSION_RE.match(dataset_version or "")
+        if not (m and self.datasets_claim and self.datasets_root and self.datasets_path):
+            return ""
+        marker = Path(self.datasets_root) / m.group(1) / m.group(2) / ".mlops-version.json"
+        return dataset_version if marker.is_file() else ""
 
     async def poll(self, job_dir: Path, handle: dict) -> Exit | None:
         from kubernetes_asyncio.client.rest import ApiException

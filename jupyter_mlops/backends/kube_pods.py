@@ -65,14 +65,40 @@ def env_vars(values: dict, *, secrets: dict | None = None) -> list[dict]:
     return env
 
 
-def claim_volume(*, name: str, claim: str, mount_path: str,
-                 sub_path: str = "") -> tuple[dict, dict]:
+def claim_volume(*, name: str, claim: str, mount_path: str, sub_path: str = "",
+                 read_only: bool = False) -> tuple[dict, dict]:
     """A PersistentVolumeClaim volume and its mount, as ``(volume, volume_mount)``; with
-    ``sub_path`` only that directory of the claim is mounted."""
+    ``sub_path`` only that directory of the claim is mounted; ``read_only`` on both the volume
+    and the mount (the kubelet then mounts it read-only whatever the claim allows)."""
     mount = {"name": name, "mountPath": mount_path}
     if sub_path:
         mount["subPath"] = sub_path
-    return {"name": name, "persistentVolumeClaim": {"claimName": claim}}, mount
+    source = {"claimName": claim}
+    if read_only:
+        mount["readOnly"] = True
+        source["readOnly"] = True
+    return {"name": name, "persistentVolumeClaim": source}, mount
+
+
+# A pinned dataset version as jobs carry it: ``name@vN`` (core.datasets.manifest's names).
+DATASET_VERSION_RE = re.compile(r"^([a-z0-9][a-z0-9._-]{0,62})@(v[0-9]+)$")
+
+
+def dataset_version_volume(*, claim: str, root: str, dataset_version: str) -> tuple[dict, dict]:
+    """One dataset version of the shared dataset claim, read-only, as ``(volume, mount)``.
+
+    The claim holds versions as the control plane places them (``<name>/vN/``, hard links to
+    the store); the pod mounts only ``<name>/vN`` (a ``subPath``) at ``<root>/<name>/vN``,
+    where ``datasets.get`` looks first (``$JUPYTER_MLOPS_DATASETS`` = ``root``). No byte is
+    copied; the pod sees no other version or dataset.
+    ref: https://kubernetes.io/docs/concepts/storage/volumes/#using-subpath
+    """
+    m = DATASET_VERSION_RE.match(dataset_version)
+    if not m:
+        raise ValueError(f"not a pinned dataset version (name@vN): {dataset_version!r}")
+    rel = f"{m.group(1)}/{m.group(2)}"
+    return claim_volume(name="dataset", claim=claim, mount_path=f"{root.rstrip('/')}/{rel}",
+                        sub_path=rel, read_only=True)
 
 
 def pod_spec(*, containers: list[dict], volumes: list[dict], grace_seconds: int,

@@ -54,6 +54,40 @@ def test_make_job_is_a_valid_batch_v1_job():
     kubernetes_validate.validate(cpu, VERSIONS[-1], strict=True)
 
 
+def test_a_jobs_pinned_dataset_version_is_mounted_read_only_or_downloaded(tmp_path):
+    # Given the control plane placed cells v2 on the dataset claim, and not v3 (another
+    # project's version, or not placed yet)
+    (tmp_path / "cells" / "v2").mkdir(parents=True)
+    (tmp_path / "cells" / "v2" / ".mlops-version.json").write_text("{}")
+    backend = KubeJobBackend(datasets_claim="jupyter-mlops-datasets",
+                             datasets_root=str(tmp_path))
+    assert backend.mountable_version("cells@v2") == "cells@v2"
+    # a version not on the claim, a tag, or no claim configured: the job downloads it
+    assert backend.mountable_version("cells@v3") == ""
+    assert backend.mountable_version("cells@gold") == ""
+    assert KubeJobBackend().mountable_version("cells@v2") == ""
+    job = make_job(job_id=11, user="alice", namespace="mlops", image="lab:1", job_dir="/j/11",
+                   cwd="/w", env={"JUPYTER_MLOPS_DATASETS": "/srv/datasets", "USER": "alice"},
+                   datasets_claim="jupyter-mlops-datasets", datasets_path="/mnt/datasets",
+                   dataset_version=backend.mountable_version("cells@v2"))
+    for v in VERSIONS:
+        kubernetes_validate.validate(job, v, strict=True)
+    pod = job["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert pod["volumes"] == [{"name": "dataset", "persistentVolumeClaim": {
+        "claimName": "jupyter-mlops-datasets", "readOnly": True}}]
+    assert c["volumeMounts"] == [{"name": "dataset", "mountPath": "/mnt/datasets/cells/v2",
+                                  "subPath": "cells/v2", "readOnly": True}]
+    # datasets.get looks there first
+    assert c["env"] == [{"name": "JUPYTER_MLOPS_DATASETS", "value": "/mnt/datasets"},
+                        {"name": "USER", "value": "alice"}]
+    plain = make_job(job_id=12, user="alice", namespace="mlops", image="lab:1", job_dir="/j/12",
+                     cwd="/w", env={}, datasets_claim="jupyter-mlops-datasets",
+                     datasets_path="/mnt/datasets",
+                     dataset_version=backend.mountable_version("cells@v3"))
+    assert plain["spec"]["template"]["spec"]["volumes"] == []
+
+
 @pytest.mark.asyncio
 async def test_job_lifecycle_against_the_kube_fake(tmp_path, kube_fake):  # noqa: F811
     lab = Lab(tmp_path, 2, "", {})
