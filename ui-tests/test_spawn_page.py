@@ -92,6 +92,9 @@ def test_gpu_notebook_waits_in_the_queue_and_starts_when_a_gpu_frees(page, spawn
     # and her GPU-hours, by project, are in the lab's Platform section
     page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=60_000)
     sidebar = open_mlops_sidebar(page)
+    # the status check shows the simulated GPU her server holds, without utilisation data
+    expect(sidebar.get_by_test_id("status-gpus")).to_contain_text(
+        re.compile(r"\d: .* · no utilisation data"), timeout=30_000)
     expect(sidebar.get_by_test_id("gpu-hours-mine")).to_contain_text(
         re.compile(r"h in 7 days · [0-9.]+ h in 30 days"), timeout=30_000)
     mine = sidebar.get_by_role("figure", name="My GPU-hours by project")
