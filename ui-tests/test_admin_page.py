@@ -71,6 +71,9 @@ def test_admin_sees_gpu_holders_stops_idle_servers_and_quota_holds_at_next_spawn
     ada.reload()
     idle = ada.get_by_role("table", name="Idle servers")
     expect(idle).to_contain_text("sam")
+    # each GPU's utilisation over the last day, charted from the control plane's readings
+    expect(gpu0.get_by_role("img", name=re.compile(
+        r"^GPU 0 utilisation, last 24 h: \d+ minutes measured, peak 0 %$"))).to_be_visible()
     shot(ada, "admin-02-page-top")
     ada.screenshot(path=str(shot(ada, "admin-03-page-full")), full_page=True)
 

@@ -17,6 +17,7 @@ from traitlets import Any, Float, Unicode, default, validate
 from traitlets.config import Configurable
 
 from ..core.errors import InvalidInput, NotFound, Unavailable
+from ..core.gpu_history import GpuUtilisationHistory
 from ..core.usage import UsageLedger
 from ..sso import ROLE_GROUPS
 
@@ -55,6 +56,13 @@ class PlatformAdmin(Configurable):
         reconciles when it is opened).""",
     ).tag(config=True)
 
+    gpu_history_hours = Float(
+        24.0,
+        help="""Hours of per-GPU utilisation the admin page charts (one reading per device and
+        minute, taken at each sync; older readings are dropped, so the history stays bounded:
+        24 h is 1,440 rows per device).""",
+    ).tag(config=True)
+
     hub_api_url = Unicode(help="The hub's REST API. Defaults to $JUPYTERHUB_API_URL.",
                           ).tag(config=True)
 
@@ -78,6 +86,7 @@ class PlatformAdmin(Configurable):
         self.allocator = allocator
         self.inventory = inventory
         self.usage = UsageLedger(db)
+        self.gpu_history = GpuUtilisationHistory(db, window_hours=self.gpu_history_hours)
         if self.group_projects:
             projects.apply_group_mapping(self.group_projects)
         self._periodic = None
@@ -93,7 +102,9 @@ class PlatformAdmin(Configurable):
         try:
             if self.allocator is not None:
                 self.usage.sync(self.allocator.holders())
-            self.usage.observe(self.inventory.read().gpus)
+            gpus = self.inventory.read().gpus
+            self.usage.observe(gpus)
+            self.gpu_history.record(gpus)
         except Exception:  # a periodic task must survive a locked database for one round
             log.exception("usage sync failed")
 

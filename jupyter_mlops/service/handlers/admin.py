@@ -11,9 +11,10 @@ import asyncio
 
 import sqlalchemy as sa
 
-from ...core import roles
+from ...core import clock, roles
 from ...core.errors import InvalidInput
 from ...core.gpu_allocation import QUOTA_KINDS
+from ...core.gpu_history import last_point, sparkline
 from ..platform_admin import role_of
 from .base import ApiHandler, log
 from .pages import PageHandler
@@ -41,11 +42,17 @@ async def overview(context) -> dict:
     holders = alloc.holders() if alloc else []
     by_uuid = {a.device_uuid: a for a in holders}
     reading = context.gpu_inventory.read()
+    history, now = admin.gpu_history.series(), clock.now()
+    window = admin.gpu_history.window
     gpus = []
     for g in reading.gpus:
         d = g.to_dict()
         a = by_uuid.get(g.uuid)
         d["holder"] = a.to_dict() if a else None
+        # utilisation over the window, and the small chart's line (empty: nothing measured)
+        d["history"] = history.get(g.uuid, [])
+        d["history_line"] = sparkline(d["history"], end=now, window_seconds=window)
+        d["history_now"] = last_point(d["history_line"])
         gpus.append(d)
     held_by_user: dict[str, list[int]] = {}
     for a in holders:
@@ -71,7 +78,8 @@ async def overview(context) -> dict:
     db = context.db
     return {
         "users": users,
-        "gpus": {"source": reading.source, "reason": reading.reason, "devices": gpus},
+        "gpus": {"source": reading.source, "reason": reading.reason, "devices": gpus,
+                 "history_hours": admin.gpu_history_hours},
         # user and group quotas live in the allocator, project quotas on the projects
         "quotas": ([q.to_dict() for q in alloc.quotas()] if alloc else []) + [
             {"kind": "project", "name": p["name"], "gpus": p["gpu_quota"]}
