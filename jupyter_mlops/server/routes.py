@@ -12,6 +12,7 @@ from . import notifications
 from . import usage
 from . import telemetry
 from . import template
+from . import lineage
 from .handlers import NotFoundHandler, StatusHandler
 
 NAMESPACE = "mlops"
@@ -26,6 +27,7 @@ ROUTES = [
     *usage.ROUTES,  # the caller's GPU-hours
     *telemetry.ROUTES,  # a run's resource samples (job view)
     *template.ROUTES,  # copy a project template into the workspace
+    *lineage.ROUTES,  # dataset version <-> runs <-> model versions <-> deployments
     # experiments, runs and the model registry (MLflow through the gateway)
     (r"experiments", exp.ExperimentsHandler),
     (r"experiments/(?P<experiment_id>[^/]+)", exp.ExperimentHandler),

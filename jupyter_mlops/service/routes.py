@@ -8,6 +8,7 @@ from .handlers import gpu_idle
 from .handlers import usage
 from .handlers import monitoring
 from .handlers import notifications
+from .handlers import lineage
 from .handlers.base import NoSuchEndpointHandler, NotFoundHandler
 from .handlers.gpus import (GpuAllocationsHandler, GpuAvailabilityHandler, GpuQuotaHandler,
                             GpuQuotasHandler, GpusHandler, ServerGpuHandler, ServerGpusHandler)
@@ -31,6 +32,7 @@ def routes(prefix: str, context) -> list[tuple]:
         (r"/gpus/quotas", GpuQuotasHandler),
         (r"/gpus/quotas/([^/]+)/([^/]+)", GpuQuotaHandler),
         *datasets.ROUTES,
+        *lineage.ROUTES,
     ]
     table += [*admin.ROUTES, *projects.ROUTES]
     table += jobs.ROUTES
