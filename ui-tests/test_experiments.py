@@ -37,6 +37,11 @@ def seeded_ui(platform, monkeypatch, tmp_path):
             ms = [Metric("loss", 2.0 / (1 + s * float(lr) * 10) + 0.05 * i, 0, s)
                   for s in range(30)]
             ms += [Metric("accuracy", 1 - 1.0 / (2 + s * (i + 1) / 10), 0, s) for s in range(30)]
+            if i == 0:  # resources sampled every 10 s, as MLflow's system metrics logging does
+                t0 = run.info.start_time
+                ms += [Metric(f"system/{k}", v + s, t0 + s * 10_000, s) for s in range(6)
+                       for k, v in (("cpu_utilization_percentage", 40.0),
+                                    ("gpu_0_utilization_percentage", 70.0))]
             client.log_batch(rid, metrics=ms, params=[Param("lr", lr), Param("epochs", "30")])
             if i == 0:
                 log_model_dir(client, rid, tmp_path)
@@ -80,6 +85,14 @@ def test_compare_two_runs_and_see_the_chart(page, platform, seeded_ui):
     table.get_by_role("link", name="unet-lr0.1", exact=True).click()
     detail = page.get_by_test_id("run-detail")
     expect(detail).to_contain_text("Parameters (2)", timeout=WAIT)
+    # the resources the run used, charted as in the job view
+    resources = detail.get_by_test_id("job-resources")
+    expect(resources.get_by_test_id("chart-CPU (%)").get_by_test_id("chart-series")) \
+        .to_have_count(1, timeout=WAIT)
+    expect(resources.get_by_test_id("chart-GPU utilisation (%)")).to_be_visible()
+    assert len(resources.locator("polyline").first.get_attribute("points").split()) == 6
+    resources.scroll_into_view_if_needed()
+    shot(page, "experiments-03-run-resources")
     detail.get_by_role("link", name="notes.txt").click()
     expect(detail.locator(".jp-mlops-preview-text")).to_have_text("cells detected: 42\n",
                                                                  timeout=WAIT)

@@ -9,6 +9,7 @@ import { Button } from '@jupyterlab/ui-components';
 import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
+import { JobResources } from '../panels/job_resources';
 import { modelsChanged } from '../panels/models';
 import { api, IArtifact, ILoggedModel, IRunDetail, num, when } from './api';
 import { RunDetections } from './detections';
@@ -274,6 +275,11 @@ export function RunDetail(props: { runId: string }): JSX.Element {
         <KeyValues title="Parameters" data={run.params} />
         <KeyValues title="Metrics (latest)" data={run.metrics} />
       </div>
+      <section className="jp-mlops-kv">
+        <h3>Resources</h3>
+        {/* the system metrics a job, a trial or a notebook run sampled, as the job view charts them */}
+        <JobResources runId={run.run_id} running={run.status === 'RUNNING'} />
+      </section>
       {/* boxes and the error gallery, when the run logged eval/detections.json */}
       <RunDetections run={{ runId: run.run_id, label: run.run_name || run.run_id.slice(0, 8), metrics: run.metrics }} />
       <RunModels run={run} />
