@@ -74,6 +74,10 @@ def test_admin_sees_gpu_holders_stops_idle_servers_and_quota_holds_at_next_spawn
     # each GPU's utilisation over the last day, charted from the control plane's readings
     expect(gpu0.get_by_role("img", name=re.compile(
         r"^GPU 0 utilisation, last 24 h: \d+ minutes measured, peak 0 %$"))).to_be_visible()
+    # and sam's GPU server's CPU, memory and GPU use, sampled by the control plane
+    expect(ada.get_by_role("table", name="GPU servers and their idle rule").get_by_role(
+        "img", name=re.compile(r"^Server sam, last 24 h: \d+ minutes sampled, CPU peak \d+ % "
+                               r"of a core, memory now \d+ MB, GPU peak 0 %$"))).to_be_visible()
     shot(ada, "admin-02-page-top")
     ada.screenshot(path=str(shot(ada, "admin-03-page-full")), full_page=True)
 

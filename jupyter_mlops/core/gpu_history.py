@@ -1,4 +1,5 @@
-"""Per-GPU utilisation over the last day, for the admin page's charts.
+"""Per-GPU utilisation, and each GPU server's CPU, memory and GPU use, over the last day, for
+the admin page's charts.
 
 The control plane already reads the inventory periodically for idle detection
 (``PlatformAdmin.sync``); each reading is also kept here, one row per device and minute, and rows
@@ -6,6 +7,7 @@ older than the window are dropped at every write, so the table stays bounded (24
 resolution: 1,440 rows per device). Within a minute the highest reading is kept: a device busy
 for part of a minute must not look idle. Devices whose utilisation is unknown (simulated GPUs,
 no NVML) are not recorded: an absent series says "no data", a series of zeros would lie.
+A GPU server's samples (:class:`GpuServerTelemetry`) are kept the same way, per server.
 """
 from __future__ import annotations
 
@@ -24,6 +26,14 @@ SCHEMA = [
         utilization_pct INTEGER NOT NULL,
         memory_used_mb INTEGER,
         PRIMARY KEY (device_uuid, minute)
+    )""",
+    """CREATE TABLE gpu_server_telemetry (
+        owner VARCHAR(255) NOT NULL,
+        minute INTEGER NOT NULL,
+        cpu_percent FLOAT NOT NULL,
+        memory_mb INTEGER NOT NULL,
+        gpu_pct INTEGER,
+        PRIMARY KEY (owner, minute)
     )""",
 ]
 
@@ -81,16 +91,66 @@ class GpuUtilisationHistory:
         return int((now - self.window) // self.step) + 1
 
 
+class GpuServerTelemetry:
+    """CPU (% of a core), memory and GPU utilisation (mean of its devices; None when unknown)
+    of each server holding a GPU, per minute (the minute's peaks), over a bounded window."""
+
+    def __init__(self, db: Database, *, window_hours: float = 24.0, step_seconds: int = 60):
+        self.db, self.window, self.step = db, window_hours * 3600.0, int(step_seconds)
+        try:
+            db.migrate("gpu_history", SCHEMA)
+        except sa.exc.SQLAlchemyError:
+            db.migrate("gpu_history", SCHEMA)
+
+    def record(self, samples: dict[str, dict]) -> None:
+        """``owner -> {"cpu_percent", "memory_mb", "gpu_pct"}``; drop what is too old."""
+        now = clock.now()
+        minute = int(now // self.step)
+        with self.db.tx() as conn:
+            for owner, x in samples.items():
+                key = {"o": owner, "m": minute}
+                row = conn.execute(sa.text(
+                    "SELECT cpu_percent, memory_mb, gpu_pct FROM gpu_server_telemetry "
+                    "WHERE owner = :o AND minute = :m"), key).first()
+                new = (float(x["cpu_percent"]), int(x["memory_mb"]), x.get("gpu_pct"))
+                if row is not None:
+                    gpu = [v for v in (row[2], new[2]) if v is not None]
+                    new = (max(row[0], new[0]), max(row[1], new[1]), max(gpu) if gpu else None)
+                    conn.execute(sa.text("DELETE FROM gpu_server_telemetry "
+                                         "WHERE owner = :o AND minute = :m"), key)
+                conn.execute(sa.text(
+                    "INSERT INTO gpu_server_telemetry VALUES (:o, :m, :c, :mem, :g)"),
+                    {**key, "c": new[0], "mem": new[1], "g": new[2]})
+            conn.execute(sa.text("DELETE FROM gpu_server_telemetry WHERE minute < :oldest"),
+                         {"oldest": int((now - self.window) // self.step) + 1})
+
+    def series(self) -> dict[str, list[dict]]:
+        """Owner -> ``{"t", "cpu_percent", "memory_mb", "gpu_pct"}`` in the window, oldest
+        first."""
+        rows = self.db.query(
+            "SELECT owner, minute, cpu_percent, memory_mb, gpu_pct FROM gpu_server_telemetry "
+            "WHERE minute >= :oldest ORDER BY owner, minute",
+            oldest=int((clock.now() - self.window) // self.step) + 1)
+        out: dict[str, list[dict]] = {}
+        for r in rows:
+            out.setdefault(r["owner"], []).append({
+                "t": r["minute"] * self.step, "cpu_percent": r["cpu_percent"],
+                "memory_mb": r["memory_mb"], "gpu_pct": r["gpu_pct"]})
+        return out
+
+
 def sparkline(points: list[dict], *, end: float, window_seconds: float, width: int = 160,
-              height: int = 32) -> str:
-    """SVG polyline points of utilisation (0-100 %) against time over the window ending at
-    ``end``, for the admin page's small chart of each device."""
+              height: int = 32, key: str = "utilization_pct", top: float = 100.0) -> str:
+    """SVG polyline points of ``key`` (0 to ``top``) against time over the window ending at
+    ``end``, for the admin page's small charts; readings without that value are left out."""
     start = end - window_seconds
     coords = []
     for p in points:
+        if p.get(key) is None:
+            continue
         # 2 px inside the box, so the mark of the latest reading is drawn whole
         x = 2 + max(0.0, min(1.0, (p["t"] - start) / window_seconds)) * (width - 4)
-        y = height - 2 - p["utilization_pct"] / 100.0 * (height - 4)
+        y = height - 2 - min(p[key] / top, 1.0) * (height - 4)
         coords.append(f"{x:.1f},{y:.1f}")
     return " ".join(coords)
 

@@ -199,6 +199,8 @@ class MlopsService(Application):
 
         self.monitoring_settings = MonitoringSettings(parent=self)
         self.context.monitoring = build_monitoring(self.monitoring_settings, self.context)
+        # the GPU servers' telemetry reads their processes through platform health
+        self.context.admin.server_use = self.context.monitoring.health.user_server_use
         from .notices import connect_notices
 
         connect_notices(self.context, self.service_prefix)

@@ -17,7 +17,7 @@ from traitlets import Any, Float, Unicode, default, validate
 from traitlets.config import Configurable
 
 from ..core.errors import InvalidInput, NotFound, Unavailable
-from ..core.gpu_history import GpuUtilisationHistory
+from ..core.gpu_history import GpuServerTelemetry, GpuUtilisationHistory
 from ..core.usage import UsageLedger
 from ..sso import ROLE_GROUPS
 
@@ -58,9 +58,9 @@ class PlatformAdmin(Configurable):
 
     gpu_history_hours = Float(
         24.0,
-        help="""Hours of per-GPU utilisation the admin page charts (one reading per device and
-        minute, taken at each sync; older readings are dropped, so the history stays bounded:
-        24 h is 1,440 rows per device).""",
+        help="""Hours of per-GPU utilisation, and of each GPU server's CPU, memory and GPU use,
+        the admin page charts (one reading per device or server and minute, taken at each sync;
+        older readings are dropped, so the history stays bounded: 24 h is 1,440 rows each).""",
     ).tag(config=True)
 
     hub_api_url = Unicode(help="The hub's REST API. Defaults to $JUPYTERHUB_API_URL.",
@@ -87,6 +87,10 @@ class PlatformAdmin(Configurable):
         self.inventory = inventory
         self.usage = UsageLedger(db)
         self.gpu_history = GpuUtilisationHistory(db, window_hours=self.gpu_history_hours)
+        self.server_telemetry = GpuServerTelemetry(db, window_hours=self.gpu_history_hours)
+        # hub user -> {"cpu_percent", "rss_bytes"} of their server and its children, now; set
+        # by the service once platform health is built (None: CPU and memory not sampled)
+        self.server_use = None
         if self.group_projects:
             projects.apply_group_mapping(self.group_projects)
         self._periodic = None
@@ -105,8 +109,32 @@ class PlatformAdmin(Configurable):
             gpus = self.inventory.read().gpus
             self.usage.observe(gpus)
             self.gpu_history.record(gpus)
+            self._sample_gpu_servers(gpus)
         except Exception:  # a periodic task must survive a locked database for one round
             log.exception("usage sync failed")
+
+    def _sample_gpu_servers(self, gpus) -> None:
+        """CPU, memory and GPU use of every running server holding a GPU (its devices'
+        mean utilisation, None where unknown), for the admin page's charts."""
+        if self.allocator is None or self.server_use is None:
+            return
+        held: dict[tuple[str, str], list] = {}
+        for a in self.allocator.holders():
+            if a.owner_kind == "server":
+                held.setdefault((a.owner, a.username), []).append(a.device_uuid)
+        if not held:
+            return
+        use, pct = self.server_use(), {g.uuid: g.utilization_pct for g in gpus}
+        samples = {}
+        for (owner, username), uuids in held.items():
+            u = use.get(username)
+            if u is None:  # not running here (yet), or not a process of this machine
+                continue
+            known = [pct[d] for d in uuids if pct.get(d) is not None]
+            samples[owner] = {"cpu_percent": u["cpu_percent"],
+                              "memory_mb": u["rss_bytes"] // 2**20,
+                              "gpu_pct": round(sum(known) / len(known)) if known else None}
+        self.server_telemetry.record(samples)
 
     # --- the hub, through the control plane's token -------------------------------------------
 

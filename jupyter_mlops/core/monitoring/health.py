@@ -119,6 +119,26 @@ class PlatformHealth:
         self._note_starts(seen)
         return out
 
+    def user_server_use(self) -> dict[str, dict]:
+        """Hub user -> CPU (% of a core) and memory of their server with everything it started
+        (kernels, terminals), now: what the GPU servers' telemetry samples."""
+        procs = self.processes()
+        servers = {p["pid"]: p["name"] for p in procs if p["kind"] == "user_server"}
+        use: dict[str, dict] = {}
+        for p in procs:
+            user = servers.get(p["pid"])
+            if user is None and servers:
+                try:
+                    user = next((servers[a.pid] for a in psutil.Process(p["pid"]).parents()
+                                 if a.pid in servers), None)
+                except psutil.Error:
+                    continue
+            if user:
+                u = use.setdefault(user, {"cpu_percent": 0.0, "rss_bytes": 0})
+                u["cpu_percent"] += p["cpu_percent"]
+                u["rss_bytes"] += p["rss_bytes"]
+        return use
+
     def _note_starts(self, seen: dict) -> None:
         with self.db.tx() as conn:
             for (kind, name), (pid, started) in seen.items():

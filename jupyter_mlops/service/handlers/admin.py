@@ -34,6 +34,17 @@ def _table_rows(db, table: str, columns: list[str], order: str) -> list[dict] | 
         return None
 
 
+def _server_telemetry(points: list[dict], now: float, window: float) -> dict:
+    """A GPU server's samples over the window and its small charts' lines: CPU on a scale of
+    at least one core (100 %), GPU utilisation 0-100 % (no line where it is unknown)."""
+    cpu_top = max([100.0] + [p["cpu_percent"] for p in points])
+    return {"points": points, "cpu_top": cpu_top,
+            "cpu_line": sparkline(points, end=now, window_seconds=window, key="cpu_percent",
+                                  top=cpu_top),
+            "gpu_line": sparkline(points, end=now, window_seconds=window, key="gpu_pct"),
+            "memory_mb": points[-1]["memory_mb"] if points else None}
+
+
 async def overview(context) -> dict:
     """Everything the admin page shows, as data (also ``GET /api/admin/overview``)."""
     admin = context.admin
@@ -43,6 +54,7 @@ async def overview(context) -> dict:
     by_uuid = {a.device_uuid: a for a in holders}
     reading = context.gpu_inventory.read()
     history, now = admin.gpu_history.series(), clock.now()
+    telemetry = admin.server_telemetry.series()
     window = admin.gpu_history.window
     gpus = []
     for g in reading.gpus:
@@ -89,7 +101,9 @@ async def overview(context) -> dict:
                  "servers": [i for i in admin.usage.idle(holders, admin.idle_gpu_minutes)
                              if i["owner_kind"] == "server"]},
         # which rule decides idleness per GPU server, and what idle-GPU culling released
-        "culling": ({"servers": [x.to_dict() for x in await context.gpu_culling.survey()],
+        "culling": ({"servers": [{**x.to_dict(), "telemetry": _server_telemetry(
+                         telemetry.get(x.owner, []), now, window)}
+                                 for x in await context.gpu_culling.survey()],
                      "culls": context.gpu_culling.culler.culls()[:20]}
                     if context.gpu_culling else {"servers": [], "culls": []}),
         "projects": projects,
