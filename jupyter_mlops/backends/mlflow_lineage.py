@@ -30,7 +30,8 @@ def _run(body: dict) -> dict:
     return {"run_id": info.get("run_id"), "run_name": info.get("run_name") or "",
             "experiment_id": info.get("experiment_id"), "status": info.get("status"),
             "start_time": info.get("start_time"), "job_id": tags.get("mlops.job_id"),
-            "user": tags.get("mlflow.user") or info.get("user_id") or "",
+            # the gateway's mlops.user (which no client can forge), not the client's mlflow.user
+            "user": tags.get("mlops.user") or tags.get("mlflow.user") or "",
             "datasets": list(dict.fromkeys(used))}
 
 

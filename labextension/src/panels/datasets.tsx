@@ -11,6 +11,7 @@ import { MlopsError, requestAPI } from '../request';
 import { VersionTags } from './datasets_tags';
 import { IObjectDiff, ISplitMoves, ObjectChanges, SplitMovesLine } from './datasets_changes';
 import { Summary, fmtBytes } from './datasets_summary';
+import { LineageView, setLineageApp } from './lineage';
 
 /** One file of a dataset version (docs/openapi.yaml `DatasetFile`). */
 export interface IDatasetFile {
@@ -435,12 +436,12 @@ function Publish(props: { dataset: string; onDone: (name: string) => void }) {
 }
 
 /** Browse the catalog: datasets, versions, images, diffs; publish new versions. */
-export function DatasetsView(): JSX.Element {
+export function DatasetsView(props: { initial?: { name: string; version: string } }): JSX.Element {
   const [list, setList] = useState<IDataset[]>([]);
-  const [name, setName] = useState('');
+  const [name, setName] = useState(props.initial?.name ?? '');
   const [ds, setDs] = useState<IDataset | null>(null);
-  const [version, setVersion] = useState('');
-  const [tab, setTab] = useState<'images' | 'diff' | 'tags' | 'publish'>('images');
+  const [version, setVersion] = useState(props.initial?.version ?? '');
+  const [tab, setTab] = useState<'images' | 'diff' | 'lineage' | 'tags' | 'publish'>('images');
   const [reload, setReload] = useState(0);
   const [open, setOpen] = useState<IDatasetFile | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -468,9 +469,11 @@ export function DatasetsView(): JSX.Element {
           return;
         }
         setDs(d);
-        // keep the chosen version when only tags moved
+        // keep the chosen version when only tags moved, or the one asked for when opened
         setVersion(v =>
-          d.versions?.some(x => x.version === v) && d.name === name && reload
+          d.versions?.some(x => x.version === v) &&
+          d.name === name &&
+          (reload || (props.initial?.name === name && props.initial.version === v))
             ? v
             : d.versions?.[0]?.version || ''
         );
@@ -506,7 +509,7 @@ export function DatasetsView(): JSX.Element {
       </div>
       {current && <Summary v={current} />}
       <div className="jp-mlops-ds-tabs" role="tablist">
-        {(['images', 'diff', 'tags', 'publish'] as const).map(t => (
+        {(['images', 'diff', 'lineage', 'tags', 'publish'] as const).map(t => (
           <button
             key={t}
             role="tab"
@@ -514,7 +517,7 @@ export function DatasetsView(): JSX.Element {
             className={tab === t ? 'jp-mod-active' : ''}
             onClick={() => setTab(t)}
           >
-            {{ images: 'Images', diff: 'Diff', tags: 'Tags', publish: 'Publish' }[t]}
+            {{ images: 'Images', diff: 'Diff', lineage: 'Lineage', tags: 'Tags', publish: 'Publish' }[t]}
           </button>
         ))}
       </div>
@@ -522,6 +525,9 @@ export function DatasetsView(): JSX.Element {
         <Grid dataset={name} version={version} onOpen={setOpen} />
       )}
       {tab === 'diff' && ds?.versions && <Diff dataset={name} versions={ds.versions} />}
+      {tab === 'lineage' && current && (
+        <LineageView source={{ kind: 'dataset', name, version: current.version }} />
+      )}
       {tab === 'tags' && ds && current && (
         <VersionTags
           dataset={name}
@@ -541,7 +547,7 @@ export function DatasetsView(): JSX.Element {
 
 /** The datasets section of the MLOps sidebar (also opened in the main area, wider). */
 export class DatasetsPanel extends ReactWidget {
-  constructor() {
+  constructor(private initial?: { name: string; version: string }) {
     super();
     this.addClass('jp-mlops-section');
     this.addClass('jp-mlops-datasets-panel');
@@ -549,7 +555,7 @@ export class DatasetsPanel extends ReactWidget {
   }
 
   render(): JSX.Element {
-    return <DatasetsView />;
+    return <DatasetsView initial={this.initial} />;
   }
 }
 
@@ -563,11 +569,17 @@ export function registerDatasets(
   palette: ICommandPalette | null
 ): void {
   sidebar.addWidget(new DatasetsPanel());
+  setLineageApp(app);
   const command = 'mlops:open-datasets';
   app.commands.addCommand(command, {
     label: 'MLOps: open the dataset browser',
-    execute: () => {
-      const content = new DatasetsPanel();
+    // with {name, version}: that dataset version (a lineage node opens it so)
+    execute: args => {
+      const initial =
+        typeof args.name === 'string' && typeof args.version === 'string'
+          ? { name: args.name, version: args.version }
+          : undefined;
+      const content = new DatasetsPanel(initial);
       content.removeClass('jp-mlops-section');
       content.addClass('jp-mlops-datasets-main');
       const widget = new MainAreaWidget({ content });

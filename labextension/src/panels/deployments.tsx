@@ -12,6 +12,7 @@ import { BatchPredictForm } from './batch_predict';
 import { modelVersionActions } from './models';
 import { TryIt } from './deployment_try';
 import { openDeploymentMonitor } from './deployment_monitor';
+import { openLineage } from './lineage';
 
 /** The application, for opening a deployment's monitoring view in the main area. */
 let monitorApp: JupyterFrontEnd | null = null;
@@ -214,6 +215,12 @@ function Details(props: { dep: IDeployment; onChange: () => void }): JSX.Element
           <span className="jp-mlops-muted-inline">traffic, latency, errors and drift over time</span>
         </div>
       )}
+      <div className="jp-mlops-row-plain">
+        <Button small onClick={() => openLineage({ kind: 'deployment', name: dep.name })}>
+          Lineage
+        </Button>{' '}
+        <span className="jp-mlops-muted-inline">the model version's run and the dataset versions it used</span>
+      </div>
       {dep.status === 'pending_approval' && (
         <div className="jp-mlops-row-plain" data-testid="approval">
           Version {dep.model_version} waits for a project manager's approval
