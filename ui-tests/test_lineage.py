@@ -104,6 +104,15 @@ def test_lineage_from_a_dataset_version_to_the_deployment_and_back(page, platfor
                       '[data-kind="dataset version"]')
     expect(ds).to_contain_text(f"{DATASET}@v1", timeout=LOADED)
     shot(page, "lineage-02-from-the-deployment")
+    # the same tree in the dark theme (JupyterLab's variables only)
+    page.get_by_role("menuitem", name="Settings").click()
+    page.locator(".lm-Menu-itemLabel").get_by_text("Theme", exact=True).click()
+    page.locator(".lm-Menu-itemLabel").get_by_text("JupyterLab Dark", exact=True).click()
+    expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false",
+                                                   timeout=LOADED)
+    page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=60_000)
+    expect(ds).to_be_visible(timeout=LOADED)
+    shot(page, "lineage-03-from-the-deployment-dark")
 
     # and the dataset version opens in the dataset browser, at that version
     ds.get_by_role("link", name=f"{DATASET}@v1").click()
