@@ -18,6 +18,7 @@ API = "services/mlops/api"
 PASSWORD = "lineage-pass-1"
 PROJECT, DATASET, MODEL, DEPLOYMENT = "lineage-lab", "lineage-cells", "lineage-detector", \
     "lineage-detector"
+SHARED = "lineage-shared"
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,8 @@ def chain(platform, tmp_path_factory):
     catalog = datasets.CatalogClient(f"{platform.url}/services/mlops/", tok["lino"])
     v1 = datasets.publish(tmp / "cells", DATASET, message="first", project=PROJECT,
                           client=catalog)
+    # a dataset of the default project, which every lab member reads
+    datasets.publish(tmp / "cells", SHARED, message="for everyone", client=catalog)
     (tmp / "model").mkdir()
     (tmp / "model" / "MLmodel").write_text("flavors: {}\n")
     uri = f"{platform.url}/services/mlflow"
@@ -61,6 +64,9 @@ def chain(platform, tmp_path_factory):
         job_run = client.create_run(exp, tags={"mlops.dataset_version": f"{DATASET}@v1",
                                                "mlops.job_id": "4242"}).info.run_id
         client.set_terminated(job_run)
+        # a run of lineage-lab that used the lab-wide dataset
+        shared_run = client.create_run(exp, tags={
+            "mlops.dataset_version": f"{SHARED}@v1"}).info.run_id
         client.create_registered_model(MODEL, tags={"mlops.project": PROJECT})
         client.create_model_version(MODEL, trained.info.artifact_uri + "/model",
                                     run_id=trained.info.run_id)
@@ -72,7 +78,7 @@ def chain(platform, tmp_path_factory):
         "name": DEPLOYMENT, "model_name": MODEL, "version": "1", "project": PROJECT})
     assert r.status_code == 201 and r.json()["status"] == "pending_approval", r.text
     return {"tok": tok, "trained": trained.info.run_id, "job_run": job_run,
-            "version": v1["version"]}
+            "shared_run": shared_run, "version": v1["version"]}
 
 
 def test_a_dataset_version_leads_to_its_runs_models_and_deployments(platform, chain):
@@ -125,3 +131,15 @@ def test_someone_outside_the_project_sees_none_of_the_chain(platform, chain):
         assert chain["trained"] not in r.text and PROJECT not in r.text
     absent = platform.api("GET", f"{API}/models/no-such-model/versions/1/lineage", lior)
     assert absent.status_code == 404 and absent.json()["error"] == r.json()["error"]
+
+
+def test_a_lab_wide_dataset_shows_each_reader_only_the_runs_of_their_projects(platform, chain):
+    # Given a dataset every lab member reads, used by a run of lineage-lab
+    path = f"{API}/datasets/{SHARED}/versions/v1/lineage"
+    r = platform.api("GET", path, chain["tok"]["lino"])
+    assert [run["run_id"] for run in r.json()["runs"]] == [chain["shared_run"]], r.text
+    # When lior, outside lineage-lab, asks for the same version's lineage
+    r = platform.api("GET", path, chain["tok"]["lior"])
+    # Then he sees the version and no run of a project he is not in
+    assert r.status_code == 200 and r.json()["runs"] == [], r.text
+    assert chain["shared_run"] not in r.text and PROJECT not in r.text
