@@ -166,8 +166,10 @@ class KubeJobBackend(GpuPodSettings, Configurable):
     ).tag(config=True)
     datasets_root = Unicode(
         "",
-        help="""Where the control plane sees ``datasets_claim`` (its shared dataset directory,
-        ``c.JobSettings.shared_dataset_dir``). A version is mounted only once its marker file
+        help="""Where the control plane sees ``datasets_claim``: its shared root
+        ``<data_dir>/datasets``, where it places the versions every lab member may read when
+        the store is a local directory (an S3 store places none: jobs then download). A
+        version is mounted only once its marker file
         ``<name>/vN/.mlops-version.json`` is there: a ``subPath`` the claim lacks would make
         the kubelet create it, or fail the pod on a read-only claim.""",
     ).tag(config=True)
