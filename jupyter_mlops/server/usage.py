@@ -17,8 +17,10 @@ class UsageHandler(MlopsHandler):
         finally:
             await client.aclose()
         if csv:
-            self.set_header("Content-Type", "text/csv; charset=utf-8")
             self.set_header("Content-Disposition", 'attachment; filename="gpu-hours.csv"')
+            # jupyter_server's APIHandler.finish labels every answer JSON unless told otherwise.
+            self.finish(body, set_content_type="text/csv; charset=utf-8")
+            return
         self.finish(body)
 
 

@@ -57,3 +57,13 @@ def test_manager_sees_her_project_by_member_and_admin_everything_as_csv(platform
     assert {(x["user"], x["project"]) for x in rows} >= {(DS, PROJECT), (DS, "default"),
                                                          (PM, PROJECT)}
     assert all(float(x["gpu_hours_30d"]) >= float(x["gpu_hours_7d"]) >= 0 for x in rows)
+
+
+def test_the_labs_export_is_labelled_csv(platform, tokens):
+    """The lab's link goes through the server extension, whose JSON base class would otherwise
+    label the CSV as JSON (a browser then shows it instead of saving gpu-hours.csv)."""
+    platform.start_server(DS)
+    r = platform.api("GET", f"/user/{DS}/mlops/api/usage", tokens[DS], params={"format": "csv"})
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("text/csv")
+    assert r.text.startswith("user,project,gpu_hours_7d,gpu_hours_30d\n")
