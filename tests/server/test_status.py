@@ -7,6 +7,16 @@ from jupyter_server.utils import JupyterServerAuthWarning
 from tornado.httpclient import HTTPClientError
 
 
+@pytest.fixture(autouse=True)
+def outside_the_hub(monkeypatch):
+    """A server started by hand: none of what the spawner sets. Earlier tests in the same
+    process point MLflow's client somewhere (mlflow.set_tracking_uri also sets
+    $MLFLOW_TRACKING_URI), and the settings' defaults read the environment."""
+    for name in ("JUPYTER_MLOPS_CONTROL_PLANE_URL", "MLFLOW_TRACKING_URI",
+                 "JUPYTER_MLOPS_DATASETS"):
+        monkeypatch.delenv(name, raising=False)
+
+
 async def test_status_reports_unconfigured_components_as_unreachable(jp_fetch, monkeypatch):
     # Given a server started outside the hub (no control plane or MLflow configured), holding
     # no GPU by its allocation (the answer must not depend on the machine having one)
