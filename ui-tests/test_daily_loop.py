@@ -60,8 +60,13 @@ def test_first_login_to_a_deployed_model_without_a_reload(page, platform):
     # 1. A notebook from the launcher, MLflow 3's standard calls, run.
     page.locator(".jp-LauncherCard[data-category='Notebook']").first.click()
     cell = page.locator(".jp-Notebook .jp-Cell .cm-content").first
+    # A new notebook's editor takes keys only once its kernel is up: typed earlier, they are lost
+    # and Shift+Enter runs an empty cell.
+    expect(page.get_by_text(re.compile(r"Python 3 \(ipykernel\) \| Idle"))).to_be_visible(
+        timeout=120_000)
     cell.click()
     page.keyboard.insert_text(CELL)
+    expect(cell).to_contain_text("mlflow.end_run()")
     page.keyboard.press("Shift+Enter")
     output = page.locator(".jp-OutputArea-output", has_text="View run")
     expect(output).to_be_visible(timeout=120_000)
