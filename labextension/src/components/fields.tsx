@@ -1,8 +1,10 @@
 /**
- * Form fields the panels share: a labelled text or number input and a select of plain
- * names. Each keeps the exact markup the panels had (JupyterLab's `jp-mod-styled` look,
- * the label wrapping the control so `get_by_label` finds it).
+ * Form fields the panels share, built on JupyterLab's own controls (`InputGroup`,
+ * `HTMLSelect`, the `jp-mod-styled` checkbox) so they follow the light and dark themes. A
+ * label wraps each control, so `get_by_label` finds it; in the narrow sidebar a field takes
+ * its row's width and shrinks with it instead of overflowing (style/base.css).
  */
+import { HTMLSelect, InputGroup } from '@jupyterlab/ui-components';
 import React from 'react';
 
 /** A labelled text input; with `rows`, a YAML text area of that many rows instead. */
@@ -18,8 +20,8 @@ export function TextField(props: {
   const onChange = (e: React.ChangeEvent<HTMLInputElement | HTMLTextAreaElement>) =>
     props.onChange(e.target.value);
   return (
-    <label>
-      {props.label}
+    <label className="jp-mlops-field">
+      <span className="jp-mlops-field-label">{props.label}</span>
       {props.rows ? (
         <textarea
           className="jp-mod-styled jp-mlops-yaml"
@@ -28,8 +30,7 @@ export function TextField(props: {
           onChange={onChange}
         />
       ) : (
-        <input
-          className="jp-mod-styled"
+        <InputGroup
           value={props.value}
           placeholder={props.placeholder}
           inputMode={props.inputMode}
@@ -51,15 +52,35 @@ export function NumberField(props: {
   title?: string;
 }): JSX.Element {
   return (
-    <label title={props.title}>
-      {props.label}
-      <input
-        className="jp-mod-styled"
+    <label className="jp-mlops-field" title={props.title}>
+      <span className="jp-mlops-field-label">{props.label}</span>
+      <InputGroup
         type="number"
         min={props.min}
         value={props.value}
         onChange={e => props.onChange(parseInt(e.target.value || String(props.min), 10))}
         name={props.name}
+      />
+    </label>
+  );
+}
+
+/** A labelled select of fixed choices (`options`: value and text of each). */
+export function SelectField(props: {
+  label: React.ReactNode;
+  value: string;
+  options: { value: string; label: string }[];
+  onChange: (value: string) => void;
+  name?: string;
+}): JSX.Element {
+  return (
+    <label className="jp-mlops-field">
+      <span className="jp-mlops-field-label">{props.label}</span>
+      <HTMLSelect
+        value={props.value}
+        options={props.options}
+        name={props.name}
+        onChange={e => props.onChange(e.target.value)}
       />
     </label>
   );
@@ -79,8 +100,8 @@ export function NameSelect(props: {
   describe?: (option: string) => React.ReactNode;
 }): JSX.Element {
   return (
-    <select
-      className={props.className}
+    <HTMLSelect
+      className={`jp-mlops-select ${props.className ?? ''}`}
       aria-label={props.label}
       value={props.value}
       onChange={e => props.onChange(e.target.value)}
@@ -91,7 +112,28 @@ export function NameSelect(props: {
           {props.describe ? props.describe(o) : o}
         </option>
       ))}
-    </select>
+    </HTMLSelect>
+  );
+}
+
+/** A checkbox in JupyterLab's style with its label after it. */
+export function CheckField(props: {
+  label: React.ReactNode;
+  checked: boolean;
+  onChange: (checked: boolean) => void;
+  className?: string;
+  title?: string;
+}): JSX.Element {
+  return (
+    <label className={`jp-mlops-check ${props.className ?? ''}`} title={props.title}>
+      <input
+        type="checkbox"
+        className="jp-mod-styled"
+        checked={props.checked}
+        onChange={e => props.onChange(e.target.checked)}
+      />
+      {props.label}
+    </label>
   );
 }
 
@@ -109,16 +151,15 @@ export function KeyChecks(props: {
   return (
     <>
       {props.keys.map(k => (
-        <label key={k} className={props.className}>
-          <input
-            type="checkbox"
-            checked={chosen.includes(k)}
-            onChange={() =>
-              props.onChange(chosen.includes(k) ? chosen.filter(c => c !== k) : [...chosen, k])
-            }
-          />
-          {k}
-        </label>
+        <CheckField
+          key={k}
+          className={props.className}
+          label={k}
+          checked={chosen.includes(k)}
+          onChange={() =>
+            props.onChange(chosen.includes(k) ? chosen.filter(c => c !== k) : [...chosen, k])
+          }
+        />
       ))}
     </>
   );

@@ -1,5 +1,6 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { PageConfig } from '@jupyterlab/coreutils';
+import { Button, InputGroup } from '@jupyterlab/ui-components';
 import React, { useCallback, useEffect, useRef, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
@@ -284,19 +285,19 @@ export function JobDetail(props: {
       </div>
       <div className="jp-mlops-job-buttons">
         {ACTIVE.has(job.state) && (
-          <button className="jp-Button jp-mod-styled jp-mod-warn" onClick={() => act('cancel')}>
+          <Button className="jp-mod-styled jp-mod-warn" onClick={() => act('cancel')}>
             Cancel
-          </button>
+          </Button>
         )}
-        <button
-          className="jp-Button jp-mod-styled jp-mod-reject"
+        <Button
+          className="jp-mod-styled jp-mod-reject"
           onClick={() => act('rerun', { exact: true })}
           title="Same folder snapshot, parameters, seed, dataset version and environment (rebuilt from its lock if it changed)"
         >
           Rerun exactly
-        </button>
-        <button
-          className="jp-Button jp-mod-styled jp-mod-reject"
+        </Button>
+        <Button
+          className="jp-mod-styled jp-mod-reject"
           onClick={() => {
             setParams(
               Object.entries(job.spec.params)
@@ -307,18 +308,17 @@ export function JobDetail(props: {
           }}
         >
           Rerun with edits…
-        </button>
+        </Button>
       </div>
       {editing && (
         <div className="jp-mlops-job-form-row">
-          <input
-            className="jp-mod-styled"
+          <InputGroup
             value={params}
             onChange={e => setParams(e.target.value)}
             aria-label="Edited parameters"
           />
-          <button
-            className="jp-Button jp-mod-styled jp-mod-accept"
+          <Button
+            className="jp-mod-styled jp-mod-accept"
             onClick={() => {
               try {
                 void act('rerun', { params: parseParams(params) });
@@ -328,7 +328,7 @@ export function JobDetail(props: {
             }}
           >
             Rerun
-          </button>
+          </Button>
         </div>
       )}
       <h3 className="jp-mlops-subheading">Log</h3>

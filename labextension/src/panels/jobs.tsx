@@ -1,6 +1,6 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
-import { SidePanel, ToolbarButton, runIcon } from '@jupyterlab/ui-components';
+import { Button, SidePanel, ToolbarButton, runIcon } from '@jupyterlab/ui-components';
 import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
@@ -207,13 +207,13 @@ function JobsList(props: {
     <div className="jp-mlops-jobs" data-testid="jobs-section">
       <div className="jp-mlops-jobs-actions">
         {(['job', 'sweep', 'pipeline'] as const).map(kind => (
-          <button
+          <Button
             key={kind}
-            className="jp-Button jp-mod-styled jp-mod-reject"
+            className="jp-mod-styled jp-mod-reject"
             onClick={() => setForm(form === kind ? '' : kind)}
           >
             {form === kind ? 'Close' : `New ${kind}…`}
-          </button>
+          </Button>
         ))}
         {othersWaiting > 0 && (
           <span className="jp-mlops-muted">{othersWaiting} job(s) of others waiting</span>

@@ -1,7 +1,8 @@
+import { Button } from '@jupyterlab/ui-components';
 import React, { useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
-import { NumberField, TextField } from '../components/fields';
+import { NumberField, SelectField, TextField } from '../components/fields';
 import { useSubmit } from '../components/hooks';
 import { parseParams } from './job_detail';
 
@@ -39,9 +40,9 @@ export function JobForm<T>(props: {
     >
       {props.children}
       <ErrorLine error={error} />
-      <button type="submit" className="jp-Button jp-mod-styled jp-mod-accept" disabled={busy}>
+      <Button type="submit" className="jp-mod-styled jp-mod-accept" disabled={busy}>
         {props.submitLabel}
-      </button>
+      </Button>
     </form>
   );
 }
@@ -80,17 +81,15 @@ export function SweepForm(props: { path: string; onDone: (id: number) => void })
       <TextField label="Notebook or script" value={path} onChange={setPath} />
       <div className="jp-mlops-job-form-row">
         <TextField label="Metric" value={metric} placeholder="val_map" onChange={setMetric} />
-        <label>
-          Goal
-          <select
-            className="jp-mod-styled"
-            value={maximize ? 'max' : 'min'}
-            onChange={e => setMaximize(e.target.value === 'max')}
-          >
-            <option value="max">maximize</option>
-            <option value="min">minimize</option>
-          </select>
-        </label>
+        <SelectField
+          label="Goal"
+          value={maximize ? 'max' : 'min'}
+          options={[
+            { value: 'max', label: 'maximize' },
+            { value: 'min', label: 'minimize' }
+          ]}
+          onChange={v => setMaximize(v === 'max')}
+        />
       </div>
       <TextField label="Search space (YAML)" rows={4} value={space} onChange={setSpace} />
       <div className="jp-mlops-job-form-row">
@@ -99,26 +98,26 @@ export function SweepForm(props: { path: string; onDone: (id: number) => void })
         <NumberField label="GPUs each" min={0} value={gpus} onChange={setGpus} />
       </div>
       <div className="jp-mlops-job-form-row">
-        <label>
-          Sampler
-          <select
-            className="jp-mod-styled"
-            value={sampler}
-            onChange={e => setSampler(e.target.value)}
-          >
-            <option value="tpe">TPE</option>
-            <option value="random">random</option>
-            <option value="grid">grid</option>
-          </select>
-        </label>
-        <label>
-          Pruning
-          <select className="jp-mod-styled" value={pruner} onChange={e => setPruner(e.target.value)}>
-            <option value="median">median</option>
-            <option value="hyperband">Hyperband</option>
-            <option value="none">none</option>
-          </select>
-        </label>
+        <SelectField
+          label="Sampler"
+          value={sampler}
+          options={[
+            { value: 'tpe', label: 'TPE' },
+            { value: 'random', label: 'random' },
+            { value: 'grid', label: 'grid' }
+          ]}
+          onChange={setSampler}
+        />
+        <SelectField
+          label="Pruning"
+          value={pruner}
+          options={[
+            { value: 'median', label: 'median' },
+            { value: 'hyperband', label: 'Hyperband' },
+            { value: 'none', label: 'none' }
+          ]}
+          onChange={setPruner}
+        />
       </div>
       <TextField label="Fixed parameters" value={params} placeholder="epochs=3" onChange={setParams} />
     </JobForm>
