@@ -4,7 +4,7 @@
  * predictions.json can be opened. The job is an ordinary one: it also shows in the Jobs section.
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
-import { Button } from '@jupyterlab/ui-components';
+import { Button, HTMLSelect } from '@jupyterlab/ui-components';
 import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
@@ -171,14 +171,12 @@ export function BatchPredictForm(props: {
     <div className="jp-mlops-batch" data-testid={`batch-${version.name}-${version.version}`}>
       <form className="jp-mlops-inline-form" onSubmit={submit} aria-label={`Batch predict with ${label}`}>
         <NameSelect
-          className="jp-mlops-input"
           label="Dataset to predict"
           value={dataset}
           options={(datasets ?? []).map(d => d.name)}
           onChange={setDataset}
         />
-        <select
-          className="jp-mlops-input"
+        <HTMLSelect
           aria-label="Dataset version"
           value={ref}
           onChange={e => setRef(e.target.value)}
@@ -193,9 +191,8 @@ export function BatchPredictForm(props: {
               ({v.summary.files} files)
             </option>
           ))}
-        </select>
+        </HTMLSelect>
         <NameSelect
-          className="jp-mlops-input"
           label="Project of the job"
           value={project}
           options={projects}

@@ -1,4 +1,4 @@
-import { Button } from '@jupyterlab/ui-components';
+import { Button, InputGroup } from '@jupyterlab/ui-components';
 import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
@@ -80,7 +80,7 @@ export function VersionTags(props: {
       <form className="jp-mlops-ds-toolbar" onSubmit={e => e.preventDefault()}>
         <label>
           Tag
-          <input
+          <InputGroup
             value={tag}
             onChange={e => setTag(e.target.value)}
             list="jp-mlops-ds-known-tags"

@@ -5,10 +5,11 @@
  * plainly. Data: `deployments/<name>/metrics|drift|monitoring` of the control plane.
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
-import { Button } from '@jupyterlab/ui-components';
+import { Button, InputGroup } from '@jupyterlab/ui-components';
 import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
+import { CheckField } from '../components/fields';
 import { openInMainArea } from '../components/mainArea';
 import { IMark, ISeries, LineChart, SERIES_COLORS } from '../experiments/lineChart';
 import { requestAPI } from '../request';
@@ -281,17 +282,15 @@ function Recording(props: { name: string; s: IMonitoringSettings; onSaved: () =>
         see the distributions. Turning recording off deletes everything kept.
       </p>
       <ErrorLine error={error} />
-      <label className="jp-mlops-row-plain">
-        <input
-          type="checkbox"
-          checked={form.record_inputs}
-          onChange={e => setForm({ ...form, record_inputs: e.target.checked })}
-        />{' '}
-        Record inputs of this deployment
-      </label>
+      <CheckField
+        className="jp-mlops-row-plain"
+        label="Record inputs of this deployment"
+        checked={form.record_inputs}
+        onChange={checked => setForm({ ...form, record_inputs: checked })}
+      />
       <label className="jp-mlops-row-plain">
         Sampling rate (0–1){' '}
-        <input
+        <InputGroup
           className="jp-mlops-input-small"
           aria-label="sampling rate"
           value={String(form.sample_rate)}
@@ -300,7 +299,7 @@ function Recording(props: { name: string; s: IMonitoringSettings; onSaved: () =>
       </label>
       <label className="jp-mlops-row-plain">
         Keep for (days){' '}
-        <input
+        <InputGroup
           className="jp-mlops-input-small"
           aria-label="retention days"
           value={String(form.retention_days)}
@@ -309,7 +308,7 @@ function Recording(props: { name: string; s: IMonitoringSettings; onSaved: () =>
       </label>
       <label className="jp-mlops-row-plain">
         Drift threshold (PSI){' '}
-        <input
+        <InputGroup
           className="jp-mlops-input-small"
           aria-label="drift threshold"
           value={String(form.drift_threshold)}

@@ -67,6 +67,7 @@ export function TryIt(props: { name: string }): JSX.Element {
         Try it: upload an image, JSON or CSV{' '}
         <input
           type="file"
+          className="jp-mod-styled"
           aria-label={`Try ${props.name} with a file`}
           accept="image/*,.json,.csv,application/json,text/csv"
           onChange={e => void onFile(e.target.files?.[0])}

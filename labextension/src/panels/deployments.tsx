@@ -1,6 +1,6 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { Dialog, ICommandPalette, showDialog } from '@jupyterlab/apputils';
-import { Button, SidePanel } from '@jupyterlab/ui-components';
+import { Button, HTMLSelect, InputGroup, SidePanel } from '@jupyterlab/ui-components';
 import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
@@ -263,7 +263,6 @@ function Details(props: { dep: IDeployment; onChange: () => void }): JSX.Element
       <div className="jp-mlops-row-plain">
         <span className="jp-mlops-label">Switch to version</span>{' '}
         <NameSelect
-          className="jp-mod-styled"
           label="version to serve"
           value={target}
           placeholder="choose…"
@@ -288,8 +287,7 @@ function Details(props: { dep: IDeployment; onChange: () => void }): JSX.Element
       </div>
       <TryIt name={dep.name} />
       <div className="jp-mlops-row-plain">
-        <input
-          className="jp-mod-styled"
+        <InputGroup
           placeholder="token note, e.g. cell counter"
           aria-label="token note"
           value={note}
@@ -400,36 +398,36 @@ function NewDeployment(props: { onDone: () => void }): JSX.Element {
       }}
     >
       <NameSelect
-        className="jp-mod-styled"
         label="registered model"
         value={model}
         placeholder="model…"
         options={models}
         onChange={setModel}
       />
-      <NameSelect
-        className="jp-mod-styled"
-        label="model version"
-        value={version}
-        options={versions}
-        onChange={setVersion}
-      />
-      <input
-        className="jp-mod-styled"
+      {model && (
+        // only once a model is chosen: before that it would be an empty, unexplained choice
+        <NameSelect
+          label="model version"
+          value={version}
+          options={versions}
+          describe={v => `v${v}`}
+          onChange={setVersion}
+        />
+      )}
+      <InputGroup
         aria-label="deployment name"
         placeholder="name (URL)"
         value={name}
         onChange={e => setName(e.target.value)}
       />
-      <select
-        className="jp-mod-styled"
+      <HTMLSelect
         aria-label="who may call it"
         value={visibility}
         onChange={e => setVisibility(e.target.value)}
       >
         <option value="project">project members</option>
         <option value="lab">whole lab</option>
-      </select>
+      </HTMLSelect>
       <Button type="submit" small disabled={!model || !version}>
         Deploy
       </Button>
@@ -460,7 +458,8 @@ export function DeploymentsView(props: { refreshSignal?: number }): JSX.Element 
       <ul aria-label="Deployments" className="jp-mlops-deployment-list">
         {(deps || []).map(d => (
           <li key={d.name} data-testid={`deployment-${d.name}`} data-status={d.status}>
-            <button
+            <Button
+              minimal
               className="jp-mlops-deployment-head"
               aria-expanded={open === d.name}
               onClick={() => setOpen(open === d.name ? null : d.name)}
@@ -476,7 +475,7 @@ export function DeploymentsView(props: { refreshSignal?: number }): JSX.Element 
                 {d.traffic.requests_per_s.toFixed(2)} req/s
                 {d.traffic.p50_ms !== null ? ` · p50 ${d.traffic.p50_ms} ms` : ''}
               </span>
-            </button>
+            </Button>
             {open === d.name && <Details dep={d} onChange={() => void refresh()} />}
           </li>
         ))}

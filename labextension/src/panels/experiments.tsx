@@ -4,7 +4,7 @@
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
-import { SidePanel } from '@jupyterlab/ui-components';
+import { Button, SidePanel } from '@jupyterlab/ui-components';
 import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
@@ -35,7 +35,9 @@ export function ExperimentView(props: { experimentId: string; experiment?: IExpe
   const [selected, setSelected] = useState<string[]>([]);
   const [lastRun, setLastRun] = useState<IRunSummary | null>(null);
   const tab = (label: string, active: boolean, onClick: () => void, disabled = false) => (
-    <button
+    <Button
+      minimal
+      small
       role="tab"
       aria-selected={active}
       disabled={disabled}
@@ -43,7 +45,7 @@ export function ExperimentView(props: { experimentId: string; experiment?: IExpe
       onClick={onClick}
     >
       {label}
-    </button>
+    </Button>
   );
   return (
     <div className="jp-mlops-explorer">

@@ -12,7 +12,7 @@
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
-import { Button, SidePanel } from '@jupyterlab/ui-components';
+import { Button, InputGroup, SidePanel } from '@jupyterlab/ui-components';
 import { Signal } from '@lumino/signaling';
 import React, { useEffect, useState } from 'react';
 
@@ -161,14 +161,12 @@ function AliasForm(props: { model: string; versions: IModelVersion[]; onChanged:
   };
   return (
     <form className="jp-mlops-inline-form" onSubmit={submit}>
-      <input
-        className="jp-mlops-input"
+      <InputGroup
         aria-label={`Alias for ${props.model}`}
         value={alias}
         onChange={e => setAlias(e.target.value)}
       />
       <NameSelect
-        className="jp-mlops-input"
         label={`Version for the alias of ${props.model}`}
         value={version}
         options={props.versions.map(v => v.version)}

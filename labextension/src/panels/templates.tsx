@@ -3,7 +3,7 @@
  * folder of the workspace and open its README.
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
-import { Button, ReactWidget } from '@jupyterlab/ui-components';
+import { Button, InputGroup, ReactWidget } from '@jupyterlab/ui-components';
 import React, { useEffect, useRef, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
@@ -72,8 +72,7 @@ function TemplateRow(props: { template: ITemplate; onCopied: (c: ICopiedTemplate
       </Button>
       <label className="jp-mlops-template-dest">
         <span className="jp-mlops-label">into folder</span>
-        <input
-          className="jp-mlops-input"
+        <InputGroup
           value={dest}
           onChange={e => setDest(e.target.value)}
           aria-label={`Folder for the ${t.title.toLowerCase()} template`}
