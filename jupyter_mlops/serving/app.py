@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from traitlets import Float, Integer, Unicode
+from traitlets import Float, Integer, Unicode, default
 from traitlets.config import Application
 
 from .._version import __version__
@@ -56,6 +56,18 @@ class ModelServer(Application):
 
     model_version = Unicode("", help="Registered model version served (for /health).").tag(
         config=True)
+
+    model_name = Unicode(
+        help="""Registered model served, answered by /version with ``model_version``. Default:
+        the name in a ``models:/NAME/VERSION`` ``model_uri``, else the deployment's name (a
+        deployment is named after its model unless its owner chose otherwise).""",
+    ).tag(config=True)
+
+    @default("model_name")
+    def _default_model_name(self):
+        if self.model_uri.startswith("models:/"):
+            return self.model_uri[len("models:/"):].split("/")[0].split("@")[0]
+        return self.deployment
 
     max_batch_size = Integer(
         64,
@@ -107,6 +119,7 @@ class ModelServer(Application):
         "socket-fd": "ModelServer.socket_fd",
         "deployment": "ModelServer.deployment",
         "model-version": "ModelServer.model_version",
+        "model-name": "ModelServer.model_name",
         "max-batch-size": "ModelServer.max_batch_size",
         "max-batch-delay-ms": "ModelServer.max_batch_delay_ms",
         "max-body-bytes": "ModelServer.max_body_bytes",
@@ -160,9 +173,7 @@ class ModelServer(Application):
             else:
                 respond(200, json.dumps(self.health()).encode())
         elif path == "/version":
-            import mlflow
-
-            respond(200, mlflow.__version__.encode(), "text/plain")
+            respond(200, json.dumps(self.version_info()).encode())
         elif path == "/metrics":
             body, ctype = self.metrics.render()
             respond(200, body, ctype)
@@ -202,6 +213,15 @@ class ModelServer(Application):
             finish(200, body)
 
         self.batcher.submit(payload, done)
+
+    def version_info(self) -> dict:
+        """What /version answers: the model served, not only the MLflow that serves it (MLflow's
+        own scoring server answers just its version, which tells a caller nothing about which
+        model answers them)."""
+        import mlflow
+
+        return {"model": self.model_name, "model_version": self.model_version,
+                "deployment": self.deployment, "mlflow_version": mlflow.__version__}
 
     def health(self) -> dict:
         return {

@@ -92,7 +92,10 @@ def test_probes(served):
     assert requests.get(f"{url}/ping", timeout=5).status_code == 200
     import mlflow
 
-    assert requests.get(f"{url}/version", timeout=5).text == mlflow.__version__
+    # /version names the model served (here the deployment's name: no models:/ URI), not only MLflow
+    assert requests.get(f"{url}/version", timeout=5).json() == {
+        "model": "unit", "model_version": "7", "deployment": "unit",
+        "mlflow_version": mlflow.__version__}
     health = requests.get(f"{url}/health", timeout=5).json()
     assert health["deployment"] == "unit" and health["model_version"] == "7"
     assert health["flavor"] == "mlflow.sklearn"
@@ -131,3 +134,11 @@ def test_concurrent_requests_share_model_calls_and_get_their_own_answers(served)
     assert [a.json()["predictions"] for a in good] == [[w] for w in want[:40]]
     assert 'mlops_invocations_total{status="200"}' in after
     assert np.isfinite(_metric(after, "mlops_invocation_seconds_sum"))
+
+
+def test_version_names_the_registered_model_of_a_models_uri():
+    from jupyter_mlops.serving.app import ModelServer
+
+    assert ModelServer(model_uri="models:/cells/3", deployment="cells-prod").model_name == "cells"
+    assert ModelServer(model_uri="models:/cells@champion").model_name == "cells"
+    assert ModelServer(model_uri="/srv/m", deployment="d", model_name="cells").model_name == "cells"
