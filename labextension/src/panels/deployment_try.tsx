@@ -5,7 +5,7 @@
 import React, { useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
-import { requestAPI } from '../request';
+import { predict } from '../api/deployments';
 
 /** Boxes of a detection answer, if it is one: `[{boxes: [[x0, y0, x1, y1], ...]}]`. */
 function boxesOf(result: any): number[][] {
@@ -47,11 +47,7 @@ export function TryIt(props: { name: string }): JSX.Element {
     setBusy(true);
     try {
       setResult(
-        await requestAPI<any>(`deployments/${props.name}/predict`, {
-          method: 'POST',
-          body: file,
-          headers: { 'Content-Type': type }
-        })
+        await predict(props.name, file, type)
       );
     } catch (e: any) {
       setError(e.message);

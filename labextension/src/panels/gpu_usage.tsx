@@ -1,26 +1,12 @@
 import React from 'react';
 
-import { URLExt } from '@jupyterlab/coreutils';
-import { ServerConnection } from '@jupyterlab/services';
 
 import { ErrorLine } from '../components/errorLine';
 import { useRemote } from '../components/hooks';
-import { requestAPI } from '../request';
+import { apiUrl } from '../api/request';
+import { getUsage, IGpuHours } from '../api/status';
 
-/** GPU-hours over the last 7 and 30 days. */
-export interface IGpuHours {
-  '7d': number;
-  '30d': number;
-}
 
-/** What `GET usage` answers: what the caller may see of GPU-hours. */
-export interface IUsageView {
-  user: string;
-  /** The caller's own hours, in total and per project. */
-  mine: IGpuHours & { by_project: Record<string, IGpuHours> };
-  /** Projects the caller manages (every project for administrators), per member. */
-  projects: Record<string, IGpuHours & { by_user: Record<string, IGpuHours> }>;
-}
 
 function hours(h: number): string {
   return h < 10 ? h.toFixed(2) : h.toFixed(1);
@@ -57,11 +43,11 @@ function HoursBars(props: { label: string; rows: Record<string, IGpuHours> }): J
  * administrators, with the CSV export.
  */
 export function GpuUsageView(props: { refreshSignal?: number }): JSX.Element {
-  const { data, error } = useRemote(() => requestAPI<IUsageView>('usage'), [props.refreshSignal]);
+  const { data, error } = useRemote(getUsage, [props.refreshSignal]);
   if (!data) {
     return error ? <ErrorLine error={error} /> : <div className="jp-mlops-muted">Loading GPU-hours…</div>;
   }
-  const csv = URLExt.join(ServerConnection.makeSettings().baseUrl, 'mlops', 'api', 'usage') +
+  const csv = apiUrl('usage') +
     '?format=csv';
   return (
     <div className="jp-mlops-gpu-usage" data-testid="gpu-usage">

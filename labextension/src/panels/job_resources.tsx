@@ -3,13 +3,8 @@ import React from 'react';
 import { ErrorLine } from '../components/errorLine';
 import { useRemote } from '../components/hooks';
 import { ISeries, LineChart } from '../experiments/lineChart';
-import { requestAPI } from '../request';
+import { getRunResources } from '../api/experiments';
 
-/** `GET runs/<id>/resources`: MLflow system metrics of a run, [seconds since start, value]. */
-export interface IRunResources {
-  run_id: string;
-  metrics: Record<string, [number, number][]>;
-}
 
 /** Charts, and which sampled metrics (without `system/`) go on each. */
 const CHARTS: { title: string; match: (key: string) => boolean }[] = [
@@ -25,7 +20,7 @@ const CHARTS: { title: string; match: (key: string) => boolean }[] = [
  */
 export function JobResources(props: { runId: string; running: boolean }): JSX.Element | null {
   const { data, error } = useRemote(
-    () => requestAPI<IRunResources>(`runs/${props.runId}/resources`),
+    () => getRunResources(props.runId),
     [props.runId],
     { everyMs: props.running ? 10_000 : 0 }
   );

@@ -12,13 +12,9 @@ import React from 'react';
 import { ErrorLine } from '../components/errorLine';
 import { useRemote } from '../components/hooks';
 import { openInMainArea } from '../components/mainArea';
-import { requestAPI } from '../request';
+import { getLineage, LineageSource, lineagePath } from '../api/lineage';
 
-/** Where a lineage starts. */
-export type LineageSource =
-  | { kind: 'dataset'; name: string; version: string }
-  | { kind: 'deployment'; name: string }
-  | { kind: 'model'; name: string; version: string };
+export type { LineageSource } from '../api/lineage';
 
 interface IDeploymentNode {
   name: string;
@@ -55,17 +51,6 @@ let lineageApp: JupyterFrontEnd | null = null;
 /** The lab the nodes open their objects in (set once by the plugin). */
 export function setLineageApp(app: JupyterFrontEnd): void {
   lineageApp = app;
-}
-
-function endpoint(s: LineageSource): string {
-  switch (s.kind) {
-    case 'dataset':
-      return `datasets/${s.name}/versions/${s.version}/lineage`;
-    case 'deployment':
-      return `deployments/${s.name}/lineage`;
-    default:
-      return `models/${encodeURIComponent(s.name)}/versions/${s.version}/lineage`;
-  }
 }
 
 /** Open the lineage of `source` in its own main-area tab. */
@@ -211,8 +196,8 @@ function Upstream(props: { mv: IModelVersionNode }): JSX.Element {
 /** The lineage tree of one dataset version, deployment or model version. */
 export function LineageView(props: { source: LineageSource }): JSX.Element {
   const { source } = props;
-  const key = endpoint(source);
-  const { data, error, reload } = useRemote(() => requestAPI<any>(key), [key]);
+  const key = lineagePath(source);
+  const { data, error, reload } = useRemote(() => getLineage(source), [key]);
   let tree: JSX.Element | null = null;
   if (data && source.kind === 'dataset') {
     const runs: IRunNode[] = data.runs;

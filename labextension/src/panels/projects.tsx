@@ -3,35 +3,15 @@ import React from 'react';
 import { ErrorLine } from '../components/errorLine';
 import { useRemote } from '../components/hooks';
 import { SidebarSection } from '../components/sidebarSection';
-import { requestAPI } from '../request';
+import { listProjects } from '../api/projects';
 
-/** One project as the control plane lists it (docs/openapi.yaml, Project). */
-export interface IProject {
-  /** Unique name, lowercase letters, digits and dashes. */
-  name: string;
-  description: string;
-  /** GPUs the project may hold at once; null: no project quota. */
-  gpu_quota: number | null;
-  /** Dataset version the project's results are compared on. */
-  reference_dataset: string | null;
-  /** True for the project everyone belongs to. */
-  everyone: boolean;
-  /** Whether the caller manages this project. */
-  can_manage: boolean;
-}
 
-/** Answer of `GET mlops/api/projects`. */
-export interface IProjects {
-  projects: IProject[];
-  /** Browser URL of the project pages on the control plane. */
-  pages_url: string;
-}
 
 /**
  * The projects I belong to, each linking to its page (members, milestones, progress).
  */
 export function ProjectsView(props: { refreshSignal?: number }): JSX.Element {
-  const { data, error } = useRemote(() => requestAPI<IProjects>('projects'), [props.refreshSignal]);
+  const { data, error } = useRemote(listProjects, [props.refreshSignal]);
 
   if (error) {
     return <ErrorLine error={error} />;

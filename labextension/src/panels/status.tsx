@@ -3,8 +3,7 @@ import React from 'react';
 import { ErrorLine } from '../components/errorLine';
 import { useRemote } from '../components/hooks';
 import { SidebarSection } from '../components/sidebarSection';
-import { requestAPI } from '../request';
-import { IComponentStatus, IGpu, IStatus } from '../tokens';
+import { getStatus, IComponentStatus, IGpu } from '../api/status';
 import { GpuUsageView } from './gpu_usage';
 
 
@@ -55,7 +54,7 @@ function describeGpu(g: IGpu): string {
  */
 export function StatusView(props: { refreshSignal?: number }): JSX.Element {
   const { data: status, error, loading } = useRemote(
-    () => requestAPI<IStatus>('status'),
+    getStatus,
     [props.refreshSignal]
   );
 

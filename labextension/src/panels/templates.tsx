@@ -7,27 +7,9 @@ import { Button, InputGroup, ReactWidget } from '@jupyterlab/ui-components';
 import React, { useEffect, useRef, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
-import { requestAPI } from '../request';
+import { copyTemplate, ICopiedTemplate, ITemplate, listTemplates } from '../api/templates';
 
-/** A template the server extension offers (`GET mlops/api/template`). */
-export interface ITemplate {
-  name: string;
-  title: string;
-  description: string;
-  /** The folder the UI proposes. */
-  default_dest: string;
-  /** The file to open after copying, relative to the copy. */
-  open: string;
-}
 
-/** Answer of `POST mlops/api/template`; paths relative to the workspace. */
-export interface ICopiedTemplate {
-  template: string;
-  path: string;
-  files: string[];
-  /** The README of the copy. */
-  open: string;
-}
 
 function TemplateRow(props: { template: ITemplate; onCopied: (c: ICopiedTemplate) => Promise<void> }): JSX.Element {
   const t = props.template;
@@ -39,10 +21,7 @@ function TemplateRow(props: { template: ITemplate; onCopied: (c: ICopiedTemplate
     setBusy(true);
     setMessage(null);
     try {
-      const copied = await requestAPI<ICopiedTemplate>('template', {
-        method: 'POST',
-        body: JSON.stringify({ template: t.name, dest: dest.trim() })
-      });
+      const copied = await copyTemplate(t.name, dest.trim());
       setMessage({ ok: true, text: `Copied ${copied.files.length} files into ${copied.path}/` });
       await props.onCopied(copied);
     } catch (err: any) {
@@ -95,7 +74,7 @@ function TemplatesView(props: { app: JupyterFrontEnd }): JSX.Element {
   const [templates, setTemplates] = useState<ITemplate[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
-    requestAPI<{ templates: ITemplate[] }>('template').then(
+    listTemplates().then(
       r => setTemplates(r.templates),
       e => setError(e.message)
     );
