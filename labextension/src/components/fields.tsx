@@ -31,6 +31,7 @@ export function TextField(props: {
         />
       ) : (
         <InputGroup
+          className="jp-mlops-input-group"
           value={props.value}
           placeholder={props.placeholder}
           inputMode={props.inputMode}
@@ -55,6 +56,7 @@ export function NumberField(props: {
     <label className="jp-mlops-field" title={props.title}>
       <span className="jp-mlops-field-label">{props.label}</span>
       <InputGroup
+        className="jp-mlops-input-group"
         type="number"
         min={props.min}
         value={props.value}
@@ -77,6 +79,7 @@ export function SelectField(props: {
     <label className="jp-mlops-field">
       <span className="jp-mlops-field-label">{props.label}</span>
       <HTMLSelect
+        className="jp-mlops-select"
         value={props.value}
         options={props.options}
         name={props.name}

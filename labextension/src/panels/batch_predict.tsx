@@ -177,6 +177,7 @@ export function BatchPredictForm(props: {
           onChange={setDataset}
         />
         <HTMLSelect
+          className="jp-mlops-select"
           aria-label="Dataset version"
           value={ref}
           onChange={e => setRef(e.target.value)}

@@ -81,6 +81,7 @@ export function VersionTags(props: {
         <label>
           Tag
           <InputGroup
+            className="jp-mlops-input-group"
             value={tag}
             onChange={e => setTag(e.target.value)}
             list="jp-mlops-ds-known-tags"

@@ -291,7 +291,7 @@ function Recording(props: { name: string; s: IMonitoringSettings; onSaved: () =>
       <label className="jp-mlops-row-plain">
         Sampling rate (0–1){' '}
         <InputGroup
-          className="jp-mlops-input-small"
+          className="jp-mlops-input-group jp-mlops-input-small"
           aria-label="sampling rate"
           value={String(form.sample_rate)}
           onChange={e => setForm({ ...form, sample_rate: e.target.value as any })}
@@ -300,7 +300,7 @@ function Recording(props: { name: string; s: IMonitoringSettings; onSaved: () =>
       <label className="jp-mlops-row-plain">
         Keep for (days){' '}
         <InputGroup
-          className="jp-mlops-input-small"
+          className="jp-mlops-input-group jp-mlops-input-small"
           aria-label="retention days"
           value={String(form.retention_days)}
           onChange={e => setForm({ ...form, retention_days: e.target.value as any })}
@@ -309,7 +309,7 @@ function Recording(props: { name: string; s: IMonitoringSettings; onSaved: () =>
       <label className="jp-mlops-row-plain">
         Drift threshold (PSI){' '}
         <InputGroup
-          className="jp-mlops-input-small"
+          className="jp-mlops-input-group jp-mlops-input-small"
           aria-label="drift threshold"
           value={String(form.drift_threshold)}
           onChange={e => setForm({ ...form, drift_threshold: e.target.value as any })}

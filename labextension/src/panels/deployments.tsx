@@ -288,6 +288,7 @@ function Details(props: { dep: IDeployment; onChange: () => void }): JSX.Element
       <TryIt name={dep.name} />
       <div className="jp-mlops-row-plain">
         <InputGroup
+          className="jp-mlops-input-group"
           placeholder="token note, e.g. cell counter"
           aria-label="token note"
           value={note}
@@ -415,12 +416,14 @@ function NewDeployment(props: { onDone: () => void }): JSX.Element {
         />
       )}
       <InputGroup
+        className="jp-mlops-input-group"
         aria-label="deployment name"
         placeholder="name (URL)"
         value={name}
         onChange={e => setName(e.target.value)}
       />
       <HTMLSelect
+        className="jp-mlops-select"
         aria-label="who may call it"
         value={visibility}
         onChange={e => setVisibility(e.target.value)}

@@ -162,6 +162,7 @@ function AliasForm(props: { model: string; versions: IModelVersion[]; onChanged:
   return (
     <form className="jp-mlops-inline-form" onSubmit={submit}>
       <InputGroup
+        className="jp-mlops-input-group"
         aria-label={`Alias for ${props.model}`}
         value={alias}
         onChange={e => setAlias(e.target.value)}

@@ -52,6 +52,7 @@ function TemplateRow(props: { template: ITemplate; onCopied: (c: ICopiedTemplate
       <label className="jp-mlops-template-dest">
         <span className="jp-mlops-label">into folder</span>
         <InputGroup
+          className="jp-mlops-input-group"
           value={dest}
           onChange={e => setDest(e.target.value)}
           aria-label={`Folder for the ${t.title.toLowerCase()} template`}
