@@ -5,7 +5,7 @@
 import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
-import { KeyChecks } from '../components/fields';
+import { CheckField, KeyChecks } from '../components/fields';
 import { api, ICompare, num } from './api';
 import { CompareDetections } from './detectionsCompare';
 import { LineChart, SERIES_COLORS } from './lineChart';
@@ -70,10 +70,11 @@ export function CompareView(props: { runIds: string[] }): JSX.Element {
             />
           ))}
       </div>
-      <label className="jp-mlops-check">
-        <input type="checkbox" checked={onlyDiff} onChange={() => setOnlyDiff(!onlyDiff)} />
-        only params that differ ({data.differing_params.length} of {data.param_keys.length})
-      </label>
+      <CheckField
+        label={`only params that differ (${data.differing_params.length} of ${data.param_keys.length})`}
+        checked={onlyDiff}
+        onChange={setOnlyDiff}
+      />
       <div className="jp-mlops-table-wrap">
         <table className="jp-mlops-table" aria-label="Compared runs">
           <thead>

@@ -5,6 +5,7 @@
  * Everything is drawn from the run artifact `eval/detections.json` (see detectionsData.ts);
  * runs without it show nothing here.
  */
+import { Button } from '@jupyterlab/ui-components';
 import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
@@ -66,15 +67,21 @@ function Pager(props: { page: number; pages: number; total: number; size: number
   }
   return (
     <div className="jp-mlops-pager" data-testid="detections-pager">
-      <button className="jp-mlops-tab" disabled={page === 0} onClick={() => props.onPage(page - 1)}>
+      <Button minimal small className="jp-mlops-tab" disabled={page === 0} onClick={() => props.onPage(page - 1)}>
         ‹ previous
-      </button>
+      </Button>
       <span>
         {props.what} {page * size + 1}–{Math.min(total, (page + 1) * size)} of {total}
       </span>
-      <button className="jp-mlops-tab" disabled={page >= pages - 1} onClick={() => props.onPage(page + 1)}>
+      <Button
+        minimal
+        small
+        className="jp-mlops-tab"
+        disabled={page >= pages - 1}
+        onClick={() => props.onPage(page + 1)}
+      >
         next ›
-      </button>
+      </Button>
     </div>
   );
 }
@@ -224,7 +231,9 @@ export function Tabs<T extends string>(props: { tabs: [T, string][]; value: T; o
   return (
     <div role="tablist" aria-label={props.label} className="jp-mlops-tabs">
       {props.tabs.map(([t, label]) => (
-        <button
+        <Button
+          minimal
+          small
           key={t}
           role="tab"
           aria-selected={props.value === t}
@@ -232,7 +241,7 @@ export function Tabs<T extends string>(props: { tabs: [T, string][]; value: T; o
           onClick={() => props.onChange(t)}
         >
           {label}
-        </button>
+        </Button>
       ))}
     </div>
   );

@@ -7,6 +7,7 @@
  * Drawn from the run artifact `eval/detections.json` (docs/cell-detection.md), which any
  * detector writes through `jupyter_mlops.demo.evaluation.write_detections`.
  */
+import { HTMLSelect } from '@jupyterlab/ui-components';
 import React, { useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
@@ -99,11 +100,16 @@ function ImageRows(props: { runs: IDetectionRun[]; data: IDetections[] }): JSX.E
       <div className="jp-mlops-toolbar">
         <label className="jp-mlops-check">
           Order:{' '}
-          <select className="jp-mlops-input" value={order} onChange={e => setOrder(e.target.value as Order)} aria-label="Order images">
+          <HTMLSelect
+            className="jp-mlops-select"
+            value={order}
+            onChange={e => setOrder(e.target.value as Order)}
+            aria-label="Order images"
+          >
             <option value="disagreement">where the runs disagree most first</option>
             <option value="errors">most errors (all runs) first</option>
             <option value="name">by image name</option>
-          </select>
+          </HTMLSelect>
         </label>
         <span className="jp-mlops-muted-inline">
           {rows.length} images evaluated by all {runs.length} runs

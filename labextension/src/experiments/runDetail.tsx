@@ -5,7 +5,7 @@
  */
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
-import { Button } from '@jupyterlab/ui-components';
+import { Button, InputGroup } from '@jupyterlab/ui-components';
 import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
@@ -104,8 +104,8 @@ function RegisterForm(props: {
   };
   return (
     <form className="jp-mlops-inline-form" onSubmit={submit}>
-      <input
-        className="jp-mlops-input"
+      <InputGroup
+        className="jp-mlops-input-group"
         aria-label={`Model name for ${props.label}`}
         placeholder="registered model name"
         value={name}

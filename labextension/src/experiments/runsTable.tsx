@@ -3,7 +3,7 @@
  * runs never reach the browser at once), MLflow search syntax, sortable columns, chosen metric
  * and param columns, and row selection for the compare view.
  */
-import { Button } from '@jupyterlab/ui-components';
+import { Button, InputGroup } from '@jupyterlab/ui-components';
 import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
@@ -112,8 +112,8 @@ export function RunsTable(props: IRunsTableProps): JSX.Element {
           applyFilter();
         }}
       >
-        <input
-          className="jp-mlops-input jp-mlops-filter"
+        <InputGroup
+          className="jp-mlops-input-group jp-mlops-filter"
           aria-label="Filter runs (MLflow search syntax)"
           placeholder="metrics.loss < 0.2 and params.lr = '0.01'"
           value={filterText}
@@ -154,6 +154,7 @@ export function RunsTable(props: IRunsTableProps): JSX.Element {
                 <td>
                   <input
                     type="checkbox"
+                    className="jp-mod-styled"
                     aria-label={`Select ${r.run_name || r.run_id}`}
                     checked={selected.includes(r.run_id)}
                     onChange={() => toggle(r.run_id)}
