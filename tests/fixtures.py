@@ -75,7 +75,7 @@ class Platform:
         """Stop ``up`` with ``sig`` (SIGTERM, as a service manager does); whatever its tree
         still runs afterwards (it should be nothing) is noted in ``leftovers`` and ended, so a
         failing test never leaves processes behind."""
-        from jupyter_mlops import process_tree
+        from jupyter_mlops.hub import process_tree
 
         if self.proc is None:
             return None
@@ -168,7 +168,7 @@ def processes_under(directory: Path) -> list:
     and its ancestors excepted."""
     import psutil
 
-    from jupyter_mlops import process_tree
+    from jupyter_mlops.hub import process_tree
 
     d = str(Path(directory).resolve())
     named = re.compile(re.escape(d) + r"(?=$|[/\s'\",:;])")  # not /tmp/x-1 for /tmp/x-10
@@ -231,7 +231,7 @@ SESSION_DIRS: list[Path] = []
 def end_processes_under(*dirs: Path) -> list[str]:
     """End every process still working in ``dirs`` (see :func:`processes_under`); what
     was ended, described (an empty list when the tests left nothing behind)."""
-    from jupyter_mlops import process_tree
+    from jupyter_mlops.hub import process_tree
 
     left = {p.pid: p for d in dirs for p in processes_under(d)}
     described = [f"{process_tree.describe(p)}: {' '.join(p.cmdline())[:200]}"

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from jupyter_mlops import process_tree
+from jupyter_mlops.hub import process_tree
 from tests.fixtures import Platform, free_port, processes_under
 
 
@@ -54,7 +54,7 @@ def test_bad_gpu_devices_json_is_a_clear_error(tmp_path):
 
 
 def test_stop_signals_are_handled_whatever_was_inherited_except_nohups_sighup():
-    code = ("import signal; from jupyter_mlops.cli import handle_stop_signals; "
+    code = ("import signal; from jupyter_mlops.hub.cli import handle_stop_signals; "
             "handle_stop_signals(); print([signal.getsignal(s) in (signal.SIG_IGN, "
             "signal.SIG_DFL) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)])")
 
@@ -118,7 +118,7 @@ def test_a_killed_up_takes_its_platform_along(shared_tmp):
     p = Platform(shared_tmp / "data").start()
     try:
         tree = process_tree.descendants(p.proc.pid)
-        watcher = next(c for c in tree if "jupyter_mlops.process_tree" in c.cmdline())
+        watcher = next(c for c in tree if "jupyter_mlops.hub.process_tree" in c.cmdline())
         hub = next(c for c in tree if c.ppid() == p.proc.pid and c != watcher)
         state = shared_tmp / "data" / process_tree.STATE_FILE
         deadline = time.monotonic() + 30  # the watcher notes the tree within a second

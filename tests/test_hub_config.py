@@ -84,7 +84,7 @@ def test_one_config_file_reaches_the_control_plane(tmp_path):
     """The hub applies the file's hub settings, the control plane (another process) its own;
     the hub's command line wins where both say something."""
     from jupyter_mlops.service.app import MlopsService
-    from jupyter_mlops.service.jobs_runner import JobSettings
+    from jupyter_mlops.service.jobs_platform import JobSettings
 
     c, service = _up_with(tmp_path, 'c.JobSettings.memory_limit = "16G"\n'
                                     'c.JobSettings.max_timeout = 3600\n'
@@ -153,7 +153,7 @@ def test_kept_ports_are_ones_no_other_account_can_listen_on(tmp_path, load):
 
 
 def test_a_kept_port_taken_by_another_process_is_an_error_naming_it(tmp_path, load):
-    from jupyter_mlops.hub_ports import PortInUse
+    from jupyter_mlops.hub.ports import PortInUse
 
     load(tmp_path)
     Application.clear_instance()
@@ -172,7 +172,7 @@ def test_a_kept_port_taken_by_another_process_is_an_error_naming_it(tmp_path, lo
 
 
 def test_the_proxys_error_answers_are_json_for_api_paths_only():
-    from jupyter_mlops.hub_errors import api_error
+    from jupyter_mlops.hub.error_pages import api_error
 
     mlflow = api_error(503, "/services/mlflow/ajax-api/2.0/mlflow/runs/search")
     assert mlflow["error"] == "Service Unavailable" and mlflow["service"] == "mlflow"

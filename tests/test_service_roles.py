@@ -85,7 +85,7 @@ def test_members_group_follows_every_write_of_a_user():
     # The hub's own database, in memory, with the rule installed as the hub installs it
     from jupyterhub import orm
 
-    from jupyter_mlops import hub_members
+    from jupyter_mlops.hub import members as hub_members
 
     hub_members.install()
     db = orm.new_session_factory("sqlite://")()

@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from jupyter_mlops import hub_kube, sso
+from jupyter_mlops.hub import kube as hub_kube, sso
 from tests.z2jh_chart import CULLER, CULLER_ROLE, SECRETS, chart_config, load_values
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,7 +47,7 @@ def test_control_plane_runs_the_kubernetes_backends_on_postgres(c, tmp_path):
     from jupyter_mlops.backends.jobs_kube import KubeJobBackend
     from jupyter_mlops.backends.store import StoreSettings
     from jupyter_mlops.service.app import MlopsService
-    from jupyter_mlops.service.jobs_runner import JobSettings
+    from jupyter_mlops.service.jobs_platform import JobSettings
 
     cp = _services(c)["mlops"]
     assert cp["url"] == "http://hub:10101"  # the proxy routes through the hub's Service
@@ -135,7 +135,7 @@ def test_the_charts_culler_stays_and_roles_are_the_embedded_ones(c):
     assert c.GenericOAuthenticator.oauth_callback_url == \
         "https://jupyter.lab.example/hub/oauth_callback"
     assert "load_groups" not in c.JupyterHub  # JupyterHub refuses it with manage_groups
-    assert c.JupyterHub.template_paths == [str(REPO / "jupyter_mlops" / "hub_templates")]
+    assert c.JupyterHub.template_paths == [str(REPO / "jupyter_mlops" / "hub" / "templates")]
 
 
 def test_user_servers_reach_the_services_through_the_proxy(c):

@@ -18,7 +18,7 @@ RUN python -m pip install --no-cache-dir /tmp/wheels/jupyter_mlops-*-py3-none-an
 # hub.extraConfig's configure_kubernetes, the services' commands (python -m
 # jupyter_mlops.service, python -m jupyter_mlops.service.mlflow_gateway, mlflow server) and the
 # chart's idle culler.
-RUN python -c "import psycopg2, jupyter_mlops_spawner, jupyter_mlops.hub_kube" \
+RUN python -c "import psycopg2, jupyter_mlops_spawner, jupyter_mlops.hub.kube" \
     && python -m jupyter_mlops.service --help > /dev/null \
     && python -m jupyter_mlops.service.mlflow_gateway --help > /dev/null \
     && command -v jupyterhub \

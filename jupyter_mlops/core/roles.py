@@ -1,6 +1,6 @@
 """The three lab roles and the custom hub scopes that carry them.
 
-JupyterHub roles grant the scopes (see ``jupyter_mlops.hub``); the control plane and the server
+JupyterHub roles grant the scopes (see ``jupyter_mlops.hub.config``); the control plane and the server
 extension derive the caller's lab role from the scopes on their token, so one source of truth
 (the hub's role assignments) decides who may do what.
 """

@@ -1,4 +1,6 @@
-"""Route handlers of the server extension: each a few lines over the client and core."""
+"""The base of every route of the server extension (one error mapper), the status check, and
+the JSON 404 of unknown paths. ``self.mlops`` (:class:`~.settings.MlopsSettings`) holds the
+clients of the control plane and MLflow, with the user's own token."""
 from __future__ import annotations
 
 import asyncio
@@ -8,9 +10,8 @@ import tornado
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
-from ..client import ControlPlaneClient, MlflowGatewayClient
 from ..core import api_schema, gpus, json_body
-from ..documented_requests import DocumentedRequests
+from ..core.documented_requests import DocumentedRequests
 from ..core.errors import MlopsError
 
 
@@ -66,27 +67,14 @@ class MlopsHandler(DocumentedRequests, APIHandler):
             found[0].check_body(body)
         return body
 
-    def control_plane(self) -> ControlPlaneClient:
-        return ControlPlaneClient(self.mlops.control_plane_url, self.mlops.api_token,
-                                  timeout=self.mlops.check_timeout)
-
-    def mlflow(self) -> MlflowGatewayClient:
-        return MlflowGatewayClient(self.mlops.mlflow_url, self.mlops.api_token,
-                                   timeout=self.mlops.check_timeout)
 
 
 async def _check(make_client, call) -> dict:
     """Run one live check; a failure is an answer (reachable: false, with the reason)."""
     try:
-        client = make_client()
+        return {"reachable": True, **(await call(make_client()))}
     except MlopsError as e:
         return {"reachable": False, "error": e.message}
-    try:
-        return {"reachable": True, **(await call(client))}
-    except MlopsError as e:
-        return {"reachable": False, "error": e.message}
-    finally:
-        await client.aclose()
 
 
 class StatusHandler(MlopsHandler):
@@ -99,9 +87,10 @@ class StatusHandler(MlopsHandler):
         async def mlflow(client):
             return {"version": await client.version()}
 
+        timeout = self.mlops.check_timeout
         cp_status, mlflow_status = await asyncio.gather(
-            _check(self.control_plane, cp), _check(self.mlflow, mlflow)
-        )
+            _check(lambda: self.mlops.control_plane(timeout), cp),
+            _check(lambda: self.mlops.tracking(timeout), mlflow))
         mlflow_status["ui_url"] = self.mlops.mlflow_ui_url
         reading = gpus.held(self.mlops.gpu_inventory().read(),
                             os.environ.get("CUDA_VISIBLE_DEVICES"),

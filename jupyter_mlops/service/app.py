@@ -48,7 +48,7 @@ class ServiceContext:
     gpu_culling: "GpuCulling | None" = None  # idle GPU servers nudged, then released
     datasets: "DatasetCatalog | None" = None  # the shared dataset catalog (core.datasets)
     store: "ObjectStore | None" = None  # where dataset bytes live (backends.store)
-    jobs: "JobsPlatform | None" = None  # jobs, sweeps, pipelines + runner (service.jobs_runner)
+    jobs: "JobsPlatform | None" = None  # jobs, sweeps, pipelines + runner (service.jobs_platform)
     monitoring: "Monitoring | None" = None  # traffic, drift, platform health (core.monitoring)
     # the lab's notification feed: ``notifications.notify(users, kind, message, link=None)``
     notifications: "Notifications | None" = None
@@ -192,7 +192,7 @@ class MlopsService(Application):
 
         self.context.deployments = build_deployments(self, self.context.data_dir,
                                                      self.context.db, self.context.projects)
-        from .jobs_runner import build_jobs
+        from .jobs_platform import build_jobs
 
         self.context.jobs = build_jobs(self, self.context)
         from .monitoring import MonitoringSettings, build_monitoring

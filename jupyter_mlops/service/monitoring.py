@@ -9,7 +9,7 @@ import logging
 from traitlets import Float
 from traitlets.config import Configurable
 
-from .. import process_tree
+from ..hub import process_tree
 from ..core.monitoring import Monitoring
 from ..core.monitoring.health import PlatformHealth
 from ..core.monitoring.inputs import InputMonitor

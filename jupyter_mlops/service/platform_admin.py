@@ -19,7 +19,7 @@ from traitlets.config import Configurable
 from ..core.errors import InvalidInput, NotFound, Unavailable
 from ..core.gpu_history import GpuServerTelemetry, GpuUtilisationHistory
 from ..core.usage import UsageLedger
-from ..sso import ROLE_GROUPS
+from ..hub.sso import ROLE_GROUPS
 
 log = logging.getLogger("jupyter_mlops.service")
 

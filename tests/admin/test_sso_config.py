@@ -5,7 +5,7 @@ import pytest
 from traitlets.config import Application, PyFileConfigLoader
 
 from jupyter_mlops.core import roles
-from jupyter_mlops.sso import hub_groups_for
+from jupyter_mlops.hub.sso import hub_groups_for
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -63,7 +63,7 @@ def test_upgrade_from_the_previous_data_directory_keeps_everything(shared_tmp):
 
 
 def test_a_failed_upgrade_stops_the_start_and_keeps_the_databases_as_they_were(tmp_path):
-    from jupyter_mlops.upgrade import UpgradeFailed, upgrade_at_start
+    from jupyter_mlops.hub.upgrade import UpgradeFailed, upgrade_at_start
 
     (tmp_path / "mlflow").mkdir()
     db = tmp_path / "mlflow" / "mlflow.db"

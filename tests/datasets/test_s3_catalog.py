@@ -9,7 +9,7 @@ from jupyter_mlops.backends.store import S3Store
 from jupyter_mlops.core.datasets import folder
 from jupyter_mlops.core.roles import USE, Caller
 from jupyter_mlops.demo import cells
-from jupyter_mlops.hub import configure_hub
+from jupyter_mlops.hub.config import configure_hub
 from tests.datasets.seaweed import ACCESS_KEY, SECRET_KEY
 
 

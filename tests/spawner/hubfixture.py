@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from jupyter_mlops.cli import set_password
+from jupyter_mlops.hub.cli import set_password
 from tests.fixtures import SESSION_DIRS, REPO, Platform, free_port, processes_under
 
 GPU_PROFILES = [
@@ -60,7 +60,7 @@ class SpawnerHub(Platform):
 c.MlopsHub.data_dir = {str(self.data_dir)!r}
 c.MlopsHub.public_url = {self.url!r}
 c.MlopsHub.gpu_devices = {[{"name": "Simulated A100"}] * self.gpus!r}
-from jupyter_mlops.hub import configure_hub
+from jupyter_mlops.hub.config import configure_hub
 configure_hub(c)
 {keep}
 # Fixed internal address: servers left running across a hub restart can reach it again.
@@ -101,8 +101,8 @@ c.JupyterHub.load_groups["deep-learning"] = {{"users": []}}
     def stop(self) -> int | None:
         """Stop the hub as ``up`` does (SIGTERM, then its tree), then end whatever else still
         works in the data directory: servers that outlived a ``crash()``, a test's leftovers."""
-        from jupyter_mlops import process_tree
-        from jupyter_mlops.cli import stop
+        from jupyter_mlops.hub import process_tree
+        from jupyter_mlops.hub.cli import stop
 
         if self.proc and self.proc.poll() is None:
             stop(self.proc)

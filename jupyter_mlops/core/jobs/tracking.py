@@ -8,8 +8,8 @@ MLflow service, access to the control plane, and the lab's ``use`` scope (never 
 ends. The job's runs are therefore the user's runs in MLflow, and ``datasets.get`` in a job
 reads the catalog as the user (any tag, any store, lineage recorded) but cannot approve,
 administer or act as anyone else. The control plane needs the hub scope ``tokens`` for this,
-filtered to users who are not hub administrators (``jupyter_mlops.sso``,
-``jupyter_mlops.hub_members``): work of a hub administrator gets no token.
+filtered to users who are not hub administrators (``jupyter_mlops.hub.sso``,
+``jupyter_mlops.hub.members``): work of a hub administrator gets no token.
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ class HubTokenIssuer:
             "scopes": list(scopes or JOB_SCOPES)})
         if r.status_code == 403:
             # The control plane's role mints tokens only for users who are not hub
-            # administrators (jupyter_mlops.hub_members); a job must never act as one.
+            # administrators (jupyter_mlops.hub.members); a job must never act as one.
             raise Forbidden(f"the platform does not act for {user}: hub administrators' work "
                             "cannot get a token; run it from an account that is not a hub "
                             "administrator")

@@ -59,10 +59,10 @@ def classify(cmdline: list[str]) -> tuple[str, str]:
         return "service", "proxy"
     if "singleuser" in line or "jupyter-labhub" in line or "jupyter_mlops.singleuser" in line:
         return "user_server", ""
+    if "process_tree" in line:  # before the hub: the watcher runs jupyter_mlops.hub.process_tree
+        return "service", "process watcher"
     if "jupyterhub" in line or "jupyter_mlops.hub" in line:
         return "service", "hub"
-    if "process_tree" in line:
-        return "service", "process watcher"
     return "other", ""
 
 

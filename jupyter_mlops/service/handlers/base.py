@@ -9,7 +9,7 @@ from tornado import web
 from ...core import api_schema, json_body, roles
 from ...core.roles import Caller
 from ...core.errors import Forbidden, MlopsError, NotAuthenticated
-from ...documented_requests import DocumentedRequests
+from ...core.documented_requests import DocumentedRequests
 
 log = logging.getLogger("jupyter_mlops.service")
 

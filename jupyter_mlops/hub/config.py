@@ -7,7 +7,7 @@ config file that loads the project's one); set any ``c.JupyterHub.*`` after it t
 Data directory layout (``data_dir``)::
 
     hub/        jupyterhub.sqlite, cookie secret, proxy pid, passwords.dbm (bcrypt hashes),
-                ports.json (the internal listeners' ports, kept across starts: hub_ports)
+                ports.json (the internal listeners' ports, kept across starts: hub.ports)
     mlflow/     mlflow.db (SQLite), artifacts/, run/mlflow.sock (directory mode 0700)
     control/    the control plane's database and cookie secret
     store/      content-addressed object store of the datasets (local-directory backend)
@@ -25,18 +25,18 @@ from traitlets import (Any, CaselessStrEnum, Dict, Float, Integer, List, Set, Tr
                        Unicode, default, validate)
 from traitlets.config import Configurable
 
-from . import hub_errors, hub_members, sso
-from .hub_ports import internal_ports
-from .core import roles
+from . import error_pages, members, sso
+from .ports import internal_ports
+from ..core import roles
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class MlopsHub(Configurable):
     """Platform-level settings of a jupyter-mlops hub."""
 
     data_dir = Unicode(
-        help="""Directory holding all state of this platform (layout in ``jupyter_mlops.hub``).
+        help="""Directory holding all state of this platform (layout in ``jupyter_mlops.hub.config``).
         Starting again on the same directory keeps accounts, runs and datasets.""",
     ).tag(config=True)
 
@@ -108,7 +108,7 @@ class MlopsHub(Configurable):
         local = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
         return [str(local)] if local.exists() else ["configurable-http-proxy"]
 
-    # --- login and roles (see jupyter_mlops.sso) ---------------------------------------------
+    # --- login and roles (see jupyter_mlops.hub.sso) ---------------------------------------------
 
     authenticator = CaselessStrEnum(
         ["local", "oidc"], "local",
@@ -387,7 +387,7 @@ def configure_hub(c) -> MlopsHub:
         c.JupyterHub.ssl_cert, c.JupyterHub.ssl_key = hub.ssl_cert, hub.ssl_key
     scheme, _, rest = hub.public_url.partition("://")
     c.JupyterHub.bind_url = f"{'https' if hub.ssl_cert else scheme}://{rest}"
-    # Internal addresses are the same at every start (jobs outlive restarts; see hub_ports).
+    # Internal addresses are the same at every start (jobs outlive restarts; see hub.ports).
     ports = internal_ports(hub.path())
     c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{ports['hub_api']}"
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{ports['proxy_api']}"
@@ -504,11 +504,11 @@ def configure_roles(c, hub: MlopsHub) -> tuple[dict, list]:
     c.JupyterHub.custom_scopes = {s: {"description": d} for s, d in roles.ALL_SCOPES.items()}
     access = sso.ACCESS
     # The hub's navigation links to the MLOps pages (a page.html extending the hub's own).
-    c.JupyterHub.template_paths = [str(Path(__file__).parent / "hub_templates")]
+    c.JupyterHub.template_paths = [str(Path(__file__).parent / "templates")]
     # The proxy's error answers for API paths are JSON (a service restarting: 503 + reason).
-    hub_errors.install()
+    error_pages.install()
     # The group of users the control plane may mint tokens for: all but hub administrators.
-    hub_members.install()
+    members.install()
     # The user server's own token carries the user's lab scopes (filtered to what they hold),
     # so the sidebar calls the control plane and MLflow as that user.
     c.Spawner.server_token_scopes = [

@@ -36,7 +36,7 @@ import os
 from traitlets import Integer, Unicode, default
 from traitlets.config import Configurable
 
-from . import hub as embedded
+from . import config as embedded
 
 PG_ENV = ("PGPASSWORD",)
 S3_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")

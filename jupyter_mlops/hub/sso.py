@@ -15,8 +15,8 @@ import json
 import urllib.request
 from typing import Callable, Iterable
 
-from .core import roles
-from .hub_members import MEMBERS_GROUP
+from ..core import roles
+from .members import MEMBERS_GROUP
 
 # Role name in MlopsHub.group_roles -> the hub group that carries the role (see load_roles).
 ROLE_GROUPS = {"admin": "mlops-admins", "manager": "mlops-pms"}
@@ -32,7 +32,7 @@ CONTROL_PLANE_SCOPES = [
     # jobs: an expiring token of the job's user (MLflow, the control plane, custom:mlops:use),
     # revoked when the job ends (core/jobs/tracking.JOB_SCOPES); Kubernetes model server
     # versions: a token of the deployment's creator (MLflow only). Only for members of the
-    # group the hub keeps equal to "not a hub administrator" (jupyter_mlops.hub_members).
+    # group the hub keeps equal to "not a hub administrator" (jupyter_mlops.hub.members).
     f"tokens!group={MEMBERS_GROUP}",
 ]
 

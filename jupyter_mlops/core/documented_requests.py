@@ -2,7 +2,7 @@
 against docs/openapi.yaml before a handler runs, as one mixin for their tornado handlers."""
 from __future__ import annotations
 
-from .core import api_schema, json_body
+from . import api_schema, json_body
 
 
 class DocumentedRequests:

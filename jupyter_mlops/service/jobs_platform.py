@@ -42,7 +42,7 @@ class JobSettings(LoggingConfigurable):
     tracking_uri = Unicode(
         "",
         help="""MLflow tracking URI as jobs reach it: the hub-authenticated gateway, e.g.
-        ``http://127.0.0.1:PORT/services/mlflow`` (``jupyter_mlops.hub`` sets it). Each job gets
+        ``http://127.0.0.1:PORT/services/mlflow`` (``jupyter_mlops.hub.config`` sets it). Each job gets
         a hub token of its user (MLflow, the control plane and the lab's ``use`` scope only).
         Empty: jobs run without MLflow tracking.""",
     ).tag(config=True)
@@ -50,7 +50,7 @@ class JobSettings(LoggingConfigurable):
     control_plane_url = Unicode(
         "",
         help="""The control plane as jobs reach it, with its service prefix, e.g.
-        ``http://127.0.0.1:PORT/services/mlops/`` (``jupyter_mlops.hub`` sets it): passed to jobs
+        ``http://127.0.0.1:PORT/services/mlops/`` (``jupyter_mlops.hub.config`` sets it): passed to jobs
         as ``$JUPYTER_MLOPS_CONTROL_PLANE_URL`` with the job's token, so ``datasets.get`` works
         in a job as in the user's server. Empty: jobs read datasets from the shared root only.""",
     ).tag(config=True)

@@ -24,8 +24,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .backends import backup_files
-from .core.backup import DATABASES, installed_versions, now_stamp
+from ..backends import backup_files
+from ..core.backup import DATABASES, installed_versions, now_stamp
 
 VERSIONS_FILE = "versions.json"
 

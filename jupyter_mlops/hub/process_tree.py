@@ -7,7 +7,7 @@ children belong to init. So ``up`` keeps a record of the whole tree:
 
 - the hub gets the kernel's parent-death signal (SIGTERM when ``up`` dies, even of SIGKILL) and
   stops its proxy, services and servers as on a normal stop;
-- a watcher process (``python -m jupyter_mlops.process_tree``), started by ``up`` next to the
+- a watcher process (``python -m jupyter_mlops.hub.process_tree``), started by ``up`` next to the
   hub, notes the hub's descendants every :data:`INTERVAL` seconds in ``<data_dir>/`` +
   :data:`STATE_FILE` (pid and start time each, so a recycled pid is never taken for ours). It
   reads a pipe from ``up``; when the pipe closes (``up`` finished, or died) it ends whatever is
@@ -225,7 +225,7 @@ def parent_death_signal(sig: int = signal.SIGTERM):
 def start_watcher(hub_pid: int, data_dir: Path, log) -> subprocess.Popen:
     """The watcher of ``up``'s tree; close its stdin to have it end what is left and exit."""
     return subprocess.Popen(
-        [sys.executable, "-m", "jupyter_mlops.process_tree", "--hub", str(hub_pid),
+        [sys.executable, "-m", "jupyter_mlops.hub.process_tree", "--hub", str(hub_pid),
          "--up", str(os.getpid()), "--state", str(state_path(data_dir))],
         stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True)  # a Ctrl-C or a group signal meant for `up` spares it

@@ -26,8 +26,8 @@ import urllib.request
 from pathlib import Path
 
 from . import process_tree
-from .core.errors import MlopsError
-from .hub import REPO_ROOT
+from ..core.errors import MlopsError
+from .config import REPO_ROOT
 
 ADMIN = "admin"
 
@@ -341,7 +341,7 @@ def cmd_reset_password(args) -> int:
 
 
 def cmd_gc(args) -> int:
-    from .datasets import gc_main  # the catalog client: not needed to start the platform
+    from ..datasets import gc_main  # the catalog client: not needed to start the platform
 
     return gc_main(args.url, args.token, args.delete, args.grace_hours)
 
@@ -384,13 +384,13 @@ def dataset_store(config: str | None):
     settings = dict(c.get("MlopsHub", {}).get("dataset_store", None) or {})
     if settings.get("backend", "local") != "s3":
         return None
-    from .backends.store import StoreSettings, store_from_settings
+    from ..backends.store import StoreSettings, store_from_settings
 
     return store_from_settings(StoreSettings(**settings), "")
 
 
 def cmd_backup(args) -> int:
-    from .core.backup import Backup
+    from ..core.backup import Backup
 
     t0 = time.monotonic()
     try:
@@ -409,7 +409,7 @@ def cmd_backup(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from .core.backup import verify
+    from ..core.backup import verify
 
     manifest, problems = verify(Path(args.src), ProgressLine())
     for p in problems:
@@ -426,7 +426,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_restore(args) -> int:
-    from .core.backup import restore
+    from ..core.backup import restore
 
     m = restore(Path(args.src), Path(args.data_dir), ProgressLine(),
                 store=dataset_store(args.config))
