@@ -160,8 +160,11 @@ export function listDatasets(): Promise<{ datasets: IDataset[] }> {
   return requestAPI('datasets');
 }
 
+/** A dataset as `GET datasets/<name>` answers it: with its versions, newest first. */
+export type IDatasetDetail = IDataset & { versions: IDatasetVersion[] };
+
 /** A dataset with its versions. */
-export function getDataset(name: string): Promise<IDataset> {
+export function getDataset(name: string): Promise<IDatasetDetail> {
   return requestAPI(`datasets/${enc(name)}`);
 }
 

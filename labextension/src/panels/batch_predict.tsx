@@ -9,32 +9,15 @@ import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
 import { NameSelect } from '../components/fields';
-import { IModelVersion } from '../experiments/api';
-import { requestAPI } from '../request';
-import { ACTIVE, IJob, Progress, StateBadge } from './job_detail';
+import { getDataset, IDataset, IDatasetDetail, listDatasets } from '../api/datasets';
+import { getJob, IBatchPrediction, IJob, submitBatchPrediction } from '../api/jobs';
+import { IModelVersion } from '../api/models';
+import { listProjects } from '../api/projects';
+import { ACTIVE, Progress, StateBadge } from './job_detail';
 import { JobCommandIDs } from './jobs';
 
-/** The control plane's answer to POST batch-predictions. */
-export interface IBatchPrediction {
-  job: IJob;
-  model_name: string;
-  version: string;
-  dataset: string;
-  dataset_version: string;
-  files: number;
-  outputs: { csv: string; json: string; artifact_path: string };
-}
 
-interface IDatasetSummary {
-  name: string;
-  latest?: { version: string } | null;
-}
 
-interface IDatasetDetail {
-  name: string;
-  tags: Record<string, string>;
-  versions: { version: string; message: string; summary: { files: number; images?: number } }[];
-}
 
 /** Follow a submitted batch prediction until its job ends. */
 function BatchJob(props: { app: JupyterFrontEnd; batch: IBatchPrediction }): JSX.Element {
@@ -45,7 +28,7 @@ function BatchJob(props: { app: JupyterFrontEnd; batch: IBatchPrediction }): JSX
       return;
     }
     const timer = window.setTimeout(() => {
-      requestAPI<IJob>(`jobs/${job.id}`)
+      getJob(job.id)
         .then(setJob)
         .catch(() => setJob({ ...job })); // a blip: try again on the next round
     }, 1500);
@@ -102,7 +85,7 @@ export function BatchPredictForm(props: {
   onClose: () => void;
 }): JSX.Element {
   const { app, version } = props;
-  const [datasets, setDatasets] = useState<IDatasetSummary[] | null>(null);
+  const [datasets, setDatasets] = useState<IDataset[] | null>(null);
   const [dataset, setDataset] = useState('');
   const [detail, setDetail] = useState<IDatasetDetail | null>(null);
   const [ref, setRef] = useState('');
@@ -112,7 +95,7 @@ export function BatchPredictForm(props: {
   const [busy, setBusy] = useState(false);
   const [batch, setBatch] = useState<IBatchPrediction | null>(null);
   useEffect(() => {
-    requestAPI<{ datasets: IDatasetSummary[] }>('datasets')
+    listDatasets()
       .then(r => {
         setDatasets(r.datasets);
         if (r.datasets.length) {
@@ -120,7 +103,7 @@ export function BatchPredictForm(props: {
         }
       })
       .catch(e => setError(e.message));
-    requestAPI<{ projects: { name: string }[] }>('projects')
+    listProjects()
       .then(r => setProjects(r.projects.map(p => p.name)))
       .catch(() => undefined); // the default project still works
   }, []);
@@ -130,7 +113,7 @@ export function BatchPredictForm(props: {
     }
     let current = true; // until another dataset is chosen: a late answer for this one is stale
     setDetail(null);
-    requestAPI<IDatasetDetail>(`datasets/${encodeURIComponent(dataset)}`)
+    getDataset(dataset)
       .then(d => {
         if (current) {
           setDetail(d);
@@ -148,15 +131,12 @@ export function BatchPredictForm(props: {
     setError(null);
     try {
       setBatch(
-        await requestAPI<IBatchPrediction>('batch-predictions', {
-          method: 'POST',
-          body: JSON.stringify({
-            model_name: version.name,
-            version: String(version.version),
-            dataset,
-            dataset_version: ref,
-            project
-          })
+        await submitBatchPrediction({
+          model_name: version.name,
+          version: String(version.version),
+          dataset,
+          dataset_version: ref,
+          project
         })
       );
       void app.commands.execute(JobCommandIDs.refreshJobs);

@@ -3,7 +3,8 @@ import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
 import { NameSelect } from '../components/fields';
-import { requestAPI } from '../request';
+import { setReference, setTag as pointTag } from '../api/datasets';
+import { listProjects } from '../api/projects';
 
 /**
  * Names that move (tags such as "latest" or "reviewed") and a project's reference version,
@@ -27,7 +28,7 @@ export function VersionTags(props: {
   const [busy, setBusy] = useState(false);
 
   useEffect(() => {
-    requestAPI<{ projects: { name: string }[] }>('projects')
+    listProjects()
       .then(r => {
         const names = r.projects.map(p => p.name);
         setProjects(names);
@@ -52,18 +53,12 @@ export function VersionTags(props: {
   const moveTag = () =>
     act(async () => {
       const name = tag.trim();
-      await requestAPI(`datasets/${dataset}/tags/${encodeURIComponent(name)}`, {
-        method: 'PUT',
-        body: JSON.stringify({ version })
-      });
+      await pointTag(dataset, name, version);
       return `Tag “${name}” now points at ${version}.`;
     });
   const markReference = () =>
     act(async () => {
-      await requestAPI(`datasets/${dataset}/versions/${version}/reference`, {
-        method: 'PUT',
-        body: JSON.stringify({ project })
-      });
+      await setReference(dataset, version, project);
       return `${dataset}@${version} is now the reference version of project ${project}.`;
     });
 
