@@ -12,58 +12,20 @@ import { ErrorLine } from '../components/errorLine';
 import { CheckField } from '../components/fields';
 import { openInMainArea } from '../components/mainArea';
 import { IMark, ISeries, LineChart, SERIES_COLORS } from '../experiments/lineChart';
-import { requestAPI } from '../request';
+import {
+  getDrift,
+  getMetrics,
+  IDrift,
+  IMetrics,
+  IMonitoringSettings,
+  ITrafficNumbers,
+  setMonitoring
+} from '../api/deployments';
 
-/** Numbers of one point or one total of the traffic series. */
-export interface ITrafficNumbers {
-  requests: number;
-  requests_per_s: number | null;
-  errors_4xx: number;
-  errors_5xx: number;
-  p50_ms: number | null;
-  p95_ms: number | null;
-  p99_ms: number | null;
-  batch_mean: number | null;
-  batch_max: number | null;
-}
 
-export interface IMetrics {
-  window: string;
-  from: number;
-  to: number;
-  step_s: number;
-  serving_version: string | null;
-  versions: { version: string; total: ITrafficNumbers; points: (ITrafficNumbers & { t: number })[] }[];
-  total: ITrafficNumbers;
-  events: { at: number; kind: string; version: string | null; actor: string }[];
-}
 
-export interface IFeatureDrift {
-  feature: string;
-  psi: number;
-  drifted: boolean;
-  reference_mean: number | null;
-  recent_mean: number | null;
-}
 
-export interface IMonitoringSettings {
-  record_inputs: boolean;
-  sample_rate: number;
-  retention_days: number;
-  drift_threshold: number;
-  updated_by: string | null;
-}
 
-export interface IDrift {
-  state: 'off' | 'collecting' | 'no_reference' | 'stable' | 'drifted';
-  version: string | null;
-  samples: number;
-  min_samples: number;
-  reference: { source: string | null; rows?: number; reason?: string } | null;
-  features: IFeatureDrift[];
-  settings: IMonitoringSettings;
-  last_alert: { drifted: boolean; features: string[]; at: number } | null;
-}
 
 const WINDOWS: [string, string][] = [
   ['1h', 'Last hour'],
@@ -257,14 +219,11 @@ function Recording(props: { name: string; s: IMonitoringSettings; onSaved: () =>
   const save = async () => {
     setError(null);
     try {
-      await requestAPI(`deployments/${props.name}/monitoring`, {
-        method: 'PUT',
-        body: JSON.stringify({
-          record_inputs: form.record_inputs,
-          sample_rate: Number(form.sample_rate),
-          retention_days: Number(form.retention_days),
-          drift_threshold: Number(form.drift_threshold)
-        })
+      await setMonitoring(props.name, {
+        record_inputs: form.record_inputs,
+        sample_rate: Number(form.sample_rate),
+        retention_days: Number(form.retention_days),
+        drift_threshold: Number(form.drift_threshold)
       });
       props.onSaved();
     } catch (e: any) {
@@ -337,8 +296,8 @@ export function DeploymentMonitor(props: { name: string }): JSX.Element {
   useEffect(() => {
     let current = true; // a slower answer for an older window must not win
     void Promise.all([
-      requestAPI<IMetrics>(`deployments/${name}/metrics?window=${window}`),
-      requestAPI<IDrift>(`deployments/${name}/drift`)
+      getMetrics(name, window),
+      getDrift(name)
     ])
       .then(([m, d]) => {
         if (current) {

@@ -7,7 +7,18 @@ import { ErrorLine } from '../components/errorLine';
 import { NameSelect } from '../components/fields';
 import { useRemote } from '../components/hooks';
 import { SidebarSection } from '../components/sidebarSection';
-import { requestAPI } from '../request';
+import {
+  approveDeployment,
+  createDeployment,
+  createToken,
+  deleteDeployment,
+  getDeployment,
+  IDeployment,
+  listDeployments,
+  rejectDeployment,
+  updateDeployment
+} from '../api/deployments';
+import { listModels, listVersions } from '../api/models';
 import { BatchPredictForm } from './batch_predict';
 import { modelVersionActions } from './models';
 import { TryIt } from './deployment_try';
@@ -22,76 +33,10 @@ const CommandIDs = {
   refreshDeployments: 'mlops:refresh-deployments'
 };
 
-/** Recent traffic through an endpoint (the last minute). */
-export interface ITraffic {
-  requests_per_s: number;
-  p50_ms: number | null;
-  p95_ms: number | null;
-  errors: number;
-}
 
-/** How the serving model server is doing, as the control plane's supervisor sees it. */
-export interface IServerHealth {
-  state: 'running' | 'unresponsive' | 'restarting';
-  /** When the state began (seconds since the epoch). */
-  since: number;
-  /** Restart attempt under way (0 when none). */
-  attempt: number;
-  /** Why the server last stopped, e.g. "killed by signal 9 (SIGKILL)". */
-  last_exit: string | null;
-  /** Restarts since the control plane started. */
-  restarts: number;
-  next_attempt_at: number | null;
-  /** E.g. "restarting, attempt 2, last exit: killed by signal 9 (SIGKILL)". */
-  summary: string;
-}
 
-/** One deployment as `GET mlops/api/deployments` lists it (docs/openapi.yaml, Deployment). */
-export interface IDeployment {
-  name: string;
-  project: string;
-  model_name: string;
-  /** The version asked for (it may still be loading, or have failed). */
-  model_version: string;
-  /** The version answering requests now, if any. */
-  serving_version: string | null;
-  /** `ready` only while the serving server answers; `unresponsive` and `restarting` say it
-   * does not (see `server`). */
-  status:
-    | 'starting'
-    | 'ready'
-    | 'updating'
-    | 'failed'
-    | 'pending_approval'
-    | 'unresponsive'
-    | 'restarting';
-  /** Whether the caller may approve or reject the pending version (a project manager). */
-  can_approve?: boolean;
-  message: string;
-  /** Tail of the model server's log when a version failed to load. */
-  log: string;
-  visibility: 'project' | 'lab';
-  replicas: number;
-  /** Endpoint path under the control plane (`endpoints/<name>/invocations`). */
-  endpoint: string;
-  traffic: ITraffic;
-  /** The supervised serving server (null where the platform does not supervise it). */
-  server?: IServerHealth | null;
-  events?: IDeploymentEvent[];
-}
 
-/** One line of a deployment's audit log. */
-export interface IDeploymentEvent {
-  at: number;
-  actor: string;
-  action: string;
-  model_version: string | null;
-  detail: string;
-}
 
-interface IModelVersions {
-  versions: { version: string; status: string }[];
-}
 
 /** Ask the control plane to deploy a model version (also used by the Models panel). */
 export async function deployModelVersion(
@@ -108,15 +53,12 @@ export async function deployModelVersion(
       .slice(0, 40)
       .replace(/-+$/, '') ||
     'model';
-  return requestAPI<IDeployment>('deployments', {
-    method: 'POST',
-    body: JSON.stringify({
-      name,
-      model_name: modelName,
-      version,
-      project: options.project || 'default',
-      visibility: options.visibility || 'project'
-    })
+  return createDeployment({
+    name,
+    model_name: modelName,
+    version,
+    project: options.project || 'default',
+    visibility: options.visibility || 'project'
   });
 }
 
@@ -175,7 +117,7 @@ function Details(props: { dep: IDeployment; onChange: () => void }): JSX.Element
 
   useEffect(() => {
     let current = true; // answers can arrive out of order: only the newest status counts
-    void requestAPI<IDeployment>(`deployments/${dep.name}`)
+    void getDeployment(dep.name)
       .then(d => current && setDetail(d))
       .catch(e => current && setError(e.message));
     return () => {
@@ -184,7 +126,7 @@ function Details(props: { dep: IDeployment; onChange: () => void }): JSX.Element
   }, [dep.name, dep.status, dep.serving_version]);
   useEffect(() => {
     let current = true;
-    void requestAPI<IModelVersions>(`models/${encodeURIComponent(dep.model_name)}/versions`)
+    void listVersions(dep.model_name)
       .then(r => current && setVersions(r.versions.map(v => String(v.version))))
       .catch(() => current && setVersions([]));
     return () => {
@@ -230,7 +172,7 @@ function Details(props: { dep: IDeployment; onChange: () => void }): JSX.Element
               <Button
                 small
                 onClick={() =>
-                  void act(() => requestAPI(`deployments/${dep.name}/approve`, { method: 'POST' }))
+                  void act(() => approveDeployment(dep.name))
                 }
               >
                 Approve
@@ -238,12 +180,7 @@ function Details(props: { dep: IDeployment; onChange: () => void }): JSX.Element
               <Button
                 small
                 onClick={() =>
-                  void act(() =>
-                    requestAPI(`deployments/${dep.name}/reject`, {
-                      method: 'POST',
-                      body: JSON.stringify({ reason: 'rejected in the lab' })
-                    })
-                  )
+                  void act(() => rejectDeployment(dep.name, 'rejected in the lab'))
                 }
               >
                 Reject
@@ -274,12 +211,7 @@ function Details(props: { dep: IDeployment; onChange: () => void }): JSX.Element
           small
           disabled={!target}
           onClick={() =>
-            void act(() =>
-              requestAPI(`deployments/${dep.name}`, {
-                method: 'PATCH',
-                body: JSON.stringify({ version: target })
-              })
-            )
+            void act(() => updateDeployment(dep.name, target))
           }
         >
           Switch
@@ -298,10 +230,7 @@ function Details(props: { dep: IDeployment; onChange: () => void }): JSX.Element
           small
           onClick={() =>
             void act(async () => {
-              const t = await requestAPI<{ token: string }>(`deployments/${dep.name}/tokens`, {
-                method: 'POST',
-                body: JSON.stringify({ note })
-              });
+              const t = await createToken(dep.name, note);
               setToken(t.token);
             })
           }
@@ -338,7 +267,7 @@ function Details(props: { dep: IDeployment; onChange: () => void }): JSX.Element
             buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Undeploy' })]
           });
           if (answer.button.accept) {
-            await act(() => requestAPI(`deployments/${dep.name}`, { method: 'DELETE' }));
+            await act(() => deleteDeployment(dep.name));
           }
         }}
       >
@@ -358,7 +287,7 @@ function NewDeployment(props: { onDone: () => void }): JSX.Element {
   const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
-    void requestAPI<{ models: { name: string }[] }>('models')
+    void listModels()
       .then(r => setModels(r.models.map(m => m.name)))
       .catch(e => setError(e.message));
   }, []);
@@ -367,7 +296,7 @@ function NewDeployment(props: { onDone: () => void }): JSX.Element {
     setVersions([]);
     setVersion('');
     if (model) {
-      void requestAPI<IModelVersions>(`models/${encodeURIComponent(model)}/versions`)
+      void listVersions(model)
         .then(r => {
           if (current) {
             const vs = r.versions.map(v => String(v.version));
@@ -448,7 +377,7 @@ export function DeploymentsView(props: { refreshSignal?: number }): JSX.Element 
     error,
     reload: refresh
   } = useRemote(
-    async () => (await requestAPI<{ deployments: IDeployment[] }>('deployments')).deployments,
+    async () => (await listDeployments()).deployments,
     [props.refreshSignal]
   );
   const [open, setOpen] = useState<string | null>(null);
