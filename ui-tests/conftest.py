@@ -125,6 +125,12 @@ def open_mlops_sidebar(page: Page):
     return sidebar
 
 
+def main_tab(page: Page, label: str):
+    """The main area's tab labelled exactly `label` (click it to bring its view forward)."""
+    return page.locator("#jp-main-dock-panel .lm-TabBar-tabLabel",
+                        has_text=re.compile(f"^{re.escape(label)}$"))
+
+
 @pytest.fixture(autouse=True)
 def jp_asyncio_loop():
     """Replace pytest-jupyter's autouse per-test event loop here: browser tests use Playwright's
