@@ -234,6 +234,7 @@ def run_core(images: Path, work: Path) -> dict:
 
 def run_platform(images: Path, work: Path) -> dict:
     from jupyter_mlops import datasets
+    from jupyter_mlops.client import ControlPlane
     from tests.fixtures import Platform
 
     shutil.rmtree(work / "platform", ignore_errors=True)  # a cold store every run
@@ -253,7 +254,7 @@ def run_platform(images: Path, work: Path) -> dict:
             objects = p.data_dir / "store" / "objects"
             shutil.rmtree(objects)
             objects.mkdir()
-            c = datasets.CatalogClient(direct, token, timeout=300, publish_socket=socket_path)
+            c = ControlPlane(direct, token, timeout=300, publish_socket=socket_path)
             marks: dict[str, float] = {}
 
             def progress(phase, *_):

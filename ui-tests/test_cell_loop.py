@@ -26,12 +26,12 @@ WAIT = 30_000
 
 @pytest.fixture
 def walker(platform):
-    from jupyter_mlops import datasets
+    from jupyter_mlops.client import ControlPlane
     from jupyter_mlops.demo import publish
 
     platform.add_user(USER, PASSWORD)
     token = platform.token(USER)
-    client = datasets.CatalogClient(f"{platform.url}/{API.rsplit('/', 1)[0]}/", token)
+    client = ControlPlane(f"{platform.url}/{API.rsplit('/', 1)[0]}/", token)
     if not any(d["name"] == DATASET for d in client.list()):
         publish.publish_demo(DATASET, n_images=24, seed=11, size=128, client=client)
     yield token

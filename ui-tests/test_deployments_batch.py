@@ -20,6 +20,8 @@ from conftest import hub_login, hub_logout, open_lab, open_mlops_sidebar, shot
 from playwright.sync_api import expect
 
 from jupyter_mlops import datasets
+
+from jupyter_mlops.client import ControlPlane
 from tests.deployments.conftest import register_models
 
 API = "services/mlops/api"
@@ -40,7 +42,7 @@ def publish_blobs(platform, token, tmp_path) -> None:
     docs = tmp_path / "ui-docs"
     docs.mkdir()
     (docs / "README.txt").write_text("protocol notes, nothing to predict\n")
-    client = datasets.CatalogClient(f"{platform.url}/services/mlops/", token)
+    client = ControlPlane(f"{platform.url}/services/mlops/", token)
     try:
         have = {d["name"] for d in client.list()}
         if "ui-blobs" not in have:

@@ -16,6 +16,8 @@ from playwright.sync_api import expect
 
 from jupyter_mlops import datasets
 
+from jupyter_mlops.client import ControlPlane
+
 API = "services/mlops/api"
 PM, USER, PASSWORD = "lupe", "lumi", "lumi-first-login-pw"
 PROJECT, DATASET, MODEL, DEPLOYMENT = "ui-lineage", "ui-lineage-cells", "ui-lineage-detector", \
@@ -41,7 +43,7 @@ def _chain(platform, tmp_path) -> str:
     (tmp_path / "cells" / "counts.csv").write_text("image,cells\na.tif,3\n")
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "MLmodel").write_text("flavors: {}\n")
-    catalog = datasets.CatalogClient(f"{platform.url}/services/mlops/", lumi)
+    catalog = ControlPlane(f"{platform.url}/services/mlops/", lumi)
     uri = f"{platform.url}/services/mlflow"
     saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_URI",
                                             "XDG_CACHE_HOME")}

@@ -42,9 +42,9 @@ def main(argv=None) -> None:
     p.add_argument("--url", default=None, help="control plane URL (default: from the lab)")
     p.add_argument("--token", default=None, help="hub token (default: from the lab)")
     a = p.parse_args(argv)
-    from jupyter_mlops import datasets
+    from jupyter_mlops.client import ControlPlane
 
-    client = datasets.CatalogClient(a.url, a.token) if (a.url or a.token) else None
+    client = ControlPlane(a.url, a.token) if (a.url or a.token) else None
     v = publish_demo(a.name, a.n, a.seed, a.size, client=client, project=a.project)
     print(f"published {a.name} {v['version']}: {v['summary']['images']} images")
 

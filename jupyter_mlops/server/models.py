@@ -6,7 +6,7 @@ import re
 import tornado
 
 from ..core.errors import Conflict, InvalidInput
-from .experiments import TrackingHandler, _kv, int_arg
+from .experiment_views import TrackingHandler, _kv, int_arg
 
 
 LOGGED_MODEL_ID = re.compile(r"^m-[0-9A-Za-z_-]{1,64}$")  # MLflow 3: m-<32 hex digits>

@@ -2,32 +2,24 @@
 from jupyter_server.utils import url_path_join
 
 from ..core import api_schema
-from . import datasets
-from . import experiments as exp
+from . import dataset_workspace
+from . import experiment_views as exp
 from . import models
-from . import deployments
-from . import projects
-from . import jobs
-from . import notifications
-from . import usage
+from . import passthrough
 from . import telemetry
 from . import template
-from . import lineage
 from .handlers import NotFoundHandler, StatusHandler
 
 NAMESPACE = "mlops"
 
 ROUTES = [
     (r"status", StatusHandler),
-    *deployments.ROUTES,  # deployments, try-it, client tokens
-    *datasets.ROUTES,  # the dataset catalog, publish, status, thumbnails
-    *projects.ROUTES,  # the user's projects for the sidebar
-    *jobs.ROUTES,  # jobs, sweeps, pipelines
-    *notifications.ROUTES,  # the caller's notification feed
-    *usage.ROUTES,  # the caller's GPU-hours
+    *dataset_workspace.ROUTES,  # publish, upload, folder status, thumbnails (before the catalog)
+    # forwarded to the control plane: catalog, jobs, deployments, projects, notifications,
+    # GPU-hours, lineage
+    *passthrough.ROUTES,
     *telemetry.ROUTES,  # a run's resource samples (job view)
     *template.ROUTES,  # copy a project template into the workspace
-    *lineage.ROUTES,  # dataset version <-> runs <-> model versions <-> deployments
     # experiments, runs and the model registry (MLflow through the gateway)
     (r"experiments", exp.ExperimentsHandler),
     (r"experiments/(?P<experiment_id>[^/]+)", exp.ExperimentHandler),

@@ -7,7 +7,7 @@ import asyncio
 
 import tornado
 
-from .experiments import TrackingHandler
+from .experiment_views import TrackingHandler
 
 
 class RunResourcesHandler(TrackingHandler):

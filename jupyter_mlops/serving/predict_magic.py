@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from ..core import errors
-from ..jobs_magics import JobsClient
+from ..client import ControlPlane
 
 DONE = ("succeeded", "failed", "cancelled")
 
@@ -25,7 +25,7 @@ def _pair(text: str, what: str) -> tuple[str, str]:
     return name, ref
 
 
-def predict(args: list[str], shell=None, client: JobsClient | None = None,
+def predict(args: list[str], shell=None, client: ControlPlane | None = None,
             poll_seconds: float = 1.0):
     from ..magics import parser
 
@@ -42,8 +42,8 @@ def predict(args: list[str], shell=None, client: JobsClient | None = None,
     body = {"model_name": model, "version": version, "dataset": dataset, "dataset_version": ref}
     if a.project:
         body["project"] = a.project
-    client = client or JobsClient()
-    out = client.request("POST", "api/batch-predictions", json=body)
+    client = client or ControlPlane()
+    out = client.create_batch_prediction(body)
     job = out["job"]
     print(f"job {job['id']} {job['state']}: {model} v{version} over {dataset}@"
           f"{out['dataset_version']} ({out['files']} files); predictions in "
@@ -56,7 +56,7 @@ def predict(args: list[str], shell=None, client: JobsClient | None = None,
             raise errors.Unavailable(f"job {job['id']} still {job['state']} after "
                                      f"{a.timeout:.0f} s; see the Jobs panel")
         time.sleep(poll_seconds)
-        job = client.request("GET", f"api/jobs/{job['id']}")
+        job = client.job(job["id"])
     if job["state"] != "succeeded":
         raise errors.Conflict(f"job {job['id']} {job['state']}: {job.get('reason') or 'see its log'}")
     import pandas as pd

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from jupyter_mlops.client import SpawnerGpuClient
+from jupyter_mlops.client import AsyncControlPlane
 from jupyter_mlops.core.db import Database
 from jupyter_mlops.core.errors import MlopsError, Unavailable
 from jupyter_mlops.core.gpu_allocation import GpuAllocator, NoGpuFree
@@ -28,7 +28,7 @@ class ControlPlaneGpus:
     """GPU accounting over the control plane's API."""
 
     def __init__(self, url: str, token: str, wait_seconds: float = 15.0):
-        self._client = SpawnerGpuClient(url, token)
+        self._client = AsyncControlPlane(url, token, timeout=10.0)
         self.wait_seconds = wait_seconds
         self._pending_release: dict[str, asyncio.Task] = {}
 

@@ -193,7 +193,8 @@ class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
         # jupyter-mlops first, and every IPython kernel loads the %mlops magics at start.
         python_env = str(Path(self.cmd[0]).parent)
         env["PATH"] = os.pathsep.join([python_env, env.get("PATH") or os.defpath])
-        env["PYTHONSTARTUP"] = str(Path(jupyter_mlops.__file__).parent / "kernel_startup.py")
+        env["PYTHONSTARTUP"] = str(Path(jupyter_mlops.__file__).parent / "magics"
+                                   / "kernel_startup.py")
         # Indices as NVML numbers them (PCI order), not CUDA's default fastest-first order.
         env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in self.gpu_indices)

@@ -12,6 +12,8 @@ from pathlib import Path
 import requests
 
 from jupyter_mlops import datasets
+
+from jupyter_mlops.client import ControlPlane
 from jupyter_mlops.demo import cells
 from tests.fixtures import until
 
@@ -88,7 +90,7 @@ def make(platform, folder: Path) -> dict:
     r = platform.api("PUT", f"{API}/deployment-policies/{PROJECT}", pm,
                      json={"require_approval": True})
     assert r.status_code == 200, r.text
-    client = datasets.CatalogClient(f"{platform.url}/services/mlops/", ds)
+    client = ControlPlane(f"{platform.url}/services/mlops/", ds)
     try:
         root = folder / DATASET
         cells.generate(root, n_images=6, seed=5, width=32, height=32)

@@ -13,6 +13,8 @@ import sys
 import pytest
 
 from jupyter_mlops import datasets
+
+from jupyter_mlops.client import ControlPlane
 from jupyter_mlops.demo import cells
 from tests.backup import lab_state
 from tests.backup.lab_state import API, DATASET, PROJECT, USER
@@ -108,7 +110,7 @@ def test_restore_starts_a_platform_with_everything_there(platform, lab, backup,
 
 def test_a_second_backup_copies_only_new_objects(platform, lab, backup, tmp_path):
     ds = platform.token(USER)
-    client = datasets.CatalogClient(f"{platform.url}/services/mlops/", ds)
+    client = ControlPlane(f"{platform.url}/services/mlops/", ds)
     try:
         root = tmp_path / DATASET
         cells.generate(root, n_images=3, seed=21, width=32, height=32, start=20)

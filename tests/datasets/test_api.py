@@ -12,6 +12,8 @@ import blake3
 import pytest
 
 from jupyter_mlops import datasets
+
+from jupyter_mlops.client import ControlPlane
 from jupyter_mlops.core.datasets import transfer
 from jupyter_mlops.core.db import Database
 from jupyter_mlops.core.projects import Projects
@@ -29,7 +31,7 @@ def people(platform):
 
 @pytest.fixture(scope="module")
 def client(platform, people):
-    c = datasets.CatalogClient(f"{platform.url}/services/mlops/", people["dana"])
+    c = ControlPlane(f"{platform.url}/services/mlops/", people["dana"])
     yield c
     c.close()
 
@@ -247,9 +249,10 @@ def test_routes_need_a_token(platform):
 KILLED = textwrap.dedent("""
     import sys, time
     from jupyter_mlops import datasets
+    from jupyter_mlops.client import ControlPlane
     from jupyter_mlops.core.datasets import folder
     folder.BATCH_FILES = 8  # several batches, and the kill lands inside one
-    c = datasets.CatalogClient(sys.argv[2], sys.argv[3])
+    c = ControlPlane(sys.argv[2], sys.argv[3])
     real = c.put_batch
     def slow(items, sent):
         def each(size):

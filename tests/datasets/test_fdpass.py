@@ -13,6 +13,8 @@ import blake3
 import pytest
 
 from jupyter_mlops import datasets
+
+from jupyter_mlops.client import ControlPlane
 from jupyter_mlops.core import errors
 from jupyter_mlops.core.datasets import fdpass
 from jupyter_mlops.demo import cells
@@ -32,7 +34,7 @@ def sock_path(platform):
 
 
 def client_for(platform, token, sock):
-    return datasets.CatalogClient(f"{platform.url}/services/mlops/", token, publish_socket=sock)
+    return ControlPlane(f"{platform.url}/services/mlops/", token, publish_socket=sock)
 
 
 def hello(sock_path, token, dataset="fd-raw"):
@@ -270,13 +272,14 @@ def test_no_socket_falls_back_to_http(platform, people, tmp_path, monkeypatch):
         assert v["transfer"]["path"] == "http" and v["version"] == "v1"
     # from the environment the spawner sets, as in a user server
     monkeypatch.setenv(fdpass.SOCKET_ENV, str(tmp_path / "absent.sock"))
-    c = datasets.CatalogClient(f"{platform.url}/services/mlops/", people["fiona"])
+    c = ControlPlane(f"{platform.url}/services/mlops/", people["fiona"])
     assert c.publish_socket.endswith("absent.sock") and c.object_sink("fd-z") is c
 
 
 KILLED = textwrap.dedent("""
     import sys, time
     from jupyter_mlops import datasets
+    from jupyter_mlops.client import ControlPlane
     from jupyter_mlops.core.datasets import fdpass, folder
     real = fdpass.FdPublisher.ingest_batch  # one pass: hashed while copied, a few per call
     def slow(self, items):
@@ -285,7 +288,7 @@ KILLED = textwrap.dedent("""
         time.sleep(0.5)
         return out
     fdpass.FdPublisher.ingest_batch = slow
-    c = datasets.CatalogClient(sys.argv[2], sys.argv[3], publish_socket=sys.argv[4])
+    c = ControlPlane(sys.argv[2], sys.argv[3], publish_socket=sys.argv[4])
     datasets.publish(sys.argv[1], "fd-killed", client=c)
 """)
 

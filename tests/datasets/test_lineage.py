@@ -14,6 +14,8 @@ import pytest
 
 from jupyter_mlops import datasets
 
+from jupyter_mlops.client import ControlPlane
+
 API = "services/mlops/api"
 PASSWORD = "lineage-pass-1"
 PROJECT, DATASET, MODEL, DEPLOYMENT = "lineage-lab", "lineage-cells", "lineage-detector", \
@@ -39,7 +41,7 @@ def chain(platform, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lineage")
     (tmp / "cells").mkdir()
     (tmp / "cells" / "counts.csv").write_text("image,cells\na.tif,3\n")
-    catalog = datasets.CatalogClient(f"{platform.url}/services/mlops/", tok["lino"])
+    catalog = ControlPlane(f"{platform.url}/services/mlops/", tok["lino"])
     v1 = datasets.publish(tmp / "cells", DATASET, message="first", project=PROJECT,
                           client=catalog)
     # a dataset of the default project, which every lab member reads

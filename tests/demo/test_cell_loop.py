@@ -50,10 +50,10 @@ def celia(platform):
 
 @pytest.fixture(scope="module")
 def dataset(platform, celia, tmp_path_factory):
-    from jupyter_mlops import datasets
+    from jupyter_mlops.client import ControlPlane
     from jupyter_mlops.demo import publish
 
-    client = datasets.CatalogClient(f"{platform.url}/{API.rsplit('/', 1)[0]}/", celia)
+    client = ControlPlane(f"{platform.url}/{API.rsplit('/', 1)[0]}/", celia)
     v = publish.publish_demo(DATASET, n_images=24, seed=11, size=128, client=client)
     assert v["summary"]["images"] == 24, v
     return v

@@ -13,6 +13,8 @@ from PIL import Image
 
 from jupyter_mlops import datasets
 
+from jupyter_mlops.client import ControlPlane
+
 API = "services/mlops/api"
 USER = "bpuser"
 
@@ -46,7 +48,7 @@ def user(platform):
 def published(platform, user, registry, tmp_path_factory):
     """``bp-images`` v1 (three PNGs and an annotation file) and ``bp-table`` v1 (the probe rows
     of the ``lr`` model as CSV, and a README that is not predicted)."""
-    client = datasets.CatalogClient(f"{platform.url}/services/mlops/", user)
+    client = ControlPlane(f"{platform.url}/services/mlops/", user)
     images = tmp_path_factory.mktemp("bp-images")
     expected = {"a.png": [[2, 3, 10, 9], [20, 15, 31, 25]], "b.png": [[5, 5, 8, 12]],
                 "sub/empty.png": []}

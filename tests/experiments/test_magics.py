@@ -123,13 +123,13 @@ def test_help_of_a_subcommand_is_printed_once_without_an_error(shell, capsys):
 
 
 def test_empty_results_say_what_to_do_instead_of_a_bare_dash(shell, capsys):
-    from jupyter_mlops import jobs_magics
+    from jupyter_mlops.magics import job_magics
 
     class NoJobs:
-        def request(self, method, path, **kw):
+        def jobs(self):
             return {"jobs": [], "queue": []}
 
-    assert jobs_magics.jobs([], client=NoJobs()) is None
+    assert job_magics.jobs([], client=NoJobs()) is None
     assert "No jobs yet: %mlops submit" in capsys.readouterr().out
 
 
@@ -139,7 +139,7 @@ def test_every_kernel_of_a_user_server_loads_the_magics():
 
     from jupyter_client.manager import start_new_kernel
 
-    startup = os.path.join(os.path.dirname(tracking.__file__), "kernel_startup.py")
+    startup = os.path.join(os.path.dirname(tracking.__file__), "magics", "kernel_startup.py")
     km, kc = start_new_kernel(kernel_name="python3",
                               env={**os.environ, "PYTHONSTARTUP": startup})
     out = []

@@ -14,6 +14,8 @@ import textwrap
 import pytest
 
 from jupyter_mlops import datasets
+
+from jupyter_mlops.client import ControlPlane
 from jupyter_mlops.core.datasets import folder
 from jupyter_mlops.demo import cells
 
@@ -39,10 +41,11 @@ print("finished after", step, "steps", flush=True)
 SLOW_PUBLISH = textwrap.dedent("""
     import sys, time
     from jupyter_mlops import datasets
+    from jupyter_mlops.client import ControlPlane
     from jupyter_mlops.core import errors
     from jupyter_mlops.core.datasets import folder
     folder.BATCH_FILES = 4
-    c = datasets.CatalogClient(sys.argv[2], sys.argv[3], publish_socket="")
+    c = ControlPlane(sys.argv[2], sys.argv[3], publish_socket="")
     real = c.put_batch
     def slow(items, sent):
         def each(size):
@@ -163,7 +166,7 @@ def test_interrupted_publish_is_absent_and_a_retry_sends_only_the_rest(outage):
     tmp = p.data_dir / "store" / "tmp"
     until(lambda: not any(tmp.iterdir()), 30, "partial uploads swept")
     # What is still missing is less than everything: the batches stored before the kill stay
-    client = datasets.CatalogClient(f"{p.url}/services/mlops/", token, publish_socket="")
+    client = ControlPlane(f"{p.url}/services/mlops/", token, publish_socket="")
     hashed = folder.hash_folder(folder.scan(root), None)
     objects = {h for h, _ in hashed.values()}
     missing = client.missing(sorted(objects))

@@ -171,6 +171,7 @@ def test_job_submitted_from_the_lab_outlives_the_users_server(platform, mlflow_a
 DATASET_JOB = """
 import mlflow
 from jupyter_mlops import datasets
+from jupyter_mlops.client import ControlPlane
 path = datasets.get("job-cells", version="gold")  # a named tag: only the catalog knows it
 files = sorted(p.name for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
 print("dataset files:", ",".join(files))
@@ -179,9 +180,10 @@ print("dataset files:", ",".join(files))
 
 def test_a_job_reads_the_catalog_as_its_user(platform, mlflow_access, tmp_path):
     from jupyter_mlops import datasets
+    from jupyter_mlops.client import ControlPlane
 
     alice = platform.token("alice")
-    client = datasets.CatalogClient(f"{platform.url}/services/mlops/", alice)
+    client = ControlPlane(f"{platform.url}/services/mlops/", alice)
     for i, names in enumerate((["a.txt"], ["a.txt", "b.txt"])):
         folder = tmp_path / f"v{i + 1}"
         folder.mkdir()

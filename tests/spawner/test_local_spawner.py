@@ -163,7 +163,7 @@ def test_the_terminal_and_kernels_of_a_server_share_one_environment(hub):
     assert r.returncode == 0, r.stderr
     assert all(line.startswith(python_env + "/") for line in r.stdout.split()), r.stdout
     # and every IPython kernel loads the %mlops magics at start
-    assert env["PYTHONSTARTUP"].endswith("jupyter_mlops/kernel_startup.py")
+    assert env["PYTHONSTARTUP"].endswith("jupyter_mlops/magics/kernel_startup.py")
 
 
 def test_profile_limits_enforced_by_cgroup(hub):
@@ -274,3 +274,71 @@ def test_only_the_hub_spawner_allocates_and_the_hub_keeps_no_gpu_state(hub):
     assert "dave/nb" in {a["owner"] for a in holders["allocations"]}
     r = hub.api("DELETE", url + "/dave%2Fnb", spawner)
     assert r.status_code == 200 and r.json() == {"owner": "dave/nb", "released": 1}, r.text
+
+
+def test_the_kube_spawner_takes_gpus_from_the_control_plane(hub, tmp_path):
+    """The Kubernetes spawner accounts as configure_kubernetes sets it up: the control plane's
+    API with the mlops-spawner token, no database of its own (the Kubernetes API simulated)."""
+    import asyncio
+
+    from tornado import web
+    from traitlets.config import Config
+
+    from jupyter_mlops_spawner.kube import MlopsKubeSpawner
+    from tests.kube_fake import KubeFake, use_kubeconfig
+    from tests.spawner.kube_helpers import make_spawner
+
+    for u in USERS:  # both simulated GPUs free, whatever ran before
+        hub.hub("DELETE", f"users/{u}/server")
+    for u in USERS:
+        hub.wait_stopped(u)
+    admin = hub.token("admin")
+    c = Config()
+    c.MlopsKubeSpawner.gpu_api_url = f"{hub.url}/services/mlops/"
+    c.MlopsKubeSpawner.gpu_api_token = (hub.data_dir / "hub" / "spawner_token").read_text()
+    c.MlopsKubeSpawner.gpu_queue = False  # refuse at once instead of waiting in the queue
+    c.MlopsKubeSpawner.profiles = [{"slug": "two", "display_name": "Two GPUs", "gpus": 2}]
+
+    def free() -> int:
+        r = hub.api("GET", "/services/mlops/api/gpus", admin)
+        assert r.status_code == 200, r.text
+        return sum(g["free"] for g in r.json()["gpus"])
+
+    async def scenario(fake):
+        # Given alice's pod holding both GPUs
+        alice = make_spawner("alice", c, profile="two")
+        await alice.start()
+        assert free() == 0
+        # When bob asks for them: refused by the control plane, before any Kubernetes object
+        bob = make_spawner("bob", c, profile="two")
+        before = len(fake.requests)
+        try:
+            await bob.start()
+            raise AssertionError("bob started without free GPUs")
+        except web.HTTPError as e:
+            assert e.status_code == 409, e.jupyterhub_message
+            assert "no GPU free: 2 asked for, 0 of 2 free" in e.jupyterhub_message
+        assert not [r for r in fake.requests[before:] if r[0] == "POST"]
+        # Then stopping alice gives them back, and bob's quota of 1 is the cap of his namespace
+        await alice.stop()
+        assert free() == 2
+        r = hub.api("PUT", "/services/mlops/api/gpus/quotas/user/bob", admin, json={"gpus": 1})
+        assert r.status_code == 200, r.text
+        ns_config = Config()
+        ns_config.merge(c)
+        ns_config.MlopsKubeSpawner.enable_user_namespaces = True
+        ns_config.MlopsKubeSpawner.user_namespace_template = "jupyter-{username}"
+        ns_config.MlopsKubeSpawner.profiles = [{"slug": "cpu", "display_name": "CPU"}]
+        bob = make_spawner("bob", ns_config, profile="cpu")
+        await bob.start()
+        quota = fake.get("resourcequotas", "jupyter-bob", "jupyter-mlops-gpus")
+        assert quota["spec"]["hard"] == {"requests.nvidia.com/gpu": "1"}
+        await bob.stop()
+        await MlopsKubeSpawner._stop_all_reflectors()
+
+    try:
+        with KubeFake(node_gpus=2) as fake, pytest.MonkeyPatch.context() as mp:
+            use_kubeconfig(mp, fake.write_kubeconfig(tmp_path / "kubeconfig"))
+            asyncio.run(scenario(fake))
+    finally:
+        hub.api("DELETE", "/services/mlops/api/gpus/quotas/user/bob", admin)

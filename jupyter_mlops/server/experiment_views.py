@@ -1,6 +1,7 @@
 """Experiments and runs routes of the server extension.
 
-Every call goes to MLflow's own REST API through :class:`MlflowGatewayClient` with the user's
+Every call goes to MLflow's own REST API through the client's
+:class:`~jupyter_mlops.client.AsyncMlflowGateway` with the user's
 hub token; the gateway decides what the user may see (project scoping, see docs/security.md).
 These handlers only validate input, page, and reshape MLflow's answers into what the panels draw.
 """
@@ -9,12 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import mimetypes
-import weakref
 from contextlib import asynccontextmanager
 
 import tornado
 
-from ..client import MlflowGatewayClient
 from ..core.errors import InvalidInput, MlopsError
 from .handlers import MlopsHandler
 
@@ -133,22 +132,12 @@ def int_arg(handler, name: str, default: int, lo: int, hi: int) -> int:
     return value
 
 
-# One long-lived client per event loop and settings: a new httpx client per request costs a TLS
-# context and a fresh connection (~tens of ms), which showed up in the benchmark's ratio.
-_CLIENTS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = (
-    weakref.WeakKeyDictionary())
-
-
 class TrackingHandler(MlopsHandler):
     """Base of the experiments and models routes, sharing one MLflow client."""
 
     @asynccontextmanager
     async def tracking(self):
-        key = (self.mlops.mlflow_url, self.mlops.api_token, self.mlops.mlflow_timeout)
-        clients = _CLIENTS.setdefault(asyncio.get_running_loop(), {})
-        if key not in clients:
-            clients[key] = MlflowGatewayClient(*key[:2], timeout=key[2])
-        yield clients[key]
+        yield self.mlops.tracking()
 
     def ui_url(self, experiment_id: str, run_id: str | None = None) -> str:
         url = f"{self.mlops.mlflow_ui_url.rstrip('/')}/#/experiments/{experiment_id}"

@@ -1,5 +1,5 @@
 """The ``%mlops`` line magic: ``%mlops help`` (loaded in every kernel of a user's server, see
-:mod:`jupyter_mlops.kernel_startup`; elsewhere ``%load_ext jupyter_mlops``).
+:mod:`jupyter_mlops.magics.kernel_startup`; elsewhere ``%load_ext jupyter_mlops``).
 
 Subcommands live in one small registry so each capability adds its own::
 
@@ -23,7 +23,7 @@ from typing import Any, Callable
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 
-from . import tracking
+from .. import tracking
 
 
 @dataclass(frozen=True)
@@ -141,8 +141,8 @@ class MlopsMagics(Magics):
 
 
 # Modules whose import registers more subcommands (each capability appends its own).
-SUBCOMMAND_MODULES: list[str] = ["jupyter_mlops.datasets"]  # %mlops datasets
-SUBCOMMAND_MODULES.append("jupyter_mlops.jobs_magics")  # submit, sweep, jobs
+SUBCOMMAND_MODULES: list[str] = ["jupyter_mlops.magics.dataset_magics"]  # %mlops datasets
+SUBCOMMAND_MODULES.append("jupyter_mlops.magics.job_magics")  # submit, sweep, jobs
 SUBCOMMAND_MODULES.append("jupyter_mlops.serving.predict_magic")  # predict
 SUBCOMMAND_MODULES.append("jupyter_mlops.demo.template")  # %mlops template
 

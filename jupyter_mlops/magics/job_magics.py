@@ -15,33 +15,9 @@ import json
 import os
 from pathlib import Path
 
-import httpx
-
-from .core import errors
-
-
-class JobsClient:
-    """A small synchronous client of the control plane's jobs routes (a kernel has no loop to
-    spare for the async one)."""
-
-    def __init__(self, base_url: str | None = None, token: str | None = None):
-        self.base_url = (base_url or os.environ.get("JUPYTER_MLOPS_CONTROL_PLANE_URL", "")
-                         ).rstrip("/") + "/"
-        if self.base_url == "/":
-            raise errors.Unavailable("no control plane configured ($JUPYTER_MLOPS_CONTROL_PLANE_URL)")
-        token = token if token is not None else os.environ.get("JUPYTERHUB_API_TOKEN", "")
-        self._http = httpx.Client(base_url=self.base_url, timeout=30,
-                                  headers={"Authorization": f"token {token}"})
-
-    def request(self, method: str, path: str, **kw) -> dict:
-        from .client import _raise_for
-
-        try:
-            r = self._http.request(method, path, **kw)
-        except httpx.TransportError as e:
-            raise errors.Unavailable(f"control plane unreachable: {e}") from None
-        _raise_for(r, "control plane")
-        return r.json()
+from ..client import ControlPlane
+from ..core import errors
+from . import UsageError, parser, subcommand, table
 
 
 def workspace_path(path: str, workspace: str | None = None) -> str:
@@ -87,9 +63,7 @@ def _body(a) -> dict:
     return body
 
 
-def submit(args: list[str], shell=None, client: JobsClient | None = None) -> dict:
-    from .magics import parser
-
+def submit(args: list[str], shell=None, client: ControlPlane | None = None) -> dict:
     p = parser("submit", "run a notebook or script as a job (keeps running without this server)")
     _common(p)
     p.add_argument("--gpu-type", default="", metavar="TYPE",
@@ -97,15 +71,13 @@ def submit(args: list[str], shell=None, client: JobsClient | None = None) -> dic
                         "nvidia.com/gpu.product)")
     a = p.parse_args(args)
     body = _body(a) | ({"gpu_type": a.gpu_type} if a.gpu_type else {})
-    job = (client or JobsClient()).request("POST", "api/jobs", json=body)
+    job = (client or ControlPlane()).submit_job(body)
     where = f" ({job['reason']})" if job.get("reason") else ""
     print(f"job {job['id']} {job['state']}{where}: see the Jobs panel")
     return job
 
 
-def sweep(args: list[str], shell=None, client: JobsClient | None = None) -> dict:
-    from .magics import parser
-
+def sweep(args: list[str], shell=None, client: ControlPlane | None = None) -> dict:
     p = parser("sweep", "an Optuna hyperparameter sweep: each trial a job")
     _common(p)
     p.add_argument("--space", required=True, help="YAML file of the search space")
@@ -127,16 +99,14 @@ def sweep(args: list[str], shell=None, client: JobsClient | None = None) -> dict
                        "pruner": a.pruner}
     if a.seed is not None:
         body["seed"] = a.seed
-    s = (client or JobsClient()).request("POST", "api/sweeps", json=body)
+    s = (client or ControlPlane()).create_sweep(body)
     print(f"sweep {s['id']} {s['state']}: {s['n_trials']} trials, {a.parallel} at a time")
     return s
 
 
-def jobs(args: list[str], shell=None, client: JobsClient | None = None):
-    from .magics import parser, table
-
+def jobs(args: list[str], shell=None, client: ControlPlane | None = None):
     parser("jobs", "My jobs, newest first, as a pandas DataFrame.").parse_args(args)
-    data = (client or JobsClient()).request("GET", "api/jobs")
+    data = (client or ControlPlane()).jobs()
     return table([{"id": j["id"], "path": j["spec"]["path"], "state": j["state"],
                    "gpus": j["spec"]["gpus"], "reason": j["reason"], "run_id": j["run_id"]}
                   for j in data["jobs"]],
@@ -145,8 +115,6 @@ def jobs(args: list[str], shell=None, client: JobsClient | None = None):
 
 def _wrap(func):
     def run(args, shell):
-        from IPython.core.error import UsageError
-
         try:
             return func(args, shell)
         except errors.MlopsError as e:
@@ -154,13 +122,8 @@ def _wrap(func):
     return run
 
 
-try:  # the %mlops registry (IPython present: always inside a lab)
-    from .magics import subcommand as _subcommand
-except ImportError:  # pragma: no cover
-    pass
-else:
-    _subcommand("submit", "run a notebook or script as a job: PATH -p k=v --gpus N "
-                          "--gpu-type T --timeout S")(_wrap(submit))
-    _subcommand("sweep", "a hyperparameter sweep: PATH --space s.yaml --metric m --trials N")(
-        _wrap(sweep))
-    _subcommand("jobs", "my jobs as a DataFrame")(_wrap(jobs))
+subcommand("submit", "run a notebook or script as a job: PATH -p k=v --gpus N "
+                      "--gpu-type T --timeout S")(_wrap(submit))
+subcommand("sweep", "a hyperparameter sweep: PATH --space s.yaml --metric m --trials N")(
+    _wrap(sweep))
+subcommand("jobs", "my jobs as a DataFrame")(_wrap(jobs))

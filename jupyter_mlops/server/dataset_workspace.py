@@ -1,6 +1,6 @@
-"""Dataset routes of the server extension: the catalog (through the control plane), publishing
-from a workspace folder or an upload (hashing runs here, next to the files), folder status, and
-thumbnails with a bounded in-memory cache."""
+"""Dataset routes of the server extension that work next to the user's files: publishing from a
+workspace folder or an upload (hashing runs here), folder status, and thumbnails with a bounded
+in-memory cache. The catalog itself is forwarded to the control plane (:mod:`.passthrough`)."""
 from __future__ import annotations
 
 import asyncio
@@ -17,8 +17,8 @@ from traitlets import Integer
 from traitlets.config import Configurable
 
 from .. import datasets as api
-from ..core.datasets.manifest import (NAME_PATTERN, REF_PATTERN, check_hash, check_name,
-                                      safe_relpath)
+from ..client import ControlPlane
+from ..core.datasets.manifest import NAME_PATTERN, check_hash, check_name, safe_relpath
 from ..core.errors import InvalidInput, MlopsError, NotFound, PayloadTooLarge
 from .handlers import MlopsHandler
 
@@ -35,6 +35,16 @@ class DatasetsConfig(Configurable):
 
     upload_max_mb = Integer(
         512, help="Largest single file accepted by the upload route, in MB.",
+    ).tag(config=True)
+
+    publishes_at_once = Integer(
+        2, help="""Publishes of this server that hash and send at the same time; more wait
+        (phase ``queued``). Each reads its folder and hashes on a thread of its own.""",
+    ).tag(config=True)
+
+    publishes_kept = Integer(
+        50, help="""Finished publishes whose outcome the server keeps for the UI to read
+        (oldest dropped first). The version itself is in the catalog.""",
     ).tag(config=True)
 
 
@@ -66,31 +76,50 @@ class ThumbnailCache:
 
 
 class PublishJobs:
-    """Publishes running in this server, with their progress (kept for the UI to poll)."""
+    """Publishes running in this server, with their progress (kept for the UI to poll).
 
-    def __init__(self):
-        self.jobs: dict[str, dict] = {}
+    Bounded both ways: at most ``at_once`` run (the others wait their turn: state ``running``,
+    phase ``queued``, so the UI shows them waiting), and
+    at most ``kept`` finished ones are remembered. One instance per server, owned by its
+    settings (:func:`workspace_state`)."""
+
+    def __init__(self, at_once: int = 2, kept: int = 50):
+        self.kept = kept
+        self.jobs: OrderedDict[str, dict] = OrderedDict()
+        self._turns = threading.BoundedSemaphore(max(1, at_once))
+        self._lock = threading.Lock()
 
     def start(self, owner: str, run) -> dict:
         job = {"id": uuid.uuid4().hex[:12], "owner": owner, "state": "running",
-               "phase": "scanning", "done": 0, "total": 0, "bytes": 0, "error": None,
+               "phase": "queued", "done": 0, "total": 0, "bytes": 0, "error": None,
                "version": None}
-        self.jobs[job["id"]] = job
+        with self._lock:
+            self.jobs[job["id"]] = job
+            self._forget_finished()
 
         def progress(phase, done, total, nbytes):
             job.update(phase=phase, done=done, total=total, bytes=nbytes)
 
         def work():
-            try:
-                job["version"] = run(progress)
-                job["state"] = "done"
-            except MlopsError as e:
-                job.update(state="failed", error=e.message, status=e.status)
-            except Exception as e:  # reported to the UI, not swallowed
-                job.update(state="failed", error=f"{e.__class__.__name__}: {e}", status=500)
+            with self._turns:
+                job["phase"] = "scanning"
+                try:
+                    job["version"] = run(progress)
+                    job["state"] = "done"
+                except MlopsError as e:
+                    job.update(state="failed", error=e.message, status=e.status)
+                except Exception as e:  # reported to the UI, not swallowed
+                    job.update(state="failed", error=f"{e.__class__.__name__}: {e}",
+                               status=500)
 
+        # daemon: a publish cut short by the server's stop leaves no version (nothing recorded)
         threading.Thread(target=work, name=f"publish-{job['id']}", daemon=True).start()
         return job
+
+    def _forget_finished(self) -> None:
+        finished = [i for i, j in self.jobs.items() if j["state"] in ("done", "failed")]
+        for job_id in finished[:max(0, len(finished) - self.kept)]:
+            del self.jobs[job_id]
 
     def get(self, owner: str, job_id: str) -> dict:
         job = self.jobs.get(job_id)
@@ -99,34 +128,27 @@ class PublishJobs:
         return job
 
 
-_state: dict = {}
-
-
-def _shared(settings) -> tuple[DatasetsConfig, ThumbnailCache, PublishJobs]:
-    if "config" not in _state:
+def workspace_state(settings) -> tuple[DatasetsConfig, ThumbnailCache, PublishJobs]:
+    """The dataset settings, thumbnail cache and publish jobs of one server, made once and
+    kept on its :class:`~.settings.MlopsSettings`."""
+    state = getattr(settings, "_dataset_workspace", None)
+    if state is None:
         cfg = DatasetsConfig(parent=settings)
-        _state.update(config=cfg, thumbs=ThumbnailCache(cfg.thumbnail_cache_mb * 2**20),
-                      jobs=PublishJobs())
-    return _state["config"], _state["thumbs"], _state["jobs"]
+        state = (cfg, ThumbnailCache(cfg.thumbnail_cache_mb * 2**20),
+                 PublishJobs(cfg.publishes_at_once, cfg.publishes_kept))
+        settings._dataset_workspace = state
+    return state
 
 
 class DatasetsBase(MlopsHandler):
     def initialize(self, settings):
         super().initialize(settings)
-        self.config_, self.thumbs, self.jobs = _shared(settings)
+        self.config_, self.thumbs, self.jobs = workspace_state(settings)
 
-    async def proxy(self, method: str, path: str, **kw) -> None:
-        client = self.control_plane()
-        try:
-            resp = await client.request(method, path, **kw)
-        finally:
-            await client.aclose()
-        self.set_status(resp.status_code)
-        self.finish(resp.content,
-                    set_content_type=resp.headers.get("content-type", "application/json"))
-
-    def catalog(self) -> api.CatalogClient:
-        return api.CatalogClient(self.mlops.control_plane_url, self.mlops.api_token)
+    def catalog(self) -> ControlPlane:
+        """A blocking client for a worker thread (publish and status hash files there)."""
+        return ControlPlane(self.mlops.control_plane_url, self.mlops.api_token,
+                            timeout=60.0)
 
     def workspace_folder(self, rel: str) -> Path:
         """A folder of this server's workspace; ``..``, absolute paths and escapes refused."""
@@ -145,54 +167,6 @@ def uploads_root() -> Path:
     return api.cache_dir() / "uploads"
 
 
-class ListHandler(DatasetsBase):
-    @tornado.web.authenticated
-    async def get(self):
-        await self.proxy("GET", "api/datasets")
-
-
-class DatasetHandler(DatasetsBase):
-    @tornado.web.authenticated
-    async def get(self, name):
-        await self.proxy("GET", f"api/datasets/{name}")
-
-
-class VersionHandler(DatasetsBase):
-    @tornado.web.authenticated
-    async def get(self, name, ref):
-        params = {k: self.get_query_argument(k) for k in ("offset", "limit", "kind", "split", "q")
-                  if self.get_query_argument(k, None) is not None}
-        await self.proxy("GET", f"api/datasets/{name}/versions/{ref}", params=params)
-
-
-class AnnotationsHandler(DatasetsBase):
-    @tornado.web.authenticated
-    async def get(self, name, ref):
-        await self.proxy("GET", f"api/datasets/{name}/versions/{ref}/annotations",
-                         params={"path": self.get_query_argument("path", "")})
-
-
-class DiffHandler(DatasetsBase):
-    @tornado.web.authenticated
-    async def get(self, name):
-        await self.proxy("GET", f"api/datasets/{name}/diff",
-                         params={"from": self.get_query_argument("from", ""),
-                                 "to": self.get_query_argument("to", "")})
-
-
-class TagHandler(DatasetsBase):
-    @tornado.web.authenticated
-    async def put(self, name, tag):
-        await self.proxy("PUT", f"api/datasets/{name}/tags/{tag}", json=self.json_body())
-
-
-class ReferenceHandler(DatasetsBase):
-    @tornado.web.authenticated
-    async def put(self, name, ref):
-        await self.proxy("PUT", f"api/datasets/{name}/versions/{ref}/reference",
-                         json=self.json_body())
-
-
 class RenderHandler(DatasetsBase):
     """Thumbnails and previews of image objects, cached (content-addressed, so never stale)."""
 
@@ -203,13 +177,9 @@ class RenderHandler(DatasetsBase):
         key = (h, what, size)
         png = self.thumbs.get(key)
         if png is None:
-            client = self.control_plane()
-            try:
-                params = {"size": size} if what == "thumbnail" else {}
-                resp = await client.request("GET", f"api/dataset-objects/{h}/{what}",
-                                            params=params)
-            finally:
-                await client.aclose()
+            params = {"size": size} if what == "thumbnail" else {}
+            resp = await self.mlops.control_plane().request(
+                "GET", f"api/dataset-objects/{h}/{what}", params=params)
             png = resp.content
             if what == "thumbnail":
                 self.thumbs.put(key, png)
@@ -313,19 +283,11 @@ class StatusHandler(DatasetsBase):
 
 
 NAME = f"({NAME_PATTERN})"
-REF = f"({REF_PATTERN})"
 
 ROUTES = [
-    (r"datasets", ListHandler),
     (r"datasets/jobs/([0-9a-f]{12})", JobHandler),
     (r"datasets/uploads/([^/]+)/(.+)", UploadHandler),
     (r"datasets/objects/([0-9a-f]{64})/(thumbnail|preview)", RenderHandler),
-    (rf"datasets/{NAME}", DatasetHandler),
-    (rf"datasets/{NAME}/versions/{REF}", VersionHandler),
-    (rf"datasets/{NAME}/versions/{REF}/annotations", AnnotationsHandler),
-    (rf"datasets/{NAME}/versions/{REF}/reference", ReferenceHandler),
-    (rf"datasets/{NAME}/diff", DiffHandler),
-    (rf"datasets/{NAME}/tags/{REF}", TagHandler),
     (rf"datasets/{NAME}/publish", PublishHandler),
     (rf"datasets/{NAME}/status", StatusHandler),
 ]
