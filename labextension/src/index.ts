@@ -11,6 +11,7 @@ import { mlopsIcon } from './icons';
 import { StatusPanel } from './panels/status';
 import { ProjectsPanel } from './panels/projects';
 import { TemplatesPanel } from './panels/templates';
+import { GettingStartedPanel } from './panels/getting_started';
 import { registerDatasets } from './panels/datasets';
 import { registerExperiments } from './panels/experiments';
 import { registerModels } from './panels/models';
@@ -27,11 +28,12 @@ const sidebar: JupyterFrontEndPlugin<void> = {
   id: 'jupyter-mlops:sidebar',
   description: 'The MLOps sidebar of jupyter-mlops.',
   autoStart: true,
-  optional: [ILayoutRestorer, ICommandPalette],
+  optional: [ILayoutRestorer, ICommandPalette, ISettingRegistry],
   activate: (
     app: JupyterFrontEnd,
     restorer: ILayoutRestorer | null,
-    palette: ICommandPalette | null
+    palette: ICommandPalette | null,
+    settings: ISettingRegistry | null
   ) => {
     const panel = new SidePanel();
     panel.id = 'jp-mlops-sidebar';
@@ -44,6 +46,8 @@ const sidebar: JupyterFrontEndPlugin<void> = {
     heading.className = 'jp-mlops-heading';
     panel.header.node.appendChild(heading);
 
+    // a new person's first steps (gone once done or dismissed)
+    panel.addWidget(new GettingStartedPanel(app, settings));
     const status = new StatusPanel();
     panel.addWidget(status);
     // the projects I belong to

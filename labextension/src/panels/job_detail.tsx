@@ -1,12 +1,13 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { PageConfig } from '@jupyterlab/coreutils';
 import { Button, InputGroup } from '@jupyterlab/ui-components';
-import React, { useCallback, useEffect, useRef, useState } from 'react';
+import React, { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
 import { usePollLoop } from '../components/hooks';
 import { requestAPI } from '../request';
 import { JobResources } from './job_resources';
+import { terminalText } from './job_log';
 
 /** One job as `GET mlops/api/jobs` lists it (docs/openapi.yaml, Job). */
 export interface IJob {
@@ -114,6 +115,8 @@ export function JobDetail(props: {
 }): JSX.Element {
   const [job, setJob] = useState<IJob | null>(null);
   const [log, setLog] = useState('');
+  // colour codes removed and progress bars redrawn in place, as a terminal shows them
+  const shownLog = useMemo(() => terminalText(log), [log]);
   const [error, setError] = useState<string | null>(null);
   const [editing, setEditing] = useState(false);
   const [params, setParams] = useState('');
@@ -333,7 +336,7 @@ export function JobDetail(props: {
       )}
       <h3 className="jp-mlops-subheading">Log</h3>
       <pre className="jp-mlops-job-log" ref={logEnd} data-testid="job-log">
-        {log || '(no output yet)'}
+        {shownLog || '(no output yet)'}
       </pre>
     </div>
   );
