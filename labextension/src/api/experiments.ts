@@ -2,7 +2,7 @@
  * Experiments and runs in MLflow, through the server extension (docs/openapi.yaml, tag
  * "experiments"): the runs table, a run's detail and artifacts, runs side by side.
  */
-import { apiUrl, enc, query, requestAPI } from './request';
+import { apiUrl, enc, query, requestAPI, requestRaw } from './request';
 import { ILoggedModel } from './models';
 
 /** An MLflow experiment with the project it belongs to. */
@@ -132,6 +132,11 @@ export function artifactPath(runId: string, path: string): string {
 /** The browser URL of one artifact file. */
 export function artifactUrl(runId: string, path: string): string {
   return apiUrl(artifactPath(runId, path));
+}
+
+/** Download one artifact file (its bytes, whatever its type). */
+export function fetchArtifact(runId: string, path: string): Promise<Response> {
+  return requestRaw(artifactPath(runId, path));
 }
 
 /** 2-10 runs side by side, with the histories of `metrics` (default: all). */

@@ -60,6 +60,32 @@ export function apiUrl(
   return URLExt.join(settings.baseUrl, 'mlops', 'api', endPoint);
 }
 
+/**
+ * Call a route whose answer is not JSON (an artifact, an image): the response, once it is 2xx.
+ *
+ * @throws MlopsError carrying the server's message on any non-2xx answer.
+ */
+export async function requestRaw(
+  endPoint: string,
+  init: RequestInit = {},
+  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): Promise<Response> {
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(apiUrl(endPoint, settings), init, settings);
+  } catch (error) {
+    throw new MlopsError(0, `Jupyter server unreachable: ${error}`);
+  }
+  if (!response.ok) {
+    const data = await response.json().catch(() => ({}));
+    throw new MlopsError(
+      response.status,
+      data.message || data.reason || `${response.status} ${response.statusText}`
+    );
+  }
+  return response;
+}
+
 /** A query string (`?a=1&b=x&b=y`) of the given values; empty, null and undefined are left out. */
 export function query(params: {
   [key: string]: string | number | string[] | undefined | null;

@@ -6,7 +6,8 @@ import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
 import { CheckField, KeyChecks } from '../components/fields';
-import { api, ICompare, num } from './api';
+import { compareRuns, ICompare } from '../api/experiments';
+import { num } from '../format';
 import { CompareDetections } from './detectionsCompare';
 import { LineChart, SERIES_COLORS } from './lineChart';
 
@@ -18,7 +19,7 @@ export function CompareView(props: { runIds: string[] }): JSX.Element {
 
   useEffect(() => {
     setError(null);
-    api.compare(props.runIds, metrics ?? undefined).then(
+    compareRuns(props.runIds, metrics ?? undefined).then(
       d => {
         setData(d);
         if (metrics === null) {

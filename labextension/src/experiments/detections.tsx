@@ -9,7 +9,7 @@ import { Button } from '@jupyterlab/ui-components';
 import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
-import { num } from './api';
+import { num } from '../format';
 import { BoxLegend, CellCrop, DetectionImage } from './detectionImage';
 import {
   errorCount,

@@ -2,10 +2,7 @@
  * The detection evaluation a run logs as `eval/detections.json`, fetched through the
  * server extension's artifact route, and the counts the detections views show.
  */
-import { URLExt } from '@jupyterlab/coreutils';
-import { ServerConnection } from '@jupyterlab/services';
-
-import { api } from './api';
+import { fetchArtifact, listArtifacts } from '../api/experiments';
 
 /** The artifact every evaluated run logs. */
 export const DETECTIONS_PATH = 'eval/detections.json';
@@ -130,21 +127,6 @@ export function errorImages(d: IDetections): IDetectionImage[] {
     .sort((a, b) => errorCount(b) - errorCount(a) || a.name.localeCompare(b.name));
 }
 
-function artifactUrl(runId: string, path: string): { url: string; settings: ServerConnection.ISettings } {
-  const settings = ServerConnection.makeSettings();
-  return { url: URLExt.join(settings.baseUrl, 'mlops', 'api', api.artifactPath(runId, path)), settings };
-}
-
-async function fetchArtifact(runId: string, path: string): Promise<Response> {
-  const { url, settings } = artifactUrl(runId, path);
-  const resp = await ServerConnection.makeRequest(url, {}, settings);
-  if (!resp.ok) {
-    const body = await resp.json().catch(() => ({}));
-    throw new Error(body.message ?? `${path}: ${resp.status} ${resp.statusText}`);
-  }
-  return resp;
-}
-
 /**
  * The run's detections, or null when it logged none. Listing `eval/` first tells "not
  * evaluated" (normal, shown as nothing) apart from a download that failed (shown as an error).
@@ -152,7 +134,7 @@ async function fetchArtifact(runId: string, path: string): Promise<Response> {
 export async function loadDetections(runId: string): Promise<IDetections | null> {
   let files: { path: string; is_dir: boolean }[];
   try {
-    files = (await api.artifacts(runId, 'eval')).files;
+    files = (await listArtifacts(runId, 'eval')).files;
   } catch {
     return null;
   }

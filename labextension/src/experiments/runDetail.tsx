@@ -3,7 +3,6 @@
  * models and directories holding an MLmodel file, each with "Register model") and its
  * artifacts with inline previews of images and text.
  */
-import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { Button, InputGroup } from '@jupyterlab/ui-components';
 import React, { useEffect, useState } from 'react';
@@ -11,7 +10,15 @@ import React, { useEffect, useState } from 'react';
 import { ErrorLine } from '../components/errorLine';
 import { JobResources } from '../panels/job_resources';
 import { modelsChanged } from '../panels/models';
-import { api, IArtifact, ILoggedModel, IRunDetail, num, when } from './api';
+import {
+  artifactUrl,
+  getRun,
+  IArtifact,
+  IRunDetail,
+  listArtifacts
+} from '../api/experiments';
+import { ILoggedModel, registerModel } from '../api/models';
+import { num, when } from '../format';
 import { RunDetections } from './detections';
 
 const IMAGE = /\.(png|jpe?g|gif|svg|webp|bmp)$/i;
@@ -49,7 +56,7 @@ function Preview(props: { runId: string; file: IArtifact }): JSX.Element {
   useEffect(() => {
     let url: string | undefined;
     const settings = ServerConnection.makeSettings();
-    const full = URLExt.join(settings.baseUrl, 'mlops', 'api', api.artifactPath(runId, file.path));
+    const full = artifactUrl(runId, file.path);
     void ServerConnection.makeRequest(full, {}, settings)
       .then(async resp => {
         if (!resp.ok) {
@@ -93,7 +100,7 @@ function RegisterForm(props: {
     e.preventDefault();
     setBusy(true);
     try {
-      const v = await api.register(props.runId, props.from, name.trim());
+      const v = await registerModel(props.runId, props.from, name.trim());
       setMessage({ ok: true, text: `Registered ${v.name} version ${v.version}` });
       modelsChanged.emit();
     } catch (err: any) {
@@ -187,7 +194,7 @@ function ArtifactTree(props: {
       return;
     }
     try {
-      setOpen({ ...open, [f.path]: (await api.artifacts(runId, f.path)).files });
+      setOpen({ ...open, [f.path]: (await listArtifacts(runId, f.path)).files });
     } catch (e: any) {
       setOpen({ ...open, [f.path]: e.message });
     }
@@ -231,7 +238,7 @@ export function RunDetail(props: { runId: string }): JSX.Element {
   useEffect(() => {
     let current = true; // a late answer for the run shown before must not replace this one
     setRun(null);
-    api.run(props.runId).then(
+    getRun(props.runId).then(
       r => current && setRun(r),
       e => current && setError(e.message)
     );

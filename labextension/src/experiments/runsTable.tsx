@@ -9,7 +9,8 @@ import React, { useEffect, useState } from 'react';
 import { ErrorLine } from '../components/errorLine';
 import { KeyChecks } from '../components/fields';
 import { useRemote } from '../components/hooks';
-import { api, IRunsPage, IRunSummary, num, when } from './api';
+import { IRunsPage, IRunSummary, listRuns } from '../api/experiments';
+import { num, when } from '../format';
 
 const PAGE = 100;
 const MAX_COMPARE = 10;
@@ -48,7 +49,7 @@ export function RunsTable(props: IRunsTableProps): JSX.Element {
     loading
   } = useRemote<IRunsPage>(
     () =>
-      api.runs(experimentId, {
+      listRuns(experimentId, {
         filter,
         orderBy: [`${sort.key} ${sort.desc ? 'DESC' : 'ASC'}`],
         pageToken: tokens[tokens.length - 1],

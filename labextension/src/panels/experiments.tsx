@@ -11,7 +11,7 @@ import { ErrorLine } from '../components/errorLine';
 import { useRemote } from '../components/hooks';
 import { openInMainArea } from '../components/mainArea';
 import { SectionReload, SidebarSection } from '../components/sidebarSection';
-import { api, IExperiment, IRunSummary } from '../experiments/api';
+import { getExperiment, IExperiment, IRunSummary, listExperiments } from '../api/experiments';
 import { CompareView } from '../experiments/compare';
 import { RunDetail } from '../experiments/runDetail';
 import { RunsTable } from '../experiments/runsTable';
@@ -28,7 +28,7 @@ export function ExperimentView(props: { experimentId: string; experiment?: IExpe
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
     if (!experiment) {
-      api.experiment(experimentId).then(setExperiment, e => setError(e.message));
+      getExperiment(experimentId).then(setExperiment, e => setError(e.message));
     }
   }, [experimentId]);
   const [view, setView] = useState<View>({ kind: 'runs' });
@@ -101,7 +101,7 @@ function ExperimentsList(props: { tick: number; onOpen: (e: IExperiment) => void
     data: experiments,
     error,
     reload: load
-  } = useRemote(async () => (await api.experiments()).experiments, [props.tick]);
+  } = useRemote(async () => (await listExperiments()).experiments, [props.tick]);
   const byProject = new Map<string, IExperiment[]>();
   for (const e of experiments ?? []) {
     byProject.set(e.project, [...(byProject.get(e.project) ?? []), e]);

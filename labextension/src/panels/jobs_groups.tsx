@@ -1,7 +1,7 @@
 import React, { useCallback, useState } from 'react';
 
 import { usePollLoop } from '../components/hooks';
-import { num } from '../experiments/api';
+import { num } from '../format';
 import { requestAPI } from '../request';
 import { StateBadge } from './job_detail';
 

@@ -20,7 +20,14 @@ import { ErrorLine } from '../components/errorLine';
 import { NameSelect } from '../components/fields';
 import { useRemote } from '../components/hooks';
 import { SectionReload, SidebarSection } from '../components/sidebarSection';
-import { api, IModel, IModelVersion, when } from '../experiments/api';
+import {
+  IModel,
+  IModelVersion,
+  listModels,
+  listVersions,
+  setAlias as pointAlias
+} from '../api/models';
+import { when } from '../format';
 
 /** A button shown on every model version (e.g. "Deploy"). */
 export interface IModelVersionAction {
@@ -152,7 +159,7 @@ function AliasForm(props: { model: string; versions: IModelVersion[]; onChanged:
   const submit = async (e: React.FormEvent) => {
     e.preventDefault();
     try {
-      await api.setAlias(props.model, alias.trim(), version);
+      await pointAlias(props.model, alias.trim(), version);
       setError(null);
       props.onChanged();
     } catch (err: any) {
@@ -189,7 +196,7 @@ function ModelItem(props: { model: IModel }): JSX.Element {
     data: versions,
     error,
     reload: load
-  } = useRemote(async () => (await api.versions(model.name)).versions, [model.name], { auto: open });
+  } = useRemote(async () => (await listVersions(model.name)).versions, [model.name], { auto: open });
   return (
     <li data-testid={`model-${model.name}`}>
       <a className="jp-mlops-link" href="#" onClick={e => (e.preventDefault(), setOpen(!open))}>
@@ -222,7 +229,7 @@ function ModelsList(props: { tick: number }): JSX.Element {
     data: models,
     error,
     reload: load
-  } = useRemote(async () => (await api.models()).models, [props.tick, tick]);
+  } = useRemote(async () => (await listModels()).models, [props.tick, tick]);
   useEffect(() => {
     const bump = () => setTick(t => t + 1);
     modelsChanged.signal.connect(bump);
