@@ -5,49 +5,10 @@ import React, { useCallback, useEffect, useMemo, useRef, useState } from 'react'
 
 import { ErrorLine } from '../components/errorLine';
 import { usePollLoop } from '../components/hooks';
-import { requestAPI } from '../request';
+import { getJob, getJobLog, IJob, jobAction } from '../api/jobs';
 import { JobResources } from './job_resources';
 import { terminalText } from './job_log';
 
-/** One job as `GET mlops/api/jobs` lists it (docs/openapi.yaml, Job). */
-export interface IJob {
-  id: number;
-  user: string;
-  kind: 'notebook' | 'script';
-  spec: {
-    path: string;
-    params: Record<string, any>;
-    gpus: number;
-    project: string;
-    experiment: string;
-    dataset_version: string;
-    /** Seconds the job may run (0: only the platform's maximum, if any). */
-    timeout?: number;
-  };
-  state: string;
-  reason: string;
-  position: number | null;
-  submitted_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  gpu_indices: number[];
-  run_id: string;
-  experiment_id: string;
-  progress: { done?: number; total?: number; label?: string };
-  metrics: Record<string, number>;
-  sweep_id: number | null;
-  trial_number: number | null;
-  pipeline_id: number | null;
-  step: string;
-  snapshot_of: number | null;
-  executed_notebook: string | null;
-  /** The seed given to the job (its `seed` parameter, the file's default, or one drawn). */
-  seed?: number | null;
-  /** `dataset_version` pinned at submit (`cells@v3` for `cells@latest`). */
-  dataset_resolved?: string;
-  /** The lock the job's code ran with; `wanted`/`of`: a rerun exactly reproducing job `of`. */
-  environment?: { hash?: string; packages?: number; rebuilt?: boolean; wanted?: string; of?: number };
-}
 
 export const ACTIVE = new Set(['queued', 'running']);
 
@@ -125,13 +86,11 @@ export function JobDetail(props: {
 
   const poll = useCallback(async () => {
     try {
-      const j = await requestAPI<IJob>(`jobs/${props.jobId}`);
+      const j = await getJob(props.jobId);
       setJob(j);
       let more = true;
       while (more) {
-        const chunk = await requestAPI<{ text: string; offset: number; complete: boolean }>(
-          `jobs/${props.jobId}/logs?offset=${offset.current}`
-        );
+        const chunk = await getJobLog(props.jobId, offset.current);
         more = chunk.offset > offset.current && chunk.text.length >= 256 * 1024;
         if (chunk.text) {
           offset.current = chunk.offset;
@@ -157,10 +116,7 @@ export function JobDetail(props: {
 
   const act = async (what: string, body?: any) => {
     try {
-      const j = await requestAPI<IJob>(`jobs/${props.jobId}/${what}`, {
-        method: 'POST',
-        body: JSON.stringify(body || {})
-      });
+      const j = await jobAction(props.jobId, what, body || {});
       setError(null);
       if (what === 'rerun') {
         props.open(j);

@@ -8,8 +8,8 @@ import { NumberField, TextField } from '../components/fields';
 import { useRemote } from '../components/hooks';
 import { openAsLatest, openInMainArea } from '../components/mainArea';
 import { SidebarSection } from '../components/sidebarSection';
-import { requestAPI } from '../request';
-import { ACTIVE, IJob, JobDetail, Progress, StateBadge, parseParams } from './job_detail';
+import { IJob, listJobs, listPipelines, listSweeps } from '../api/jobs';
+import { ACTIVE, JobDetail, Progress, StateBadge, parseParams } from './job_detail';
 import { JobForm, PipelineForm, SweepForm } from './jobs_forms';
 import { PipelineView, SweepView } from './jobs_groups';
 
@@ -24,18 +24,6 @@ export const JobCommandIDs = {
   openPipeline: 'mlops:open-pipeline'
 };
 
-interface IJobsAnswer {
-  jobs: IJob[];
-  queue: {
-    id: number | null;
-    user: string;
-    state: string;
-    gpus: number;
-    position: number | null;
-    reason: string;
-    mine: boolean;
-  }[];
-}
 
 /** The submit form of the section (also prefilled by "Submit as job" on a notebook). */
 function SubmitForm(props: { path: string; onDone: (job: IJob) => void }): JSX.Element {
@@ -180,9 +168,9 @@ function JobsList(props: {
   const { data, error, reload } = useRemote(
     async () => {
       const [jobs, sw, pl] = await Promise.all([
-        requestAPI<IJobsAnswer>('jobs'),
-        requestAPI<{ sweeps: any[] }>('sweeps'),
-        requestAPI<{ pipelines: any[] }>('pipelines')
+        listJobs(),
+        listSweeps(),
+        listPipelines()
       ]);
       return { ...jobs, sweeps: sw.sweeps, pipelines: pl.pipelines };
     },

@@ -2,18 +2,21 @@ import React, { useCallback, useState } from 'react';
 
 import { usePollLoop } from '../components/hooks';
 import { num } from '../format';
-import { requestAPI } from '../request';
+import { getPipeline, getSweep, ISweep } from '../api/jobs';
 import { StateBadge } from './job_detail';
 
 const DONE = new Set(['succeeded', 'failed', 'cancelled']);
 
-/** Poll `path` every second until the record reaches a final state. */
-function usePolled<T extends { state: string }>(path: string): [T | null, string | null] {
+/** Poll `load(id)` every second until the record reaches a final state. */
+function usePolled<T extends { state: string }>(
+  load: (id: number) => Promise<T>,
+  id: number
+): [T | null, string | null] {
   const [data, setData] = useState<T | null>(null);
   const [error, setError] = useState<string | null>(null);
   const poll = useCallback(async () => {
     try {
-      const d = await requestAPI<T>(path);
+      const d = await load(id);
       setData(d);
       setError(null);
       return !DONE.has(d.state);
@@ -21,33 +24,11 @@ function usePolled<T extends { state: string }>(path: string): [T | null, string
       setError(e.message);
       return true;
     }
-  }, [path]);
+  }, [load, id]);
   usePollLoop(poll, 1000);
   return [data, error];
 }
 
-interface ISweep {
-  id: number;
-  state: string;
-  metric: string;
-  direction: 'maximize' | 'minimize';
-  sampler: string;
-  pruner: string;
-  n_trials: number;
-  asked: number;
-  best: { value: number; number: number; params: Record<string, any> } | null;
-  history: { number: number; state: string; value: number | null; best: number | null }[];
-  trials: {
-    job_id: number;
-    number: number;
-    state: string;
-    params: Record<string, any>;
-    value: number | null;
-    reason: string;
-    position: number | null;
-  }[];
-  job: { path: string };
-}
 
 /** Trial values (dots) and the best so far (a step line), in the order trials finished. */
 function BestSoFarChart(props: { sweep: ISweep }): JSX.Element {
@@ -109,7 +90,7 @@ function BestSoFarChart(props: { sweep: ISweep }): JSX.Element {
 
 /** A sweep: trials table, best-so-far chart, best parameters. */
 export function SweepView(props: { sweepId: number; openJob: (id: number) => void }): JSX.Element {
-  const [sweep, error] = usePolled<ISweep>(`sweeps/${props.sweepId}`);
+  const [sweep, error] = usePolled(getSweep, props.sweepId);
   if (!sweep) {
     return <div className="jp-mlops-muted">{error || 'Loading sweep…'}</div>;
   }
@@ -167,28 +148,13 @@ export function SweepView(props: { sweepId: number; openJob: (id: number) => voi
   );
 }
 
-interface IPipeline {
-  id: number;
-  name: string;
-  state: string;
-  schedule: string;
-  next_at: number | null;
-  steps: {
-    name: string;
-    run: string;
-    needs: string[];
-    state: string;
-    job_id: number | null;
-    reason: string;
-  }[];
-}
 
 /** A pipeline: its steps as a graph (columns by dependency depth), each with its status. */
 export function PipelineView(props: {
   pipelineId: number;
   openJob: (id: number) => void;
 }): JSX.Element {
-  const [p, error] = usePolled<IPipeline>(`pipelines/${props.pipelineId}`);
+  const [p, error] = usePolled(getPipeline, props.pipelineId);
   if (!p) {
     return <div className="jp-mlops-muted">{error || 'Loading pipeline…'}</div>;
   }
