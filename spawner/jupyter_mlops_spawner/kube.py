@@ -22,6 +22,7 @@ from kubespawner.clients import shared_client
 from traitlets import Bool, Dict, Float, Unicode, default
 
 from jupyter_mlops.backends.kube_pods import FATAL_WAITING
+from jupyter_mlops.core.errors import MlopsError
 
 from . import objects
 from .profiles import Profile, ProfileSpawnerMixin, spawn_error
@@ -131,15 +132,21 @@ class MlopsKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
 
     # --- per-user namespace ----------------------------------------------------------------------
 
-    async def _ensure_namespace(self):
-        await super()._ensure_namespace()
-        if not self.user_namespace_policies:
-            return
+    async def get_pod_manifest(self):
+        """The pod kubespawner creates next. kubespawner calls this once the user's namespace
+        exists and before ``modify_pod_hook``: the namespace's NetworkPolicy, GPU
+        ResourceQuota and dataset claim go in first, so no pod ever runs in a user namespace
+        without them (a failure here fails the spawn before the pod exists)."""
+        if self.enable_user_namespaces and self.user_namespace_policies:
+            await self._secure_user_namespace()
+        return await super().get_pod_manifest()
+
+    async def _secure_user_namespace(self):
         ns = self.namespace
         await self._apply("NetworkingV1Api", "network_policy", objects.make_user_network_policy(
             namespace=ns, hub_namespace=self.hub_namespace))
         await self._apply("CoreV1Api", "resource_quota", objects.make_gpu_resource_quota(
-            namespace=ns, gpus=self._namespace_gpu_cap()))
+            namespace=ns, gpus=await self._namespace_gpu_cap()))
         if self.dataset_nfs and self.dataset_claim:
             nfs = self.dataset_nfs
             pv_name = f"{self.dataset_claim}-{ns}"
@@ -150,10 +157,15 @@ class MlopsKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
                 name=self.dataset_claim, namespace=ns, capacity=nfs.get("capacity", "100Gi"),
                 volume_name=pv_name))
 
-    def _namespace_gpu_cap(self) -> int:
+    async def _namespace_gpu_cap(self) -> int:
+        """The user's GPU quota (from the control plane), else the largest GPU profile the user
+        may use."""
         quota = None
-        if self.gpu_allocator is not None:
-            quota = self.gpu_allocator.get_quota("user", self.user.name)
+        if self.gpu_accounting is not None:
+            try:
+                quota = await self.gpu_accounting.user_quota(self.user.name)
+            except MlopsError as e:
+                raise spawn_error(e.status, f"Cannot start: {e.message}") from None
         if quota is None:
             quota = max([p.gpus for p in self.allowed_profiles()] or [0])
         return quota
@@ -173,17 +185,17 @@ class MlopsKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
 
     # --- lifecycle -------------------------------------------------------------------------------
 
-    def start(self):
-        # kubespawner's progress() watches _start_future to know when to stop streaming events.
-        self._start_future = asyncio.ensure_future(self._start_or_explain())
-        return self._start_future
-
-    async def _start_or_explain(self):
-        profile = self.chosen_profile()  # refusals happen before any Kubernetes object exists
+    async def start(self):
+        """Profile check and GPUs first (refusals happen before any Kubernetes object exists),
+        then kubespawner's own ``start``, watched so that a pod that cannot start fails the
+        spawn with the cluster's reason instead of waiting out ``start_timeout``."""
+        profile = self.chosen_profile()
         self._mlops_profile = profile
         await self.allocate_gpus(profile)
         self._unschedulable_since = None
-        inner = asyncio.ensure_future(self._start())
+        # kubespawner's start keeps the future it returns: its progress() streams the pod's
+        # events until that future is done (also when it is cancelled below).
+        inner = super().start()
         try:
             try:
                 while True:
