@@ -1,6 +1,7 @@
 """Benchmark: our model server vs ``mlflow models serve``, side by side, same models, one run.
 
     .venv/bin/python benchmarks/serving.py [--duration 10] [--rounds 3] [--connections 32]
+    .venv/bin/python benchmarks/serving.py --against HEAD   # a change to our server: after/before
 
 Each server gets one worker pinned to core 0 (``taskset``); the load generator ``wrk`` runs on
 core 1 with 32 connections, each request one 20-feature row in MLflow's ``dataframe_split``
@@ -12,6 +13,11 @@ servers must answer the same predictions for the same rows, and a round with any
 or socket error fails the benchmark: a fast wrong answer is not a result. Prints throughput, p50
 and p99 of each server and the ratios, and writes ``benchmarks/results/serving.json``. Installs
 wrk with apt-get when it is missing.
+
+With ``--against REF`` the other side is our own server as of git ``REF`` (exported into a
+scratch folder, its working directory) instead of MLflow's: the server importable from the
+current directory (the work tree) is "ours", the exported one "before", same rounds, same checks, results in
+``benchmarks/results/serving-before-after.json`` (no goal: the ratios are the answer).
 """
 from __future__ import annotations
 
@@ -102,17 +108,31 @@ def wait_ping(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
     raise RuntimeError(f"{url} did not answer /ping")
 
 
-def start_server(kind: str, model: Path, port: int, log) -> subprocess.Popen:
+def export_ref(ref: str, dest: Path) -> Path:
+    """The ``jupyter_mlops`` package as of git ``ref``, unpacked under ``dest``."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", ref, "jupyter_mlops"],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def start_server(kind: str, model: Path, port: int, log,
+                 before: Path | None = None) -> subprocess.Popen:
     # mlflow models serve runs `uvicorn` from PATH: the venv's own.
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true",
            "PATH": f"{Path(PY).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    if kind == "ours":
+    cwd = None
+    if kind == "before":
+        # ``python -m`` puts its working directory first on sys.path, ahead of PYTHONPATH.
+        cwd = str(before)
+    if kind in ("ours", "before"):
         cmd = [PY, "-m", "jupyter_mlops.serving", f"--model-uri={model}", f"--port={port}"]
     else:
         cmd = [str(Path(PY).parent / "mlflow"), "models", "serve", "-m", str(model), "-p",
                str(port), "-h", "127.0.0.1", "--env-manager", "local", "-w", "1"]
     return subprocess.Popen(["taskset", "-c", "0", *cmd], stdout=log, stderr=subprocess.STDOUT,
-                            env=env, start_new_session=True)
+                            env=env, cwd=cwd, start_new_session=True)
 
 
 def stop_server(proc: subprocess.Popen) -> None:
@@ -171,8 +191,23 @@ def predict(url: str, body: bytes) -> list:
     return answer["predictions"] if isinstance(answer, dict) else answer
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a server and its children (MLflow's uvicorn workers)."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def median_of(rounds: list[dict]) -> dict:
-    keys = ("requests_per_s", "p50_ms", "p99_ms")
+    keys = ("requests_per_s", "p50_ms", "p99_ms", "cpu_ms_per_request")
     return {**{k: statistics.median(r[k] for r in rounds) for k in keys},
             "rounds": [{k: r[k] for k in keys} for r in rounds]}
 
@@ -182,6 +217,8 @@ def main() -> int:
     ap.add_argument("--duration", type=int, default=10, help="seconds of load per round")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per server")
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--against", metavar="REF",
+                    help="compare with our server as of git REF instead of mlflow models serve")
     args = ap.parse_args()
     if (os.cpu_count() or 1) < 2:
         print("needs two cores (server on one, load generator on the other)")
@@ -190,6 +227,9 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="mlops-bench-"))
     print(f"models in {tmp}:", flush=True)
     models = make_models(tmp)
+    before = export_ref(args.against, tmp / "before") if args.against else None
+    other = "before" if args.against else "mlflow"
+    kinds = ("ours", other)
     script = tmp / "post.lua"
     row = [round(0.1 * i - 1, 2) for i in range(20)]
     body = json.dumps({"dataframe_split": {"columns": FEATURES, "data": [row]}})
@@ -200,28 +240,34 @@ def main() -> int:
     results: dict = {}
     for model_name, path in models.items():
         procs, urls = {}, {}
-        logs = {kind: open(tmp / f"{kind}-{model_name}.log", "wb") for kind in ("ours", "mlflow")}
+        logs = {kind: open(tmp / f"{kind}-{model_name}.log", "wb") for kind in kinds}
         try:
-            for kind in ("ours", "mlflow"):
+            for kind in kinds:
                 urls[kind] = f"http://127.0.0.1:{free_port()}"
                 procs[kind] = start_server(kind, path, int(urls[kind].rsplit(":", 1)[1]),
-                                           logs[kind])
-            for kind in ("ours", "mlflow"):
+                                           logs[kind], before)
+            for kind in kinds:
                 wait_ping(urls[kind], procs[kind])
-            answers = {kind: predict(urls[kind], check) for kind in ("ours", "mlflow")}
-            if answers["ours"] != answers["mlflow"]:
+            answers = {kind: predict(urls[kind], check) for kind in kinds}
+            if answers["ours"] != answers[other]:
                 raise RuntimeError(f"{model_name}: the servers disagree on the same 16 rows: "
-                                   f"ours {answers['ours']} vs mlflow {answers['mlflow']}")
-            for kind in ("ours", "mlflow"):
+                                   f"ours {answers['ours']} vs {other} {answers[other]}")
+            for kind in kinds:
                 run_wrk(wrk, urls[kind], script, 3, args.connections)  # warm-up
-            rounds: dict[str, list] = {"ours": [], "mlflow": []}
+            rounds: dict[str, list] = {kind: [] for kind in kinds}
             for i in range(args.rounds):
-                for kind in ("ours", "mlflow"):
+                for kind in kinds:
+                    cpu = cpu_seconds(procs[kind].pid)
                     res = run_wrk(wrk, urls[kind], script, args.duration, args.connections)
+                    # What a request costs the server, whatever else loads the machine: on a
+                    # shared core, throughput and latency move with the neighbours, this less.
+                    res["cpu_ms_per_request"] = round(
+                        1000 * (cpu_seconds(procs[kind].pid) - cpu) / max(res["requests"], 1), 4)
                     rounds[kind].append(res)
                     print(f"  {model_name:7s} round {i + 1} {kind:7s} "
                           f"{res['requests_per_s']:9.1f} req/s  p50 {res['p50_ms']:8.2f} ms  "
-                          f"p99 {res['p99_ms']:8.2f} ms", flush=True)
+                          f"p99 {res['p99_ms']:8.2f} ms  cpu/request "
+                          f"{res['cpu_ms_per_request']:.3f} ms", flush=True)
         finally:
             for proc in procs.values():
                 stop_server(proc)
@@ -231,15 +277,25 @@ def main() -> int:
 
     print(f"\nSide by side, medians of {args.rounds} alternating rounds (1 worker on core 0, wrk "
           f"on core 1, {args.connections} connections, {args.duration} s per round):")
-    print(f"{'model':8s} {'server':8s} {'req/s':>9s} {'p50 ms':>9s} {'p99 ms':>9s}")
+    print(f"{'model':8s} {'server':8s} {'req/s':>9s} {'p50 ms':>9s} {'p99 ms':>9s} "
+          f"{'cpu ms/req':>10s}")
     verdicts = []
     for model_name, pair in results.items():
-        for kind in ("ours", "mlflow"):
+        for kind in kinds:
             r = pair[kind]
             print(f"{model_name:8s} {kind:8s} {r['requests_per_s']:9.1f} {r['p50_ms']:9.2f} "
-                  f"{r['p99_ms']:9.2f}")
-        tput = pair["ours"]["requests_per_s"] / max(pair["mlflow"]["requests_per_s"], 1e-9)
-        p99 = pair["ours"]["p99_ms"] / max(pair["mlflow"]["p99_ms"], 1e-9)
+                  f"{r['p99_ms']:9.2f} {r['cpu_ms_per_request']:10.3f}")
+        tput = pair["ours"]["requests_per_s"] / max(pair[other]["requests_per_s"], 1e-9)
+        p99 = pair["ours"]["p99_ms"] / max(pair[other]["p99_ms"], 1e-9)
+        p50 = pair["ours"]["p50_ms"] / max(pair[other]["p50_ms"], 1e-9)
+        cpu = pair["ours"]["cpu_ms_per_request"] / max(pair[other]["cpu_ms_per_request"], 1e-9)
+        if args.against:
+            pair["ratio"] = {"throughput": round(tput, 3), "p50": round(p50, 3),
+                             "p99": round(p99, 3), "cpu_per_request": round(cpu, 3),
+                             "against": args.against}
+            print(f"{model_name:8s} ours/before  throughput {tput:6.3f}x   p50 {p50:6.3f}x   "
+                  f"p99 {p99:6.3f}x   cpu/request {cpu:6.3f}x")
+            continue
         want_tput, want_p99 = GOALS[model_name]
         ok = tput >= want_tput and (want_p99 is None or p99 <= want_p99)
         goal = f">= {want_tput:g}x throughput" + (f", <= {want_p99:g}x p99" if want_p99 else "")
@@ -250,7 +306,8 @@ def main() -> int:
               f"goal {goal}: {'MET' if ok else 'NOT MET'}")
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    (out / "serving.json").write_text(json.dumps(results, indent=2))
+    name = "serving-before-after.json" if args.against else "serving.json"
+    (out / name).write_text(json.dumps(results, indent=2))
     shutil.rmtree(tmp, ignore_errors=True)
     return 0 if all(verdicts) else 1
 

@@ -16,7 +16,7 @@ from traitlets.config import Application
 
 from .._version import __version__
 from .batching import MicroBatcher, PredictError
-from .http import HttpProtocol, Request
+from .http import HttpProtocol, Request, close_expired
 from .inputs import BadRequest, parse, predictions_body
 from .metrics import ServerMetrics
 
@@ -86,6 +86,19 @@ class ModelServer(Application):
         help="Largest request body accepted; larger ones are answered 413 without being read.",
     ).tag(config=True)
 
+    request_timeout = Float(
+        30.0,
+        help="""Seconds a request may take to arrive, from its first byte to its last; a
+        slower one is answered 408 and its connection closed, so a client trickling requests
+        ("slowloris") cannot hold connections. The control plane, the only client, sends
+        bodies it already holds (at most ``max_body_bytes``) over a local socket.""",
+    ).tag(config=True)
+
+    idle_timeout = Float(
+        60.0,
+        help="Seconds a keep-alive connection may stay without a request before it is closed.",
+    ).tag(config=True)
+
     drain_timeout = Float(
         30.0, help="Seconds SIGTERM waits for requests in flight before the process exits.",
     ).tag(config=True)
@@ -123,6 +136,8 @@ class ModelServer(Application):
         "max-batch-size": "ModelServer.max_batch_size",
         "max-batch-delay-ms": "ModelServer.max_batch_delay_ms",
         "max-body-bytes": "ModelServer.max_body_bytes",
+        "request-timeout": "ModelServer.request_timeout",
+        "idle-timeout": "ModelServer.idle_timeout",
         "stop-with-pid": "ModelServer.stop_with_pid",
         "mlflow-socket": "ModelServer.mlflow_socket",
         "model-cache-dir": "ModelServer.model_cache_dir",
@@ -262,7 +277,9 @@ class ModelServer(Application):
 
         def protocol():
             return HttpProtocol(self.handle, self.max_body_bytes, on_open=connections.add,
-                                on_close=connections.discard)
+                                on_close=connections.discard,
+                                request_timeout=self.request_timeout,
+                                idle_timeout=self.idle_timeout)
 
         if self.socket_fd:
             sock = socket.socket(fileno=self.socket_fd)
@@ -276,12 +293,14 @@ class ModelServer(Application):
         loop.add_signal_handler(signal.SIGINT, stopping.set)
         if self.stop_with_pid:
             loop.create_task(self._watch_owner(stopping))
+        sweeper = loop.create_task(self._close_expired(connections))
         self.log.info("serving %s on %s (max batch %d)", self.model_uri, where,
                       self.max_batch_size)
         print(f"READY {where}", flush=True)
         await stopping.wait()
         # Drain: accept nothing new, let requests in flight finish, then close the connections.
         server.close()
+        sweeper.cancel()
         deadline = time.monotonic() + self.drain_timeout
         while self.inflight and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
@@ -289,6 +308,13 @@ class ModelServer(Application):
             if proto.transport is not None:
                 proto.transport.close()
         self.log.info("stopped after draining (%d request(s) left)", self.inflight)
+
+    async def _close_expired(self, connections: set):
+        # Once a second is fine grain for timeouts of tens of seconds, and keeps timers off
+        # the request path.
+        while True:
+            await asyncio.sleep(min(1.0, self.request_timeout / 4, self.idle_timeout / 4))
+            close_expired(connections)
 
     async def _watch_owner(self, stopping: asyncio.Event):
         while not stopping.is_set():

@@ -4,17 +4,31 @@ Why not a web framework: the request path of a model server is parse, predict, a
 framework's per-request machinery (ASGI scopes, middleware, a task per request) costs more than a
 small model's prediction; here a request is a few callbacks on the event loop and no task.
 
+Why not uvicorn: measured behind the same app (``benchmarks/serving.py --against``, see
+docs/deployments.md), uvicorn with httptools served 0.66-0.72x the requests per second of this
+server at 1.2-1.5x its p99, and its httptools protocol has no limit on a request's headers.
+
 Supported: keep-alive, ``Content-Length`` bodies, ``Expect: 100-continue``, ``Connection:
-close``. Not supported (answered with an error, never misread): chunked request bodies (411),
-pipelined requests are answered in order, one at a time.
+close``; pipelined requests are answered in order, one at a time. Not supported (answered with
+an error, never misread): chunked request bodies (411).
+
+Limits, each answered with a JSON error and a closed connection: a body over ``max_body``
+(413, refused from its ``Content-Length`` before it is read), a request head over
+``MAX_HEADER_BYTES`` or ``MAX_HEADERS`` lines (431), a request not complete within
+``request_timeout`` seconds of its first byte (408: a client trickling a request, the
+"slowloris" attack, cannot hold a connection). A connection with no request for
+``idle_timeout`` seconds is closed. Timeouts are checked by :func:`close_expired`, once a
+second for all connections, so the request path sets a number and arms no timer.
 """
 from __future__ import annotations
 
 import asyncio
+import time
 from http import HTTPStatus
 from typing import Callable
 
 MAX_HEADER_BYTES = 64 * 1024
+MAX_HEADERS = 100
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 
@@ -47,10 +61,17 @@ Handler = Callable[[Request, Callable[[int, bytes, str], None]], None]
 
 
 class HttpProtocol(asyncio.Protocol):
-    def __init__(self, handler: Handler, max_body: int, on_open=None, on_close=None):
+    def __init__(self, handler: Handler, max_body: int, on_open=None, on_close=None,
+                 request_timeout: float = 30.0, idle_timeout: float = 60.0):
         self.handler = handler
         self.max_body = max_body
         self.on_open, self.on_close = on_open, on_close
+        self.request_timeout, self.idle_timeout = request_timeout, idle_timeout
+        # When this connection is closed unless something happens first; ``receiving``: a
+        # request is being received (408 then), else the connection is idle. None while a
+        # request is being answered (a model may take its time).
+        self.deadline: float | None = None
+        self.receiving = False
         self.buf = bytearray()
         self.transport = None
         self.head = None  # (method, target, headers, length) of the request being received
@@ -62,6 +83,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_made(self, transport):
         self.transport = transport
+        self._idle()
         if self.on_open:
             self.on_open(self)
 
@@ -78,9 +100,31 @@ class HttpProtocol(asyncio.Protocol):
             if not self.discard and self.transport is not None:
                 self.transport.close()
             return
+        if not self.receiving and not self.busy:
+            self._receiving()
         self.buf += data
         if not self.busy:
             self._advance()
+
+    # --- timeouts ----------------------------------------------------------------------------
+
+    def _idle(self):
+        self.receiving = False
+        self.deadline = time.monotonic() + self.idle_timeout
+
+    def _receiving(self):
+        self.receiving = True
+        self.deadline = time.monotonic() + self.request_timeout
+
+    def expire(self):
+        """Called once the deadline passed: a request still arriving is answered 408, an
+        idle connection closed."""
+        if self.transport is None:
+            return
+        if self.receiving and not self.busy:  # (busy here: still swallowing a refused body)
+            self._fail(408, f"request not received within {self.request_timeout:g} s")
+        else:
+            self.transport.close()
 
     # --- parsing -----------------------------------------------------------------------------
 
@@ -91,15 +135,18 @@ class HttpProtocol(asyncio.Protocol):
         self.busy = True  # nothing more is parsed from this connection
         self.discard = max(0, discard)
         if not self.discard:
+            self.deadline = None
             self.transport.close()
 
     def _advance(self):
         while self.transport is not None and not self.busy:
             if self.head is None:
                 end = self.buf.find(b"\r\n\r\n")
+                # (also when the whole head came in one read)
+                if (end if end >= 0 else len(self.buf)) > MAX_HEADER_BYTES:
+                    self._fail(431, "request headers too large")
+                    return
                 if end < 0:
-                    if len(self.buf) > MAX_HEADER_BYTES:
-                        self._fail(431, "request headers too large")
                     return
                 if not self._parse_head(bytes(self.buf[:end])):
                     return
@@ -111,6 +158,8 @@ class HttpProtocol(asyncio.Protocol):
             del self.buf[:length]
             self.head = None
             self.busy = True
+            self.receiving = False
+            self.deadline = None
             self.handler(Request(method, target, headers, body), self._respond)
 
     def _parse_head(self, head: bytes) -> bool:
@@ -119,6 +168,9 @@ class HttpProtocol(asyncio.Protocol):
             method, target, version = lines[0].split(" ")
         except ValueError:
             self._fail(400, "malformed request line")
+            return False
+        if len(lines) > MAX_HEADERS + 1:
+            self._fail(431, f"more than {MAX_HEADERS} request headers")
             return False
         headers = {}
         for line in lines[1:]:
@@ -159,5 +211,17 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.close()
             return
         self.busy = False
-        if self.buf:
+        if self.buf:  # a pipelined request, already arriving
+            self._receiving()
             self._advance()
+        else:
+            self._idle()
+
+
+def close_expired(connections, now: float | None = None) -> None:
+    """Expire the :class:`HttpProtocol` connections whose deadline passed at ``now``."""
+    now = time.monotonic() if now is None else now
+    for proto in list(connections):
+        if proto.deadline is not None and proto.deadline <= now:
+            proto.deadline = None
+            proto.expire()

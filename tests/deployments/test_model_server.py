@@ -32,7 +32,8 @@ def served(tmp_path_factory):
     log = open(path.parent / "server.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "jupyter_mlops.serving",
                              f"--model-uri={path}", f"--port={port}", "--deployment=unit",
-                             "--model-version=7", "--max-body-bytes=200000"],
+                             "--model-version=7", "--max-body-bytes=200000",
+                             "--request-timeout=1", "--idle-timeout=2"],
                             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -85,6 +86,78 @@ def test_errors_say_why(served):
     assert r.status_code == 413 and "exceeds the limit of 200000 bytes" in r.json()["message"]
     assert requests.get(f"{url}/invocations", timeout=5).status_code == 405
     assert requests.get(f"{url}/nowhere", timeout=5).status_code == 404
+
+
+def _exchange(url: str, data: bytes, pause_after: int | None = None) -> tuple[bytes, float]:
+    """Send ``data`` on a new connection (stopping after ``pause_after`` bytes, as a client
+    trickling a request would), then read until the server closes it: (all read, seconds
+    from the last byte sent to the close)."""
+    import socket
+
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(data[:pause_after] if pause_after is not None else data)
+        t0, got = time.monotonic(), b""
+        while chunk := s.recv(65536):
+            got += chunk
+        return got, time.monotonic() - t0
+
+
+def _answers(raw: bytes) -> list[tuple[int, dict | bytes]]:
+    """The (status, JSON body or bytes) of each HTTP response in ``raw``."""
+    import json
+
+    out = []
+    while raw:
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        status = int(head.split(b" ")[1])
+        length = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))
+        body, raw = rest[:length], rest[length:]
+        ctype = re.search(rb"(?im)^content-type: *(\S+)", head).group(1)
+        is_json = ctype == b"application/json" and body.strip()  # /ping's body is "\n"
+        out.append((status, json.loads(body) if is_json else body))
+    return out
+
+
+def test_request_limits_answer_json_errors_and_close(served):
+    url, _, _ = served
+    big_head = b"GET /ping HTTP/1.1\r\nX-Pad: " + b"a" * 70_000 + b"\r\n\r\n"
+    many = b"GET /ping HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(101)) + \
+        b"\r\n"
+    cases = [
+        (big_head, 431, "request headers too large"),
+        (many, 431, "more than 100 request headers"),
+        (b"POST /invocations HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n",
+         411, "chunked request bodies are not supported"),
+        (b"POST /invocations HTTP/1.1\r\nContent-Length: -3\r\n\r\n", 400,
+         "invalid Content-Length"),
+        (b"NONSENSE\r\n\r\n", 400, "malformed request line"),
+    ]
+    for data, status, message in cases:
+        raw, _ = _exchange(url, data)
+        [(got, body)] = _answers(raw)  # one answer, then the server hung up
+        assert got == status and message in body["message"], (status, raw[:300])
+    # A request still fine on a new connection: the refusals left the server well.
+    assert requests.get(f"{url}/ping", timeout=5).status_code == 200
+
+
+def test_keep_alive_and_the_timeouts_of_slow_and_idle_connections(served):
+    url, _, _ = served
+    # Two requests on one connection are both answered; then, idle, it is closed after
+    # idle_timeout (2 s here).
+    raw, idle = _exchange(url, b"GET /ping HTTP/1.1\r\n\r\nGET /ping HTTP/1.1\r\n\r\n")
+    assert [s for s, _ in _answers(raw)] == [200, 200]
+    assert 1.5 <= idle < 8, idle
+    # A request trickled in (half its head, then nothing) is answered 408 after
+    # request_timeout (1 s here), and the connection closed.
+    head = b"POST /invocations HTTP/1.1\r\nContent-Type: application/json\r\n"
+    raw, slow = _exchange(url, head + b"Content-Length: 2\r\n\r\n{}", pause_after=len(head))
+    [(status, body)] = _answers(raw)
+    assert status == 408 and "request not received within 1 s" in body["message"]
+    assert 0.5 <= slow < 8, slow
+    # The same with its body cut short.
+    raw, _ = _exchange(url, head + b"Content-Length: 20\r\n\r\n{}")
+    assert [s for s, _ in _answers(raw)] == [408]
 
 
 def test_probes(served):
