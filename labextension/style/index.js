@@ -6,3 +6,4 @@ import './detections.css';
 import './templates.css';
 import './gpus.css';
 import './monitoring.css';
+import './views.css';

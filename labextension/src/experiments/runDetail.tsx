@@ -3,11 +3,13 @@
  * models and directories holding an MLmodel file, each with "Register model") and its
  * artifacts with inline previews of images and text.
  */
+import { JupyterFrontEnd } from '@jupyterlab/application';
 import { ServerConnection } from '@jupyterlab/services';
 import { Button, InputGroup } from '@jupyterlab/ui-components';
 import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
+import { openInMainArea } from '../components/mainArea';
 import { JobResources } from '../panels/job_resources';
 import { modelsChanged } from '../panels/models';
 import {
@@ -301,6 +303,18 @@ export function RunDetail(props: { runId: string }): JSX.Element {
           <ArtifactTree runId={run.run_id} files={run.artifacts} listed={new Set(run.model_artifacts)} />
         )}
       </section>
+    </div>
+  );
+}
+
+/** Open a run in a main-area tab of its own, or bring its tab forward (one tab per run). */
+export function openRunDetail(app: JupyterFrontEnd, runId: string, name?: string): void {
+  openInMainArea(
+    app,
+    `jp-mlops-run-${runId}`,
+    `Run: ${name || runId.slice(0, 8)}`,
+    <div className="jp-mlops-explorer jp-mlops-run-tab" data-run={runId}>
+      <RunDetail runId={runId} />
     </div>
   );
 }
