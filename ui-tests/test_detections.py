@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import hub_login, open_lab, open_mlops_sidebar, shot
+from conftest import hub_login, main_tab, open_lab, open_mlops_sidebar, shot
 from detections_data import FIVE, FIVE_IMAGES, N_IMAGES, UNEVALUATED, seed_five_runs, seed_runs
 from playwright.sync_api import expect
 
@@ -107,15 +107,17 @@ def test_error_gallery_and_two_runs_side_by_side(page, platform, evaluated):
     expect(grid).to_have_count(N_IMAGES - 12, timeout=WAIT)
     shot(page, "detections-02-run-all-images")
 
-    # A run that was never evaluated shows no detections.
-    page.get_by_role("tab", name="Runs").click()
+    # A run that was never evaluated shows no detections (in its own tab).
+    main_tab(page, "Experiment: ui-detections").click()
     table.get_by_role("link", name=UNEVALUATED, exact=True).click()
-    expect(page.get_by_test_id("run-detail")).to_contain_text("Parameters (1)", timeout=WAIT)
+    unevaluated = page.locator(".jp-mlops-run-tab:visible")
+    expect(unevaluated.get_by_test_id("run-detail")).to_contain_text("Parameters (1)",
+                                                                     timeout=WAIT)
     page.wait_for_timeout(1000)  # its artifact listing has come back by now
-    expect(page.get_by_test_id("run-detections")).to_have_count(0)
+    expect(unevaluated.get_by_test_id("run-detections")).to_have_count(0)
 
     # Two evaluated runs side by side on the same images, the largest difference first.
-    page.get_by_role("tab", name="Runs").click()
+    main_tab(page, "Experiment: ui-detections").click()
     page.get_by_role("checkbox", name="Select detector-good").check()
     page.get_by_role("checkbox", name="Select detector-weak").check()
     page.get_by_role("tab", name="Compare (2)").click()

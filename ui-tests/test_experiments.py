@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import hub_login, open_lab, open_mlops_sidebar, shot
+from conftest import hub_login, main_tab, open_lab, open_mlops_sidebar, shot
 from playwright.sync_api import expect
 
 USER, PASSWORD = "uma4", "uma4-first-login-pw"
@@ -80,11 +80,18 @@ def test_compare_two_runs_and_see_the_chart(page, platform, seeded_ui):
     expect(compared.locator(".jp-mlops-diff")).to_have_count(2, timeout=WAIT)
     shot(page, "experiments-01-compare-chart")
 
-    # A run's detail: params, git, artifacts with an inline text preview.
+    # A run's detail in a main-area tab of its own: params, git, artifacts with previews.
     page.get_by_role("tab", name="Runs").click()
     table.get_by_role("link", name="unet-lr0.1", exact=True).click()
     detail = page.get_by_test_id("run-detail")
     expect(detail).to_contain_text("Parameters (2)", timeout=WAIT)
+    # opened again from the experiment: the same tab comes forward, no second one
+    main_tab(page, "Experiment: ui-cells").click()
+    expect(detail).to_be_hidden()
+    table.get_by_role("link", name="unet-lr0.1", exact=True).click()
+    expect(detail).to_be_visible()
+    expect(main_tab(page, "Run: unet-lr0.1")).to_have_count(1)
+    expect(page.locator(".jp-mlops-run-tab")).to_have_count(1)
     # the resources the run used, charted as in the job view
     resources = detail.get_by_test_id("job-resources")
     expect(resources.get_by_test_id("chart-CPU (%)").get_by_test_id("chart-series")) \
@@ -113,6 +120,7 @@ def test_compare_two_runs_and_see_the_chart(page, platform, seeded_ui):
     expect(models.locator(".jp-mlops-alias").first).to_have_text("@champion", timeout=WAIT)
 
     # A malformed search shows MLflow's reason in the panel.
+    main_tab(page, "Experiment: ui-cells").click()
     page.get_by_role("tab", name="Runs").click()
     page.get_by_label("Filter runs (MLflow search syntax)").fill("metrics.loss >>> 1")
     page.get_by_role("button", name="Search").click()

@@ -1,6 +1,6 @@
 /**
  * Experiments: a sidebar section listing the experiments of my projects; opening one shows a
- * main-area explorer (runs table, run detail, compare view).
+ * main-area explorer (runs table, compare view); each run opens in a main-area tab of its own.
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
@@ -13,15 +13,19 @@ import { openInMainArea } from '../components/mainArea';
 import { SectionReload, SidebarSection } from '../components/sidebarSection';
 import { getExperiment, IExperiment, IRunSummary, listExperiments } from '../api/experiments';
 import { CompareView } from '../experiments/compare';
-import { RunDetail } from '../experiments/runDetail';
+import { openRunDetail } from '../experiments/runDetail';
 import { RunsTable } from '../experiments/runsTable';
 
 export const OPEN_EXPERIMENT = 'mlops:open-experiment';
 
-type View = { kind: 'runs' } | { kind: 'run'; run: IRunSummary } | { kind: 'compare' };
+type View = { kind: 'runs' } | { kind: 'compare' };
 
-/** The explorer of one experiment (main area). */
-export function ExperimentView(props: { experimentId: string; experiment?: IExperiment }): JSX.Element {
+/** The explorer of one experiment (main area); a run opens in a tab of its own (`onOpenRun`). */
+export function ExperimentView(props: {
+  experimentId: string;
+  experiment?: IExperiment;
+  onOpenRun: (run: IRunSummary) => void;
+}): JSX.Element {
   const { experimentId } = props;
   // The runs table starts loading at once; the experiment's own record comes in parallel.
   const [experiment, setExperiment] = useState<IExperiment | null>(props.experiment ?? null);
@@ -33,7 +37,6 @@ export function ExperimentView(props: { experimentId: string; experiment?: IExpe
   }, [experimentId]);
   const [view, setView] = useState<View>({ kind: 'runs' });
   const [selected, setSelected] = useState<string[]>([]);
-  const [lastRun, setLastRun] = useState<IRunSummary | null>(null);
   const tab = (label: string, active: boolean, onClick: () => void, disabled = false) => (
     <Button
       minimal
@@ -63,29 +66,17 @@ export function ExperimentView(props: { experimentId: string; experiment?: IExpe
         {tab('Runs', view.kind === 'runs', () => setView({ kind: 'runs' }))}
         {tab(`Compare (${selected.length})`, view.kind === 'compare', () => setView({ kind: 'compare' }),
           selected.length < 2 || selected.length > 10)}
-        {lastRun &&
-          tab(`Run: ${lastRun.run_name || lastRun.run_id.slice(0, 8)}`, view.kind === 'run', () =>
-            setView({ kind: 'run', run: lastRun })
-          )}
       </div>
-      {/* The table stays mounted so its page, sort and filter survive a look at a run. */}
+      {/* The table stays mounted so its page, sort and filter survive a look at the compare view. */}
       <div hidden={view.kind !== 'runs'} className="jp-mlops-tabpanel">
         <RunsTable
           experimentId={experimentId}
           selected={selected}
           onSelect={setSelected}
-          onOpenRun={run => {
-            setLastRun(run);
-            setView({ kind: 'run', run });
-          }}
+          onOpenRun={props.onOpenRun}
           onCompare={() => setView({ kind: 'compare' })}
         />
       </div>
-      {view.kind === 'run' && (
-        <div className="jp-mlops-tabpanel">
-          <RunDetail runId={view.run.run_id} />
-        </div>
-      )}
       {view.kind === 'compare' && (
         <div className="jp-mlops-tabpanel">
           <CompareView runIds={selected} />
@@ -154,7 +145,11 @@ export function registerExperiments(
       app,
       `jp-mlops-experiment-${experimentId}`,
       `Experiment: ${experiment?.name ?? experimentId}`,
-      <ExperimentView experimentId={experimentId} experiment={experiment} />
+      <ExperimentView
+        experimentId={experimentId}
+        experiment={experiment}
+        onOpenRun={run => openRunDetail(app, run.run_id, run.run_name)}
+      />
     );
   const panel = new ExperimentsPanel(e => open(e.experiment_id, e));
   sidebar.addWidget(panel);
