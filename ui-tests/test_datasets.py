@@ -2,14 +2,15 @@
 
 v1 of the shared cell dataset exists already (published from code); the user publishes v2 from
 a workspace folder with the panel (progress bar), browses the thumbnails, opens an image with
-its annotation boxes drawn over it, and compares v1 with v2.
+its annotation boxes drawn over it in a tab of its own (zoom, pan, keyboard), and compares v1
+with v2 in another tab. The images are not square, so a stretched image would show.
 """
 from __future__ import annotations
 
 import json
 import re
 
-from conftest import hub_login, open_lab, run_command, shot
+from conftest import hub_login, main_tab, open_lab, run_command, shot
 from playwright.sync_api import expect
 
 from jupyter_mlops import datasets
@@ -17,12 +18,34 @@ from jupyter_mlops.demo import cells
 
 USER, PASSWORD = "uma", "uma-first-login-pw"
 LOADED = 30_000  # ms: answers that need the server (a shared 2-core CI machine can be slow)
+W, H = 160, 96  # the images' size
+# the viewer's image as drawn, and its annotation boxes as fractions of it
+GEOMETRY = """() => {
+  const v = document.querySelector('.jp-mlops-iv');
+  const img = v.querySelector('.jp-mlops-iv-canvas img');
+  const i = img.getBoundingClientRect();
+  const boxes = [...v.querySelectorAll('svg[data-testid=annotations] rect')].map(r => {
+    const b = r.getBoundingClientRect();
+    return [(b.left - i.left) / i.width, (b.top - i.top) / i.height, b.width / i.width,
+            b.height / i.height];
+  });
+  return {left: i.left, width: i.width, height: i.height, natural: [img.naturalWidth,
+          img.naturalHeight], boxes};
+}"""
+
+
+def same_boxes(drawn, boxes) -> None:
+    """The drawn boxes sit on the annotation's image pixels (to a tenth of a pixel)."""
+    assert len(drawn) == len(boxes)
+    for d, b in zip(drawn, boxes):
+        want = [b["x"] / W, b["y"] / H, b["w"] / W, b["h"] / H]
+        assert all(abs(x - y) * W < 0.1 for x, y in zip(d, want)), (d, want)
 
 
 def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
     platform.add_user(USER, PASSWORD)
     v1_dir = tmp_path / "v1"
-    cells.generate(v1_dir, n_images=12, seed=3, width=128, height=128)
+    cells.generate(v1_dir, n_images=12, seed=3, width=W, height=H)
     client = datasets.CatalogClient(f"{platform.url}/services/mlops/", platform.token(USER))
     # names of its own: the session's platform is shared with tests/datasets ("cells" there)
     assert datasets.publish(v1_dir, "ui-cells", "first batch", client=client)["version"] == "v1"
@@ -31,8 +54,8 @@ def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
     open_lab(page, platform, USER)
     # v2 in the workspace: the same 12 images, one changed, four more
     folder = platform.data_dir / "users" / USER / "data" / "cells"
-    cells.generate(folder, n_images=16, seed=3, width=128, height=128)
-    cells.generate(folder / "x", n_images=1, seed=77, width=128, height=128)
+    cells.generate(folder, n_images=16, seed=3, width=W, height=H)
+    cells.generate(folder / "x", n_images=1, seed=77, width=W, height=H)
     (folder / "x" / "img_0000.tif").replace(folder / "img_0005.tif")
     for f in (folder / "x").iterdir():
         f.unlink()
@@ -83,19 +106,68 @@ def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
         ".every(i => i.complete && i.naturalWidth > 0)", timeout=30_000)
     shot(page, "datasets-02-grid")
 
-    # one image, with its nuclei boxes drawn over it
+    # one image in a main-area tab, at its own aspect ratio, its nuclei boxes drawn over it
     grid.locator("figure[data-path='img_0002.tif']").click()
-    viewer = page.get_by_role("dialog", name="Image img_0002.tif")
+    viewer = page.get_by_role("region", name="Image img_0002.tif")
     expect(viewer).to_contain_text("annotated objects", timeout=LOADED)
-    assert viewer.locator("svg rect").count() >= 4
-    page.wait_for_function("() => { const i = document.querySelector('.jp-mlops-ds-canvas img');"
+    expect(viewer.get_by_test_id("image-position")).to_have_text("3 / 16")
+    boxes = platform.api("GET", "services/mlops/api/datasets/ui-cells/versions/v2/annotations"
+                         "?path=img_0002.tif", platform.token(USER)).json()["boxes"]
+    expect(viewer.locator("svg rect")).to_have_count(len(boxes))
+    page.wait_for_function("() => { const i = document.querySelector('.jp-mlops-iv-canvas img');"
                            " return i && i.complete && i.naturalWidth > 0; }")
+    fitted = page.evaluate(GEOMETRY)
+    assert fitted["natural"][0] * H == fitted["natural"][1] * W  # the server kept the shape
+    assert abs(fitted["width"] / fitted["height"] - W / H) < 0.01, fitted
+    assert fitted["width"] > 2 * W  # fitted to the tab, wider than the sidebar ever is
+    same_boxes(fitted["boxes"], boxes)
     shot(page, "datasets-03-viewer")
-    viewer.get_by_role("button", name="Close image").click()
 
-    # v1 -> v2: four added, one changed (before/after thumbnails)
+    # zoom with the buttons and the wheel, pan by dragging: the boxes stay on their pixels
+    viewer.get_by_role("button", name="Zoom in").click()
+    viewer.get_by_role("button", name="Zoom in").click()
+    zoomed = page.evaluate(GEOMETRY)
+    assert abs(zoomed["width"] / fitted["width"] - 1.25 ** 2) < 0.01, (zoomed, fitted)
+    same_boxes(zoomed["boxes"], boxes)
+    stage = viewer.locator(".jp-mlops-iv-stage").bounding_box()
+    cx, cy = stage["x"] + stage["width"] / 2, stage["y"] + stage["height"] / 2
+    page.mouse.move(cx, cy)
+    page.mouse.wheel(0, 200)  # away: smaller
+    page.wait_for_function(f"() => document.querySelector('.jp-mlops-iv-canvas img')"
+                           f".getBoundingClientRect().width < {zoomed['width'] - 1}")
+    wheeled = page.evaluate(GEOMETRY)
+    same_boxes(wheeled["boxes"], boxes)
+    page.mouse.down()
+    page.mouse.move(cx + 60, cy + 10, steps=4)
+    page.mouse.up()
+    panned = page.evaluate(GEOMETRY)
+    assert abs(panned["left"] - wheeled["left"] - 60) < 1, (panned, wheeled)  # with the pointer
+    assert panned["width"] == wheeled["width"]
+    same_boxes(panned["boxes"], boxes)
+    viewer.get_by_role("button", name="100%").click()
+    expect(viewer.get_by_test_id("image-zoom")).to_have_text("100%")
+    assert abs(page.evaluate(GEOMETRY)["width"] - W) < 0.5
+
+    # the keyboard steps through the version; another thumbnail reuses the tab; Escape closes
+    page.keyboard.press("ArrowRight")
+    viewer = page.locator(".jp-mlops-iv")
+    expect(viewer.get_by_test_id("image-name")).to_have_text("img_0003.tif", timeout=LOADED)
+    expect(viewer.get_by_test_id("image-position")).to_have_text("4 / 16")
+    page.keyboard.press("j")
+    expect(viewer.get_by_test_id("image-position")).to_have_text("5 / 16", timeout=LOADED)
+    page.keyboard.press("ArrowLeft")
+    expect(viewer.get_by_test_id("image-name")).to_have_text("img_0003.tif", timeout=LOADED)
+    main_tab(page, "Datasets").click()
+    grid.locator("figure[data-path='img_0007.tif']").click()
+    expect(viewer.get_by_test_id("image-name")).to_have_text("img_0007.tif", timeout=LOADED)
+    expect(page.locator(".jp-mlops-iv")).to_have_count(1)
+    page.keyboard.press("Escape")
+    expect(page.locator(".jp-mlops-iv")).to_have_count(0)
+
+    # v1 -> v2 in a tab of its own: four added, one changed (before/after thumbnails)
     view.get_by_role("tab", name="Diff").click()
-    diff = view.get_by_test_id("dataset-diff")
+    view.get_by_role("button", name="Compare").click()
+    diff = page.get_by_test_id("dataset-diff")
     expect(diff).to_contain_text("v1 → v2: 4 added, 0 removed, 2 changed", timeout=LOADED)
     expect(diff.locator(".jp-mlops-ds-badge.added")).to_have_count(4)
     expect(diff.locator(".jp-mlops-ds-badge.after")).to_have_count(2)
@@ -108,7 +180,7 @@ def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
         f"v2 by {USER} with napari 0.5")
     expect(changes.locator("figure[data-path='img_0003.tif'] rect.removed")).to_have_count(1)
     page.wait_for_function(
-        "() => [...document.querySelectorAll('.jp-mlops-datasets-main [data-testid=dataset-diff] img')]"
+        "() => [...document.querySelectorAll('[data-testid=dataset-diff] img')]"
         ".every(i => i.complete && i.naturalWidth > 0)", timeout=30_000)
     shot(page, "datasets-04-diff")
 
@@ -119,6 +191,18 @@ def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
     expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false",
                                                    timeout=LOADED)
     shot(page, "datasets-05-diff-dark")
+    main_tab(page, "Datasets").click()
+    view.get_by_role("button", name="Compare").click()  # the same versions: the same tab
+    expect(page.get_by_test_id("dataset-diff")).to_have_count(1)
+    main_tab(page, "Datasets").click()
+    view.get_by_role("tab", name="Images").click()
+    grid.locator("figure[data-path='img_0002.tif']").click()
+    page.wait_for_function("() => { const i = document.querySelector('.jp-mlops-iv-canvas img');"
+                           " return i && i.complete && i.naturalWidth > 0; }")
+    viewer.get_by_role("button", name="Zoom in").click()
+    shot(page, "datasets-05-viewer-dark")
+    page.keyboard.press("Escape")
+    main_tab(page, "Datasets").click()
 
     # upload from the browser (a progress bar), as a new dataset
     view.get_by_role("tab", name="Publish").click()

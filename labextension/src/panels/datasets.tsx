@@ -1,7 +1,5 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget } from '@jupyterlab/apputils';
-import { URLExt } from '@jupyterlab/coreutils';
-import { ServerConnection } from '@jupyterlab/services';
 import { Button, ReactWidget, SidePanel } from '@jupyterlab/ui-components';
 import React, { useCallback, useEffect, useState } from 'react';
 
@@ -9,9 +7,12 @@ import { ErrorLine } from '../components/errorLine';
 import { TextField } from '../components/fields';
 import { MlopsError, requestAPI } from '../request';
 import { VersionTags } from './datasets_tags';
-import { IObjectDiff, ISplitMoves, ObjectChanges, SplitMovesLine } from './datasets_changes';
+import { ISplitMoves } from './datasets_changes';
 import { Summary, fmtBytes } from './datasets_summary';
 import { LineageView, setLineageApp } from './lineage';
+import { openDatasetDiff } from '../views/datasetDiff';
+import { openImageViewer } from '../views/imageViewer';
+import { Thumb } from '../views/thumb';
 
 /** One file of a dataset version (docs/openapi.yaml `DatasetFile`). */
 export interface IDatasetFile {
@@ -59,17 +60,6 @@ interface IDataset {
   referenced_by?: string[];
 }
 
-interface IDiff {
-  from: string;
-  to: string;
-  added: IDatasetFile[];
-  removed: IDatasetFile[];
-  changed: { path: string; old: IDatasetFile; new: IDatasetFile }[];
-  unchanged: number;
-  split_moves?: ISplitMoves;
-  objects?: IObjectDiff;
-}
-
 interface IJob {
   id: string;
   state: 'running' | 'done' | 'failed';
@@ -90,104 +80,12 @@ interface IFolderStatus {
   rehashed: number;
 }
 
-interface IBox {
-  x: number;
-  y: number;
-  w: number;
-  h: number;
-  label?: string;
-}
-
 const PAGE = 48;
 
-function apiUrl(...parts: string[]): string {
-  const settings = ServerConnection.makeSettings();
-  return URLExt.join(settings.baseUrl, 'mlops', 'api', ...parts);
-}
+/** Where a thumbnail sits: its index among `total` images of the grid's `split` ('' for all). */
+type OpenImage = (f: IDatasetFile, index: number, total: number, split: string) => void;
 
-function thumbUrl(hash: string, size = 128): string {
-  return apiUrl('datasets', 'objects', hash, 'thumbnail') + `?size=${size}`;
-}
-
-function Thumb(props: {
-  file: IDatasetFile;
-  onOpen?: (f: IDatasetFile) => void;
-  badge?: string;
-}): JSX.Element {
-  const { file } = props;
-  return (
-    <figure
-      className="jp-mlops-ds-thumb"
-      title={`${file.path}${file.objects !== undefined ? ` · ${file.objects} objects` : ''}`}
-      onClick={() => props.onOpen?.(file)}
-      data-path={file.path}
-    >
-      {file.kind === 'image' ? (
-        <img src={thumbUrl(file.hash)} loading="lazy" alt={file.path} />
-      ) : (
-        <div className="jp-mlops-ds-file">{file.kind}</div>
-      )}
-      <figcaption>
-        {props.badge && <span className={`jp-mlops-ds-badge ${props.badge}`}>{props.badge}</span>}
-        {file.path}
-      </figcaption>
-    </figure>
-  );
-}
-
-/** The full image with its annotation boxes drawn over it. */
-function Viewer(props: {
-  dataset: string;
-  version: string;
-  file: IDatasetFile;
-  onClose: () => void;
-}): JSX.Element {
-  const { file } = props;
-  const [boxes, setBoxes] = useState<IBox[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  useEffect(() => {
-    let current = true; // a late answer for the previous image must not draw on this one
-    requestAPI<{ boxes: IBox[] }>(
-      `datasets/${props.dataset}/versions/${props.version}/annotations?path=${encodeURIComponent(file.path)}`
-    )
-      .then(r => current && setBoxes(r.boxes))
-      .catch((e: MlopsError) => current && setError(e.message));
-    return () => {
-      current = false;
-    };
-  }, [file.path, props.version]);
-  const w = file.width || 1;
-  const h = file.height || 1;
-  return (
-    <div className="jp-mlops-ds-viewer" role="dialog" aria-label={`Image ${file.path}`}>
-      <div className="jp-mlops-ds-viewer-bar">
-        <strong>{file.path}</strong>
-        <span className="jp-mlops-muted">
-          {' '}
-          {w}×{h} · {file.dtype} · {fmtBytes(file.size)}
-          {boxes ? ` · ${boxes.length} annotated objects` : ''}
-          {file.annotation ? ` (${file.annotation})` : ''}
-        </span>
-        <Button minimal small onClick={props.onClose} aria-label="Close image">
-          ✕
-        </Button>
-      </div>
-      <ErrorLine error={error} />
-      <div className="jp-mlops-ds-canvas jp-mlops-overlay" style={{ aspectRatio: `${w} / ${h}` }}>
-        <img src={apiUrl('datasets', 'objects', file.hash, 'preview')} alt={file.path} />
-        <svg viewBox={`0 0 ${w} ${h}`} preserveAspectRatio="none" data-testid="annotations">
-          {(boxes || []).map((b, i) => (
-            <rect key={i} x={b.x} y={b.y} width={b.w} height={b.h}>
-              <title>{b.label}</title>
-            </rect>
-          ))}
-        </svg>
-      </div>
-    </div>
-  );
-}
-
-function Grid(props: { dataset: string; version: string; onOpen: (f: IDatasetFile) => void }) {
+function Grid(props: { dataset: string; version: string; onOpen: OpenImage }) {
   const [page, setPage] = useState(0);
   const [split, setSplit] = useState('');
   const [data, setData] = useState<{ total: number; files: IDatasetFile[] } | null>(null);
@@ -232,27 +130,19 @@ function Grid(props: { dataset: string; version: string; onOpen: (f: IDatasetFil
       </div>
       <ErrorLine error={error} />
       <div className="jp-mlops-ds-grid" data-testid="dataset-grid">
-        {data?.files.map(f => <Thumb key={f.path} file={f} onOpen={props.onOpen} />)}
+        {data?.files.map((f, i) => (
+          <Thumb key={f.path} file={f} onOpen={() => props.onOpen(f, page * PAGE + i, data.total, split)} />
+        ))}
       </div>
     </div>
   );
 }
 
-function Diff(props: { dataset: string; versions: IDatasetVersion[] }) {
+/** Two versions to compare; the comparison opens in a main-area tab of its own. */
+function Diff(props: { dataset: string; versions: IDatasetVersion[]; onCompare: (from: string, to: string) => void }) {
   const names = props.versions.map(v => v.version);
   const [from, setFrom] = useState(names[1] || names[0] || '');
   const [to, setTo] = useState(names[0] || '');
-  const [diff, setDiff] = useState<IDiff | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const run = useCallback(() => {
-    requestAPI<IDiff>(`datasets/${props.dataset}/diff?from=${from}&to=${to}`)
-      .then(d => {
-        setDiff(d);
-        setError(null);
-      })
-      .catch((e: MlopsError) => setError(e.message));
-  }, [props.dataset, from, to]);
-  useEffect(run, [props.dataset]);
   const pick = (value: string, set: (v: string) => void, label: string) => (
     <select value={value} onChange={e => set(e.target.value)} aria-label={label}>
       {names.map(n => (
@@ -261,39 +151,11 @@ function Diff(props: { dataset: string; versions: IDatasetVersion[] }) {
     </select>
   );
   return (
-    <div data-testid="dataset-diff">
-      <div className="jp-mlops-ds-toolbar">
-        {pick(from, setFrom, 'From version')} → {pick(to, setTo, 'To version')}
-        <Button small onClick={run}>
-          Compare
-        </Button>
-      </div>
-      <ErrorLine error={error} />
-      {diff && (
-        <div>
-          <p className="jp-mlops-muted">
-            {diff.from} → {diff.to}: {diff.added.length} added, {diff.removed.length} removed,{' '}
-            {diff.changed.length} changed, {diff.unchanged} unchanged
-            {diff.split_moves && (
-              <>
-                {' · split: '}
-                <SplitMovesLine moves={diff.split_moves} />
-              </>
-            )}
-          </p>
-          <ObjectChanges objects={diff.objects} />
-          <div className="jp-mlops-ds-grid">
-            {diff.added.map(f => <Thumb key={'a' + f.path} file={f} badge="added" />)}
-            {diff.removed.map(f => <Thumb key={'r' + f.path} file={f} badge="removed" />)}
-            {diff.changed.map(c => (
-              <React.Fragment key={'c' + c.path}>
-                <Thumb file={c.old} badge="before" />
-                <Thumb file={c.new} badge="after" />
-              </React.Fragment>
-            ))}
-          </div>
-        </div>
-      )}
+    <div className="jp-mlops-ds-toolbar" data-testid="dataset-diff-pick">
+      {pick(from, setFrom, 'From version')} → {pick(to, setTo, 'To version')}
+      <Button small disabled={!from || !to || from === to} onClick={() => props.onCompare(from, to)}>
+        Compare
+      </Button>
     </div>
   );
 }
@@ -436,14 +298,16 @@ function Publish(props: { dataset: string; onDone: (name: string) => void }) {
 }
 
 /** Browse the catalog: datasets, versions, images, diffs; publish new versions. */
-export function DatasetsView(props: { initial?: { name: string; version: string } }): JSX.Element {
+export function DatasetsView(props: {
+  app: JupyterFrontEnd;
+  initial?: { name: string; version: string };
+}): JSX.Element {
   const [list, setList] = useState<IDataset[]>([]);
   const [name, setName] = useState(props.initial?.name ?? '');
   const [ds, setDs] = useState<IDataset | null>(null);
   const [version, setVersion] = useState(props.initial?.version ?? '');
   const [tab, setTab] = useState<'images' | 'diff' | 'lineage' | 'tags' | 'publish'>('images');
   const [reload, setReload] = useState(0);
-  const [open, setOpen] = useState<IDatasetFile | null>(null);
   const [error, setError] = useState<string | null>(null);
 
   const loadList = useCallback(async (select?: string) => {
@@ -522,9 +386,21 @@ export function DatasetsView(props: { initial?: { name: string; version: string 
         ))}
       </div>
       {tab === 'images' && current && (
-        <Grid dataset={name} version={version} onOpen={setOpen} />
+        <Grid
+          dataset={name}
+          version={version}
+          onOpen={(f, index, total, split) =>
+            openImageViewer(props.app, { dataset: name, version, split }, index, f, total)
+          }
+        />
       )}
-      {tab === 'diff' && ds?.versions && <Diff dataset={name} versions={ds.versions} />}
+      {tab === 'diff' && ds?.versions && (
+        <Diff
+          dataset={name}
+          versions={ds.versions}
+          onCompare={(from, to) => openDatasetDiff(props.app, name, from, to)}
+        />
+      )}
       {tab === 'lineage' && current && (
         <LineageView source={{ kind: 'dataset', name, version: current.version }} />
       )}
@@ -538,16 +414,16 @@ export function DatasetsView(props: { initial?: { name: string; version: string 
         />
       )}
       {tab === 'publish' && <Publish dataset={name} onDone={n => void loadList(n)} />}
-      {open && (
-        <Viewer dataset={name} version={version} file={open} onClose={() => setOpen(null)} />
-      )}
     </div>
   );
 }
 
 /** The datasets section of the MLOps sidebar (also opened in the main area, wider). */
 export class DatasetsPanel extends ReactWidget {
-  constructor(private initial?: { name: string; version: string }) {
+  constructor(
+    private app: JupyterFrontEnd,
+    private initial?: { name: string; version: string }
+  ) {
     super();
     this.addClass('jp-mlops-section');
     this.addClass('jp-mlops-datasets-panel');
@@ -555,7 +431,7 @@ export class DatasetsPanel extends ReactWidget {
   }
 
   render(): JSX.Element {
-    return <DatasetsView initial={this.initial} />;
+    return <DatasetsView app={this.app} initial={this.initial} />;
   }
 }
 
@@ -568,7 +444,7 @@ export function registerDatasets(
   sidebar: SidePanel,
   palette: ICommandPalette | null
 ): void {
-  sidebar.addWidget(new DatasetsPanel());
+  sidebar.addWidget(new DatasetsPanel(app));
   setLineageApp(app);
   const command = 'mlops:open-datasets';
   app.commands.addCommand(command, {
@@ -579,7 +455,7 @@ export function registerDatasets(
         typeof args.name === 'string' && typeof args.version === 'string'
           ? { name: args.name, version: args.version }
           : undefined;
-      const content = new DatasetsPanel(initial);
+      const content = new DatasetsPanel(app, initial);
       content.removeClass('jp-mlops-section');
       content.addClass('jp-mlops-datasets-main');
       const widget = new MainAreaWidget({ content });
