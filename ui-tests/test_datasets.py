@@ -14,6 +14,8 @@ from conftest import hub_login, main_tab, open_lab, run_command, shot
 from playwright.sync_api import expect
 
 from jupyter_mlops import datasets
+
+from jupyter_mlops.client import ControlPlane
 from jupyter_mlops.demo import cells
 
 USER, PASSWORD = "uma", "uma-first-login-pw"
@@ -46,7 +48,7 @@ def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
     platform.add_user(USER, PASSWORD)
     v1_dir = tmp_path / "v1"
     cells.generate(v1_dir, n_images=12, seed=3, width=W, height=H)
-    client = datasets.CatalogClient(f"{platform.url}/services/mlops/", platform.token(USER))
+    client = ControlPlane(f"{platform.url}/services/mlops/", platform.token(USER))
     # names of its own: the session's platform is shared with tests/datasets ("cells" there)
     assert datasets.publish(v1_dir, "ui-cells", "first batch", client=client)["version"] == "v1"
 
@@ -226,7 +228,7 @@ def test_move_tags_and_mark_a_reference_version(page, platform, tmp_path):
     """The Tags tab: "latest" moved back to v1, a custom tag, the project's reference version."""
     root = tmp_path / "tagged"
     cells.generate(root, n_images=4, seed=5, width=64, height=64)
-    client = datasets.CatalogClient(f"{platform.url}/services/mlops/", platform.admin_token())
+    client = ControlPlane(f"{platform.url}/services/mlops/", platform.admin_token())
     datasets.publish(root, "ui-tagged", "first", client=client)
     cells.generate(root, n_images=6, seed=5, width=64, height=64)
     assert datasets.publish(root, "ui-tagged", "second", client=client)["version"] == "v2"

@@ -81,6 +81,9 @@ PASSTHROUGH: list[tuple[str, str, tuple[str, ...]]] = [
 ]
 
 BODY_METHODS = ("POST", "PUT", "PATCH")
+# The Jupyter server's own credentials in a URL stay here: the control plane gets the server's
+# hub token in a header, never the browser's.
+NOT_FORWARDED = {"token", "_xsrf"}
 
 
 class PassthroughHandler(MlopsHandler):
@@ -98,10 +101,10 @@ class PassthroughHandler(MlopsHandler):
         if method not in self.methods:
             raise tornado.web.HTTPError(405, f"{method} not allowed on {self.request.path}")
         path = self.target.format(**{k: quote(v, safe="") for k, v in parts.items()})
-        query = [(k, v.decode()) for k, vs in self.request.query_arguments.items() for v in vs]
+        query = [(k, v.decode()) for k, vs in self.request.query_arguments.items()
+                 if k not in NOT_FORWARDED for v in vs]
         body = self.json_body() if method in BODY_METHODS else None
-        resp = await self.mlops.control_plane().request(
-            method, path, params=query, json=body if method in BODY_METHODS else None)
+        resp = await self.mlops.control_plane().request(method, path, params=query, json=body)
         self.set_status(resp.status_code)
         if resp.status_code == 204:
             self.finish()
