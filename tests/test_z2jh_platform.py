@@ -125,7 +125,7 @@ def test_the_charts_culler_stays_and_roles_are_the_embedded_ones(c):
     assert c.JupyterHub.services[0] == CULLER
     assert c.JupyterHub.load_roles[0] == CULLER_ROLE
     _, lab_roles = sso.load_roles(set(), local=False)  # OIDC: the IdP fills the groups
-    assert c.JupyterHub.load_roles[1:] == lab_roles
+    assert c.JupyterHub.load_roles[1:-1] == lab_roles  # then the spawner's (test below)
     from jupyter_mlops.core import roles
 
     assert set(c.JupyterHub.custom_scopes) == set(roles.ALL_SCOPES) >= {
@@ -141,7 +141,20 @@ def test_the_charts_culler_stays_and_roles_are_the_embedded_ones(c):
 def test_user_servers_reach_the_services_through_the_proxy(c):
     assert c.MlopsKubeSpawner.control_plane_url == "http://proxy-public/services/mlops/"
     assert c.MlopsKubeSpawner.mlflow_url == "http://proxy-public/services/mlflow"
-    assert c.MlopsKubeSpawner.db_url == "postgresql://mlops@mlops-postgres:5432/mlops"
+
+
+def test_the_spawner_takes_gpus_from_the_control_plane_api(c, tmp_path):
+    # The hub reaches no database of the control plane: it asks the control plane in its pod
+    # with the token of the "mlops-spawner" service, whose role has the spawner scope only.
+    from jupyter_mlops.core import roles
+
+    assert "db_url" not in c.MlopsKubeSpawner and "gpu_devices" not in c.MlopsKubeSpawner
+    assert c.MlopsKubeSpawner.gpu_api_url == "http://127.0.0.1:10101/services/mlops/"
+    token = (tmp_path / "mlops" / "hub" / "spawner_token").read_text().strip()
+    assert len(token) == 64 and c.MlopsKubeSpawner.gpu_api_token == token
+    assert _services(c)["mlops-spawner"] == {"name": "mlops-spawner", "api_token": token}
+    role = next(r for r in c.JupyterHub.load_roles if r["name"] == "mlops-spawner")
+    assert role["services"] == ["mlops-spawner"] and role["scopes"] == [roles.SPAWNER]
 
 
 def test_ports_agree_across_service_network_policies_and_urls(values, c):

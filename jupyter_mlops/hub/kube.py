@@ -36,6 +36,7 @@ import os
 from traitlets import Integer, Unicode, default
 from traitlets.config import Configurable
 
+from ..core import roles
 from . import config as embedded
 
 PG_ENV = ("PGPASSWORD",)
@@ -118,7 +119,8 @@ class MlopsKube(Configurable):
     db_url = Unicode(
         "postgresql://mlops@mlops-postgres:5432/mlops",
         help="""Postgres URL of the control plane database (projects, quotas, GPU allocations
-        shared with the spawner, jobs, Optuna sweeps). Leave the password out: it comes from
+        of jobs, deployments and user servers, jobs, Optuna sweeps); the hub reaches it only
+        through the control plane's API. Leave the password out: it comes from
         ``$PGPASSWORD`` of the hub pod (a Secret), never a command line. The hub image needs
         ``psycopg2-binary``.""",
     ).tag(config=True)
@@ -215,9 +217,17 @@ def configure_kubernetes(c) -> tuple[embedded.MlopsHub, MlopsKube]:
     mlflow_url = f"{kube.proxy_url}/services/mlflow"
     c.MlopsKubeSpawner.control_plane_url = cp_url
     c.MlopsKubeSpawner.mlflow_url = mlflow_url
-    # GPU allocations and quotas live in the control plane's database, shared with jobs.
-    c.MlopsKubeSpawner.db_url = kube.db_url
-    c.MlopsKubeSpawner.gpu_devices = hub.gpu_devices
+    spawner_service = []
+    if hub.gpu_devices is not None:
+        # The GPU pool is the control plane's (allocations and quotas in its database, shared
+        # with jobs and deployments): the spawner asks its API, in this pod, as the token-only
+        # service "mlops-spawner", as the embedded default does; the hub keeps no GPU state.
+        # Without a pool the scheduler alone places GPUs.
+        c.MlopsKubeSpawner.gpu_api_url = \
+            f"http://127.0.0.1:{kube.control_plane_port}/services/mlops/"
+        c.MlopsKubeSpawner.gpu_api_token = embedded.spawner_token(hub)
+        spawner_service = [{"name": embedded.SPAWNER_SERVICE,
+                            "api_token": embedded.spawner_token(hub)}]
 
     pg = _secret_env(PG_ENV)
     s3 = _secret_env(S3_ENV)
@@ -261,10 +271,15 @@ def configure_kubernetes(c) -> tuple[embedded.MlopsHub, MlopsKube]:
         control_plane_command=cp_cmd, control_plane_env={**pg, **s3},
         gateway_url=f"http://{kube.hub_service}:{kube.gateway_port}",
         gateway_command=gw_cmd, gateway_env={**embedded.MLFLOW_ENV, **pg})
-    c.JupyterHub.services = _existing(c, "services") + services
+    c.JupyterHub.services = _existing(c, "services") + services + spawner_service
 
     groups, lab_roles = embedded.configure_roles(c, hub)
     c.JupyterHub.load_roles = _existing(c, "load_roles") + lab_roles
+    if spawner_service:
+        c.JupyterHub.load_roles.append({
+            "name": embedded.SPAWNER_SERVICE, "services": [embedded.SPAWNER_SERVICE],
+            "scopes": [roles.SPAWNER],
+            "description": "The hub's spawner: GPUs of user servers, from the control plane."})
     if groups:
         c.JupyterHub.load_groups = groups
     return hub, kube

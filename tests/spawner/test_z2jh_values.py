@@ -44,7 +44,9 @@ async def test_values_build_valid_pods_for_every_profile(values, tmp_path, monke
     # the spawner's settings as the chart's config leaves them (URLs derived by extraConfig)
     chart = chart_config(values, data_dir=tmp_path / "mlops", monkeypatch=monkeypatch)
     spawner_cfg = dict(chart.MlopsKubeSpawner)
-    assert spawner_cfg.pop("db_url").startswith("postgresql://")  # no database in this test
+    # no control plane in this test: the spawner's GPU accounting is left out
+    assert spawner_cfg.pop("gpu_api_url").endswith("/services/mlops/")
+    assert spawner_cfg.pop("gpu_api_token")
     assert spawner_cfg["control_plane_url"] == "http://proxy-public/services/mlops/"
     profiles = [Profile.from_dict(p) for p in spawner_cfg["profiles"]]
     assert [p.slug for p in profiles] == ["cpu", "gpu-1", "a100-2"]
