@@ -29,7 +29,7 @@ import sqlite3  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
-from jupyter_mlops.core import backup  # noqa: E402
+from jupyter_mlops.backends import backup  # noqa: E402
 
 
 def make_data_dir(d: Path, objects: int, size: int) -> None:

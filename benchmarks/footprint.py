@@ -5,8 +5,8 @@
 Starts `jupyter-mlops up` in a temporary data directory, logs a user in through Chromium,
 waits for JupyterLab with the MLOps sidebar, then sums the proportional set size (PSS) of each
 component after 15 s idle. PSS, not RSS: the many Python processes share library pages, and RSS
-would count each shared page once per process. The peer for memory is MLflow's default server (4 workers + job runner, the
-figure TOOLCHAIN.md reports as ~2.5 GB), measured here too when --with-peer is given.
+would count each shared page once per process. The peer for memory is MLflow's default server (4 workers + job runner),
+measured here too when --with-peer is given.
 """
 from __future__ import annotations
 

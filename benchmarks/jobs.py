@@ -49,7 +49,7 @@ ALICE = Caller(name="alice", scopes=frozenset({roles.USE}))
 OBJECTIVE_SECONDS = 0.3
 TRIAL = f"""
 import time
-from jupyter_mlops.core.jobs.runtime import report
+from jupyter_mlops.job_runtime import report
 x = 0.5
 time.sleep({OBJECTIVE_SECONDS})
 report("score", -(x - 0.3) ** 2)

@@ -16,7 +16,7 @@ expect.set_options(timeout=30_000)  # a loaded 2-core machine: answers take seco
 
 TRAIN = """
 import time
-from jupyter_mlops.core.jobs.runtime import progress, report
+from jupyter_mlops.job_runtime import progress, report
 epochs = 3
 for e in range(epochs):
     print(f"epoch {e}: loss {1 / (e + 1):.3f}", flush=True)
@@ -27,7 +27,7 @@ print("training finished")
 """
 
 TRIAL = """
-from jupyter_mlops.core.jobs.runtime import report
+from jupyter_mlops.job_runtime import report
 x = 0.5
 for step in range(3):
     report("score", x * (step + 1) / 3, step=step)

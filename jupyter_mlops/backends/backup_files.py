@@ -2,7 +2,7 @@
 with SQLite's online backup API (consistent while the platform writes to them), files copied
 while hashing, ownership and modes kept.
 
-No policy here: ``core.backup`` decides what is copied, when a file is reused and what the
+No policy here: ``backends.backup`` decides what is copied, when a file is reused and what the
 manifest says.
 """
 from __future__ import annotations

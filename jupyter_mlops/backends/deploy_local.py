@@ -547,7 +547,7 @@ def build_deployments(parent, data_dir, db, projects):
         return rows[0]["created_by"] if rows else None
 
     if DeploymentSettings(parent=parent).backend == "kubernetes":
-        from ..core.jobs.tracking import HubTokenIssuer
+        from .hub_tokens import HubTokenIssuer
         from .deploy_kube import KubeDeployBackend
 
         # As a hub service the control plane issues each model server version a token of the

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from ..backends import fdpass
 from ..core import errors
-from ..core.datasets import fdpass, transfer
+from ..core.datasets import transfer
 from ..core.datasets.manifest import Manifest
 from . import parse
 

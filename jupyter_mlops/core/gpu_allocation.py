@@ -7,7 +7,7 @@ keeps every assignment (they are rows, not memory).
 
 Usage::
 
-    alloc = GpuAllocator(Database(url), inventory_from_config(devices))
+    alloc = GpuAllocator(Database(url), inventory_from_config(devices))  # backends.gpu_inventory
     gpus = alloc.allocate("server", "alice", user="alice", groups=("lab",), count=1)
     env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g.index) for g in gpus)
     ...

@@ -390,7 +390,7 @@ def dataset_store(config: str | None):
 
 
 def cmd_backup(args) -> int:
-    from ..core.backup import Backup
+    from ..backends.backup import Backup
 
     t0 = time.monotonic()
     try:
@@ -409,7 +409,7 @@ def cmd_backup(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from ..core.backup import verify
+    from ..backends.backup import verify
 
     manifest, problems = verify(Path(args.src), ProgressLine())
     for p in problems:
@@ -426,7 +426,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_restore(args) -> int:
-    from ..core.backup import restore
+    from ..backends.backup import restore
 
     m = restore(Path(args.src), Path(args.data_dir), ProgressLine(),
                 store=dataset_store(args.config))

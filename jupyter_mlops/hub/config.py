@@ -420,7 +420,7 @@ def configure_hub(c) -> MlopsHub:
     # inside start(); the process itself then has http_timeout to answer.
     c.MlopsLocalSpawner.start_timeout = 1800 + 120
     c.MlopsLocalSpawner.mlflow_url = tracking_uri(hub, gw_url)
-    # same-machine publishing: the control plane's descriptor socket (core.datasets.fdpass)
+    # same-machine publishing: the control plane's descriptor socket (backends.fdpass)
     c.MlopsLocalSpawner.environment.update(
         {"JUPYTER_MLOPS_PUBLISH_SOCKET": str(hub.path("run", "publish.sock"))})
     cp_cmd = [py, "-m", "jupyter_mlops.service", f"--MlopsService.data_dir={hub.data_dir}",

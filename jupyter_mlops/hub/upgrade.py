@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from ..backends import backup_files
-from ..core.backup import DATABASES, installed_versions, now_stamp
+from ..backends.backup import DATABASES, installed_versions, now_stamp
 
 VERSIONS_FILE = "versions.json"
 

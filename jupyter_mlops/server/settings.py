@@ -8,8 +8,9 @@ import weakref
 from traitlets import Any, Float, Unicode, default
 from traitlets.config import Configurable
 
+from ..backends.gpu_inventory import inventory_from_config
 from ..client import AsyncControlPlane, AsyncMlflowGateway
-from ..core.gpus import GpuInventory, inventory_from_config
+from ..core.gpus import GpuInventory
 
 
 class MlopsSettings(Configurable):

@@ -23,7 +23,8 @@ from traitlets.config import Application
 from .._version import __version__
 from ..core.db import Database
 from ..core.gpu_allocation import GpuAllocator
-from ..core.gpus import GpuInventory, inventory_from_config
+from ..backends.gpu_inventory import inventory_from_config
+from ..core.gpus import GpuInventory
 from ..core.notifications import Notifications
 from ..core.projects import Projects
 from ..core.datasets.catalog import DatasetCatalog

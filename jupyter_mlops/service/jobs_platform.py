@@ -17,12 +17,14 @@ from traitlets import Bool, CaselessStrEnum, Float, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ..backends.accounts import AccountSettings
+from ..backends.hub_tokens import HubTokenIssuer
 from ..backends.jobs_local import LocalJobBackend
+from ..backends.mlflow_rest import MlflowRest
 from ..core.jobs import JobRunner, Jobs, JobStore
 from ..core.jobs.pipelines import Pipelines
 from ..core.jobs.snapshot import FolderSnapshot
 from ..core.jobs.sweeps import Sweeps
-from ..core.jobs.tracking import FixedTokenIssuer, HubTokenIssuer
+from ..core.jobs.tracking import FixedTokenIssuer
 
 
 class JobSettings(LoggingConfigurable):
@@ -214,7 +216,8 @@ def build_jobs(parent, context) -> JobsPlatform:
                                   memory_limit=settings.memory_limit or 0,
                                   cgroup_root=settings.cgroup_root, log=settings.log)
     runner = JobRunner(jobs, backend, tokens, tracking_uri=settings.tracking_uri,
-                       max_cpu_jobs=settings.max_cpu_jobs, tick_seconds=settings.tick_seconds,
+                       mlflow=MlflowRest, max_cpu_jobs=settings.max_cpu_jobs,
+                       tick_seconds=settings.tick_seconds,
                        token_lifetime=settings.token_lifetime,
                        dataset_dir=settings.shared_dataset_dir or str(data_dir / "datasets"),
                        control_plane_url=settings.control_plane_url,
@@ -224,7 +227,7 @@ def build_jobs(parent, context) -> JobsPlatform:
                                      "wheels": settings.environment_wheels,
                                      "offline": settings.environment_offline})
     storage = settings.optuna_storage or f"sqlite:///{data_dir / 'control' / 'optuna.sqlite'}"
-    sweeps = Sweeps(jobs, storage, settings.tracking_uri, tokens)
+    sweeps = Sweeps(jobs, storage, settings.tracking_uri, tokens, mlflow=MlflowRest)
     pipelines = Pipelines(jobs)
     runner.groups += [sweeps, pipelines]
     return JobsPlatform(jobs, runner, sweeps, pipelines, settings)

@@ -1,4 +1,4 @@
-"""The control plane's end of same-machine publishing (protocol in ``core.datasets.fdpass``).
+"""The control plane's end of same-machine publishing (protocol in ``backends.fdpass``).
 
 A ``SOCK_SEQPACKET`` unix socket, mode 0666 in a directory of mode 0711: any local account can
 connect if it knows the path, none can list or replace it, and every conversation starts with
@@ -27,8 +27,8 @@ from jupyterhub.services.auth import HubOAuth, check_scopes
 from traitlets import Integer, Unicode
 from traitlets.config import Configurable
 
+from ..backends import fdpass
 from ..core import errors, roles
-from ..core.datasets import fdpass
 from ..core.datasets.manifest import check_hash
 from ..core.roles import Caller
 

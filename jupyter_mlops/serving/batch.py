@@ -147,7 +147,7 @@ def run(model_name: str, model_version: str, dataset: str, dataset_version: str,
     import mlflow.pyfunc
 
     from .. import datasets
-    from ..core.jobs.runtime import progress, report
+    from ..job_runtime import progress, report
 
     t0 = time.monotonic()
     uri = f"models:/{model_name}/{model_version}"

@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from jupyter_mlops.backends.gpu_inventory import inventory_from_config
 from jupyter_mlops.client import AsyncControlPlane
 from jupyter_mlops.core.db import Database
 from jupyter_mlops.core.errors import MlopsError, Unavailable
 from jupyter_mlops.core.gpu_allocation import GpuAllocator, NoGpuFree
-from jupyter_mlops.core.gpus import Gpu, inventory_from_config
+from jupyter_mlops.core.gpus import Gpu
 
 log = logging.getLogger("jupyter_mlops_spawner")
 

@@ -19,7 +19,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from jupyter_mlops.core.backup import installed_versions
+from jupyter_mlops.backends.backup import installed_versions
 from tests.backup import lab_state
 from tests.fixtures import REPO, Platform, shared_tmp_dir
 

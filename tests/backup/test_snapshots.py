@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from jupyter_mlops.core import backup
+from jupyter_mlops.backends import backup
 from jupyter_mlops.core.errors import InvalidInput
 
 

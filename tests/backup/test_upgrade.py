@@ -14,7 +14,7 @@ import sqlite3
 import tarfile
 from pathlib import Path
 
-from jupyter_mlops.core.backup import installed_versions
+from jupyter_mlops.backends.backup import installed_versions
 from tests.backup import lab_state
 from tests.backup.test_backup import cli
 from tests.fixtures import Platform

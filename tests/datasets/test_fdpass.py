@@ -16,7 +16,7 @@ from jupyter_mlops import datasets
 
 from jupyter_mlops.client import ControlPlane
 from jupyter_mlops.core import errors
-from jupyter_mlops.core.datasets import fdpass
+from jupyter_mlops.backends import fdpass
 from jupyter_mlops.demo import cells
 
 API = "services/mlops/api"
@@ -280,7 +280,8 @@ KILLED = textwrap.dedent("""
     import sys, time
     from jupyter_mlops import datasets
     from jupyter_mlops.client import ControlPlane
-    from jupyter_mlops.core.datasets import fdpass, folder
+    from jupyter_mlops.backends import fdpass
+    from jupyter_mlops.core.datasets import folder
     real = fdpass.FdPublisher.ingest_batch  # one pass: hashed while copied, a few per call
     def slow(self, items):
         out = real(self, items)

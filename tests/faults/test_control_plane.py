@@ -25,7 +25,7 @@ from .conftest import API, HEAL_SECONDS, is_json_error, kill, restarted, until
 # returns, however long that takes on a loaded machine.
 WAITING_JOB = """
 import os, time
-from jupyter_mlops.core.jobs.runtime import progress, report
+from jupyter_mlops.job_runtime import progress, report
 print("started", os.getpid(), "gpus", os.environ.get("CUDA_VISIBLE_DEVICES"), flush=True)
 step = 0
 while not os.path.exists("cp_fault_go"):

@@ -12,7 +12,7 @@ from .conftest import API, platform_processes, until
 
 TRAIN = """
 import os, time
-from jupyter_mlops.core.jobs.runtime import progress, report
+from jupyter_mlops.job_runtime import progress, report
 print("training", flush=True)
 for step in range(10_000):
     if os.path.exists("job_fault_go"):

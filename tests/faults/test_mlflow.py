@@ -10,7 +10,7 @@ from .conftest import API, HEAL_SECONDS, is_json_error, kill, until
 # Logs a metric every step until the test lets it finish (after MLflow is back).
 LOGGING_JOB = """
 import os, time
-from jupyter_mlops.core.jobs.runtime import progress, report
+from jupyter_mlops.job_runtime import progress, report
 step = 0
 while not os.path.exists("mlflow_fault_go"):
     report("loss", 1.0 / (step + 1), step=step)

@@ -16,6 +16,7 @@ import pytest_asyncio
 
 from jupyter_mlops.backends.accounts import UserAccounts
 from jupyter_mlops.backends.jobs_local import LocalJobBackend
+from jupyter_mlops.backends.mlflow_rest import MlflowRest
 from jupyter_mlops.core import roles
 from jupyter_mlops.core.db import Database
 from jupyter_mlops.core.gpu_allocation import GpuAllocator
@@ -75,11 +76,12 @@ class Lab:
                          self.root / "jobs", max_timeout=self.max_timeout)
         self.backend = LocalJobBackend(grace_seconds=2.0, accounts=self.accounts)
         self.runner = JobRunner(self.jobs, self.backend, FixedTokenIssuer(self.tokens),
-                                tracking_uri=self.tracking_uri, tick_seconds=0.2,
+                                tracking_uri=self.tracking_uri, mlflow=MlflowRest,
+                                tick_seconds=0.2,
                                 max_cpu_jobs=self.max_cpu_jobs,
                                 dataset_dir=str(self.datasets))
         self.sweeps = Sweeps(self.jobs, f"sqlite:///{self.root / 'optuna.sqlite'}",
-                             self.tracking_uri, FixedTokenIssuer(self.tokens))
+                             self.tracking_uri, FixedTokenIssuer(self.tokens), mlflow=MlflowRest)
         self.pipelines = Pipelines(self.jobs)
         self.runner.groups += [self.sweeps, self.pipelines]
 

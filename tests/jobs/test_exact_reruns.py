@@ -19,7 +19,7 @@ from .conftest import caller
 
 TRAIN = """
 import random
-from jupyter_mlops.core.jobs.runtime import report, seed
+from jupyter_mlops.job_runtime import report, seed
 import helper
 try:
     import cellboost
@@ -121,7 +121,7 @@ async def test_every_job_has_a_recorded_seed(quick_lab):
     lab = quick_lab
     lab.write("alice", "seeds/declared.py", "seed = 7\nprint('seed', seed)\n")
     lab.write("alice", "seeds/silent.py",
-              "from jupyter_mlops.core.jobs.runtime import seed\nprint('seed', seed())\n")
+              "from jupyter_mlops.job_runtime import seed\nprint('seed', seed())\n")
     declared = lab.jobs.submit(caller("alice"), {"path": "seeds/declared.py"})
     given = lab.jobs.submit(caller("alice"), {"path": "seeds/declared.py",
                                               "params": {"seed": 3}})
@@ -175,7 +175,7 @@ async def test_a_notebook_reruns_with_its_sibling_module_as_it_was(quick_lab):
     lab = quick_lab
     lab.write("alice", "nb/helper.py", "BASE = 0.5\n")
     lab.write_notebook("alice", "nb/train.ipynb", [
-        ("from jupyter_mlops.core.jobs.runtime import report\nimport helper\n"
+        ("from jupyter_mlops.job_runtime import report\nimport helper\n"
          "report('score', helper.BASE)", "")])
     first = await lab.wait(lab.jobs.submit(caller("alice"), {"path": "nb/train.ipynb"}).id)
     assert (first.state, first.metrics) == ("succeeded", {"score": 0.5}), first.reason

@@ -17,7 +17,7 @@ from .conftest import caller
 
 TRAIN = """
 import sys, time
-from jupyter_mlops.core.jobs.runtime import params, report, progress
+from jupyter_mlops.job_runtime import params, report, progress
 p = params()
 lr = 0.1
 epochs = 3

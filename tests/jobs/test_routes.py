@@ -8,7 +8,7 @@ import pytest
 API = "services/mlops/api"
 
 SCRIPT = """
-from jupyter_mlops.core.jobs.runtime import report
+from jupyter_mlops.job_runtime import report
 lr = 0.1
 report("loss", lr * 2, step=0)
 print("route job done")

@@ -12,7 +12,7 @@ from .conftest import caller
 
 TRIAL = """
 import time
-from jupyter_mlops.core.jobs.runtime import params, report
+from jupyter_mlops.job_runtime import params, report
 x = 0.5
 width = 2
 p = params()
@@ -98,7 +98,7 @@ async def test_sweep_refuses_wrongly_typed_space_and_unknown_file(lab):
 
 QUICK_TRIAL = """
 import time
-from jupyter_mlops.core.jobs.runtime import params, report
+from jupyter_mlops.job_runtime import params, report
 p = params()
 time.sleep(0.8)
 report("score", float(p["x"]), step=0)

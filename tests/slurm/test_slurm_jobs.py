@@ -158,7 +158,7 @@ async def test_a_failing_job_fails_with_its_reason_and_log(slurm_lab):
 
 SWEEP_TRIAL = """
 import os, time
-from jupyter_mlops.core.jobs.runtime import params, report
+from jupyter_mlops.job_runtime import params, report
 x = 0.5
 x = float(params()["x"])
 time.sleep(2)

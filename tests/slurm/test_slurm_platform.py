@@ -12,7 +12,7 @@ USER = "slurmi"  # unique across test modules (the session platform keeps first 
 
 TRAIN = """
 import os
-from jupyter_mlops.core.jobs.runtime import report
+from jupyter_mlops.job_runtime import report
 lr = 0.1
 print("training on GPU", os.environ.get("CUDA_VISIBLE_DEVICES"), flush=True)
 report("loss", lr * 2, step=0)
@@ -21,7 +21,7 @@ report("loss", lr * 2, step=0)
 TRIAL = """
 import time
 from pathlib import Path
-from jupyter_mlops.core.jobs.runtime import params, report
+from jupyter_mlops.job_runtime import params, report
 x = 0.5
 x = float(params()["x"])
 print("trial started", flush=True)

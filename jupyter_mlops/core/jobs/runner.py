@@ -23,7 +23,7 @@ from . import queue
 from .jobfiles import touch_untrusted
 from .model import FAILED, QUEUED, RUNNING, SUCCEEDED, Job
 from .service import Jobs
-from .tracking import MlflowRest
+from .tracking import MlflowRunsFactory
 
 log = logging.getLogger("jupyter_mlops.jobs")
 
@@ -34,7 +34,9 @@ async def _maybe(result):
 
 # Variables of the control plane's environment a job may inherit; nothing else (above all not
 # the control plane's JUPYTERHUB_API_TOKEN: a job gets its own user's token, see job_env).
-ENV_ALLOWED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "JUPYTER_MLOPS_DATASETS")
+# (and the CA bundle the platform's HTTPS address is verified with: jobs track MLflow there)
+ENV_ALLOWED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "JUPYTER_MLOPS_DATASETS",
+               "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
 
 # ``cancel_requested`` of a job stopped at its time limit (it then ends as failed).
 TIME_LIMIT = "time_limit"
@@ -57,6 +59,9 @@ class JobRunner:
         A ``tracking.TokenIssuer``: tokens of the job's user (``tracking.JOB_SCOPES``).
     tracking_uri
         MLflow as jobs reach it (the hub-authenticated gateway); empty: no tracking.
+    mlflow
+        ``(tracking_uri, token) -> tracking.MlflowRuns`` (``backends.mlflow_rest.MlflowRest``):
+        ends the run of a job killed with its wrapper. Required with a ``tracking_uri``.
     max_cpu_jobs
         Jobs without GPUs running at once.
     token_lifetime
@@ -70,6 +75,7 @@ class JobRunner:
     """
 
     def __init__(self, jobs: Jobs, backend, tokens, *, tracking_uri: str = "",
+                 mlflow: MlflowRunsFactory | None = None,
                  max_cpu_jobs: int = 4, tick_seconds: float = 1.0,
                  token_lifetime: int = 7 * 24 * 3600, dataset_dir: str = "",
                  control_plane_url: str = "", environments: dict | None = None,
@@ -79,7 +85,10 @@ class JobRunner:
         self.allocator = jobs.allocator
         self.backend = backend
         self.tokens = tokens
+        if tracking_uri and mlflow is None:
+            raise ValueError("a tracking_uri needs an MLflow client (mlflow=...)")
         self.tracking_uri = tracking_uri
+        self.mlflow = mlflow
         self.max_cpu_jobs = max_cpu_jobs
         self.tick_seconds = tick_seconds
         self.token_lifetime = token_lifetime
@@ -220,7 +229,7 @@ class JobRunner:
         token_id = ""
         try:
             token, token_id = await self.tokens.mint(job.user, 300, f"mlops job {job.id} end")
-            if await MlflowRest(self.tracking_uri, token).end_if_running(job.run_id, status):
+            if await self.mlflow(self.tracking_uri, token).end_if_running(job.run_id, status):
                 log.info("job %s: ended its MLflow run %s as %s", job.id, job.run_id, status)
         except MlopsError as e:
             log.warning("could not end the MLflow run of job %s: %s", job.id, e)

@@ -24,7 +24,7 @@ from ..roles import Caller, USE
 from .jobfiles import MAX_READ, open_untrusted
 from .model import SUCCEEDED, PRUNED, TERMINAL, parse_spec, check_param_types
 from .service import Jobs
-from .tracking import MlflowRest
+from .tracking import MlflowRuns, MlflowRunsFactory
 
 log = logging.getLogger("jupyter_mlops.jobs")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -145,17 +145,25 @@ def parse_sweep(body: dict) -> dict:
 
 
 class Sweeps:
-    """Sweeps of a runner. ``tick`` is called by the runner on each pass."""
+    """Sweeps of a runner. ``tick`` is called by the runner on each pass.
 
-    def __init__(self, jobs: Jobs, storage_url: str, tracking_uri: str = "", tokens=None):
+    With a ``tracking_uri``, ``mlflow`` (``(tracking_uri, token) -> tracking.MlflowRuns``, as
+    ``backends.mlflow_rest.MlflowRest``) opens each sweep's parent run as the sweep's user.
+    """
+
+    def __init__(self, jobs: Jobs, storage_url: str, tracking_uri: str = "", tokens=None, *,
+                 mlflow: MlflowRunsFactory | None = None):
+        if tracking_uri and mlflow is None:
+            raise ValueError("a tracking_uri needs an MLflow client (mlflow=...)")
         self.jobs = jobs
         self.store = jobs.store
         self.storage = optuna.storages.RDBStorage(storage_url)
         self.tracking_uri = tracking_uri
+        self.mlflow = mlflow
         self.tokens = tokens
         self._studies: dict[int, optuna.Study] = {}
         self._report_pos: dict[int, int] = {}
-        self._mlflow: dict[int, MlflowRest] = {}
+        self._mlflow: dict[int, MlflowRuns] = {}
         self.on_finished: list = []  # callbacks(stored dict) once it reached its final state
 
     # --- requests -----------------------------------------------------------------------------
@@ -271,12 +279,12 @@ class Sweeps:
                 self._save(s)
                 self._mlflow.pop(s["id"], None)
 
-    async def _mlflow_for(self, s: dict) -> MlflowRest | None:
+    async def _mlflow_for(self, s: dict) -> MlflowRuns | None:
         if not self.tracking_uri:
             return None
         if s["id"] not in self._mlflow:
             token, _ = await self.tokens.mint(s["user"], 7 * 24 * 3600, f"mlops sweep {s['id']}")
-            self._mlflow[s["id"]] = MlflowRest(self.tracking_uri, token)
+            self._mlflow[s["id"]] = self.mlflow(self.tracking_uri, token)
         return self._mlflow[s["id"]]
 
     async def _advance(self, s: dict) -> None:

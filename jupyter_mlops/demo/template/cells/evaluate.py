@@ -13,7 +13,7 @@ from pathlib import Path
 
 import mlflow
 
-from jupyter_mlops.core.jobs.runtime import report
+from jupyter_mlops.job_runtime import report
 from jupyter_mlops.demo import detector, evaluation, project
 
 with project.run("evaluate") as run:

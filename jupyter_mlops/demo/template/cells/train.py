@@ -22,7 +22,7 @@ from pathlib import Path
 
 import mlflow
 
-from jupyter_mlops.core.jobs.runtime import progress, report
+from jupyter_mlops.job_runtime import progress, report
 from jupyter_mlops.demo import detector, project, training
 
 with project.run("train") as run:

@@ -38,7 +38,7 @@ import socket
 import threading
 from typing import Callable
 
-from .. import errors
+from ..core import errors
 
 SOCKET_ENV = "JUPYTER_MLOPS_PUBLISH_SOCKET"
 MAX_FDS = 128  # per message; the kernel's limit is 253 (SCM_MAX_FD)
@@ -221,7 +221,7 @@ class FdPublisher:
         connection to spare for this user, the files are hashed here and sent over HTTP."""
         sock = self._sock()
         if sock is None:
-            from .folder import hash_file
+            from ..core.datasets.folder import hash_file
 
             hashed = [(hash_file(path), path, size) for path, size in items]
             missing = self.http.missing(sorted({h for h, _, _ in hashed}))

@@ -41,8 +41,8 @@ import stat
 from pathlib import Path
 from typing import Callable
 
-from ..backends import backup_files as files
-from .errors import Conflict, InvalidInput, MlopsError, NotFound
+from . import backup_files as files
+from ..core.errors import Conflict, InvalidInput, MlopsError, NotFound
 
 FORMAT = 1
 MANIFEST = "manifest.json"

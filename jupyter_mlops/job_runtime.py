@@ -1,6 +1,8 @@
-"""What a job's own code may call (inside a notebook or script run as a job).
+"""What a job's own code may call (inside a notebook or script run as a job): its parameters,
+metrics, progress and seed. Runs in the job's process, beside MLflow's client, not in the control
+plane.
 
-    from jupyter_mlops.core.jobs.runtime import params, report, progress, seed
+    from jupyter_mlops.job_runtime import params, report, progress, seed
     lr = params().get("lr", 0.01)
     for epoch in range(10):
         ...
