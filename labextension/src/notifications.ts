@@ -7,7 +7,8 @@ import { Notification } from '@jupyterlab/apputils';
 
 import { labPoller } from './poller';
 import { requestAPI } from './request';
-import { CommandIDs, INotification } from './tokens';
+import { CommandIDs } from './commands';
+import { INotification } from './tokens';
 
 /** What the action of a notification opens: an `mlops:<kind>/<id>` object or a URL. */
 export function openLink(app: JupyterFrontEnd, link: string): void {
@@ -18,11 +19,11 @@ export function openLink(app: JupyterFrontEnd, link: string): void {
   }
   const [, kind, id] = m;
   const commands: { [kind: string]: [string, any] } = {
-    jobs: ['mlops:open-job', { id: Number(id) }],
-    sweeps: ['mlops:open-sweep', { id: Number(id) }],
-    pipelines: ['mlops:open-pipeline', { id: Number(id) }],
-    experiments: ['mlops:open-experiment', { experimentId: id }],
-    deployments: ['mlops:refresh-deployments', { name: id }]
+    jobs: [CommandIDs.openJob, { id: Number(id) }],
+    sweeps: [CommandIDs.openSweep, { id: Number(id) }],
+    pipelines: [CommandIDs.openPipeline, { id: Number(id) }],
+    experiments: [CommandIDs.openExperiment, { experimentId: id }],
+    deployments: [CommandIDs.refreshDeployments, { name: id }]
   };
   const [command, args] = commands[kind] ?? [CommandIDs.openSidebar, {}];
   if (kind === 'deployments') {

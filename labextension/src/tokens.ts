@@ -62,10 +62,4 @@ export interface INotificationFeed {
   last_id: number;
 }
 
-/** Command ids of the extension. */
-export namespace CommandIDs {
-  export const openSidebar = 'mlops:open-sidebar';
-  export const refreshStatus = 'mlops:refresh-status';
-  /** Open what a notification links to (`{link}`). */
-  export const openLink = 'mlops:open-link';
-}
+export { CommandIDs } from './commands';

@@ -14,7 +14,7 @@ import { getJob, IBatchPrediction, IJob, submitBatchPrediction } from '../api/jo
 import { IModelVersion } from '../api/models';
 import { listProjects } from '../api/projects';
 import { ACTIVE, Progress, StateBadge } from './job_detail';
-import { JobCommandIDs } from './jobs';
+import { CommandIDs } from '../commands';
 
 
 
@@ -42,7 +42,7 @@ function BatchJob(props: { app: JupyterFrontEnd; batch: IBatchPrediction }): JSX
         <a
           className="jp-mlops-link"
           href="#"
-          onClick={e => (e.preventDefault(), void app.commands.execute(JobCommandIDs.openJob, { id: job.id }))}
+          onClick={e => (e.preventDefault(), void app.commands.execute(CommandIDs.openJob, { id: job.id }))}
         >
           #{job.id}
         </a>{' '}
@@ -139,7 +139,7 @@ export function BatchPredictForm(props: {
           project
         })
       );
-      void app.commands.execute(JobCommandIDs.refreshJobs);
+      void app.commands.execute(CommandIDs.refreshJobs);
     } catch (err: any) {
       setError(err.message);
     } finally {

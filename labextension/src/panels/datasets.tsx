@@ -3,6 +3,7 @@ import { ICommandPalette, MainAreaWidget } from '@jupyterlab/apputils';
 import { Button, ReactWidget, SidePanel } from '@jupyterlab/ui-components';
 import React, { useCallback, useEffect, useState } from 'react';
 
+import { CommandIDs } from '../commands';
 import { ErrorLine } from '../components/errorLine';
 import { TextField } from '../components/fields';
 import { MlopsError, requestAPI } from '../request';
@@ -446,7 +447,7 @@ export function registerDatasets(
 ): void {
   sidebar.addWidget(new DatasetsPanel(app));
   setLineageApp(app);
-  const command = 'mlops:open-datasets';
+  const command = CommandIDs.openDatasets;
   app.commands.addCommand(command, {
     label: 'MLOps: open the dataset browser',
     // with {name, version}: that dataset version (a lineage node opens it so)

@@ -19,6 +19,7 @@ import {
   updateDeployment
 } from '../api/deployments';
 import { listModels, listVersions } from '../api/models';
+import { CommandIDs } from '../commands';
 import { BatchPredictForm } from './batch_predict';
 import { modelVersionActions } from './models';
 import { TryIt } from './deployment_try';
@@ -28,10 +29,6 @@ import { openLineage } from './lineage';
 /** The application, for opening a deployment's monitoring view in the main area. */
 let monitorApp: JupyterFrontEnd | null = null;
 
-/** Command ids of the deployments section. */
-const CommandIDs = {
-  refreshDeployments: 'mlops:refresh-deployments'
-};
 
 
 

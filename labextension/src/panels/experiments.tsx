@@ -12,11 +12,11 @@ import { useRemote } from '../components/hooks';
 import { openInMainArea } from '../components/mainArea';
 import { SectionReload, SidebarSection } from '../components/sidebarSection';
 import { getExperiment, IExperiment, IRunSummary, listExperiments } from '../api/experiments';
+import { CommandIDs } from '../commands';
 import { CompareView } from '../experiments/compare';
 import { openRunDetail } from '../experiments/runDetail';
 import { RunsTable } from '../experiments/runsTable';
 
-export const OPEN_EXPERIMENT = 'mlops:open-experiment';
 
 type View = { kind: 'runs' } | { kind: 'compare' };
 
@@ -153,7 +153,7 @@ export function registerExperiments(
     );
   const panel = new ExperimentsPanel(e => open(e.experiment_id, e));
   sidebar.addWidget(panel);
-  app.commands.addCommand(OPEN_EXPERIMENT, {
+  app.commands.addCommand(CommandIDs.openExperiment, {
     label: 'MLOps: open an experiment',
     execute: args => {
       const experimentId = args.experimentId as string | undefined;
@@ -165,6 +165,6 @@ export function registerExperiments(
       }
     }
   });
-  palette?.addItem({ command: OPEN_EXPERIMENT, category: 'MLOps' });
+  palette?.addItem({ command: CommandIDs.openExperiment, category: 'MLOps' });
   return panel;
 }

@@ -9,6 +9,7 @@ import { useRemote } from '../components/hooks';
 import { openAsLatest, openInMainArea } from '../components/mainArea';
 import { SidebarSection } from '../components/sidebarSection';
 import { IJob, listJobs, listPipelines, listSweeps } from '../api/jobs';
+import { CommandIDs } from '../commands';
 import { ACTIVE, JobDetail, Progress, StateBadge, parseParams } from './job_detail';
 import { JobForm, PipelineForm, SweepForm } from './jobs_forms';
 import { PipelineView, SweepView } from './jobs_groups';
@@ -16,13 +17,6 @@ import { PipelineView, SweepView } from './jobs_groups';
 type OpenTab = typeof openInMainArea;
 
 /** Command ids of the jobs section. */
-export const JobCommandIDs = {
-  submitCurrent: 'mlops:submit-current-as-job',
-  refreshJobs: 'mlops:refresh-jobs',
-  openJob: 'mlops:open-job',
-  openSweep: 'mlops:open-sweep',
-  openPipeline: 'mlops:open-pipeline'
-};
 
 
 /** The submit form of the section (also prefilled by "Submit as job" on a notebook). */
@@ -336,7 +330,7 @@ export function registerJobs(
     const w: any = app.shell.currentWidget;
     return w?.context?.path || '';
   };
-  app.commands.addCommand(JobCommandIDs.submitCurrent, {
+  app.commands.addCommand(CommandIDs.submitCurrentAsJob, {
     label: 'MLOps: submit this notebook as a job',
     caption: 'Run it as a job (papermill) on the platform, tracked in MLflow',
     icon: runIcon,
@@ -345,19 +339,19 @@ export function registerJobs(
       panel.refresh(currentPath());
     }
   });
-  app.commands.addCommand(JobCommandIDs.refreshJobs, {
+  app.commands.addCommand(CommandIDs.refreshJobs, {
     label: 'MLOps: refresh jobs',
     execute: () => panel.refresh()
   });
-  app.commands.addCommand(JobCommandIDs.openJob, {
+  app.commands.addCommand(CommandIDs.openJob, {
     label: 'MLOps: open a job',
     execute: args => openJob({ id: Number(args.id) } as IJob)
   });
-  app.commands.addCommand(JobCommandIDs.openSweep, {
+  app.commands.addCommand(CommandIDs.openSweep, {
     label: 'MLOps: open a sweep',
     execute: args => openGroup('sweep', Number(args.id))
   });
-  app.commands.addCommand(JobCommandIDs.openPipeline, {
+  app.commands.addCommand(CommandIDs.openPipeline, {
     label: 'MLOps: open a pipeline',
     execute: args => openGroup('pipeline', Number(args.id))
   });
@@ -377,7 +371,7 @@ export function registerJobs(
       return button;
     }
   });
-  palette?.addItem({ command: JobCommandIDs.submitCurrent, category: 'MLOps' });
-  palette?.addItem({ command: JobCommandIDs.refreshJobs, category: 'MLOps' });
+  palette?.addItem({ command: CommandIDs.submitCurrentAsJob, category: 'MLOps' });
+  palette?.addItem({ command: CommandIDs.refreshJobs, category: 'MLOps' });
   return panel;
 }

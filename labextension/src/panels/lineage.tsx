@@ -13,6 +13,7 @@ import { ErrorLine } from '../components/errorLine';
 import { useRemote } from '../components/hooks';
 import { openInMainArea } from '../components/mainArea';
 import { getLineage, LineageSource, lineagePath } from '../api/lineage';
+import { CommandIDs } from '../commands';
 
 export type { LineageSource } from '../api/lineage';
 
@@ -103,7 +104,7 @@ function Node(props: {
 }
 
 function openDataset(dataset: string, version: string): void {
-  void lineageApp?.commands.execute('mlops:open-datasets', { name: dataset, version });
+  void lineageApp?.commands.execute(CommandIDs.openDatasets, { name: dataset, version });
 }
 
 function mlflowModelVersion(name: string, version: string): void {
@@ -138,8 +139,8 @@ function RunNode(props: { run: IRunNode; children?: React.ReactNode }): JSX.Elem
       title={run.job_id ? 'Open the job' : "Open the run's experiment"}
       onOpen={() =>
         run.job_id
-          ? void lineageApp?.commands.execute('mlops:open-job', { id: Number(run.job_id) })
-          : void lineageApp?.commands.execute('mlops:open-experiment', { experimentId: run.experiment_id })
+          ? void lineageApp?.commands.execute(CommandIDs.openJob, { id: Number(run.job_id) })
+          : void lineageApp?.commands.execute(CommandIDs.openExperiment, { experimentId: run.experiment_id })
       }
     >
       {props.children}

@@ -27,6 +27,7 @@ import {
   listVersions,
   setAlias as pointAlias
 } from '../api/models';
+import { CommandIDs } from '../commands';
 import { when } from '../format';
 
 /** A button shown on every model version (e.g. "Deploy"). */
@@ -265,7 +266,7 @@ export function registerModels(
 ): ModelsPanel {
   const panel = new ModelsPanel();
   sidebar.addWidget(panel);
-  const command = 'mlops:refresh-models';
+  const command = CommandIDs.refreshModels;
   app.commands.addCommand(command, { label: 'MLOps: reload models', execute: () => panel.refresh() });
   palette?.addItem({ command, category: 'MLOps' });
   return panel;
