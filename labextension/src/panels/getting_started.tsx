@@ -34,7 +34,7 @@ const DATASET_LINK = 'datasets';
 /** How many of the most recently updated experiments are searched for the person's runs. */
 const EXPERIMENTS_SEARCHED = 20;
 
-const SUBMIT_AS_JOB = 'mlops:submit-current-as-job';
+const SUBMIT_AS_JOB = 'jupyter-mlops:submit-current-as-job';
 
 function source(text: string): string[] {
   const lines = text.split('\n');
