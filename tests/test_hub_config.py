@@ -186,3 +186,45 @@ def test_the_proxys_error_answers_are_json_for_api_paths_only():
     for page in ("/services/mlflow/", "/services/mlops/admin", "/user/ana/lab",
                  "/services/mlops/apiary", "/hub/home"):
         assert api_error(503, page) is None, page
+
+
+def _load_tls(tmp_path, public_url: str) -> Config:
+    from tests.test_restart_tls import self_signed  # a certificate naming 127.0.0.1
+
+    cert, key = self_signed(tmp_path)
+    app = Application.instance()
+    app.parse_command_line([f"--MlopsHub.data_dir={tmp_path / 'data'}",
+                            f"--MlopsHub.public_url={public_url}",
+                            f"--MlopsHub.ssl_cert={cert}", f"--MlopsHub.ssl_key={key}"])
+    try:
+        return PyFileConfigLoader("jupyterhub_config.py", path=str(REPO / "hub_config")).load_config()
+    finally:
+        Application.clear_instance()
+
+
+def _spawner_env(c) -> dict:
+    env = c.MlopsLocalSpawner.environment  # the config's .update(): applied to the trait's {}
+    return env.get_value({}) if hasattr(env, "get_value") else dict(env)
+
+
+def test_with_tls_kernels_and_jobs_track_mlflow_at_the_public_https_address(tmp_path):
+    c = _load_tls(tmp_path, "https://127.0.0.1:8443")
+    # MLflow's printed links are the address people open
+    assert c.MlopsLocalSpawner.mlflow_url == "https://127.0.0.1:8443/services/mlflow"
+    cp = next(s for s in c.JupyterHub.services if s["name"] == "mlops")
+    assert "--JobSettings.tracking_uri=https://127.0.0.1:8443/services/mlflow" in cp["command"]
+    # and the servers (so their kernels), the control plane and its jobs trust its certificate
+    env = _spawner_env(c)
+    bundle = Path(env["REQUESTS_CA_BUNDLE"])
+    assert env["SSL_CERT_FILE"] == str(bundle)
+    assert cp["environment"]["REQUESTS_CA_BUNDLE"] == str(bundle)
+    text = bundle.read_text()
+    assert (tmp_path / "cert.pem").read_text().strip() in text  # the platform's certificate
+    assert text.count("BEGIN CERTIFICATE") > 50  # and the public CAs, still trusted
+    assert "PRIVATE KEY" not in text and bundle.stat().st_mode & 0o777 == 0o644
+
+
+def test_with_tls_a_certificate_not_naming_the_public_host_keeps_the_internal_gateway(tmp_path):
+    c = _load_tls(tmp_path, "https://hub.lab:8443")  # the certificate names 127.0.0.1 only
+    assert c.MlopsLocalSpawner.mlflow_url.startswith("http://127.0.0.1:")
+    assert "REQUESTS_CA_BUNDLE" not in _spawner_env(c)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 import socket
 import subprocess
 import sys
@@ -167,6 +168,17 @@ def test_a_restart_switching_to_https_keeps_internal_addresses_and_the_jobs_outc
             pass
         # and the internal listeners are where they were
         assert listening_ports(data) == before and len(before) == 2, before
+        # and a kernel's MLflow client (the tracking URI and CA bundle users' servers get)
+        # reaches MLflow at the public https address, so the links it prints open for people
+        bundle = data / "tls" / "ca-bundle.pem"
+        kernel = subprocess.run(
+            [sys.executable, "-c", "import mlflow; print(len(mlflow.search_experiments()))"],
+            env={"PATH": os.environ["PATH"], "HOME": str(shared_tmp),
+                 "MLFLOW_TRACKING_URI": f"{again.url}/services/mlflow",
+                 "MLFLOW_TRACKING_TOKEN": token, "MLFLOW_DISABLE_TELEMETRY": "true",
+                 "REQUESTS_CA_BUNDLE": str(bundle), "SSL_CERT_FILE": str(bundle)},
+            capture_output=True, text=True, timeout=120)
+        assert kernel.returncode == 0 and int(kernel.stdout.split()[-1]) >= 1, kernel.stderr
         # and the job's outcome reached the platform: stopped with it, its run KILLED
         done = again.api("GET", f"{API}/jobs/{job['id']}", token).json()
         assert done["state"] == "cancelled", done

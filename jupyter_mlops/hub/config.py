@@ -25,7 +25,7 @@ from traitlets import (Any, CaselessStrEnum, Dict, Float, Integer, List, Set, Tr
                        Unicode, default, validate)
 from traitlets.config import Configurable
 
-from . import error_pages, members, sso
+from . import error_pages, members, sso, tls
 from .ports import internal_ports
 from ..core import roles
 
@@ -61,7 +61,16 @@ class MlopsHub(Configurable):
         "", help="""Private key (PEM) of ``ssl_cert``; keep it readable by root only.""",
     ).tag(config=True)
 
-    @validate("ssl_cert", "ssl_key")
+    ssl_ca = Unicode(
+        "",
+        help="""CA certificate(s) (PEM) that issued ``ssl_cert``, when neither a public CA nor
+        in the chain of ``ssl_cert`` itself (a lab's own CA). Users' kernels and jobs track
+        MLflow at the public HTTPS address and trust the public CAs, ``ssl_cert``'s own
+        certificates (a self-signed one is its own CA) and these, through the CA bundle
+        ``<data_dir>/tls/ca-bundle.pem`` in ``$REQUESTS_CA_BUNDLE`` and ``$SSL_CERT_FILE``.""",
+    ).tag(config=True)
+
+    @validate("ssl_cert", "ssl_key", "ssl_ca")
     def _validate_ssl_file(self, proposal):
         value = proposal["value"]
         if value and not Path(value).is_file():
@@ -310,12 +319,28 @@ def tracking_uri(hub: MlopsHub, gateway_url: str) -> str:
 
     MLflow prints its "View run" links (and the sidebar's users copy them) from the tracking
     URI: the public address, through the hub's login, is one a person can open; the gateway's
-    internal port answers a browser 401. With TLS the internal gateway stays: the proxy's
-    certificate may not be one the kernels trust.
+    internal port answers a browser 401. With TLS too, its certificate trusted through the CA
+    bundle of :func:`tls_environment`, unless kernels could not verify that address
+    (:func:`tls.public_https_problem`: a wildcard bind address, a certificate not naming the
+    host); then the internal gateway, and the hub's log says why.
     """
-    if hub.ssl_cert:
+    if hub.ssl_cert and tls.public_https_problem(hub.public_url, hub.ssl_cert):
         return f"{gateway_url}/services/mlflow"
     return f"{hub.public_url.rstrip('/')}/services/mlflow"
+
+
+def tls_environment(hub: MlopsHub) -> dict:
+    """``$REQUESTS_CA_BUNDLE`` and ``$SSL_CERT_FILE`` for users' servers, the control plane and
+    its jobs when they track MLflow at the public HTTPS address ({} otherwise)."""
+    if not hub.ssl_cert:
+        return {}
+    problem = tls.public_https_problem(hub.public_url, hub.ssl_cert)
+    if problem:
+        print(f"jupyter-mlops: MLflow's links stay internal (no https): {problem}",
+              file=sys.stderr)
+        return {}
+    bundle = tls.write_ca_bundle(hub.path("tls", "ca-bundle.pem"), hub.ssl_cert, hub.ssl_ca)
+    return {name: str(bundle) for name in tls.CA_BUNDLE_ENV}
 
 
 def spawner_token(hub: MlopsHub) -> str:
@@ -420,9 +445,10 @@ def configure_hub(c) -> MlopsHub:
     # inside start(); the process itself then has http_timeout to answer.
     c.MlopsLocalSpawner.start_timeout = 1800 + 120
     c.MlopsLocalSpawner.mlflow_url = tracking_uri(hub, gw_url)
+    ca_env = tls_environment(hub)  # kernels verify the public HTTPS address
     # same-machine publishing: the control plane's descriptor socket (backends.fdpass)
     c.MlopsLocalSpawner.environment.update(
-        {"JUPYTER_MLOPS_PUBLISH_SOCKET": str(hub.path("run", "publish.sock"))})
+        {"JUPYTER_MLOPS_PUBLISH_SOCKET": str(hub.path("run", "publish.sock")), **ca_env})
     cp_cmd = [py, "-m", "jupyter_mlops.service", f"--MlopsService.data_dir={hub.data_dir}",
               f"--PublishSocket.path={hub.path('run', 'publish.sock')}"]
     # Jobs reach MLflow through the gateway and the catalog through the control plane, each
@@ -432,7 +458,7 @@ def configure_hub(c) -> MlopsHub:
     cp_cmd += platform_args(hub)
     if hub.config_file:  # its c.JobSettings.*, c.LocalDeployBackend.*... (the control plane's)
         cp_cmd.append(f"--MlopsService.config_file={Path(hub.config_file).resolve()}")
-    cp_env = {}  # dataset store settings; secrets only in the environment
+    cp_env = dict(ca_env)  # dataset store settings; secrets only in the environment
     for key, value in hub.dataset_store.items():
         if key == "s3_access_key_id":
             cp_env["AWS_ACCESS_KEY_ID"] = str(value)
