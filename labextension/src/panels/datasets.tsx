@@ -1,12 +1,13 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget } from '@jupyterlab/apputils';
-import { Button, ReactWidget, SidePanel } from '@jupyterlab/ui-components';
-import React, { useCallback, useEffect, useState } from 'react';
+import { Button, HTMLSelect, ReactWidget, SidePanel } from '@jupyterlab/ui-components';
+import React, { useCallback, useEffect, useRef, useState } from 'react';
 
 import { CommandIDs } from '../commands';
 import { ErrorLine } from '../components/errorLine';
 import { TextField } from '../components/fields';
 import { MlopsError, requestAPI } from '../request';
+import { labPoller } from '../poller';
 import { VersionTags } from './datasets_tags';
 import { ISplitMoves } from './datasets_changes';
 import { Summary, fmtBytes } from './datasets_summary';
@@ -113,12 +114,12 @@ function Grid(props: { dataset: string; version: string; onOpen: OpenImage }) {
   return (
     <div>
       <div className="jp-mlops-ds-toolbar">
-        <select value={split} onChange={e => setSplit(e.target.value)} aria-label="Split">
+        <HTMLSelect className="jp-mlops-select" value={split} onChange={e => setSplit(e.target.value)} aria-label="Split">
           <option value="">all images</option>
           <option value="train">train</option>
           <option value="val">val</option>
           <option value="test">test</option>
-        </select>
+        </HTMLSelect>
         <Button small minimal disabled={page === 0} onClick={() => setPage(page - 1)}>
           ‹ Prev
         </Button>
@@ -145,11 +146,11 @@ function Diff(props: { dataset: string; versions: IDatasetVersion[]; onCompare: 
   const [from, setFrom] = useState(names[1] || names[0] || '');
   const [to, setTo] = useState(names[0] || '');
   const pick = (value: string, set: (v: string) => void, label: string) => (
-    <select value={value} onChange={e => set(e.target.value)} aria-label={label}>
+    <HTMLSelect className="jp-mlops-select" value={value} onChange={e => set(e.target.value)} aria-label={label}>
       {names.map(n => (
         <option key={n}>{n}</option>
       ))}
-    </select>
+    </HTMLSelect>
   );
   return (
     <div className="jp-mlops-ds-toolbar" data-testid="dataset-diff-pick">
@@ -282,7 +283,7 @@ function Publish(props: { dataset: string; onDone: (name: string) => void }) {
       )}
       <label>
         …or upload files
-        <input type="file" multiple aria-label="Files to upload" onChange={e => setFiles(e.target.files)} />
+        <input type="file" className="jp-mod-styled" multiple aria-label="Files to upload" onChange={e => setFiles(e.target.files)} />
       </label>
       <Button disabled={busy || !name} onClick={() => void start('upload')}>
         Upload and publish
@@ -309,12 +310,19 @@ export function DatasetsView(props: {
   const [version, setVersion] = useState(props.initial?.version ?? '');
   const [tab, setTab] = useState<'images' | 'diff' | 'lineage' | 'tags' | 'publish'>('images');
   const [reload, setReload] = useState(0);
+  const shown = useRef(''); // the dataset whose versions are shown
   const [error, setError] = useState<string | null>(null);
 
-  const loadList = useCallback(async (select?: string) => {
+  const loadList = useCallback(async (select?: string, live = false) => {
     try {
       const r = await requestAPI<{ datasets: IDataset[] }>('datasets');
+      if (select) {
+        shown.current = ''; // just published: show its newest version
+      }
       setList(r.datasets);
+      if (live) {
+        setReload(n => n + 1); // a poll keeps the chosen version (as when tags moved)
+      }
       setError(null);
       setName(n => select || n || r.datasets[0]?.name || '');
     } catch (e: any) {
@@ -322,6 +330,14 @@ export function DatasetsView(props: {
     }
   }, []);
   useEffect(() => void loadList(), [loadList]);
+  // new datasets, versions and tags show at each poll of the shared poller, like every panel
+  useEffect(() => {
+    const onTick = () => void loadList(undefined, true);
+    labPoller.ticked.connect(onTick);
+    return () => {
+      labPoller.ticked.disconnect(onTick);
+    };
+  }, [loadList]);
   useEffect(() => {
     if (!name) {
       return;
@@ -333,12 +349,15 @@ export function DatasetsView(props: {
         if (superseded) {
           return;
         }
+        // keep the chosen version when the same dataset loads again (a poll, tags moved), or
+        // the one asked for when opened; another dataset shows its newest
+        const again = shown.current === name;
+        shown.current = name;
         setDs(d);
-        // keep the chosen version when only tags moved, or the one asked for when opened
         setVersion(v =>
           d.versions?.some(x => x.version === v) &&
           d.name === name &&
-          (reload || (props.initial?.name === name && props.initial.version === v))
+          (again || (props.initial?.name === name && props.initial.version === v))
             ? v
             : d.versions?.[0]?.version || ''
         );
@@ -355,27 +374,36 @@ export function DatasetsView(props: {
     <div className="jp-mlops-datasets">
       <ErrorLine error={error} />
       <div className="jp-mlops-ds-toolbar">
-        <select value={name} onChange={e => setName(e.target.value)} aria-label="Dataset">
+        <HTMLSelect className="jp-mlops-select" value={name} onChange={e => setName(e.target.value)} aria-label="Dataset">
           {list.length === 0 && <option value="">no datasets yet</option>}
           {list.map(d => (
             <option key={d.name} value={d.name}>
               {d.name} ({d.project})
             </option>
           ))}
-        </select>
-        <select value={version} onChange={e => setVersion(e.target.value)} aria-label="Version">
-          {(ds?.versions || []).map(v => (
-            <option key={v.version} value={v.version}>
-              {v.version}
-              {v.tags.length ? ` · ${v.tags.join(', ')}` : ''}
-            </option>
-          ))}
-        </select>
+        </HTMLSelect>
+        {ds?.versions?.length ? ( // no empty, unexplained choice before a dataset has versions
+          <HTMLSelect
+            className="jp-mlops-select"
+            value={version}
+            onChange={e => setVersion(e.target.value)}
+            aria-label="Version"
+          >
+            {ds.versions.map(v => (
+              <option key={v.version} value={v.version}>
+                {v.version}
+                {v.tags.length ? ` · ${v.tags.join(', ')}` : ''}
+              </option>
+            ))}
+          </HTMLSelect>
+        ) : null}
       </div>
       {current && <Summary v={current} />}
       <div className="jp-mlops-ds-tabs" role="tablist">
         {(['images', 'diff', 'lineage', 'tags', 'publish'] as const).map(t => (
-          <button
+          <Button
+            minimal
+            small
             key={t}
             role="tab"
             aria-selected={tab === t}
@@ -383,7 +411,7 @@ export function DatasetsView(props: {
             onClick={() => setTab(t)}
           >
             {{ images: 'Images', diff: 'Diff', lineage: 'Lineage', tags: 'Tags', publish: 'Publish' }[t]}
-          </button>
+          </Button>
         ))}
       </div>
       {tab === 'images' && current && (
