@@ -17,7 +17,8 @@ import { registerExperiments } from './panels/experiments';
 import { registerModels } from './panels/models';
 import { registerJobs } from './panels/jobs';
 import { registerDeployments } from './panels/deployments';
-import { CommandIDs } from './tokens';
+import { CommandIDs, IMlopsModel, IMlopsPoller } from './tokens';
+import { MlopsModel } from './models';
 import { connectNotifications, openLink } from './notifications';
 import { DEFAULT_INTERVAL_MS, labPoller } from './poller';
 
@@ -93,24 +94,24 @@ const sidebar: JupyterFrontEndPlugin<void> = {
  * notifications of the platform's news: my job, sweep or pipeline ended, someone changed my
  * deployment, an approval waits for me.
  */
-const live: JupyterFrontEndPlugin<void> = {
+const live: JupyterFrontEndPlugin<IMlopsPoller> = {
   id: 'jupyter-mlops:plugin',
   description: 'Live panels and notifications of jupyter-mlops.',
   autoStart: true,
+  provides: IMlopsPoller,
   optional: [ISettingRegistry],
-  activate: (app: JupyterFrontEnd, settings: ISettingRegistry | null) => {
+  activate: (app: JupyterFrontEnd, settings: ISettingRegistry | null): IMlopsPoller => {
     app.commands.addCommand(CommandIDs.openLink, {
       label: 'MLOps: open what a notification is about',
       execute: args => openLink(app, String(args.link ?? ''))
     });
-    connectNotifications(app);
     const apply = (s: ISettingRegistry.ISettings) => {
       labPoller.interval = (s.get('refreshInterval').composite as number) ?? DEFAULT_INTERVAL_MS;
     };
     const start = () => app.restored.then(() => labPoller.start());
     if (!settings) {
       void start();
-      return;
+      return labPoller;
     }
     settings
       .load(live.id)
@@ -120,7 +121,25 @@ const live: JupyterFrontEndPlugin<void> = {
       })
       .catch(reason => console.warn('jupyter-mlops: settings not loaded, polling every 3 s', reason))
       .finally(() => void start());
+    return labPoller;
   }
 };
 
-export default [sidebar, live];
+/**
+ * The state several views share (jobs, deployments, notifications), fed by the poller; the
+ * lab shows each new notification with JupyterLab's notifications.
+ */
+const model: JupyterFrontEndPlugin<IMlopsModel> = {
+  id: 'jupyter-mlops:model',
+  description: 'Jobs, deployments and notifications of jupyter-mlops, shared by its views.',
+  autoStart: true,
+  provides: IMlopsModel,
+  requires: [IMlopsPoller],
+  activate: (app: JupyterFrontEnd, poller: IMlopsPoller): IMlopsModel => {
+    const shared = new MlopsModel(poller);
+    connectNotifications(app, shared.notifications);
+    return shared;
+  }
+};
+
+export default [sidebar, live, model];

@@ -5,10 +5,8 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { Notification } from '@jupyterlab/apputils';
 
-import { labPoller } from './poller';
-import { requestAPI } from './request';
 import { CommandIDs } from './commands';
-import { INotification } from './tokens';
+import { IMlopsModel, INotification } from './tokens';
 
 /** What the action of a notification opens: an `mlops:<kind>/<id>` object or a URL. */
 export function openLink(app: JupyterFrontEnd, link: string): void {
@@ -33,7 +31,11 @@ export function openLink(app: JupyterFrontEnd, link: string): void {
 }
 
 /** Show one notification in the lab, with an "Open" action when it links somewhere. */
-export function showNotification(app: JupyterFrontEnd, n: INotification): void {
+export function showNotification(
+  app: JupyterFrontEnd,
+  n: INotification,
+  markRead: (id: number) => Promise<void>
+): void {
   const actions: Notification.IAction[] = n.link
     ? [
         {
@@ -46,16 +48,16 @@ export function showNotification(app: JupyterFrontEnd, n: INotification): void {
   const show = n.level === 'warning' ? Notification.warning : Notification.info;
   show(n.message, { actions, autoClose: n.level === 'warning' ? false : 8000 });
   // In the lab's notification center from now on: read in the feed.
-  void requestAPI(`notifications/${n.id}/read`, { method: 'POST', body: '{}' }).catch(() => {
+  void markRead(n.id).catch(() => {
     // a blip: it stays unread and is shown again after a reload, which is harmless
   });
 }
 
-/** Show every notification the shared poller brings. */
-export function connectNotifications(app: JupyterFrontEnd): void {
-  labPoller.notified.connect((_, feed) => {
-    for (const n of feed.notifications) {
-      showNotification(app, n);
+/** Show every notification that arrives in the lab's notifications model. */
+export function connectNotifications(app: JupyterFrontEnd, model: IMlopsModel['notifications']): void {
+  model.changed.connect((_, fresh) => {
+    for (const n of fresh) {
+      showNotification(app, n, id => model.markRead(id));
     }
   });
 }

@@ -1,65 +1,77 @@
 /**
- * Shapes of the server extension's answers (described in docs/openapi.yaml).
+ * What other plugins and the extension's own views share: the answer shapes of the server
+ * extension (docs/openapi.yaml; defined next to their calls in `./api`), the command ids, and
+ * the Lumino tokens of the shared services, provided by the plugins of index.ts.
  */
+import { Token } from '@lumino/coreutils';
+import { ISignal } from '@lumino/signaling';
 
-/** A live check of one platform component. */
-export interface IComponentStatus {
-  /** Whether the component answered. */
-  reachable: boolean;
-  /** Its version, when it answered. */
-  version?: string;
-  /** Why it is unreachable, when it is. */
-  error?: string;
-}
+import type { IDeployment } from './api/deployments';
+import type { IJob } from './api/jobs';
+import type { INotification, INotificationFeed } from './api/notifications';
 
-/** Answer of `GET mlops/api/status`. */
-export interface IStatus {
-  /** The hub user and their lab role. */
-  user: { name: string; role: string };
-  /** The control plane service. */
-  control_plane: IComponentStatus;
-  /** The MLflow tracking server, with the browser URL of its UI. */
-  mlflow: IComponentStatus & { ui_url: string };
-  /** GPUs this server may use. */
-  gpus: { devices: IGpu[]; message: string; detail?: string };
-  /** The shared dataset mount. */
-  dataset: { path: string; exists: boolean; writable: boolean };
-}
-
-/** One GPU as the inventory reports it. */
-export interface IGpu {
-  index: number;
-  uuid: string;
-  name: string;
-  memory_total_mb: number;
-  memory_used_mb?: number | null;
-  utilization_pct?: number | null;
-}
-
-/** One entry of the caller's notification feed (`GET mlops/api/notifications`). */
-export interface INotification {
-  /** Grows with every notification. */
-  id: number;
-  user: string;
-  /** What happened: `job.failed`, `deployment.changed`, `approval.requested`... */
-  kind: string;
-  /** How the lab shows it. */
-  level: 'info' | 'warning';
-  message: string;
-  /** A URL path, an http(s) URL, or `mlops:<kind>/<id>` (an object the lab opens itself). */
-  link: string | null;
-  /** Seconds since the epoch. */
-  created: number;
-  read: boolean;
-}
-
-/** Answer of `GET mlops/api/notifications`. */
-export interface INotificationFeed {
-  notifications: INotification[];
-  /** How many of all the caller's notifications are unread. */
-  unread: number;
-  /** The id of the caller's newest notification (0: none). */
-  last_id: number;
-}
-
+export type * from './api/datasets';
+export type * from './api/deployments';
+export type * from './api/experiments';
+export type * from './api/jobs';
+export type * from './api/lineage';
+export type * from './api/models';
+export type * from './api/notifications';
+export type * from './api/projects';
+export type * from './api/status';
+export type * from './api/templates';
 export { CommandIDs } from './commands';
+
+/**
+ * The lab's one poller: live views load again at each tick, and the caller's new
+ * notifications arrive through it.
+ */
+export interface IMlopsPoller {
+  /** Emitted at each poll (the poll's number). */
+  readonly ticked: ISignal<any, number>;
+  /** Emitted with the notifications that arrived since the last poll. */
+  readonly notified: ISignal<any, INotificationFeed>;
+  /** Milliseconds between polls (the `refreshInterval` setting). */
+  interval: number;
+  /** Poll now and restart the interval from here. */
+  pollNow(): void;
+}
+
+/** The shared poller. */
+export const IMlopsPoller = new Token<IMlopsPoller>(
+  'jupyter-mlops:IMlopsPoller',
+  'The poller every live view of jupyter-mlops follows.'
+);
+
+/** A list the server holds, kept for every view that shows it and refreshed by the poller. */
+export interface IMlopsList<T> {
+  /** The items of the last answer. */
+  readonly items: readonly T[];
+  /** Why the last load failed (null once one succeeds). */
+  readonly error: string | null;
+  /** Emitted when the items or the error changed. */
+  readonly changed: ISignal<any, void>;
+  /** Load now; from then on the list follows the poller. */
+  refresh(): Promise<void>;
+}
+
+/** The lab's state that several views share. */
+export interface IMlopsModel {
+  /** The caller's jobs (`GET jobs`). */
+  readonly jobs: IMlopsList<IJob>;
+  /** The deployments the caller may see. */
+  readonly deployments: IMlopsList<IDeployment>;
+  /** The caller's notifications. */
+  readonly notifications: {
+    readonly items: readonly INotification[];
+    readonly unread: number;
+    readonly changed: ISignal<any, INotification[]>;
+    markRead(id: number): Promise<void>;
+  };
+}
+
+/** The shared state. */
+export const IMlopsModel = new Token<IMlopsModel>(
+  'jupyter-mlops:IMlopsModel',
+  'Jobs, deployments and notifications of jupyter-mlops, shared by its views.'
+);
