@@ -4,6 +4,7 @@ import './experiments.css';
 import './jobs.css';
 import './detections.css';
 import './templates.css';
+import './getting_started.css';
 import './gpus.css';
 import './monitoring.css';
 import './views.css';
