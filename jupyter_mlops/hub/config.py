@@ -432,7 +432,6 @@ def configure_hub(c) -> MlopsHub:
     c.Spawner.start_timeout = 120
     c.MlopsLocalSpawner.workspace_root = str(hub.path("users"))
     c.MlopsLocalSpawner.shared_dataset_dir = str(hub.path("datasets"))
-    c.MlopsLocalSpawner.gpu_devices = hub.gpu_devices
 
     cp_port, gw_port = ports["control_plane"], ports["gateway"]
     cp_url, gw_url = f"http://127.0.0.1:{cp_port}", f"http://127.0.0.1:{gw_port}"

@@ -2,24 +2,19 @@
 
 :class:`ControlPlaneGpus` asks the control plane's API with the token of the hub's
 ``mlops-spawner`` service (scope ``custom:mlops:spawner``), so the hub keeps no GPU state and
-the hub and the control plane each own their database. :class:`DatabaseGpus` allocates in
-process over the control plane's database URL; the Kubernetes configuration still uses it (its
-hub and control plane share one Postgres), and tests of the spawner alone do.
+the hub and the control plane each own their database, on one machine as on Kubernetes.
 
-Both answer the same four calls; failures are ``core.errors`` (a quota is a 403, no free device a
-409, an unreachable control plane a 503 ``Unavailable``), which the spawner words for the spawn
-page.
+Failures are ``core.errors`` (a quota is a 403, no free device a 409, an unreachable control
+plane a 503 ``Unavailable``), which the spawner words for the spawn page.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from jupyter_mlops.backends.gpu_inventory import inventory_from_config
 from jupyter_mlops.client import AsyncControlPlane
-from jupyter_mlops.core.db import Database
 from jupyter_mlops.core.errors import MlopsError, Unavailable
-from jupyter_mlops.core.gpu_allocation import GpuAllocator, NoGpuFree
+from jupyter_mlops.core.gpu_allocation import NoGpuFree
 from jupyter_mlops.core.gpus import Gpu
 
 log = logging.getLogger("jupyter_mlops_spawner")
@@ -119,27 +114,3 @@ class ControlPlaneGpus:
         limits = (await self.availability(user))["limits"]
         return next((q["limit"] for q in limits if q["kind"] == "user"), None)
 
-
-class DatabaseGpus:
-    """GPU accounting in process over the control plane's database (Kubernetes, tests)."""
-
-    def __init__(self, db_url: str, gpu_devices):
-        self.allocator = GpuAllocator(Database(db_url), inventory_from_config(gpu_devices))
-
-    async def allocate(self, owner: str, *, user: str, count: int, groups=(),
-                       gpu_type: str | None = None) -> list[Gpu]:
-        self.allocator.release("server", owner)
-        return self.allocator.allocate("server", owner, user=user, groups=groups, count=count,
-                                       device_filter=gpu_type)
-
-    async def release(self, owner: str) -> None:
-        self.allocator.release("server", owner)
-
-    async def availability(self, user: str, groups=(), gpu_type: str | None = None) -> dict:
-        body = self.allocator.availability(device_filter=gpu_type)
-        body["limits"] = [dict(zip(("kind", "name", "limit", "in_use"), q))
-                          for q in self.allocator.limits_for(user, groups)]
-        return body
-
-    async def user_quota(self, user: str) -> int | None:
-        return self.allocator.get_quota("user", user)

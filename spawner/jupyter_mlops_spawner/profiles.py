@@ -18,13 +18,13 @@ from functools import cached_property
 import asyncio
 
 from tornado import web
-from traitlets import Any, Bool, Float, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Float, List, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
 from jupyter_mlops.backends.kube_pods import GPU_RESOURCE_RE
 from jupyter_mlops.core.errors import MlopsError
 
-from .gpu_accounting import ControlPlaneGpus, DatabaseGpus
+from .gpu_accounting import ControlPlaneGpus
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 MEM_RE = re.compile(r"^\d+(\.\d+)?[KMGT]?$")
@@ -109,7 +109,7 @@ DEFAULT_PROFILES = [
 ]
 
 
-_ACCOUNTING: dict[tuple, "ControlPlaneGpus | DatabaseGpus"] = {}
+_ACCOUNTING: dict[tuple, ControlPlaneGpus] = {}
 
 
 def spawn_error(status: int, message: str) -> web.HTTPError:
@@ -159,14 +159,6 @@ class ProfileSpawnerMixin(Configurable):
             raise TraitError(f"profile slugs must be unique: {slugs}")
         return proposal["value"]
 
-    gpu_devices = Any(
-        None,
-        allow_none=True,
-        help="""The GPU inventory (``c.MlopsHub.gpu_devices`` sets it): ``None`` discovers GPUs
-        with NVML; a list of dicts configures simulated or pinned devices. On Kubernetes it is
-        the cluster's GPU pool used for quota and availability accounting.""",
-    ).tag(config=True)
-
     gpu_api_url = Unicode(
         "",
         help="""URL of the control plane service (with its prefix, e.g.
@@ -194,14 +186,6 @@ class ProfileSpawnerMixin(Configurable):
         help="""Seconds a server may wait in the GPU queue before the spawn fails with the
         reason. Capped at ``start_timeout`` - 60 s (JupyterHub gives up on a start after
         ``start_timeout``; ``configure_hub`` raises it for this).""",
-    ).tag(config=True)
-
-    db_url = Unicode(
-        "",
-        help="""SQLAlchemy URL of the control plane database, for GPU accounting in the hub's
-        own process when ``gpu_api_url`` is not set (the Kubernetes configuration, whose hub and
-        control plane share one Postgres). Empty and no ``gpu_api_url``: no GPU accounting (GPU
-        profiles then only work on Kubernetes, where the scheduler decides).""",
     ).tag(config=True)
 
     # The spawner traits below are JupyterHub's; defaults set here (a mixin comes first in the
@@ -266,25 +250,15 @@ class ProfileSpawnerMixin(Configurable):
     # --- GPU accounting -----------------------------------------------------------------------
 
     @cached_property
-    def gpu_accounting(self) -> "ControlPlaneGpus | DatabaseGpus | None":
-        """Who hands out GPUs: the control plane's API, else its database, else nobody."""
-        if self.gpu_api_url and self.gpu_api_token:
-            key = ("api", self.gpu_api_url, self.gpu_api_token)
-        elif self.db_url:
-            key = ("db", self.db_url, repr(self.gpu_devices))
-        else:
+    def gpu_accounting(self) -> ControlPlaneGpus | None:
+        """Who hands out GPUs: the control plane's API, else nobody (the scheduler decides)."""
+        if not (self.gpu_api_url and self.gpu_api_token):
             return None
-        # One client (or engine) per target in this process, shared by all spawners.
+        # One client per control plane in this process, shared by all spawners.
+        key = (self.gpu_api_url, self.gpu_api_token)
         if key not in _ACCOUNTING:
-            _ACCOUNTING[key] = (ControlPlaneGpus(key[1], key[2]) if key[0] == "api"
-                                else DatabaseGpus(self.db_url, self.gpu_devices))
+            _ACCOUNTING[key] = ControlPlaneGpus(*key)
         return _ACCOUNTING[key]
-
-    @property
-    def gpu_allocator(self):
-        """The in-process allocator of ``db_url`` accounting (None over the API)."""
-        acc = self.gpu_accounting
-        return acc.allocator if isinstance(acc, DatabaseGpus) else None
 
     @property
     def gpu_owner(self) -> str:
@@ -298,7 +272,7 @@ class ProfileSpawnerMixin(Configurable):
         groups, _ = self._user_groups_and_roles()
         acc = self.gpu_accounting
         try:
-            if self.gpu_queue and isinstance(acc, ControlPlaneGpus):
+            if self.gpu_queue:
                 self._gpu_queue_state = "waiting"
                 try:
                     return await acc.wait_for(
@@ -360,8 +334,7 @@ class ProfileSpawnerMixin(Configurable):
         kind = f"{profile.gpu_type} " if profile.gpu_type else ""
         text = f"{a['free']} of {a['total']} {kind}GPUs free"
         ok = a["free"] >= profile.gpus
-        if not ok and a["total"] >= profile.gpus and self.gpu_queue and \
-                isinstance(self.gpu_accounting, ControlPlaneGpus):
+        if not ok and a["total"] >= profile.gpus and self.gpu_queue:
             text += " (you wait in the GPU queue until one frees)"
             ok = True
         for q in a["limits"]:

@@ -128,27 +128,3 @@ async def test_user_namespace_policy_quota_and_cluster_refusal(fake):
     assert e.value.status_code == 403, e.value.jupyterhub_message
     assert "exceeded quota: admin-cap" in e.value.jupyterhub_message
 
-
-async def test_gpu_pool_accounting_and_quota(fake, tmp_path):
-    c = Config()
-    c.MlopsKubeSpawner.db_url = f"sqlite:///{tmp_path / 'mlops.sqlite'}"
-    c.MlopsKubeSpawner.gpu_devices = [{"name": "A100"}]
-    alice = make_spawner("alice", c, profile="gpu-1")
-    await alice.start()
-    bob = make_spawner("bob", c, profile="gpu-1")
-    before = len(fake.requests)
-    with pytest.raises(web.HTTPError) as e:
-        await bob.start()
-    assert not [r for r in fake.requests[before:] if r[0] == "POST"]  # refused before k8s
-    assert e.value.status_code == 409
-    assert e.value.jupyterhub_message == ("Cannot start One GPU: no GPU free: 1 asked for, "
-                                          "0 of 1 free; in use by server alice (1)")
-    assert fake.get("pods", "default", bob.pod_name) is None
-    await alice.stop()
-    assert alice.gpu_allocator.holders() == []
-    alice.gpu_allocator.set_quota("user", "bob", 0)
-    with pytest.raises(web.HTTPError) as e:
-        await bob.start()
-    assert e.value.status_code == 403
-    assert "GPU quota of user bob is 0; 0 in use now, 1 more asked for" in \
-        e.value.jupyterhub_message

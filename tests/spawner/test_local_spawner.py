@@ -319,11 +319,21 @@ def test_the_kube_spawner_takes_gpus_from_the_control_plane(hub, tmp_path):
             assert e.status_code == 409, e.jupyterhub_message
             assert "no GPU free: 2 asked for, 0 of 2 free" in e.jupyterhub_message
         assert not [r for r in fake.requests[before:] if r[0] == "POST"]
-        # Then stopping alice gives them back, and bob's quota of 1 is the cap of his namespace
+        # Then stopping alice gives them back; a quota refuses before Kubernetes too (403),
+        # and bob's quota of 1 is the GPU cap of his namespace
         await alice.stop()
         assert free() == 2
         r = hub.api("PUT", "/services/mlops/api/gpus/quotas/user/bob", admin, json={"gpus": 1})
         assert r.status_code == 200, r.text
+        before = len(fake.requests)
+        try:
+            await bob.start()
+            raise AssertionError("bob started over his quota")
+        except web.HTTPError as e:
+            assert e.status_code == 403, e.jupyterhub_message
+            assert "GPU quota of user bob is 1; 0 in use now, 2 more asked for" in \
+                e.jupyterhub_message
+        assert not [r for r in fake.requests[before:] if r[0] == "POST"]
         ns_config = Config()
         ns_config.merge(c)
         ns_config.MlopsKubeSpawner.enable_user_namespaces = True
