@@ -96,7 +96,9 @@ class ModelServer(Application):
 
     idle_timeout = Float(
         60.0,
-        help="Seconds a keep-alive connection may stay without a request before it is closed.",
+        help="""Seconds a keep-alive connection may stay without a request before it is closed.
+        Longer than the control plane's client keeps an idle connection (httpx: 5 s), so the
+        server never closes one the control plane is about to reuse.""",
     ).tag(config=True)
 
     drain_timeout = Float(
