@@ -122,8 +122,9 @@ def spawn_error(status: int, message: str) -> web.HTTPError:
 class ProfileSpawnerMixin(Configurable):
     """Profiles, the options form and GPU allocation for any JupyterHub spawner.
 
-    Subclasses call :meth:`begin_spawn` first thing in ``start`` (it raises a clear error or
-    returns the profile and the devices) and :meth:`release_gpus` in ``stop``.
+    Subclasses call :meth:`chosen_profile` and :meth:`allocate_gpus` first thing in ``start``
+    (each raises an error the spawn page shows, before anything starts) and
+    :meth:`release_gpus` in ``stop``.
     """
 
     profiles = List(
