@@ -45,7 +45,10 @@ chromium:
 slurm:
 	@command -v slurmctld >/dev/null && command -v munged >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge; }
 
+# The lab extension's lint and unit tests take seconds: they run first and stop a broken tree early.
 test: install chromium slurm
+	npm run --silent lint
+	npm test --silent
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -5,6 +5,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['labextension/test/**/*.spec.ts'],
-    environment: 'jsdom'
+    // DOM-free by default; a spec that needs one says `@vitest-environment jsdom`
+    environment: 'node'
   }
 });

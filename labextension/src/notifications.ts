@@ -54,7 +54,10 @@ export function showNotification(
 }
 
 /** Show every notification that arrives in the lab's notifications model. */
-export function connectNotifications(app: JupyterFrontEnd, model: IMlopsModel['notifications']): void {
+export function connectNotifications(
+  app: JupyterFrontEnd,
+  model: IMlopsModel['notifications']
+): void {
   model.changed.connect((_, fresh) => {
     for (const n of fresh) {
       showNotification(app, n, id => model.markRead(id));

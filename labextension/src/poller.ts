@@ -23,8 +23,7 @@ export const MAX_BACKOFF_MS = 60_000;
 /** How the poller reads the feed: the newest page (`since` null) or what came after `since`. */
 export type FeedReader = (since: number | null) => Promise<INotificationFeed>;
 
-const readFeed: FeedReader = since =>
-  getNotifications(since === null ? { limit: 500 } : { since });
+const readFeed: FeedReader = since => getNotifications(since === null ? { limit: 500 } : { since });
 
 export class LabPoller implements IMlopsPoller {
   constructor(options: { readFeed?: FeedReader; maxBackoffMs?: number } = {}) {
