@@ -69,7 +69,8 @@ def test_manager_sees_traffic_across_a_rollback_and_drift(page, platform):
     item = sidebar.get_by_test_id(f"deployment-{NAME}")
     expect(item).to_have_attribute("data-status", "ready", timeout=30_000)
     item.locator("button.jp-mlops-deployment-head").click()
-    item.get_by_role("button", name="Monitoring").click()
+    page.locator(f".jp-mlops-deployment-tab[data-deployment='{NAME}']").get_by_role(
+        "button", name="Monitoring").click()
 
     view = page.get_by_test_id("deployment-monitor")
     expect(view).to_be_visible()

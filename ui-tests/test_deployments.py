@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from conftest import hub_login, open_lab, open_mlops_sidebar, shot
+from conftest import hub_login, main_tab, open_lab, open_mlops_sidebar, shot
 from playwright.sync_api import expect
 
 from tests.deployments.conftest import register_models
@@ -65,26 +65,31 @@ def test_deploy_and_try_an_image(page, platform, tmp_path):
     item = sidebar.get_by_test_id("deployment-cells-ui")
     expect(item).to_have_attribute("data-status", "ready", timeout=90_000)
     expect(item).to_contain_text("cells v1 · ready")
+    # the list navigates: the deployment opens in a main-area tab, once however often clicked
     item.locator("button.jp-mlops-deployment-head").click()
-    item.get_by_label("Try cells-ui with a file").set_input_files(str(image))
-    expect(item.get_by_test_id("tryit-boxes")).to_have_text("5 box(es) detected",
-                                                            timeout=30_000)
-    expect(item.locator("rect.jp-mlops-box")).to_have_count(5)
-    expect(item.get_by_test_id("tryit-result")).to_contain_text('"boxes"')
-    item.locator("button.jp-mlops-deployment-head").scroll_into_view_if_needed()
+    item.locator("button.jp-mlops-deployment-head").click()
+    detail = page.locator(".jp-mlops-deployment-tab[data-deployment='cells-ui']")
+    expect(detail).to_contain_text("cells v1 · ready", timeout=30_000)
+    expect(main_tab(page, "Deployment: cells-ui")).to_have_count(1)
+    expect(page.locator(".jp-mlops-deployment-tab")).to_have_count(1)
+    detail.get_by_label("Try cells-ui with a file").set_input_files(str(image))
+    expect(detail.get_by_test_id("tryit-boxes")).to_have_text("5 box(es) detected",
+                                                              timeout=30_000)
+    expect(detail.locator("rect.jp-mlops-box")).to_have_count(5)
+    expect(detail.get_by_test_id("tryit-result")).to_contain_text('"boxes"')
     shot(page, "deployments-01-try-it-image")
 
     # A malformed upload answers with the server's reason, not a silent failure.
     bad = tmp_path / "broken.json"
     bad.write_text('{"inputs": [1, 2')
-    item.get_by_label("Try cells-ui with a file").set_input_files(str(bad))
-    expect(item.get_by_role("alert")).to_contain_text("malformed JSON")
+    detail.get_by_label("Try cells-ui with a file").set_input_files(str(bad))
+    expect(detail.get_by_role("alert")).to_contain_text("malformed JSON")
 
-    item.get_by_label("token note").fill("cell counter")
-    item.get_by_role("button", name="Create client token").click()
-    expect(item.get_by_test_id("client-token")).to_contain_text("mlops_dep_")
+    detail.get_by_label("token note").fill("cell counter")
+    detail.get_by_role("button", name="Create client token").click()
+    expect(detail.get_by_test_id("client-token")).to_contain_text("mlops_dep_")
 
-    item.get_by_role("button", name="Undeploy").click()
+    detail.get_by_role("button", name="Undeploy").click()
     page.get_by_role("dialog").get_by_role("button", name="Undeploy").click()
     expect(sidebar.get_by_test_id("deployment-cells-ui")).to_have_count(0, timeout=30_000)
 
@@ -137,7 +142,8 @@ def test_a_stopped_model_server_shows_its_state_and_heals(page, platform):
 
         expect(item).to_have_attribute("data-status", "ready", timeout=60_000)
         item.locator("button.jp-mlops-deployment-head").click()
-        health = item.get_by_test_id("server-health")
+        health = page.locator(".jp-mlops-deployment-tab[data-deployment='heal-ui']") \
+            .get_by_test_id("server-health")
         expect(health).to_have_attribute("data-state", "running")
         expect(health).to_contain_text(
             "running, last exit: killed by signal 9 (SIGKILL) · restarted 1 time")

@@ -25,8 +25,9 @@ import { modelVersionActions } from './models';
 import { TryIt } from './deployment_try';
 import { openDeploymentMonitor } from './deployment_monitor';
 import { openLineage } from './lineage';
+import { openDeploymentDetail } from '../views/deploymentDetail';
 
-/** The application, for opening a deployment's monitoring view in the main area. */
+/** The application, for opening a deployment and its monitoring view in the main area. */
 let monitorApp: JupyterFrontEnd | null = null;
 
 
@@ -365,8 +366,28 @@ function NewDeployment(props: { onDone: () => void }): JSX.Element {
   );
 }
 
+/** A deployment in one line: status dot, name, model version, status, replicas and traffic. */
+function DeploymentLine(props: { d: IDeployment }): JSX.Element {
+  const { d } = props;
+  return (
+    <>
+      <span className={`jp-mlops-dot ${statusClass(d)}`} aria-hidden="true" />
+      <strong>{d.name}</strong>
+      <span className="jp-mlops-muted">
+        {' '}
+        {d.model_name} v{d.serving_version ?? d.model_version} · {statusText(d)}
+      </span>
+      <span className="jp-mlops-deployment-stats">
+        {d.replicas} replica{d.replicas === 1 ? '' : 's'} · {d.traffic.requests_per_s.toFixed(2)} req/s
+        {d.traffic.p50_ms !== null ? ` · p50 ${d.traffic.p50_ms} ms` : ''}
+      </span>
+    </>
+  );
+}
+
 /**
- * Deployments: registered model versions served as REST endpoints behind the hub.
+ * Deployments: registered model versions served as REST endpoints behind the hub. The list
+ * navigates: a deployment opens in a main-area tab of its own with its details and actions.
  */
 export function DeploymentsView(props: { refreshSignal?: number }): JSX.Element {
   const {
@@ -377,7 +398,21 @@ export function DeploymentsView(props: { refreshSignal?: number }): JSX.Element 
     async () => (await listDeployments()).deployments,
     [props.refreshSignal]
   );
-  const [open, setOpen] = useState<string | null>(null);
+  const open = (d: IDeployment) =>
+    monitorApp &&
+    openDeploymentDetail(
+      monitorApp,
+      d.name,
+      (dep, onChange) => (
+        <>
+          <h2 className="jp-mlops-deployment-title">
+            <DeploymentLine d={dep} />
+          </h2>
+          <Details dep={dep} onChange={onChange} />
+        </>
+      ),
+      () => void refresh()
+    );
 
   return (
     <div className="jp-mlops-deployments">
@@ -390,22 +425,11 @@ export function DeploymentsView(props: { refreshSignal?: number }): JSX.Element 
             <Button
               minimal
               className="jp-mlops-deployment-head"
-              aria-expanded={open === d.name}
-              onClick={() => setOpen(open === d.name ? null : d.name)}
+              title={`Open ${d.name} in a tab`}
+              onClick={() => open(d)}
             >
-              <span className={`jp-mlops-dot ${statusClass(d)}`} aria-hidden="true" />
-              <strong>{d.name}</strong>
-              <span className="jp-mlops-muted">
-                {' '}
-                {d.model_name} v{d.serving_version ?? d.model_version} · {statusText(d)}
-              </span>
-              <span className="jp-mlops-deployment-stats">
-                {d.replicas} replica{d.replicas === 1 ? '' : 's'} ·{' '}
-                {d.traffic.requests_per_s.toFixed(2)} req/s
-                {d.traffic.p50_ms !== null ? ` · p50 ${d.traffic.p50_ms} ms` : ''}
-              </span>
+              <DeploymentLine d={d} />
             </Button>
-            {open === d.name && <Details dep={d} onChange={() => void refresh()} />}
           </li>
         ))}
       </ul>
