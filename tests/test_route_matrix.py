@@ -60,13 +60,13 @@ OWNER_READ_REFUSED: dict[str, str] = {
 # Query arguments a member sends with a read: URL suffix -> query.
 QUERIES = {"/diff": {"from": "v1", "to": "v1"}, "/annotations": {"path": "a.png"},
            "/artifact": {"path": "model/MLmodel"}}
-# Values of path parameters: the collection segment before the parameter (or the parameter's
-# name) -> key of the world's ``values``.
+# Path parameters that name no thing of the world: parameter name, collection segment before
+# it ("/2": a second parameter in a row), or "<collection> <method>" -> value.
 BY_NAME = {"decision": "approve", "what": "monitoring", "action": "ping", "alias": "champion",
-           "tag": "stable", "tags": "stable", "aliases": "champion", "rendering": "thumbnail", "uploads": "s-matrix-1", "uploads/2": "a.png",
-           "quotas": "user", "quotas/2": PM, "deployments/2": "approve",
-           "dataset-objects/2": "thumbnail", "endpoints/2": "invocations",
-           "endpoints/2 get": "ping"}
+           "tag": "stable", "tags": "stable", "aliases": "champion", "rendering": "thumbnail",
+           "uploads": "s-matrix-1", "uploads/2": "a.png", "quotas": "user", "quotas/2": PM,
+           "deployments/2": "approve", "dataset-objects/2": "thumbnail",
+           "endpoints/2": "invocations", "endpoints/2 get": "ping"}
 
 
 def _methods(handler) -> list[str]:
