@@ -6,81 +6,34 @@ import React, { useCallback, useEffect, useRef, useState } from 'react';
 import { CommandIDs } from '../commands';
 import { ErrorLine } from '../components/errorLine';
 import { TextField } from '../components/fields';
-import { MlopsError, requestAPI } from '../request';
+import {
+  folderStatus,
+  getDataset,
+  getPublishJob,
+  IDataset,
+  IDatasetFile,
+  IDatasetVersion,
+  IPublishJob,
+  listDatasets,
+  listVersionFiles,
+  publishVersion,
+  uploadFile
+} from '../api/datasets';
+import { MlopsError } from '../api/request';
+
+export type { IDatasetFile, IDatasetVersion } from '../api/datasets';
 import { labPoller } from '../poller';
 import { VersionTags } from './datasets_tags';
-import { ISplitMoves } from './datasets_changes';
 import { Summary, fmtBytes } from './datasets_summary';
 import { LineageView, setLineageApp } from './lineage';
 import { openDatasetDiff } from '../views/datasetDiff';
 import { openImageViewer } from '../views/imageViewer';
 import { Thumb } from '../views/thumb';
 
-/** One file of a dataset version (docs/openapi.yaml `DatasetFile`). */
-export interface IDatasetFile {
-  path: string;
-  size: number;
-  hash: string;
-  kind: 'image' | 'annotation' | 'file';
-  width?: number;
-  height?: number;
-  dtype?: string;
-  annotation?: string;
-  objects?: number;
-  split?: string;
-}
 
-/** A version's facts. */
-export interface IDatasetVersion {
-  dataset: string;
-  version: string;
-  manifest_id: string;
-  message: string;
-  author: string;
-  created_at: number;
-  tags: string[];
-  summary: {
-    files: number;
-    bytes: number;
-    images: number;
-    image_sizes: Record<string, number>;
-    objects: number;
-    annotated_images: number;
-    splits: Record<string, number>;
-    parent?: string;
-    split_moves?: ISplitMoves;
-  };
-}
 
-interface IDataset {
-  name: string;
-  project: string;
-  description: string;
-  tags: Record<string, string>;
-  versions?: IDatasetVersion[];
-  latest?: IDatasetVersion | null;
-  referenced_by?: string[];
-}
 
-interface IJob {
-  id: string;
-  state: 'running' | 'done' | 'failed';
-  phase: string;
-  done: number;
-  total: number;
-  error?: string;
-  version?: IDatasetVersion;
-}
 
-/** What changed in a workspace folder against a version. */
-interface IFolderStatus {
-  version: string;
-  added: string[];
-  removed: string[];
-  modified: string[];
-  unchanged: number;
-  rehashed: number;
-}
 
 const PAGE = 48;
 
@@ -95,10 +48,8 @@ function Grid(props: { dataset: string; version: string; onOpen: OpenImage }) {
   useEffect(() => setPage(0), [props.dataset, props.version, split]);
   useEffect(() => {
     let current = true; // until the page, split or version changes
-    const q = `offset=${page * PAGE}&limit=${PAGE}&kind=image${split ? `&split=${split}` : ''}`;
-    requestAPI<{ total: number; files: IDatasetFile[] }>(
-      `datasets/${props.dataset}/versions/${props.version}?${q}`
-    )
+    const q = { offset: page * PAGE, limit: PAGE, kind: 'image', split };
+    listVersionFiles(props.dataset, props.version, q)
       .then(d => {
         if (current) {
           setData(d);
@@ -173,12 +124,12 @@ function Publish(props: { dataset: string; onDone: (name: string) => void }) {
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
-  const follow = async (job: IJob) => {
+  const follow = async (job: IPublishJob) => {
     while (job.state === 'running') {
       const frac = job.total ? job.done / job.total : 0;
       setProgress({ label: `${job.phase} ${job.done}/${job.total}`, value: frac });
       await new Promise(r => setTimeout(r, 400));
-      job = await requestAPI<IJob>(`datasets/jobs/${job.id}`);
+      job = await getPublishJob(job.id);
     }
     if (job.state === 'failed') {
       throw new MlopsError(400, job.error || 'publish failed');
@@ -197,10 +148,7 @@ function Publish(props: { dataset: string; onDone: (name: string) => void }) {
   const checkStatus = async () => {
     setError(null);
     try {
-      const s = await requestAPI<IFolderStatus>(`datasets/${name}/status`, {
-        method: 'POST',
-        body: JSON.stringify({ folder })
-      });
+      const s = await folderStatus(name, folder);
       setStatus(
         `against ${s.version}: ${s.added.length} added, ${s.modified.length} modified, ` +
           `${s.removed.length} removed, ${s.unchanged} unchanged (${s.rehashed} files hashed)`
@@ -226,17 +174,13 @@ function Publish(props: { dataset: string; onDone: (name: string) => void }) {
         let sent = 0;
         for (const f of Array.from(files)) {
           const rel = (f as any).webkitRelativePath || f.name;
-          const path = rel.split('/').map(encodeURIComponent).join('/');
-          await requestAPI(`datasets/uploads/${session}/${path}`, { method: 'PUT', body: f });
+          await uploadFile(session, rel, f);
           sent += f.size;
           setProgress({ label: `uploading ${fmtBytes(sent)} / ${fmtBytes(total)}`, value: sent / total });
         }
         payload = { ...body(), upload: session };
       }
-      const job = await requestAPI<IJob>(`datasets/${name}/publish`, {
-        method: 'POST',
-        body: JSON.stringify(payload)
-      });
+      const job = await publishVersion(name, payload);
       await follow(job);
     } catch (e: any) {
       setError(e.message);
@@ -315,7 +259,7 @@ export function DatasetsView(props: {
 
   const loadList = useCallback(async (select?: string, live = false) => {
     try {
-      const r = await requestAPI<{ datasets: IDataset[] }>('datasets');
+      const r = await listDatasets();
       if (select) {
         shown.current = ''; // just published: show its newest version
       }
@@ -344,7 +288,7 @@ export function DatasetsView(props: {
     }
     // A slower answer for the dataset chosen before must not overwrite this one's.
     let superseded = false;
-    requestAPI<IDataset>(`datasets/${name}`)
+    getDataset(name)
       .then(d => {
         if (superseded) {
           return;

@@ -1,68 +1,24 @@
-import { URLExt } from '@jupyterlab/coreutils';
-import { ServerConnection } from '@jupyterlab/services';
 import React from 'react';
 
-/** A box in image pixels. */
-export interface IObjectBox {
-  x: number;
-  y: number;
-  w: number;
-  h: number;
-  label?: string;
-}
+import { IObjectDiff, IObjectDiffImage, ISplitMoves, objectUrl } from '../api/datasets';
 
-/** What moved between two versions' splits (docs/openapi.yaml `SplitMoves`). */
-export interface ISplitMoves {
-  kept: number;
-  moved: number;
-  by_move: Record<string, number>;
-  examples: { path: string; from: string | null; to: string | null }[];
-  added: Record<string, number>;
-  removed: Record<string, number>;
-}
+export type {
+  IAnnotationChange,
+  IObjectBox,
+  IObjectDiff,
+  IObjectDiffImage,
+  ISplitMoves
+} from '../api/datasets';
 
-/** A recorded change of one image's annotated objects (`AnnotationChange`). */
-export interface IAnnotationChange {
-  version: string;
-  parent: string | null;
-  author: string;
-  at: number;
-  tool: string;
-  added: number;
-  removed: number;
-  moved: number;
-}
 
-/** One image whose annotated objects differ between two versions. */
-export interface IObjectDiffImage {
-  path: string;
-  hash: string;
-  width?: number | null;
-  height?: number | null;
-  added: number;
-  removed: number;
-  moved: number;
-  unchanged: number;
-  objects?: {
-    added: IObjectBox[];
-    removed: IObjectBox[];
-    moved: { old: IObjectBox; new: IObjectBox; iou: number }[];
-  };
-  changes?: IAnnotationChange[];
-}
 
-/** The per-object part of a diff. */
-export interface IObjectDiff {
-  images: IObjectDiffImage[];
-  totals: { images: number; added: number; removed: number; moved: number };
-  truncated: boolean;
-}
+
+
 
 const SPLITS = ['train', 'val', 'test'];
 
 function previewUrl(hash: string): string {
-  const settings = ServerConnection.makeSettings();
-  return URLExt.join(settings.baseUrl, 'mlops', 'api', 'datasets', 'objects', hash, 'preview');
+  return objectUrl(hash, 'preview');
 }
 
 /** Split sizes as one stacked bar (people compare them), with the counts in words. */

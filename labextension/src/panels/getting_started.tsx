@@ -20,9 +20,10 @@ import React, { useEffect, useState } from 'react';
 import { ErrorLine } from '../components/errorLine';
 import { useRemote } from '../components/hooks';
 import { SidebarSection } from '../components/sidebarSection';
-import { api } from '../experiments/api';
-import { requestAPI } from '../request';
-import { IStatus } from '../tokens';
+import { listDatasets } from '../api/datasets';
+import { listExperiments, listRuns } from '../api/experiments';
+import { listJobs } from '../api/jobs';
+import { getStatus } from '../api/status';
 
 /** The plugin whose settings keep the dismissal. */
 const SETTINGS_PLUGIN = 'jupyter-mlops:plugin';
@@ -104,13 +105,8 @@ interface IProgress {
 
 async function loadSetup(app: JupyterFrontEnd): Promise<ISetup> {
   const [status, catalog, linked] = await Promise.all([
-    requestAPI<IStatus>('status'),
-    requestAPI<{
-      datasets: {
-        name: string;
-        latest?: { version: string; summary: { images: number } } | null;
-      }[];
-    }>('datasets').catch(() => ({ datasets: [] })),
+    getStatus(),
+    listDatasets().catch(() => ({ datasets: [] })),
     app.serviceManager.contents.get(DATASET_LINK, { content: false }).then(
       m => m.type === 'directory',
       () => false
@@ -129,8 +125,8 @@ async function loadSetup(app: JupyterFrontEnd): Promise<ISetup> {
 /** Whether the person has a run (in the most recently updated experiments) and a job. */
 async function loadProgress(user: string): Promise<IProgress> {
   const [experiments, jobs] = await Promise.all([
-    api.experiments(),
-    requestAPI<{ jobs: unknown[] }>('jobs')
+    listExperiments(),
+    listJobs()
   ]);
   const recent = [...experiments.experiments]
     .sort((a, b) => (b.last_update_time ?? 0) - (a.last_update_time ?? 0))
@@ -138,7 +134,7 @@ async function loadProgress(user: string): Promise<IProgress> {
   // user names are hub names ([a-z0-9._-]): no quote to escape in the filter
   const filter = `tags.\`mlops.user\` = '${user.replace(/'/g, '')}'`;
   const pages = await Promise.all(
-    recent.map(e => api.runs(e.experiment_id, { filter, max: 1 }).catch(() => ({ runs: [] })))
+    recent.map(e => listRuns(e.experiment_id, { filter, max: 1 }).catch(() => ({ runs: [] })))
   );
   return { hasRun: pages.some(p => p.runs.length > 0), hasJob: jobs.jobs.length > 0 };
 }

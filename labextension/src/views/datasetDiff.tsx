@@ -8,28 +8,19 @@ import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
 import { openInMainArea } from '../components/mainArea';
-import type { IDatasetFile } from '../panels/datasets';
-import { IObjectDiff, ISplitMoves, ObjectChanges, SplitMovesLine } from '../panels/datasets_changes';
-import { MlopsError, requestAPI } from '../request';
+import { ObjectChanges, SplitMovesLine } from '../panels/datasets_changes';
+import { diffVersions, IDatasetDiff } from '../api/datasets';
+import { MlopsError } from '../api/request';
 import { Thumb } from './thumb';
 
-interface IDiff {
-  from: string;
-  to: string;
-  added: IDatasetFile[];
-  removed: IDatasetFile[];
-  changed: { path: string; old: IDatasetFile; new: IDatasetFile }[];
-  unchanged: number;
-  split_moves?: ISplitMoves;
-  objects?: IObjectDiff;
-}
+type IDiff = IDatasetDiff;
 
 export function DatasetDiff(props: { dataset: string; from: string; to: string }): JSX.Element {
   const { dataset, from, to } = props;
   const [diff, setDiff] = useState<IDiff | null>(null);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
-    requestAPI<IDiff>(`datasets/${dataset}/diff?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`)
+    diffVersions(dataset, from, to)
       .then(setDiff)
       .catch((e: MlopsError) => setError(e.message));
   }, [dataset, from, to]);

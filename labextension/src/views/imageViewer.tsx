@@ -14,7 +14,8 @@ import { ErrorLine } from '../components/errorLine';
 import { openWidgetInMainArea } from '../components/mainArea';
 import type { IDatasetFile } from '../panels/datasets';
 import { fmtBytes } from '../panels/datasets_summary';
-import { MlopsError, requestAPI } from '../request';
+import { getAnnotations, IAnnotationBox, listVersionFiles } from '../api/datasets';
+import { MlopsError } from '../api/request';
 import { objectImageUrl } from './thumb';
 import { useZoomPan, ZOOM_STEP } from './zoomPan';
 
@@ -25,22 +26,15 @@ export interface IImageList {
   split: string;
 }
 
-interface IBox {
-  x: number;
-  y: number;
-  w: number;
-  h: number;
-  label?: string;
-}
+type IBox = IAnnotationBox;
 
 /** Scales from which image pixels are drawn as squares, not blurred. */
 const PIXELATED_FROM = 3;
 
 const count = (n: number) => n.toLocaleString('en-US');
 
-function listQuery(list: IImageList, offset: number, limit: number): string {
-  const split = list.split ? `&split=${encodeURIComponent(list.split)}` : '';
-  return `datasets/${list.dataset}/versions/${list.version}?offset=${offset}&limit=${limit}&kind=image${split}`;
+function listPage(list: IImageList, offset: number, limit: number) {
+  return listVersionFiles(list.dataset, list.version, { offset, limit, kind: 'image', split: list.split });
 }
 
 /** The annotation boxes of one image (none while they load). */
@@ -52,9 +46,7 @@ function useBoxes(list: IImageList, path: string): { boxes: IBox[] | null; error
   useEffect(() => {
     let current = true; // a late answer for the previous image must not draw on this one
     setState({ boxes: null, error: null });
-    requestAPI<{ boxes: IBox[] }>(
-      `datasets/${list.dataset}/versions/${list.version}/annotations?path=${encodeURIComponent(path)}`
-    )
+    getAnnotations(list.dataset, list.version, path)
       .then(r => current && setState({ boxes: r.boxes, error: null }))
       .catch((e: MlopsError) => current && setState({ boxes: null, error: e.message }));
     return () => {
@@ -227,7 +219,7 @@ export class ImageViewerWidget extends ReactWidget {
     const request = ++this.request;
     this.loading = true;
     try {
-      const r = await requestAPI<{ total: number; files: IDatasetFile[] }>(listQuery(this.list, index, 1));
+      const r = await listPage(this.list, index, 1);
       if (request !== this.request) {
         return;
       }

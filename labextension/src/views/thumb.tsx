@@ -1,15 +1,12 @@
 /** A dataset file as a small square: a lazy thumbnail for images, its kind for other files. */
-import { URLExt } from '@jupyterlab/coreutils';
-import { ServerConnection } from '@jupyterlab/services';
 import React from 'react';
 
+import { objectUrl } from '../api/datasets';
 import type { IDatasetFile } from '../panels/datasets';
 
 /** The server's PNG rendering of an image object: `thumbnail` (`size` px) or `preview`. */
 export function objectImageUrl(hash: string, what: 'thumbnail' | 'preview', size = 128): string {
-  const settings = ServerConnection.makeSettings();
-  const url = URLExt.join(settings.baseUrl, 'mlops', 'api', 'datasets', 'objects', hash, what);
-  return what === 'thumbnail' ? `${url}?size=${size}` : url;
+  return objectUrl(hash, what, what === 'thumbnail' ? size : undefined);
 }
 
 export function Thumb(props: { file: IDatasetFile; onOpen?: (f: IDatasetFile) => void; badge?: string }): JSX.Element {
