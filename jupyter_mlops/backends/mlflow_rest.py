@@ -8,7 +8,7 @@ these are a few calls per sweep or job, and nothing stays open between a sweep's
 from __future__ import annotations
 
 from ..client import AsyncMlflowGateway
-from ..client.mlflow_rest import API
+from ..client.mlflow_calls import API
 from ..core import clock
 from ..core.errors import MlopsError, NotFound, Unavailable
 

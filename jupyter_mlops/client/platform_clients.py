@@ -7,7 +7,7 @@ from __future__ import annotations
 from .catalog_calls import CatalogCalls, DatasetObjects, publish_socket_from_env
 from .deployment_calls import DeploymentCalls
 from .job_calls import JobCalls
-from .mlflow_rest import MlflowCalls
+from .mlflow_calls import MlflowCalls
 from .platform_calls import GpuCalls, ProjectCalls
 from .transport import MLFLOW_URL_ENV, AsyncTransport, ClientConfig, SyncTransport
 
