@@ -10,10 +10,17 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import uuid
 
 import psutil
-from conftest import hub_login, hub_logout, open_lab, open_mlops_sidebar, shot
+from conftest import (ARTIFACTS, hub_login, hub_logout, open_lab, open_mlops_sidebar, run_command,
+                      shot)
 from playwright.sync_api import expect
+
+from jupyter_mlops import datasets
+from jupyter_mlops.client import ControlPlane
+from jupyter_mlops.demo import cells
+from tests.fixtures import until
 
 COLLEAGUE, COLLEAGUE_PASSWORD = "erin", "erin-first-login-pw"
 
@@ -86,3 +93,117 @@ def test_admin_adds_a_colleague_who_sees_the_platform_live(page, context, platfo
         expect(mlflow_page.get_by_text("erin-first-run").first).to_be_visible(timeout=30_000)
     finally:
         shot(mlflow_page, "skeleton-03-mlflow-run")
+
+
+# Where the MLOps sidebar's content is wider than its section, a control or a label is cut
+# off or pushes the section into scrolling sideways; a select or input without a jp- class
+# (or outside JupyterLab's InputGroup / HTMLSelect) ignores the theme.
+SIDEBAR_DAMAGE = """sidebar => {
+  const what = e => (e.getAttribute('aria-label') || e.textContent || e.tagName).trim().slice(0, 50);
+  const damage = [];
+  for (const section of sidebar.querySelectorAll('.lm-AccordionPanel > .lm-Widget')) {
+    const box = section.getBoundingClientRect();
+    if (section.scrollWidth > section.clientWidth) {
+      damage.push(`${section.title || section.className}: ${section.scrollWidth} px wide in ${section.clientWidth}`);
+    }
+    for (const e of section.querySelectorAll('label, .jp-mlops-field-label, input, select, button, .jp-mlops-chip, .jp-mlops-ds-tag')) {
+      const r = e.getBoundingClientRect();
+      if (r.width === 0) continue;
+      if (r.left < box.left - 0.5 || r.right > box.right + 0.5) {
+        damage.push(`${what(e)}: ${Math.round(r.left)}-${Math.round(r.right)} outside ${Math.round(box.left)}-${Math.round(box.right)}`);
+      }
+      if (e.matches('label, .jp-mlops-field-label') && e.scrollWidth > e.clientWidth + 1) {
+        damage.push(`label "${what(e)}" cut: ${e.scrollWidth} px in ${e.clientWidth}`);
+      }
+    }
+  }
+  for (const c of sidebar.querySelectorAll('input, select')) {
+    if (!/(^|\\s)jp-/.test(c.className) && !c.parentElement.matches('.jp-InputGroup, .jp-HTMLSelect')) {
+      damage.push(`unstyled ${c.outerHTML.slice(0, 100)}`);
+    }
+  }
+  return damage;
+}"""
+
+
+def sidebar_width(page, sidebar, width: int) -> None:
+    """Drag the split handle beside the left area until the sidebar is ``width`` px wide."""
+    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
+    h, s = handle.bounding_box(), sidebar.bounding_box()
+    page.mouse.move(h["x"] + h["width"] / 2, h["y"] + 300)
+    page.mouse.down()
+    page.mouse.move(s["x"] + width + h["width"] / 2, h["y"] + 300, steps=4)
+    page.mouse.up()
+    until(lambda: abs(sidebar.bounding_box()["width"] - width) <= 2, 10, f"a {width} px sidebar")
+
+
+MODEL = "erin-narrow-sidebar-cell-detector"  # and a suffix: the test may run again
+
+
+def test_sidebar_fits_250_px_in_light_and_dark_themes(page, platform, tmp_path):
+    # Every section open at the lab's default 250 px (and at 600 px): no control or label
+    # outside its section, JupyterLab's own controls only, nothing logged as an error.
+    platform.add_user(COLLEAGUE, COLLEAGUE_PASSWORD)
+    page.set_viewport_size({"width": 1400, "height": 3400})  # the whole sidebar in the shots
+    ARTIFACTS.mkdir(exist_ok=True)
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    hub_login(page, platform, COLLEAGUE, COLLEAGUE_PASSWORD)
+    open_lab(page, platform, COLLEAGUE)
+    # a registered model version whose run id and tag are long unbroken words (MLflow's REST
+    # API through the gateway, as the person's token)
+    token = platform.token(COLLEAGUE)
+
+    def mlflow(method: str, endpoint: str, **kw) -> dict:
+        r = platform.api(method, f"services/mlflow/api/2.0/{endpoint}", token, **kw)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    experiment = mlflow("POST", "mlflow/experiments/create",
+                        json={"name": f"skeleton-narrow-{uuid.uuid4().hex[:8]}"})
+    run = mlflow("POST", "mlflow/runs/create", json=experiment)["run"]["info"]
+    where = run["artifact_uri"].split("mlflow-artifacts:/", 1)[1]
+    mlflow("PUT", f"mlflow-artifacts/artifacts/{where}/model/MLmodel", data=b"flavors: {}\n")
+    model = f"{MODEL}-{uuid.uuid4().hex[:6]}"
+    mlflow("POST", "mlflow/registered-models/create", json={"name": model})
+    mlflow("POST", "mlflow/model-versions/create",
+           json={"name": model, "source": run["artifact_uri"] + "/model",
+                 "run_id": run["run_id"],
+                 "tags": [{"key": "trained_on", "value": "cells@v3-" + "x" * 60}]})
+    sidebar = open_mlops_sidebar(page)
+    for head in sidebar.locator(".jp-AccordionPanel-title").all():
+        if head.get_attribute("aria-expanded") != "true":
+            head.click()
+    sidebar.get_by_test_id(f"model-{model}").get_by_role("link").click()
+    expect(sidebar.get_by_test_id(f"version-{model}-1")).to_contain_text(
+        "trained_on=cells@v3-")
+    expect(sidebar.get_by_test_id("status-control-plane")).to_contain_text("reachable")
+    # A dataset published now shows in the Datasets section at the shared poller's next
+    # round, without a reload (its images fill the section's grid too).
+    cells.generate(tmp_path / "cells", n_images=3, seed=5, width=64, height=48)
+    client = ControlPlane(f"{platform.url}/services/mlops/", token)
+    datasets.publish(tmp_path / "cells", "erin-narrow", "three images", client=client)
+    picker = sidebar.get_by_label("Dataset", exact=True)
+    expect(picker.locator("option", has_text="erin-narrow")).to_have_count(1)
+    picker.select_option("erin-narrow")
+    expect(sidebar.locator(".jp-mlops-ds-thumb")).to_have_count(3)
+
+    for width in (250, 600):
+        sidebar_width(page, sidebar, width)
+        for form in ("New job…", "New sweep…"):  # one form open at a time
+            sidebar.get_by_role("button", name=form).click()
+            expect(sidebar.get_by_label("GPUs each" if "sweep" in form else "Time limit (s)")) \
+                .to_be_visible()
+            damage = sidebar.evaluate(SIDEBAR_DAMAGE)
+            assert damage == [], (width, form, damage)
+        if width == 250:
+            sidebar.screenshot(path=str(ARTIFACTS / "sidebar-250px-light.png"))
+            run_command(page, "JupyterLab Dark")
+            expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false")
+            damage = sidebar.evaluate(SIDEBAR_DAMAGE)
+            assert damage == [], ("dark", damage)
+            sidebar.screenshot(path=str(ARTIFACTS / "sidebar-250px-dark.png"))
+            run_command(page, "JupyterLab Light")
+            expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "true")
+    assert errors == []
