@@ -6,7 +6,7 @@
 import React, { useCallback, useEffect, useRef, useState } from 'react';
 
 import { labPoller } from '../poller';
-import { requestAPI } from '../request';
+import { requestAPI } from '../api/request';
 
 /** What `useRemote` holds. */
 export interface IRemote<T> {

@@ -1,2 +1,0 @@
-/** Kept for imports not yet moved to `./api/request`. */
-export { MlopsError, requestAPI } from './api/request';
