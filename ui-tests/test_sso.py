@@ -75,7 +75,12 @@ def test_project_manager_creates_a_project_adds_a_member_and_a_milestone(browser
     try:
         sso_login(page, sso, "pat")
         page.goto(f"{sso.platform.url}/services/mlops/projects")
-        page.get_by_label("Name", exact=True).fill("nuclei-seg")
+        # the browser applies the name's rule (its pattern compiles with the v flag)
+        name = page.get_by_label("Name", exact=True)
+        name.fill("Nuclei seg")
+        assert name.evaluate("e => e.validity.patternMismatch")
+        name.fill("nuclei-seg")
+        assert name.evaluate("e => e.validity.valid")
         page.get_by_label("Description").fill("nucleus segmentation baseline")
         page.get_by_label("GPU quota").fill("2")
         page.get_by_role("button", name="Create").click()
