@@ -272,6 +272,7 @@ export function JobDetail(props: {
       {editing && (
         <div className="jp-mlops-job-form-row">
           <InputGroup
+            className="jp-mlops-input-group"
             value={params}
             onChange={e => setParams(e.target.value)}
             aria-label="Edited parameters"
