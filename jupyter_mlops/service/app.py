@@ -53,6 +53,9 @@ class ServiceContext:
     monitoring: "Monitoring | None" = None  # traffic, drift, platform health (core.monitoring)
     # the lab's notification feed: ``notifications.notify(users, kind, message, link=None)``
     notifications: "Notifications | None" = None
+    # read models over several capabilities' public queries (built once jobs and deployments are)
+    progress: "ProjectProgress | None" = None  # a project's progress (core.project_progress)
+    overview: "AdminOverview | None" = None  # the admin page's data (core.admin_overview)
 
 
 class MlopsService(Application):
@@ -196,6 +199,7 @@ class MlopsService(Application):
         from .jobs_platform import build_jobs
 
         self.context.jobs = build_jobs(self, self.context)
+        self._build_read_models(self.context)
         from .monitoring import MonitoringSettings, build_monitoring
 
         self.monitoring_settings = MonitoringSettings(parent=self)
@@ -218,6 +222,21 @@ class MlopsService(Application):
             static_path=str(Path(__file__).parent / "static"),
             static_url_prefix=url_path_join(prefix, "static/"),
         )
+
+    @staticmethod
+    def _build_read_models(context: ServiceContext) -> None:
+        from ..core.admin_overview import AdminOverview
+        from ..core.project_progress import ProjectProgress
+        from .platform_admin import role_of
+
+        store = context.jobs.jobs.store if context.jobs else None
+        context.progress = ProjectProgress(
+            context.projects, usage=context.admin.usage if context.admin else None,
+            jobs=store, deployments=context.deployments)
+        context.overview = AdminOverview(
+            context.admin, role_of, allocator=context.gpu_allocator,
+            inventory=context.gpu_inventory, projects=context.projects,
+            culling=context.gpu_culling, jobs=store, deployments=context.deployments)
 
     def start(self):
         asyncio.run(self._serve())

@@ -123,7 +123,7 @@ def test_delete(projects):
 
 
 def test_best_metric_over_time():
-    from jupyter_mlops.service.handlers.projects import best_metric
+    from jupyter_mlops.core.project_progress import best_metric
 
     jobs = [
         {"id": 1, "finished_at": 100, "metrics": {"mAP": 0.41, "val_loss": 0.9}},
@@ -137,3 +137,32 @@ def test_best_metric_over_time():
     loss = best_metric(jobs, "val_loss")
     assert loss["direction"] == "min" and loss["best"] == {"at": 300, "value": 0.7, "job": 2}
     assert best_metric([]) is None
+
+
+def test_progress_reads_jobs_through_the_job_store(projects):
+    from jupyter_mlops.core.jobs.model import Job, JobSpec
+    from jupyter_mlops.core.jobs.store import JobStore
+    from jupyter_mlops.core.project_progress import ProjectProgress
+
+    # Given two finished jobs and a queued one in "cells", and one job of another project
+    projects.create(PM, "cells", members=["sam"])
+    store = JobStore(projects.db)
+    for n, (project, state, finished, metrics) in enumerate([
+            ("cells", "succeeded", 100.0, {"val_loss": 0.9}),
+            ("cells", "succeeded", 200.0, {"val_loss": 0.4}),
+            ("cells", "queued", None, {}),
+            ("default", "succeeded", 150.0, {"val_loss": 0.1})]):
+        store.add(Job(id=0, user="sam", spec=JobSpec(path="train.py", project=project),
+                      state=state, submitted_at=float(n), finished_at=finished,
+                      metrics=metrics))
+    progress = ProjectProgress(projects, jobs=store)
+    # When a member reads the project's progress
+    report = progress.report(SAM, "cells")
+    # Then it counts and lists only this project's jobs, newest first, and its best metric
+    assert report["jobs"]["by_state"] == {"succeeded": 2, "queued": 1}
+    assert [j["id"] for j in report["jobs"]["recent"]] == [3, 2, 1]
+    assert report["best_metric"]["best"] == {"at": 200.0, "value": 0.4, "job": 2}
+    assert report["deployments"] is None and report["gpu_hours"] == {"7d": 0.0, "30d": 0.0}
+    # and someone outside the project is told it does not exist
+    with pytest.raises(NotFound):
+        progress.report(DAN, "cells")

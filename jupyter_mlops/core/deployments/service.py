@@ -73,6 +73,19 @@ class Deployments:
         rows = self.db.query("SELECT * FROM deployments WHERE name = :n", n=name)
         return rows[0] if rows else None
 
+    def recent(self, project: str | None = None, limit: int | None = None) -> list[dict]:
+        """Deployments (of one project, or all), the last changed first: name, project,
+        model_name, model_version, status, created_by, updated_at. For views that already
+        checked who may see them (project progress, the admin page)."""
+        sql = ("SELECT name, project, model_name, model_version, status, created_by, updated_at"
+               " FROM deployments")
+        if project is not None:
+            sql += " WHERE project = :p"
+        sql += " ORDER BY updated_at DESC"
+        if limit is not None:
+            sql += " LIMIT :n"
+        return self.db.query(sql, p=project, n=limit)
+
     def _public(self, row: dict) -> dict:
         inst = json.loads(row["instance"]) if row["instance"] else None
         return {

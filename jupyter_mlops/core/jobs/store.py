@@ -110,6 +110,35 @@ class JobStore:
             return self.db.query(sql)[0]["n"]
         return self.db.query(sql + " AND username = :u", u=user)[0]["n"]
 
+    # --- what other views read (project progress, the admin page) -------------------------
+
+    def counts_by_state(self, project: str) -> dict[str, int]:
+        """How many of the project's jobs are in each state."""
+        rows = self.db.query("SELECT state, COUNT(*) AS n FROM jobs WHERE project = :p"
+                             " GROUP BY state", p=project)
+        return {r["state"]: r["n"] for r in rows}
+
+    def recent(self, project: str | None = None, limit: int = 20) -> list[dict]:
+        """The newest jobs (of one project, or all): id, username, project, state,
+        submitted_at."""
+        sql = "SELECT id, username, project, state, submitted_at FROM jobs"
+        if project is not None:
+            sql += " WHERE project = :p"
+        return self.db.query(sql + " ORDER BY id DESC LIMIT :n", p=project, n=limit)
+
+    def finished_metrics(self, project: str) -> list[dict]:
+        """The project's succeeded jobs as ``{"id", "finished_at", "metrics"}``."""
+        out = []
+        for r in self.db.query("SELECT id, data FROM jobs WHERE project = :p"
+                               " AND state = 'succeeded'", p=project):
+            try:
+                d = json.loads(r["data"])
+            except ValueError:
+                continue
+            out.append({"id": r["id"], "finished_at": d.get("finished_at"),
+                        "metrics": d.get("metrics")})
+        return out
+
     # --- sweeps and pipelines -----------------------------------------------------------------
 
     def add_group(self, kind: str, user: str, state: str, created_at: float, data: dict) -> int:

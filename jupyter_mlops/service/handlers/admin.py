@@ -3,123 +3,24 @@
 Users with role and groups, running servers with their GPUs, jobs and deployments, GPU quotas,
 the GPU inventory with live utilisation and who holds each device, GPU-hours per user and
 project over 7 and 30 days, servers idling on a GPU, and the platform's health (services,
-disk, queue: core.monitoring.health). Every route needs custom:mlops:admin.
+disk, queue: core.monitoring.health). Every route needs custom:mlops:admin. The overview is
+``core.admin_overview``.
 """
 from __future__ import annotations
 
 import asyncio
 
-import sqlalchemy as sa
-
-from ...core import clock, roles
+from ...core import roles
 from ...core.errors import InvalidInput
 from ...core.gpu_allocation import QUOTA_KINDS
-from ...core.gpu_history import last_point, sparkline
-from ..platform_admin import role_of
-from .base import ApiHandler, log
+from .base import ApiHandler
 from .pages import PageHandler
-
-RECENT = 20
-
-
-def _table_rows(db, table: str, columns: list[str], order: str) -> list[dict] | None:
-    """Recent rows of another capability's table, or None when it has no such table yet."""
-    if not sa.inspect(db.engine).has_table(table):
-        return None
-    cols = ", ".join(columns)
-    try:
-        return db.query(f"SELECT {cols} FROM {table} ORDER BY {order} DESC LIMIT {RECENT}")
-    except sa.exc.SQLAlchemyError:  # the other capability changed its schema: show the rest
-        log.warning("admin page: cannot read %s (%s)", table, cols, exc_info=True)
-        return None
-
-
-def _server_telemetry(points: list[dict], now: float, window: float) -> dict:
-    """A GPU server's samples over the window and its small charts' lines: CPU on a scale of
-    at least one core (100 %), GPU utilisation 0-100 % (no line where it is unknown)."""
-    cpu_top = max([100.0] + [p["cpu_percent"] for p in points])
-    return {"points": points, "cpu_top": cpu_top,
-            "cpu_line": sparkline(points, end=now, window_seconds=window, key="cpu_percent",
-                                  top=cpu_top),
-            "gpu_line": sparkline(points, end=now, window_seconds=window, key="gpu_pct"),
-            "memory_mb": points[-1]["memory_mb"] if points else None}
-
-
-async def overview(context) -> dict:
-    """Everything the admin page shows, as data (also ``GET /api/admin/overview``)."""
-    admin = context.admin
-    admin.sync()
-    alloc = context.gpu_allocator
-    holders = alloc.holders() if alloc else []
-    by_uuid = {a.device_uuid: a for a in holders}
-    reading = context.gpu_inventory.read()
-    history, now = admin.gpu_history.series(), clock.now()
-    telemetry = admin.server_telemetry.series()
-    window = admin.gpu_history.window
-    gpus = []
-    for g in reading.gpus:
-        d = g.to_dict()
-        a = by_uuid.get(g.uuid)
-        d["holder"] = a.to_dict() if a else None
-        # utilisation over the window, and the small chart's line (empty: nothing measured)
-        d["history"] = history.get(g.uuid, [])
-        d["history_line"] = sparkline(d["history"], end=now, window_seconds=window)
-        d["history_now"] = last_point(d["history_line"])
-        gpus.append(d)
-    held_by_user: dict[str, list[int]] = {}
-    for a in holders:
-        if a.owner_kind == "server":
-            held_by_user.setdefault(a.username, []).append(a.device_index)
-    users = []
-    for u in await admin.users():
-        servers = []
-        for name, s in (u.get("servers") or {}).items():
-            servers.append({
-                "name": name, "ready": bool(s.get("ready")), "pending": s.get("pending"),
-                "started": s.get("started"), "last_activity": s.get("last_activity"),
-                "profile": (s.get("user_options") or {}).get("profile", ""),
-                "gpus": sorted(held_by_user.get(u["name"], [])) if name == "" else [],
-            })
-        users.append({"name": u["name"], "admin": bool(u.get("admin")), "role": role_of(u),
-                      "groups": sorted(u.get("groups") or []), "servers": servers,
-                      "last_activity": u.get("last_activity")})
-    projects = []
-    for p in context.projects.all():
-        projects.append({**p.to_dict(), "members": len(context.projects.members(p.name)),
-                         "groups": context.projects.groups(p.name)})
-    db = context.db
-    return {
-        "users": users,
-        "gpus": {"source": reading.source, "reason": reading.reason, "devices": gpus,
-                 "history_hours": admin.gpu_history_hours},
-        # user and group quotas live in the allocator, project quotas on the projects
-        "quotas": ([q.to_dict() for q in alloc.quotas()] if alloc else []) + [
-            {"kind": "project", "name": p["name"], "gpus": p["gpu_quota"]}
-            for p in projects if p["gpu_quota"] is not None],
-        "usage": admin.usage.report((7, 30)),
-        "idle": {"minutes": admin.idle_gpu_minutes,
-                 "servers": [i for i in admin.usage.idle(holders, admin.idle_gpu_minutes)
-                             if i["owner_kind"] == "server"]},
-        # which rule decides idleness per GPU server, and what idle-GPU culling released
-        "culling": ({"servers": [{**x.to_dict(), "telemetry": _server_telemetry(
-                         telemetry.get(x.owner, []), now, window)}
-                                 for x in await context.gpu_culling.survey()],
-                     "culls": context.gpu_culling.culler.culls()[:20]}
-                    if context.gpu_culling else {"servers": [], "culls": []}),
-        "projects": projects,
-        "jobs": _table_rows(db, "jobs", ["id", "username", "project", "state", "submitted_at"],
-                            "id"),
-        "deployments": _table_rows(db, "deployments",
-                                   ["name", "project", "model_name", "model_version", "status",
-                                    "created_by", "updated_at"], "updated_at"),
-    }
-
 
 class AdminPage(PageHandler):
     required_scopes = (roles.ADMIN,)
 
     async def get(self):
-        self.render_page("admin.html", o=await overview(self.context),
+        self.render_page("admin.html", o=await self.context.overview.read(),
                          quota_kinds=QUOTA_KINDS, role_choices=ROLE_CHOICES,
                          approvals=self.context.deployments.approvals(self.caller),
                          health=await asyncio.to_thread(self.context.monitoring.health.report))
@@ -202,7 +103,7 @@ class AdminOverviewHandler(ApiHandler):
     required_scopes = (roles.ADMIN,)
 
     async def get(self):
-        self.write_json(await overview(self.context))
+        self.write_json(await self.context.overview.read())
 
 
 class AdminUsageHandler(ApiHandler):

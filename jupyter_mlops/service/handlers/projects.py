@@ -1,18 +1,15 @@
 """Projects: JSON routes (``/api/projects...``) and the project pages (``/projects...``).
 
-The logic is ``core.projects``. A project's ``gpu_quota`` is read by ``core.gpu_allocation`` at
-every allocation, so a change holds from the next spawn or job on.
+The logic is ``core.projects``; a project's progress report is ``core.project_progress``. A
+project's ``gpu_quota`` is read by ``core.gpu_allocation`` at every allocation, so a change holds
+from the next spawn or job on.
 """
 from __future__ import annotations
 
-import json
 import re
 
-import sqlalchemy as sa
-
-from ...core import clock, roles
+from ...core import roles
 from ...core.errors import InvalidInput
-from ...core.usage import DAY
 from .base import ApiHandler
 from .pages import PageHandler
 
@@ -25,78 +22,6 @@ def _milestone_id(raw: str) -> int:
         return int(raw)
     except ValueError:
         raise InvalidInput(f"milestone ids are whole numbers, not {raw!r}") from None
-
-
-LOWER_IS_BETTER = re.compile(r"loss|error|err$|rmse|mae|mse", re.I)
-
-
-def best_metric(jobs: list[dict], metric: str | None = None) -> dict | None:
-    """Best-so-far of one metric over the project's finished jobs, in time order.
-
-    ``jobs`` are job records (``finished_at``, ``metrics``, ``id``). The metric defaults to the
-    one most jobs report; lower is better for names like loss/error/rmse, higher otherwise.
-    """
-    done = [j for j in jobs if j.get("finished_at") and isinstance(j.get("metrics"), dict)
-            and j["metrics"]]
-    if not done:
-        return None
-    if metric is None:
-        counts: dict[str, int] = {}
-        for j in done:
-            for k, v in j["metrics"].items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool):
-                    counts[k] = counts.get(k, 0) + 1
-        if not counts:
-            return None
-        metric = sorted(counts, key=lambda k: (-counts[k], k))[0]
-    lower = bool(LOWER_IS_BETTER.search(metric))
-    points, best = [], None
-    for j in sorted(done, key=lambda j: j["finished_at"]):
-        v = j["metrics"].get(metric)
-        if not isinstance(v, (int, float)) or isinstance(v, bool):
-            continue
-        if best is None or (v < best["value"] if lower else v > best["value"]):
-            best = {"at": j["finished_at"], "value": v, "job": j["id"]}
-            points.append(best)
-    return {"name": metric, "direction": "min" if lower else "max", "points": points,
-            "best": best}
-
-
-def progress(context, caller, name: str, metric: str | None = None) -> dict:
-    """What a manager follows: milestones, GPU-hours, best metric over time, jobs by state,
-    deployments."""
-    projects = context.projects
-    projects.require_member(caller, name)
-    now = clock.now()
-    usage = context.admin.usage if context.admin else None
-    out = {
-        "milestones": [m.to_dict() for m in projects.milestones(name)],
-        "gpu_hours": {f"{d}d": (usage.gpu_hours(now - d * DAY, now, by="project").get(name, 0.0)
-                                if usage else 0.0) for d in (7, 30)},
-        "jobs": None, "deployments": None, "best_metric": None,
-    }
-    inspector = sa.inspect(context.db.engine)
-    if inspector.has_table("jobs"):
-        rows = context.db.query("SELECT state, COUNT(*) AS n FROM jobs WHERE project = :p"
-                                " GROUP BY state", p=name)
-        recent = context.db.query("SELECT id, username, state, submitted_at FROM jobs"
-                                  " WHERE project = :p ORDER BY id DESC LIMIT 10", p=name)
-        out["jobs"] = {"by_state": {r["state"]: r["n"] for r in rows}, "recent": recent}
-        records = []
-        for r in context.db.query("SELECT id, data FROM jobs WHERE project = :p"
-                                  " AND state = 'succeeded'", p=name):
-            try:
-                d = json.loads(r["data"])
-            except ValueError:
-                continue
-            records.append({"id": r["id"], "finished_at": d.get("finished_at"),
-                            "metrics": d.get("metrics")})
-        out["best_metric"] = best_metric(records, metric)
-    if inspector.has_table("deployments"):
-        out["deployments"] = context.db.query(
-            "SELECT name, model_name, model_version, status, updated_at FROM deployments"
-            " WHERE project = :p ORDER BY updated_at DESC", p=name)
-    return out
 
 
 # --- JSON ----------------------------------------------------------------------------------
@@ -194,7 +119,7 @@ class ProjectProgressHandler(ApiHandler):
         metric = self.get_query_argument("metric", None)
         if metric is not None and not re.fullmatch(r"[\w./ -]{1,250}", metric):
             raise InvalidInput("metric is an MLflow metric name")
-        self.write_json(progress(self.context, self.caller, name, metric))
+        self.write_json(self.context.progress.report(self.caller, name, metric))
 
 
 # --- pages ---------------------------------------------------------------------------------
@@ -225,7 +150,7 @@ class ProjectPage(PageHandler):
     async def get(self, name: str):
         detail = self.context.projects.detail(self.caller, name)
         self.render_page("project.html", p=detail,
-                         progress=progress(self.context, self.caller, name))
+                         progress=self.context.progress.report(self.caller, name))
 
     async def post(self, name: str):
         projects, caller = self.context.projects, self.caller
