@@ -3,7 +3,8 @@
 The administrator logs in, adds a colleague on the hub admin page; the colleague logs in
 (choosing a password at first login), opens JupyterLab, sees the live statuses in the MLOps
 sidebar, starts an MLflow run from the server's own environment and opens it through the
-sidebar's MLflow link.
+sidebar's MLflow link. Every sidebar section fits the lab's default 250 px, in JupyterLab's own
+controls, in the light and dark themes.
 """
 from __future__ import annotations
 
