@@ -8,7 +8,11 @@ import { Widget } from '@lumino/widgets';
  * `create()`'s widget when there is none. Callers that show one object per tab (an image
  * viewer per dataset version, a run, a deployment) update the content they get back.
  */
-export function openWidgetInMainArea<T extends Widget>(app: JupyterFrontEnd, id: string, create: () => T): T {
+export function openWidgetInMainArea<T extends Widget>(
+  app: JupyterFrontEnd,
+  id: string,
+  create: () => T
+): T {
   const existing = Array.from(app.shell.widgets('main')).find(w => w.id === id);
   if (existing instanceof MainAreaWidget) {
     app.shell.activateById(id);

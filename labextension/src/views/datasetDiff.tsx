@@ -45,8 +45,12 @@ export function DatasetDiff(props: { dataset: string; from: string; to: string }
           </p>
           <ObjectChanges objects={diff.objects} />
           <div className="jp-mlops-ds-grid">
-            {diff.added.map(f => <Thumb key={'a' + f.path} file={f} badge="added" />)}
-            {diff.removed.map(f => <Thumb key={'r' + f.path} file={f} badge="removed" />)}
+            {diff.added.map(f => (
+              <Thumb key={'a' + f.path} file={f} badge="added" />
+            ))}
+            {diff.removed.map(f => (
+              <Thumb key={'r' + f.path} file={f} badge="removed" />
+            ))}
             {diff.changed.map(c => (
               <React.Fragment key={'c' + c.path}>
                 <Thumb file={c.old} badge="before" />
@@ -61,7 +65,12 @@ export function DatasetDiff(props: { dataset: string; from: string; to: string }
 }
 
 /** Open the diff of `dataset` from `from` to `to`, or bring its tab forward. */
-export function openDatasetDiff(app: JupyterFrontEnd, dataset: string, from: string, to: string): void {
+export function openDatasetDiff(
+  app: JupyterFrontEnd,
+  dataset: string,
+  from: string,
+  to: string
+): void {
   openInMainArea(
     app,
     `jp-mlops-diff-${dataset}-${from}-${to}`,

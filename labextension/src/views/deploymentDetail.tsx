@@ -14,7 +14,11 @@ import { openInMainArea } from '../components/mainArea';
 /** What the tab draws of a deployment; `onChange` after an action that changed it. */
 export type RenderDeployment = (dep: IDeployment, onChange: () => void) => JSX.Element;
 
-function DeploymentDetail(props: { name: string; render: RenderDeployment; onChanged: () => void }): JSX.Element {
+function DeploymentDetail(props: {
+  name: string;
+  render: RenderDeployment;
+  onChanged: () => void;
+}): JSX.Element {
   const { data: dep, error, reload } = useRemote(() => getDeployment(props.name), [props.name]);
   const onChange = () => {
     void reload();

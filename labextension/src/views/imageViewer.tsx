@@ -34,7 +34,12 @@ const PIXELATED_FROM = 3;
 const count = (n: number) => n.toLocaleString('en-US');
 
 function listPage(list: IImageList, offset: number, limit: number) {
-  return listVersionFiles(list.dataset, list.version, { offset, limit, kind: 'image', split: list.split });
+  return listVersionFiles(list.dataset, list.version, {
+    offset,
+    limit,
+    kind: 'image',
+    split: list.split
+  });
 }
 
 /** The annotation boxes of one image (none while they load). */
@@ -118,13 +123,27 @@ export function ImageViewer(props: IImageViewerProps): JSX.Element {
       data-index={index}
     >
       <div className="jp-mlops-iv-bar">
-        <Button minimal small disabled={index <= 0} onClick={() => step(-1)} aria-label="Previous image" title="Previous image (Left, k)">
+        <Button
+          minimal
+          small
+          disabled={index <= 0}
+          onClick={() => step(-1)}
+          aria-label="Previous image"
+          title="Previous image (Left, k)"
+        >
           ‹
         </Button>
         <span className="jp-mlops-iv-position" data-testid="image-position">
           {count(index + 1)} / {count(total)}
         </span>
-        <Button minimal small disabled={index + 1 >= total} onClick={() => step(1)} aria-label="Next image" title="Next image (Right, j)">
+        <Button
+          minimal
+          small
+          disabled={index + 1 >= total}
+          onClick={() => step(1)}
+          aria-label="Next image"
+          title="Next image (Right, j)"
+        >
           ›
         </Button>
         <strong className="jp-mlops-iv-name" data-testid="image-name">
@@ -138,16 +157,34 @@ export function ImageViewer(props: IImageViewerProps): JSX.Element {
           {props.loading ? ' · loading…' : ''}
         </span>
         <span className="jp-mlops-iv-zoom" role="group" aria-label="Zoom">
-          <Button minimal small onClick={() => zoom(1 / ZOOM_STEP)} aria-label="Zoom out" title="Zoom out (-)">
+          <Button
+            minimal
+            small
+            onClick={() => zoom(1 / ZOOM_STEP)}
+            aria-label="Zoom out"
+            title="Zoom out (-)"
+          >
             −
           </Button>
           <span className="jp-mlops-iv-scale" data-testid="image-zoom">
             {Math.round(view.scale * 100)}%
           </span>
-          <Button minimal small onClick={() => zoom(ZOOM_STEP)} aria-label="Zoom in" title="Zoom in (+)">
+          <Button
+            minimal
+            small
+            onClick={() => zoom(ZOOM_STEP)}
+            aria-label="Zoom in"
+            title="Zoom in (+)"
+          >
             +
           </Button>
-          <Button minimal small className={view.fit ? 'jp-mod-active' : ''} onClick={fit} title="Fit the image to the tab (0)">
+          <Button
+            minimal
+            small
+            className={view.fit ? 'jp-mod-active' : ''}
+            onClick={fit}
+            title="Fit the image to the tab (0)"
+          >
             Fit
           </Button>
           <Button minimal small onClick={actualSize} title="One screen pixel per image pixel (1)">

@@ -9,7 +9,11 @@ export function objectImageUrl(hash: string, what: 'thumbnail' | 'preview', size
   return objectUrl(hash, what, what === 'thumbnail' ? size : undefined);
 }
 
-export function Thumb(props: { file: IDatasetFile; onOpen?: (f: IDatasetFile) => void; badge?: string }): JSX.Element {
+export function Thumb(props: {
+  file: IDatasetFile;
+  onOpen?: (f: IDatasetFile) => void;
+  badge?: string;
+}): JSX.Element {
   const { file } = props;
   return (
     <figure

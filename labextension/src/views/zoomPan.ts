@@ -38,6 +38,11 @@ export function zoomAt(v: IView, factor: number, cx: number, cy: number): IView 
   return { scale, tx: cx - (cx - v.tx) * k, ty: cy - (cy - v.ty) * k, fit: false };
 }
 
+/** The stage's size in CSS pixels (the image's own before the stage is laid out). */
+function stageSize(el: HTMLElement | null, w: number, h: number): { sw: number; sh: number } {
+  return el ? { sw: el.clientWidth, sh: el.clientHeight } : { sw: w, sh: h };
+}
+
 /**
  * The view of an image in the element `stage` is put on: fitted at first and on every resize
  * while in fit mode; the wheel zooms around the pointer, dragging pans.
@@ -54,22 +59,21 @@ export function useZoomPan(
 } {
   const stage = useRef<HTMLDivElement>(null);
   const [view, setView] = useState<IView>({ scale: 1, tx: 0, ty: 0, fit: true });
-  const size = () => {
-    const el = stage.current;
-    return el ? { sw: el.clientWidth, sh: el.clientHeight } : { sw: w, sh: h };
-  };
   const fit = useCallback(() => {
-    const { sw, sh } = size();
+    const { sw, sh } = stageSize(stage.current, w, h);
     setView(fitView(sw, sh, w, h));
   }, [w, h]);
   const actualSize = useCallback(() => {
-    const { sw, sh } = size();
+    const { sw, sh } = stageSize(stage.current, w, h);
     setView(centredView(sw, sh, w, h, 1));
   }, [w, h]);
-  const zoom = useCallback((factor: number) => {
-    const { sw, sh } = size();
-    setView(v => zoomAt(v, factor, sw / 2, sh / 2));
-  }, []);
+  const zoom = useCallback(
+    (factor: number) => {
+      const { sw, sh } = stageSize(stage.current, w, h);
+      setView(v => zoomAt(v, factor, sw / 2, sh / 2));
+    },
+    [w, h]
+  );
 
   // a new image (other dimensions) starts fitted; so does every resize in fit mode
   useEffect(fit, [fit]);
