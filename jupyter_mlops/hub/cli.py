@@ -22,7 +22,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from . import process_tree
@@ -121,26 +120,18 @@ def hub_command(data_dir: Path, public_url: str, gpu_devices: str | None,
     return cmd
 
 
-def _hub_answers(url: str) -> bool:
-    import ssl
+def _answers(base_url: str, path: str = "", uds: str | None = None) -> bool:
+    """Whether ``GET base_url + path`` answers 200 (``uds``: through that unix socket). Only
+    "does it answer": no credentials are sent, and the certificate may name the public host,
+    not the address probed here."""
+    from ..client import ClientConfig, SyncTransport
+    from ..core.errors import MlopsError
 
-    # Only "does it answer": no credentials are sent, and the certificate may name the
-    # public host, not the address probed here.
-    context = ssl._create_unverified_context() if url.startswith("https:") else None
+    config = ClientConfig(base_url, timeout=2, verify=False, uds=uds, name="probe")
     try:
-        with urllib.request.urlopen(url, timeout=2, context=context) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
-def _mlflow_answers(sock: Path) -> bool:
-    import httpx
-
-    try:
-        with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), timeout=2) as client:
-            return client.get("http://localhost/services/mlflow/health").status_code == 200
-    except httpx.HTTPError:
+        with SyncTransport(config) as probe:
+            return probe.request("GET", path).status_code == 200
+    except MlopsError:
         return False
 
 
@@ -151,9 +142,9 @@ def wait_until_up(url: str, mlflow_sock: Path, proc: subprocess.Popen, timeout: 
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise UpError(f"the hub exited with status {proc.returncode} during start")
-        if _hub_answers(url):
+        if _answers(url):
             waiting_for = "MLflow"
-            if _mlflow_answers(mlflow_sock):
+            if _answers("http://localhost/services/mlflow/", "health", uds=str(mlflow_sock)):
                 return
         time.sleep(0.25)
     raise UpError(f"{waiting_for} did not answer within {timeout:.0f} s")
