@@ -14,10 +14,10 @@ import { TemplatesPanel } from './panels/templates';
 import { GettingStartedPanel } from './panels/getting_started';
 import { registerDatasets } from './panels/datasets';
 import { registerExperiments } from './panels/experiments';
-import { registerModels } from './panels/models';
+import { modelVersionActions, registerModels } from './panels/models';
 import { registerJobs } from './panels/jobs';
 import { registerDeployments } from './panels/deployments';
-import { CommandIDs, IMlopsModel, IMlopsPoller } from './tokens';
+import { CommandIDs, IMlopsModel, IMlopsPoller, IModelVersionActions } from './tokens';
 import { MlopsModel } from './models';
 import { connectNotifications, openLink } from './notifications';
 import { DEFAULT_INTERVAL_MS, labPoller } from './poller';
@@ -142,4 +142,13 @@ const model: JupyterFrontEndPlugin<IMlopsModel> = {
   }
 };
 
-export default [sidebar, live, model];
+/** The registry of model-version actions, for other plugins to add theirs. */
+const versionActions: JupyterFrontEndPlugin<IModelVersionActions> = {
+  id: 'jupyter-mlops:model-version-actions',
+  description: 'Buttons on every model version of jupyter-mlops.',
+  autoStart: true,
+  provides: IModelVersionActions,
+  activate: (): IModelVersionActions => modelVersionActions
+};
+
+export default [sidebar, live, model, versionActions];

@@ -8,6 +8,7 @@ import { ISignal } from '@lumino/signaling';
 
 import type { IDeployment } from './api/deployments';
 import type { IJob } from './api/jobs';
+import type { IModelVersion } from './api/models';
 import type { INotification, INotificationFeed } from './api/notifications';
 
 export type * from './api/datasets';
@@ -74,4 +75,38 @@ export interface IMlopsModel {
 export const IMlopsModel = new Token<IMlopsModel>(
   'jupyter-mlops:IMlopsModel',
   'Jobs, deployments and notifications of jupyter-mlops, shared by its views.'
+);
+
+/** A button shown on every model version (e.g. "Deploy"). */
+export interface IModelVersionAction {
+  /** Unique id; adding an action with the same id replaces it. */
+  id: string;
+  /** Button text. */
+  label: string;
+  /** Tooltip. */
+  caption?: string;
+  /** Whether the button shows for this version (default: always). */
+  isVisible?: (version: IModelVersion) => boolean;
+  /** Run the action; a thrown error's message is shown next to the version. */
+  execute?: (version: IModelVersion) => Promise<string | void> | string | void;
+  /** Instead of `execute`: a form shown under the version while the button is toggled on. */
+  render?: (version: IModelVersion, close: () => void) => JSX.Element;
+}
+
+/** The buttons every model version shows (the Models section reads them). */
+export interface IModelVersionActions {
+  /** Add an action (one with the same id is replaced). */
+  add(action: IModelVersionAction): void;
+  /** Remove the action `id`. */
+  remove(id: string): void;
+  /** The actions, in the order they were added. */
+  list(): IModelVersionAction[];
+  /** Emitted when an action was added or removed. */
+  readonly changed: ISignal<any, void>;
+}
+
+/** Where plugins add actions to model versions (the deployments plugin adds "Deploy"). */
+export const IModelVersionActions = new Token<IModelVersionActions>(
+  'jupyter-mlops:IModelVersionActions',
+  'Buttons shown on every model version of the jupyter-mlops Models section.'
 );

@@ -28,26 +28,12 @@ import {
   setAlias as pointAlias
 } from '../api/models';
 import { CommandIDs } from '../commands';
+import { IModelVersionAction, IModelVersionActions } from '../tokens';
 import { when } from '../format';
 
-/** A button shown on every model version (e.g. "Deploy"). */
-export interface IModelVersionAction {
-  /** Unique id; adding an action with the same id replaces it. */
-  id: string;
-  /** Button text. */
-  label: string;
-  /** Tooltip. */
-  caption?: string;
-  /** Whether the button shows for this version (default: always). */
-  isVisible?: (version: IModelVersion) => boolean;
-  /** Run the action; a thrown error's message is shown next to the version. */
-  execute?: (version: IModelVersion) => Promise<string | void> | string | void;
-  /** Instead of `execute`: a form shown under the version while the button is toggled on. */
-  render?: (version: IModelVersion, close: () => void) => JSX.Element;
-}
 
 /** The registry of per-version actions, and a signal when it changes. */
-export class ModelVersionActions {
+export class ModelVersionActions implements IModelVersionActions {
   private _actions = new Map<string, IModelVersionAction>();
   readonly changed = new Signal<this, void>(this);
 
