@@ -11,8 +11,6 @@ control plane.
 """
 from __future__ import annotations
 
-import json
-import urllib.request
 from typing import Callable, Iterable
 
 from ..core import roles
@@ -64,11 +62,15 @@ def groups_from_auth_state(groups_claim: str, group_roles: dict[str, str]) -> Ca
 
 def discover(issuer: str, timeout: float = 10.0) -> dict:
     """The provider's ``.well-known/openid-configuration`` (authorize, token, userinfo URLs)."""
+    from ..client import ClientConfig, SyncTransport
+    from ..core.errors import MlopsError
+
     url = issuer.rstrip("/") + "/.well-known/openid-configuration"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return json.loads(r.read())
-    except (OSError, ValueError) as e:
+        with SyncTransport(ClientConfig(issuer, timeout=timeout, name="OIDC provider")) as idp:
+            return idp.request("GET", ".well-known/openid-configuration",
+                               follow_redirects=True).json()
+    except (MlopsError, ValueError) as e:
         raise RuntimeError(
             f"OIDC discovery at {url} failed ({e}); check MlopsHub.oidc_issuer or set "
             "MlopsHub.oidc_endpoints") from None
