@@ -253,6 +253,22 @@ def shared_tmp():
     shutil.rmtree(d, ignore_errors=True)
 
 
+def pytest_sessionstart(session):
+    """SIGTERM (a CI runner's timeout, ``kill``) ends the run as Ctrl-C does, so the session's
+    fixtures still stop every platform and server they started: by default Python dies on it
+    at once, and a run started in the background has SIGINT ignored."""
+    main = os.getpid()
+
+    def interrupt(signum, frame):
+        if os.getpid() != main:  # a forked child keeps the default behaviour
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_process_left_behind(tmp_path_factory):
     """Whatever a failed fixture or test left running in this session's directories is
