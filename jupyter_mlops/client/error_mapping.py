@@ -24,13 +24,12 @@ BY_STATUS: dict[int, type[errors.MlopsError]] = {
 
 
 def _by_reason() -> dict[tuple[int, str], type[errors.MlopsError]]:
-    # the base class is left out: a 500 means the server is not well (Unavailable below)
-    found, todo = {}, list(errors.MlopsError.__subclasses__())
-    while todo:
-        cls = todo.pop()
-        found[(cls.status, cls.reason)] = cls
-        todo.extend(cls.__subclasses__())
-    return found
+    # Only the classes of core.errors (a subclass elsewhere, such as a 409 of the GPU allocator,
+    # shares its parent's reason); the base class is left out: a 500 means the server is not
+    # well (Unavailable below).
+    return {(cls.status, cls.reason): cls for cls in vars(errors).values()
+            if isinstance(cls, type) and issubclass(cls, errors.MlopsError)
+            and cls is not errors.MlopsError and cls.__module__ == errors.__name__}
 
 
 BY_REASON = _by_reason()
