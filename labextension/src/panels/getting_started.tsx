@@ -14,7 +14,7 @@
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
-import { Button, checkIcon } from '@jupyterlab/ui-components';
+import { Button } from '@jupyterlab/ui-components';
 import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
@@ -57,6 +57,7 @@ you are ready.`;
 
 import mlflow
 import mlflow.sklearn
+import sklearn
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
@@ -72,7 +73,13 @@ with mlflow.start_run(run_name="first-run"):
     mlflow.log_params(params)
     clf = LogisticRegression(**params).fit(X_train, y_train)
     mlflow.log_metric("accuracy", clf.score(X_test, y_test))
-    mlflow.sklearn.log_model(clf, name="model", input_example=X_test[:2])`;
+    # the requirement named here spares MLflow inferring it (a subprocess, many seconds)
+    mlflow.sklearn.log_model(
+        clf,
+        name="model",
+        input_example=X_test[:2],
+        pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+    )`;
   return {
     cells: [
       { cell_type: 'markdown', metadata: {}, source: source(intro) },
@@ -124,10 +131,7 @@ async function loadSetup(app: JupyterFrontEnd): Promise<ISetup> {
 
 /** Whether the person has a run (in the most recently updated experiments) and a job. */
 async function loadProgress(user: string): Promise<IProgress> {
-  const [experiments, jobs] = await Promise.all([
-    listExperiments(),
-    listJobs()
-  ]);
+  const [experiments, jobs] = await Promise.all([listExperiments(), listJobs()]);
   const recent = [...experiments.experiments]
     .sort((a, b) => (b.last_update_time ?? 0) - (a.last_update_time ?? 0))
     .slice(0, EXPERIMENTS_SEARCHED);
@@ -153,7 +157,7 @@ function Step(props: {
       data-done={props.done ? 'true' : 'false'}
     >
       <span className="jp-mlops-gs-mark" aria-hidden="true">
-        {props.done ? <checkIcon.react tag="span" elementSize="small" /> : props.n}
+        {props.done ? '✓' : props.n}
       </span>
       <div className="jp-mlops-gs-body">
         <div className="jp-mlops-gs-title">
