@@ -16,9 +16,12 @@ Measures (goals):
    (batches streamed over parallel requests at the address the spawner gives user servers,
    each object verified on its way into the store);
 2. hashing throughput vs the single-core blake3 limit measured in the same run (goal >= 80 %);
-3. status with one changed file, stat cache warm (goal <= 50 ms), vs ``dvc status``: the core
-   call, and with the platform the whole ``datasets.status`` a notebook makes (version lookup
-   over HTTP, cached manifest index, stat cache read from disk);
+3. status with one changed file, stat cache warm (goal <= 50 ms): like for like against
+   ``dvc status``, both as fresh processes timed from outside in alternating rounds (a
+   process that reads the stat cache from disk and compares against the latest version, vs
+   ``dvc status`` in its repository), medians and their ratio; then ours in process (the core
+   call), and with the platform the whole ``datasets.status`` a notebook makes (version lookup
+   over HTTP, cached manifest index, stat cache read from disk), which have no DVC peer;
 4. time to the first page (48) of thumbnails through the control plane (with the platform).
 
 DVC is installed into its own virtual environment under the work directory (``pip install
@@ -311,6 +314,62 @@ def run_platform(images: Path, work: Path) -> dict:
         p.stop()
 
 
+# A ``status`` command in a fresh interpreter: only what status needs is imported, the version's
+# manifest is read from a file (as ``dvc status`` reads its .dvc file), the stat cache from disk.
+STATUS_ONCE = """
+import json, sys
+from jupyter_mlops.core.datasets import folder
+from jupyter_mlops.core.datasets.manifest import Manifest
+images, manifest, cache = sys.argv[1:4]
+with open(manifest) as f:
+    m = Manifest.from_dict(json.load(f))
+s = folder.status(images, m, folder.StatCache(images, cache))
+assert len(s["modified"]) == 1, s
+"""
+
+
+def status_rounds(dvc: Path, images: Path, work: Path, rounds: int) -> dict:
+    """Status with one changed file: ours and ``dvc status``, each a fresh process timed from
+    outside, alternating (A B A B). Untimed before each: one file changed (in our folder, and
+    in DVC's hard-linked copy, breaking the link)."""
+    from statistics import median
+
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    repo = work / "dvc-repo"
+    db = Database(f"sqlite:///{work / 'core.sqlite'}")
+    row = db.query("SELECT manifest FROM dataset_versions ORDER BY created_at DESC LIMIT 1")
+    db.dispose()
+    manifest = work / "status-manifest.json"
+    manifest.write_text(row[0]["manifest"])
+    victim = sorted(images.glob("*.tif"))[7]
+    theirs_victim = repo / "images" / victim.name
+    original = victim.read_bytes()
+    ours, theirs = [], []
+    try:
+        for i in range(rounds):
+            data = bytearray(original)
+            data[-1] = (data[-1] + 1 + i) % 256
+            victim.write_bytes(bytes(data))
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", STATUS_ONCE, str(images), str(manifest),
+                            str(work / "core-cache")], check=True, cwd=REPO)
+            ours.append(time.perf_counter() - t)
+            tmp = theirs_victim.with_suffix(".new")
+            tmp.write_bytes(bytes(data))
+            os.replace(tmp, theirs_victim)
+            t = time.perf_counter()
+            r = subprocess.run([str(dvc), "status"], cwd=repo, env=env, capture_output=True,
+                               text=True)
+            theirs.append(time.perf_counter() - t)
+            assert "modified" in r.stdout, r.stdout
+            print(f"status round {i + 1}: ours {ours[-1] * 1000:.0f} ms, dvc status "
+                  f"{theirs[-1] * 1000:.0f} ms", flush=True)
+    finally:
+        victim.write_bytes(original)
+    return {"ours": ours, "dvc": theirs, "ours_median": median(ours),
+            "dvc_median": median(theirs), "ratio": median(ours) / median(theirs)}
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=2000)
@@ -355,6 +414,8 @@ def main(argv=None) -> None:
         dvc = run_dvc(dvc_env(work), images, work)
         warm(images)
     core = run_core(images, work)
+    statuses = None if a.skip_dvc else status_rounds(dvc_env(work), images, work,
+                                                      max(a.rounds, 5))
     plat = None if a.skip_platform else run_platform(images, work)
 
     gb = 2**30
@@ -377,13 +438,15 @@ def main(argv=None) -> None:
             rows.append(("cold publish, platform (HTTP)", f"{plat['publish_http']:.2f} s",
                          f"dvc add {dvc['add']:.2f} s -> "
                          f"{plat['publish_http'] / dvc['add']:.2f}x", "fallback"))
-        rows.append(("status, 1 changed file", f"{core['status'] * 1000:.1f} ms",
-                     f"dvc status {dvc['status'] * 1000:.0f} ms -> "
-                     f"{core['status'] / dvc['status']:.3f}x", "goal <= 50 ms"))
+        rows.append(("status, fresh processes A B A B",
+                     f"{statuses['ours_median'] * 1000:.0f} ms (median)",
+                     f"dvc status {statuses['dvc_median'] * 1000:.0f} ms -> "
+                     f"{statuses['ratio']:.3f}x (median)", ""))
+        rows.append(("status, 1 changed file, in process", f"{core['status'] * 1000:.1f} ms",
+                     "", "goal <= 50 ms"))
         if plat:
             rows.append(("status via datasets.status()", f"{plat['status'] * 1000:.1f} ms",
-                         f"dvc status {dvc['status'] * 1000:.0f} ms -> "
-                         f"{plat['status'] / dvc['status']:.3f}x", "goal <= 50 ms"))
+                         "", "goal <= 50 ms"))
     else:
         rows.append(("cold publish, core path", f"{core['publish']:.2f} s", "", ""))
         if plat:
@@ -404,7 +467,8 @@ def main(argv=None) -> None:
     for r in rows:
         print("  ".join(c.ljust(w[i]) for i, c in enumerate(r)))
     print(json.dumps({"n": n, "bytes": total, "blake3_limit": limit, "core": core,
-                      "dvc": dvc, "rounds": rounds, "platform": plat}, default=str))
+                      "dvc": dvc, "rounds": rounds, "status_rounds": statuses,
+                      "platform": plat}, default=str))
 
 
 if __name__ == "__main__":

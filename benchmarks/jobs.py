@@ -9,9 +9,11 @@ figures are the platform's own cost:
 1. submit-to-running latency: from ``Jobs.submit`` returning to the job's process having
    started (state ``running``, pid recorded), and to the job's first output line.
 2. control plane overhead per job: wall time of a trivial script as a job (submit to
-   ``succeeded``) minus the same script run directly with ``python script.py``.
+   ``succeeded``) minus the same script run directly with ``python script.py``, the two
+   alternating job by job; medians and their ratio.
 3. sweep scheduling overhead: the same trials (a 0.3 s objective) run by plain Optuna in one
-   process vs by a sweep with ``parallel=1`` (each trial a job); the ratio of wall times.
+   process vs by a sweep with ``parallel=1`` (each trial a job), in alternating rounds
+   (``--rounds``); the ratio of the median wall times.
 
 Writes ``benchmarks/results/jobs.json``.
 """
@@ -84,8 +86,8 @@ async def latency_and_overhead(root: Path, n: int) -> dict:
     ws = root / "users" / "alice"
     (ws / "hello.py").write_text("print('hello', flush=True)\n")
     runner.start()
-    to_running, to_output, job_wall = [], [], []
-    for _ in range(n):
+    to_running, to_output, job_wall, direct = [], [], [], []
+    for _ in range(n):  # a job, then the same script run directly: load hits both alike
         t0 = time.perf_counter()
         job = jobs.submit(ALICE, {"path": "hello.py"})
         await wait_state(jobs, job.id, ("running", "succeeded", "failed"))
@@ -97,13 +99,11 @@ async def latency_and_overhead(root: Path, n: int) -> dict:
         done = await wait_state(jobs, job.id, ("succeeded", "failed"))
         assert done.state == "succeeded", done.reason
         job_wall.append(time.perf_counter() - t0)
-    await runner.stop()
-    direct = []
-    for _ in range(n):
         t0 = time.perf_counter()
         subprocess.run([sys.executable, str(ws / "hello.py")], check=True, capture_output=True,
                        cwd=ws)
         direct.append(time.perf_counter() - t0)
+    await runner.stop()
     med = statistics.median
     return {
         "submit_to_running_s": {"median": med(to_running), "max": max(to_running)},
@@ -113,7 +113,8 @@ async def latency_and_overhead(root: Path, n: int) -> dict:
     }
 
 
-async def sweep_vs_optuna(root: Path, trials: int) -> dict:
+def plain_optuna(trials: int) -> float:
+    """Seconds for the trials in one process with Optuna alone (the peer)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -127,8 +128,25 @@ async def sweep_vs_optuna(root: Path, trials: int) -> dict:
     study = optuna.create_study(direction="maximize",
                                 sampler=optuna.samplers.RandomSampler(seed=1))
     study.optimize(objective, n_trials=trials)
-    plain = time.perf_counter() - t0
+    return time.perf_counter() - t0
 
+
+def sweep_vs_optuna(root: Path, trials: int, rounds: int) -> dict:
+    """Alternating rounds: plain Optuna, then the same trials as a sweep of jobs."""
+    plain, ours = [], []
+    for i in range(rounds):
+        plain.append(plain_optuna(trials))
+        ours.append(asyncio.run(one_sweep(root / f"round-{i}", trials)))
+        print(f"sweep round {i + 1}: plain Optuna {plain[-1]:.2f} s, sweep {ours[-1]:.2f} s",
+              flush=True)
+    med = statistics.median
+    return {"trials": trials, "objective_s": OBJECTIVE_SECONDS, "rounds": rounds,
+            "plain_optuna_s": med(plain), "sweep_s": med(ours), "ratio": med(ours) / med(plain),
+            "overhead_per_trial_s": (med(ours) - med(plain)) / trials,
+            "runs": {"plain": plain, "sweep": ours}}
+
+
+async def one_sweep(root: Path, trials: int) -> float:
     jobs, runner, sweeps = build(root)
     (root / "users" / "alice" / "trial.py").write_text(TRIAL)
     runner.tick_seconds = 0.2
@@ -144,20 +162,20 @@ async def sweep_vs_optuna(root: Path, trials: int) -> dict:
     await runner.stop()
     done = sweeps.get(ALICE, s["id"])
     assert done["state"] == "succeeded" and len(done["trials"]) == trials, done["state"]
-    return {"trials": trials, "objective_s": OBJECTIVE_SECONDS, "plain_optuna_s": plain,
-            "sweep_s": ours, "ratio": ours / plain,
-            "overhead_per_trial_s": (ours - plain) / trials}
+    return ours
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=10)
     ap.add_argument("--trials", type=int, default=12)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="alternating rounds of plain Optuna and the sweep (medians compared)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         lat = asyncio.run(latency_and_overhead(Path(d) / "a", a.jobs))
-        sw = asyncio.run(sweep_vs_optuna(Path(d) / "b", a.trials))
-    print(f"{'':38}{'jupyter-mlops':>16}{'peer':>14}{'ratio':>8}")
+        sw = sweep_vs_optuna(Path(d) / "b", a.trials, a.rounds)
+    print(f"{'medians':38}{'jupyter-mlops':>16}{'peer':>14}{'ratio':>8}")
     print(f"{'submit -> running (median, s)':38}{lat['submit_to_running_s']['median']:>16.3f}"
           f"{'goal < 1':>14}")
     print(f"{'submit -> first output (median, s)':38}"
