@@ -32,7 +32,7 @@ def walker(platform):
     platform.add_user(USER, PASSWORD)
     token = platform.token(USER)
     client = ControlPlane(f"{platform.url}/{API.rsplit('/', 1)[0]}/", token)
-    if not any(d["name"] == DATASET for d in client.list()):
+    if not any(d["name"] == DATASET for d in client.datasets()):
         publish.publish_demo(DATASET, n_images=24, seed=11, size=128, client=client)
     yield token
     platform.api("DELETE", f"{API}/deployments/{MODEL}", token)
