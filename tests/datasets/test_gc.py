@@ -98,15 +98,29 @@ def test_collection_waits_for_a_record_in_progress(catalog, store):
         release.wait(10)
         return store.missing(hashes)
 
+    class Watched:
+        """The store lock, telling when someone asks for it."""
+
+        def __init__(self, lock):
+            self.lock, self.asked = lock, threading.Event()
+
+        def __enter__(self):
+            self.asked.set()
+            return self.lock.__enter__()
+
+        def __exit__(self, *exc):
+            return self.lock.__exit__(*exc)
+
     t = threading.Thread(target=catalog.publish_stored, args=(ME, "slow", m, slow_missing))
     t.start()
-    entered.wait(10)
+    assert entered.wait(10)  # the record holds the store lock now
+    lock = catalog.store_lock = Watched(catalog.store_lock)
     result = {}
     gc = threading.Thread(target=lambda: result.update(
         collect_garbage(catalog, store, dry_run=False, grace_seconds=0)))
     gc.start()
-    time.sleep(0.3)
-    assert gc.is_alive()  # blocked behind the record
+    assert lock.asked.wait(10)  # the collection has come to the lock the record holds
+    assert not result
     release.set()
     t.join(10)
     gc.join(10)

@@ -14,6 +14,7 @@ from jupyter_mlops.backends.store import LocalStore, StoreSettings
 from jupyter_mlops.core.datasets.manifest import FileEntry, Manifest
 from jupyter_mlops.core.roles import USE, Caller
 from jupyter_mlops.service.store_sweep import sweep_at_start
+from tests.fixtures import until
 
 
 @pytest.fixture
@@ -97,10 +98,7 @@ def test_a_recorded_version_missing_from_the_shared_root_is_materialised(start):
     out = sweep_at_start(start(), StoreSettings())
     assert out["to_materialise"] == 1 and out["private_removed"] == 1
     assert not stale.parent.exists()
-    deadline = time.monotonic() + 10
-    while not (target / ".mlops-version.json").exists():
-        assert time.monotonic() < deadline, "never materialised"
-        time.sleep(0.05)
+    until((target / ".mlops-version.json").exists, 10, "the version materialised", every=0.05)
     assert (target / "a.bin").read_bytes() == data
 
 
