@@ -25,7 +25,7 @@ from jupyter_mlops.backends.kube_pods import FATAL_WAITING
 from jupyter_mlops.core.errors import MlopsError
 
 from . import objects
-from .profiles import Profile, ProfileSpawnerMixin, spawn_error
+from .profiles import ProfileSpawnerMixin, spawn_error
 
 MERGED = ("volumes", "volume_mounts", "tolerations", "environment", "node_selector",
           "extra_resource_limits", "image", "cpu_limit", "cpu_guarantee", "mem_limit",
@@ -91,38 +91,50 @@ class MlopsKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
         cluster autoscaler adds GPU nodes on demand. Claims still binding never count.""",
     ).tag(config=True)
 
-    _mlops_profile: Profile | None = None
     _configured: dict | None = None
     _unschedulable_since: float | None = None
 
-    # --- profile -> pod ------------------------------------------------------------------------
+    # --- profile -> pod: kubespawner's profile_list -------------------------------------------
 
-    async def load_user_options(self):
-        """Apply the chosen profile onto the configured traits (kubespawner calls this)."""
-        profile = self._mlops_profile or self.chosen_profile()
-        if self._configured is None:  # the admin's values, before any profile touched them
-            self._configured = {k: copy.deepcopy(getattr(self, k)) for k in MERGED}
-        base = copy.deepcopy(self._configured)
-        env = {}
+    @default("profile_list")
+    def _default_profile_list(self):
+        # kubespawner's own profile mechanism: its load_user_options calls this at each start
+        # and applies the chosen entry's kubespawner_override to the spawner.
+        return self.kube_profile_list
+
+    def kube_profile_list(self, spawner=None) -> list[dict]:
+        """The ``profiles`` the user may use, as kubespawner's ``profile_list``. Each
+        ``kubespawner_override`` sets the profile's image, CPU and memory (where it has them)
+        and adds its GPU limit, GPU placement, dataset volume and platform environment to the
+        administrator's values (kubespawner merges dict values, replaces lists)."""
+        base = self._admin_values()
+        env = {"MLFLOW_DISABLE_TELEMETRY": "true"}
         if self.control_plane_url:
             env["JUPYTER_MLOPS_CONTROL_PLANE_URL"] = self.control_plane_url
         if self.mlflow_url:
             env["MLFLOW_TRACKING_URI"] = self.mlflow_url
-        env["MLFLOW_DISABLE_TELEMETRY"] = "true"
-        o = objects.profile_overrides(profile=profile, default_image=base["image"],
-                                      dataset_claim=self.dataset_claim or None,
-                                      dataset_mount=self.dataset_mount_path, environment=env)
-        self.image = o["image"]
-        for key in ("cpu_limit", "cpu_guarantee", "mem_limit", "mem_guarantee"):
-            setattr(self, key, o[key] if o[key] is not None else base[key])
-        self.volumes = _as_list(base["volumes"]) + o["volumes"]
-        self.volume_mounts = _as_list(base["volume_mounts"]) + o["volume_mounts"]
-        self.tolerations = _as_list(base["tolerations"]) + o["tolerations"]
-        self.environment = {**base["environment"], **o["environment"]}
-        self.node_selector = {**base["node_selector"], **o["node_selector"]}
-        self.extra_resource_limits = {**base["extra_resource_limits"],
-                                      **o["extra_resource_limits"]}
-        self.extra_pod_config = {**base["extra_pod_config"], **o["extra_pod_config"]}
+        out = []
+        for profile in self.allowed_profiles():
+            o = objects.profile_overrides(profile=profile, default_image=base["image"],
+                                          dataset_claim=self.dataset_claim or None,
+                                          dataset_mount=self.dataset_mount_path,
+                                          environment=env)
+            override = {key: o[key] for key in ("image", "environment", "node_selector",
+                                                "extra_resource_limits", "extra_pod_config")}
+            override.update({key: _as_list(base[key]) + o[key]
+                             for key in ("volumes", "volume_mounts", "tolerations")})
+            override.update({key: o[key] for key in ("cpu_limit", "cpu_guarantee", "mem_limit",
+                                                     "mem_guarantee") if o[key] is not None})
+            out.append({"slug": profile.slug, "display_name": profile.display_name,
+                        "description": profile.description, "default": profile.default,
+                        "kubespawner_override": override})
+        return out
+
+    def _admin_values(self) -> dict:
+        """The administrator's values of what profiles change, as before any profile."""
+        if self._configured is None:
+            self._configured = {k: copy.deepcopy(getattr(self, k)) for k in MERGED}
+        return copy.deepcopy(self._configured)
 
     def get_env(self):
         env = super().get_env()
@@ -190,8 +202,11 @@ class MlopsKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
         then kubespawner's own ``start``, watched so that a pod that cannot start fails the
         spawn with the cluster's reason instead of waiting out ``start_timeout``."""
         profile = self.chosen_profile()
-        self._mlops_profile = profile
         await self.allocate_gpus(profile)
+        # A previous start's profile must not linger: kubespawner merges the dict values of
+        # the next profile's override into the current ones.
+        for key, value in self._admin_values().items():
+            setattr(self, key, value)
         self._unschedulable_since = None
         # kubespawner's start keeps the future it returns: its progress() streams the pod's
         # events until that future is done (also when it is cancelled below).

@@ -208,7 +208,9 @@ class ProfileSpawnerMixin(Configurable):
     # --- profiles -----------------------------------------------------------------------------
 
     @property
-    def profile_list(self) -> list[Profile]:
+    def all_profiles(self) -> list[Profile]:
+        """Every profile of ``profiles`` (not named ``profile_list``: that is kubespawner's
+        trait, which the Kubernetes spawner fills from these)."""
         return [Profile.from_dict(p) for p in self.profiles]
 
     def _user_groups_and_roles(self) -> tuple[set[str], set[str]]:
@@ -220,7 +222,7 @@ class ProfileSpawnerMixin(Configurable):
 
     def allowed_profiles(self) -> list[Profile]:
         groups, roles = self._user_groups_and_roles()
-        return [p for p in self.profile_list if p.allows(groups, roles)]
+        return [p for p in self.all_profiles if p.allows(groups, roles)]
 
     def chosen_profile(self) -> Profile:
         """The profile in ``user_options`` (or the default), refused if not allowed."""
@@ -235,7 +237,7 @@ class ProfileSpawnerMixin(Configurable):
             return next((p for p in allowed if p.default), allowed[0])
         if not isinstance(slug, str):
             raise spawn_error(400, "profile must be a profile name")
-        if slug not in {p.slug for p in self.profile_list}:
+        if slug not in {p.slug for p in self.all_profiles}:
             raise spawn_error(400, f"unknown profile {slug!r}")
         for p in allowed:
             if p.slug == slug:
@@ -245,7 +247,7 @@ class ProfileSpawnerMixin(Configurable):
                                f"{', '.join(self._restriction(slug)) or '-'})")
 
     def _restriction(self, slug: str) -> list[str]:
-        p = next(p for p in self.profile_list if p.slug == slug)
+        p = next(p for p in self.all_profiles if p.slug == slug)
         return [*p.allowed_groups, *p.allowed_roles]
 
     # --- GPU accounting -----------------------------------------------------------------------

@@ -63,6 +63,15 @@ async def test_no_gpu_free_fails_fast_with_the_scheduler_reason(fake):
         "1 Insufficient nvidia.com/gpu.")
     assert fake.get("pods", "default", bob.pod_name) is None  # no pending pod left behind
     await alice.stop()
+    # The same server started again with the CPU profile: nothing of the GPU one lingers
+    # (kubespawner merges a profile's dict values into the spawner's current ones)
+    alice.user_options = {"profile": "cpu"}
+    await alice.start()
+    spec = fake.get("pods", "default", alice.pod_name)["spec"]
+    assert "nvidia.com/gpu" not in spec["containers"][0]["resources"].get("limits", {})
+    assert "nvidia.com/gpu.product" not in spec.get("nodeSelector", {})
+    assert spec["containers"][0]["image"] == "quay.io/jupyter/scipy-notebook:2025-01-06"
+    await alice.stop()
 
 
 async def test_node_selector_mismatch_and_image_pull_failure(fake):
