@@ -110,6 +110,15 @@ def run_command(page: Page, label: str) -> None:
     entry.click()
 
 
+def choose_dataset(view, name: str, timeout: float = 30_000) -> None:
+    """Pick ``name`` in the dataset browser's picker once the catalog lists it, and check the
+    choice sticks (a later refresh of the list must not switch to another dataset)."""
+    picker = view.get_by_label("Dataset", exact=True)
+    expect(picker.locator(f'option[value="{name}"]')).to_have_count(1, timeout=timeout)
+    picker.select_option(name)
+    expect(picker).to_have_value(name)
+
+
 def open_mlops_sidebar(page: Page):
     """Show the MLOps sidebar. Its tab toggles, and the lab may restore it already open."""
     sidebar = page.locator("#jp-mlops-sidebar")
