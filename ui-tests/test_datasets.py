@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import hub_login, main_tab, open_lab, run_command, shot
+from conftest import choose_dataset, hub_login, main_tab, open_lab, run_command, shot
 from playwright.sync_api import expect
 
 from jupyter_mlops import datasets
@@ -74,13 +74,9 @@ def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
 
     run_command(page, "open the dataset browser")
     view = page.locator(".jp-mlops-datasets-main")
-    picker = view.get_by_label("Dataset", exact=True)
-    for _ in range(10):  # the list may still refresh and re-select its first entry
-        picker.select_option("ui-cells")
-        page.wait_for_timeout(500)
-        if picker.input_value() == "ui-cells":
-            break
+    choose_dataset(view, "ui-cells", timeout=LOADED)
     expect(view.get_by_test_id("dataset-summary")).to_contain_text("12 ·", timeout=LOADED)
+    expect(view.get_by_label("Dataset", exact=True)).to_have_value("ui-cells")
 
     # publish v2 from the workspace folder, with a seeded split
     view.get_by_role("tab", name="Publish").click()
@@ -237,13 +233,9 @@ def test_move_tags_and_mark_a_reference_version(page, platform, tmp_path):
     open_lab(page, platform, "admin")
     run_command(page, "open the dataset browser")
     view = page.locator(".jp-mlops-datasets-main")
-    picker = view.get_by_label("Dataset", exact=True)
-    for _ in range(10):
-        picker.select_option("ui-tagged")
-        page.wait_for_timeout(500)
-        if picker.input_value() == "ui-tagged":
-            break
+    choose_dataset(view, "ui-tagged", timeout=LOADED)
     expect(view.get_by_test_id("dataset-summary")).to_contain_text("6 ·", timeout=LOADED)
+    expect(view.get_by_label("Dataset", exact=True)).to_have_value("ui-tagged")
     view.get_by_label("Version", exact=True).select_option("v1")
     view.get_by_role("tab", name="Tags").click()
     tags = view.get_by_test_id("dataset-tags")

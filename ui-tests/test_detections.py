@@ -109,11 +109,15 @@ def test_error_gallery_and_two_runs_side_by_side(page, platform, evaluated):
 
     # A run that was never evaluated shows no detections (in its own tab).
     main_tab(page, "Experiment: ui-detections").click()
-    table.get_by_role("link", name=UNEVALUATED, exact=True).click()
+    eval_listing = re.compile(r"/mlops/api/runs/[^/?]+/artifacts\?(.*&)?path=eval(&|$)")
+    with page.expect_response(lambda r: eval_listing.search(r.url), timeout=WAIT) as listed:
+        table.get_by_role("link", name=UNEVALUATED, exact=True).click()
+    assert listed.value.ok, listed.value.status
     unevaluated = page.locator(".jp-mlops-run-tab:visible")
     expect(unevaluated.get_by_test_id("run-detail")).to_contain_text("Parameters (1)",
                                                                      timeout=WAIT)
-    page.wait_for_timeout(1000)  # its artifact listing has come back by now
+    # two frames after its eval/ listing came back, the tab shows what that listing said
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     expect(unevaluated.get_by_test_id("run-detections")).to_have_count(0)
 
     # Two evaluated runs side by side on the same images, the largest difference first.

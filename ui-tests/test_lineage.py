@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 
-from conftest import hub_login, open_lab, run_command, shot
+from conftest import choose_dataset, hub_login, open_lab, run_command, shot
 from playwright.sync_api import expect
 
 from jupyter_mlops import datasets
@@ -78,13 +78,9 @@ def test_lineage_from_a_dataset_version_to_the_deployment_and_back(page, platfor
     open_lab(page, platform, USER)
     run_command(page, "open the dataset browser")
     view = page.locator(".jp-mlops-datasets-main")
-    picker = view.get_by_label("Dataset", exact=True)
-    for _ in range(10):  # the list may still refresh and re-select its first entry
-        picker.select_option(DATASET)
-        page.wait_for_timeout(500)
-        if picker.input_value() == DATASET:
-            break
+    choose_dataset(view, DATASET, timeout=LOADED)
     expect(view.get_by_label("Version")).to_have_value("v1", timeout=LOADED)
+    expect(view.get_by_label("Dataset", exact=True)).to_have_value(DATASET)
 
     # the version's lineage: run -> model version -> deployment, nested
     view.get_by_role("tab", name="Lineage").click()
