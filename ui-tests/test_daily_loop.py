@@ -119,8 +119,10 @@ def test_first_login_to_a_deployed_model_without_a_reload(page, platform):
     expect(logged).to_contain_text("logged model")
     expect(logged).to_contain_text("m-")
     both_themes(page, "daily-02-run-with-logged-model")
-    # the run view's MLflow links (run, logged model) open for the person
-    hrefs = page.locator(".jp-MainAreaWidget a[href*='/services/mlflow/']").evaluate_all(
+    # the MLflow links of the run's and experiment's views and of the sidebar's Platform
+    # section open for the person
+    hrefs = page.locator(".jp-MainAreaWidget a[href*='/services/mlflow/'], "
+                         "#jp-mlops-sidebar a[href*='/services/mlflow/']").evaluate_all(
         "links => links.map(a => a.href)")
     assert hrefs, "the run view links to MLflow"
     for href in set(hrefs):
