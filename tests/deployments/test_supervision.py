@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import time
 
 import pytest
 import pytest_asyncio
@@ -20,6 +19,7 @@ from jupyter_mlops.core.deployments import Deployments, LoadFailed, SupervisionP
 from jupyter_mlops.core.errors import Unavailable
 from jupyter_mlops.core.projects import Projects
 from jupyter_mlops.core.roles import ADMIN, Caller
+from tests.fixtures import until_async
 
 ADMIN_CALLER = Caller("admin", scopes=frozenset({ADMIN}))
 
@@ -101,13 +101,9 @@ async def lab(tmp_path, manual_clock):
 
 
 async def until(check, what: str, timeout: float = 5.0):
-    """Poll ``check()`` (the supervisor's tasks run meanwhile) until it holds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"never {what}")
+    """:func:`~tests.fixtures.until_async` polling often (the supervisor's tasks run meanwhile
+    and a manual clock moves in small steps)."""
+    return await until_async(check, timeout, what, every=0.005)
 
 
 def status(deployments, name="lr"):
