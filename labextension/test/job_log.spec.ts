@@ -24,6 +24,10 @@ describe('terminalText', () => {
     expect(terminalText('downloading 10 MB\rdone')).toBe('doneloading 10 MB');
   });
 
+  it('lets a redraw that erases the line replace it (rich and pip bars)', () => {
+    expect(terminalText('downloading 10 MB\r\x1b[2Kdone\n')).toBe('done\n');
+  });
+
   it('treats CRLF as a plain line end', () => {
     expect(terminalText('one\r\ntwo\r\n')).toBe('one\ntwo\n');
   });

@@ -11,22 +11,28 @@ const ESCAPES = /\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\
 // eslint-disable-next-line no-control-regex
 const CUT_ESCAPE = /\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*)?$/;
 
+/** Erase-line sequences (`ESC[K`, `ESC[2K`...) at the start of a redraw: the old text goes. */
+// eslint-disable-next-line no-control-regex
+const ERASE_LINE = /^(?:\x1b\[[0-?]*[ -/]*[@-~])*?\x1b\[[012]?K/;
+
 /**
  * The text a terminal would show for `raw`: escape sequences removed, and each carriage return
  * moving back to the start of the line, so the next text writes over what was there (a
- * progress bar's last state stays, not its every step). `\r\n` is a plain line end.
+ * progress bar's last state stays, not its every step; a redraw starting with an erase-line
+ * sequence replaces the line). `\r\n` is a plain line end.
  */
 export function terminalText(raw: string): string {
-  const text = raw.replace(ESCAPES, '').replace(CUT_ESCAPE, '');
-  return text
+  const strip = (text: string) => text.replace(ESCAPES, '').replace(CUT_ESCAPE, '');
+  return raw
     .split('\n')
     .map(line => {
       if (!line.includes('\r')) {
-        return line;
+        return strip(line);
       }
       let shown = '';
       for (const part of line.replace(/\r+$/, '').split('\r')) {
-        shown = part + shown.slice(part.length);
+        const text = strip(part);
+        shown = ERASE_LINE.test(part) ? text : text + shown.slice(text.length);
       }
       return shown;
     })
