@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import blake3
 import pytest
@@ -15,10 +14,8 @@ from jupyter_mlops import datasets
 
 from jupyter_mlops.client import ControlPlane
 from jupyter_mlops.core.datasets import transfer
-from jupyter_mlops.core.db import Database
-from jupyter_mlops.core.projects import Projects
-from jupyter_mlops.core.roles import ADMIN, MANAGE, USE, Caller
 from jupyter_mlops.demo import cells
+from tests.fixtures import until
 
 API = "services/mlops/api"
 
@@ -190,9 +187,8 @@ def test_reference_version_needs_a_manager(published, platform, people):
 
 
 def test_publishing_needs_membership_of_the_owning_project(platform, people, client):
-    db = Database(f"sqlite:///{platform.data_dir / 'control' / 'mlops.sqlite'}")
-    admin = Caller("admin", scopes=frozenset({USE, MANAGE, ADMIN}))
-    Projects(db).create(admin, "secret-lab")
+    r = platform.api("POST", f"{API}/projects", people["admin"], json={"name": "secret-lab"})
+    assert r.status_code == 201, r.text
     r = platform.api("POST", f"{API}/datasets", people["admin"],
                      json={"name": "secret-cells", "project": "secret-lab"})
     assert r.status_code == 201
@@ -282,10 +278,8 @@ def test_a_killed_publish_leaves_no_version(platform, people, client, tmp_path):
     r = platform.api("GET", f"{API}/datasets/killed", people["dana"])
     assert r.status_code == 404  # nothing recorded, not even the name
     tmp = platform.data_dir / "store" / "tmp"
-    deadline = time.monotonic() + 10  # the control plane drops the object in flight
-    while any(tmp.iterdir()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(tmp.iterdir())
+    # the control plane drops the object in flight
+    until(lambda: not any(tmp.iterdir()), 10, "the object in flight to be dropped", every=0.1)
     v = datasets.publish(root, "killed", client=client)
     assert v["version"] == "v1" and 0 < v["transfer"]["uploaded"] < 21
 

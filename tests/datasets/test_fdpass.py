@@ -7,7 +7,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
 
 import blake3
 import pytest
@@ -18,6 +17,7 @@ from jupyter_mlops.client import ControlPlane
 from jupyter_mlops.core import errors
 from jupyter_mlops.backends import fdpass
 from jupyter_mlops.demo import cells
+from tests.fixtures import until
 
 API = "services/mlops/api"
 
@@ -180,14 +180,12 @@ def test_a_user_holds_a_bounded_number_of_connections_then_publishes_over_http(
         for s, _ in held:
             s.close()
     # slots come back when connections end (the server notices the close at once)
-    deadline = time.monotonic() + 10
-    while True:
+    def greeted():
         s, reply = hello(sock_path, gus, "fd-busy")
         s.close()
-        if reply["ok"] or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    assert reply["ok"], reply
+        return reply["ok"] and reply
+
+    until(greeted, 10, "a free slot", every=0.1)
     # a publisher whose later connections find the socket busy sends those batches over HTTP
     pub = fdpass.FdPublisher(sock_path, gus, "fd-busy", None,
                              client_for(platform, gus, ""))
@@ -313,10 +311,8 @@ def test_a_killed_socket_publish_leaves_no_version(platform, people, sock_path, 
     r = platform.api("GET", f"{API}/datasets/fd-killed", people["fiona"])
     assert r.status_code == 404  # nothing recorded
     tmp = platform.data_dir / "store" / "tmp"
-    deadline = time.monotonic() + 10
-    while any(tmp.iterdir()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(tmp.iterdir())  # no half-written object left behind
+    # no half-written object left behind
+    until(lambda: not any(tmp.iterdir()), 10, "the object in flight to be dropped", every=0.1)
     v = datasets.publish(root, "fd-killed", client=client_for(platform, people["fiona"],
                                                               sock_path))
     assert v["version"] == "v1" and v["transfer"]["path"] == "socket"

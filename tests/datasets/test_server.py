@@ -6,6 +6,7 @@ import time
 import pytest
 
 from jupyter_mlops.demo import cells
+from tests.fixtures import until
 
 USER = "sam"
 
@@ -28,11 +29,8 @@ def lab(platform):
 
 
 def wait_job(call, job: dict) -> dict:
-    deadline = time.monotonic() + 60
-    while job["state"] == "running" and time.monotonic() < deadline:
-        time.sleep(0.2)
-        job = call("GET", f"datasets/jobs/{job['id']}").json()
-    return job
+    return until(lambda: (j := call("GET", f"datasets/jobs/{job['id']}").json())["state"]
+                 != "running" and j, 60, f"publish job {job['id']} to end", every=0.2)
 
 
 def test_publish_a_workspace_folder_with_progress(lab):

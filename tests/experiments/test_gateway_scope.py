@@ -4,10 +4,6 @@ from __future__ import annotations
 import pytest
 import requests
 
-from jupyter_mlops.core.db import Database
-from jupyter_mlops.core.projects import Projects
-from jupyter_mlops.core.roles import ADMIN, MANAGE, USE, Caller
-
 API = "services/mlflow/api/2.0/mlflow"
 
 
@@ -16,11 +12,13 @@ def people(platform):
     """ann is in project vision4, bob is not; both are in the default project."""
     for name in ("ann4", "bob4"):
         platform.add_user(name, "password-" + name)
-    projects = Projects(Database(f"sqlite:///{platform.data_dir / 'control' / 'mlops.sqlite'}"))
-    admin = Caller("admin", scopes=frozenset({ADMIN, MANAGE, USE}))
-    if projects.get("vision4") is None:
-        projects.create(admin, "vision4", description="gateway scope tests")
-    projects.add_member(admin, "vision4", "ann4")
+    admin = platform.admin_token()
+    r = platform.api("POST", "services/mlops/api/projects", admin,
+                     json={"name": "vision4", "description": "gateway scope tests"})
+    assert r.status_code in (201, 409), r.text
+    r = platform.api("PUT", "services/mlops/api/projects/vision4/members/ann4", admin,
+                     json={"role": "member"})
+    assert r.status_code == 200, r.text
     return {"ann": platform.token("ann4"), "bob": platform.token("bob4"),
             "admin": platform.admin_token()}
 
