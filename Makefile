@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: install up test chromium slurm build-ext clean
+.PHONY: install up test bench chromium slurm build-ext clean
 
 # A virtual environment any local user can run (Debian's /usr/bin/python3, not a root-only
 # pyenv), so per-user servers can use it too.
@@ -50,6 +50,11 @@ test: install chromium slurm
 	npm run --silent lint
 	npm test --silent
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Every benchmark against its named peer, one after the other (tens of minutes; each prints
+# medians and the ratio, results in benchmarks/results/); fails if one missed its goal.
+bench: install chromium
+	@status=0; for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || status=1; done; exit $$status
 
 clean:
 	rm -rf $(VENV) node_modules labextension/lib jupyter_mlops/labextension
