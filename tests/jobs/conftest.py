@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from jupyter_mlops.core.jobs.sweeps import Sweeps
 from jupyter_mlops.core.jobs.tracking import MLFLOW_SCOPE, FixedTokenIssuer
 from jupyter_mlops.core.projects import Projects
 from jupyter_mlops.core.roles import Caller
+from tests.fixtures import until_async
 
 USERS = ("alice", "bob", "carol")
 
@@ -103,22 +103,19 @@ class Lab:
 
     async def wait_group(self, get, states=("succeeded", "failed", "cancelled"),
                          timeout: float = 90.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            g = get()
-            if g["state"] in states:
-                return g
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"still {get()}")
+        try:
+            return await until_async(lambda: (g := get())["state"] in states and g, timeout,
+                                     "the group's end", every=0.2)
+        except AssertionError:
+            raise AssertionError(f"still {get()}") from None
 
     async def wait(self, job_id: int, states=("succeeded", "failed", "cancelled", "pruned"),
                    timeout: float = 60.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            job = self.jobs.store.get(job_id)
-            if job.state in states:
-                return job
-            await asyncio.sleep(0.1)
+        try:
+            return await until_async(lambda: (j := self.jobs.store.get(job_id)).state in states
+                                     and j, timeout, f"job {job_id} to end")
+        except AssertionError:
+            pass
         job = self.jobs.store.get(job_id)
         log = (self.jobs.job_dir(job_id) / "output.log")
         raise AssertionError(f"job {job_id} still {job.state} ({job.reason}); log:\n"

@@ -1,17 +1,17 @@
 """Real subprocess jobs through the runner: run, log to MLflow, cancel, kill -9, restart."""
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
-import time
 
 import psutil
 import pytest
 
 from jupyter_mlops.core import roles
 from jupyter_mlops.core.errors import Forbidden, InvalidInput, NotFound
+
+from tests.fixtures import until_async
 
 from .conftest import caller
 
@@ -133,10 +133,8 @@ async def test_cancel_stops_the_process_group(lab, mlflow_client):
     lab.write("alice", "sleep.py", SLEEPER)
     job = lab.jobs.submit(caller("alice"), {"path": "sleep.py"})
     running = await lab.wait(job.id, states=("running",))
-    for _ in range(100):  # until the script itself printed
-        if "sleeping" in lab.jobs.logs(caller("alice"), job.id)["text"]:
-            break
-        await asyncio.sleep(0.1)
+    await until_async(lambda: "sleeping" in lab.jobs.logs(caller("alice"), job.id)["text"], 60,
+                      "the script's first line")
     lab.jobs.cancel(caller("alice"), job.id)
     done = await lab.wait(job.id, timeout=20)
     assert done.state == "cancelled"
@@ -153,10 +151,8 @@ async def test_kill_9_marks_failed_and_keeps_logs(quick_lab):
     lab.write("alice", "sleep.py", SLEEPER)
     job = lab.jobs.submit(caller("alice"), {"path": "sleep.py"})
     running = await lab.wait(job.id, states=("running",))
-    for _ in range(100):
-        if "sleeping" in lab.jobs.logs(caller("alice"), job.id)["text"]:
-            break
-        await asyncio.sleep(0.1)
+    await until_async(lambda: "sleeping" in lab.jobs.logs(caller("alice"), job.id)["text"], 60,
+                      "the script's first line")
     os.killpg(running.handle["pid"], signal.SIGKILL)
     done = await lab.wait(job.id, timeout=20)
     assert done.state == "failed"
@@ -172,7 +168,13 @@ async def test_control_plane_restart_reattaches_running_job(quick_lab):
                                             "params": {"epochs": 4, "sleep": 1.0}})
     running = await lab.wait(job.id, states=("running",))
     await lab.runner.stop()  # the control plane goes away...
-    await asyncio.sleep(1.0)
+    progress = lab.jobs.job_dir(job.id) / "progress.json"
+
+    def epochs() -> int:
+        return json.loads(progress.read_text())["done"] if progress.exists() else 0
+
+    before = epochs()  # the job trains on meanwhile, its state untouched
+    await until_async(lambda: epochs() > before, 10, "an epoch with no control plane")
     assert lab.jobs.store.get(job.id).state == "running"
     await lab.restart()  # ...and a new one starts on the same database
     done = await lab.wait(job.id, timeout=30)
@@ -238,10 +240,8 @@ async def test_time_limit_stops_the_job_and_fails_it(quick_lab):
     done = await lab.wait(job.id, timeout=30)
     assert done.state == "failed" and done.reason == "time limit of 1 s reached"
     # and nothing of it outlives the job: its wrapper ended first, the script is killed too
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and alive_in_group(done.handle["pid"]):
-        await asyncio.sleep(0.2)
-    assert alive_in_group(done.handle["pid"]) == []
+    await until_async(lambda: alive_in_group(done.handle["pid"]) == [], 10,
+                      "the job's processes to end", every=0.2)
 
 
 @pytest.mark.asyncio

@@ -3,7 +3,7 @@ for a member with the reason, allowed for the project's manager and, once the pr
 it, for a member; the owner sees who cancelled. Someone outside the project sees nothing."""
 from __future__ import annotations
 
-import time
+from tests.fixtures import until
 
 API = "services/mlops/api"
 PASSWORD = "job-owners-1"
@@ -27,13 +27,10 @@ def _submit(platform, token, user):
 
 
 def _wait_state(platform, token, job_id, states, timeout=60):
-    deadline = time.monotonic() + timeout
-    while True:
-        job = platform.api("GET", f"{API}/jobs/{job_id}", token).json()
-        if job["state"] in states:
-            return job
-        assert time.monotonic() < deadline, job
-        time.sleep(0.3)
+    def job():
+        j = platform.api("GET", f"{API}/jobs/{job_id}", token).json()
+        return j if j["state"] in states else None
+    return until(job, timeout, f"job {job_id} to be {'/'.join(states)}")
 
 
 def test_only_owner_manager_or_allowed_members_cancel_a_job(platform, mlflow_access):

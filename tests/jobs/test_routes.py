@@ -1,9 +1,9 @@
 """The jobs routes of the control plane, through the real platform (hub, proxy, MLflow)."""
 from __future__ import annotations
 
-import time
-
 import pytest
+
+from tests.fixtures import until
 
 API = "services/mlops/api"
 
@@ -16,13 +16,10 @@ print("route job done")
 
 
 def _wait(platform, token, job_id, states=("succeeded", "failed", "cancelled"), timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = platform.api("GET", f"{API}/jobs/{job_id}", token).json()
-        if job["state"] in states:
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id}: {job}")
+    def job():
+        j = platform.api("GET", f"{API}/jobs/{job_id}", token).json()
+        return j if j["state"] in states else None
+    return until(job, timeout, f"job {job_id} to be {'/'.join(states)}")
 
 
 def test_submit_run_and_read_through_the_routes(platform, mlflow_access):
@@ -133,12 +130,8 @@ def test_magics_submit_and_sweep(platform, mlflow_access, monkeypatch, capsys):
         assert "no notebook 'nope/nb.ipynb'" in str(e) or "nope.ipynb" in str(e)
     else:
         raise AssertionError("an unknown notebook must be refused")
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        s = platform.api("GET", f"{API}/sweeps/{sweep['id']}", alice).json()
-        if s["state"] != "running":
-            break
-        time.sleep(0.5)
+    s = until(lambda: (s := platform.api("GET", f"{API}/sweeps/{sweep['id']}", alice).json())
+              ["state"] != "running" and s, 90, "the sweep's end")
     assert s["state"] == "succeeded" and len(s["trials"]) == 2
 
 
@@ -158,10 +151,8 @@ def test_job_submitted_from_the_lab_outlives_the_users_server(platform, mlflow_a
     _wait(platform, token, job["id"], states=("running",))
     r = platform.hub("DELETE", "users/carol/server")
     assert r.status_code in (202, 204), r.text
-    deadline = time.monotonic() + 30
-    while platform.hub("GET", "users/carol").json().get("servers"):
-        assert time.monotonic() < deadline, "carol's server did not stop"
-        time.sleep(0.3)
+    until(lambda: not platform.hub("GET", "users/carol").json().get("servers"), 30,
+          "carol's server to stop")
     done = _wait(platform, token, job["id"])
     assert done["state"] == "succeeded", done["reason"]
     logs = platform.api("GET", f"{API}/jobs/{job['id']}/logs", token).json()
