@@ -13,13 +13,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import boto3
 from botocore.config import Config
 
-from tests.fixtures import free_port
+from tests.fixtures import free_port, until
 
 ACCESS_KEY = "mlops-test-key"
 SECRET_KEY = "mlops-test-secret-0123456789"
@@ -66,9 +65,9 @@ class SeaweedS3:
         self.log = open(self.dir / "weed.out", "w")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + timeout
         client = self.client()
-        while time.monotonic() < deadline:
+
+        def writable() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError("weed exited:\n" + (self.dir / "weed.out").read_text()[-3000:])
             try:
@@ -76,12 +75,17 @@ class SeaweedS3:
                 # the S3 gateway answers before volumes are writable: probe a real write
                 client.create_bucket(Bucket="probe")
                 client.put_object(Bucket="probe", Key="k", Body=b"x")
-                return self
+                return True
             except Exception:
-                time.sleep(0.3)
-        self.stop()
-        raise RuntimeError("SeaweedFS S3 did not answer:\n" +
-                           (self.dir / "weed.out").read_text()[-3000:])
+                return False
+
+        try:
+            until(writable, timeout, "SeaweedFS S3 to take a write")
+        except AssertionError:
+            self.stop()
+            raise RuntimeError("SeaweedFS S3 did not answer:\n" +
+                               (self.dir / "weed.out").read_text()[-3000:]) from None
+        return self
 
     def client(self):
         return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",

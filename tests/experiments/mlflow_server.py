@@ -17,6 +17,8 @@ from pathlib import Path
 
 import requests
 
+from tests.fixtures import until
+
 MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
@@ -48,19 +50,21 @@ class MlflowServer:
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=self.root,
                                      env={**os.environ, **MLFLOW_ENV}, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def answers() -> bool:
             if self.proc.poll() is not None:
                 self.stop()  # what it started may still run
                 raise RuntimeError("mlflow server exited:\n" + self.tail())
             try:
-                if requests.get(f"{self.url}/health", timeout=1).ok:
-                    return self
+                return requests.get(f"{self.url}/health", timeout=1).ok
             except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("mlflow server did not start:\n" + self.tail())
+                return False
+
+        try:
+            until(answers, timeout, "mlflow server's health answer", every=0.2)
+        except AssertionError:
+            self.stop()
+            raise RuntimeError("mlflow server did not start:\n" + self.tail()) from None
+        return self
 
     def tail(self) -> str:
         return (self.root / "mlflow.log").read_text(errors="replace")[-3000:]
