@@ -11,8 +11,12 @@ from . import parse
 
 
 def seg(value) -> str:
-    """One path segment: a name can never reach another route (``/``, ``?`` are escaped)."""
-    return quote(str(value), safe="")
+    """One path segment: a name can never reach another route (``/``, ``?`` are escaped), and
+    one no URL can carry (control characters) is bad input, as httpx would refuse it."""
+    value = str(value)
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise errors.InvalidInput(f"not a valid name or version: {value!r}")
+    return quote(value, safe="")
 
 
 def _manifest(resp):

@@ -69,6 +69,6 @@ def transport_error(e: httpx.HTTPError, what: str, base_url: str) -> errors.Mlop
     """A request that got no answer: a URL no name can make is bad input, anything else means
     the server cannot be reached."""
     if isinstance(e, httpx.InvalidURL):
-        return errors.InvalidInput(f"not a valid name or id: {e}")
+        return errors.InvalidInput(f"not a valid name or version: {e}")
     return errors.Unavailable(
         f"{what} unreachable at {base_url} ({e.__class__.__name__}: {e})")

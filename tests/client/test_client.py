@@ -109,6 +109,9 @@ async def test_sync_and_async_share_one_configuration(server):
         # the same call of a capability, once blocking, once awaited, sends the same request
         assert sync.project("a b/c") == await aio.project("a b/c") == {
             "path": "/svc/api/projects/a%20b%2Fc", "authorization": "token s3cret"}
+        # a name no URL can carry is bad input, before anything is sent
+        with pytest.raises(errors.InvalidInput, match="not a valid name or version"):
+            sync.dataset("cells\x1e")
         for client in (sync, aio):
             assert client.config is config
             assert client._http.timeout.read == 7.5
