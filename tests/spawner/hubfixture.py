@@ -12,13 +12,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import requests
 
 from jupyter_mlops.hub.cli import set_password
-from tests.fixtures import SESSION_DIRS, REPO, Platform, free_port, processes_under
+from tests.fixtures import SESSION_DIRS, REPO, Platform, free_port, processes_under, until
 
 GPU_PROFILES = [
     {"slug": "cpu", "display_name": "CPU only", "default": True, "cpu_limit": 1,
@@ -84,19 +83,21 @@ c.JupyterHub.load_groups["deep-learning"] = {{"users": []}}
             [sys.executable, "-m", "jupyterhub", "-f", str(cfg)], cwd=self.data_dir / "hub",
             stdout=self.log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def answers() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError("hub exited:\n" + self.hub_log())
             try:
-                if requests.get(f"{self.url}/hub/api/", timeout=2).status_code == 200:
-                    self._admin_token = None
-                    return self
+                return requests.get(f"{self.url}/hub/api/", timeout=2).status_code == 200
             except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("hub did not start:\n" + self.hub_log())
+                return False
+
+        try:
+            until(answers, timeout, "the hub's API", every=0.2)
+        except AssertionError:
+            self.stop()
+            raise RuntimeError("hub did not start:\n" + self.hub_log()) from None
+        self._admin_token = None
+        return self
 
     def stop(self) -> int | None:
         """Stop the hub as ``up`` does (SIGTERM, then its tree), then end whatever else still
@@ -139,18 +140,12 @@ c.JupyterHub.load_groups["deep-learning"] = {{"users": []}}
         return (model.get("servers") or {}).get("", {})
 
     def wait_ready(self, user: str, timeout: float = 60) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            server = self.server_state(user)
-            if server.get("ready"):
-                return server
-            time.sleep(0.2)
-        raise AssertionError(f"server of {user} not ready:\n{self.hub_log()}")
+        try:
+            return until(lambda: (s := self.server_state(user)).get("ready") and s, timeout,
+                         f"server of {user} ready", every=0.2)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{self.hub_log()}") from None
 
     def wait_stopped(self, user: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.server_state(user):
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"server of {user} did not stop")
+        until(lambda: not self.server_state(user), timeout, f"server of {user} to stop",
+              every=0.2)

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from jupyter_mlops.backends.limits import platform_tag
+from tests.fixtures import until
 from tests.spawner.hubfixture import SpawnerHub, shared_tmpdir
 
 USERS = ["alice", "bob", "carol", "dave"]
@@ -230,19 +231,14 @@ def test_restricted_profiles_hidden_and_refused(hub):
 def test_a_server_that_exits_by_itself_is_reaped_and_stopped_at_once(hub):
     """File > Shut Down (or a crash): no zombie ``jupyterhub-singleuser`` and no server shown
     as ready until the hub's next poll (every 30 s)."""
-    import time
-
     import psutil
 
     assert hub.spawn("alice", "cpu").status_code in (201, 202)
     pid = hub.wait_ready("alice")["state"]["pid"]
     r = hub.api("POST", "/user/alice/api/shutdown", hub.admin_token())
     assert r.status_code == 200, r.text
-    deadline = time.monotonic() + 10
-    while hub.server_state("alice") or psutil.pid_exists(pid):
-        assert time.monotonic() < deadline, (hub.server_state("alice"),
-                                             psutil.Process(pid).status())
-        time.sleep(0.2)
+    until(lambda: not hub.server_state("alice") and not psutil.pid_exists(pid), 10,
+          "alice's server gone, its process reaped", every=0.2)
 
 
 def test_only_the_hub_spawner_allocates_and_the_hub_keeps_no_gpu_state(hub):
