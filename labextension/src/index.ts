@@ -1,8 +1,4 @@
-import {
-  ILayoutRestorer,
-  JupyterFrontEnd,
-  JupyterFrontEndPlugin
-} from '@jupyterlab/application';
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { SidePanel, refreshIcon, ToolbarButton } from '@jupyterlab/ui-components';
@@ -119,7 +115,9 @@ const live: JupyterFrontEndPlugin<IMlopsPoller> = {
         apply(s);
         s.changed.connect(apply);
       })
-      .catch(reason => console.warn('jupyter-mlops: settings not loaded, polling every 3 s', reason))
+      .catch(reason =>
+        console.warn('jupyter-mlops: settings not loaded, polling every 3 s', reason)
+      )
       .finally(() => void start());
     return labPoller;
   }

@@ -97,13 +97,24 @@ export function CompareView(props: { runIds: string[] }): JSX.Element {
             {data.runs.map((r, i) => (
               <tr key={r.run_id}>
                 <th scope="row">
-                  <span className="jp-mlops-swatch" style={{ background: SERIES_COLORS[i % SERIES_COLORS.length] }} />
-                  <a className="jp-mlops-link" href={r.ui_url} target="_blank" rel="noopener noreferrer">
+                  <span
+                    className="jp-mlops-swatch"
+                    style={{ background: SERIES_COLORS[i % SERIES_COLORS.length] }}
+                  />
+                  <a
+                    className="jp-mlops-link"
+                    href={r.ui_url}
+                    target="_blank"
+                    rel="noopener noreferrer"
+                  >
                     {label(r.run_id)}
                   </a>
                 </th>
                 {params.map(k => (
-                  <td key={`p${k}`} className={data.differing_params.includes(k) ? 'jp-mlops-diff' : ''}>
+                  <td
+                    key={`p${k}`}
+                    className={data.differing_params.includes(k) ? 'jp-mlops-diff' : ''}
+                  >
                     {r.params[k] ?? '—'}
                   </td>
                 ))}
@@ -120,7 +131,11 @@ export function CompareView(props: { runIds: string[] }): JSX.Element {
       {/* evaluated runs' boxes side by side on the same validation images (up to 8) */}
       {data.runs.length >= 2 && (
         <CompareDetections
-          runs={data.runs.map(r => ({ runId: r.run_id, label: label(r.run_id), metrics: r.metrics }))}
+          runs={data.runs.map(r => ({
+            runId: r.run_id,
+            label: label(r.run_id),
+            metrics: r.metrics
+          }))}
         />
       )}
     </div>

@@ -99,7 +99,11 @@ export function shapes(im: IDetectionImage, mode: BoxMode): IShape[] {
       if (b) {
         const score = b[4] !== undefined ? ` · score ${b[4].toFixed(2)}` : '';
         const overlap = im.gt[g] ? ` · IoU ${iou(b, im.gt[g]).toFixed(2)}` : '';
-        out.push({ kind: 'pred', box: b, title: `prediction ${p}${score} · matches ground truth ${g}${overlap}` });
+        out.push({
+          kind: 'pred',
+          box: b,
+          title: `prediction ${p}${score} · matches ground truth ${g}${overlap}`
+        });
       }
     }
   }
@@ -175,7 +179,9 @@ export function DetectionImage(props: {
     >
       {url && <img src={url} alt={props.label} loading="lazy" decoding="async" width={size} />}
       {!url && (
-        <div className={error ? 'jp-mlops-det-placeholder jp-mlops-error' : 'jp-mlops-det-placeholder'}>
+        <div
+          className={error ? 'jp-mlops-det-placeholder jp-mlops-error' : 'jp-mlops-det-placeholder'}
+        >
           {error ?? 'loading…'}
         </div>
       )}
@@ -203,9 +209,20 @@ export function CellCrop(props: {
   const cy = box[1] + box[3] / 2;
   const view = `${cx - side / 2} ${cy - side / 2} ${side} ${side}`;
   return (
-    <div ref={ref} className="jp-mlops-det-crop" style={{ width: size, height: size }} title={props.title}>
+    <div
+      ref={ref}
+      className="jp-mlops-det-crop"
+      style={{ width: size, height: size }}
+      title={props.title}
+    >
       <svg viewBox={view} width={size} height={size} role="img" aria-label={props.title}>
-        <rect className="jp-mlops-det-crop-bg" x={cx - side / 2} y={cy - side / 2} width={side} height={side} />
+        <rect
+          className="jp-mlops-det-crop-bg"
+          x={cx - side / 2}
+          y={cy - side / 2}
+          width={side}
+          height={side}
+        />
         {url && <image href={url} x={0} y={0} width={image.width} height={image.height} />}
         <Boxes items={[{ kind: props.kind, box, title: props.title }]} />
       </svg>
@@ -222,7 +239,13 @@ export function BoxLegend(props: { kinds?: BoxKind[] }): JSX.Element {
         <li key={k}>
           <svg width={28} height={16} viewBox="0 0 28 16" aria-hidden="true">
             <rect className="jp-mlops-det-crop-bg" x={0} y={0} width={28} height={16} />
-            <rect className={`jp-mlops-det-box jp-mlops-det-${k}`} x={4} y={3} width={20} height={10} />
+            <rect
+              className={`jp-mlops-det-box jp-mlops-det-${k}`}
+              x={4}
+              y={3}
+              width={20}
+              height={10}
+            />
           </svg>
           {BOX_LABELS[k]}
         </li>

@@ -42,7 +42,10 @@ const METRICS: [string, string][] = [
 ];
 
 /** Each run's detections (null: not evaluated), loaded in parallel. */
-export function useDetections(runIds: string[]): { data: (IDetections | null)[] | null; error: string | null } {
+export function useDetections(runIds: string[]): {
+  data: (IDetections | null)[] | null;
+  error: string | null;
+} {
   const [data, setData] = useState<(IDetections | null)[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
@@ -60,14 +63,27 @@ export function useDetections(runIds: string[]): { data: (IDetections | null)[] 
   return { data, error };
 }
 
-function Pager(props: { page: number; pages: number; total: number; size: number; onPage: (p: number) => void; what: string }): JSX.Element | null {
+function Pager(props: {
+  page: number;
+  pages: number;
+  total: number;
+  size: number;
+  onPage: (p: number) => void;
+  what: string;
+}): JSX.Element | null {
   const { page, pages, total, size } = props;
   if (pages <= 1) {
     return null;
   }
   return (
     <div className="jp-mlops-pager" data-testid="detections-pager">
-      <Button minimal small className="jp-mlops-tab" disabled={page === 0} onClick={() => props.onPage(page - 1)}>
+      <Button
+        minimal
+        small
+        className="jp-mlops-tab"
+        disabled={page === 0}
+        onClick={() => props.onPage(page - 1)}
+      >
         ‹ previous
       </Button>
       <span>
@@ -86,14 +102,24 @@ function Pager(props: { page: number; pages: number; total: number; size: number
   );
 }
 
-export function usePage<T>(items: T[], size: number): { shown: T[]; pager: (what: string) => JSX.Element | null } {
+export function usePage<T>(
+  items: T[],
+  size: number
+): { shown: T[]; pager: (what: string) => JSX.Element | null } {
   const [page, setPage] = useState(0);
   const pages = Math.ceil(items.length / size);
   const current = Math.min(page, Math.max(0, pages - 1));
   return {
     shown: items.slice(current * size, (current + 1) * size),
     pager: what => (
-      <Pager page={current} pages={pages} total={items.length} size={size} onPage={setPage} what={what} />
+      <Pager
+        page={current}
+        pages={pages}
+        total={items.length}
+        size={size}
+        onPage={setPage}
+        what={what}
+      />
     )
   };
 }
@@ -104,7 +130,10 @@ export function ImageCounts(props: { image: IDetectionImage }): JSX.Element {
   return (
     <span className="jp-mlops-det-counts" data-testid="image-counts">
       {im.gt.length} cells · {im.matched.length} found ·{' '}
-      <span className={im.missed.length ? 'jp-mlops-det-n-missed' : ''}>{im.missed.length} missed</span> ·{' '}
+      <span className={im.missed.length ? 'jp-mlops-det-n-missed' : ''}>
+        {im.missed.length} missed
+      </span>{' '}
+      ·{' '}
       <span className={im.false.length ? 'jp-mlops-det-n-false' : ''}>{im.false.length} false</span>
     </span>
   );
@@ -119,12 +148,24 @@ export function Summary(props: { runs: IDetectionRun[]; data: IDetections[] }): 
         <thead>
           <tr>
             <th scope="col">Run</th>
-            <th scope="col" className="jp-mlops-num">images</th>
-            <th scope="col" className="jp-mlops-num">cells</th>
-            <th scope="col" className="jp-mlops-num">predicted</th>
-            <th scope="col" className="jp-mlops-num">found</th>
-            <th scope="col" className="jp-mlops-num">missed</th>
-            <th scope="col" className="jp-mlops-num">false</th>
+            <th scope="col" className="jp-mlops-num">
+              images
+            </th>
+            <th scope="col" className="jp-mlops-num">
+              cells
+            </th>
+            <th scope="col" className="jp-mlops-num">
+              predicted
+            </th>
+            <th scope="col" className="jp-mlops-num">
+              found
+            </th>
+            <th scope="col" className="jp-mlops-num">
+              missed
+            </th>
+            <th scope="col" className="jp-mlops-num">
+              false
+            </th>
             {METRICS.map(([k, label]) => (
               <th scope="col" key={k} className="jp-mlops-num">
                 {label}
@@ -140,8 +181,12 @@ export function Summary(props: { runs: IDetectionRun[]; data: IDetections[] }): 
               <td className="jp-mlops-num">{rows[i].gt}</td>
               <td className="jp-mlops-num">{rows[i].pred}</td>
               <td className="jp-mlops-num">{rows[i].matched}</td>
-              <td className="jp-mlops-num" data-testid="total-missed">{rows[i].missed}</td>
-              <td className="jp-mlops-num" data-testid="total-false">{rows[i].false}</td>
+              <td className="jp-mlops-num" data-testid="total-missed">
+                {rows[i].missed}
+              </td>
+              <td className="jp-mlops-num" data-testid="total-false">
+                {rows[i].false}
+              </td>
               {METRICS.map(([k]) => (
                 <td key={k} className="jp-mlops-num">
                   {r.metrics[k] === undefined ? '—' : num(r.metrics[k])}
@@ -153,7 +198,9 @@ export function Summary(props: { runs: IDetectionRun[]; data: IDetections[] }): 
       </table>
       <div className="jp-mlops-muted-inline">
         IoU threshold {props.data[0].iou_threshold}
-        {props.data.map((d, i) => ` · ${props.runs[i].label}: score threshold ${d.score_threshold}`).join('')}
+        {props.data
+          .map((d, i) => ` · ${props.runs[i].label}: score threshold ${d.score_threshold}`)
+          .join('')}
       </div>
     </div>
   );
@@ -166,14 +213,27 @@ export function ErrorGallery(props: { run: IDetectionRun; data: IDetections }): 
   const { shown, pager } = usePage(images, 12);
   const t = totals(data);
   return (
-    <section className="jp-mlops-det-gallery" data-testid="error-gallery" data-run={run.label} aria-label={`Errors of ${run.label}`}>
+    <section
+      className="jp-mlops-det-gallery"
+      data-testid="error-gallery"
+      data-run={run.label}
+      aria-label={`Errors of ${run.label}`}
+    >
       <h4>
-        {run.label}: <span data-testid="gallery-summary">{t.missed} missed · {t.false} false in {images.length} of {t.images} images</span>
+        {run.label}:{' '}
+        <span data-testid="gallery-summary">
+          {t.missed} missed · {t.false} false in {images.length} of {t.images} images
+        </span>
       </h4>
       {images.length === 0 && <div className="jp-mlops-muted">No missed or false cells.</div>}
       <div className="jp-mlops-det-cards">
         {shown.map(im => (
-          <figure key={im.name} className="jp-mlops-det-card" data-testid="error-card" data-image={im.name}>
+          <figure
+            key={im.name}
+            className="jp-mlops-det-card"
+            data-testid="error-card"
+            data-image={im.name}
+          >
             <figcaption>
               <strong>{im.name}</strong>{' '}
               <span className="jp-mlops-det-errors" data-testid="error-count">
@@ -182,19 +242,43 @@ export function ErrorGallery(props: { run: IDetectionRun; data: IDetections }): 
               <br />
               <ImageCounts image={im} />
             </figcaption>
-            <DetectionImage runId={run.runId} image={im} mode="errors" size={THUMB} label={`${im.name} errors, ${run.label}`} />
+            <DetectionImage
+              runId={run.runId}
+              image={im}
+              mode="errors"
+              size={THUMB}
+              label={`${im.name} errors, ${run.label}`}
+            />
             <div className="jp-mlops-det-crops">
               {[
-                ...im.missed.map(g => ({ kind: 'missed' as const, box: im.gt[g], title: `missed cell ${g} in ${im.name}` })),
-                ...im.false.map(p => ({ kind: 'false' as const, box: im.pred[p], title: `false cell ${p} in ${im.name}` }))
+                ...im.missed.map(g => ({
+                  kind: 'missed' as const,
+                  box: im.gt[g],
+                  title: `missed cell ${g} in ${im.name}`
+                })),
+                ...im.false.map(p => ({
+                  kind: 'false' as const,
+                  box: im.pred[p],
+                  title: `false cell ${p} in ${im.name}`
+                }))
               ]
                 .filter(c => c.box)
                 .slice(0, CROPS_PER_CARD)
                 .map((c, i) => (
-                  <CellCrop key={i} runId={run.runId} image={im} box={c.box} kind={c.kind} size={CROP} title={c.title} />
+                  <CellCrop
+                    key={i}
+                    runId={run.runId}
+                    image={im}
+                    box={c.box}
+                    kind={c.kind}
+                    size={CROP}
+                    title={c.title}
+                  />
                 ))}
               {errorCount(im) > CROPS_PER_CARD && (
-                <span className="jp-mlops-muted-inline">+{errorCount(im) - CROPS_PER_CARD} more</span>
+                <span className="jp-mlops-muted-inline">
+                  +{errorCount(im) - CROPS_PER_CARD} more
+                </span>
               )}
             </div>
           </figure>
@@ -218,7 +302,13 @@ function ImageGrid(props: { run: IDetectionRun; data: IDetections }): JSX.Elemen
               <br />
               <ImageCounts image={im} />
             </figcaption>
-            <DetectionImage runId={props.run.runId} image={im} mode="all" size={THUMB} label={`${im.name}, ${props.run.label}`} />
+            <DetectionImage
+              runId={props.run.runId}
+              image={im}
+              mode="all"
+              size={THUMB}
+              label={`${im.name}, ${props.run.label}`}
+            />
           </figure>
         ))}
       </div>
@@ -227,7 +317,12 @@ function ImageGrid(props: { run: IDetectionRun; data: IDetections }): JSX.Elemen
   );
 }
 
-export function Tabs<T extends string>(props: { tabs: [T, string][]; value: T; onChange: (t: T) => void; label: string }): JSX.Element {
+export function Tabs<T extends string>(props: {
+  tabs: [T, string][];
+  value: T;
+  onChange: (t: T) => void;
+  label: string;
+}): JSX.Element {
   return (
     <div role="tablist" aria-label={props.label} className="jp-mlops-tabs">
       {props.tabs.map(([t, label]) => (
@@ -277,7 +372,11 @@ export function RunDetections(props: { run: IDetectionRun }): JSX.Element | null
         value={tab}
         onChange={setTab}
       />
-      {tab === 'errors' ? <ErrorGallery run={props.run} data={d} /> : <ImageGrid run={props.run} data={d} />}
+      {tab === 'errors' ? (
+        <ErrorGallery run={props.run} data={d} />
+      ) : (
+        <ImageGrid run={props.run} data={d} />
+      )}
     </section>
   );
 }

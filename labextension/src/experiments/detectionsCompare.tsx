@@ -12,8 +12,23 @@ import React, { useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
 import { BoxLegend, DetectionImage } from './detectionImage';
-import { ErrorGallery, IDetectionRun, ImageCounts, Summary, Tabs, useDetections, usePage } from './detections';
-import { countError, disagreement, errorCount, IDetectionImage, IDetections, imageAp50 } from './detectionsData';
+import {
+  ErrorGallery,
+  IDetectionRun,
+  ImageCounts,
+  Summary,
+  Tabs,
+  useDetections,
+  usePage
+} from './detections';
+import {
+  countError,
+  disagreement,
+  errorCount,
+  IDetectionImage,
+  IDetections,
+  imageAp50
+} from './detectionsData';
 import { SERIES_COLORS } from './lineChart';
 
 /** Runs the comparison draws at most (each image row holds one overlay per run). */
@@ -35,7 +50,10 @@ function fmtCount(v: number): string {
 }
 
 /** Per-image AP@.5 of each run as bars, one group per image: where the runs part ways. */
-function DisagreementChart(props: { runs: IDetectionRun[]; rows: IDetectionImage[][] }): JSX.Element {
+function DisagreementChart(props: {
+  runs: IDetectionRun[];
+  rows: IDetectionImage[][];
+}): JSX.Element {
   const rows = props.rows.slice(0, 12);
   const n = props.runs.length;
   const bar = Math.max(3, Math.floor(48 / n));
@@ -43,11 +61,26 @@ function DisagreementChart(props: { runs: IDetectionRun[]; rows: IDetectionImage
   const height = 90;
   return (
     <figure className="jp-mlops-det-chart" aria-label="Per-image AP@.5 of each run">
-      <svg width={rows.length * group + 40} height={height + 40} role="img" data-testid="disagreement-chart">
+      <svg
+        width={rows.length * group + 40}
+        height={height + 40}
+        role="img"
+        data-testid="disagreement-chart"
+      >
         <title>Per-image AP@.5 of each run, images where they disagree most first</title>
-        <line x1={30} x2={rows.length * group + 34} y1={height + 4} y2={height + 4} className="jp-mlops-chart-axis" />
-        <text x={26} y={10} textAnchor="end" className="jp-mlops-chart-tick">1</text>
-        <text x={26} y={height + 4} textAnchor="end" className="jp-mlops-chart-tick">0</text>
+        <line
+          x1={30}
+          x2={rows.length * group + 34}
+          y1={height + 4}
+          y2={height + 4}
+          className="jp-mlops-chart-axis"
+        />
+        <text x={26} y={10} textAnchor="end" className="jp-mlops-chart-tick">
+          1
+        </text>
+        <text x={26} y={height + 4} textAnchor="end" className="jp-mlops-chart-tick">
+          0
+        </text>
         {rows.map((ims, g) => (
           <g key={ims[0].name} transform={`translate(${34 + g * group},0)`}>
             {ims.map((im, i) => {
@@ -65,7 +98,12 @@ function DisagreementChart(props: { runs: IDetectionRun[]; rows: IDetectionImage
                 </rect>
               );
             })}
-            <text x={(bar * n) / 2} y={height + 18} textAnchor="middle" className="jp-mlops-chart-tick">
+            <text
+              x={(bar * n) / 2}
+              y={height + 18}
+              textAnchor="middle"
+              className="jp-mlops-chart-tick"
+            >
               {ims[0].name.slice(-4)}
             </text>
           </g>
@@ -88,9 +126,15 @@ function ImageRows(props: { runs: IDetectionRun[]; data: IDetections[] }): JSX.E
     .map(im => maps.map(m => m.get(im.name)!));
   const union = new Set(data.flatMap(d => d.images.map(im => im.name))).size;
   const key = (r: IDetectionImage[]) =>
-    order === 'disagreement' ? disagreement(r) : order === 'errors' ? r.reduce((s, im) => s + errorCount(im), 0) : 0;
+    order === 'disagreement'
+      ? disagreement(r)
+      : order === 'errors'
+        ? r.reduce((s, im) => s + errorCount(im), 0)
+        : 0;
   const sorted = [...rows].sort((x, y) => key(y) - key(x) || x[0].name.localeCompare(y[0].name));
-  const byDisagreement = [...rows].sort((x, y) => disagreement(y) - disagreement(x) || x[0].name.localeCompare(y[0].name));
+  const byDisagreement = [...rows].sort(
+    (x, y) => disagreement(y) - disagreement(x) || x[0].name.localeCompare(y[0].name)
+  );
   const { shown, pager } = usePage(sorted, 6);
   const size = thumbSize(runs.length);
   const columns = { gridTemplateColumns: `130px repeat(${runs.length}, ${size + 16}px)` };
@@ -121,13 +165,22 @@ function ImageRows(props: { runs: IDetectionRun[]; data: IDetections[] }): JSX.E
           <span />
           {runs.map((r, i) => (
             <strong key={r.runId}>
-              <span className="jp-mlops-swatch" style={{ background: SERIES_COLORS[i % SERIES_COLORS.length] }} />
+              <span
+                className="jp-mlops-swatch"
+                style={{ background: SERIES_COLORS[i % SERIES_COLORS.length] }}
+              />
               {r.label}
             </strong>
           ))}
         </div>
         {shown.map(ims => (
-          <div key={ims[0].name} className="jp-mlops-det-pair" style={columns} data-testid="detection-pair" data-image={ims[0].name}>
+          <div
+            key={ims[0].name}
+            className="jp-mlops-det-pair"
+            style={columns}
+            data-testid="detection-pair"
+            data-image={ims[0].name}
+          >
             <div className="jp-mlops-det-pair-name">
               <strong>{ims[0].name}</strong>
               <div className="jp-mlops-muted-inline">{ims[0].gt.length} cells</div>
@@ -137,7 +190,13 @@ function ImageRows(props: { runs: IDetectionRun[]; data: IDetections[] }): JSX.E
             </div>
             {ims.map((im, i) => (
               <figure key={i} className="jp-mlops-det-card" data-run={runs[i].label}>
-                <DetectionImage runId={runs[i].runId} image={im} mode="all" size={size} label={`${im.name}, ${runs[i].label}`} />
+                <DetectionImage
+                  runId={runs[i].runId}
+                  image={im}
+                  mode="all"
+                  size={size}
+                  label={`${im.name}, ${runs[i].label}`}
+                />
                 <figcaption>
                   <span className="jp-mlops-det-counts" data-testid="image-scores">
                     AP@.5 {fmtAp(imageAp50(im))} · count {fmtCount(countError(im))}
@@ -175,13 +234,14 @@ export function CompareDetections(props: { runs: IDetectionRun[] }): JSX.Element
       <h3>Detections</h3>
       {props.runs.length > MAX_DETECTION_RUNS && (
         <div className="jp-mlops-muted">
-          Detections of the first {MAX_DETECTION_RUNS} of {props.runs.length} runs: select at most {MAX_DETECTION_RUNS} to
-          compare them all.
+          Detections of the first {MAX_DETECTION_RUNS} of {props.runs.length} runs: select at most{' '}
+          {MAX_DETECTION_RUNS} to compare them all.
         </div>
       )}
       {missing.length > 0 ? (
         <div className="jp-mlops-muted">
-          {missing.map(r => r.label).join(', ')} logged no <code>eval/detections.json</code>: nothing to compare.
+          {missing.map(r => r.label).join(', ')} logged no <code>eval/detections.json</code>:
+          nothing to compare.
         </div>
       ) : (
         <>

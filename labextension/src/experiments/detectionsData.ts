@@ -177,6 +177,9 @@ export function releaseImage(runId: string, path: string): void {
   entry.users -= 1;
   if (entry.users <= 0) {
     blobs.delete(key);
-    void entry.url.then(u => URL.revokeObjectURL(u), () => undefined);
+    void entry.url.then(
+      u => URL.revokeObjectURL(u),
+      () => undefined
+    );
   }
 }

@@ -89,7 +89,8 @@ export function LineChart(props: {
   }
   const { x0, x1, y0, y1 } = bounds;
   const sx = (x: number) =>
-    M.left + (x1 === x0 ? (W - M.left - M.right) / 2 : ((x - x0) / (x1 - x0)) * (W - M.left - M.right));
+    M.left +
+    (x1 === x0 ? (W - M.left - M.right) / 2 : ((x - x0) / (x1 - x0)) * (W - M.left - M.right));
   const sy = (y: number) => M.top + (1 - (y - y0) / (y1 - y0)) * (H - M.top - M.bottom);
   const onMove = (e: React.MouseEvent<SVGSVGElement>) => {
     const box = e.currentTarget.getBoundingClientRect();
@@ -121,7 +122,13 @@ export function LineChart(props: {
       >
         {ticks(y0, y1).map(t => (
           <g key={`y${t}`}>
-            <line className="jp-mlops-chart-grid" x1={M.left} x2={W - M.right} y1={sy(t)} y2={sy(t)} />
+            <line
+              className="jp-mlops-chart-grid"
+              x1={M.left}
+              x2={W - M.right}
+              y1={sy(t)}
+              y2={sy(t)}
+            />
             <text className="jp-mlops-chart-tick" x={M.left - 4} y={sy(t) + 3} textAnchor="end">
               {fmt(t)}
             </text>
@@ -140,8 +147,20 @@ export function LineChart(props: {
               {fmt(t)}
             </text>
           ))}
-        <line className="jp-mlops-chart-axis" x1={M.left} x2={W - M.right} y1={H - M.bottom} y2={H - M.bottom} />
-        <line className="jp-mlops-chart-axis" x1={M.left} x2={M.left} y1={M.top} y2={H - M.bottom} />
+        <line
+          className="jp-mlops-chart-axis"
+          x1={M.left}
+          x2={W - M.right}
+          y1={H - M.bottom}
+          y2={H - M.bottom}
+        />
+        <line
+          className="jp-mlops-chart-axis"
+          x1={M.left}
+          x2={M.left}
+          y1={M.top}
+          y2={H - M.bottom}
+        />
         <text className="jp-mlops-chart-tick" x={W - M.right} y={H - 2} textAnchor="end">
           {xLabel}
         </text>
@@ -149,7 +168,13 @@ export function LineChart(props: {
           .filter(m => m.x >= x0 && m.x <= x1)
           .map((m, i) => (
             <g key={`m${i}`} data-testid="chart-mark">
-              <line className="jp-mlops-chart-mark" x1={sx(m.x)} x2={sx(m.x)} y1={M.top} y2={H - M.bottom} />
+              <line
+                className="jp-mlops-chart-mark"
+                x1={sx(m.x)}
+                x2={sx(m.x)}
+                y1={M.top}
+                y2={H - M.bottom}
+              />
               <text
                 className="jp-mlops-chart-tick"
                 x={sx(m.x) > W / 2 ? sx(m.x) - 3 : sx(m.x) + 3}
@@ -166,7 +191,10 @@ export function LineChart(props: {
               fill="none"
               stroke={s.color ?? SERIES_COLORS[i % SERIES_COLORS.length]}
               strokeWidth={2}
-              points={s.points.filter(p => isFinite(p[1])).map(p => `${sx(p[0])},${sy(p[1])}`).join(' ')}
+              points={s.points
+                .filter(p => isFinite(p[1]))
+                .map(p => `${sx(p[0])},${sy(p[1])}`)
+                .join(' ')}
             />
             {s.points.length === 1 && (
               <circle
@@ -179,7 +207,13 @@ export function LineChart(props: {
           </g>
         ))}
         {hover !== null && (
-          <line className="jp-mlops-chart-hover" x1={sx(hover)} x2={sx(hover)} y1={M.top} y2={H - M.bottom} />
+          <line
+            className="jp-mlops-chart-hover"
+            x1={sx(hover)}
+            x2={sx(hover)}
+            y1={M.top}
+            y2={H - M.bottom}
+          />
         )}
       </svg>
       <ul className="jp-mlops-legend">
@@ -187,7 +221,10 @@ export function LineChart(props: {
           const p = at(s);
           return (
             <li key={s.id}>
-              <span className="jp-mlops-swatch" style={{ background: s.color ?? SERIES_COLORS[i % SERIES_COLORS.length] }} />
+              <span
+                className="jp-mlops-swatch"
+                style={{ background: s.color ?? SERIES_COLORS[i % SERIES_COLORS.length] }}
+              />
               {s.label}
               {p && (
                 <span className="jp-mlops-muted-inline">

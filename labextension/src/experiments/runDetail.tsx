@@ -12,13 +12,7 @@ import { ErrorLine } from '../components/errorLine';
 import { openInMainArea } from '../components/mainArea';
 import { JobResources } from '../panels/job_resources';
 import { modelsChanged } from '../panels/models';
-import {
-  artifactUrl,
-  getRun,
-  IArtifact,
-  IRunDetail,
-  listArtifacts
-} from '../api/experiments';
+import { artifactUrl, getRun, IArtifact, IRunDetail, listArtifacts } from '../api/experiments';
 import { ILoggedModel, registerModel } from '../api/models';
 import { num, when } from '../format';
 import { RunDetections } from './detections';
@@ -41,7 +35,9 @@ function KeyValues(props: { title: string; data: { [k: string]: string | number 
             {keys.map(k => (
               <tr key={k}>
                 <th scope="row">{k}</th>
-                <td>{typeof props.data[k] === 'number' ? num(props.data[k] as number) : props.data[k]}</td>
+                <td>
+                  {typeof props.data[k] === 'number' ? num(props.data[k] as number) : props.data[k]}
+                </td>
               </tr>
             ))}
           </tbody>
@@ -124,7 +120,10 @@ function RegisterForm(props: {
         Register model
       </Button>
       {message && (
-        <span className={message.ok ? 'jp-mlops-ok-text' : 'jp-mlops-error'} role={message.ok ? 'status' : 'alert'}>
+        <span
+          className={message.ok ? 'jp-mlops-ok-text' : 'jp-mlops-error'}
+          role={message.ok ? 'status' : 'alert'}
+        >
           {message.text}
         </span>
       )}
@@ -153,7 +152,12 @@ function RunModels(props: { run: IRunDetail }): JSX.Element {
             <div>
               <strong>{m.name}</strong> <span className="jp-mlops-chip">logged model</span>{' '}
               <code title="logged model id">{m.model_id}</code>{' '}
-              <a className="jp-mlops-link" href={m.ui_url} target="_blank" rel="noopener noreferrer">
+              <a
+                className="jp-mlops-link"
+                href={m.ui_url}
+                target="_blank"
+                rel="noopener noreferrer"
+              >
                 MLflow ↗
               </a>
             </div>
@@ -209,20 +213,26 @@ function ArtifactTree(props: {
         const isModel = children?.some(c => !c.is_dir && c.path.split('/').pop() === 'MLmodel');
         return (
           <li key={f.path}>
-            <a className="jp-mlops-link" href="#" onClick={e => (e.preventDefault(), void toggle(f))}>
+            <a
+              className="jp-mlops-link"
+              href="#"
+              onClick={e => (e.preventDefault(), void toggle(f))}
+            >
               {f.is_dir ? (state ? '▾ ' : '▸ ') : ''}
               {f.path.split('/').pop()}
             </a>
             {!f.is_dir && f.file_size !== undefined && (
               <span className="jp-mlops-muted-inline"> {Math.ceil(f.file_size / 1024)} KB</span>
             )}
-            {state === 'preview' && (IMAGE.test(f.path) || TEXT.test(f.path)) && <Preview runId={runId} file={f} />}
+            {state === 'preview' && (IMAGE.test(f.path) || TEXT.test(f.path)) && (
+              <Preview runId={runId} file={f} />
+            )}
             {state === 'preview' && !IMAGE.test(f.path) && !TEXT.test(f.path) && (
-              <div className="jp-mlops-muted">No preview for this type; open the run in MLflow.</div>
+              <div className="jp-mlops-muted">
+                No preview for this type; open the run in MLflow.
+              </div>
             )}
-            {typeof state === 'string' && state !== 'preview' && (
-              <ErrorLine error={state} />
-            )}
+            {typeof state === 'string' && state !== 'preview' && <ErrorLine error={state} />}
             {isModel && !props.listed?.has(f.path) && (
               <RegisterForm runId={runId} from={{ path: f.path }} label={f.path} />
             )}
@@ -254,7 +264,9 @@ export function RunDetail(props: { runId: string }): JSX.Element {
   if (!run) {
     return <div className="jp-mlops-muted">Loading run…</div>;
   }
-  const tags = Object.fromEntries(Object.entries(run.tags).filter(([k]) => !k.startsWith('mlflow.log-model')));
+  const tags = Object.fromEntries(
+    Object.entries(run.tags).filter(([k]) => !k.startsWith('mlflow.log-model'))
+  );
   return (
     <div className="jp-mlops-run-detail" data-testid="run-detail">
       <h2>
@@ -290,17 +302,30 @@ export function RunDetail(props: { runId: string }): JSX.Element {
         <JobResources runId={run.run_id} running={run.status === 'RUNNING'} />
       </section>
       {/* boxes and the error gallery, when the run logged eval/detections.json */}
-      <RunDetections run={{ runId: run.run_id, label: run.run_name || run.run_id.slice(0, 8), metrics: run.metrics }} />
+      <RunDetections
+        run={{
+          runId: run.run_id,
+          label: run.run_name || run.run_id.slice(0, 8),
+          metrics: run.metrics
+        }}
+      />
       <RunModels run={run} />
       <KeyValues title="Tags" data={tags} />
       <section className="jp-mlops-kv">
         <h3>Artifacts</h3>
         {run.artifacts.length === 0 ? (
           <div className="jp-mlops-muted">
-            none{run.logged_models.length > 0 ? ' (logged models keep their files with the model: see Models)' : ''}
+            none
+            {run.logged_models.length > 0
+              ? ' (logged models keep their files with the model: see Models)'
+              : ''}
           </div>
         ) : (
-          <ArtifactTree runId={run.run_id} files={run.artifacts} listed={new Set(run.model_artifacts)} />
+          <ArtifactTree
+            runId={run.run_id}
+            files={run.artifacts}
+            listed={new Set(run.model_artifacts)}
+          />
         )}
       </section>
     </div>

@@ -93,7 +93,12 @@ export function RunsTable(props: IRunsTableProps): JSX.Element {
 
   const metrics = metricCols ?? [];
   const params = paramCols ?? [];
-  const chooser = (kind: 'metrics' | 'params', all: string[], cols: string[], set: (c: string[]) => void) => (
+  const chooser = (
+    kind: 'metrics' | 'params',
+    all: string[],
+    cols: string[],
+    set: (c: string[]) => void
+  ) => (
     <details className="jp-mlops-columns">
       <summary>
         {kind} ({cols.length}/{all.length})
@@ -162,7 +167,11 @@ export function RunsTable(props: IRunsTableProps): JSX.Element {
                   />
                 </td>
                 <td>
-                  <a className="jp-mlops-link" href="#" onClick={e => (e.preventDefault(), props.onOpenRun(r))}>
+                  <a
+                    className="jp-mlops-link"
+                    href="#"
+                    onClick={e => (e.preventDefault(), props.onOpenRun(r))}
+                  >
                     {r.run_name || r.run_id.slice(0, 8)}
                   </a>
                   {r.ui_url && (
@@ -196,11 +205,16 @@ export function RunsTable(props: IRunsTableProps): JSX.Element {
         {page && page.runs.length === 0 && <div className="jp-mlops-muted">No runs match.</div>}
       </div>
       <div className="jp-mlops-pager">
-        <Button small disabled={pageIndex === 0 || loading} onClick={() => setTokens(t => t.slice(0, -1))}>
+        <Button
+          small
+          disabled={pageIndex === 0 || loading}
+          onClick={() => setTokens(t => t.slice(0, -1))}
+        >
           ‹ Previous
         </Button>
         <span data-testid="runs-page">
-          Page {pageIndex + 1} · runs {pageIndex * PAGE + 1}–{pageIndex * PAGE + (page?.runs.length ?? 0)}
+          Page {pageIndex + 1} · runs {pageIndex * PAGE + 1}–
+          {pageIndex * PAGE + (page?.runs.length ?? 0)}
         </span>
         <Button
           small

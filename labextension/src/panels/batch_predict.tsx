@@ -16,9 +16,6 @@ import { listProjects } from '../api/projects';
 import { ACTIVE, Progress, StateBadge } from './job_detail';
 import { CommandIDs } from '../commands';
 
-
-
-
 /** Follow a submitted batch prediction until its job ends. */
 function BatchJob(props: { app: JupyterFrontEnd; batch: IBatchPrediction }): JSX.Element {
   const { app, batch } = props;
@@ -42,24 +39,36 @@ function BatchJob(props: { app: JupyterFrontEnd; batch: IBatchPrediction }): JSX
         <a
           className="jp-mlops-link"
           href="#"
-          onClick={e => (e.preventDefault(), void app.commands.execute(CommandIDs.openJob, { id: job.id }))}
+          onClick={e => (
+            e.preventDefault(),
+            void app.commands.execute(CommandIDs.openJob, { id: job.id })
+          )}
         >
           #{job.id}
         </a>{' '}
         <StateBadge state={job.state} />{' '}
         <span className="jp-mlops-muted-inline">
-          {batch.files} file{batch.files === 1 ? '' : 's'} of {batch.dataset}@{batch.dataset_version}
+          {batch.files} file{batch.files === 1 ? '' : 's'} of {batch.dataset}@
+          {batch.dataset_version}
         </span>
       </div>
       <Progress progress={job.progress} />
       {job.state === 'succeeded' && (
         <div className="jp-mlops-batch-outputs">
           Predictions:{' '}
-          <a className="jp-mlops-link" href="#" onClick={e => (e.preventDefault(), open(batch.outputs.csv))}>
+          <a
+            className="jp-mlops-link"
+            href="#"
+            onClick={e => (e.preventDefault(), open(batch.outputs.csv))}
+          >
             predictions.csv
           </a>{' '}
           ·{' '}
-          <a className="jp-mlops-link" href="#" onClick={e => (e.preventDefault(), open(batch.outputs.json))}>
+          <a
+            className="jp-mlops-link"
+            href="#"
+            onClick={e => (e.preventDefault(), open(batch.outputs.json))}
+          >
             predictions.json
           </a>
           <span className="jp-mlops-muted-inline">
@@ -149,7 +158,11 @@ export function BatchPredictForm(props: {
   const label = `${version.name} v${version.version}`;
   return (
     <div className="jp-mlops-batch" data-testid={`batch-${version.name}-${version.version}`}>
-      <form className="jp-mlops-inline-form" onSubmit={submit} aria-label={`Batch predict with ${label}`}>
+      <form
+        className="jp-mlops-inline-form"
+        onSubmit={submit}
+        aria-label={`Batch predict with ${label}`}
+      >
         <NameSelect
           label="Dataset to predict"
           value={dataset}
@@ -186,7 +199,9 @@ export function BatchPredictForm(props: {
           Close
         </Button>
       </form>
-      {datasets?.length === 0 && <div className="jp-mlops-muted">No dataset in the catalog yet: publish one first.</div>}
+      {datasets?.length === 0 && (
+        <div className="jp-mlops-muted">No dataset in the catalog yet: publish one first.</div>
+      )}
       <ErrorLine error={error} />
       {batch && <BatchJob key={batch.job.id} app={app} batch={batch} />}
     </div>

@@ -30,11 +30,6 @@ import { openDatasetDiff } from '../views/datasetDiff';
 import { openImageViewer } from '../views/imageViewer';
 import { Thumb } from '../views/thumb';
 
-
-
-
-
-
 const PAGE = 48;
 
 /** Where a thumbnail sits: its index among `total` images of the grid's `split` ('' for all). */
@@ -65,7 +60,12 @@ function Grid(props: { dataset: string; version: string; onOpen: OpenImage }) {
   return (
     <div>
       <div className="jp-mlops-ds-toolbar">
-        <HTMLSelect className="jp-mlops-select" value={split} onChange={e => setSplit(e.target.value)} aria-label="Split">
+        <HTMLSelect
+          className="jp-mlops-select"
+          value={split}
+          onChange={e => setSplit(e.target.value)}
+          aria-label="Split"
+        >
           <option value="">all images</option>
           <option value="train">train</option>
           <option value="val">val</option>
@@ -84,7 +84,11 @@ function Grid(props: { dataset: string; version: string; onOpen: OpenImage }) {
       <ErrorLine error={error} />
       <div className="jp-mlops-ds-grid" data-testid="dataset-grid">
         {data?.files.map((f, i) => (
-          <Thumb key={f.path} file={f} onOpen={() => props.onOpen(f, page * PAGE + i, data.total, split)} />
+          <Thumb
+            key={f.path}
+            file={f}
+            onOpen={() => props.onOpen(f, page * PAGE + i, data.total, split)}
+          />
         ))}
       </div>
     </div>
@@ -92,12 +96,21 @@ function Grid(props: { dataset: string; version: string; onOpen: OpenImage }) {
 }
 
 /** Two versions to compare; the comparison opens in a main-area tab of its own. */
-function Diff(props: { dataset: string; versions: IDatasetVersion[]; onCompare: (from: string, to: string) => void }) {
+function Diff(props: {
+  dataset: string;
+  versions: IDatasetVersion[];
+  onCompare: (from: string, to: string) => void;
+}) {
   const names = props.versions.map(v => v.version);
   const [from, setFrom] = useState(names[1] || names[0] || '');
   const [to, setTo] = useState(names[0] || '');
   const pick = (value: string, set: (v: string) => void, label: string) => (
-    <HTMLSelect className="jp-mlops-select" value={value} onChange={e => set(e.target.value)} aria-label={label}>
+    <HTMLSelect
+      className="jp-mlops-select"
+      value={value}
+      onChange={e => set(e.target.value)}
+      aria-label={label}
+    >
       {names.map(n => (
         <option key={n}>{n}</option>
       ))}
@@ -106,7 +119,11 @@ function Diff(props: { dataset: string; versions: IDatasetVersion[]; onCompare: 
   return (
     <div className="jp-mlops-ds-toolbar" data-testid="dataset-diff-pick">
       {pick(from, setFrom, 'From version')} → {pick(to, setTo, 'To version')}
-      <Button small disabled={!from || !to || from === to} onClick={() => props.onCompare(from, to)}>
+      <Button
+        small
+        disabled={!from || !to || from === to}
+        onClick={() => props.onCompare(from, to)}
+      >
         Compare
       </Button>
     </div>
@@ -176,7 +193,10 @@ function Publish(props: { dataset: string; onDone: (name: string) => void }) {
           const rel = (f as any).webkitRelativePath || f.name;
           await uploadFile(session, rel, f);
           sent += f.size;
-          setProgress({ label: `uploading ${fmtBytes(sent)} / ${fmtBytes(total)}`, value: sent / total });
+          setProgress({
+            label: `uploading ${fmtBytes(sent)} / ${fmtBytes(total)}`,
+            value: sent / total
+          });
         }
         payload = { ...body(), upload: session };
       }
@@ -227,7 +247,13 @@ function Publish(props: { dataset: string; onDone: (name: string) => void }) {
       )}
       <label>
         …or upload files
-        <input type="file" className="jp-mod-styled" multiple aria-label="Files to upload" onChange={e => setFiles(e.target.files)} />
+        <input
+          type="file"
+          className="jp-mod-styled"
+          multiple
+          aria-label="Files to upload"
+          onChange={e => setFiles(e.target.files)}
+        />
       </label>
       <Button disabled={busy || !name} onClick={() => void start('upload')}>
         Upload and publish
@@ -318,7 +344,12 @@ export function DatasetsView(props: {
     <div className="jp-mlops-datasets">
       <ErrorLine error={error} />
       <div className="jp-mlops-ds-toolbar">
-        <HTMLSelect className="jp-mlops-select" value={name} onChange={e => setName(e.target.value)} aria-label="Dataset">
+        <HTMLSelect
+          className="jp-mlops-select"
+          value={name}
+          onChange={e => setName(e.target.value)}
+          aria-label="Dataset"
+        >
           {list.length === 0 && <option value="">no datasets yet</option>}
           {list.map(d => (
             <option key={d.name} value={d.name}>
@@ -354,7 +385,15 @@ export function DatasetsView(props: {
             className={tab === t ? 'jp-mod-active' : ''}
             onClick={() => setTab(t)}
           >
-            {{ images: 'Images', diff: 'Diff', lineage: 'Lineage', tags: 'Tags', publish: 'Publish' }[t]}
+            {
+              {
+                images: 'Images',
+                diff: 'Diff',
+                lineage: 'Lineage',
+                tags: 'Tags',
+                publish: 'Publish'
+              }[t]
+            }
           </Button>
         ))}
       </div>

@@ -10,11 +10,6 @@ export type {
   ISplitMoves
 } from '../api/datasets';
 
-
-
-
-
-
 const SPLITS = ['train', 'val', 'test'];
 
 function previewUrl(hash: string): string {
@@ -53,7 +48,10 @@ export function SplitBar(props: { splits: Record<string, number> }): JSX.Element
 }
 
 /** "Since v3: 1,000 kept, 0 moved" and which moves, if any. */
-export function SplitMovesLine(props: { parent?: string; moves?: ISplitMoves }): JSX.Element | null {
+export function SplitMovesLine(props: {
+  parent?: string;
+  moves?: ISplitMoves;
+}): JSX.Element | null {
   const m = props.moves;
   if (!m) {
     return null;
@@ -95,7 +93,13 @@ function ObjectChangeCard(props: { image: IObjectDiffImage }): JSX.Element {
             ))}
             {o.moved.map((m, i) => (
               <React.Fragment key={'m' + i}>
-                <rect className="moved-from" x={m.old.x} y={m.old.y} width={m.old.w} height={m.old.h} />
+                <rect
+                  className="moved-from"
+                  x={m.old.x}
+                  y={m.old.y}
+                  width={m.old.w}
+                  height={m.old.h}
+                />
                 <rect className="moved" x={m.new.x} y={m.new.y} width={m.new.w} height={m.new.h}>
                   <title>
                     moved {m.new.label || ''} (overlap {Math.round(m.iou * 100)}%)
@@ -142,7 +146,8 @@ export function ObjectChanges(props: { objects?: IObjectDiff }): JSX.Element | n
         images
         {d.truncated ? ' (boxes drawn for the first 200)' : ''}
         <span className="jp-mlops-ds-legend">
-          <i className="added" /> added <i className="removed" /> removed <i className="moved" /> moved
+          <i className="added" /> added <i className="removed" /> removed <i className="moved" />{' '}
+          moved
         </span>
       </p>
       <div className="jp-mlops-ds-objchanges">

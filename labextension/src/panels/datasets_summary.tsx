@@ -20,19 +20,29 @@ export function Summary(props: { v: IDatasetVersion }) {
     ['Version', `${props.v.version}${props.v.tags.length ? ` (${props.v.tags.join(', ')})` : ''}`],
     ['Message', `${props.v.message || '—'} · ${props.v.author}`],
     ['Files', `${s.files} · ${fmtBytes(s.bytes)}`],
-    ['Images', `${s.images} · ${Object.entries(s.image_sizes).map(([k, n]) => `${k}×${n}`).join(', ')}`],
+    [
+      'Images',
+      `${s.images} · ${Object.entries(s.image_sizes)
+        .map(([k, n]) => `${k}×${n}`)
+        .join(', ')}`
+    ],
     ['Annotations', `${s.objects} objects on ${s.annotated_images} images`],
     ['Split', <SplitBar splits={s.splits} />],
-    ['Split moves', s.split_moves ? <SplitMovesLine parent={s.parent} moves={s.split_moves} /> : null]
+    [
+      'Split moves',
+      s.split_moves ? <SplitMovesLine parent={s.parent} moves={s.split_moves} /> : null
+    ]
   ];
   return (
     <div className="jp-mlops-ds-summary" data-testid="dataset-summary">
-      {rows.filter(([, v]) => v !== null).map(([k, v]) => (
-        <div className="jp-mlops-row" key={k}>
-          <span className="jp-mlops-label">{k}</span>
-          <span className="jp-mlops-value">{v}</span>
-        </div>
-      ))}
+      {rows
+        .filter(([, v]) => v !== null)
+        .map(([k, v]) => (
+          <div className="jp-mlops-row" key={k}>
+            <span className="jp-mlops-label">{k}</span>
+            <span className="jp-mlops-value">{v}</span>
+          </div>
+        ))}
     </div>
   );
 }

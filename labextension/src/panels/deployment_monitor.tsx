@@ -22,17 +22,16 @@ import {
   setMonitoring
 } from '../api/deployments';
 
-
-
-
-
-
 const WINDOWS: [string, string][] = [
   ['1h', 'Last hour'],
   ['1d', 'Last day'],
   ['7d', 'Last week']
 ];
-const UNIT: Record<string, [number, string]> = { '1h': [60, 'minutes'], '1d': [3600, 'hours'], '7d': [86400, 'days'] };
+const UNIT: Record<string, [number, string]> = {
+  '1h': [60, 'minutes'],
+  '1d': [3600, 'hours'],
+  '7d': [86400, 'days']
+};
 
 function fmtMs(v: number | null | undefined): string {
   return v === null || v === undefined ? '–' : `${v < 10 ? v.toFixed(1) : Math.round(v)} ms`;
@@ -58,7 +57,12 @@ function versionSeries(
         points.push([Number(((k * m.step_s) / unit).toFixed(2)), y]);
       }
     }
-    return { id: `${v.version}${suffix}`, label: `version ${v.version}${suffix}`, points, color: SERIES_COLORS[i % 10] };
+    return {
+      id: `${v.version}${suffix}`,
+      label: `version ${v.version}${suffix}`,
+      points,
+      color: SERIES_COLORS[i % 10]
+    };
   });
 }
 
@@ -67,7 +71,10 @@ function marks(m: IMetrics): IMark[] {
   const start = m.from - (m.from % m.step_s);
   return m.events
     .filter(e => ['switch', 'rollback', 'start', 'failed', 'restarted'].includes(e.kind))
-    .map(e => ({ x: Number(((e.at - start) / unit).toFixed(2)), label: `${e.kind} → v${e.version ?? '?'}` }));
+    .map(e => ({
+      x: Number(((e.at - start) / unit).toFixed(2)),
+      label: `${e.kind} → v${e.version ?? '?'}`
+    }));
 }
 
 function Tile(props: { label: string; value: string; warn?: boolean }): JSX.Element {
@@ -95,13 +102,19 @@ function Traffic(props: { m: IMetrics }): JSX.Element {
     <>
       <div className="jp-mlops-tiles" data-testid="monitor-totals">
         <Tile label="requests" value={String(t.requests)} />
-        <Tile label="requests / s" value={t.requests_per_s === null ? '–' : String(t.requests_per_s)} />
+        <Tile
+          label="requests / s"
+          value={t.requests_per_s === null ? '–' : String(t.requests_per_s)}
+        />
         <Tile label="p50" value={fmtMs(t.p50_ms)} />
         <Tile label="p95" value={fmtMs(t.p95_ms)} />
         <Tile label="p99" value={fmtMs(t.p99_ms)} />
         <Tile label="4xx (input refused)" value={String(t.errors_4xx)} warn={t.errors_4xx > 0} />
         <Tile label="5xx (server failed)" value={String(t.errors_5xx)} warn={t.errors_5xx > 0} />
-        <Tile label="rows per call" value={t.batch_mean === null ? '–' : `${t.batch_mean} (max ${t.batch_max})`} />
+        <Tile
+          label="rows per call"
+          value={t.batch_mean === null ? '–' : `${t.batch_mean} (max ${t.batch_max})`}
+        />
       </div>
       {m.versions.length === 0 ? (
         <div className="jp-mlops-muted">No calls in this window.</div>
@@ -123,7 +136,12 @@ function Traffic(props: { m: IMetrics }): JSX.Element {
             xLabel={xLabel}
             marks={mk}
           />
-          <LineChart title="Rows per call (mean)" series={versionSeries(m, p => p.batch_mean, false)} xLabel={xLabel} marks={mk} />
+          <LineChart
+            title="Rows per call (mean)"
+            series={versionSeries(m, p => p.batch_mean, false)}
+            xLabel={xLabel}
+            marks={mk}
+          />
         </div>
       )}
       <table className="jp-mlops-table" data-testid="monitor-versions">
@@ -177,9 +195,10 @@ function DriftView(props: { d: IDrift }): JSX.Element {
         {d.state === 'no_reference' && d.reference?.reason ? `: ${d.reference.reason}` : ''}
       </div>
       <div className="jp-mlops-muted">
-        {d.samples} recorded rows of version {d.version ?? '–'} (at least {d.min_samples} to compare)
-        {d.reference?.source ? `; reference: ${d.reference.source}, ${d.reference.rows} rows` : ''}; threshold PSI{' '}
-        {d.settings.drift_threshold}.
+        {d.samples} recorded rows of version {d.version ?? '–'} (at least {d.min_samples} to
+        compare)
+        {d.reference?.source ? `; reference: ${d.reference.source}, ${d.reference.rows} rows` : ''};
+        threshold PSI {d.settings.drift_threshold}.
       </div>
       {d.features.length > 0 && (
         <figure className="jp-mlops-chart" aria-label="drift score per feature">
@@ -187,24 +206,26 @@ function DriftView(props: { d: IDrift }): JSX.Element {
             Drift score per feature (PSI, highest first; dashed line: the threshold)
           </figcaption>
           <div className="jp-mlops-psi-bars">
-            {[...d.features].sort((a, b) => b.psi - a.psi).map(f => (
-              <div key={f.feature} className="jp-mlops-psi-row" data-testid="psi-row">
-                <span className="jp-mlops-psi-name">{f.feature}</span>
-                <span className="jp-mlops-psi-track">
-                  <span
-                    className={`jp-mlops-psi-bar${f.drifted ? ' jp-mlops-psi-drifted' : ''}`}
-                    style={{ width: `${Math.min(100, (f.psi / max) * 100)}%` }}
-                  />
-                  <span
-                    className="jp-mlops-psi-threshold"
-                    style={{ left: `${(d.settings.drift_threshold / max) * 100}%` }}
-                  />
-                </span>
-                <span className="jp-mlops-psi-value">
-                  {f.psi.toFixed(2)} · mean {f.reference_mean} → {f.recent_mean}
-                </span>
-              </div>
-            ))}
+            {[...d.features]
+              .sort((a, b) => b.psi - a.psi)
+              .map(f => (
+                <div key={f.feature} className="jp-mlops-psi-row" data-testid="psi-row">
+                  <span className="jp-mlops-psi-name">{f.feature}</span>
+                  <span className="jp-mlops-psi-track">
+                    <span
+                      className={`jp-mlops-psi-bar${f.drifted ? ' jp-mlops-psi-drifted' : ''}`}
+                      style={{ width: `${Math.min(100, (f.psi / max) * 100)}%` }}
+                    />
+                    <span
+                      className="jp-mlops-psi-threshold"
+                      style={{ left: `${(d.settings.drift_threshold / max) * 100}%` }}
+                    />
+                  </span>
+                  <span className="jp-mlops-psi-value">
+                    {f.psi.toFixed(2)} · mean {f.reference_mean} → {f.recent_mean}
+                  </span>
+                </div>
+              ))}
           </div>
         </figure>
       )}
@@ -212,7 +233,11 @@ function DriftView(props: { d: IDrift }): JSX.Element {
   );
 }
 
-function Recording(props: { name: string; s: IMonitoringSettings; onSaved: () => void }): JSX.Element {
+function Recording(props: {
+  name: string;
+  s: IMonitoringSettings;
+  onSaved: () => void;
+}): JSX.Element {
   const [form, setForm] = useState(props.s);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => setForm(props.s), [props.s]);
@@ -236,9 +261,9 @@ function Recording(props: { name: string; s: IMonitoringSettings; onSaved: () =>
         {form.record_inputs
           ? `Recording is ON: ${Math.round(form.sample_rate * 100)} % of the requests to this deployment have their inputs kept for ${form.retention_days} days. `
           : 'Recording is OFF: no input of this deployment is kept. '}
-        What is kept: the numeric columns of tabular requests; for images only their height, width, mean
-        intensity and the number of objects predicted, never the image. Members of the deployment's project
-        see the distributions. Turning recording off deletes everything kept.
+        What is kept: the numeric columns of tabular requests; for images only their height, width,
+        mean intensity and the number of objects predicted, never the image. Members of the
+        deployment's project see the distributions. Turning recording off deletes everything kept.
       </p>
       <ErrorLine error={error} />
       <CheckField
@@ -295,10 +320,7 @@ export function DeploymentMonitor(props: { name: string }): JSX.Element {
   }, []);
   useEffect(() => {
     let current = true; // a slower answer for an older window must not win
-    void Promise.all([
-      getMetrics(name, window),
-      getDrift(name)
-    ])
+    void Promise.all([getMetrics(name, window), getDrift(name)])
       .then(([m, d]) => {
         if (current) {
           setMetrics(m);
@@ -317,7 +339,13 @@ export function DeploymentMonitor(props: { name: string }): JSX.Element {
       <ErrorLine error={error} />
       <div className="jp-mlops-row-plain" role="group" aria-label="window">
         {WINDOWS.map(([w, label]) => (
-          <Button key={w} small minimal={w !== window} onClick={() => setWindow(w)} aria-pressed={w === window}>
+          <Button
+            key={w}
+            small
+            minimal={w !== window}
+            onClick={() => setWindow(w)}
+            aria-pressed={w === window}
+          >
             {label}
           </Button>
         ))}
@@ -333,5 +361,10 @@ export function DeploymentMonitor(props: { name: string }): JSX.Element {
 
 /** Open the monitoring view of deployment `name` (one tab per deployment). */
 export function openDeploymentMonitor(app: JupyterFrontEnd, name: string): void {
-  openInMainArea(app, `mlops-monitor-${name}`, `Monitoring: ${name}`, <DeploymentMonitor name={name} />);
+  openInMainArea(
+    app,
+    `mlops-monitor-${name}`,
+    `Monitoring: ${name}`,
+    <DeploymentMonitor name={name} />
+  );
 }

@@ -33,11 +33,7 @@ export function TryIt(props: { name: string }): JSX.Element {
     setResult(null);
     setImage(null);
     const isImage = file.type.startsWith('image/');
-    const type = isImage
-      ? file.type
-      : file.name.endsWith('.csv')
-        ? 'text/csv'
-        : 'application/json';
+    const type = isImage ? file.type : file.name.endsWith('.csv') ? 'text/csv' : 'application/json';
     if (isImage) {
       const url = URL.createObjectURL(file);
       const img = new Image();
@@ -46,9 +42,7 @@ export function TryIt(props: { name: string }): JSX.Element {
     }
     setBusy(true);
     try {
-      setResult(
-        await predict(props.name, file, type)
-      );
+      setResult(await predict(props.name, file, type));
     } catch (e: any) {
       setError(e.message);
     } finally {

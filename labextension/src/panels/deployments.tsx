@@ -30,12 +30,6 @@ import { openDeploymentDetail } from '../views/deploymentDetail';
 /** The application, for opening a deployment and its monitoring view in the main area. */
 let monitorApp: JupyterFrontEnd | null = null;
 
-
-
-
-
-
-
 /** Ask the control plane to deploy a model version (also used by the Models panel). */
 export async function deployModelVersion(
   modelName: string,
@@ -152,14 +146,18 @@ function Details(props: { dep: IDeployment; onChange: () => void }): JSX.Element
           <Button small onClick={() => monitorApp && openDeploymentMonitor(monitorApp, dep.name)}>
             Monitoring
           </Button>{' '}
-          <span className="jp-mlops-muted-inline">traffic, latency, errors and drift over time</span>
+          <span className="jp-mlops-muted-inline">
+            traffic, latency, errors and drift over time
+          </span>
         </div>
       )}
       <div className="jp-mlops-row-plain">
         <Button small onClick={() => openLineage({ kind: 'deployment', name: dep.name })}>
           Lineage
         </Button>{' '}
-        <span className="jp-mlops-muted-inline">the model version's run and the dataset versions it used</span>
+        <span className="jp-mlops-muted-inline">
+          the model version's run and the dataset versions it used
+        </span>
       </div>
       {dep.status === 'pending_approval' && (
         <div className="jp-mlops-row-plain" data-testid="approval">
@@ -167,19 +165,12 @@ function Details(props: { dep: IDeployment; onChange: () => void }): JSX.Element
           {dep.serving_version ? ` (version ${dep.serving_version} keeps serving)` : ''}.{' '}
           {dep.can_approve && (
             <>
-              <Button
-                small
-                onClick={() =>
-                  void act(() => approveDeployment(dep.name))
-                }
-              >
+              <Button small onClick={() => void act(() => approveDeployment(dep.name))}>
                 Approve
               </Button>{' '}
               <Button
                 small
-                onClick={() =>
-                  void act(() => rejectDeployment(dep.name, 'rejected in the lab'))
-                }
+                onClick={() => void act(() => rejectDeployment(dep.name, 'rejected in the lab'))}
               >
                 Reject
               </Button>
@@ -208,9 +199,7 @@ function Details(props: { dep: IDeployment; onChange: () => void }): JSX.Element
         <Button
           small
           disabled={!target}
-          onClick={() =>
-            void act(() => updateDeployment(dep.name, target))
-          }
+          onClick={() => void act(() => updateDeployment(dep.name, target))}
         >
           Switch
         </Button>
@@ -378,7 +367,8 @@ function DeploymentLine(props: { d: IDeployment }): JSX.Element {
         {d.model_name} v{d.serving_version ?? d.model_version} · {statusText(d)}
       </span>
       <span className="jp-mlops-deployment-stats">
-        {d.replicas} replica{d.replicas === 1 ? '' : 's'} · {d.traffic.requests_per_s.toFixed(2)} req/s
+        {d.replicas} replica{d.replicas === 1 ? '' : 's'} · {d.traffic.requests_per_s.toFixed(2)}{' '}
+        req/s
         {d.traffic.p50_ms !== null ? ` · p50 ${d.traffic.p50_ms} ms` : ''}
       </span>
     </>
@@ -394,10 +384,7 @@ export function DeploymentsView(props: { refreshSignal?: number }): JSX.Element 
     data: deps,
     error,
     reload: refresh
-  } = useRemote(
-    async () => (await listDeployments()).deployments,
-    [props.refreshSignal]
-  );
+  } = useRemote(async () => (await listDeployments()).deployments, [props.refreshSignal]);
   const open = (d: IDeployment) =>
     monitorApp &&
     openDeploymentDetail(

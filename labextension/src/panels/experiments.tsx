@@ -17,7 +17,6 @@ import { CompareView } from '../experiments/compare';
 import { openRunDetail } from '../experiments/runDetail';
 import { RunsTable } from '../experiments/runsTable';
 
-
 type View = { kind: 'runs' } | { kind: 'compare' };
 
 /** The explorer of one experiment (main area); a run opens in a tab of its own (`onOpenRun`). */
@@ -56,7 +55,12 @@ export function ExperimentView(props: {
         <h2>{experiment?.name ?? `Experiment ${experimentId}`}</h2>
         {experiment && <span className="jp-mlops-chip">project: {experiment.project}</span>}
         {experiment && (
-          <a className="jp-mlops-link" href={experiment.ui_url} target="_blank" rel="noopener noreferrer">
+          <a
+            className="jp-mlops-link"
+            href={experiment.ui_url}
+            target="_blank"
+            rel="noopener noreferrer"
+          >
             Open in MLflow ↗
           </a>
         )}
@@ -64,8 +68,12 @@ export function ExperimentView(props: {
       <ErrorLine error={error} />
       <div role="tablist" className="jp-mlops-tabs">
         {tab('Runs', view.kind === 'runs', () => setView({ kind: 'runs' }))}
-        {tab(`Compare (${selected.length})`, view.kind === 'compare', () => setView({ kind: 'compare' }),
-          selected.length < 2 || selected.length > 10)}
+        {tab(
+          `Compare (${selected.length})`,
+          view.kind === 'compare',
+          () => setView({ kind: 'compare' }),
+          selected.length < 2 || selected.length > 10
+        )}
       </div>
       {/* The table stays mounted so its page, sort and filter survive a look at the compare view. */}
       <div hidden={view.kind !== 'runs'} className="jp-mlops-tabpanel">
@@ -113,7 +121,11 @@ function ExperimentsList(props: { tick: number; onOpen: (e: IExperiment) => void
           <ul className="jp-mlops-list">
             {exps.map(e => (
               <li key={e.experiment_id}>
-                <a className="jp-mlops-link" href="#" onClick={ev => (ev.preventDefault(), props.onOpen(e))}>
+                <a
+                  className="jp-mlops-link"
+                  href="#"
+                  onClick={ev => (ev.preventDefault(), props.onOpen(e))}
+                >
                   {e.name}
                 </a>
               </li>

@@ -1,12 +1,9 @@
 import React from 'react';
 
-
 import { ErrorLine } from '../components/errorLine';
 import { useRemote } from '../components/hooks';
 import { apiUrl } from '../api/request';
 import { getUsage, IGpuHours } from '../api/status';
-
-
 
 function hours(h: number): string {
   return h < 10 ? h.toFixed(2) : h.toFixed(1);
@@ -45,10 +42,13 @@ function HoursBars(props: { label: string; rows: Record<string, IGpuHours> }): J
 export function GpuUsageView(props: { refreshSignal?: number }): JSX.Element {
   const { data, error } = useRemote(getUsage, [props.refreshSignal]);
   if (!data) {
-    return error ? <ErrorLine error={error} /> : <div className="jp-mlops-muted">Loading GPU-hours…</div>;
+    return error ? (
+      <ErrorLine error={error} />
+    ) : (
+      <div className="jp-mlops-muted">Loading GPU-hours…</div>
+    );
   }
-  const csv = apiUrl('usage') +
-    '?format=csv';
+  const csv = apiUrl('usage') + '?format=csv';
   return (
     <div className="jp-mlops-gpu-usage" data-testid="gpu-usage">
       <ErrorLine error={error} />

@@ -9,7 +9,6 @@ import { getJob, getJobLog, IJob, jobAction } from '../api/jobs';
 import { JobResources } from './job_resources';
 import { terminalText } from './job_log';
 
-
 export const ACTIVE = new Set(['queued', 'running']);
 
 /** The MLflow UI, next to the hub (`/services/mlflow/`). */
@@ -200,7 +199,10 @@ export function JobDetail(props: {
           {(job.environment?.hash || job.environment?.wanted) && (
             <tr>
               <th>Environment</th>
-              <td data-testid="job-environment" title={job.environment.hash ?? job.environment.wanted}>
+              <td
+                data-testid="job-environment"
+                title={job.environment.hash ?? job.environment.wanted}
+              >
                 {job.environment.hash
                   ? `lock ${job.environment.hash.slice(0, 12)} · ${job.environment.packages ?? '?'} packages`
                   : `lock ${job.environment.wanted!.slice(0, 12)}`}
@@ -298,4 +300,3 @@ export function JobDetail(props: {
     </div>
   );
 }
-

@@ -5,7 +5,6 @@ import { useRemote } from '../components/hooks';
 import { ISeries, LineChart } from '../experiments/lineChart';
 import { getRunResources } from '../api/experiments';
 
-
 /** Charts, and which sampled metrics (without `system/`) go on each. */
 const CHARTS: { title: string; match: (key: string) => boolean }[] = [
   { title: 'CPU (%)', match: k => k === 'cpu_utilization_percentage' },
@@ -19,11 +18,9 @@ const CHARTS: { title: string; match: (key: string) => boolean }[] = [
  * run sampled them; refreshed while the job runs.
  */
 export function JobResources(props: { runId: string; running: boolean }): JSX.Element | null {
-  const { data, error } = useRemote(
-    () => getRunResources(props.runId),
-    [props.runId],
-    { everyMs: props.running ? 10_000 : 0 }
-  );
+  const { data, error } = useRemote(() => getRunResources(props.runId), [props.runId], {
+    everyMs: props.running ? 10_000 : 0
+  });
   if (!data) {
     return error ? <ErrorLine error={error} /> : null;
   }

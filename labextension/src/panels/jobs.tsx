@@ -18,7 +18,6 @@ type OpenTab = typeof openInMainArea;
 
 /** Command ids of the jobs section. */
 
-
 /** The submit form of the section (also prefilled by "Submit as job" on a notebook). */
 function SubmitForm(props: { path: string; onDone: (job: IJob) => void }): JSX.Element {
   const [path, setPath] = useState(props.path);
@@ -159,17 +158,10 @@ function JobsList(props: {
   openSubmitted: (kind: 'job' | 'sweep' | 'pipeline', id: number) => void;
 }): JSX.Element {
   const [form, setForm] = useState<'' | 'job' | 'sweep' | 'pipeline'>('');
-  const { data, error, reload } = useRemote(
-    async () => {
-      const [jobs, sw, pl] = await Promise.all([
-        listJobs(),
-        listSweeps(),
-        listPipelines()
-      ]);
-      return { ...jobs, sweeps: sw.sweeps, pipelines: pl.pipelines };
-    },
-    [props.tick]
-  );
+  const { data, error, reload } = useRemote(async () => {
+    const [jobs, sw, pl] = await Promise.all([listJobs(), listSweeps(), listPipelines()]);
+    return { ...jobs, sweeps: sw.sweeps, pipelines: pl.pipelines };
+  }, [props.tick]);
   // After a submit: close the form, list the new entry and open it.
   const submitted = (open: () => void) => {
     setForm('');
@@ -202,7 +194,10 @@ function JobsList(props: {
         )}
       </div>
       {form === 'job' && (
-        <SubmitForm path={props.prefill} onDone={job => submitted(() => props.openSubmitted('job', job.id))} />
+        <SubmitForm
+          path={props.prefill}
+          onDone={job => submitted(() => props.openSubmitted('job', job.id))}
+        />
       )}
       {form === 'sweep' && (
         <SweepForm

@@ -119,7 +119,12 @@ export function SweepForm(props: { path: string; onDone: (id: number) => void })
           onChange={setPruner}
         />
       </div>
-      <TextField label="Fixed parameters" value={params} placeholder="epochs=3" onChange={setParams} />
+      <TextField
+        label="Fixed parameters"
+        value={params}
+        placeholder="epochs=3"
+        onChange={setParams}
+      />
     </JobForm>
   );
 }

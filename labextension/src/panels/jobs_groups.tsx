@@ -29,7 +29,6 @@ function usePolled<T extends { state: string }>(
   return [data, error];
 }
 
-
 /** Trial values (dots) and the best so far (a step line), in the order trials finished. */
 function BestSoFarChart(props: { sweep: ISweep }): JSX.Element {
   const points = props.sweep.history.filter(h => h.value !== null || h.best !== null);
@@ -147,7 +146,6 @@ export function SweepView(props: { sweepId: number; openJob: (id: number) => voi
     </div>
   );
 }
-
 
 /** A pipeline: its steps as a graph (columns by dependency depth), each with its status. */
 export function PipelineView(props: {

@@ -60,7 +60,9 @@ export function openLineage(source: LineageSource): void {
     return;
   }
   const label =
-    source.kind === 'deployment' ? source.name : `${source.name}${source.kind === 'dataset' ? '@' : ' v'}${source.version}`;
+    source.kind === 'deployment'
+      ? source.name
+      : `${source.name}${source.kind === 'dataset' ? '@' : ' v'}${source.version}`;
   openInMainArea(
     lineageApp,
     `jp-mlops-lineage-${source.kind}-${label.replace(/[^A-Za-z0-9_.@-]/g, '_')}`,
@@ -80,7 +82,10 @@ function Node(props: {
   children?: React.ReactNode;
 }): JSX.Element {
   return (
-    <li className={`jp-mlops-lineage-node jp-mlops-lineage-${props.kind.replace(/ /g, '-')}`} data-kind={props.kind}>
+    <li
+      className={`jp-mlops-lineage-node jp-mlops-lineage-${props.kind.replace(/ /g, '-')}`}
+      data-kind={props.kind}
+    >
       <span className="jp-mlops-lineage-kind">{props.kind}</span>
       {props.onOpen ? (
         <a
@@ -140,7 +145,9 @@ function RunNode(props: { run: IRunNode; children?: React.ReactNode }): JSX.Elem
       onOpen={() =>
         run.job_id
           ? void lineageApp?.commands.execute(CommandIDs.openJob, { id: Number(run.job_id) })
-          : void lineageApp?.commands.execute(CommandIDs.openExperiment, { experimentId: run.experiment_id })
+          : void lineageApp?.commands.execute(CommandIDs.openExperiment, {
+              experimentId: run.experiment_id
+            })
       }
     >
       {props.children}
@@ -148,9 +155,16 @@ function RunNode(props: { run: IRunNode; children?: React.ReactNode }): JSX.Elem
   );
 }
 
-function ModelVersionNode(props: { mv: IModelVersionNode; children?: React.ReactNode }): JSX.Element {
+function ModelVersionNode(props: {
+  mv: IModelVersionNode;
+  children?: React.ReactNode;
+}): JSX.Element {
   const { mv } = props;
-  const detail = [mv.serving ? 'serving' : '', mv.project || '', mv.hidden ? 'its run is in a project you are not in' : '']
+  const detail = [
+    mv.serving ? 'serving' : '',
+    mv.project || '',
+    mv.hidden ? 'its run is in a project you are not in' : ''
+  ]
     .filter(Boolean)
     .join(' · ');
   return (
@@ -206,8 +220,8 @@ export function LineageView(props: { source: LineageSource }): JSX.Element {
       <Node kind="dataset version" label={`${data.dataset}@${data.version}`}>
         {runs.length === 0 && (
           <li className="jp-mlops-muted">
-            No run you may see used this version yet (<code>datasets.get</code> in a run, or a job's dataset
-            version, records it).
+            No run you may see used this version yet (<code>datasets.get</code> in a run, or a job's
+            dataset version, records it).
           </li>
         )}
         {runs.map(run => (

@@ -31,7 +31,6 @@ import { CommandIDs } from '../commands';
 import { IModelVersionAction, IModelVersionActions } from '../tokens';
 import { when } from '../format';
 
-
 /** The registry of per-version actions, and a signal when it changes. */
 export class ModelVersionActions implements IModelVersionActions {
   private _actions = new Map<string, IModelVersionAction>();
@@ -97,7 +96,10 @@ function VersionRow(props: { version: IModelVersion; onChanged: () => void }): J
             @{a}
           </span>
         ))}
-        <span className="jp-mlops-muted-inline"> {v.status} · {when(v.creation_timestamp)}</span>
+        <span className="jp-mlops-muted-inline">
+          {' '}
+          {v.status} · {when(v.creation_timestamp)}
+        </span>
       </div>
       <div className="jp-mlops-muted-inline">
         run: {v.run_id ? <code title={v.source}>{v.run_id.slice(0, 12)}</code> : 'none'}
@@ -129,9 +131,14 @@ function VersionRow(props: { version: IModelVersion; onChanged: () => void }): J
         modelVersionActions
           .list()
           .filter(a => a.id === openForm && a.render)
-          .map(a => <React.Fragment key={a.id}>{a.render!(v, () => setOpenForm(null))}</React.Fragment>)}
+          .map(a => (
+            <React.Fragment key={a.id}>{a.render!(v, () => setOpenForm(null))}</React.Fragment>
+          ))}
       {message && (
-        <div className={message.ok ? 'jp-mlops-ok-text' : 'jp-mlops-error'} role={message.ok ? 'status' : 'alert'}>
+        <div
+          className={message.ok ? 'jp-mlops-ok-text' : 'jp-mlops-error'}
+          role={message.ok ? 'status' : 'alert'}
+        >
           {message.text}
         </div>
       )}
@@ -139,7 +146,11 @@ function VersionRow(props: { version: IModelVersion; onChanged: () => void }): J
   );
 }
 
-function AliasForm(props: { model: string; versions: IModelVersion[]; onChanged: () => void }): JSX.Element {
+function AliasForm(props: {
+  model: string;
+  versions: IModelVersion[];
+  onChanged: () => void;
+}): JSX.Element {
   const [alias, setAlias] = useState('champion');
   const [version, setVersion] = useState(props.versions[0]?.version ?? '');
   const [error, setError] = useState<string | null>(null);
@@ -183,7 +194,9 @@ function ModelItem(props: { model: IModel }): JSX.Element {
     data: versions,
     error,
     reload: load
-  } = useRemote(async () => (await listVersions(model.name)).versions, [model.name], { auto: open });
+  } = useRemote(async () => (await listVersions(model.name)).versions, [model.name], {
+    auto: open
+  });
   return (
     <li data-testid={`model-${model.name}`}>
       <a className="jp-mlops-link" href="#" onClick={e => (e.preventDefault(), setOpen(!open))}>
@@ -198,7 +211,9 @@ function ModelItem(props: { model: IModel }): JSX.Element {
       {open && (
         <div className="jp-mlops-model-body">
           <ErrorLine error={error} />
-          {versions && versions.length > 0 && <AliasForm model={model.name} versions={versions} onChanged={load} />}
+          {versions && versions.length > 0 && (
+            <AliasForm model={model.name} versions={versions} onChanged={load} />
+          )}
           <ul className="jp-mlops-list">
             {(versions ?? []).map(v => (
               <VersionRow key={v.version} version={v} onChanged={load} />
@@ -227,7 +242,9 @@ function ModelsList(props: { tick: number }): JSX.Element {
       <SectionReload tooltip="Reload models" onClick={() => void load()} />
       <ErrorLine error={error} />
       {models?.length === 0 && (
-        <div className="jp-mlops-muted">No registered models: open a run's artifacts to register one.</div>
+        <div className="jp-mlops-muted">
+          No registered models: open a run's artifacts to register one.
+        </div>
       )}
       <ul className="jp-mlops-list">
         {(models ?? []).map(m => (
@@ -253,7 +270,10 @@ export function registerModels(
   const panel = new ModelsPanel();
   sidebar.addWidget(panel);
   const command = CommandIDs.refreshModels;
-  app.commands.addCommand(command, { label: 'MLOps: reload models', execute: () => panel.refresh() });
+  app.commands.addCommand(command, {
+    label: 'MLOps: reload models',
+    execute: () => panel.refresh()
+  });
   palette?.addItem({ command, category: 'MLOps' });
   return panel;
 }

@@ -5,8 +5,6 @@ import { useRemote } from '../components/hooks';
 import { SidebarSection } from '../components/sidebarSection';
 import { listProjects } from '../api/projects';
 
-
-
 /**
  * The projects I belong to, each linking to its page (members, milestones, progress).
  */

@@ -6,7 +6,6 @@ import { SidebarSection } from '../components/sidebarSection';
 import { getStatus, IComponentStatus, IGpu } from '../api/status';
 import { GpuUsageView } from './gpu_usage';
 
-
 function Dot(props: { ok: boolean }): JSX.Element {
   return (
     <span
@@ -27,9 +26,7 @@ function Component(props: {
       <Dot ok={status.reachable} />
       <span className="jp-mlops-label">{label}</span>
       <span className="jp-mlops-value">
-        {status.reachable
-          ? `reachable · v${status.version}`
-          : `unreachable: ${status.error}`}
+        {status.reachable ? `reachable · v${status.version}` : `unreachable: ${status.error}`}
         {props.children}
       </span>
     </div>
@@ -53,10 +50,7 @@ function describeGpu(g: IGpu): string {
  * Live checks of the platform: who I am, MLflow, the control plane, my GPUs, the shared dataset.
  */
 export function StatusView(props: { refreshSignal?: number }): JSX.Element {
-  const { data: status, error, loading } = useRemote(
-    getStatus,
-    [props.refreshSignal]
-  );
+  const { data: status, error, loading } = useRemote(getStatus, [props.refreshSignal]);
 
   if (error && !status) {
     return <ErrorLine error={error} />;
@@ -91,9 +85,7 @@ export function StatusView(props: { refreshSignal?: number }): JSX.Element {
         <span className="jp-mlops-label">GPUs</span>
         <span className="jp-mlops-value" title={status.gpus.detail}>
           {gpuOk
-            ? status.gpus.devices
-                .map(g => `${g.index}: ${describeGpu(g)}`)
-                .join(', ')
+            ? status.gpus.devices.map(g => `${g.index}: ${describeGpu(g)}`).join(', ')
             : status.gpus.message}
         </span>
       </div>

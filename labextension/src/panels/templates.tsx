@@ -9,9 +9,10 @@ import React, { useEffect, useRef, useState } from 'react';
 import { ErrorLine } from '../components/errorLine';
 import { copyTemplate, ICopiedTemplate, ITemplate, listTemplates } from '../api/templates';
 
-
-
-function TemplateRow(props: { template: ITemplate; onCopied: (c: ICopiedTemplate) => Promise<void> }): JSX.Element {
+function TemplateRow(props: {
+  template: ITemplate;
+  onCopied: (c: ICopiedTemplate) => Promise<void>;
+}): JSX.Element {
   const t = props.template;
   const [dest, setDest] = useState(t.default_dest);
   const [busy, setBusy] = useState(false);
@@ -46,7 +47,12 @@ function TemplateRow(props: { template: ITemplate; onCopied: (c: ICopiedTemplate
   }, [message]);
   return (
     <form className="jp-mlops-template" onSubmit={copy} data-testid={`template-${t.name}`}>
-      <Button type="submit" small disabled={busy || !dest.trim()} title={`${t.title}: ${t.description}`}>
+      <Button
+        type="submit"
+        small
+        disabled={busy || !dest.trim()}
+        title={`${t.title}: ${t.description}`}
+      >
         {busy ? 'Copying…' : label}
       </Button>
       <label className="jp-mlops-template-dest">
@@ -84,11 +90,16 @@ function TemplatesView(props: { app: JupyterFrontEnd }): JSX.Element {
     const { commands } = props.app;
     // show the new folder in the file browser (without stealing the sidebar), then the README
     if (commands.hasCommand('filebrowser:go-to-path')) {
-      await commands.execute('filebrowser:go-to-path', { path: copied.path, dontShowBrowser: true }).catch(() => undefined);
+      await commands
+        .execute('filebrowser:go-to-path', { path: copied.path, dontShowBrowser: true })
+        .catch(() => undefined);
     }
     // a README reads best rendered; anything else opens with its default viewer
     const factory = /\.md$/i.test(copied.open) ? 'Markdown Preview' : undefined;
-    await commands.execute('docmanager:open', { path: copied.open, ...(factory ? { factory } : {}) });
+    await commands.execute('docmanager:open', {
+      path: copied.open,
+      ...(factory ? { factory } : {})
+    });
   };
   if (error) {
     return <ErrorLine error={error} />;
