@@ -161,8 +161,10 @@ def test_a_slow_first_answer_never_hides_the_search_that_followed(page, platform
     page.get_by_role("button", name="Search").click()
     expect(table.get_by_role("row")).to_have_count(2, timeout=WAIT)  # header + the one run
     assert len(held) == 1
-    held[0].continue_()  # now the stale, unfiltered answer arrives
-    page.wait_for_timeout(2_000)
+    with page.expect_response(lambda r: r.request == held[0].request, timeout=WAIT):
+        held[0].continue_()  # now the stale, unfiltered answer arrives
+    # two frames after it came back, the table shows whatever it made of it
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     expect(table.get_by_role("row")).to_have_count(2)
     expect(table).to_contain_text("unet-lr0.01")
     page.unroute(re.compile(r"/mlops/api/experiments/[^/]+/runs"))
