@@ -21,8 +21,9 @@ import pwd
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
+
+from tests.fixtures import until
 
 GPUS = 2
 GPU_TYPE = "a100"
@@ -151,12 +152,11 @@ class SlurmCluster:
         return out.returncode == 0 and out.stdout.strip() == "idle"
 
     def _until(self, check, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if check():
-                return
-            time.sleep(0.2)
-        raise RuntimeError(f"{what}: not within {timeout:.0f} s\n{self.logs()}")
+        """:func:`tests.fixtures.until`, with the daemons' logs when it gives up."""
+        try:
+            until(check, timeout, what, every=0.2)
+        except AssertionError as e:
+            raise RuntimeError(f"{e}\n{self.logs()}") from None
 
     def logs(self, lines: int = 30) -> str:
         out = []

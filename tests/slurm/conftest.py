@@ -8,9 +8,7 @@ from instead of the local inventory, as ``c.JobSettings.backend = "slurm"`` buil
 """
 from __future__ import annotations
 
-import asyncio
 import subprocess
-import time
 
 import pytest_asyncio
 
@@ -23,6 +21,7 @@ from jupyter_mlops.core.jobs.pipelines import Pipelines
 from jupyter_mlops.core.jobs.sweeps import Sweeps
 from jupyter_mlops.core.jobs.tracking import FixedTokenIssuer
 from jupyter_mlops.core.projects import Projects
+from tests.fixtures import until_async
 from tests.jobs.conftest import Lab
 
 from .cluster import SlurmCluster
@@ -68,6 +67,4 @@ async def slurm_lab(shared_tmp, slurm_cluster):
     # Nothing of this test may hold the cluster's GPUs in the next one.
     subprocess.run(["scancel", "--full", "--partition=gpu"], env=slurm_cluster.env,
                    capture_output=True)
-    deadline = time.monotonic() + 30
-    while lab.squeue() and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)
+    await until_async(lambda: not lab.squeue(), 30, "Slurm's queue empty", every=0.2)

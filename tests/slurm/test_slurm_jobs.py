@@ -2,7 +2,6 @@
 a sweep's parallel trials, and GPU-hours from Slurm's record."""
 from __future__ import annotations
 
-import asyncio
 import pwd
 import stat
 
@@ -11,6 +10,7 @@ import pytest
 from jupyter_mlops.backends.jobs_slurm import batch_script, sbatch_args
 from jupyter_mlops.backends.slurm_records import gpus_of_tres, parse_jobcomp, parse_sacct
 from jupyter_mlops.core.usage import UsageLedger
+from tests.fixtures import until_async
 from tests.jobs.conftest import caller
 
 GPU_SCRIPT = """
@@ -23,17 +23,6 @@ time.sleep(float(os.environ.get("HOLD", "0")) or hold)
 
 def script(hold: float) -> str:
     return GPU_SCRIPT.replace("or hold", f"or {hold}")
-
-
-async def until(check, timeout: float, what: str):
-    deadline = asyncio.get_running_loop().time() + timeout
-    last = None
-    while asyncio.get_running_loop().time() < deadline:
-        last = check()
-        if last:
-            return last
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")
 
 
 def test_sbatch_options_and_script():
@@ -102,11 +91,11 @@ async def test_exhausted_gres_wait_with_slurms_reason_and_cancel(slurm_lab):
                 and "(Resources: the GPUs, CPUs or memory it asks for are in use), 1st of 1 " \
                     "waiting in partition gpu" in waiting[0].reason:
             return waiting[0]
-    third = await until(one_waits, 40, "two jobs running in Slurm and one waiting")
+    third = await until_async(one_waits, 40, "two jobs running in Slurm and one waiting")
     assert third.state == "running" and third.handle.get("slurm_job_id")  # submitted
     assert not started(third.id)
     # while it waits its clock does not run (time limit, GPU-hours): its start moves on
-    await until(lambda: get(third.id).started_at > third.started_at, 10, "the start moving")
+    await until_async(lambda: get(third.id).started_at > third.started_at, 10, "the start moving")
     running = [j.id for j in jobs if j.id != third.id]
     # Cancel the waiting one: it leaves Slurm's queue and never counts GPU time
     lab.jobs.cancel(caller("bob"), third.id)
@@ -122,7 +111,7 @@ async def test_exhausted_gres_wait_with_slurms_reason_and_cancel(slurm_lab):
     assert get(running[1]).state == "running" and get(running[1]).reason == ""
     lab.jobs.cancel(caller("bob"), running[1])
     await lab.wait(running[1], timeout=30)
-    await until(lambda: not lab.squeue(), 30, "Slurm's queue empty")
+    await until_async(lambda: not lab.squeue(), 30, "Slurm's queue empty")
 
 
 BROKEN = """
