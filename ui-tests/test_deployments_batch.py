@@ -13,7 +13,6 @@ Screenshots in ui-tests/artifacts/deployments-batch-*.png and deployments-approv
 from __future__ import annotations
 
 import re
-import time
 
 import numpy as np
 from conftest import hub_login, hub_logout, open_lab, open_mlops_sidebar, shot
@@ -23,6 +22,7 @@ from jupyter_mlops import datasets
 
 from jupyter_mlops.client import ControlPlane
 from tests.deployments.conftest import register_models
+from tests.fixtures import until
 
 API = "services/mlops/api"
 
@@ -140,12 +140,8 @@ def test_a_manager_approves_a_deploy_on_the_approvals_page(page, platform):
     row.get_by_role("button", name="Approve ui-appr-lr").click()
     expect(page.get_by_role("status")).to_contain_text("deployment ui-appr-lr approved")
     expect(pending).to_contain_text("No deploy waits for approval.")
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        dep = platform.api("GET", f"{API}/deployments/ui-appr-lr", ds).json()
-        if dep["status"] in ("ready", "failed"):
-            break
-        time.sleep(0.5)
+    dep = until(lambda: (d := platform.api("GET", f"{API}/deployments/ui-appr-lr", ds).json())
+                ["status"] in ("ready", "failed") and d, 90, "the approved deployment", every=0.5)
     assert dep["status"] == "ready" and dep["serving_version"] == "1", dep
     shot(page, "deployments-approvals-02-approved")
 

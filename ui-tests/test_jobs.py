@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-import time
 
 from conftest import hub_login, open_lab, open_mlops_sidebar, shot
 from playwright.sync_api import expect
+
+from tests.fixtures import until
 
 API = "services/mlops/api"
 # jobs are a data scientist's work: the control plane gets no token for a hub administrator's
@@ -35,13 +36,10 @@ for step in range(3):
 
 
 def _wait(platform, token, path, states=("succeeded", "failed"), timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def answer():
         d = platform.api("GET", f"{API}/{path}", token).json()
-        if d["state"] in states:
-            return d
-        time.sleep(0.5)
-    raise AssertionError(d)
+        return d if d["state"] in states else None
+    return until(answer, timeout, f"{path} to be {'/'.join(states)}", every=0.5)
 
 
 def workspace_files(platform, user: str, files: dict[str, str]) -> None:
