@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 
 import numpy as np
 import pytest
@@ -14,19 +13,16 @@ from PIL import Image
 from jupyter_mlops import datasets
 
 from jupyter_mlops.client import ControlPlane
+from tests.fixtures import until
 
 API = "services/mlops/api"
 USER = "bpuser"
 
 
 def wait_job(platform, token, job_id, timeout=180):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = platform.api("GET", f"{API}/jobs/{job_id}", token).json()
-        if job["state"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.5)
-    raise AssertionError(f"job {job_id} did not finish: {job}")
+    return until(lambda: (j := platform.api("GET", f"{API}/jobs/{job_id}", token).json())
+                 ["state"] in ("succeeded", "failed", "cancelled") and j, timeout,
+                 f"job {job_id} to finish", every=0.5)
 
 
 def blob_image(path, boxes, size=(40, 32)):
