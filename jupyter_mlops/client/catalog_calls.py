@@ -11,12 +11,17 @@ from . import parse
 
 
 def seg(value) -> str:
-    """One path segment: a name can never reach another route (``/``, ``?`` are escaped), and
-    one no URL can carry (control characters) is bad input, as httpx would refuse it."""
+    """One path segment: a name can never reach another route (``/``, ``?`` are escaped)."""
+    return quote(str(value), safe="")
+
+
+def name_seg(value) -> str:
+    """A dataset name, version or object hash as a path segment; one no URL can carry (control
+    characters) is bad input before anything is sent (the catalog's documented 400)."""
     value = str(value)
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise errors.InvalidInput(f"not a valid name or version: {value!r}")
-    return quote(value, safe="")
+    return seg(value)
 
 
 def _manifest(resp):
@@ -33,17 +38,17 @@ class CatalogCalls:
 
     def dataset(self, name: str):
         """One dataset with its versions."""
-        return self._send("GET", f"api/datasets/{seg(name)}")
+        return self._send("GET", f"api/datasets/{name_seg(name)}")
 
     def dataset_version(self, name: str, ref: str, **params):
         """One version (a name or a tag) with a page of its files (``offset``, ``limit``,
         ``kind``, ``split``, ``q``)."""
-        return self._send("GET", f"api/datasets/{seg(name)}/versions/{seg(ref)}",
+        return self._send("GET", f"api/datasets/{name_seg(name)}/versions/{name_seg(ref)}",
                           params=params or None)
 
     def manifest(self, name: str, ref: str):
         """``(version, Manifest)``: the version's record and its full file list."""
-        return self._send("GET", f"api/datasets/{seg(name)}/versions/{seg(ref)}/manifest",
+        return self._send("GET", f"api/datasets/{name_seg(name)}/versions/{name_seg(ref)}/manifest",
                           _manifest)
 
     def record(self, name: str, manifest: Manifest, message: str = "", tags=(),
@@ -54,16 +59,16 @@ class CatalogCalls:
             body["project"] = project
         if tool:
             body["tool"] = tool
-        return self._send("POST", f"api/datasets/{seg(name)}/versions", json=body)
+        return self._send("POST", f"api/datasets/{name_seg(name)}/versions", json=body)
 
     def diff(self, name: str, a: str, b: str):
         """Per-file differences between two versions."""
-        return self._send("GET", f"api/datasets/{seg(name)}/diff", params={"from": a, "to": b})
+        return self._send("GET", f"api/datasets/{name_seg(name)}/diff", params={"from": a, "to": b})
 
     def check_publish(self, name: str, project: str | None = None):
         """Raises :class:`~jupyter_mlops.core.errors.Forbidden` (with the reason) when the
         caller may not publish to ``name``; asked before anything is hashed or sent."""
-        return self._send("GET", f"api/datasets/{seg(name)}/publish-check",
+        return self._send("GET", f"api/datasets/{name_seg(name)}/publish-check",
                           params={"project": project} if project else None)
 
     def collect_garbage(self, dry_run: bool = True, grace_seconds: float = 86400):
@@ -87,7 +92,7 @@ class DatasetObjects:
 
     def put_file(self, h: str, path: str) -> None:
         with open(path, "rb") as f:
-            self.request("PUT", f"api/dataset-objects/{seg(h)}", content=f.read())
+            self.request("PUT", f"api/dataset-objects/{name_seg(h)}", content=f.read())
 
     def put_batch(self, items: list, sent=None) -> dict:
         """Stream several objects (``(hash, path, size)``) in one request; the control plane
@@ -98,7 +103,7 @@ class DatasetObjects:
                      "Content-Length": str(transfer.batch_length(items))}).json()
 
     def fetch(self, h: str, dest: str) -> None:
-        data = self.request("GET", f"api/dataset-objects/{seg(h)}").content
+        data = self.request("GET", f"api/dataset-objects/{name_seg(h)}").content
         import blake3
 
         if blake3.blake3(data).hexdigest() != h:  # checked here too: the wire is not trusted
