@@ -21,6 +21,8 @@ import pytest
 import requests
 import yaml
 
+from tests.fixtures import until
+
 API = "services/mlops/api"
 USER = "celia"  # this module's own user: the session platform is shared
 DATASET = "cells-loop-test"
@@ -31,13 +33,17 @@ MAP50_FLOOR = 0.8
 
 
 def _wait(get, done, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = get()
-        if done(body):
-            return body
-        time.sleep(1.0)
-    raise AssertionError(f"{what} did not finish in {timeout:.0f} s: {body}")
+    """:func:`~tests.fixtures.until` ``done(get())``, naming the last answer when it gives up."""
+    last = [None]
+
+    def finished():
+        last[0] = get()
+        return done(last[0]) and last[0]
+
+    try:
+        return until(finished, timeout, f"{what} to finish", every=1.0)
+    except AssertionError as e:
+        raise AssertionError(f"{e}: {last[0]}") from None
 
 
 @pytest.fixture(scope="module")
