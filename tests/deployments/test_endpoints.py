@@ -9,25 +9,31 @@ from __future__ import annotations
 
 import io
 import threading
-import time
 
 import numpy as np
 import psutil
 import pytest
 import requests
 
+from tests.fixtures import until
+
 API = "services/mlops/api/deployments"
 ENDPOINT = "services/mlops/endpoints"
 
 
 def wait_status(platform, token, name, want, timeout=90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        dep = platform.api("GET", f"{API}/{name}", token).json()
-        if dep["status"] in want:
-            return dep
-        time.sleep(0.3)
-    raise AssertionError(f"{name} never became {want}: {dep}")
+    def dep():
+        d = platform.api("GET", f"{API}/{name}", token).json()
+        return d if d["status"] in want else None
+    return until(dep, timeout, f"{name} to become {'/'.join(sorted(want))}")
+
+
+def ended(pid: int) -> bool:
+    """The process is gone, or a zombie until its parent reaps it."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def invoke(platform, token, name, json=None, headers=None, **kw):
@@ -121,15 +127,17 @@ def test_switch_version_under_load_without_a_failed_request(platform, registry, 
             else:
                 seen.append((r.headers["X-Model-Version"], r.json()["predictions"]))
 
+    old = model_server_pid(platform, "lr-prod")
     threads = [threading.Thread(target=load) for _ in range(4)]
     for t in threads:
         t.start()
     try:
-        time.sleep(0.5)
+        until(lambda: seen, 30, "answers of version 1 under load")
         r = platform.api("PATCH", f"{API}/lr-prod", admin, json={"version": 2})
         assert r.status_code == 200 and r.json()["status"] == "updating", r.text
         dep = wait_status(platform, admin, "lr-prod", {"ready", "failed"})
-        time.sleep(1.0)  # keep the load on while the old version drains and stops
+        # the load stays on while the old version drains and stops
+        until(lambda: ended(old), 60, "version 1's model server to stop")
     finally:
         stop.set()
         for t in threads:
@@ -238,23 +246,16 @@ def test_control_plane_restart_keeps_deployments(platform, registry, admin):
     server_pid = model_server_pid(platform, "lr-prod")
     cp = _control_plane(platform)
     cp.terminate()
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:  # gone, or a zombie until the hub's poll reaps it
-        try:
-            if cp.status() == psutil.STATUS_ZOMBIE:
-                break
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.1)
+    until(lambda: ended(cp.pid), 15, "the control plane to end", every=0.1)
+
     # The hub notices (it polls its services every 30 s) and starts the control plane again.
-    deadline = time.monotonic() + 75
-    while time.monotonic() < deadline:
+    def answers() -> bool:
         try:
-            if platform.api("GET", "services/mlops/api/status", admin).status_code == 200:
-                break
+            return platform.api("GET", "services/mlops/api/status", admin).status_code == 200
         except requests.RequestException:
-            pass
-        time.sleep(0.5)
+            return False
+
+    until(answers, 75, "the control plane back", every=0.5)
     assert _control_plane(platform).pid != cp.pid
     r = invoke(platform, admin, "lr-prod", split_body(registry["probe"]))
     assert r.status_code == 200 and r.json()["predictions"] == registry["v2"], r.text
