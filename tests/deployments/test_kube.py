@@ -131,12 +131,8 @@ class RegistryStandIn:
 
 
 async def _until(check, timeout=10.0):
-    for _ in range(int(timeout / 0.05)):
-        result = check()
-        if result:
-            return result
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached")
+    """:func:`~tests.fixtures.until_async` polling often (the fake cluster answers at once)."""
+    return await until_async(check, timeout, "the condition", every=0.05)
 
 
 @pytest.mark.asyncio

@@ -11,6 +11,7 @@ from jupyter_mlops.core.errors import QuotaExceeded
 from jupyter_mlops.core.gpu_allocation import NoGpuFree
 from jupyter_mlops.core.jobs.model import Job, JobSpec
 from jupyter_mlops.core.jobs.queue import fair_order, ordinal
+from tests.fixtures import until_async
 
 from .conftest import caller
 
@@ -69,12 +70,8 @@ def test_one_queue_for_servers_and_jobs_counts_every_holder():
 
 
 async def _log_line(lab, user, job_id, needle):
-    for _ in range(150):
-        text = lab.jobs.logs(caller(user), job_id)["text"]
-        if needle in text:
-            return text
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{needle!r} never in the log of job {job_id}")
+    return await until_async(lambda: needle in (t := lab.jobs.logs(caller(user), job_id)["text"])
+                             and t, 15, f"{needle!r} in the log of job {job_id}")
 
 
 @pytest.mark.asyncio
