@@ -1,7 +1,6 @@
 """The queue on an injected 2-GPU inventory: fair share, positions, reasons, quotas."""
 from __future__ import annotations
 
-import asyncio
 import os
 
 import pytest
@@ -106,8 +105,8 @@ async def test_three_jobs_on_two_gpus_wait_with_position_and_reason(quick_lab):
     assert (await lab.wait(a1.id)).state == "cancelled"
     running = await lab.wait(a2.id, states=("running",))
     assert running.gpu_indices == get(a1.id).gpu_indices
-    await asyncio.sleep(0.5)
-    assert get(a3.id).reason.startswith("waiting for 1 GPU: 2 of 2 in use (held by your job")
+    await until_async(lambda: get(a3.id).reason.startswith(
+        "waiting for 1 GPU: 2 of 2 in use (held by your job"), 10, "a3's reason to follow")
     assert get(a3.id).reason.endswith("you are 1st")
     for j in (a2, a3, b1):
         lab.jobs.cancel(caller(j.user), j.id)
