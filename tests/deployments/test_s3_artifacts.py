@@ -8,12 +8,10 @@ server take it from there; the model server reads the model from S3 with MLflow 
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -26,6 +24,7 @@ from jupyter_mlops.core.projects import Projects
 from jupyter_mlops.core.roles import ADMIN, Caller
 from tests.datasets.seaweed import ACCESS_KEY, SECRET_KEY, SeaweedS3
 from tests.deployments.conftest import training_data
+from tests.fixtures import until, until_async
 
 BUCKET = "mlflow-artifacts"
 
@@ -79,21 +78,23 @@ def start_mlflow(d: Path, artifacts: list[str], env: dict):
             pass
         log.close()
 
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
+    def answers() -> bool:
         try:
             with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), timeout=2) as c:
                 if c.get("http://localhost/services/mlflow/health").status_code == 200:
-                    break
+                    return True
         except httpx.TransportError:
             pass
         if proc.poll() is not None:
             stop()
             raise AssertionError((d / "mlflow.log").read_text()[-3000:])
-        time.sleep(0.3)
-    else:
+        return False
+
+    try:
+        until(answers, 90, "MLflow's health answer")
+    except AssertionError as e:
         stop()
-        raise AssertionError("MLflow did not start:\n" + (d / "mlflow.log").read_text()[-3000:])
+        raise AssertionError(f"{e}\n" + (d / "mlflow.log").read_text()[-3000:]) from None
     return {"socket": str(sock), "db": f"sqlite:///{db}", "dir": d}, stop
 
 
@@ -148,13 +149,9 @@ def register_in_s3(db_uri: str) -> list[int]:
 
 
 async def wait_ready(deployments, caller, name, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        dep = deployments.get(caller, name)
-        if dep["status"] in ("ready", "failed"):
-            return dep
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"{name}: {deployments.get(caller, name)}")
+    return await until_async(lambda: (d := deployments.get(caller, name))["status"]
+                             in ("ready", "failed") and d, timeout, f"{name} ready or failed",
+                             every=0.3)
 
 
 @pytest.mark.asyncio
@@ -222,14 +219,14 @@ def test_model_server_reads_proxied_s3_artifacts_through_the_mlflow_socket(
          f"--model-cache-dir={tmp_path / 'cache'}"],
         env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+        def pings() -> bool:
             assert proc.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
-                    break
+                return httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200
             except httpx.TransportError:
-                time.sleep(0.3)
+                return False
+
+        until(pings, 120, "the model server's ping")
         probe = x.iloc[:4]
         r = httpx.post(f"http://127.0.0.1:{port}/invocations", timeout=30, json={
             "dataframe_split": {"columns": list(probe.columns),
