@@ -44,7 +44,7 @@ def publish_blobs(platform, token, tmp_path) -> None:
     (docs / "README.txt").write_text("protocol notes, nothing to predict\n")
     client = ControlPlane(f"{platform.url}/services/mlops/", token)
     try:
-        have = {d["name"] for d in client.list()}
+        have = {d["name"] for d in client.datasets()}
         if "ui-blobs" not in have:
             datasets.publish(root, "ui-blobs", message="four images", client=client)
         if "ui-docs" not in have:
