@@ -103,6 +103,21 @@ class MlflowCalls:
         body = {"experiment_ids": experiment_ids, "filter": filter, "max_results": max_results}
         return self._post("logged-models/search", body, lambda r: r.json().get("models", []))
 
+    def get_model_version(self, name: str, version: str):
+        return self._get("model-versions/get", parse.key("model_version"), name=name,
+                         version=str(version))
+
+    def model_version_download_uri(self, name: str, version: str) -> str:
+        return self._get("model-versions/get-download-uri", parse.key("artifact_uri"),
+                         name=name, version=str(version))
+
+    def download_artifact(self, path: str):
+        """The answer of MLflow's artifact proxy for ``mlflow-artifacts:/<path>``, whatever its
+        status (a missing file may answer 404 or 500 depending on the store); only no answer
+        raises."""
+        return self._send("GET", "api/2.0/mlflow-artifacts/artifacts/" + path.lstrip("/"),
+                          parse.response, check=False)
+
     def set_alias(self, name: str, alias: str, version: str):
         return self._post("registered-models/alias",
                           {"name": name, "alias": alias, "version": str(version)},

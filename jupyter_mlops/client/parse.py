@@ -9,6 +9,13 @@ def body(resp: httpx.Response):
     return resp.json()
 
 
+def json_object(resp: httpx.Response) -> dict:
+    """The JSON body, or ``{}`` for an answer that is not JSON (a proxy's error page)."""
+    if not resp.headers.get("content-type", "").startswith("application/json"):
+        return {}
+    return resp.json()
+
+
 def key(name: str):
     """One member of the JSON body: ``key("jobs")`` of ``{"jobs": [...]}``."""
     def parse(resp: httpx.Response):

@@ -57,6 +57,14 @@ class MlflowGateway(MlflowCalls, SyncTransport):
         super().__init__(_config(config, base_url, token, url_env=MLFLOW_URL_ENV, **options))
 
 
+def mlflow_socket_config(socket_path: str, prefix: str = "/services/mlflow",
+                         timeout: float = 30.0) -> ClientConfig:
+    """The platform's MLflow server itself on its unix socket (the control plane's view: no
+    gateway, no token; the control plane does the scoping)."""
+    return ClientConfig(f"http://localhost{prefix.rstrip('/')}", timeout=timeout,
+                        uds=socket_path, name="MLflow server")
+
+
 class AsyncMlflowGateway(MlflowCalls, AsyncTransport):
     """MLflow's REST API through the gateway, on the event loop (the lab's experiments,
     runs and models views)."""

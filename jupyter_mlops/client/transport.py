@@ -91,14 +91,15 @@ class SyncTransport:
         self.base_url = config.base_url
         self._http = httpx.Client(**config.httpx_options(asynchronous=False))
 
-    def request(self, method: str, path: str, **kw) -> httpx.Response:
+    def request(self, method: str, path: str, *, check: bool = True, **kw) -> httpx.Response:
         """The answer of ``method path`` (relative to the base URL); an error answer raises
-        its core error, no answer raises :class:`~jupyter_mlops.core.errors.Unavailable`."""
+        its core error (unless ``check`` is false: then the caller reads the status), no
+        answer raises :class:`~jupyter_mlops.core.errors.Unavailable`."""
         try:
             resp = self._http.request(method, path.lstrip("/"), **kw)
         except httpx.HTTPError as e:
             raise transport_error(e, self.name, self.base_url) from None
-        return raise_for_response(resp, self.name)
+        return raise_for_response(resp, self.name) if check else resp
 
     def _send(self, method: str, path: str, parse: Callable = _json, **kw):
         return parse(self.request(method, path, **kw))
@@ -132,13 +133,14 @@ class AsyncTransport:
         self.base_url = config.base_url
         self._http = httpx.AsyncClient(**config.httpx_options(asynchronous=True))
 
-    async def request(self, method: str, path: str, **kw) -> httpx.Response:
+    async def request(self, method: str, path: str, *, check: bool = True,
+                      **kw) -> httpx.Response:
         """As :meth:`SyncTransport.request`, awaited."""
         try:
             resp = await self._http.request(method, path.lstrip("/"), **kw)
         except httpx.HTTPError as e:
             raise transport_error(e, self.name, self.base_url) from None
-        return raise_for_response(resp, self.name)
+        return raise_for_response(resp, self.name) if check else resp
 
     async def _send(self, method: str, path: str, parse: Callable = _json, **kw):
         return parse(await self.request(method, path, **kw))

@@ -8,8 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from jupyter_mlops.client import (AsyncControlPlane, AsyncMlflowGateway, ClientConfig,
-                                  ControlPlane, MlflowGateway)
+from jupyter_mlops.client import (AsyncControlPlane, AsyncHub, AsyncMlflowGateway,
+                                  ClientConfig, ControlPlane, MlflowGateway)
 from jupyter_mlops.core import errors
 
 
@@ -100,6 +100,27 @@ async def test_mlflow_codes_and_the_async_client_map_the_same_way(server):
     with MlflowGateway(server, "t0k") as mlflow:
         with pytest.raises(errors.Conflict):
             mlflow.request("GET", "mlflow/400/RESOURCE_ALREADY_EXISTS")
+
+
+async def test_an_unchecked_answer_comes_back_whatever_its_status(server):
+    async with AsyncMlflowGateway(server, "t0k") as mlflow:
+        r = await mlflow.request("GET", "text/500", check=False)
+    assert (r.status_code, r.text) == (500, "plain trouble")
+
+
+async def test_hub_calls_send_the_service_token_and_keep_the_callers_errors_apart(server):
+    async with AsyncHub(server, "hubt0k") as hub:
+        assert await hub.user("a b/c") == {"path": "/svc/users/a%20b%2Fc",
+                                           "authorization": "token hubt0k"}
+        await hub.stop_server("ann", "gpu/1")  # a DELETE that answers
+    # an unknown user is the caller's NotFound; the hub refusing the platform's own token is
+    # the platform being unavailable, not the caller being forbidden
+    async with AsyncHub(f"{server}/status/404", "t") as hub:
+        with pytest.raises(errors.NotFound, match="the hub knows no users/nobody"):
+            await hub.user("nobody")
+    async with AsyncHub(f"{server}/status/403", "t") as hub:
+        with pytest.raises(errors.Unavailable, match="the hub refused GET users/Forbidden"):
+            await hub.user("Forbidden")
 
 
 async def test_sync_and_async_share_one_configuration(server):
