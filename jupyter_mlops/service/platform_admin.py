@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-from urllib.parse import quote
 
-import httpx
 from tornado.ioloop import PeriodicCallback
 from traitlets import Any, Float, Unicode, default, validate
 from traitlets.config import Configurable
 
-from ..core.errors import InvalidInput, NotFound, Unavailable
+from ..client.hub_calls import AsyncHub
+from ..core.errors import InvalidInput
 from ..core.gpu_history import GpuServerTelemetry, GpuUtilisationHistory
 from ..core.usage import UsageLedger
 from ..hub.sso import ROLE_GROUPS
@@ -138,32 +137,17 @@ class PlatformAdmin(Configurable):
 
     # --- the hub, through the control plane's token -------------------------------------------
 
-    async def hub(self, method: str, path: str, **kw) -> httpx.Response:
-        url = self.hub_api_url.rstrip("/") + "/" + path.lstrip("/")
-        try:
-            async with httpx.AsyncClient(timeout=15) as client:
-                r = await client.request(method, url, headers={
-                    "Authorization": f"token {self.hub_api_token}"}, **kw)
-        except httpx.TransportError as e:
-            raise Unavailable(f"the hub is unreachable at {self.hub_api_url}: {e}") from None
-        if r.status_code == 404:
-            raise NotFound(f"the hub knows no {path}")
-        if r.status_code >= 400:
-            raise Unavailable(f"the hub answered {r.status_code} to {method} {path}: "
-                              f"{r.text[:300]}")
-        return r
+    def hub(self) -> AsyncHub:
+        """The hub's REST API with the control plane's token (``async with``)."""
+        return AsyncHub(self.hub_api_url, self.hub_api_token)
 
     async def users(self) -> list[dict]:
-        r = await self.hub("GET", "users", params={"include_stopped_servers": "0",
-                                                    "limit": "1000"})
-        data = r.json()
-        return data["items"] if isinstance(data, dict) else data
+        async with self.hub() as hub:
+            return await hub.users()
 
     async def stop_server(self, username: str, server_name: str = "") -> None:
-        path = f"users/{quote(username, safe='')}/server"
-        if server_name:
-            path = f"users/{quote(username, safe='')}/servers/{quote(server_name, safe='')}"
-        await self.hub("DELETE", path)
+        async with self.hub() as hub:
+            await hub.stop_server(username, server_name)
 
     async def set_role(self, username: str, role: str) -> None:
         """Put ``username`` into the role group of ``role`` (``admin``, ``manager``) and out of
@@ -171,11 +155,13 @@ class PlatformAdmin(Configurable):
         decides again at the next login)."""
         if role not in (*ROLE_GROUPS, "scientist"):
             raise InvalidInput(f"role is one of {', '.join([*ROLE_GROUPS, 'scientist'])}")
-        await self.hub("GET", f"users/{quote(username, safe='')}")  # NotFound if unknown
-        for r, group in ROLE_GROUPS.items():
-            method = "POST" if r == role else "DELETE"
-            await self.hub(method, f"groups/{quote(group, safe='')}/users",
-                           json={"users": [username]})
+        async with self.hub() as hub:
+            await hub.user(username)  # NotFound if unknown
+            for r, group in ROLE_GROUPS.items():
+                if r == role:
+                    await hub.add_group_users(group, [username])
+                else:
+                    await hub.remove_group_users(group, [username])
 
 
 def role_of(user: dict) -> str:
