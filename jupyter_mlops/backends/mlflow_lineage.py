@@ -3,9 +3,10 @@ from the platform's MLflow server on its unix socket, as model versions are
 (:class:`MlflowArtifactResolver`). The control plane does the scoping; MLflow only answers."""
 from __future__ import annotations
 
-import httpx
-
-from ..core.errors import InvalidInput, Unavailable
+from ..client import parse
+from ..client.mlflow_calls import API
+from ..client.platform_clients import AsyncMlflowGateway, mlflow_socket_config
+from ..core.errors import NotFound
 
 PROJECT_TAG, DEFAULT_PROJECT = "mlops.project", "default"  # as the MLflow gateway reads them
 DATASET_TAG = "mlops.dataset_version"  # a job's pinned dataset version (core.jobs.runner)
@@ -38,25 +39,15 @@ def _run(body: dict) -> dict:
 class MlflowLineageRecords:
     def __init__(self, socket_path: str, prefix: str = "/services/mlflow"):
         self.socket_path = socket_path
-        self.api = prefix.rstrip("/") + "/api/2.0/mlflow/"
+        self.config = mlflow_socket_config(socket_path, prefix)
 
     async def _call(self, method: str, path: str, **kw) -> dict | None:
         """MLflow's JSON answer; None for an absent object."""
         try:
-            async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=self.socket_path),
-                                         base_url="http://localhost", timeout=30) as http:
-                r = await http.request(method, self.api + path, **kw)
-        except httpx.TransportError as e:
-            raise Unavailable(f"the MLflow server is unreachable ({type(e).__name__})") from None
-        body = r.json() if r.headers.get("content-type", "").startswith("application/json") \
-            else {}
-        if r.status_code == 404 or body.get("error_code") == "RESOURCE_DOES_NOT_EXIST":
+            async with AsyncMlflowGateway(config=self.config) as mlflow:
+                return parse.json_object(await mlflow.request(method, API + path, **kw))
+        except NotFound:
             return None
-        if r.status_code == 400:
-            raise InvalidInput(body.get("message") or r.text[:300])
-        if r.status_code >= 300:
-            raise Unavailable(f"MLflow answered {r.status_code}: {r.text[:300]}")
-        return body
 
     async def experiment_projects(self) -> dict[str, str]:
         out, token = {}, None
