@@ -30,6 +30,7 @@ from traitlets.config import Configurable
 from ..backends import fdpass
 from ..core import errors, roles
 from ..core.datasets.manifest import check_hash
+from ..core.datasets.uploads import known_to
 from ..core.roles import Caller
 
 log = logging.getLogger("jupyter_mlops.service")
@@ -108,9 +109,14 @@ class PublishSocket(Configurable):
             self._held[caller.name] = self._held.get(caller.name, 0) + 1
         return caller
 
-    def _store_objects(self, msg: dict, fds: list[int], buf: bytearray) -> dict:
+    def _store_objects(self, caller: Caller, msg: dict, fds: list[int],
+                       buf: bytearray) -> dict:
         """``objects`` (hashes claimed, each verified) or ``ingest`` (hashed here while
-        copied: the one-pass publish of files the publisher has not read)."""
+        copied: the one-pass publish of files the publisher has not read).
+
+        Every object is verified whether or not the store held it, and the counts (and
+        ``new``) say what is new to the caller (not known to them before: see
+        ``core.datasets.uploads``), never what is new to the shared store."""
         items = msg.get("items")
         op = msg.get("op")
         if op not in ("objects", "ingest") or not isinstance(items, list):
@@ -119,9 +125,8 @@ class PublishSocket(Configurable):
             raise errors.InvalidInput(f"{len(items)} objects announced but {len(fds)} file "
                                       "descriptors passed: each object needs its descriptor")
         limit = self.context.settings.get("max_object_bytes", 512 * 2**20)
-        stored = nbytes = 0
         store = self.context.store
-        hashes, new = [], []
+        hashes, sizes = [], {}
         for it, fd in zip(items, fds):
             if not isinstance(it, dict) or not isinstance(it.get("size"), int) \
                     or isinstance(it["size"], bool) or it["size"] < 0:
@@ -132,16 +137,16 @@ class PublishSocket(Configurable):
                 raise errors.PayloadTooLarge(f"{what} of {it['size']} bytes is over the "
                                              f"limit of {limit // 2**20} MB")
             if op == "ingest":
-                h, added = store.ingest_fd(fd, it["size"], buf)
-                hashes.append(h)
-                if added:
-                    new.append(h)
+                h, _ = store.ingest_fd(fd, it["size"], buf)
             else:
-                added = store.put_fd(it["hash"], fd, it["size"], buf)
-            if added:
-                stored += 1
-                nbytes += it["size"]
-        reply = {"ok": True, "stored": stored, "bytes": nbytes}
+                h = it["hash"]
+                store.put_fd(h, fd, it["size"], buf)
+            hashes.append(h)
+            sizes[h] = it["size"]
+        catalog = self.context.datasets
+        new = sorted(set(hashes) - known_to(catalog, caller, hashes))
+        catalog.uploads.record(caller.name, hashes)
+        reply = {"ok": True, "stored": len(new), "bytes": sum(sizes[h] for h in new)}
         if op == "ingest":
             reply.update(hashes=hashes, new=new)
         return reply
@@ -172,7 +177,7 @@ class PublishSocket(Configurable):
                                  uid, msg.get("dataset"))
                         reply = {"ok": True, "user": caller.name}
                     else:
-                        reply = self._store_objects(msg, fds, buf)
+                        reply = self._store_objects(caller, msg, fds, buf)
                 except errors.MlopsError as e:
                     log.info("publish socket (uid %d, %s): %s", uid,
                              caller.name if caller else "unauthenticated", e.message)

@@ -3,7 +3,8 @@
 - Partial uploads in the store (``ObjectStore.clean_partial``): all of them when this control
   plane holds the store alone (``ObjectStore.claim``: nothing can be uploading yet), else only
   those older than ``StoreSettings.partial_upload_grace_seconds`` (S3, or a directory another
-  control plane writes to).
+  control plane writes to). With them, the per-user record of recent uploads forgets entries
+  older than its bound (``core.datasets.uploads``).
 - The shared dataset root (``<data_dir>/datasets``, readable by every local account): trees of
   versions whose materialisation was interrupted (``.vN.tmp-<pid>``), and every version of a
   dataset whose project does not hold everyone (left there before such versions stopped being
@@ -63,6 +64,7 @@ def sweep_at_start(context, settings: StoreSettings) -> dict:
         log.warning("partial uploads not swept at start: %s", e.message)
         partial = None
     out = {"alone": alone, "partial_uploads": partial,
+           "uploads_forgotten": catalog.uploads.sweep(),
            "partial_versions": 0, "private_removed": 0, "to_materialise": 0}
     root = shared_root(context)
     if root.is_dir():

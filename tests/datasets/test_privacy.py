@@ -13,6 +13,7 @@ import blake3
 import pytest
 
 from jupyter_mlops.backends.accounts import ensure_account, system_username
+from jupyter_mlops.core.datasets import transfer
 from tests.fixtures import shared_tmp_dir
 
 API = "services/mlops/api"
@@ -36,7 +37,7 @@ def people(platform):
 def _object(platform, token, data: bytes) -> dict:
     h = blake3.blake3(data).hexdigest()
     r = platform.api("PUT", f"{API}/dataset-objects/{h}", token, data=data)
-    assert r.status_code in (200, 201), r.text
+    assert r.status_code == 201, r.text
     return {"path": f"{h[:8]}.txt", "size": len(data), "hash": h, "kind": "file"}
 
 
@@ -78,6 +79,52 @@ def test_objects_of_a_private_dataset_reach_members_only(platform, people, vault
     assert DATASET not in names
     assert DATASET in [d["name"] for d in platform.api("GET", f"{API}/datasets",
                                                        people["quinn"]).json()["datasets"]]
+
+
+def test_upload_answers_do_not_tell_whether_another_project_holds_the_bytes(platform, people):
+    """rex holds the same bytes as an object of pia's private dataset: every upload answer he
+    gets is the one an object nobody stored gets."""
+    private = b"vault cell image " + os.urandom(8)
+    h = _object(platform, people["pia"], private)["hash"]
+    r = _version(platform, people["pia"], "vault-oracle",
+                 [{"path": "a.txt", "size": len(private), "hash": h, "kind": "file"}], PROJECT)
+    assert r.status_code == 201, r.text
+    unknown = b"nobody stored this " + os.urandom(8)
+    u = blake3.blake3(unknown).hexdigest()
+
+    def missing(who, hashes):
+        r = platform.api("POST", f"{API}/dataset-objects/missing", people[who],
+                         json={"hashes": hashes})
+        assert r.status_code == 200, r.text
+        return r.json()["missing"]
+
+    # Given the stored hash and an unknown one, rex is told to send both
+    assert missing("rex", [h, u]) == sorted([h, u])
+    assert missing("quinn", [h]) == []  # a member may know it is there
+    # and a version naming the stored hash is refused to him as for the unknown one
+    for x in (h, u):
+        r = _version(platform, people["rex"], "rex-probe",
+                     [{"path": "a.txt", "size": len(private), "hash": x, "kind": "file"}])
+        assert r.status_code == 409, r.text
+    # Wrong bytes are checked and refused alike
+    wrong = [platform.api("PUT", f"{API}/dataset-objects/{x}", people["rex"], data=b"lie")
+             for x in (h, u)]
+    assert [r.status_code for r in wrong] == [400, 400]
+    assert wrong[0].json()["message"].replace(h, u) == wrong[1].json()["message"]
+    # The right bytes get the same status and body (single and batched)
+    for x, data in ((h, private), (u, unknown)):
+        r = platform.api("PUT", f"{API}/dataset-objects/{x}", people["rex"], data=data)
+        assert (r.status_code, r.json()) == (201, {"hash": x, "stored": True})
+        r = platform.api("POST", f"{API}/dataset-objects/batch", people["rex"],
+                         data=transfer.frame_header(x, len(data)) + data)
+        assert (r.status_code, r.json()) == (201, {"stored": 1, "bytes": len(data)})
+    # Having sent them, rex need not send them again, yet may not read pia's object
+    assert missing("rex", [h, u]) == []
+    assert platform.api("GET", f"{API}/dataset-objects/{h}", people["rex"]).status_code == 404
+    # and the uploader's own record serves her retry: sent, not published, not asked again
+    pending = b"pia's next image " + os.urandom(8)
+    p = _object(platform, people["pia"], pending)["hash"]
+    assert missing("pia", [p]) == [] and missing("quinn", [p]) == [p]
 
 
 def test_objects_of_the_default_catalog_stay_readable_by_all(platform, people):

@@ -130,6 +130,12 @@ class ObjectStore(abc.ABC):
     def delete(self, hashes: list[str]) -> None:
         """Remove objects (garbage collection only; missing ones are ignored)."""
 
+    def checking_writer(self, h: str, size: int) -> ObjectWriter:
+        """A writer that checks ``size`` bytes against ``h`` either way and stores them only if
+        ``h`` is not stored yet (an existing object is not rewritten). Uploads use it so that
+        they are checked, and answered, alike whether or not the object existed."""
+        return ObjectWriter(h, size) if self.exists(h) else self.writer(h, size)
+
     def put_fd(self, h: str, fd: int, size: int, buf: bytearray) -> bool:
         """Store ``size`` bytes read from an open file ``fd`` under ``h`` if they hash to it.
 
@@ -137,13 +143,12 @@ class ObjectStore(abc.ABC):
         permissions) and passed the descriptor. Only a regular file is read (a fifo or a device
         could block or never end); reads use explicit offsets (the descriptor's offset is
         shared with the sender), and each buffer is hashed and written in one pass, so the
-        content verified is exactly the content stored. Returns False if ``h`` was stored
-        already.
+        content verified is exactly the content stored. The content is verified even if ``h``
+        was stored already (then it is not written); returns False in that case.
         """
         check_regular(fd, size, f"object {h}")
-        if self.exists(h):
-            return False
-        w = self.writer(h, size)
+        existed = self.exists(h)
+        w = ObjectWriter(h, size) if existed else self.writer(h, size)
         view = memoryview(buf)
         off = 0
         try:
@@ -158,7 +163,7 @@ class ObjectStore(abc.ABC):
             raise InvalidInput(f"object {h}: cannot read the descriptor passed "
                                f"({e.strerror})") from None
         w.commit()  # raises ObjectMismatch (and drops the partial object) if it does not match
-        return True
+        return not existed
 
     def clean_partial(self, older_than: float) -> int:
         """Remove leftovers of uploads that died before their time (``older_than``: epoch)."""

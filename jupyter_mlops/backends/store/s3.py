@@ -153,6 +153,8 @@ class S3Store(ObjectStore):
     def put_bytes(self, h: str, data: bytes) -> None:
         verify(h, data, "the upload")
         self.ensure_bucket()
+        if self.exists(h):  # checked first, then not rewritten (as in the local store)
+            return
         self._put(h, data)
 
     def put_file(self, h: str, path: str) -> None:

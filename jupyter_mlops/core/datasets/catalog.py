@@ -34,6 +34,7 @@ from ..projects import Projects
 from ..roles import Caller
 from .manifest import VERSION_RE, Manifest, check_name, diff
 from . import provenance
+from .uploads import UploadRecord, chunks
 from .splits import carry, moves
 
 SCHEMA = [
@@ -115,6 +116,7 @@ class DatasetCatalog:
         db.migrate("datasets", SCHEMA)
         db.migrate("dataset_provenance", provenance.SCHEMA)
         self._index_objects()
+        self.uploads = UploadRecord(db)  # who sent which object lately (see uploads.py)
         self._manifests: dict[tuple[str, int], Manifest] = {}  # immutable, so cacheable
         # held while a version is recorded and while garbage is collected (see gc.py); the
         # control plane is one process, so a process lock is enough
@@ -169,6 +171,21 @@ class DatasetCatalog:
             " ON d.name = o.dataset WHERE o.hash = :h", h=h)
         if not any(self._readable(caller, r["project"]) for r in rows):
             raise NotFound(f"no object {h}")
+
+    def readable_objects(self, caller: Caller, hashes: list[str]) -> set[str]:
+        """Those of ``hashes`` named by a version of a dataset ``caller`` may read."""
+        rows: list[dict] = []
+        for part in chunks(sorted(set(hashes))):
+            params = {f"h{i}": h for i, h in enumerate(part)}
+            rows += self.db.query(
+                "SELECT DISTINCT o.hash, d.project FROM dataset_objects o JOIN datasets d"
+                " ON d.name = o.dataset WHERE o.hash IN ("
+                + ", ".join(f":{k}" for k in params) + ")", **params)
+        readable: dict[str, bool] = {}
+        for r in rows:
+            if r["project"] not in readable:
+                readable[r["project"]] = self._readable(caller, r["project"])
+        return {r["hash"] for r in rows if readable[r["project"]]}
 
     def shared(self, name: str) -> bool:
         """Whether every lab member may read ``name`` (its project holds everyone): only such

@@ -73,6 +73,7 @@ class BatchReceiver:
         self.size = 0
         self.stored = 0
         self.bytes = 0
+        self.completed: list[str] = []  # hashes verified since the caller last took them
 
     def _start(self) -> None:
         head = self.head.decode("ascii", "replace")
@@ -93,6 +94,7 @@ class BatchReceiver:
 
     def _finish_object(self) -> None:
         self.writer.commit()
+        self.completed.append(self.writer.hash)
         self.writer = None
         self.stored += 1
         self.bytes += self.size

@@ -1,7 +1,8 @@
 """Dataset catalog routes of the control plane. Who may read and change what is decided in
 ``core.datasets.catalog`` (members of a dataset's project read it, everyone for ``default``;
 its owner and the project's managers change it); objects are served only to callers who may
-read a version naming them."""
+read a version naming them. What the upload routes answer depends only on what the caller may
+read or sent themselves, never on what other projects stored (``core.datasets.uploads``)."""
 from __future__ import annotations
 
 import asyncio
@@ -14,6 +15,7 @@ from ...backends.store import LocalStore
 from ...core.datasets import annotations as ann
 from ...core import roles
 from ...core.datasets import folder, gc, transfer
+from ...core.datasets.uploads import missing_for
 from ...core.datasets.images import render_png
 from ...core.datasets.manifest import (NAME_PATTERN, REF_PATTERN, Manifest, check_hash,
                                        safe_relpath)
@@ -75,9 +77,13 @@ class VersionsHandler(ApiHandler):
         tags = body.get("tags") or []
         if not isinstance(tags, list):
             raise InvalidInput("tags must be a list of names")
-        store = self.context.store
+        store, catalog = self.context.store, self.context.datasets
+
+        def missing(hashes):  # a version names only objects its publisher may know of
+            return missing_for(catalog, self.caller, hashes, store.missing)
+
         v = await asyncio.to_thread(
-            self.context.datasets.publish_stored, self.caller, name, manifest, store.missing,
+            catalog.publish_stored, self.caller, name, manifest, missing,
             str(body.get("message") or ""), tuple(tags), body.get("project"), store.sync,
             tool=body.get("tool"), read=store.get_bytes)
         # the catalog may have carried the parent's split: materialise what it recorded
@@ -222,28 +228,29 @@ class MissingObjectsHandler(ApiHandler):
             raise InvalidInput("hashes must be a list of at most 100000 content hashes")
         for h in hashes:
             check_hash(h)
-        missing = await asyncio.to_thread(self.context.store.missing, sorted(set(hashes)))
+        missing = await asyncio.to_thread(missing_for, self.context.datasets, self.caller,
+                                          sorted(set(hashes)), self.context.store.missing)
         self.write_json({"missing": sorted(missing)})
 
 
 class ObjectHandler(ApiHandler):
     async def put(self, h):
-        """Store content under its hash; content that does not hash to ``h`` is refused."""
+        """Store content under its hash; content that does not hash to ``h`` is refused.
+
+        Checked and answered alike whether or not the store held ``h`` already (then it is
+        not rewritten): the answer tells nothing about other projects' objects."""
         check_hash(h)
         data = self.request.body
         limit = self.context.settings.get("max_object_bytes", 512 * 2**20)
         if len(data) > limit:
             raise PayloadTooLarge(f"objects are limited to {limit // 2**20} MB")
-        store = self.context.store
-        if await asyncio.to_thread(store.exists, h):
-            self.write_json({"hash": h, "stored": False})
-            return
         from ...backends.store import CorruptObject
 
-        try:
-            await asyncio.to_thread(store.put_bytes, h, data)
+        try:  # put_bytes checks the content first, then skips an object stored already
+            await asyncio.to_thread(self.context.store.put_bytes, h, data)
         except CorruptObject as e:
             raise InvalidInput(e.message.replace("is corrupt", "does not match")) from None
+        await asyncio.to_thread(self.context.datasets.uploads.record, self.caller.name, [h])
         self.write_json({"hash": h, "stored": True}, status=201)
 
     async def get(self, h):
@@ -270,7 +277,7 @@ class ObjectBatchHandler(ApiHandler):
         await super().prepare()
         limit = self.context.settings.get("max_object_bytes", 512 * 2**20)
         self.request.connection.set_max_body_size(64 * 2**30)
-        self.receiver = transfer.BatchReceiver(self.context.store.writer, limit)
+        self.receiver = transfer.BatchReceiver(self.context.store.checking_writer, limit)
         self.pending: list = []
         self.pending_bytes = 0
         self.failure: MlopsError | None = None
@@ -289,6 +296,12 @@ class ObjectBatchHandler(ApiHandler):
                 self.draining = False
                 if self.closed:
                     self.receiver.abort()
+                await asyncio.to_thread(self._record)
+
+    def _record(self) -> None:
+        """Remember the objects completed so far as sent by the caller (a retry skips them)."""
+        done, self.receiver.completed = self.receiver.completed, []
+        self.context.datasets.uploads.record(self.caller.name, done)
 
     async def data_received(self, chunk):
         self.pending.append(chunk)
@@ -316,6 +329,7 @@ class ObjectBatchHandler(ApiHandler):
             pass
         self.pending = []
         self.receiver.abort()
+        self._record()
 
 
 class RenderHandler(ApiHandler):
