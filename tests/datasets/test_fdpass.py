@@ -131,6 +131,24 @@ def test_content_must_match_its_hash_and_each_object_needs_its_descriptor(
     reply = fdpass.recv(s)[0]
     assert reply["status"] == 400 and "each object needs its descriptor" in reply["message"]
     s.close()
+    # An object the store holds already (another project's): a lie is refused all the same,
+    # and the true bytes count as new to fiona, as for an object nobody stored
+    from jupyter_mlops.backends.store import LocalStore
+
+    LocalStore(platform.data_dir / "store").put_bytes(claimed, b"something else")
+    for content, answer in ((b"not what it claims", None), (b"something else", 1)):
+        f.write_bytes(content)
+        s, _ = hello(sock_path, people["fiona"])
+        fd = os.open(f, os.O_RDONLY)
+        fdpass.send(s, {"op": "objects", "items": [{"hash": claimed, "size": len(content)}]},
+                    [fd])
+        os.close(fd)
+        reply = fdpass.recv(s)[0]
+        s.close()
+        if answer is None:
+            assert reply["status"] == 400 and "does not match" in reply["message"], reply
+        else:
+            assert reply == {"ok": True, "stored": 1, "bytes": len(content)}, reply
 
 
 def test_a_wrong_token_or_no_membership_is_refused(platform, people, sock_path, tmp_path):
