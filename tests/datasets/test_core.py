@@ -191,3 +191,34 @@ def test_a_cold_publish_reads_each_file_once(cell_folder, tmp_path, monkeypatch)
     previous = {e.path: e.size for e in m.entries}
     _, counts = folder.prepare(cell_folder, store, previous=previous)
     assert len(reads) == 14 and counts["one_pass"] == 0 and counts["uploaded"] == 0
+
+
+def test_the_upload_record_is_bounded_per_user_and_forgets_old_uploads(tmp_path):
+    from jupyter_mlops.core import clock
+    from jupyter_mlops.core.db import Database
+    from jupyter_mlops.core.datasets.uploads import UploadRecord
+
+    t = clock.ManualClock()
+    clock.set_clock(t)
+    try:
+        rec = UploadRecord(Database(f"sqlite:///{tmp_path / 'u.sqlite'}"), max_per_user=3,
+                           keep_seconds=3600)
+        old, new = ["a" * 64, "b" * 64], ["c" * 64, "d" * 64]
+        rec.record("pia", old)
+        t.advance(10)
+        rec.record("pia", new)
+        rec.record("rex", old)
+        everything = old + new
+        # the bound keeps pia's three latest (one of the older pair goes); rex's are his own
+        kept = rec.recent("pia", everything)
+        assert set(new) < kept and len(kept) == 3
+        assert rec.recent("rex", everything) == set(old)
+        rec.record("quinn", everything)  # more than the bound at once: still three kept
+        assert len(rec.recent("quinn", everything)) == 3
+        # past keep_seconds an upload no longer counts, and the sweep drops it
+        t.advance(3595)
+        assert rec.recent("pia", everything) == set(new) and rec.sweep() == 1
+        t.advance(10)
+        assert rec.recent("rex", everything) == set() and rec.sweep() == 7
+    finally:
+        clock.set_clock(None)

@@ -66,12 +66,14 @@ class UploadRecord:
             conn.execute(sa.text("INSERT INTO dataset_uploads (username, hash, at)"
                                  " VALUES (:u, :h, :t)"),
                          [{"u": user, "h": h, "t": now} for h in todo])
-            edge = conn.execute(sa.text(
-                "SELECT at FROM dataset_uploads WHERE username = :u ORDER BY at DESC"
-                " LIMIT 1 OFFSET :n"), {"u": user, "n": self.max_per_user}).first()
-            if edge is not None:  # over the bound: forget the oldest
-                conn.execute(sa.text("DELETE FROM dataset_uploads WHERE username = :u"
-                                     " AND at <= :t"), {"u": user, "t": edge[0]})
+            over = conn.execute(sa.text(
+                "SELECT 1 FROM dataset_uploads WHERE username = :u LIMIT 1 OFFSET :n"),
+                {"u": user, "n": self.max_per_user}).first()
+            if over is not None:  # over the bound: forget the oldest
+                conn.execute(sa.text(
+                    "DELETE FROM dataset_uploads WHERE username = :u AND hash NOT IN ("
+                    "SELECT hash FROM dataset_uploads WHERE username = :u"
+                    " ORDER BY at DESC, hash LIMIT :n)"), {"u": user, "n": self.max_per_user})
 
     def recent(self, user: str, hashes: list[str]) -> set[str]:
         """Those of ``hashes`` that ``user`` uploaded within ``keep_seconds``."""
