@@ -46,12 +46,13 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 from jupyterhub.traitlets import ByteSpecification
 from traitlets import CaselessStrEnum, Float, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from ..client import AsyncTransport, ClientConfig
 from ..core.deployments import LoadFailed, SupervisionPolicy
+from ..core.errors import MlopsError, Unavailable
 from .accounts import AccountError, AccountSettings, SystemAccount, make_traversable
 from .limits import PREFIX, CgroupLimits
 from .model_resolvers import MlflowArtifactResolver, MlflowRegistryUriResolver
@@ -339,10 +340,12 @@ class LocalDeployBackend(LoggingConfigurable):
             return "http://model-server"  # the host part is not used on a unix socket
         return f"http://{instance['host']}:{instance['port']}"
 
-    def _http(self, instance: dict, timeout: float) -> httpx.AsyncClient:
-        sock = self.socket(instance)
-        return httpx.AsyncClient(timeout=timeout, transport=httpx.AsyncHTTPTransport(
-            uds=sock) if sock else None)
+    def _http(self, instance: dict, timeout: float) -> AsyncTransport:
+        """The model server's own address (``/ping`` only: predictions go through the
+        control plane's proxy); answers come back whatever their status."""
+        return AsyncTransport(ClientConfig(self.url(instance), timeout=timeout,
+                                           uds=self.socket(instance) or None,
+                                           name="model server"))
 
     # --- CPU and memory limits ------------------------------------------------------------------
 
@@ -386,10 +389,10 @@ class LocalDeployBackend(LoggingConfigurable):
                     raise LoadFailed(f"the model server {describe_exit(proc.returncode)}",
                                      _tail(inst["log"]))
                 try:
-                    r = await http.get(f"{self.url(inst)}/ping")
+                    r = await http.request("GET", "ping", check=False)
                     if r.status_code == 200:
                         return
-                except httpx.TransportError:
+                except Unavailable:  # not listening yet
                     pass
                 await asyncio.sleep(0.2)
         raise LoadFailed(f"the model server did not answer within {self.start_timeout:.0f} s",
@@ -454,8 +457,8 @@ class LocalDeployBackend(LoggingConfigurable):
         """Whether the server answers ``/ping`` within ``timeout`` seconds."""
         try:
             async with self._http(instance, timeout) as http:
-                return (await http.get(f"{self.url(instance)}/ping")).status_code == 200
-        except httpx.HTTPError:
+                return (await http.request("GET", "ping", check=False)).status_code == 200
+        except MlopsError:
             return False
 
     def supervision(self) -> SupervisionPolicy:

@@ -10,9 +10,8 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
 
-import httpx
-
-from ..core.errors import InvalidInput, NotFound, Unavailable
+from ..client.platform_clients import AsyncMlflowGateway, mlflow_socket_config
+from ..core.errors import InvalidInput, NotFound
 from ..serving import fetch
 
 
@@ -35,27 +34,14 @@ class MlflowArtifactResolver:
         self.prefix = prefix.rstrip("/")
         self.cache_dir = Path(cache_dir) if cache_dir else None
 
-    async def _get(self, path: str, **params) -> dict:
-        try:
-            async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=self.socket_path),
-                                         base_url="http://localhost", timeout=30) as http:
-                r = await http.get(f"{self.prefix}/api/2.0/mlflow/{path}", params=params)
-        except httpx.TransportError as e:
-            raise Unavailable(f"the MLflow server is unreachable ({type(e).__name__})") from None
-        body = r.json() if r.headers.get("content-type", "").startswith("application/json") \
-            else {}
-        if r.status_code == 404 or body.get("error_code") == "RESOURCE_DOES_NOT_EXIST":
-            raise NotFound(body.get("message") or f"not found: {path}")
-        if r.status_code == 400:
-            raise InvalidInput(body.get("message") or r.text)
-        if r.status_code >= 300:
-            raise Unavailable(f"MLflow answered {r.status_code}: {r.text[:300]}")
-        return body
+    def mlflow(self) -> AsyncMlflowGateway:
+        """The MLflow server on its unix socket (``async with``)."""
+        return AsyncMlflowGateway(config=mlflow_socket_config(self.socket_path, self.prefix))
 
     async def resolve(self, model_name: str, version: str) -> str:
-        await self._get("model-versions/get", name=model_name, version=version)
-        uri = (await self._get("model-versions/get-download-uri", name=model_name,
-                               version=version))["artifact_uri"]
+        async with self.mlflow() as mlflow:
+            await mlflow.get_model_version(model_name, version)
+            uri = await mlflow.model_version_download_uri(model_name, version)
         parsed = urlparse(uri)
         if parsed.scheme in ("mlflow-artifacts", "file", ""):
             rel = unquote(parsed.path).lstrip("/")
@@ -103,5 +89,6 @@ class MlflowRegistryUriResolver(MlflowArtifactResolver):
     servers that load through MLflow themselves (Kubernetes pods with a reader token)."""
 
     async def resolve(self, model_name: str, version: str) -> str:
-        await self._get("model-versions/get", name=model_name, version=version)
+        async with self.mlflow() as mlflow:
+            await mlflow.get_model_version(model_name, version)
         return f"models:/{model_name}/{version}"

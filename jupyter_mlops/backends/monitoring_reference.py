@@ -10,9 +10,8 @@ import math
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-import httpx
-
-from ..core.errors import NotFound, Unavailable
+from ..client.platform_clients import AsyncMlflowGateway
+from ..core.errors import NotFound
 from ..tracking import REFERENCE_ARTIFACT
 from .model_resolvers import MlflowArtifactResolver
 
@@ -38,15 +37,15 @@ class MlflowReferenceData:
         self.resolver = resolver
 
     async def columns(self, model_name: str, version: str) -> tuple[str, dict[str, list]]:
-        mv = (await self.resolver._get("model-versions/get", name=model_name,
-                                       version=version))["model_version"]
-        run_id = mv.get("run_id")
-        if not run_id:
-            raise NotFound(f"{model_name} version {version} has no run to take training data "
-                           "from")
-        run = (await self.resolver._get("runs/get", run_id=run_id))["run"]
-        uri = run["info"]["artifact_uri"].rstrip("/") + "/" + REFERENCE_ARTIFACT
-        text = await self._read(uri)
+        async with self.resolver.mlflow() as mlflow:
+            mv = await mlflow.get_model_version(model_name, version)
+            run_id = mv.get("run_id")
+            if not run_id:
+                raise NotFound(f"{model_name} version {version} has no run to take training "
+                               "data from")
+            run = await mlflow.get_run(run_id)
+            uri = run["info"]["artifact_uri"].rstrip("/") + "/" + REFERENCE_ARTIFACT
+            text = await self._read(mlflow, uri)
         if text is None:
             raise NotFound(f"run {run_id} of {model_name} version {version} logged no "
                            f"{REFERENCE_ARTIFACT} (jupyter_mlops.tracking."
@@ -56,21 +55,14 @@ class MlflowReferenceData:
             raise NotFound(f"{REFERENCE_ARTIFACT} of run {run_id} has no numeric column")
         return f"run {run_id}: {REFERENCE_ARTIFACT}", cols
 
-    async def _read(self, uri: str) -> str | None:
+    async def _read(self, mlflow: AsyncMlflowGateway, uri: str) -> str | None:
         parsed = urlparse(uri)
         if parsed.scheme in ("file", ""):
             path = Path(unquote(parsed.path))
             return path.read_text() if path.is_file() else None
         if parsed.scheme != "mlflow-artifacts":
             return None
-        r = self.resolver
-        try:
-            async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=r.socket_path),
-                                         base_url="http://localhost", timeout=30) as http:
-                resp = await http.get(f"{r.prefix}/api/2.0/mlflow-artifacts/artifacts/"
-                                      + parsed.path.lstrip("/"))
-        except httpx.TransportError as e:
-            raise Unavailable(f"the MLflow server is unreachable ({type(e).__name__})") from None
+        resp = await mlflow.download_artifact(parsed.path)
         if resp.status_code != 200 or len(resp.content) > MAX_BYTES:
             return None
         return await asyncio.to_thread(resp.content.decode, "utf-8", "replace")
