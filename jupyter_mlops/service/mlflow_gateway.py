@@ -352,6 +352,8 @@ class MlflowGateway(Application):
                "cookie-secret-file": "MlflowGateway.cookie_secret_file"}
 
     def make_app(self) -> web.Application:
+        # httpx itself, not jupyter_mlops.client: the gateway is a proxy that forwards requests
+        # and streams MLflow's answers back as they are, error statuses included.
         upstream = httpx.AsyncClient(
             transport=httpx.AsyncHTTPTransport(uds=self.socket_path),
             # MLflow checks the Host header against DNS rebinding; it only ever sees this one.

@@ -76,6 +76,8 @@ class _Cache:
 class ProjectScope:
     """Decides what one caller may reach; caches the few lookups it needs."""
 
+    # The gateway's own pooled upstream (see MlflowGateway.make_app): these lookups run on every
+    # proxied request, next to the forwarding, over the same connections.
     def __init__(self, upstream: httpx.AsyncClient, prefix: str,
                  projects_factory: Callable[[], object] | None, ttl: float = 5.0):
         self.upstream = upstream

@@ -52,6 +52,8 @@ def download(uri: str, socket_path: str, dest: str | Path,
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     # MLflow checks the Host header (DNS-rebinding protection): localhost is always allowed.
+    # Its own httpx client, not jupyter_mlops.client: a model server process runs this at start
+    # (serving/app.py) and streams each file to disk, which the client's buffered answers do not.
     transport = httpx.HTTPTransport(uds=socket_path, retries=2)
     with httpx.Client(transport=transport, base_url="http://localhost", timeout=timeout) as http:
         files = list(_files(http, base, root))

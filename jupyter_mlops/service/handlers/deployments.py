@@ -167,6 +167,8 @@ class BatchPredictionsHandler(ApiHandler):
 class EndpointHandler(ApiHandler):
     """``endpoints/<name>/<action>``: authenticate, authorise, pass on to the model server."""
 
+    # httpx itself, not jupyter_mlops.client: a proxy that forwards the caller's request and
+    # streams the model server's answer back as it is, error statuses included.
     _clients: dict[str, httpx.AsyncClient] = {}  # per unix socket ("" for plain URLs)
 
     def http(self, route) -> httpx.AsyncClient:
