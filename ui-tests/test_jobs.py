@@ -55,11 +55,15 @@ def workspace_files(platform, user: str, files: dict[str, str]) -> None:
 def roomy_jobs_section(page, sidebar) -> None:
     titles = sidebar.locator(".jp-AccordionPanel-title")
     expect(titles.filter(has_text=re.compile("^Jobs$"))).to_have_count(1)
-    for i in range(titles.count()):
-        title = titles.nth(i)
-        expanded = title.get_attribute("aria-expanded") == "true"
-        if ((title.text_content() or "").strip().lower() == "jobs") != expanded:
-            title.click()
+    # By name, not position: Getting started leaves the sidebar once its steps are done,
+    # which can happen while this loop runs.
+    for name in [t.strip() for t in titles.all_text_contents()]:
+        title = titles.filter(has_text=re.compile(f"^{re.escape(name)}$"))
+        if title.count() == 0:
+            continue
+        expanded = title.first.get_attribute("aria-expanded") == "true"
+        if (name.lower() == "jobs") != expanded:
+            title.first.click()
     handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
     box = handle.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 200)
