@@ -7,9 +7,9 @@ its part inside.
 
 Where the sessions come from:
 
-* jobs: the job store's own records (``jobs`` table of ``core.jobs``: ``started_at``,
-  ``finished_at``, the GPUs the job was given), read at report time, so even a job shorter
-  than any sampling period counts to the second;
+* jobs: the job store's own records (``JobStore.gpu_spans`` of ``core.jobs``: start, end,
+  the GPUs the job was given), read at report time, so even a job shorter than any sampling
+  period counts to the second;
 * servers (and deployments): :meth:`UsageLedger.sync` compares open sessions with the current
   GPU allocations (``core.gpu_allocation``, the one place that hands out GPUs) and opens a
   session at the allocation's own time, or closes one whose allocation is gone at "now". The
@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from . import clock
 from .db import Database
 from .errors import InvalidInput
+from .jobs.store import JobStore
 
 OWNER_KINDS = ("server", "job", "deployment")
 DAY = 86400.0
@@ -85,6 +86,7 @@ class UsageLedger:
 
     def __init__(self, db: Database):
         self.db = db
+        self._jobs: JobStore | None = None
         try:
             db.migrate("usage", SCHEMA)
         except sa.exc.SQLAlchemyError:
@@ -127,30 +129,24 @@ class UsageLedger:
                 {"t": at, "k": owner_kind, "o": owner})
             return res.rowcount or 0
 
+    def _job_store(self) -> JobStore | None:
+        # Looked up until found: the control plane builds its job store after this ledger.
+        if self._jobs is None:
+            self._jobs = JobStore.existing(self.db)
+        return self._jobs
+
     def _has_job_store(self) -> bool:
-        return sa.inspect(self.db.engine).has_table("jobs")
+        return self._job_store() is not None
 
     def job_sessions(self, since: float | None = None) -> list[UsageSession]:
         """GPU jobs as usage sessions, from the job store's records (empty without it)."""
-        if not self._has_job_store():
+        store = self._job_store()
+        if store is None:
             return []
-        out = []
-        for r in self.db.query("SELECT id, username, project, data FROM jobs"):
-            try:
-                d = json.loads(r["data"])
-            except ValueError:
-                continue
-            started, finished = d.get("started_at"), d.get("finished_at")
-            indices = d.get("gpu_indices") or []
-            gpus = len(indices) or int((d.get("spec") or {}).get("gpus") or 0)
-            if not started or not gpus or (since is not None and finished is not None
-                                           and finished <= since):
-                continue
-            out.append(UsageSession(
-                id=-int(r["id"]), owner_kind="job", owner=str(r["id"]), username=r["username"],
-                project=r["project"], gpus=gpus, gpu_indices=tuple(int(i) for i in indices),
-                started_at=float(started), ended_at=None if finished is None else float(finished)))
-        return out
+        return [UsageSession(
+            id=-j.id, owner_kind="job", owner=str(j.id), username=j.username,
+            project=j.project, gpus=j.gpus, gpu_indices=j.gpu_indices,
+            started_at=j.started_at, ended_at=j.finished_at) for j in store.gpu_spans(since)]
 
     def sync(self, allocations: Iterable) -> None:
         """Reconcile open sessions with the current GPU allocations (see the module doc)."""

@@ -6,7 +6,7 @@ document, written in the same statement, so a row is never half-written.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import sqlalchemy as sa
 
@@ -38,6 +38,19 @@ SCHEMA = [
 ]
 
 
+@dataclass(frozen=True)
+class GpuJobSpan:
+    """A job that held GPUs: from its start to its end (``None`` while it runs)."""
+
+    id: int
+    username: str
+    project: str
+    gpus: int
+    gpu_indices: tuple[int, ...]
+    started_at: float
+    finished_at: float | None
+
+
 def _job_from_row(r) -> Job:
     data = json.loads(r["data"])
     data["spec"] = JobSpec(**data["spec"])
@@ -52,6 +65,15 @@ class JobStore:
     def __init__(self, db: Database):
         self.db = db
         db.migrate("jobs", SCHEMA)
+
+    @classmethod
+    def existing(cls, db: Database) -> "JobStore | None":
+        """The job store of ``db`` if jobs have run on this database, else ``None`` (and no
+        table is created): readers that count jobs (GPU-hours, the queue's health) answer
+        "no jobs" on a platform started without them."""
+        if not sa.inspect(db.engine).has_table("jobs"):
+            return None
+        return cls(db)
 
     # --- jobs ---------------------------------------------------------------------------------
 
@@ -137,6 +159,47 @@ class JobStore:
                 continue
             out.append({"id": r["id"], "finished_at": d.get("finished_at"),
                         "metrics": d.get("metrics")})
+        return out
+
+    def gpu_spans(self, since: float | None = None) -> list[GpuJobSpan]:
+        """Jobs that started with at least one GPU and had not finished by ``since`` (every
+        such job for ``None``), in id order: what GPU-hours accounting counts.
+
+        Start, end and devices live in each record's document, so this reads every job's
+        document once (one query), not one query per job."""
+        out = []
+        for r in self.db.query("SELECT id, username, project, data FROM jobs ORDER BY id"):
+            try:
+                d = json.loads(r["data"])
+            except ValueError:
+                continue
+            started, finished = d.get("started_at"), d.get("finished_at")
+            indices = d.get("gpu_indices") or []
+            gpus = len(indices) or int((d.get("spec") or {}).get("gpus") or 0)
+            if not started or not gpus or (since is not None and finished is not None
+                                           and finished <= since):
+                continue
+            out.append(GpuJobSpan(
+                id=int(r["id"]), username=r["username"], project=r["project"], gpus=gpus,
+                gpu_indices=tuple(int(i) for i in indices), started_at=float(started),
+                finished_at=None if finished is None else float(finished)))
+        return out
+
+    def queue_window(self, since: float, limit: int = 2000) -> list[dict]:
+        """Jobs waiting or running now and jobs submitted since ``since``, newest first (at
+        most ``limit``): ``{"state", "submitted_at", "started_at"}`` (``started_at`` ``None``
+        until the job starts), what the queue's health is measured on."""
+        rows = self.db.query("SELECT state, submitted_at, data FROM jobs WHERE state IN"
+                             " ('queued', 'running') OR submitted_at >= :t"
+                             " ORDER BY id DESC LIMIT :n", t=since, n=limit)
+        out = []
+        for r in rows:
+            try:
+                started = json.loads(r["data"]).get("started_at")
+            except ValueError:
+                started = None
+            out.append({"state": r["state"], "submitted_at": r["submitted_at"],
+                        "started_at": started})
         return out
 
     # --- sweeps and pipelines -----------------------------------------------------------------

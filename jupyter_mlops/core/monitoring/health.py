@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from .. import clock
 from ..db import Database
+from ..jobs.store import JobStore
 
 SCHEMA = [
     """CREATE TABLE platform_disk_samples (
@@ -236,23 +237,15 @@ class PlatformHealth:
     # --- queue -------------------------------------------------------------------------------
 
     def queue(self) -> dict:
-        if not sa.inspect(self.db.engine).has_table("jobs"):
+        store = JobStore.existing(self.db)
+        if store is None:
             return {"queued": 0, "running": 0, "longest_wait_s": None, "started_24h": 0,
                     "wait_p50_s": None, "wait_max_s": None}
         now = clock.now()
-        rows = self.db.query("SELECT state, submitted_at, data FROM jobs WHERE state IN"
-                             " ('queued', 'running') OR submitted_at >= :t"
-                             " ORDER BY id DESC LIMIT 2000", t=now - 86400)
+        rows = store.queue_window(since=now - 86400)
         queued = [r for r in rows if r["state"] == "queued"]
-        waits = []
-        for r in rows:
-            try:
-                started = json.loads(r["data"]).get("started_at")
-            except ValueError:
-                started = None
-            if started and started >= now - 86400:
-                waits.append(max(0.0, started - r["submitted_at"]))
-        waits.sort()
+        waits = sorted(max(0.0, r["started_at"] - r["submitted_at"]) for r in rows
+                       if r["started_at"] and r["started_at"] >= now - 86400)
         return {"queued": len(queued), "running": sum(r["state"] == "running" for r in rows),
                 "longest_wait_s": round(now - min(r["submitted_at"] for r in queued), 1)
                 if queued else None,
