@@ -36,6 +36,7 @@ from . import clock
 from .db import Database
 from .errors import Conflict, InvalidInput, QuotaExceeded
 from .gpus import Gpu, GpuInventory
+from .projects import Projects
 
 OWNER_KINDS = ("server", "job", "deployment")
 QUOTA_KINDS = ("user", "group")  # project quotas live in core.projects
@@ -249,7 +250,7 @@ class GpuAllocator:
     def get_quota(self, kind: str, name: str) -> int | None:
         if kind == "project":
             with self.db.engine.connect() as conn:
-                return self._project_quota(conn, name)
+                return Projects.gpu_quota_in(conn, name)
         rows = self.db.query("SELECT gpus FROM gpu_quotas WHERE kind = :k AND name = :n",
                              k=kind, n=name)
         return rows[0]["gpus"] if rows else None
@@ -276,20 +277,11 @@ class GpuAllocator:
             if ("group", g) in quota:
                 out.append(("group", g, quota[("group", g)],
                             sum(g in a.groups for a in allocs)))
-        project_limit = self._project_quota(conn, project) if project else None
+        project_limit = Projects.gpu_quota_in(conn, project) if project else None
         if project_limit is not None:
             out.append(("project", project, project_limit,
                         sum(a.project == project for a in allocs)))
         return out
-
-    @staticmethod
-    def _project_quota(conn, project: str) -> int | None:
-        # core.projects owns the table; a database without projects has no project quotas.
-        if not sa.inspect(conn).has_table("projects"):
-            return None
-        row = conn.execute(sa.text("SELECT gpu_quota FROM projects WHERE name = :p"),
-                           {"p": project}).first()
-        return row[0] if row else None
 
     # --- allocating ---------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from datetime import date
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from . import clock
 from .db import Database
@@ -175,6 +176,29 @@ class Projects:
         """Every project (the administrator's view)."""
         rows = self.db.query("SELECT name FROM projects ORDER BY name")
         return [p for p in (self._row(r["name"]) for r in rows) if p]
+
+    def names(self, everyone: bool) -> list[str]:
+        """Names of the projects that hold everyone (``True``) or do not (``False``), sorted:
+        which datasets every lab member may read in the shared root."""
+        return [r["name"] for r in self.db.query(
+            "SELECT name FROM projects WHERE " + ("everyone" if everyone else "NOT everyone")
+            + " ORDER BY name")]
+
+    def referencing(self, dataset: str) -> list[str]:
+        """Projects whose reference dataset is a version of ``dataset``."""
+        return [r["name"] for r in self.db.query(
+            "SELECT name FROM projects WHERE reference_dataset LIKE :p", p=f"{dataset}@%")]
+
+    @staticmethod
+    def gpu_quota_in(conn: Connection, name: str) -> int | None:
+        """The GPU quota of project ``name`` read on ``conn``, so the GPU allocator checks it
+        inside its own locked transaction; ``None`` for no quota, no such project, or a
+        database without projects."""
+        if not sa.inspect(conn).has_table("projects"):
+            return None
+        row = conn.execute(sa.text("SELECT gpu_quota FROM projects WHERE name = :p"),
+                           {"p": name}).first()
+        return row[0] if row else None
 
     def is_member(self, caller: Caller, project: Project) -> bool:
         if caller.is_admin or project.everyone:

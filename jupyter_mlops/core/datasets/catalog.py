@@ -195,10 +195,10 @@ class DatasetCatalog:
 
     def shared_versions(self) -> list[tuple[str, str]]:
         """``(dataset, "vN")`` of every version of the datasets every lab member may read."""
+        everyone = set(self.projects.names(everyone=True))
         return [(r["dataset"], f"v{r['number']}") for r in self.db.query(
-            "SELECT v.dataset, v.number FROM dataset_versions v JOIN datasets d"
-            " ON d.name = v.dataset JOIN projects p ON p.name = d.project WHERE p.everyone"
-            " ORDER BY v.dataset, v.number")]
+            "SELECT v.dataset, v.number, d.project FROM dataset_versions v JOIN datasets d"
+            " ON d.name = v.dataset ORDER BY v.dataset, v.number") if r["project"] in everyone]
 
     def stored_manifest(self, name: str, ref: str) -> tuple[DatasetVersion, Manifest]:
         """A version and its manifest for the platform's own work (no caller is checked:
@@ -208,10 +208,12 @@ class DatasetCatalog:
     def private_names(self) -> list[str]:
         """Datasets of projects that do not hold everyone, and deleted ones (whose versions
         must leave the shared root too)."""
+        private = set(self.projects.names(everyone=False))
         return [r["name"] for r in self.db.query(
-            "SELECT d.name FROM datasets d JOIN projects p ON p.name = d.project"
-            " WHERE NOT p.everyone UNION SELECT e.dataset FROM dataset_events e"
-            " WHERE e.action = 'deleted' AND e.dataset NOT IN (SELECT name FROM datasets)")]
+            "SELECT name, project FROM datasets") if r["project"] in private] + [
+            r["dataset"] for r in self.db.query(
+                "SELECT DISTINCT e.dataset FROM dataset_events e WHERE e.action = 'deleted'"
+                " AND e.dataset NOT IN (SELECT name FROM datasets)")]
 
     # --- reading --------------------------------------------------------------------------
 
@@ -254,11 +256,10 @@ class DatasetCatalog:
         rows = self.db.query("SELECT dataset, number, manifest_id, message, author, created_at,"
                              " summary FROM dataset_versions WHERE dataset = :n"
                              " ORDER BY number DESC", n=name)
-        refs = self.db.query("SELECT name FROM projects WHERE reference_dataset LIKE :p",
-                             p=f"{name}@%")
+        refs = self.projects.referencing(name)
         return {**ds, "tags": {t: f"v{n}" for n, ts in tags.items() for t in ts},
                 "versions": [self._version(r, tags).to_dict() for r in rows],
-                "referenced_by": [r["name"] for r in refs],
+                "referenced_by": refs,
                 "can_change": self._may_change(caller, ds)}
 
     def _may_change(self, caller: Caller, ds: dict) -> bool:
@@ -543,8 +544,7 @@ class DatasetCatalog:
         dataset names them). Refused while a project names one of its versions as reference."""
         ds = self.require_readable(caller, name)
         self._require_change(caller, ds)
-        refs = [r["name"] for r in self.db.query(
-            "SELECT name FROM projects WHERE reference_dataset LIKE :p", p=f"{name}@%")]
+        refs = self.projects.referencing(name)
         if refs:
             raise Conflict(f"dataset {name!r} is the reference dataset of project(s) "
                            f"{', '.join(refs)}; a manager of each must choose another first")
@@ -561,7 +561,5 @@ class DatasetCatalog:
         """Mark a version as ``project``'s reference version (a project manager's decision)."""
         self.projects.require_manager(caller, project)
         v = self.resolve(caller, name, ref)
-        with self.db.tx() as conn:
-            conn.execute(sa.text("UPDATE projects SET reference_dataset = :r WHERE name = :p"),
-                         {"r": f"{name}@{v.version}", "p": project})
+        self.projects.update(caller, project, reference_dataset=f"{name}@{v.version}")
         return {"project": project, "dataset": name, "version": v.version}
