@@ -128,9 +128,22 @@ class Deployments:
         except (NotFound, Forbidden):
             return False
 
+    def _rows(self) -> list[dict]:
+        return self.db.query("SELECT * FROM deployments ORDER BY name")
+
     def list_for(self, caller: Caller) -> list[dict]:
-        rows = self.db.query("SELECT * FROM deployments ORDER BY name")
-        return [self._for(caller, r) for r in rows if self._visible(caller, r)]
+        return [self._for(caller, r) for r in self._rows() if self._visible(caller, r)]
+
+    def all(self) -> list[dict]:
+        """Every deployment's answer, by name, for views that checked who may see them
+        (the Prometheus export)."""
+        return [self._public(r) for r in self._rows()]
+
+    def describe(self, name: str) -> dict | None:
+        """The answer for ``name`` (``None`` if absent) whoever asks, for code acting for
+        the platform (monitoring's drift evaluation)."""
+        row = self._row(name)
+        return self._public(row) if row is not None else None
 
     def _require(self, caller: Caller, name: str) -> dict:
         row = self._row(name)
@@ -153,7 +166,7 @@ class Deployments:
                                            old["deleted_at"])
         raise NotFound(f"no deployment {name!r}")
 
-    def _require_change(self, caller: Caller, name: str) -> dict:
+    def require_change(self, caller: Caller, name: str) -> dict:
         """The row of ``name`` if ``caller`` may change it (owner, project manager, admin, or
         any member where the project allows it); :class:`Forbidden` with the reason if not."""
         row = self._require(caller, name)
@@ -219,7 +232,7 @@ class Deployments:
 
     async def switch(self, caller: Caller, name: str, version) -> dict:
         """Point the deployment at another version of its model (roll forward or back)."""
-        row = self._require_change(caller, name)
+        row = self.require_change(caller, name)
         version = self._version(version)
         if version == row["model_version"] and row["status"] in (
                 "ready", "starting", "updating", "pending_approval"):
@@ -299,7 +312,7 @@ class Deployments:
         }
 
     async def delete(self, caller: Caller, name: str) -> None:
-        row = self._require_change(caller, name)
+        row = self.require_change(caller, name)
         task = self._tasks.pop(name, None)
         if task:
             task.cancel()
@@ -322,7 +335,7 @@ class Deployments:
     # --- tokens for outside clients ----------------------------------------------------------
 
     def create_token(self, caller: Caller, name: str, note: str = "") -> dict:
-        self._require_change(caller, name)
+        self.require_change(caller, name)
         return self.endpoint_tokens.create(name, caller.name, note)
 
     def tokens(self, caller: Caller, name: str) -> list[dict]:
@@ -330,7 +343,7 @@ class Deployments:
         return self.endpoint_tokens.list(name)
 
     def revoke_token(self, caller: Caller, name: str, token_id: str) -> None:
-        self._require_change(caller, name)
+        self.require_change(caller, name)
         self.endpoint_tokens.revoke(name, caller.name, token_id)
 
     # --- the endpoint ------------------------------------------------------------------------

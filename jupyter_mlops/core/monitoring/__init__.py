@@ -50,10 +50,9 @@ class Monitoring:
             log.info("deployment %s: inputs not recorded (%s)", name, e)
             return
         if self.inputs.record(name, version, rows):
-            row = self.deployments._row(name)
-            if row is not None:
-                dep = self.deployments._public(row)
-                await self.inputs.evaluate(dep, self._managers(row["project"]))
+            dep = self.deployments.describe(name)
+            if dep is not None:
+                await self.inputs.evaluate(dep, self._managers(dep["project"]))
 
     def _managers(self, project: str) -> list[str]:
         return self.deployments.projects.manager_names(project)
@@ -94,7 +93,7 @@ class Monitoring:
         return self.inputs.settings(name)
 
     def set_settings(self, caller: Caller, name: str, body: dict) -> dict:
-        self.deployments._require_change(caller, name)
+        self.deployments.require_change(caller, name)
         return self.inputs.set_settings(name, caller.name, body)
 
     def forget(self, name: str) -> None:
@@ -104,13 +103,13 @@ class Monitoring:
 
     def snapshot(self) -> dict:
         """Everything the Prometheus export reads."""
-        rows = self.deployments.db.query("SELECT * FROM deployments ORDER BY name")
+        deployments = self.deployments.all()
         drift = {}
-        for r in rows:
-            st = self.inputs.state(r["name"])
+        for d in deployments:
+            st = self.inputs.state(d["name"])
             if st:
-                drift[r["name"]] = st
-        return {"deployments": [self.deployments._public(r) for r in rows],
+                drift[d["name"]] = st
+        return {"deployments": deployments,
                 "totals": self.traffic.totals(), "drift": drift,
                 "health": {"services": self.health.services(), "disk": self.health.disk(),
                            "queue": self.health.queue()}}
