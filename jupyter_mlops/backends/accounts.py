@@ -108,6 +108,11 @@ class SystemAccount:
         return {"user": self.uid, "group": self.gid, "extra_groups": list(self.groups),
                 "umask": 0o077, "start_new_session": True}
 
+    def login_env(self) -> dict:
+        """The environment variables a login as this account sets: programs find their
+        user's name and home there (``~``, caches, config), not the control plane's."""
+        return {"USER": self.name, "LOGNAME": self.name, "HOME": str(self.home)}
+
     def preexec(self, before=None, cwd: str | None = None):
         """A ``preexec_fn`` dropping to this account for good (JupyterHub's spawner API).
 

@@ -254,8 +254,8 @@ class LocalDeployBackend(LoggingConfigurable):
             # The model's code runs as a user: none of the platform's secrets (such as the
             # dataset store's S3 keys) go along, only what a process needs to run.
             env = {k: v for k, v in env.items() if k in USER_ENV}
-            env.update(USER=account.name, LOGNAME=account.name, HOME=str(account.home),
-                       MLFLOW_DISABLE_TELEMETRY="true", PYTHONUNBUFFERED="1")
+            env.update(account.login_env(), MLFLOW_DISABLE_TELEMETRY="true",
+                       PYTHONUNBUFFERED="1")
             run_as = account.popen_kwargs()
         group = self._limits_for(deployment, log_path.stem)
         if group is not None:

@@ -78,6 +78,89 @@ def read_exit(job_dir: Path) -> Exit | None:
                 if isinstance(env, dict) else {})
 
 
+def read_progress(job_dir: Path) -> dict:
+    data = _read_json(job_dir / "progress.json")
+    return data if isinstance(data, dict) else {}
+
+
+def read_run_info(job_dir: Path) -> dict:
+    data = _read_json(job_dir / "run.json")
+    return data if isinstance(data, dict) and {"run_id", "experiment_id"} <= set(data) else {}
+
+
+# --- who the job runs as: the same for the Slurm backend, whose nodes run the same wrapper in
+# the same job directory (mounted at the same paths) ----------------------------------------
+
+def run_as(job_dir: Path, accounts: UserAccounts | None, python: str,
+           env: dict) -> tuple[SystemAccount | None, dict, dict]:
+    """``(account, env, popen_kwargs)`` of the job in ``job_dir``: its user's account when
+    accounts are isolated (its directory handed over as the module docstring describes, its
+    user's name and home in ``env``), else ``None`` and this process's user; in a session of
+    its own either way, so it outlives the control plane and is stopped as a whole."""
+    env = {**env, "PYTHONUNBUFFERED": "1"}
+    if accounts is None or not accounts.isolated:
+        return None, env, {"start_new_session": True}
+    launch = json.loads((job_dir / "launch.json").read_text())
+    if not launch.get("user"):
+        raise AccountError("the job names no user to run as")
+    env_dir = Path(python).parent
+    if (bad := unreachable_part(env_dir)) is not None:
+        raise AccountError(f"the Python environment {env_dir} is not usable by per-user "
+                           f"accounts: {bad} has no o+x (see the README)")
+    account = accounts.account(launch["user"])
+    _hand_over(job_dir, account)
+    _environments_of(launch, account)
+    return account, {**env, **account.login_env()}, account.popen_kwargs()
+
+
+def open_job_log(job_dir: Path, account: SystemAccount | None, mode: int) -> int:
+    """A descriptor appending to ``JOB_DIR/output.log``, made here: root's, in the job
+    account's group with ``mode``, so the job cannot swap it for a link to a file the control
+    plane would then serve as the log (the directory's sticky bit keeps root's files).
+    O_NOFOLLOW: never append through a link, whoever could have left one there."""
+    fd = os.open(job_dir / "output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND
+                 | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        if account is not None:
+            os.fchown(fd, 0, account.gid)
+            os.fchmod(fd, mode)  # the umask may have taken the group's bits
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _hand_over(job_dir: Path, account: SystemAccount) -> None:
+    """The job directory as the module docstring describes: the job may add files, not
+    change the control plane's; other users may not enter. Runs before the job ever
+    could write there, so nothing in it is the job's yet."""
+    make_traversable(job_dir.parent)
+    job_dir.parent.chmod(0o711)  # every job's user passes through; nobody lists the jobs
+    for path in [job_dir, *sorted(job_dir.rglob("*"))]:
+        if path.is_symlink():
+            continue
+        os.chown(path, 0, account.gid, follow_symlinks=False)
+        if path == job_dir:
+            path.chmod(0o1770)
+        else:
+            path.chmod(0o750 if path.is_dir() else 0o640)
+
+
+def _environments_of(launch: dict, account: SystemAccount) -> None:
+    """The folder where the job's account builds and caches locked environments: its
+    own (an environment another account built could have been changed by it since)."""
+    where = (launch.get("environment") or {}).get("dir")
+    if not where:
+        return
+    d = Path(where)
+    d.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
+    make_traversable(d.parent)
+    d.mkdir(mode=0o700, exist_ok=True)
+    if d.is_symlink():
+        raise AccountError(f"{d} is a symbolic link")
+    os.chown(d, account.uid, account.gid, follow_symlinks=False)
+
+
 class LocalJobBackend:
     """Start, watch and stop job processes on this machine.
 
@@ -113,29 +196,18 @@ class LocalJobBackend:
 
     def start(self, job_dir: Path, cwd: str, env: dict, gpu_indices: list[int]) -> dict:
         visible = ",".join(str(i) for i in gpu_indices)
-        env = {**env, "CUDA_VISIBLE_DEVICES": visible, "NVIDIA_VISIBLE_DEVICES":
-               visible or "void", "PYTHONUNBUFFERED": "1"}
-        account = self._account_of(job_dir)
-        run_as = {"start_new_session": True}
-        if account is not None:
-            self._hand_over(job_dir, account)
-            self._environments_of(job_dir, account)
-            env.update(USER=account.name, LOGNAME=account.name, HOME=str(account.home))
-            run_as = account.popen_kwargs()
-        # O_NOFOLLOW: never append through a link, whoever could have left one there.
+        account, env, popen_kw = run_as(job_dir, self.accounts, self.python, {
+            **env, "CUDA_VISIBLE_DEVICES": visible, "NVIDIA_VISIBLE_DEVICES": visible or "void"})
         group = self._limits_for(job_dir)
         if group is not None:
             env.update(group.env())  # the wrapper waits until it is inside
-        fd = os.open(job_dir / "output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND
-                     | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
-        log = os.fdopen(fd, "ab")
+        # The job writes it through its stdout only.
+        log = os.fdopen(open_job_log(job_dir, account, 0o640), "ab")
         try:
-            if account is not None:
-                os.fchown(fd, 0, account.gid)  # the job writes it through its stdout only
             proc = subprocess.Popen(
                 [self.python, "-m", "jupyter_mlops.backends.job_wrapper", str(job_dir)],
                 cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                **run_as)
+                **popen_kw)
         finally:
             log.close()
         if group is not None:
@@ -184,52 +256,6 @@ class LocalJobBackend:
     def _warn(self, msg: str, *args) -> None:
         if self.log is not None:
             self.log.warning(msg, *args)
-
-    # --- who the job runs as ------------------------------------------------------------------
-
-    def _account_of(self, job_dir: Path) -> SystemAccount | None:
-        if self.accounts is None or not self.accounts.isolated:
-            return None
-        user = json.loads((job_dir / "launch.json").read_text()).get("user")
-        if not user:
-            raise AccountError("the job names no user to run as")
-        env_dir = Path(self.python).parent
-        if (bad := unreachable_part(env_dir)) is not None:
-            raise AccountError(f"the Python environment {env_dir} is not usable by per-user "
-                               f"accounts: {bad} has no o+x (see the README)")
-        return self.accounts.account(user)
-
-    @staticmethod
-    def _hand_over(job_dir: Path, account: SystemAccount) -> None:
-        """The job directory as the module docstring describes: the job may add files, not
-        change the control plane's; other users may not enter. Runs before the job ever
-        could write there, so nothing in it is the job's yet."""
-        make_traversable(job_dir.parent)
-        job_dir.parent.chmod(0o711)  # every job's user passes through; nobody lists the jobs
-        for path in [job_dir, *sorted(job_dir.rglob("*"))]:
-            if path.is_symlink():
-                continue
-            os.chown(path, 0, account.gid, follow_symlinks=False)
-            if path == job_dir:
-                path.chmod(0o1770)
-            else:
-                path.chmod(0o750 if path.is_dir() else 0o640)
-
-    @staticmethod
-    def _environments_of(job_dir: Path, account: SystemAccount) -> None:
-        """The folder where the job's account builds and caches locked environments: its
-        own (an environment another account built could have been changed by it since)."""
-        launch = json.loads((job_dir / "launch.json").read_text())
-        where = (launch.get("environment") or {}).get("dir")
-        if not where:
-            return
-        d = Path(where)
-        d.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
-        make_traversable(d.parent)
-        d.mkdir(mode=0o700, exist_ok=True)
-        if d.is_symlink():
-            raise AccountError(f"{d} is a symbolic link")
-        os.chown(d, account.uid, account.gid, follow_symlinks=False)
 
     def _watch(self, proc: subprocess.Popen) -> None:
         proc.wait()
@@ -312,10 +338,7 @@ class LocalJobBackend:
             self._signal(handle, signal.SIGTERM)
 
     def progress(self, job_dir: Path) -> dict:
-        data = _read_json(job_dir / "progress.json")
-        return data if isinstance(data, dict) else {}
+        return read_progress(job_dir)
 
     def run_info(self, job_dir: Path) -> dict:
-        data = _read_json(job_dir / "run.json")
-        return data if isinstance(data, dict) and {"run_id", "experiment_id"} <= set(data) \
-            else {}
+        return read_run_info(job_dir)

@@ -44,8 +44,8 @@ from traitlets.config import LoggingConfigurable
 from ..core import clock
 from ..core.gpu_allocation import GpuAllocator
 from ..core.gpus import Gpu, InventoryReading
-from .accounts import AccountError, UserAccounts, unreachable_part
-from .jobs_local import Exit, LocalJobBackend, read_exit
+from .accounts import UserAccounts
+from .jobs_local import Exit, open_job_log, read_exit, read_progress, read_run_info, run_as
 from .slurm_records import (ACTIVE_STATES, ENDINGS, SACCT_FIELDS, SQUEUE_FORMAT, SlurmRecord, parse_jobcomp,
                             parse_sacct, parse_scontrol_job, parse_squeue, waiting_reason)
 
@@ -279,31 +279,10 @@ class SlurmJobBackend(LoggingConfigurable):
     async def start(self, job_dir: Path, cwd: str, env: dict, gpu_indices: list[int]) -> dict:
         job_dir = Path(job_dir)
         launch = json.loads((job_dir / "launch.json").read_text())
-        account, run_as = None, {"start_new_session": True}
-        if self.accounts is not None and self.accounts.isolated:
-            if not launch.get("user"):
-                raise AccountError("the job names no user to run as")
-            env_dir = Path(self.python).parent
-            if (bad := unreachable_part(env_dir)) is not None:
-                raise AccountError(f"the Python environment {env_dir} is not usable by "
-                                   f"per-user accounts: {bad} has no o+x (see the README)")
-            account = self.accounts.account(launch["user"])
-            LocalJobBackend._hand_over(job_dir, account)  # the same directory rules
-            env = {**env, "USER": account.name, "LOGNAME": account.name,
-                   "HOME": str(account.home)}
-            run_as = account.popen_kwargs()
-        env = {**env, "PYTHONUNBUFFERED": "1"}
-        # output.log made here, root's, group-writable: Slurm appends to it as the job's user,
-        # and the job cannot swap it for a link to a file the control plane (root) would then
-        # serve as the log (the directory's sticky bit keeps root's files).
-        fd = os.open(job_dir / "output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND
-                     | os.O_NOFOLLOW | os.O_CLOEXEC, 0o660 if account is not None else 0o600)
-        try:
-            if account is not None:
-                os.fchown(fd, 0, account.gid)
-                os.fchmod(fd, 0o660)
-        finally:
-            os.close(fd)
+        # The same account, directory rules and environment as a local job's.
+        account, env, popen_kw = run_as(job_dir, self.accounts, self.python, env)
+        # Slurm appends to the log as the job's user: group-writable.
+        os.close(open_job_log(job_dir, account, 0o660 if account is not None else 0o600))
         # The job's environment, private to its account: O_EXCL, no link followed.
         fd = os.open(job_dir / "env.sh", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
                      0o640 if account is not None else 0o600)
@@ -320,7 +299,7 @@ class SlurmJobBackend(LoggingConfigurable):
                            extra=tuple(self.extra_options))
         try:
             _, out, _ = await self._run("sbatch", *args, stdin=batch_script(
-                python=self.python, job_dir=str(job_dir)), cwd=cwd, **run_as)
+                python=self.python, job_dir=str(job_dir)), cwd=cwd, **popen_kw)
             slurm_id = out.strip().split(";")[0]  # "17" or "17;cluster"
             if not slurm_id.isdigit():
                 raise SlurmError(f"sbatch answered {out.strip()!r}, not a job id")
@@ -444,7 +423,7 @@ class SlurmJobBackend(LoggingConfigurable):
     # --- files the wrapper writes -------------------------------------------------------------
 
     def progress(self, job_dir: Path) -> dict:
-        return LocalJobBackend.progress(self, job_dir)
+        return read_progress(job_dir)
 
     def run_info(self, job_dir: Path) -> dict:
-        return LocalJobBackend.run_info(self, job_dir)
+        return read_run_info(job_dir)
