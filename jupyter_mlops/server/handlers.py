@@ -92,9 +92,6 @@ class StatusHandler(MlopsHandler):
             _check(lambda: self.mlops.control_plane(timeout), cp),
             _check(lambda: self.mlops.tracking(timeout), mlflow))
         mlflow_status["ui_url"] = self.mlops.mlflow_ui_url
-        reading = gpus.held(self.mlops.gpu_inventory().read(),
-                            os.environ.get("CUDA_VISIBLE_DEVICES"),
-                            os.environ.get("NVIDIA_VISIBLE_DEVICES"))
         ds = self.mlops.datasets_dir
         self.finish(
             {
@@ -104,12 +101,7 @@ class StatusHandler(MlopsHandler):
                 },
                 "control_plane": cp_status,
                 "mlflow": mlflow_status,
-                "gpus": {
-                    "devices": [g.to_dict() for g in reading.gpus],
-                    "message": f"{len(reading.gpus)} GPU(s)" if reading.gpus
-                    else "no GPU on this server",
-                    "detail": reading.reason,
-                },
+                "gpus": self._gpus(),
                 "dataset": {
                     "path": ds,
                     "exists": bool(ds) and os.path.isdir(ds),
@@ -117,6 +109,50 @@ class StatusHandler(MlopsHandler):
                 },
             }
         )
+
+
+    def _gpus(self) -> dict:
+        """The GPUs this server holds. A server whose allocation asked for none (a CPU profile)
+        holding none is normal, not a fault: ``requested`` tells the sidebar which it is."""
+        cuda = os.environ.get("CUDA_VISIBLE_DEVICES")
+        nvidia = os.environ.get("NVIDIA_VISIBLE_DEVICES")
+        profile = os.environ.get("JUPYTER_MLOPS_PROFILE", "")
+        reading = gpus.held(self.mlops.gpu_inventory().read(), cuda, nvidia)
+        requested = gpus_requested(cuda, nvidia, profile)
+        if reading.gpus:
+            message = f"{len(reading.gpus)} GPU(s)"
+        elif requested is False and profile:
+            message = "CPU profile: no GPU requested"
+        elif requested:
+            message = "GPU requested, but none visible on this server"
+        else:
+            message = "no GPU on this server"
+        detail = reading.reason
+        if profile and not reading.gpus:
+            # "no GPU on this server" again would read as a fault where none was asked for
+            detail = f"profile {profile}" + (f": {detail}" if requested is not False else "")
+        return {"devices": [g.to_dict() for g in reading.gpus], "message": message,
+                "detail": detail, "requested": requested, "profile": profile}
+
+
+def gpus_requested(cuda_visible_devices: str | None, nvidia_visible_devices: str | None,
+                   profile: str) -> bool | None:
+    """Whether the server's allocation asked for GPUs, from what its spawner announced.
+
+    The local spawner sets ``CUDA_VISIBLE_DEVICES`` (empty for none) and
+    ``NVIDIA_VISIBLE_DEVICES`` (``void`` for none); on Kubernetes the device plugin names the
+    devices of a GPU pod only, so a pod of a profile (``JUPYTER_MLOPS_PROFILE``) that names
+    none asked for none. ``None``: nothing announced (a server started outside the platform).
+    """
+    named = [t.strip() for t in (cuda_visible_devices or "").split(",")
+             if t.strip() and t.strip() != "-1"]
+    named += [t.strip() for t in (nvidia_visible_devices or "").split(",")
+              if t.strip() and t.strip().lower() not in ("void", "none")]
+    if named:
+        return True
+    if cuda_visible_devices is not None or nvidia_visible_devices is not None or profile:
+        return False
+    return None
 
 
 class NotFoundHandler(MlopsHandler):

@@ -34,6 +34,34 @@ async def test_status_reports_unconfigured_components_as_unreachable(jp_fetch, m
     assert body["gpus"]["message"] == "no GPU on this server"
 
 
+async def test_a_cpu_profile_holding_no_gpu_is_normal_not_a_fault(jp_fetch, monkeypatch):
+    # Given a server the spawner started with a CPU profile: an allocation of no device
+    monkeypatch.setenv("JUPYTER_MLOPS_PROFILE", "cpu")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.setenv("NVIDIA_VISIBLE_DEVICES", "void")
+    # When the sidebar asks for the status
+    gpus_answer = json.loads((await jp_fetch("mlops", "api", "status")).body)["gpus"]
+    # Then it says none was asked for, naming the profile, instead of a missing GPU
+    assert (gpus_answer["requested"], gpus_answer["profile"]) == (False, "cpu")
+    assert gpus_answer["message"] == "CPU profile: no GPU requested"
+    assert gpus_answer["devices"] == []
+
+
+@pytest.mark.parametrize("cuda, nvidia, profile, requested", [
+    ("0", "GPU-aaa", "gpu-1", True),  # the local spawner's GPU profile
+    (None, "GPU-aaa", "gpu-1", True),  # a Kubernetes GPU pod: the device plugin names it
+    (None, "all", "", True),  # a CUDA image's default: every device, so some were wanted
+    ("", "void", "", False),  # an empty allocation announced
+    (None, None, "cpu", False),  # a Kubernetes pod of a profile whose pod names no device
+    (None, None, "", None),  # a server started by hand: nothing is known
+])
+def test_whether_gpus_were_requested_follows_what_the_spawner_announced(
+        cuda, nvidia, profile, requested):
+    from jupyter_mlops.server.handlers import gpus_requested
+
+    assert gpus_requested(cuda, nvidia, profile) is requested
+
+
 async def test_a_simulated_gpu_held_by_allocation_is_shown_without_utilisation(
         jp_fetch, jp_serverapp, monkeypatch):
     # Given a driver that sees no GPU, and a server the spawner gave simulated device 1

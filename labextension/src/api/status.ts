@@ -21,8 +21,17 @@ export interface IStatus {
   control_plane: IComponentStatus;
   /** The MLflow tracking server, with the browser URL of its UI. */
   mlflow: IComponentStatus & { ui_url: string };
-  /** GPUs this server may use. */
-  gpus: { devices: IGpu[]; message: string; detail?: string };
+  /**
+   * GPUs this server may use; `requested`: whether its allocation asked for any (`null`: not
+   * known, a server started outside the platform); `profile`: the spawn profile's slug.
+   */
+  gpus: {
+    devices: IGpu[];
+    message: string;
+    detail?: string;
+    requested?: boolean | null;
+    profile?: string;
+  };
   /** The shared dataset mount. */
   dataset: { path: string; exists: boolean; writable: boolean };
 }

@@ -6,14 +6,14 @@ import { SidebarSection } from '../components/sidebarSection';
 import { getStatus, IComponentStatus, IGpu } from '../api/status';
 import { GpuUsageView } from './gpu_usage';
 
-function Dot(props: { ok: boolean }): JSX.Element {
-  return (
-    <span
-      className={`jp-mlops-dot ${props.ok ? 'jp-mlops-ok' : 'jp-mlops-bad'}`}
-      aria-hidden="true"
-    />
-  );
+/** `none`: nothing to check and nothing wrong (a CPU profile holds no GPU). */
+type Health = 'ok' | 'bad' | 'none';
+
+function Dot(props: { health: Health }): JSX.Element {
+  return <span className={`jp-mlops-dot jp-mlops-${props.health}`} aria-hidden="true" />;
 }
+
+const health = (ok: boolean): Health => (ok ? 'ok' : 'bad');
 
 function Component(props: {
   label: string;
@@ -23,7 +23,7 @@ function Component(props: {
   const { label, status } = props;
   return (
     <div className="jp-mlops-row" data-testid={`status-${label.toLowerCase().replace(' ', '-')}`}>
-      <Dot ok={status.reachable} />
+      <Dot health={health(status.reachable)} />
       <span className="jp-mlops-label">{label}</span>
       <span className="jp-mlops-value">
         {status.reachable ? `reachable · v${status.version}` : `unreachable: ${status.error}`}
@@ -59,6 +59,8 @@ export function StatusView(props: { refreshSignal?: number }): JSX.Element {
     return <div className="jp-mlops-muted">Checking the platform…</div>;
   }
   const gpuOk = status.gpus.devices.length > 0;
+  // red only where GPUs were asked for (or nothing is known) and none can be seen
+  const gpuHealth: Health = gpuOk ? 'ok' : status.gpus.requested === false ? 'none' : 'bad';
   return (
     <div className="jp-mlops-status" aria-busy={loading}>
       <ErrorLine error={error} />
@@ -80,8 +82,8 @@ export function StatusView(props: { refreshSignal?: number }): JSX.Element {
         </a>
       </Component>
       <Component label="Control plane" status={status.control_plane} />
-      <div className="jp-mlops-row" data-testid="status-gpus">
-        <Dot ok={gpuOk} />
+      <div className="jp-mlops-row" data-testid="status-gpus" data-health={gpuHealth}>
+        <Dot health={gpuHealth} />
         <span className="jp-mlops-label">GPUs</span>
         <span className="jp-mlops-value" title={status.gpus.detail}>
           {gpuOk
@@ -91,7 +93,7 @@ export function StatusView(props: { refreshSignal?: number }): JSX.Element {
       </div>
       <GpuUsageView refreshSignal={props.refreshSignal} />
       <div className="jp-mlops-row" data-testid="status-dataset">
-        <Dot ok={status.dataset.exists} />
+        <Dot health={health(status.dataset.exists)} />
         <span className="jp-mlops-label">Shared dataset</span>
         <span className="jp-mlops-value">
           <code>{status.dataset.path || 'not configured'}</code>
