@@ -15,13 +15,18 @@ DAY = 86400.0
 
 
 @pytest.fixture
-def world(tmp_path):
-    c = clock.ManualClock()
-    clock.set_clock(c)
-    db = Database(f"sqlite:///{tmp_path / 'q.sqlite'}")
-    yield c, db, tmp_path
+def t0():
+    """Now, held still: the queue's waits are measured against it."""
+    clock.set_clock(clock.ManualClock())
+    yield clock.now()
     clock.set_clock(None)
-    db.dispose()
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = Database(f"sqlite:///{tmp_path / 'q.sqlite'}")
+    yield database
+    database.dispose()
 
 
 def _job(store: JobStore, at: float, *, gpus: int = 0, state: str = "queued", **times) -> Job:
@@ -34,8 +39,7 @@ def _job(store: JobStore, at: float, *, gpus: int = 0, state: str = "queued", **
     return job
 
 
-def test_no_job_store_means_no_jobs_and_no_table(world):
-    c, db, tmp_path = world
+def test_no_job_store_means_no_jobs_and_no_table(db, tmp_path, t0):
     # Given a database jobs never ran on
     assert JobStore.existing(db) is None
     # Then the queue's health is empty, and asking created nothing
@@ -48,9 +52,8 @@ def test_no_job_store_means_no_jobs_and_no_table(world):
     assert JobStore.existing(db) is not None
 
 
-def test_gpu_spans_are_started_gpu_jobs_not_finished_before_since(world):
-    c, db, _ = world
-    store, t0 = JobStore(db), c()
+def test_gpu_spans_are_started_gpu_jobs_not_finished_before_since(db, t0):
+    store = JobStore(db)
     old = _job(store, t0 - 3 * DAY, gpus=1, state="succeeded", started_at=t0 - 3 * DAY,
                finished_at=t0 - 2 * DAY)
     running = _job(store, t0 - DAY, gpus=2, state="running", started_at=t0 - DAY + 5,
@@ -65,9 +68,8 @@ def test_gpu_spans_are_started_gpu_jobs_not_finished_before_since(world):
         (old.id, 1, t0 - 2 * DAY), (running.id, 2, None)]
 
 
-def test_queue_health_from_the_job_store(world):
-    c, db, tmp_path = world
-    store, t0 = JobStore(db), c()
+def test_queue_health_from_the_job_store(db, tmp_path, t0):
+    store = JobStore(db)
     _job(store, t0 - 3 * DAY, state="succeeded", started_at=t0 - 3 * DAY + 60,
          finished_at=t0 - 2 * DAY)  # outside the day: not in the waits
     _job(store, t0 - 600, state="running", started_at=t0 - 540)  # waited 60 s
