@@ -159,14 +159,15 @@ class Projects:
 
     # --- reading ------------------------------------------------------------------------------
 
-    def _row(self, name: str) -> Project | None:
-        rows = self.db.query("SELECT * FROM projects WHERE name = :n", n=name)
-        if not rows:
-            return None
-        r = rows[0]
+    @staticmethod
+    def _project(r: dict) -> Project:
         r["everyone"] = bool(r["everyone"])
         r["members_change_others_work"] = bool(r.get("members_change_others_work"))
         return Project(**r)
+
+    def _row(self, name: str) -> Project | None:
+        rows = self.db.query("SELECT * FROM projects WHERE name = :n", n=name)
+        return self._project(rows[0]) if rows else None
 
     def get(self, name: str) -> Project | None:
         """The project, whoever asks (for code that has authorised the caller already)."""
@@ -174,8 +175,7 @@ class Projects:
 
     def all(self) -> list[Project]:
         """Every project (the administrator's view)."""
-        rows = self.db.query("SELECT name FROM projects ORDER BY name")
-        return [p for p in (self._row(r["name"]) for r in rows) if p]
+        return [self._project(r) for r in self.db.query("SELECT * FROM projects ORDER BY name")]
 
     def names(self, everyone: bool) -> list[str]:
         """Names of the projects that hold everyone (``True``) or do not (``False``), sorted:
