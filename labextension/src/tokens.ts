@@ -7,9 +7,11 @@ import { Token } from '@lumino/coreutils';
 import { ISignal } from '@lumino/signaling';
 
 import type { IDeployment } from './api/deployments';
-import type { IJob } from './api/jobs';
-import type { IModelVersion } from './api/models';
+import type { IExperiment } from './api/experiments';
+import type { IJob, IJobList, IPipeline, ISweep } from './api/jobs';
+import type { IModel, IModelVersion } from './api/models';
 import type { INotification, INotificationFeed } from './api/notifications';
+import type { IProject, IProjects } from './api/projects';
 
 export type * from './api/datasets';
 export type * from './api/deployments';
@@ -44,24 +46,44 @@ export const IMlopsPoller = new Token<IMlopsPoller>(
   'The poller every live view of jupyter-mlops follows.'
 );
 
-/** A list the server holds, kept for every view that shows it and refreshed by the poller. */
-export interface IMlopsList<T> {
+/**
+ * A list the server holds, kept for every view that shows it and refreshed by the poller.
+ * `A` is the whole answer the list comes in, when it brings more than the list.
+ */
+export interface IMlopsList<T, A = T[]> {
   /** The items of the last answer. */
   readonly items: readonly T[];
+  /** The last answer (null before the first): what comes with the list, e.g. the GPU queue. */
+  readonly answer: A | null;
   /** Why the last load failed (null once one succeeds). */
   readonly error: string | null;
+  /** Whether the list follows the poller: a view asked for it (until then it holds nothing). */
+  readonly following: boolean;
   /** Emitted when the items or the error changed. */
   readonly changed: ISignal<any, void>;
-  /** Load now; from then on the list follows the poller. */
+  /** Load now (after an action, so its effect shows at once); from then on the list follows the poller. */
   refresh(): Promise<void>;
 }
 
-/** The lab's state that several views share. */
+/**
+ * The lab's state that several views share: every view listing one of these reads it here, so
+ * one request per poll serves them all.
+ */
 export interface IMlopsModel {
-  /** The caller's jobs (`GET jobs`). */
-  readonly jobs: IMlopsList<IJob>;
+  /** The caller's jobs, with the whole GPU queue (`GET jobs`). */
+  readonly jobs: IMlopsList<IJob, IJobList>;
+  /** The caller's sweeps. */
+  readonly sweeps: IMlopsList<ISweep>;
+  /** The caller's pipelines. */
+  readonly pipelines: IMlopsList<IPipeline>;
   /** The deployments the caller may see. */
   readonly deployments: IMlopsList<IDeployment>;
+  /** The projects the caller belongs to, with the project pages' URL. */
+  readonly projects: IMlopsList<IProject, IProjects>;
+  /** The experiments the caller may see. */
+  readonly experiments: IMlopsList<IExperiment>;
+  /** The registered models the caller may see. */
+  readonly models: IMlopsList<IModel>;
   /** The caller's notifications. */
   readonly notifications: {
     readonly items: readonly INotification[];
@@ -74,7 +96,7 @@ export interface IMlopsModel {
 /** The shared state. */
 export const IMlopsModel = new Token<IMlopsModel>(
   'jupyter-mlops:IMlopsModel',
-  'Jobs, deployments and notifications of jupyter-mlops, shared by its views.'
+  'Jobs, deployments, projects, experiments, models and notifications of jupyter-mlops, shared by its views.'
 );
 
 /** A button shown on every model version (e.g. "Deploy"). */

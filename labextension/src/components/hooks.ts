@@ -1,12 +1,13 @@
 /**
- * The request hooks the panels share: load a record (optionally polling it), submit a form,
- * and poll until something is final. Each keeps the error as the server's message, which
+ * The request hooks the panels share: read a list of the lab's model, load a record
+ * (optionally polling it), submit a form, and poll until something is final. Each keeps the error as the server's message, which
  * the panels show with `ErrorLine`.
  */
 import React, { useCallback, useEffect, useRef, useState } from 'react';
 
 import { labPoller } from '../poller';
 import { requestAPI } from '../api/request';
+import type { IMlopsList } from '../tokens';
 
 /** What `useRemote` holds. */
 export interface IRemote<T> {
@@ -16,6 +17,50 @@ export interface IRemote<T> {
   /** True while a load runs. */
   loading: boolean;
   reload: () => Promise<void>;
+}
+
+/** What `usePolledList` gives a view: a list of the lab's model as it is now. */
+export interface IPolledView<T, A> {
+  /** The items of the last answer (kept when a later load fails). */
+  items: readonly T[];
+  /** The last answer (null before the first). */
+  answer: A | null;
+  error: string | null;
+  /** Load the list now (after an action: every view shows its effect at once). */
+  reload: () => Promise<void>;
+}
+
+/**
+ * Read `list` of the lab's model (`IMlopsModel`): the view draws again when the list changed.
+ * The first view to show a list starts it (a load now, then one per poll of the shared poller
+ * for all views together); a change of `reloadOn` loads it again (a section's refresh tick).
+ */
+export function usePolledList<T, A>(list: IMlopsList<T, A>, reloadOn?: unknown): IPolledView<T, A> {
+  const [, setVersion] = useState(0);
+  const drawn = useRef<[A | null, string | null]>([null, null]);
+  drawn.current = [list.answer, list.error];
+  useEffect(() => {
+    const redraw = () => setVersion(v => v + 1);
+    list.changed.connect(redraw);
+    if (drawn.current[0] !== list.answer || drawn.current[1] !== list.error) {
+      redraw(); // it changed between the drawing and this subscription
+    }
+    if (!list.following) {
+      void list.refresh();
+    }
+    return () => {
+      list.changed.disconnect(redraw);
+    };
+  }, [list]);
+  const mounted = useRef(false);
+  useEffect(() => {
+    if (mounted.current) {
+      void list.refresh();
+    }
+    mounted.current = true;
+  }, [list, reloadOn]);
+  const reload = useCallback(() => list.refresh(), [list]);
+  return { items: list.items, answer: list.answer, error: list.error, reload };
 }
 
 /**

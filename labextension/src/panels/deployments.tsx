@@ -5,7 +5,7 @@ import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
 import { NameSelect } from '../components/fields';
-import { useRemote } from '../components/hooks';
+import { usePolledList } from '../components/hooks';
 import { SidebarSection } from '../components/sidebarSection';
 import {
   approveDeployment,
@@ -14,12 +14,12 @@ import {
   deleteDeployment,
   getDeployment,
   IDeployment,
-  listDeployments,
   rejectDeployment,
   updateDeployment
 } from '../api/deployments';
-import { listModels, listVersions } from '../api/models';
+import { IModel, listVersions } from '../api/models';
 import { CommandIDs } from '../commands';
+import { IMlopsList, IMlopsModel } from '../tokens';
 import { BatchPredictForm } from './batch_predict';
 import { modelVersionActions } from './models';
 import { TryIt } from './deployment_try';
@@ -264,8 +264,10 @@ function Details(props: { dep: IDeployment; onChange: () => void }): JSX.Element
   );
 }
 
-function NewDeployment(props: { onDone: () => void }): JSX.Element {
-  const [models, setModels] = useState<string[]>([]);
+function NewDeployment(props: { models: IMlopsList<IModel>; onDone: () => void }): JSX.Element {
+  // the Models section's list: both show the same models
+  const registered = usePolledList(props.models);
+  const models = registered.items.map(m => m.name);
   const [model, setModel] = useState('');
   const [versions, setVersions] = useState<string[]>([]);
   const [version, setVersion] = useState('');
@@ -273,11 +275,6 @@ function NewDeployment(props: { onDone: () => void }): JSX.Element {
   const [visibility, setVisibility] = useState('project');
   const [error, setError] = useState<string | null>(null);
 
-  useEffect(() => {
-    void listModels()
-      .then(r => setModels(r.models.map(m => m.name)))
-      .catch(e => setError(e.message));
-  }, []);
   useEffect(() => {
     let current = true; // until another model is chosen: its versions are not this one's
     setVersions([]);
@@ -350,7 +347,7 @@ function NewDeployment(props: { onDone: () => void }): JSX.Element {
       <Button type="submit" small disabled={!model || !version}>
         Deploy
       </Button>
-      <ErrorLine error={error} />
+      <ErrorLine error={error ?? registered.error} />
     </form>
   );
 }
@@ -379,12 +376,15 @@ function DeploymentLine(props: { d: IDeployment }): JSX.Element {
  * Deployments: registered model versions served as REST endpoints behind the hub. The list
  * navigates: a deployment opens in a main-area tab of its own with its details and actions.
  */
-export function DeploymentsView(props: { refreshSignal?: number }): JSX.Element {
+export function DeploymentsView(props: {
+  model: IMlopsModel;
+  refreshSignal?: number;
+}): JSX.Element {
   const {
-    data: deps,
+    answer: deps,
     error,
     reload: refresh
-  } = useRemote(async () => (await listDeployments()).deployments, [props.refreshSignal]);
+  } = usePolledList(props.model.deployments, props.refreshSignal);
   const open = (d: IDeployment) =>
     monitorApp &&
     openDeploymentDetail(
@@ -403,7 +403,7 @@ export function DeploymentsView(props: { refreshSignal?: number }): JSX.Element 
 
   return (
     <div className="jp-mlops-deployments">
-      <NewDeployment onDone={() => void refresh()} />
+      <NewDeployment models={props.model.models} onDone={() => void refresh()} />
       <ErrorLine error={error} />
       {deps && deps.length === 0 && <div className="jp-mlops-muted">No deployments yet.</div>}
       <ul aria-label="Deployments" className="jp-mlops-deployment-list">
@@ -426,8 +426,8 @@ export function DeploymentsView(props: { refreshSignal?: number }): JSX.Element 
 
 /** The deployments section of the MLOps sidebar. */
 export class DeploymentsPanel extends SidebarSection {
-  constructor() {
-    super('Deployments', tick => <DeploymentsView refreshSignal={tick} />);
+  constructor(model: IMlopsModel) {
+    super('Deployments', tick => <DeploymentsView model={model} refreshSignal={tick} />);
   }
 }
 
@@ -438,9 +438,10 @@ export class DeploymentsPanel extends SidebarSection {
 export function registerDeployments(
   app: JupyterFrontEnd,
   sidebar: SidePanel,
-  palette: ICommandPalette | null
+  palette: ICommandPalette | null,
+  model: IMlopsModel
 ): DeploymentsPanel {
-  const panel = new DeploymentsPanel();
+  const panel = new DeploymentsPanel(model);
   sidebar.addWidget(panel);
   monitorApp = app;
   modelVersionActions.add({
@@ -461,7 +462,7 @@ export function registerDeployments(
           name: `${base}-v${version.version}`.replace(/^[^a-z]+/, '').slice(0, 40)
         });
       }
-      panel.refresh();
+      void model.deployments.refresh();
       return `Deploying as ${dep.name}: see the Deployments section`;
     }
   });

@@ -8,11 +8,12 @@ import { Button, SidePanel } from '@jupyterlab/ui-components';
 import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
-import { useRemote } from '../components/hooks';
+import { usePolledList } from '../components/hooks';
 import { openInMainArea } from '../components/mainArea';
 import { SectionReload, SidebarSection } from '../components/sidebarSection';
-import { getExperiment, IExperiment, IRunSummary, listExperiments } from '../api/experiments';
+import { getExperiment, IExperiment, IRunSummary } from '../api/experiments';
 import { CommandIDs } from '../commands';
+import { IMlopsList } from '../tokens';
 import { CompareView } from '../experiments/compare';
 import { openRunDetail } from '../experiments/runDetail';
 import { RunsTable } from '../experiments/runsTable';
@@ -95,12 +96,12 @@ export function ExperimentView(props: {
 }
 
 /** The sidebar list: experiments of my projects, grouped by project. */
-function ExperimentsList(props: { tick: number; onOpen: (e: IExperiment) => void }): JSX.Element {
-  const {
-    data: experiments,
-    error,
-    reload: load
-  } = useRemote(async () => (await listExperiments()).experiments, [props.tick]);
+function ExperimentsList(props: {
+  experiments: IMlopsList<IExperiment>;
+  tick: number;
+  onOpen: (e: IExperiment) => void;
+}): JSX.Element {
+  const { answer: experiments, error, reload: load } = usePolledList(props.experiments, props.tick);
   const byProject = new Map<string, IExperiment[]>();
   for (const e of experiments ?? []) {
     byProject.set(e.project, [...(byProject.get(e.project) ?? []), e]);
@@ -138,8 +139,10 @@ function ExperimentsList(props: { tick: number; onOpen: (e: IExperiment) => void
 }
 
 export class ExperimentsPanel extends SidebarSection {
-  constructor(open: (e: IExperiment) => void) {
-    super('Experiments', tick => <ExperimentsList tick={tick} onOpen={open} />);
+  constructor(experiments: IMlopsList<IExperiment>, open: (e: IExperiment) => void) {
+    super('Experiments', tick => (
+      <ExperimentsList experiments={experiments} tick={tick} onOpen={open} />
+    ));
   }
 }
 
@@ -150,7 +153,8 @@ export class ExperimentsPanel extends SidebarSection {
 export function registerExperiments(
   app: JupyterFrontEnd,
   sidebar: SidePanel,
-  palette: ICommandPalette | null
+  palette: ICommandPalette | null,
+  experiments: IMlopsList<IExperiment>
 ): ExperimentsPanel {
   const open = (experimentId: string, experiment?: IExperiment) =>
     openInMainArea(
@@ -163,7 +167,7 @@ export function registerExperiments(
         onOpenRun={run => openRunDetail(app, run.run_id, run.run_name)}
       />
     );
-  const panel = new ExperimentsPanel(e => open(e.experiment_id, e));
+  const panel = new ExperimentsPanel(experiments, e => open(e.experiment_id, e));
   sidebar.addWidget(panel);
   app.commands.addCommand(CommandIDs.openExperiment, {
     label: 'MLOps: open an experiment',

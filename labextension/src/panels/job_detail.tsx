@@ -72,6 +72,8 @@ export function JobDetail(props: {
   jobId: number;
   app: JupyterFrontEnd;
   open: (job: IJob) => void;
+  /** After an action changed the job (cancel, rerun): the lists showing it load again. */
+  onChanged?: () => void;
 }): JSX.Element {
   const [job, setJob] = useState<IJob | null>(null);
   const [log, setLog] = useState('');
@@ -117,6 +119,7 @@ export function JobDetail(props: {
     try {
       const j = await jobAction(props.jobId, what, body || {});
       setError(null);
+      props.onChanged?.();
       if (what === 'rerun') {
         props.open(j);
       } else {

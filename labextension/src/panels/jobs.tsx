@@ -5,11 +5,12 @@ import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
 import { NumberField, TextField } from '../components/fields';
-import { useRemote } from '../components/hooks';
+import { usePolledList } from '../components/hooks';
 import { openAsLatest, openInMainArea } from '../components/mainArea';
 import { SidebarSection } from '../components/sidebarSection';
-import { IJob, listJobs, listPipelines, listSweeps } from '../api/jobs';
+import { IJob } from '../api/jobs';
 import { CommandIDs } from '../commands';
+import { IMlopsModel } from '../tokens';
 import { ACTIVE, JobDetail, Progress, StateBadge, parseParams } from './job_detail';
 import { JobForm, PipelineForm, SweepForm } from './jobs_forms';
 import { PipelineView, SweepView } from './jobs_groups';
@@ -121,7 +122,7 @@ function ListRow(props: {
 /** My sweeps or my pipelines (the newest 20), each opening its own view in the main area. */
 function GroupList(props: {
   kind: 'sweep' | 'pipeline';
-  groups: any[];
+  groups: readonly any[];
   open: (kind: 'sweep' | 'pipeline', id: number) => void;
   name: (group: any) => string;
   detail?: (group: any) => React.ReactNode;
@@ -150,6 +151,7 @@ function GroupList(props: {
 
 /** The Jobs section of the MLOps sidebar: my jobs with queue position, reason and progress. */
 function JobsList(props: {
+  model: IMlopsModel;
   tick: number;
   prefill: string;
   open: (job: IJob) => void;
@@ -158,14 +160,14 @@ function JobsList(props: {
   openSubmitted: (kind: 'job' | 'sweep' | 'pipeline', id: number) => void;
 }): JSX.Element {
   const [form, setForm] = useState<'' | 'job' | 'sweep' | 'pipeline'>('');
-  const { data, error, reload } = useRemote(async () => {
-    const [jobs, sw, pl] = await Promise.all([listJobs(), listSweeps(), listPipelines()]);
-    return { ...jobs, sweeps: sw.sweeps, pipelines: pl.pipelines };
-  }, [props.tick]);
-  // After a submit: close the form, list the new entry and open it.
+  const jobs = usePolledList(props.model.jobs, props.tick);
+  const sweeps = usePolledList(props.model.sweeps, props.tick);
+  const pipelines = usePolledList(props.model.pipelines, props.tick);
+  const error = jobs.error ?? sweeps.error ?? pipelines.error;
+  // After a submit: close the form, list the new entry (in every view) and open it.
   const submitted = (open: () => void) => {
     setForm('');
-    void reload();
+    void Promise.all([jobs.reload(), sweeps.reload(), pipelines.reload()]);
     open();
   };
   useEffect(() => {
@@ -174,9 +176,8 @@ function JobsList(props: {
     }
   }, [props.prefill, props.tick]);
 
-  const sweeps = data?.sweeps ?? [];
-  const pipelines = data?.pipelines ?? [];
-  const othersWaiting = (data?.queue || []).filter(q => !q.mine && q.state === 'queued').length;
+  const queue = jobs.answer?.queue ?? [];
+  const othersWaiting = queue.filter(q => !q.mine && q.state === 'queued').length;
   return (
     <div className="jp-mlops-jobs" data-testid="jobs-section">
       <div className="jp-mlops-jobs-actions">
@@ -209,11 +210,11 @@ function JobsList(props: {
         <PipelineForm onDone={id => submitted(() => props.openSubmitted('pipeline', id))} />
       )}
       <ErrorLine error={error} />
-      {data && data.jobs.length === 0 && (
+      {jobs.answer && jobs.items.length === 0 && (
         <div className="jp-mlops-muted">No jobs yet: submit a notebook or a script.</div>
       )}
       <ul className="jp-mlops-job-list" aria-label="My jobs">
-        {(data?.jobs || []).slice(0, 50).map(job => (
+        {jobs.items.slice(0, 50).map(job => (
           <ListRow
             key={job.id}
             state={job.state}
@@ -236,7 +237,7 @@ function JobsList(props: {
       </ul>
       <GroupList
         kind="sweep"
-        groups={sweeps}
+        groups={sweeps.items}
         open={props.openGroup}
         name={g => `sweep #${g.id} ${g.path}`}
         detail={g => (
@@ -248,7 +249,7 @@ function JobsList(props: {
       />
       <GroupList
         kind="pipeline"
-        groups={pipelines}
+        groups={pipelines.items}
         open={props.openGroup}
         name={g => `pipeline #${g.id} ${g.name} · ${g.steps.length} steps`}
       />
@@ -261,6 +262,7 @@ export class JobsPanel extends SidebarSection {
   private _prefill = '';
 
   constructor(
+    private _model: IMlopsModel,
     private _open: (job: IJob) => void,
     private _openGroup: (kind: 'sweep' | 'pipeline', id: number) => void,
     private _openSubmitted: (kind: 'job' | 'sweep' | 'pipeline', id: number) => void
@@ -277,6 +279,7 @@ export class JobsPanel extends SidebarSection {
   render(): JSX.Element {
     return (
       <JobsList
+        model={this._model}
         tick={this.tick}
         prefill={this._prefill}
         open={this._open}
@@ -290,7 +293,8 @@ export class JobsPanel extends SidebarSection {
 export function registerJobs(
   app: JupyterFrontEnd,
   sidebar: SidePanel,
-  palette: ICommandPalette | null
+  palette: ICommandPalette | null,
+  model: IMlopsModel
 ): JobsPanel {
   // A list click opens (or brings forward) the object's tab; a submission replaces the tab of
   // the previous submission instead of adding one more.
@@ -299,7 +303,12 @@ export function registerJobs(
       app,
       `jp-mlops-job-${job.id}`,
       `Job #${job.id}`,
-      <JobDetail jobId={job.id} app={app} open={openJob} />
+      <JobDetail
+        jobId={job.id}
+        app={app}
+        open={openJob}
+        onChanged={() => void model.jobs.refresh()}
+      />
     );
   const openGroup = (kind: 'sweep' | 'pipeline', id: number, open: OpenTab = openInMainArea) =>
     open(
@@ -315,6 +324,7 @@ export function registerJobs(
   const latest: OpenTab = (a, id, label, content) =>
     openAsLatest(a, 'jobs-submitted', id, label, content);
   const panel = new JobsPanel(
+    model,
     job => openJob(job),
     (kind, id) => openGroup(kind, id),
     (kind, id) => (kind === 'job' ? openJob({ id } as IJob, latest) : openGroup(kind, id, latest))

@@ -18,17 +18,11 @@ import React, { useEffect, useState } from 'react';
 
 import { ErrorLine } from '../components/errorLine';
 import { NameSelect } from '../components/fields';
-import { useRemote } from '../components/hooks';
+import { usePolledList, useRemote } from '../components/hooks';
 import { SectionReload, SidebarSection } from '../components/sidebarSection';
-import {
-  IModel,
-  IModelVersion,
-  listModels,
-  listVersions,
-  setAlias as pointAlias
-} from '../api/models';
+import { IModel, IModelVersion, listVersions, setAlias as pointAlias } from '../api/models';
 import { CommandIDs } from '../commands';
-import { IModelVersionAction, IModelVersionActions } from '../tokens';
+import { IMlopsList, IModelVersionAction, IModelVersionActions } from '../tokens';
 import { when } from '../format';
 
 /** The registry of per-version actions, and a signal when it changes. */
@@ -225,13 +219,13 @@ function ModelItem(props: { model: IModel }): JSX.Element {
   );
 }
 
-function ModelsList(props: { tick: number }): JSX.Element {
+function ModelsList(props: { models: IMlopsList<IModel>; tick: number }): JSX.Element {
   const [tick, setTick] = useState(0);
   const {
-    data: models,
+    answer: models,
     error,
     reload: load
-  } = useRemote(async () => (await listModels()).models, [props.tick, tick]);
+  } = usePolledList(props.models, `${props.tick}-${tick}`);
   useEffect(() => {
     const bump = () => setTick(t => t + 1);
     modelsChanged.signal.connect(bump);
@@ -256,8 +250,8 @@ function ModelsList(props: { tick: number }): JSX.Element {
 }
 
 export class ModelsPanel extends SidebarSection {
-  constructor() {
-    super('Models', tick => <ModelsList tick={tick} />);
+  constructor(models: IMlopsList<IModel>) {
+    super('Models', tick => <ModelsList models={models} tick={tick} />);
   }
 }
 
@@ -265,9 +259,10 @@ export class ModelsPanel extends SidebarSection {
 export function registerModels(
   app: JupyterFrontEnd,
   sidebar: SidePanel,
-  palette: ICommandPalette | null
+  palette: ICommandPalette | null,
+  models: IMlopsList<IModel>
 ): ModelsPanel {
-  const panel = new ModelsPanel();
+  const panel = new ModelsPanel(models);
   sidebar.addWidget(panel);
   const command = CommandIDs.refreshModels;
   app.commands.addCommand(command, {

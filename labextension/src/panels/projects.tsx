@@ -1,15 +1,19 @@
 import React from 'react';
 
 import { ErrorLine } from '../components/errorLine';
-import { useRemote } from '../components/hooks';
+import { usePolledList } from '../components/hooks';
 import { SidebarSection } from '../components/sidebarSection';
-import { listProjects } from '../api/projects';
+import { IProject, IProjects } from '../api/projects';
+import { IMlopsList } from '../tokens';
 
 /**
  * The projects I belong to, each linking to its page (members, milestones, progress).
  */
-export function ProjectsView(props: { refreshSignal?: number }): JSX.Element {
-  const { data, error } = useRemote(listProjects, [props.refreshSignal]);
+export function ProjectsView(props: {
+  projects: IMlopsList<IProject, IProjects>;
+  refreshSignal?: number;
+}): JSX.Element {
+  const { answer: data, error } = usePolledList(props.projects, props.refreshSignal);
 
   if (error) {
     return <ErrorLine error={error} />;
@@ -42,7 +46,7 @@ export function ProjectsView(props: { refreshSignal?: number }): JSX.Element {
 
 /** The projects section of the MLOps sidebar. */
 export class ProjectsPanel extends SidebarSection {
-  constructor() {
-    super('Projects', tick => <ProjectsView refreshSignal={tick} />);
+  constructor(projects: IMlopsList<IProject, IProjects>) {
+    super('Projects', tick => <ProjectsView projects={projects} refreshSignal={tick} />);
   }
 }
