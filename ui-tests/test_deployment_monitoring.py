@@ -81,7 +81,8 @@ def test_manager_sees_traffic_across_a_rollback_and_drift(page, platform):
         return totals.locator(".jp-mlops-tile", has=page.locator(
             ".jp-mlops-tile-label", has_text=re.compile(label))).locator(".jp-mlops-tile-value")
 
-    expect(tile("^requests$")).to_have_text("40", timeout=30_000)
+    expect(totals).to_have_attribute("data-window", "1d", timeout=30_000)
+    expect(tile("^requests$")).to_have_text("40")
     expect(tile("^4xx")).to_have_text("2")
     expect(tile("^5xx")).to_have_text("0")
     table = view.get_by_test_id("monitor-versions")
@@ -90,6 +91,10 @@ def test_manager_sees_traffic_across_a_rollback_and_drift(page, platform):
     expect(v2.nth(0)).to_have_text("2")
     expect(v2.nth(1)).to_have_text("8")  # requests served by version 2
     view.get_by_role("button", name="Last hour").click()
+    # The hour's numbers have replaced the day's (the marks below are in both windows): the
+    # totals say which window they are of, and the charts count in minutes, not hours.
+    expect(totals).to_have_attribute("data-window", "1h")
+    expect(view.locator(".jp-mlops-monitor-charts")).to_contain_text("minutes")
     expect(view.get_by_test_id("chart-mark").filter(has_text="rollback → v1").first) \
         .to_be_visible()
     expect(view.get_by_test_id("drift-state")).to_contain_text("Inputs drifted")

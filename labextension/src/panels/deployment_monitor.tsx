@@ -86,21 +86,38 @@ function Tile(props: { label: string; value: string; warn?: boolean }): JSX.Elem
   );
 }
 
+/** One number of a point, drawn as a series per version (`suffix` tells the numbers apart). */
+interface IMetricLine {
+  pick: (p: ITrafficNumbers) => number | null;
+  suffix?: string;
+}
+
+/**
+ * One chart of the window: every line per version, coloured in turn, with the switches and
+ * rollbacks marked. `zeroFill`: a point without calls counts 0 (a rate or a count), rather
+ * than leaving a gap (a latency or a mean has no value there).
+ */
+function MetricChart(props: {
+  m: IMetrics;
+  title: string;
+  lines: IMetricLine[];
+  zeroFill: boolean;
+}): JSX.Element {
+  const { m, lines, zeroFill } = props;
+  const series = lines
+    .flatMap(line => versionSeries(m, line.pick, zeroFill, line.suffix))
+    .map((s, i) => ({ ...s, color: SERIES_COLORS[i % 10] }));
+  return (
+    <LineChart title={props.title} series={series} xLabel={UNIT[m.window][1]} marks={marks(m)} />
+  );
+}
+
 function Traffic(props: { m: IMetrics }): JSX.Element {
   const { m } = props;
   const t = m.total;
-  const xLabel = UNIT[m.window][1];
-  const mk = marks(m);
-  const latency = m.versions.length
-    ? [
-        ...versionSeries(m, p => p.p50_ms, false, ' p50'),
-        ...versionSeries(m, p => p.p95_ms, false, ' p95'),
-        ...versionSeries(m, p => p.p99_ms, false, ' p99')
-      ].map((s, i) => ({ ...s, color: SERIES_COLORS[i % 10] }))
-    : [];
   return (
     <>
-      <div className="jp-mlops-tiles" data-testid="monitor-totals">
+      <div className="jp-mlops-tiles" data-testid="monitor-totals" data-window={m.window}>
         <Tile label="requests" value={String(t.requests)} />
         <Tile
           label="requests / s"
@@ -120,27 +137,36 @@ function Traffic(props: { m: IMetrics }): JSX.Element {
         <div className="jp-mlops-muted">No calls in this window.</div>
       ) : (
         <div className="jp-mlops-monitor-charts">
-          <LineChart
+          <MetricChart
+            m={m}
             title="Requests per second"
-            series={versionSeries(m, p => p.requests_per_s, true)}
-            xLabel={xLabel}
-            marks={mk}
+            lines={[{ pick: p => p.requests_per_s }]}
+            zeroFill
           />
-          <LineChart title="Latency (ms)" series={latency} xLabel={xLabel} marks={mk} />
-          <LineChart
+          <MetricChart
+            m={m}
+            title="Latency (ms)"
+            lines={[
+              { pick: p => p.p50_ms, suffix: ' p50' },
+              { pick: p => p.p95_ms, suffix: ' p95' },
+              { pick: p => p.p99_ms, suffix: ' p99' }
+            ]}
+            zeroFill={false}
+          />
+          <MetricChart
+            m={m}
             title="Errors per point (4xx, 5xx)"
-            series={[
-              ...versionSeries(m, p => p.errors_4xx, true, ' 4xx'),
-              ...versionSeries(m, p => p.errors_5xx, true, ' 5xx')
-            ].map((s, i) => ({ ...s, color: SERIES_COLORS[i % 10] }))}
-            xLabel={xLabel}
-            marks={mk}
+            lines={[
+              { pick: p => p.errors_4xx, suffix: ' 4xx' },
+              { pick: p => p.errors_5xx, suffix: ' 5xx' }
+            ]}
+            zeroFill
           />
-          <LineChart
+          <MetricChart
+            m={m}
             title="Rows per call (mean)"
-            series={versionSeries(m, p => p.batch_mean, false)}
-            xLabel={xLabel}
-            marks={mk}
+            lines={[{ pick: p => p.batch_mean }]}
+            zeroFill={false}
           />
         </div>
       )}
