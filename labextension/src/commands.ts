@@ -5,6 +5,8 @@
 export namespace CommandIDs {
   /** Show the MLOps sidebar. */
   export const openSidebar = 'jupyter-mlops:open-sidebar';
+  /** Bring the "Getting started" section back to the sidebar after it was dismissed or done. */
+  export const showGettingStarted = 'jupyter-mlops:show-getting-started';
   /** Check the platform's components again. */
   export const refreshStatus = 'jupyter-mlops:refresh-status';
   /** Open what a notification links to (`{link}`). */
