@@ -162,6 +162,31 @@ class Platform:
         raise AssertionError(f"server of {user} not ready:\n{self.hub_log()}")
 
 
+# A config snippet (for ``up --config``) that has the hub check its managed services (MLflow,
+# the control plane, the gateway) every 2 s instead of JupyterHub's fixed 30 s, so a test that
+# kills one waits seconds, not half a minute, for the hub to start it again. JupyterHub has no
+# setting for it: services run under its private ``_ServiceSpawner``, made without the config,
+# so a subclass with another default takes its place. Only in the hub's process (the control
+# plane reads the file too), and once however often the file is read.
+PROMPT_SERVICE_RESTARTS = """
+import sys as _sys
+
+if "jupyterhub.app" in _sys.modules:
+    from jupyterhub.services import service as _hub_service
+    from traitlets import default as _default
+
+    _base = getattr(_hub_service, "_mlops_tests_original_spawner", _hub_service._ServiceSpawner)
+    _hub_service._mlops_tests_original_spawner = _base
+
+    class _PromptlyPolledServiceSpawner(_base):
+        @_default("poll_interval")
+        def _poll_interval_default(self):
+            return 2
+
+    _hub_service._ServiceSpawner = _PromptlyPolledServiceSpawner
+"""
+
+
 def processes_under(directory: Path) -> list:
     """Running processes that work in ``directory`` or name it on their command line: a
     platform's hub and proxy, services, user servers and their kernels, jobs. This process
@@ -283,11 +308,14 @@ def _no_process_left_behind(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def platform():
-    """One platform for the whole session (starting one takes ~5 s)."""
+    """One platform for the whole session (starting one takes ~5 s). The hub restarts a
+    killed service within seconds (:data:`PROMPT_SERVICE_RESTARTS`)."""
     import shutil
 
     d = shared_tmp_dir("mlops-platform-")
-    p = Platform(d / "data").start()
+    config = d / "session_config.py"
+    config.write_text(PROMPT_SERVICE_RESTARTS)
+    p = Platform(d / "data", extra_args=["--config", str(config)]).start()
     yield p
     p.stop()
     shutil.rmtree(d, ignore_errors=True)

@@ -2,8 +2,9 @@
 
 One platform for the whole package (``faulty``), started by ``jupyter-mlops up`` with two
 simulated GPUs, so that a kill never disturbs the session platform other test modules share.
-Its one test-only setting: the hub polls user servers every 2 s instead of 30 s, so a dead
-server is noticed quickly (the services' own poll is the hub's fixed 30 s).
+Its test-only settings: the hub polls user servers and its managed services every 2 s instead
+of 30 s, so a dead one is noticed within seconds (what a kill proves does not depend on how long
+the hub takes to look).
 
 Processes are found by what they are, not by port (internal addresses are not stable): the
 descendants of ``up`` and every process whose command line names the data directory.
@@ -18,12 +19,13 @@ import time
 import psutil
 import pytest
 
-from tests.fixtures import Platform, shared_tmp_dir, until  # noqa: F401 (the suite's modules import it from here)
+from tests.fixtures import (  # noqa: F401 (the suite's modules import until from here)
+    PROMPT_SERVICE_RESTARTS, Platform, shared_tmp_dir, until)
 
 API = "services/mlops/api"
 GPUS = 2
-# The hub notices a dead managed service at its next poll (30 s, with jitter), then starts it
-# again; MLflow takes up to a minute to answer on a loaded machine.
+# The hub notices a dead managed service at its next poll (2 s here), then starts it again;
+# MLflow takes up to a minute to answer on a loaded machine.
 HEAL_SECONDS = 150
 
 
@@ -31,7 +33,7 @@ HEAL_SECONDS = 150
 def faulty():
     d = shared_tmp_dir("mlops-faults-")
     config = d / "faults_config.py"
-    config.write_text("c.Spawner.poll_interval = 2\n")
+    config.write_text("c.Spawner.poll_interval = 2\n" + PROMPT_SERVICE_RESTARTS)
     p = Platform(d / "data", extra_args=[
         "--gpu-devices", json.dumps([{"name": "Simulated A100"}] * GPUS),
         "--config", str(config)]).start()

@@ -105,7 +105,9 @@ def outage(faulty, tmp_path_factory):
                             f"{p.url}/services/mlops/", token], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, env=env)
     out = []
-    while out.count("sent\n") < 8:  # two batches sent whole, the next ones in flight
+    # two batches sent whole, the next ones in flight ("sent" is printed by parallel uploads,
+    # so two can share a line)
+    while "".join(out).count("sent") < 8:
         line = pub.stdout.readline()
         assert line, "the publish ended early:\n" + "".join(out)
         out.append(line)
