@@ -26,13 +26,23 @@ from jupyter_mlops.core.jobs.sweeps import Sweeps
 from jupyter_mlops.core.jobs.tracking import MLFLOW_SCOPE, FixedTokenIssuer
 from jupyter_mlops.core.projects import Projects
 from jupyter_mlops.core.roles import Caller
-from tests.fixtures import until_async
+from tests.fixtures import until, until_async
 
 USERS = ("alice", "bob", "carol")
+API = "services/mlops/api"
+ENDED = ("succeeded", "failed", "cancelled")
 
 
 def caller(name: str, *extra_scopes: str) -> Caller:
     return Caller(name=name, scopes=frozenset({roles.USE, *extra_scopes}))
+
+
+def wait_job(platform, token, job_id, states=ENDED, timeout=60) -> dict:
+    """The job as the platform's API shows it once its state is one of ``states``."""
+    def job():
+        j = platform.api("GET", f"{API}/jobs/{job_id}", token).json()
+        return j if j["state"] in states else None
+    return until(job, timeout, f"job {job_id} to be {'/'.join(states)}")
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,8 @@ for a member with the reason, allowed for the project's manager and, once the pr
 it, for a member; the owner sees who cancelled. Someone outside the project sees nothing."""
 from __future__ import annotations
 
-from tests.fixtures import until
+from .conftest import API, wait_job
 
-API = "services/mlops/api"
 PASSWORD = "job-owners-1"
 PROJECT = "kiln"
 
@@ -24,13 +23,6 @@ def _submit(platform, token, user):
                                                          "project": PROJECT})
     assert r.status_code == 201, r.text
     return r.json()["id"]
-
-
-def _wait_state(platform, token, job_id, states, timeout=60):
-    def job():
-        j = platform.api("GET", f"{API}/jobs/{job_id}", token).json()
-        return j if j["state"] in states else None
-    return until(job, timeout, f"job {job_id} to be {'/'.join(states)}")
 
 
 def test_only_owner_manager_or_allowed_members_cancel_a_job(platform, mlflow_access):
@@ -52,7 +44,7 @@ def test_only_owner_manager_or_allowed_members_cancel_a_job(platform, mlflow_acc
     # kim, the project's manager, may
     r = platform.api("POST", f"{API}/jobs/{first}/cancel", kim)
     assert r.status_code == 200, r.text
-    done = _wait_state(platform, ola, first, ("cancelled",))
+    done = wait_job(platform, ola, first, ("cancelled",))
     assert [(c["actor"], c["by_other"]) for c in done["changes"]] == [("kim", True)]
     # with the project's setting on, per may cancel ola's next job; ola sees it was him
     r = platform.api("PATCH", f"{API}/projects/{PROJECT}", kim,
@@ -61,6 +53,6 @@ def test_only_owner_manager_or_allowed_members_cancel_a_job(platform, mlflow_acc
     second = _submit(platform, ola, "ola")
     r = platform.api("POST", f"{API}/jobs/{second}/cancel", per)
     assert r.status_code == 200, r.text
-    done = _wait_state(platform, ola, second, ("cancelled",))
+    done = wait_job(platform, ola, second, ("cancelled",))
     assert [(c["actor"], c["action"], c["by_other"]) for c in done["changes"]] == [
         ("per", "cancelled", True)]

@@ -5,7 +5,7 @@ import pytest
 
 from tests.fixtures import until
 
-API = "services/mlops/api"
+from .conftest import API, wait_job
 
 SCRIPT = """
 from jupyter_mlops.job_runtime import report
@@ -13,13 +13,6 @@ lr = 0.1
 report("loss", lr * 2, step=0)
 print("route job done")
 """
-
-
-def _wait(platform, token, job_id, states=("succeeded", "failed", "cancelled"), timeout=60):
-    def job():
-        j = platform.api("GET", f"{API}/jobs/{job_id}", token).json()
-        return j if j["state"] in states else None
-    return until(job, timeout, f"job {job_id} to be {'/'.join(states)}")
 
 
 def test_submit_run_and_read_through_the_routes(platform, mlflow_access):
@@ -34,7 +27,7 @@ def test_submit_run_and_read_through_the_routes(platform, mlflow_access):
     assert r.status_code == 201, r.text
     job = r.json()
     # Then it runs in the control plane's runner and logs to MLflow with a minted token
-    done = _wait(platform, alice, job["id"])
+    done = wait_job(platform, alice, job["id"])
     assert done["state"] == "succeeded", done["reason"]
     assert done["metrics"]["loss"] == 0.6 and done["run_id"]
     logs = platform.api("GET", f"{API}/jobs/{job['id']}/logs?offset=0", alice).json()
@@ -60,7 +53,7 @@ def test_submit_run_and_read_through_the_routes(platform, mlflow_access):
     # rerun exactly answers a new job
     r = platform.api("POST", f"{API}/jobs/{job['id']}/rerun", alice, json={"exact": True})
     assert r.status_code == 201 and r.json()["snapshot_of"] == job["id"]
-    assert _wait(platform, alice, r.json()["id"])["state"] == "succeeded"
+    assert wait_job(platform, alice, r.json()["id"])["state"] == "succeeded"
 
 
 def test_bad_input_answers_400_with_the_reason(platform, mlflow_access):
@@ -117,7 +110,7 @@ def test_magics_submit_and_sweep(platform, mlflow_access, monkeypatch, capsys):
     assert job["spec"]["path"] == "nb/magic_train.py" and job["spec"]["params"] == {"lr": 0.25}
     assert f"job {job['id']}" in capsys.readouterr().out
     alice = platform.token("alice")
-    assert _wait(platform, alice, job["id"])["metrics"]["loss"] == 0.5
+    assert wait_job(platform, alice, job["id"])["metrics"]["loss"] == 0.5
     sweep = magics.SUBCOMMANDS["sweep"].run(
         ["magic_train.py", "--space", "space.yaml", "--metric", "loss", "--trials", "2",
          "--parallel", "2", "--pruner", "none"], None)
@@ -148,12 +141,12 @@ def test_job_submitted_from_the_lab_outlives_the_users_server(platform, mlflow_a
     job = r.json()
     bad = platform.api("POST", "user/carol/mlops/api/jobs", token, json={"path": "gone.py"})
     assert bad.status_code == 400 and "no script 'gone.py'" in bad.json()["message"]
-    _wait(platform, token, job["id"], states=("running",))
+    wait_job(platform, token, job["id"], states=("running",))
     r = platform.hub("DELETE", "users/carol/server")
     assert r.status_code in (202, 204), r.text
     until(lambda: not platform.hub("GET", "users/carol").json().get("servers"), 30,
           "carol's server to stop")
-    done = _wait(platform, token, job["id"])
+    done = wait_job(platform, token, job["id"])
     assert done["state"] == "succeeded", done["reason"]
     logs = platform.api("GET", f"{API}/jobs/{job['id']}/logs", token).json()
     assert "outlived" in logs["text"]
@@ -187,7 +180,7 @@ def test_a_job_reads_the_catalog_as_its_user(platform, mlflow_access, tmp_path):
     (ws / "dataset_job.py").write_text(DATASET_JOB)
     # Given alice's job asks the catalog for the version tagged "gold" (v1, not the latest)
     job = platform.api("POST", f"{API}/jobs", alice, json={"path": "dataset_job.py"}).json()
-    done = _wait(platform, alice, job["id"], timeout=120)
+    done = wait_job(platform, alice, job["id"], timeout=120)
     logs = platform.api("GET", f"{API}/jobs/{job['id']}/logs?offset=0", alice).json()["text"]
     # Then the job got v1 through the control plane with its own token of alice's
     assert done["state"] == "succeeded", logs[-2000:]
