@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Iterable
+from typing import Callable, Hashable, Iterable
 
 import sqlalchemy as sa
 
@@ -37,6 +37,11 @@ from .jobs.store import JobStore
 
 OWNER_KINDS = ("server", "job", "deployment")
 DAY = 86400.0
+GROUP_BY: dict[str, Callable[["UsageSession"], Hashable]] = {
+    "user": lambda s: s.username,
+    "project": lambda s: s.project or "(none)",
+    "user and project": lambda s: (s.username, s.project or "(none)"),
+}
 
 SCHEMA = [
     """CREATE TABLE usage_sessions (
@@ -207,57 +212,59 @@ class UsageLedger:
             sql += " WHERE " + " AND ".join(where)
         return [self._from_row(r) for r in self.db.query(sql + " ORDER BY id", **params)]
 
+    def _sessions_since(self, since: float) -> list[UsageSession]:
+        """Sessions not ended by ``since``; jobs from the job store where there is one (not
+        from events or sync)."""
+        sessions = self.sessions(since=since)
+        if self._has_job_store():
+            sessions = [s for s in sessions if s.owner_kind != "job"]
+            sessions += self.job_sessions(since)
+        return sessions
+
+    @staticmethod
+    def _hours(sessions: list[UsageSession], since: float, until: float,
+               key: Callable[[UsageSession], Hashable]) -> dict:
+        out: dict = {}
+        for s in sessions:
+            hours = s.gpu_hours(since, until)
+            if hours > 0:
+                out[key(s)] = out.get(key(s), 0.0) + hours
+        return out
+
     def gpu_hours(self, since: float, until: float | None = None,
                   by: str = "user") -> dict[str, float]:
         """GPU-hours inside ``[since, until]`` per user (``by="user"``) or project."""
         if by not in ("user", "project"):
             raise InvalidInput("gpu_hours groups by 'user' or 'project'")
         until = clock.now() if until is None else until
-        out: dict[str, float] = {}
-        sessions = self.sessions(since=since)
-        if self._has_job_store():  # jobs come from the job store, not from events or sync
-            sessions = [s for s in sessions if s.owner_kind != "job"]
-            sessions += self.job_sessions(since)
-        for s in sessions:
-            key = s.username if by == "user" else (s.project or "(none)")
-            hours = s.gpu_hours(since, until)
-            if hours > 0:
-                out[key] = out.get(key, 0.0) + hours
+        out = self._hours(self._sessions_since(since), since, until, GROUP_BY[by])
         return {k: round(v, 4) for k, v in sorted(out.items())}
 
     def report(self, days: Iterable[int] = (7, 30)) -> dict:
         """``{"users": {name: {"7d": h, "30d": h}}, "projects": {...}}`` up to now."""
-        now = clock.now()
+        now, days = clock.now(), tuple(days)
         report: dict[str, dict] = {"users": {}, "projects": {}}
+        # the longest window's sessions hold every shorter one's: the job store is read once
+        sessions = self._sessions_since(now - max(days) * DAY) if days else []
         for d in days:
             for by, section in (("user", "users"), ("project", "projects")):
-                for name, hours in self.gpu_hours(now - d * DAY, now, by=by).items():
-                    report[section].setdefault(name, {})[f"{d}d"] = hours
+                hours = self._hours(sessions, now - d * DAY, now, GROUP_BY[by])
+                for name, h in sorted(hours.items()):
+                    report[section].setdefault(name, {})[f"{d}d"] = round(h, 4)
         for section in report.values():
             for row in section.values():
                 for d in days:
                     row.setdefault(f"{d}d", 0.0)
         return report
 
-    def _hours_by_user_project(self, since: float, until: float) -> dict[tuple, float]:
-        out: dict[tuple, float] = {}
-        sessions = self.sessions(since=since)
-        if self._has_job_store():
-            sessions = [s for s in sessions if s.owner_kind != "job"]
-            sessions += self.job_sessions(since)
-        for s in sessions:
-            hours = s.gpu_hours(since, until)
-            if hours > 0:
-                key = (s.username, s.project or "(none)")
-                out[key] = out.get(key, 0.0) + hours
-        return out
-
     def rows(self, days: Iterable[int] = (7, 30)) -> list[dict]:
         """``[{"user", "project", "7d", "30d"}]``: GPU-hours per user and project up to now."""
-        now = clock.now()
+        now, days = clock.now(), tuple(days)
         table: dict[tuple, dict] = {}
+        sessions = self._sessions_since(now - max(days) * DAY) if days else []
         for d in days:
-            for key, hours in self._hours_by_user_project(now - d * DAY, now).items():
+            for key, hours in self._hours(sessions, now - d * DAY, now,
+                                          GROUP_BY["user and project"]).items():
                 table.setdefault(key, {f"{x}d": 0.0 for x in days})[f"{d}d"] = round(hours, 4)
         return [{"user": u, "project": p, **h} for (u, p), h in sorted(table.items())]
 
