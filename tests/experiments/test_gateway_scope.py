@@ -4,6 +4,8 @@ from __future__ import annotations
 import pytest
 import requests
 
+from tests.fixtures import until
+
 API = "services/mlflow/api/2.0/mlflow"
 
 
@@ -102,3 +104,35 @@ def test_new_experiments_land_in_the_default_project(platform, people):
              json={"experiment_id": exp["experiment_id"], "key": "mlops.project",
                    "value": "vision4"})
     assert r.status_code == 404
+
+
+def test_a_removed_member_loses_the_project_within_seconds(platform):
+    """The gateway keeps a caller's projects for 5 s (``ProjectScope``'s ttl, so a page of runs
+    costs no database read per call); a membership removed stops access within that time."""
+    platform.add_user("cara4", "password-cara4")
+    cara, admin = platform.token("cara4"), platform.admin_token()
+    r = platform.api("POST", "services/mlops/api/projects", admin,
+                     json={"name": "lapsed4", "description": "membership removal"})
+    assert r.status_code in (201, 409), r.text
+    r = platform.api("PUT", "services/mlops/api/projects/lapsed4/members/cara4", admin,
+                     json={"role": "member"})
+    assert r.status_code == 200, r.text
+    # Given cara's experiment in lapsed4, whose runs she has just searched (the cache is warm)
+    r = call(platform, cara, "POST", "experiments/create",
+             json={"name": "lapsed4-exp", "tags": [{"key": "mlops.project",
+                                                     "value": "lapsed4"}]})
+    assert r.status_code == 200, r.text
+    exp = r.json()["experiment_id"]
+    search = {"json": {"experiment_ids": [exp], "max_results": 10}}
+    assert call(platform, cara, "POST", "runs/search", **search).status_code == 200
+
+    # When an administrator removes her from the project
+    r = platform.api("DELETE", "services/mlops/api/projects/lapsed4/members/cara4", admin)
+    assert r.status_code == 200, r.text
+
+    # Then her searches answer "does not exist" within the cache's lifetime (and some slack
+    # for a loaded machine), and stay so
+    until(lambda: call(platform, cara, "POST", "runs/search", **search).status_code == 404,
+          timeout=10, what="a removed member's search refused")
+    r = call(platform, cara, "GET", "experiments/get", params={"experiment_id": exp})
+    assert r.status_code == 404, r.text
