@@ -10,20 +10,23 @@
  *    exists.
  *
  * The section goes away once every step is done, or when dismissed (kept in the
- * `gettingStartedDismissed` setting of `jupyter-mlops:plugin`, so it stays away).
+ * `gettingStartedDismissed` setting of `jupyter-mlops:plugin`, so it stays away). The palette's
+ * "MLOps: show Getting started" brings it back, and then it stays until dismissed again.
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
+import { ICommandPalette } from '@jupyterlab/apputils';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
-import { Button } from '@jupyterlab/ui-components';
+import { Button, SidePanel } from '@jupyterlab/ui-components';
 import React, { useEffect, useState } from 'react';
 
+import { CommandIDs } from '../commands';
 import { ErrorLine } from '../components/errorLine';
-import { useRemote } from '../components/hooks';
+import { usePolledList, useRemote } from '../components/hooks';
 import { SidebarSection } from '../components/sidebarSection';
 import { listDatasets } from '../api/datasets';
-import { listExperiments, listRuns } from '../api/experiments';
-import { listJobs } from '../api/jobs';
+import { IExperiment, listRuns } from '../api/experiments';
 import { getStatus } from '../api/status';
+import { IMlopsModel } from '../tokens';
 import { exampleNotebook } from './getting_started_notebook';
 
 /** The plugin whose settings keep the dismissal. */
@@ -36,8 +39,6 @@ const DATASET_LINK = 'datasets';
 /** How many of the most recently updated experiments are searched for the person's runs. */
 const EXPERIMENTS_SEARCHED = 20;
 
-const SUBMIT_AS_JOB = 'jupyter-mlops:submit-current-as-job';
-
 /** What the section shows once: the dataset's mount and the catalog's image counts. */
 interface ISetup {
   user: string;
@@ -46,12 +47,6 @@ interface ISetup {
   linked: boolean;
   /** `cells v3: 1,200 images` per dataset of the catalog with a version. */
   images: { name: string; version: string; images: number }[];
-}
-
-/** The steps' real state, polled until both are done. */
-interface IProgress {
-  hasRun: boolean;
-  hasJob: boolean;
 }
 
 async function loadSetup(app: JupyterFrontEnd): Promise<ISetup> {
@@ -73,10 +68,9 @@ async function loadSetup(app: JupyterFrontEnd): Promise<ISetup> {
   };
 }
 
-/** Whether the person has a run (in the most recently updated experiments) and a job. */
-async function loadProgress(user: string): Promise<IProgress> {
-  const [experiments, jobs] = await Promise.all([listExperiments(), listJobs()]);
-  const recent = [...experiments.experiments]
+/** Whether the person has a run (in the most recently updated of `experiments`). */
+async function loadHasRun(user: string, experiments: readonly IExperiment[]): Promise<boolean> {
+  const recent = [...experiments]
     .sort((a, b) => (b.last_update_time ?? 0) - (a.last_update_time ?? 0))
     .slice(0, EXPERIMENTS_SEARCHED);
   // user names are hub names ([a-z0-9._-]): no quote to escape in the filter
@@ -84,7 +78,7 @@ async function loadProgress(user: string): Promise<IProgress> {
   const pages = await Promise.all(
     recent.map(e => listRuns(e.experiment_id, { filter, max: 1 }).catch(() => ({ runs: [] })))
   );
-  return { hasRun: pages.some(p => p.runs.length > 0), hasJob: jobs.jobs.length > 0 };
+  return pages.some(p => p.runs.length > 0);
 }
 
 function Step(props: {
@@ -116,6 +110,7 @@ function Step(props: {
 
 function GettingStartedView(props: {
   app: JupyterFrontEnd;
+  model: IMlopsModel;
   tick: number;
   onFinished: () => void;
   onDismiss: () => void;
@@ -124,16 +119,23 @@ function GettingStartedView(props: {
   const setup = useRemote(() => loadSetup(app), [props.tick], { live: false });
   const user = setup.data?.user ?? '';
   const [finished, setFinished] = useState(false);
-  const progress = useRemote(() => loadProgress(user), [user, props.tick], {
-    auto: !!user,
-    live: !finished
-  });
+  // the experiments and my jobs as every view shows them; the runs searched here
+  const experiments = usePolledList(props.model.experiments, props.tick);
+  const jobs = usePolledList(props.model.jobs, props.tick);
+  const progress = useRemote(
+    () => loadHasRun(user, experiments.items),
+    [user, props.tick, experiments.items],
+    {
+      auto: !!user && experiments.answer !== null,
+      live: !finished
+    }
+  );
   const [datasetOpened, setDatasetOpened] = useState(false);
   const [busy, setBusy] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
 
-  const hasRun = !!progress.data?.hasRun;
-  const hasJob = !!progress.data?.hasJob;
+  const hasRun = !!progress.data;
+  const hasJob = jobs.items.length > 0;
   const datasetDone = datasetOpened || hasRun;
   const allDone = datasetDone && hasRun && hasJob;
   const { onFinished } = props;
@@ -193,7 +195,7 @@ function GettingStartedView(props: {
       await ensureNotebook();
       // the Jobs form takes the path of the notebook in front
       await app.commands.execute('docmanager:open', { path: EXAMPLE_NOTEBOOK });
-      await app.commands.execute(SUBMIT_AS_JOB);
+      await app.commands.execute(CommandIDs.submitCurrentAsJob);
     });
 
   if (setup.error && !setup.data) {
@@ -248,7 +250,7 @@ function GettingStartedView(props: {
           </Button>
         </Step>
       </ol>
-      <ErrorLine error={error ?? progress.error} />
+      <ErrorLine error={error ?? progress.error ?? experiments.error ?? jobs.error} />
       <div className="jp-mlops-gs-foot">
         <Button small minimal onClick={props.onDismiss} title="Hide this section for good">
           Dismiss
@@ -260,17 +262,24 @@ function GettingStartedView(props: {
 
 /**
  * The "Getting started" section, first in the MLOps sidebar. It disposes of itself once done
- * or dismissed, and is not shown at all when the setting says it was dismissed.
+ * or dismissed, and is not shown at all when the setting says it was dismissed. Asked for
+ * again (`asked`), it shows whatever the setting says and stays once its steps are done:
+ * the person wants to read it.
  */
 export class GettingStartedPanel extends SidebarSection {
   constructor(
     private _app: JupyterFrontEnd,
-    private _settings: ISettingRegistry | null
+    private _model: IMlopsModel,
+    private _settings: ISettingRegistry | null,
+    private _asked = false
   ) {
     super('Getting started');
     this.addClass('jp-mlops-getting-started-section');
     this.title.caption = 'Your first minutes on the platform';
     this.id = 'jp-mlops-getting-started';
+    if (this._asked) {
+      return;
+    }
     this._settings
       ?.load(SETTINGS_PLUGIN)
       .then(s => {
@@ -302,10 +311,41 @@ export class GettingStartedPanel extends SidebarSection {
     return (
       <GettingStartedView
         app={this._app}
+        model={this._model}
         tick={this.tick}
-        onFinished={this._gone}
+        onFinished={this._asked ? () => undefined : this._gone}
         onDismiss={this._dismiss}
       />
     );
   }
+}
+
+/**
+ * Put the section first in the sidebar, and add the palette's "MLOps: show Getting started",
+ * which brings a dismissed or finished section back (and forgets the dismissal).
+ */
+export function registerGettingStarted(
+  app: JupyterFrontEnd,
+  sidebar: SidePanel,
+  palette: ICommandPalette | null,
+  settings: ISettingRegistry | null,
+  model: IMlopsModel
+): void {
+  let section = new GettingStartedPanel(app, model, settings);
+  sidebar.insertWidget(0, section);
+  app.commands.addCommand(CommandIDs.showGettingStarted, {
+    label: 'MLOps: show Getting started',
+    execute: async () => {
+      if (section.isDisposed) {
+        section = new GettingStartedPanel(app, model, settings, true);
+        sidebar.insertWidget(0, section);
+      }
+      app.shell.activateById(sidebar.id);
+      await settings
+        ?.load(SETTINGS_PLUGIN)
+        .then(s => s.set(DISMISSED, false))
+        .catch(reason => console.warn('jupyter-mlops: dismissal not forgotten', reason));
+    }
+  });
+  palette?.addItem({ command: CommandIDs.showGettingStarted, category: 'MLOps' });
 }
