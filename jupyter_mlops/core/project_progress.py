@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import re
 
-from . import clock
 from .projects import Projects
 from .roles import Caller
-from .usage import DAY
 
 LOWER_IS_BETTER = re.compile(r"loss|error|err$|rmse|mae|mse", re.I)
 RECENT_JOBS = 10
+DAYS = (7, 30)  # GPU-hours windows
 
 
 def _number(v) -> bool:
@@ -78,11 +77,11 @@ class ProjectProgress:
 
     def report(self, caller: Caller, name: str, metric: str | None = None) -> dict:
         self.projects.require_member(caller, name)
-        now = clock.now()
+        # one read of the usage for both windows
+        hours = self.usage.report(DAYS)["projects"].get(name, {}) if self.usage else {}
         out = {
             "milestones": [m.to_dict() for m in self.projects.milestones(name)],
-            "gpu_hours": {f"{d}d": (self.usage.gpu_hours(now - d * DAY, now, by="project")
-                                    .get(name, 0.0) if self.usage else 0.0) for d in (7, 30)},
+            "gpu_hours": {f"{d}d": hours.get(f"{d}d", 0.0) for d in DAYS},
             "jobs": None, "deployments": None, "best_metric": None,
         }
         if self.jobs is not None:
