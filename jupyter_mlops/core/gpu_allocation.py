@@ -21,8 +21,8 @@ Quotas cap the GPUs held at one time: a user quota what that user holds, a group
 allocations made by members of the group hold together, a project quota what all allocations
 charged to the project hold. User and group quotas are set here (``set_quota(kind, name,
 gpus)``); a project's quota is the ``gpu_quota`` of the project (``core.projects``, which owns
-it and its ceiling), read from the same database. No quota means no limit (beyond
-``default_user_quota``).
+it and its ceiling), read through ``Projects.gpu_quota_in`` inside the allocation's own
+transaction. No quota means no limit (beyond ``default_user_quota``).
 """
 from __future__ import annotations
 
