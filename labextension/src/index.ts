@@ -7,7 +7,7 @@ import { mlopsIcon } from './icons';
 import { StatusPanel } from './panels/status';
 import { ProjectsPanel } from './panels/projects';
 import { TemplatesPanel } from './panels/templates';
-import { GettingStartedPanel } from './panels/getting_started';
+import { registerGettingStarted } from './panels/getting_started';
 import { registerDatasets } from './panels/datasets';
 import { registerExperiments } from './panels/experiments';
 import { modelVersionActions, registerModels } from './panels/models';
@@ -25,9 +25,11 @@ const sidebar: JupyterFrontEndPlugin<void> = {
   id: 'jupyter-mlops:sidebar',
   description: 'The MLOps sidebar of jupyter-mlops.',
   autoStart: true,
+  requires: [IMlopsModel],
   optional: [ILayoutRestorer, ICommandPalette, ISettingRegistry],
   activate: (
     app: JupyterFrontEnd,
+    shared: IMlopsModel,
     restorer: ILayoutRestorer | null,
     palette: ICommandPalette | null,
     settings: ISettingRegistry | null
@@ -44,22 +46,22 @@ const sidebar: JupyterFrontEndPlugin<void> = {
     panel.header.node.appendChild(heading);
 
     // a new person's first steps (gone once done or dismissed)
-    panel.addWidget(new GettingStartedPanel(app, settings));
+    registerGettingStarted(app, panel, palette, settings, shared);
     const status = new StatusPanel();
     panel.addWidget(status);
     // the projects I belong to
-    panel.addWidget(new ProjectsPanel());
+    panel.addWidget(new ProjectsPanel(shared.projects));
     // copy the cell-detection reference project into the workspace
     panel.addWidget(new TemplatesPanel(app));
     // the dataset catalog (section + main-area browser)
     registerDatasets(app, panel, palette);
     // experiments (runs, compare, charts) and the model registry
-    registerExperiments(app, panel, palette);
-    registerModels(app, panel, palette);
+    registerExperiments(app, panel, palette, shared.experiments);
+    registerModels(app, panel, palette, shared.models);
     // jobs, sweeps and pipelines (+ a "Job" button on notebooks)
-    registerJobs(app, panel, palette);
+    registerJobs(app, panel, palette, shared);
     // deployments, and "Deploy" on every model version
-    registerDeployments(app, panel, palette);
+    registerDeployments(app, panel, palette, shared);
     panel.toolbar.addItem(
       'refresh',
       new ToolbarButton({
@@ -124,12 +126,14 @@ const live: JupyterFrontEndPlugin<IMlopsPoller> = {
 };
 
 /**
- * The state several views share (jobs, deployments, notifications), fed by the poller; the
- * lab shows each new notification with JupyterLab's notifications.
+ * The state several views share (jobs, sweeps, pipelines, deployments, projects, experiments,
+ * registered models, notifications), fed by the poller; the lab shows each new notification
+ * with JupyterLab's notifications.
  */
 const model: JupyterFrontEndPlugin<IMlopsModel> = {
   id: 'jupyter-mlops:model',
-  description: 'Jobs, deployments and notifications of jupyter-mlops, shared by its views.',
+  description:
+    'Jobs, deployments, projects, experiments, models and notifications of jupyter-mlops, shared by its views.',
   autoStart: true,
   provides: IMlopsModel,
   requires: [IMlopsPoller],

@@ -1,7 +1,7 @@
 /**
  * The request hooks the panels share: read a list of the lab's model, load a record
- * (optionally polling it), submit a form, and poll until something is final. Each keeps the error as the server's message, which
- * the panels show with `ErrorLine`.
+ * (optionally polling it), submit a form, and poll until something is final. Each keeps the
+ * error as the server's message, which the panels show with `ErrorLine`.
  */
 import React, { useCallback, useEffect, useRef, useState } from 'react';
 
