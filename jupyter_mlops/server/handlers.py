@@ -110,7 +110,6 @@ class StatusHandler(MlopsHandler):
             }
         )
 
-
     def _gpus(self) -> dict:
         """The GPUs this server holds. A server whose allocation asked for none (a CPU profile)
         holding none is normal, not a fault: ``requested`` tells the sidebar which it is."""
