@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from tests.fixtures import Platform
+from tests.fixtures import Platform, until
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -60,6 +60,12 @@ def shot(page: Page, name: str) -> Path:
     return path
 
 
+def painted(page: Page) -> None:
+    """Wait until the browser has painted what the page shows now (two animation frames: the
+    next one starts after a paint), e.g. a canvas grid before its screenshot."""
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
 def hub_login(page: Page, platform: Platform, username: str, password: str) -> None:
     page.goto(f"{platform.url}/hub/login")
     page.get_by_label("Username").fill(username)
@@ -87,8 +93,9 @@ def open_lab(page: Page, platform: Platform, username: str) -> None:
     page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=60_000)
 
 
-def run_command(page: Page, label: str) -> None:
-    """Run a lab command from the command palette, as a keyboard user would.
+def run_command(page: Page, label: str, exact: bool = False) -> None:
+    """Run a lab command from the command palette, as a keyboard user would (``exact``: the
+    entry labelled exactly ``label``, else the first whose label contains it).
 
     Right after the lab appears its shortcuts may not be bound yet, and the layout restorer can
     take focus and close the palette: open it until its search box shows, then pick the entry.
@@ -105,7 +112,12 @@ def run_command(page: Page, label: str) -> None:
                 raise
             if search.is_visible():
                 page.keyboard.press("Escape")
-    entry = page.locator(".lm-CommandPalette-item", has_text=re.compile(re.escape(label), re.I)).first
+    if exact:
+        entry = page.locator(".lm-CommandPalette-item").filter(has=page.locator(
+            ".lm-CommandPalette-itemLabel", has_text=re.compile(f"^{re.escape(label)}$")))
+    else:
+        entry = page.locator(".lm-CommandPalette-item",
+                             has_text=re.compile(re.escape(label), re.I)).first
     entry.wait_for(timeout=10_000)
     entry.click()
 
@@ -132,6 +144,91 @@ def open_mlops_sidebar(page: Page):
             break
     expect(sidebar).to_be_visible()
     return sidebar
+
+
+def _sections_to(sidebar, wanted) -> None:
+    """Open or close the sidebar's sections: ``wanted(title)`` says True (open), False (closed)
+    or None (as it is).
+
+    Sections are picked by their titles, never their positions: Getting started leaves the
+    sidebar once its steps are done, which can happen while this runs (a title that went
+    meanwhile is simply no longer there to click)."""
+    titles = sidebar.locator(".jp-AccordionPanel-title")
+    for _ in range(5):
+        heads = titles.evaluate_all(
+            "hs => hs.map(h => [h.textContent.trim(), h.getAttribute('aria-expanded')])")
+        wrong = [t for t, state in heads
+                 if wanted(t.lower()) is not None and (state == "true") != wanted(t.lower())]
+        if not wrong:
+            return
+        for t in wrong:
+            try:
+                titles.filter(has_text=re.compile(rf"^\s*{re.escape(t)}\s*$")).click(
+                    timeout=5_000)
+            except PlaywrightTimeoutError:
+                pass  # it left the sidebar meanwhile
+    raise AssertionError(f"sidebar sections did not settle: {heads}")
+
+
+def _titled(sidebar, name: str):
+    titles = sidebar.locator(".jp-AccordionPanel-title")
+    head = titles.filter(has_text=re.compile(rf"^\s*{re.escape(name)}\s*$", re.I))
+    expect(head).to_have_count(1)
+    return head
+
+
+def only_sections(sidebar, *names: str) -> None:
+    """Open the sidebar sections titled ``names`` (case aside) and close the others."""
+    heads = [_titled(sidebar, n) for n in names]
+    _sections_to(sidebar, lambda title: title in {n.lower() for n in names})
+    for head in heads:
+        expect(head).to_have_attribute("aria-expanded", "true")
+
+
+def open_section(sidebar, name: str) -> None:
+    """Open the sidebar section titled ``name`` (case aside); the others stay as they are."""
+    head = _titled(sidebar, name)
+    _sections_to(sidebar, lambda title: True if title == name.lower() else None)
+    expect(head).to_have_attribute("aria-expanded", "true")
+
+
+def every_section_open(sidebar) -> None:
+    _sections_to(sidebar, lambda title: True)
+
+
+def sidebar_width(page: Page, sidebar, width: int) -> None:
+    """Drag the split handle beside the left area until the sidebar is ``width`` px wide.
+
+    A drag can land short while the lab re-lays out (a section re-rendering at the poller's
+    round moves the handle under the mouse), so a drag that did not take is made again from
+    where the handle now is; the width is checked, never assumed."""
+    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
+    last = None
+    for _ in range(4):
+        h, s = handle.bounding_box(), sidebar.bounding_box()
+        if abs(s["width"] - width) <= 2:
+            return
+        page.mouse.move(h["x"] + h["width"] / 2, h["y"] + 300)
+        page.mouse.down()
+        page.mouse.move(s["x"] + width + h["width"] / 2, h["y"] + 300, steps=8)
+        page.mouse.up()
+        try:
+            until(lambda: abs(sidebar.bounding_box()["width"] - width) <= 2, 4,
+                  f"a {width} px sidebar")
+            return
+        except AssertionError as e:
+            last = e
+    raise last
+
+
+def use_theme(page: Page, name: str) -> None:
+    """Switch to JupyterLab's ``name`` theme ("Light" or "Dark") from the command palette
+    (no submenu to hover; not "Dark High Contrast"), and wait until the lab says the theme is
+    in force."""
+    run_command(page, f"Use Theme: JupyterLab {name}", exact=True)
+    body = page.locator("body")
+    expect(body).to_have_attribute("data-jp-theme-name", f"JupyterLab {name}")
+    expect(body).to_have_attribute("data-jp-theme-light", "true" if name == "Light" else "false")
 
 
 def main_tab(page: Page, label: str):

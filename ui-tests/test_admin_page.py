@@ -16,6 +16,8 @@ from playwright.sync_api import expect
 from conftest import open_mlops_sidebar, shot
 from oidc_platform import sso, sso_login, sso_token  # noqa: F401 (a fixture)
 
+from tests.fixtures import until
+
 pytestmark = pytest.mark.ui
 
 
@@ -94,12 +96,15 @@ def test_admin_sees_gpu_holders_stops_idle_servers_and_quota_holds_at_next_spawn
     ada.get_by_role("table", name="Idle servers").get_by_role(
         "button", name="Stop idle server of sam").click()
     expect(ada.get_by_role("status")).to_have_text("server of sam is stopping")
-    for _ in range(60):
+    # the page is rendered by the server: reloaded until it shows the stop and the freed GPU
+
+    def stopped_on_the_page():
         ada.goto(f"{base}/services/mlops/admin")
-        if "running" not in ada.locator('tr[data-user="sam"]').inner_text():
-            break
-        ada.wait_for_timeout(500)
-    expect(ada.locator('tr[data-gpu="0"]')).to_contain_text("free")
+        return ("running" not in ada.locator('tr[data-user="sam"]').inner_text()
+                and "free" in ada.locator('tr[data-gpu="0"]').inner_text())
+
+    until(stopped_on_the_page, 60, "sam's server stopped and GPU 0 free on the admin page",
+          every=0.5)
     # the GPU-hours table has sam's few seconds on the GPU
     expect(ada.get_by_role("table", name="GPU-hours per user")).to_contain_text("sam")
     expect(ada.get_by_role("table", name="GPU-hours per project")).to_contain_text("(none)")
@@ -124,17 +129,7 @@ def test_admin_sees_gpu_holders_stops_idle_servers_and_quota_holds_at_next_spawn
     expect(ada.get_by_role("status")).to_have_text("GPU quota of user sam removed")
     r = sso.platform.api("POST", "/services/mlops/api/jobs", token, json=job)
     assert r.status_code == 201, r.text
-    text = _job_until(sso, token, f"/services/mlops/api/jobs/{r.json()['id']}",
-                      lambda t: '"state": "succeeded"' in t or '"state": "failed"' in t)
-    assert '"state": "succeeded"' in text, text
-
-def _job_until(sso, token, url, pred, timeout=60.0) -> str:
-    import json
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        text = json.dumps(sso.platform.api("GET", url, token).json())
-        if pred(text) or time.monotonic() > deadline:
-            return text
-        time.sleep(0.5)
+    url = f"/services/mlops/api/jobs/{r.json()['id']}"
+    done = until(lambda: (j := sso.platform.api("GET", url, token).json())["state"]
+                 in ("succeeded", "failed") and j, 60, "sam's GPU job to end", every=0.5)
+    assert done["state"] == "succeeded", done

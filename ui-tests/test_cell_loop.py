@@ -14,7 +14,7 @@ import re
 import numpy as np
 import pytest
 import yaml
-from conftest import hub_login, open_lab, open_mlops_sidebar, shot
+from conftest import hub_login, open_lab, open_mlops_sidebar, open_section, shot
 from playwright.sync_api import expect
 
 USER, PASSWORD = "walt9", "walt9-first-login-pw"
@@ -101,20 +101,20 @@ def test_walk_the_cell_detection_loop(page, platform, walker, tmp_path):
     row_eval.get_by_role("link").first.click()
     section = page.get_by_test_id("run-detections")
     expect(section.get_by_test_id("detection-totals")).to_have_count(1, timeout=WAIT)
-    n_val = int(section.get_by_test_id("detection-totals").locator("td").first.inner_text())
+    n_cell = section.get_by_test_id("detection-totals").locator("td").first
+    expect(n_cell).to_have_text(re.compile(r"^\s*\d+\s*$"))
+    n_val = int(n_cell.inner_text())
     assert n_val > 0
     section.get_by_role("tab", name=f"All images ({n_val})").click()
     first = section.get_by_test_id("detection-image").first
     expect(first.locator("img")).to_have_js_property("complete", True, timeout=WAIT)
-    assert first.locator("rect[data-kind=pred]").count() > 0  # the trained model found cells
+    expect(first.locator("rect[data-kind=pred]")).not_to_have_count(0)  # the model found cells
     section.evaluate("el => el.scrollIntoView({block: 'start'})")
     shot(page, "loop-03-detections")
 
     # 4. The registered version in the Models section: deploy it.
     models = sidebar.get_by_test_id("models-list")
-    if not models.is_visible():  # the section's title toggles it
-        sidebar.locator(".jp-AccordionPanel-title").filter(
-            has_text=re.compile("^models$", re.I)).click()
+    open_section(sidebar, "Models")
     models.get_by_title("Reload models").click()
     models.get_by_test_id(f"model-{MODEL}").get_by_role("link", name=MODEL).click()
     version = sidebar.get_by_test_id(f"version-{MODEL}-1")

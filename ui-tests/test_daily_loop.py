@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 import time
 
-from conftest import hub_login, open_lab, open_mlops_sidebar, shot
+from conftest import (hub_login, open_lab, open_mlops_sidebar, open_section, painted, shot,
+                      use_theme)
 from playwright.sync_api import expect
 
 USER, PASSWORD = "tova", "tova-first-login-pw"
@@ -21,32 +22,17 @@ API = "services/mlops/api"
 expect.set_options(timeout=30_000)
 
 
-def theme(page, name: str) -> None:
-    page.get_by_role("menuitem", name="Settings").click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Theme$")).click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^JupyterLab {name}$")).click()
-    expect(page.locator("body")).to_have_attribute(
-        "data-jp-theme-light", "true" if name == "Light" else "false")
-    page.wait_for_timeout(500)
-
-
 SHOOTING = [0.0]  # seconds spent on screenshots, left out of the walk's time
 
 
 def both_themes(page, name: str) -> None:
     t0 = time.monotonic()
     shot(page, f"{name}-light")
-    theme(page, "Dark")
+    use_theme(page, "Dark")
+    painted(page)
     shot(page, f"{name}-dark")
-    theme(page, "Light")
+    use_theme(page, "Light")
     SHOOTING[0] += time.monotonic() - t0
-
-
-def section(sidebar, title: str):
-    head = sidebar.locator(".jp-AccordionPanel-title").filter(
-        has_text=re.compile(f"^{title}$", re.I))
-    if head.get_attribute("aria-expanded") != "true":
-        head.click()
 
 
 def opens(page, url: str) -> None:
@@ -72,7 +58,7 @@ def test_first_login_to_a_deployed_model_without_a_reload(page, platform):
     sidebar = open_mlops_sidebar(page)
 
     # 0. Getting started: the shared dataset's mount, opened in the file browser from there.
-    section(sidebar, "getting started")
+    open_section(sidebar, "getting started")
     guide = sidebar.get_by_test_id("getting-started")
     dataset_step = guide.get_by_test_id("getting-started-dataset")
     expect(dataset_step).to_contain_text("/datasets")
@@ -103,7 +89,7 @@ def test_first_login_to_a_deployed_model_without_a_reload(page, platform):
     both_themes(page, "daily-01-notebook")
 
     # 2. The run appears in the sidebar by itself, and the section marks the step done.
-    section(sidebar, "experiments")
+    open_section(sidebar, "experiments")
     experiments = sidebar.get_by_test_id("experiments-list")
     experiments.get_by_role("link", name=EXPERIMENT, exact=True).click()
     table = page.get_by_role("table", name="Runs")
@@ -134,13 +120,13 @@ def test_first_login_to_a_deployed_model_without_a_reload(page, platform):
     expect(logged.get_by_role("status")).to_contain_text(f"Registered {MODEL} version 1")
 
     # 4. Deploy it from the Models section, which lists it without a reload.
-    section(sidebar, "models")
+    open_section(sidebar, "models")
     model_list = sidebar.get_by_test_id("models-list")
     model_list.get_by_test_id(f"model-{MODEL}").get_by_role("link", name=MODEL).click()
     version = sidebar.get_by_test_id(f"version-{MODEL}-1")
     expect(version).to_contain_text("logged model: m-")
     version.get_by_role("button", name="Deploy").click()
-    section(sidebar, "deployments")
+    open_section(sidebar, "deployments")
     deployment = sidebar.get_by_test_id(f"deployment-{MODEL}")
     expect(deployment).to_have_attribute("data-status", "ready", timeout=180_000)
     both_themes(page, "daily-03-deployed")
@@ -150,7 +136,7 @@ def test_first_login_to_a_deployed_model_without_a_reload(page, platform):
 
     # 6. Getting started's last step: the Jobs form prefilled with the example notebook; once
     # the job exists every step is done and the section goes away.
-    section(sidebar, "getting started")
+    open_section(sidebar, "getting started")
     guide.get_by_role("button", name="Submit it as a job").click()
     form = sidebar.get_by_role("form", name="Submit a job")
     expect(form.get_by_label("Notebook or script")).to_have_value(NOTEBOOK)

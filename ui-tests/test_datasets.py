@@ -22,6 +22,13 @@ USER, PASSWORD = "uma", "uma-first-login-pw"
 LOADED = 30_000  # ms: answers that need the server (a shared 2-core CI machine can be slow)
 W, H = 160, 96  # the images' size
 # the viewer's image as drawn, and its annotation boxes as fractions of it
+def image_width_until(page, condition: str) -> None:
+    """Wait until the viewer's image width ``w`` meets ``condition`` (a JS expression): a zoom
+    is drawn at the next render, not at the click."""
+    page.wait_for_function("() => { const w = document.querySelector('.jp-mlops-iv-canvas img')"
+                           f".getBoundingClientRect().width; return {condition}; }}")
+
+
 GEOMETRY = """() => {
   const v = document.querySelector('.jp-mlops-iv');
   const img = v.querySelector('.jp-mlops-iv-canvas img');
@@ -124,6 +131,7 @@ def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
     # zoom with the buttons and the wheel, pan by dragging: the boxes stay on their pixels
     viewer.get_by_role("button", name="Zoom in").click()
     viewer.get_by_role("button", name="Zoom in").click()
+    image_width_until(page, f"Math.abs(w / {fitted['width']} - 1.5625) < 0.01")
     zoomed = page.evaluate(GEOMETRY)
     assert abs(zoomed["width"] / fitted["width"] - 1.25 ** 2) < 0.01, (zoomed, fitted)
     same_boxes(zoomed["boxes"], boxes)
@@ -131,13 +139,14 @@ def test_browse_publish_and_diff_the_cell_dataset(page, platform, tmp_path):
     cx, cy = stage["x"] + stage["width"] / 2, stage["y"] + stage["height"] / 2
     page.mouse.move(cx, cy)
     page.mouse.wheel(0, 200)  # away: smaller
-    page.wait_for_function(f"() => document.querySelector('.jp-mlops-iv-canvas img')"
-                           f".getBoundingClientRect().width < {zoomed['width'] - 1}")
+    image_width_until(page, f"w < {zoomed['width'] - 1}")
     wheeled = page.evaluate(GEOMETRY)
     same_boxes(wheeled["boxes"], boxes)
     page.mouse.down()
     page.mouse.move(cx + 60, cy + 10, steps=4)
     page.mouse.up()
+    page.wait_for_function("() => document.querySelector('.jp-mlops-iv-canvas img')"
+                           f".getBoundingClientRect().left > {wheeled['left'] + 30}")
     panned = page.evaluate(GEOMETRY)
     assert abs(panned["left"] - wheeled["left"] - 60) < 1, (panned, wheeled)  # with the pointer
     assert panned["width"] == wheeled["width"]

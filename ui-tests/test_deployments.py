@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from conftest import hub_login, main_tab, open_lab, open_mlops_sidebar, shot
+from conftest import (hub_login, main_tab, only_sections, open_lab, open_mlops_sidebar,
+                      open_section, shot, sidebar_width)
 from playwright.sync_api import expect
 
 from tests.deployments.conftest import register_models
@@ -27,20 +28,9 @@ def cells_png(path) -> None:
 
 
 def roomy_deployments_section(page, sidebar) -> None:
-    """Collapse the other sidebar sections and widen the sidebar, for a readable screenshot."""
-    titles = sidebar.locator(".jp-AccordionPanel-title")
-    expect(titles.filter(has_text=re.compile("deployments", re.I))).to_have_count(1)
-    for i in range(titles.count()):  # Deployments open (an earlier test may have closed it)
-        title = titles.nth(i)
-        ours = "deployments" in title.inner_text().lower()
-        if ours != (title.get_attribute("aria-expanded") == "true"):
-            title.click()
-    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
-    box = handle.bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 200)
-    page.mouse.down()
-    page.mouse.move(box["x"] + 420, box["y"] + 200, steps=5)
-    page.mouse.up()
+    """Only the Deployments section open, in a wide sidebar, for a readable screenshot."""
+    only_sections(sidebar, "Deployments")
+    sidebar_width(page, sidebar, 650)
 
 
 def test_deploy_and_try_an_image(page, platform, tmp_path):
@@ -94,8 +84,7 @@ def test_deploy_and_try_an_image(page, platform, tmp_path):
     expect(sidebar.get_by_test_id("deployment-cells-ui")).to_have_count(0, timeout=30_000)
 
     # The Models section has "Deploy" on every version: one click deploys it.
-    sidebar.locator(".jp-AccordionPanel-title").filter(
-        has_text=re.compile("^models$", re.I)).click()
+    open_section(sidebar, "Models")
     sidebar.get_by_test_id("model-cells").get_by_role("link", name="cells").click()
     version = sidebar.get_by_test_id("version-cells-1")
     version.get_by_role("button", name="Deploy").click()

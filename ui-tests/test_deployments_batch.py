@@ -15,7 +15,8 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from conftest import hub_login, hub_logout, open_lab, open_mlops_sidebar, shot
+from conftest import (hub_login, hub_logout, only_sections, open_lab, open_mlops_sidebar, painted,
+                      shot)
 from playwright.sync_api import expect
 
 from jupyter_mlops import datasets
@@ -62,11 +63,7 @@ def test_batch_predict_from_the_models_section(page, platform, tmp_path):
     hub_login(page, platform, "uibatch", "ui-batch-password-7")
     open_lab(page, platform, "uibatch")
     sidebar = open_mlops_sidebar(page)
-    titles = sidebar.locator(".jp-AccordionPanel-title")
-    for i in range(titles.count()):  # room for the Models section
-        if titles.nth(i).get_attribute("aria-expanded") == "true":
-            titles.nth(i).click()
-    titles.filter(has_text=re.compile("^models$", re.I)).click()
+    only_sections(sidebar, "Models")  # room for the Models section
     sidebar.get_by_test_id("model-cells").get_by_role("link", name="cells").click()
     version = sidebar.get_by_test_id("version-cells-1")
     version.get_by_role("button", name="Batch predict…").click()
@@ -96,7 +93,8 @@ def test_batch_predict_from_the_models_section(page, platform, tmp_path):
     assert lines[0] == "file,row,boxes,scores,labels,error"
     assert [line.split(",")[0] for line in lines[1:]] == [f"blobs_{n}.png" for n in range(1, 5)]
     assert lines[4].count("cell") == 4
-    page.wait_for_timeout(500)
+    expect(tab).to_have_class(re.compile(r"\blm-mod-current\b"))
+    painted(page)
     shot(page, "deployments-batch-02-predictions-csv")
 
     # A dataset without images or CSV files is refused before a job exists, with the reason

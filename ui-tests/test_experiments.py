@@ -9,11 +9,17 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import hub_login, main_tab, open_lab, open_mlops_sidebar, shot
+from conftest import hub_login, main_tab, open_lab, open_mlops_sidebar, painted, shot, use_theme
 from playwright.sync_api import expect
 
 USER, PASSWORD = "uma4", "uma4-first-login-pw"
 WAIT = 30_000  # ms; the machine running the suite is shared and often busy
+
+
+def points(n: int) -> re.Pattern:
+    """An SVG polyline's ``points`` with exactly ``n`` points (waited for: a chart may draw
+    before its whole history has arrived)."""
+    return re.compile(rf"^\s*\S+(\s+\S+){{{n - 1}}}\s*$")
 
 
 @pytest.fixture
@@ -72,8 +78,8 @@ def test_compare_two_runs_and_see_the_chart(page, platform, seeded_ui):
     chart = page.get_by_test_id("chart-loss")
     expect(chart).to_be_visible(timeout=WAIT)
     expect(chart.get_by_test_id("chart-series")).to_have_count(2, timeout=WAIT)
-    points = chart.locator("polyline").first.get_attribute("points")
-    assert len(points.split()) == 30  # the whole history, one point per step
+    # the whole history, one point per step
+    expect(chart.locator("polyline").first).to_have_attribute("points", points(30))
     compared = page.get_by_role("table", name="Compared runs")
     expect(compared).to_contain_text("unet-lr0.001", timeout=WAIT)
     # lr differs, epochs does not
@@ -97,7 +103,7 @@ def test_compare_two_runs_and_see_the_chart(page, platform, seeded_ui):
     expect(resources.get_by_test_id("chart-CPU (%)").get_by_test_id("chart-series")) \
         .to_have_count(1, timeout=WAIT)
     expect(resources.get_by_test_id("chart-GPU utilisation (%)")).to_be_visible()
-    assert len(resources.locator("polyline").first.get_attribute("points").split()) == 6
+    expect(resources.locator("polyline").first).to_have_attribute("points", points(6))
     resources.scroll_into_view_if_needed()
     shot(page, "experiments-03-run-resources")
     detail.get_by_role("link", name="notes.txt").click()
@@ -132,11 +138,8 @@ def test_compare_two_runs_and_see_the_chart(page, platform, seeded_ui):
     page.get_by_role("button", name="Search").click()
     page.get_by_role("tab", name=re.compile("Compare")).click()
     expect(page.get_by_test_id("chart-loss")).to_be_visible(timeout=WAIT)
-    page.get_by_role("menuitem", name="Settings").click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Theme$")).click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile("^JupyterLab Dark$")).click()
-    expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false", timeout=WAIT)
-    page.wait_for_timeout(500)
+    use_theme(page, "Dark")
+    painted(page)
     shot(page, "experiments-04-dark")
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import re
 
-from conftest import hub_login, open_lab, open_mlops_sidebar, shot
+from conftest import (hub_login, only_sections, open_lab, open_mlops_sidebar, shot, sidebar_width,
+                      use_theme)
 from playwright.sync_api import expect
 
 from tests.fixtures import until
@@ -15,15 +16,18 @@ API = "services/mlops/api"
 USER, PASSWORD = "joan", "joan-first-login-pw"
 expect.set_options(timeout=30_000)  # a loaded 2-core machine: answers take seconds
 
+# Holds after its second epoch until the test has seen it running (the file ui_train_go):
+# however slow the machine, the panel is looked at while the job runs, and no longer.
 TRAIN = """
-import time
+import os, time
 from jupyter_mlops.job_runtime import progress, report
 epochs = 3
 for e in range(epochs):
     print(f"epoch {e}: loss {1 / (e + 1):.3f}", flush=True)
     report("loss", 1 / (e + 1), step=e)
     progress(e + 1, epochs, f"epoch {e + 1} of {epochs}")
-    time.sleep(1.0)
+    while e == 1 and not os.path.exists("ui_train_go"):
+        time.sleep(0.1)
 print("training finished")
 """
 
@@ -53,23 +57,9 @@ def workspace_files(platform, user: str, files: dict[str, str]) -> None:
 
 
 def roomy_jobs_section(page, sidebar) -> None:
-    titles = sidebar.locator(".jp-AccordionPanel-title")
-    expect(titles.filter(has_text=re.compile("^Jobs$"))).to_have_count(1)
-    # By name, not position: Getting started leaves the sidebar once its steps are done,
-    # which can happen while this loop runs.
-    for name in [t.strip() for t in titles.all_text_contents()]:
-        title = titles.filter(has_text=re.compile(f"^{re.escape(name)}$"))
-        if title.count() == 0:
-            continue
-        expanded = title.first.get_attribute("aria-expanded") == "true"
-        if (name.lower() == "jobs") != expanded:
-            title.first.click()
-    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
-    box = handle.bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 200)
-    page.mouse.down()
-    page.mouse.move(box["x"] + 180, box["y"] + 200, steps=5)
-    page.mouse.up()
+    """Only the Jobs section open, in a sidebar wide enough for a readable screenshot."""
+    only_sections(sidebar, "Jobs")
+    sidebar_width(page, sidebar, 430)
 
 
 def test_jobs_panel(page, platform):
@@ -119,7 +109,9 @@ steps:
     job_id = int(re.search(r"Job #(\d+)", detail.locator("h2").inner_text()).group(1))
     item = section.get_by_test_id(f"job-{job_id}")
     expect(item.locator(".jp-mlops-job-state")).to_have_text("running")
+    expect(detail.locator("h2 .jp-mlops-job-state")).to_have_text("running")
     shot(page, "jobs-01-running-with-progress-and-log")
+    workspace_files(platform, USER, {"ui_train_go": ""})
     expect(detail.locator("h2 .jp-mlops-job-state")).to_have_text("succeeded", timeout=60_000)
     expect(detail.get_by_test_id("job-log")).to_contain_text("training finished")
     link = detail.get_by_role("link", name="MLflow run ↗")
@@ -164,10 +156,7 @@ steps:
     shot(page, "jobs-04-pipeline")
 
     # the same views in the dark theme (JupyterLab's CSS variables only)
-    page.locator(".lm-MenuBar-itemLabel", has_text="Settings").click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Theme$")).first.hover()
-    page.locator(".lm-Menu-itemLabel", has_text="JupyterLab Dark").first.click()
-    expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false")
+    use_theme(page, "Dark")
     page.get_by_role("tab", name=f"Sweep #{sweep['id']}").click()
     expect(page.get_by_test_id("sweep-detail")).to_be_visible()
     shot(page, "jobs-05-sweep-dark")

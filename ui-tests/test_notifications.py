@@ -35,7 +35,7 @@ def test_a_job_ending_is_a_lab_notification_and_the_jobs_list_is_live(page, plat
     # and its end comes as the lab's own notification, with an action opening the job
     toast = page.locator(".Toastify__toast", has_text=f"Job {job_id} (chime.py) succeeded")
     expect(toast).to_be_visible(timeout=90_000)
-    page.wait_for_timeout(800)  # the toast's entrance animation
+    expect(toast).not_to_have_class(re.compile(r"-enter"))  # its entrance animation is over
     shot(page, "notifications-01-job-succeeded")
     toast.get_by_role("button", name="Open").click()
     expect(page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab",

@@ -14,14 +14,13 @@ import subprocess
 import uuid
 
 import psutil
-from conftest import (ARTIFACTS, hub_login, hub_logout, open_lab, open_mlops_sidebar, run_command,
-                      shot)
+from conftest import (ARTIFACTS, every_section_open, hub_login, hub_logout, open_lab,
+                      open_mlops_sidebar, shot, sidebar_width, use_theme)
 from playwright.sync_api import expect
 
 from jupyter_mlops import datasets
 from jupyter_mlops.client import ControlPlane
 from jupyter_mlops.demo import cells
-from tests.fixtures import until
 
 COLLEAGUE, COLLEAGUE_PASSWORD = "erin", "erin-first-login-pw"
 
@@ -60,7 +59,7 @@ def test_admin_adds_a_colleague_who_sees_the_platform_live(page, context, platfo
     expect(sidebar.get_by_test_id("status-mlflow")).to_contain_text(
         re.compile(r"reachable · v\d+\.\d+"), timeout=30_000)
     expect(sidebar.get_by_test_id("status-control-plane")).to_contain_text("reachable · v")
-    expect(sidebar.get_by_test_id("status-gpus")).to_contain_text("no GPU on this server")
+    expect(sidebar.get_by_test_id("status-gpus")).to_contain_text("CPU profile: no GPU requested")
     expect(sidebar.get_by_test_id("status-dataset")).to_contain_text(str(platform.data_dir))
     shot(page, "skeleton-02-sidebar")
 
@@ -127,30 +126,6 @@ SIDEBAR_DAMAGE = """sidebar => {
 }"""
 
 
-def sidebar_width(page, sidebar, width: int) -> None:
-    """Drag the split handle beside the left area until the sidebar is ``width`` px wide.
-
-    A drag can land short while the lab re-lays out (a section re-rendering at the poller's
-    round moves the handle under the mouse), so a drag that did not take is made again from
-    where the handle now is."""
-    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
-    last = None
-    for _ in range(4):
-        h, s = handle.bounding_box(), sidebar.bounding_box()
-        if abs(s["width"] - width) <= 2:
-            return
-        page.mouse.move(h["x"] + h["width"] / 2, h["y"] + 300)
-        page.mouse.down()
-        page.mouse.move(s["x"] + width + h["width"] / 2, h["y"] + 300, steps=8)
-        page.mouse.up()
-        try:
-            until(lambda: abs(sidebar.bounding_box()["width"] - width) <= 2, 4, f"a {width} px sidebar")
-            return
-        except AssertionError as e:
-            last = e
-    raise last
-
-
 MODEL = "erin-narrow-sidebar-cell-detector"  # and a suffix: the test may run again
 
 
@@ -186,9 +161,7 @@ def test_sidebar_fits_250_px_in_light_and_dark_themes(page, platform, tmp_path):
                  "run_id": run["run_id"],
                  "tags": [{"key": "trained_on", "value": "cells@v3-" + "x" * 60}]})
     sidebar = open_mlops_sidebar(page)
-    for head in sidebar.locator(".jp-AccordionPanel-title").all():
-        if head.get_attribute("aria-expanded") != "true":
-            head.click()
+    every_section_open(sidebar)
     sidebar.get_by_test_id(f"model-{model}").get_by_role("link").click()
     expect(sidebar.get_by_test_id(f"version-{model}-1")).to_contain_text(
         "trained_on=cells@v3-")
@@ -213,11 +186,9 @@ def test_sidebar_fits_250_px_in_light_and_dark_themes(page, platform, tmp_path):
             assert damage == [], (width, form, damage)
         if width == 250:
             sidebar.screenshot(path=str(ARTIFACTS / "sidebar-250px-light.png"))
-            run_command(page, "JupyterLab Dark")
-            expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false")
+            use_theme(page, "Dark")
             damage = sidebar.evaluate(SIDEBAR_DAMAGE)
             assert damage == [], ("dark", damage)
             sidebar.screenshot(path=str(ARTIFACTS / "sidebar-250px-dark.png"))
-            run_command(page, "JupyterLab Light")
-            expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "true")
+            use_theme(page, "Light")
     assert errors == []
