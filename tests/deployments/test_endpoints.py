@@ -17,15 +17,9 @@ import requests
 
 from tests.fixtures import until
 
-API = "services/mlops/api/deployments"
+from .conftest import API, deploy_ready, wait_status
+
 ENDPOINT = "services/mlops/endpoints"
-
-
-def wait_status(platform, token, name, want, timeout=90):
-    def dep():
-        d = platform.api("GET", f"{API}/{name}", token).json()
-        return d if d["status"] in want else None
-    return until(dep, timeout, f"{name} to become {'/'.join(sorted(want))}")
 
 
 def ended(pid: int) -> bool:
@@ -173,10 +167,7 @@ def test_a_version_that_fails_to_load_leaves_the_previous_serving(platform, regi
 def test_image_model_boxes_and_bad_images(platform, registry, admin):
     from PIL import Image
 
-    r = platform.api("POST", API, admin, json={"name": "cells", "model_name": "cells",
-                                               "version": "1", "visibility": "lab"})
-    assert r.status_code == 201, r.text
-    assert wait_status(platform, admin, "cells", {"ready", "failed"})["status"] == "ready"
+    deploy_ready(platform, admin, "cells", "cells", "1", visibility="lab")
     img = np.zeros((64, 96, 3), np.uint8)
     img[10:20, 5:15] = 255
     img[40:60, 50:90] = 200

@@ -8,7 +8,6 @@ Project "vigil": mo-pm manages it, mo-ds deploys in it, mo-peer is a member, mo-
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from pathlib import Path
@@ -18,8 +17,9 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from ..fixtures import until
-from .conftest import FEATURES, training_data
-from .test_endpoints import API, invoke, split_body, wait_status
+from .conftest import API, FEATURES, deploy_ready, project_with_people, tracking_as, \
+    training_data
+from .test_endpoints import invoke, split_body
 
 PASSWORD = "vigil-pass-1"
 PROJECT, NAME, MODEL = "vigil", "vigil-lr", "lr-ref"
@@ -35,11 +35,8 @@ def register_with_reference(tracking_uri: str, token: str) -> None:
 
     from jupyter_mlops.tracking import log_monitoring_reference
 
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN")}
-    os.environ.update(MLFLOW_TRACKING_TOKEN=token, MLFLOW_TRACKING_URI=tracking_uri)
-    try:
-        mlflow.set_tracking_uri(tracking_uri)
-        if mlflow.MlflowClient().search_registered_models(f"name = '{MODEL}'"):
+    with tracking_as(tracking_uri, token) as client:
+        if client.search_registered_models(f"name = '{MODEL}'"):
             return
         x, y = training_data()
         mlflow.set_experiment("monitoring-tests")
@@ -50,32 +47,14 @@ def register_with_reference(tracking_uri: str, token: str) -> None:
                                          serialization_format="cloudpickle",
                                          pip_requirements=["mlflow", "scikit-learn"])
                 log_monitoring_reference(x)
-    finally:
-        from mlflow.tracking._tracking_service import utils as tracking_utils
-
-        tracking_utils._tracking_uri = None
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @pytest.fixture(scope="module")
 def vigil(platform):
-    platform.add_user("mo-pm", PASSWORD, groups=["mlops-pms"])
-    for u in ("mo-ds", "mo-peer", "mo-out"):
-        platform.add_user(u, PASSWORD)
-    tokens = {u: platform.token(u) for u in ("mo-pm", "mo-ds", "mo-peer", "mo-out")}
-    r = platform.api("POST", "services/mlops/api/projects", tokens["mo-pm"],
-                     json={"name": PROJECT, "members": ["mo-ds", "mo-peer"]})
-    assert r.status_code in (201, 409), r.text
+    tokens = project_with_people(platform, PROJECT, PASSWORD, "mo-pm", ("mo-ds", "mo-peer"),
+                                 ("mo-out",))
     register_with_reference(f"{platform.url}/services/mlflow", platform.admin_token())
-    r = platform.api("POST", API, tokens["mo-ds"], json={
-        "name": NAME, "model_name": MODEL, "version": 1, "project": PROJECT})
-    assert r.status_code == 201, r.text
-    assert wait_status(platform, tokens["mo-ds"], NAME, {"ready", "failed"})["status"] == \
-        "ready"
+    deploy_ready(platform, tokens["mo-ds"], NAME, MODEL, 1, project=PROJECT)
     return tokens
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from tests.fixtures import until
 
+from .conftest import project_with_people
+
 API = "services/mlops/api"
 PASSWORD = "notice-me-42"
 
@@ -21,11 +23,8 @@ def feed(platform, token, since=0):
 
 def test_a_deploy_waiting_for_approval_and_its_rejection_reach_the_right_people(
         platform, registry):
-    for name, groups in (("npm", ["mlops-pms"]), ("nds", []), ("nox", [])):
-        platform.add_user(name, PASSWORD, groups=groups)
-    npm, nds, nox = (platform.token(u) for u in ("npm", "nds", "nox"))
-    r = platform.api("POST", f"{API}/projects", npm, json={"name": "ntc", "members": ["nds"]})
-    assert r.status_code in (201, 409), r.text
+    people = project_with_people(platform, "ntc", PASSWORD, "npm", ("nds",), ("nox",))
+    npm, nds, nox = (people[u] for u in ("npm", "nds", "nox"))
     r = platform.api("PUT", f"{API}/deployment-policies/ntc", npm,
                      json={"require_approval": True})
     assert r.status_code == 200, r.text

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from .test_endpoints import API, wait_status
+from .conftest import API, deploy_ready, project_with_people
 
 PASSWORD = "deploy-owners-1"
 PROJECT = "atrium"
@@ -16,22 +16,12 @@ NAME = "atrium-lr"
 
 @pytest.fixture(scope="module")
 def people(platform):
-    platform.add_user("nia", PASSWORD, groups=["mlops-pms"])
-    for u in ("otto", "ray", "sig"):
-        platform.add_user(u, PASSWORD)
-    tokens = {u: platform.token(u) for u in ("nia", "otto", "ray", "sig")}
-    r = platform.api("POST", "services/mlops/api/projects", tokens["nia"],
-                     json={"name": PROJECT, "members": ["otto", "ray"]})
-    assert r.status_code in (201, 409), r.text
-    return tokens
+    return project_with_people(platform, PROJECT, PASSWORD, "nia", ("otto", "ray"), ("sig",))
 
 
 def test_only_owner_manager_or_allowed_members_change_a_deployment(platform, registry, people):
     otto, ray, nia, sig = (people[u] for u in ("otto", "ray", "nia", "sig"))
-    r = platform.api("POST", API, otto, json={"name": NAME, "model_name": "lr", "version": 1,
-                                              "project": PROJECT})
-    assert r.status_code == 201, r.text
-    wait_status(platform, otto, NAME, ("ready",))
+    deploy_ready(platform, otto, NAME, "lr", 1, project=PROJECT)
     # ray, a member, reads it ...
     assert platform.api("GET", f"{API}/{NAME}", ray).status_code == 200
     # ... but may not switch it, mint a client token for it or undeploy it

@@ -23,7 +23,7 @@ from jupyter_mlops.core.deployments import Deployments
 from jupyter_mlops.core.projects import Projects
 from jupyter_mlops.core.roles import ADMIN, Caller
 from tests.datasets.seaweed import ACCESS_KEY, SECRET_KEY, SeaweedS3
-from tests.deployments.conftest import training_data
+from tests.deployments.conftest import environment, training_data
 from tests.fixtures import until, until_async
 
 BUCKET = "mlflow-artifacts"
@@ -41,16 +41,10 @@ def s3(tmp_path_factory):
 def s3_env(s3):
     """What MLflow (server, client, model server) needs to reach the bucket: the endpoint and
     the keys, in the environment, as boto3 reads them."""
-    env = {"MLFLOW_S3_ENDPOINT_URL": s3.endpoint, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-           "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": "us-east-1"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield env
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with environment({"MLFLOW_S3_ENDPOINT_URL": s3.endpoint, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+                      "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+                      "AWS_DEFAULT_REGION": "us-east-1"}) as env:
+        yield env
 
 
 def start_mlflow(d: Path, artifacts: list[str], env: dict):
