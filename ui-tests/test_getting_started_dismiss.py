@@ -59,7 +59,7 @@ def test_dismissed_getting_started_stays_gone_and_comes_back_from_the_palette(pa
     shot(page, "getting-started-dismissed")
 
     # When she asks for it again from the command palette
-    run_command(page, "MLOps: show Getting started")
+    run_command(page, "MLOps: show Getting started", exact=True)
     # Then it is back, first, and the dismissal is forgotten: a reload keeps it
     expect(titles(sidebar, "Getting started")).to_have_count(1)
     open_section(sidebar, "Getting started")
