@@ -239,7 +239,12 @@ class MlopsService(Application):
             culling=context.gpu_culling, jobs=store, deployments=context.deployments)
 
     def start(self):
-        asyncio.run(self._serve())
+        try:
+            asyncio.run(self._serve())
+        except KeyboardInterrupt:
+            # The hub stops its services with SIGINT: a normal stop, not a crash to trace.
+            # asyncio.run has cancelled every task by now, so their clean-up has run.
+            self.log.info("control plane stopped")
 
     async def _serve(self):
         app = self.make_app()

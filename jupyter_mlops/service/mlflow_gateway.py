@@ -398,7 +398,12 @@ class MlflowGateway(Application):
         return make
 
     def start(self):
-        asyncio.run(self._serve())
+        try:
+            asyncio.run(self._serve())
+        except KeyboardInterrupt:
+            # The hub stops its services with SIGINT: a normal stop, not a crash to trace.
+            # asyncio.run has cancelled every task by now, so their clean-up has run.
+            self.log.info("MLflow gateway stopped")
 
     async def _serve(self):
         app = self.make_app()

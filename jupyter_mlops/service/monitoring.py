@@ -79,18 +79,27 @@ def build_monitoring(settings: MonitoringSettings, context) -> Monitoring:
 
 
 async def run_monitoring(monitoring: Monitoring, settings: MonitoringSettings) -> None:
-    """Write the traffic series and sample the disk until cancelled."""
+    """Write the traffic series and sample the disk until cancelled; a cancel (the control
+    plane stopping cleanly) writes what was counted since the last round first."""
     next_disk = 0.0
     loop = asyncio.get_running_loop()
-    while True:
+    try:
+        while True:
+            try:
+                await asyncio.to_thread(monitoring.traffic.flush)
+                if loop.time() >= next_disk:
+                    await asyncio.to_thread(monitoring.health.sample_disk)
+                    next_disk = (loop.time() + settings.disk_sample_seconds
+                                 if settings.disk_sample_seconds > 0 else float("inf"))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("monitoring: background work failed; retrying")
+            await asyncio.sleep(settings.flush_seconds)
+    finally:
+        # On the event loop's way out: a stop by the hub (SIGINT) must not cost the last
+        # seconds of counts, only a crash may.
         try:
-            await asyncio.to_thread(monitoring.traffic.flush)
-            if loop.time() >= next_disk:
-                await asyncio.to_thread(monitoring.health.sample_disk)
-                next_disk = (loop.time() + settings.disk_sample_seconds
-                             if settings.disk_sample_seconds > 0 else float("inf"))
-        except asyncio.CancelledError:
-            raise
+            monitoring.traffic.flush()
         except Exception:
-            log.exception("monitoring: background work failed; retrying")
-        await asyncio.sleep(settings.flush_seconds)
+            log.exception("monitoring: the last traffic could not be written")

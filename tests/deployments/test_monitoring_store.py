@@ -112,3 +112,38 @@ def test_what_recording_keeps_of_tabular_and_image_calls():
     assert monitored_features("image/png", png.getvalue(), answer) == [
         {"image_height": 16.0, "image_width": 24.0, "image_mean_intensity": 45.0,
          "predicted_count": 2.0}]
+
+
+def test_a_clean_stop_writes_the_traffic_counted_since_the_last_round(tmp_path):
+    # The hub stops the control plane with SIGINT, which cancels the background writer: the
+    # calls counted since its last round must reach the database, not only those before it.
+    import asyncio
+    from types import SimpleNamespace
+
+    from jupyter_mlops.service.monitoring import MonitoringSettings, run_monitoring
+
+    url = f"sqlite:///{tmp_path / 'm.sqlite'}"
+    rounds = asyncio.Queue()
+    loop = None
+
+    class Counted(TrafficSeries):
+        def flush(self):  # in the writer's worker thread: tell the loop thread-safely
+            super().flush()
+            loop.call_soon_threadsafe(rounds.put_nowait, 1)
+
+    series = Counted(Database(url))
+    monitoring = SimpleNamespace(traffic=series, health=SimpleNamespace(sample_disk=lambda: None))
+
+    async def serve_then_stop():
+        nonlocal loop
+        loop = asyncio.get_running_loop()
+        writer = asyncio.get_running_loop().create_task(run_monitoring(
+            monitoring, MonitoringSettings(flush_seconds=3600, disk_sample_seconds=0)))
+        await rounds.get()  # the first round is written; the next one is an hour away
+        series.record("cells", "1", 0.01, 200, rows=1)
+        writer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await writer
+
+    asyncio.run(serve_then_stop())
+    assert TrafficSeries(Database(url)).window("cells", "1h")["total"]["requests"] == 1
