@@ -14,15 +14,20 @@ def people(platform):
     """ann is in project vision4, bob is not; both are in the default project."""
     for name in ("ann4", "bob4"):
         platform.add_user(name, "password-" + name)
-    admin = platform.admin_token()
-    r = platform.api("POST", "services/mlops/api/projects", admin,
-                     json={"name": "vision4", "description": "gateway scope tests"})
-    assert r.status_code in (201, 409), r.text
-    r = platform.api("PUT", "services/mlops/api/projects/vision4/members/ann4", admin,
-                     json={"role": "member"})
-    assert r.status_code == 200, r.text
+    add_member(platform, "vision4", "ann4", "gateway scope tests")
     return {"ann": platform.token("ann4"), "bob": platform.token("bob4"),
             "admin": platform.admin_token()}
+
+
+def add_member(platform, project: str, user: str, description: str) -> None:
+    """``user`` a member of ``project`` (made by the administrator if it is not there yet)."""
+    admin = platform.admin_token()
+    r = platform.api("POST", "services/mlops/api/projects", admin,
+                     json={"name": project, "description": description})
+    assert r.status_code in (201, 409), r.text
+    r = platform.api("PUT", f"services/mlops/api/projects/{project}/members/{user}", admin,
+                     json={"role": "member"})
+    assert r.status_code == 200, r.text
 
 
 def call(platform, token, method, endpoint, **kw):
@@ -111,12 +116,7 @@ def test_a_removed_member_loses_the_project_within_seconds(platform):
     costs no database read per call); a membership removed stops access within that time."""
     platform.add_user("cara4", "password-cara4")
     cara, admin = platform.token("cara4"), platform.admin_token()
-    r = platform.api("POST", "services/mlops/api/projects", admin,
-                     json={"name": "lapsed4", "description": "membership removal"})
-    assert r.status_code in (201, 409), r.text
-    r = platform.api("PUT", "services/mlops/api/projects/lapsed4/members/cara4", admin,
-                     json={"role": "member"})
-    assert r.status_code == 200, r.text
+    add_member(platform, "lapsed4", "cara4", "membership removal")
     # Given cara's experiment in lapsed4, whose runs she has just searched (the cache is warm)
     r = call(platform, cara, "POST", "experiments/create",
              json={"name": "lapsed4-exp", "tags": [{"key": "mlops.project",
