@@ -40,10 +40,7 @@ from jupyter_mlops.backends.accounts import (AccountError, SystemAccount, ensure
                                              system_username, unreachable_part)
 from jupyter_mlops.backends.limits import CgroupLimits, platform_tag
 
-from .profiles import Profile, ProfileSpawnerMixin, spawn_error
-
-# Fixed variable at which every user server (local or Kubernetes) finds the shared dataset.
-DATASETS_ENV = "JUPYTER_MLOPS_DATASETS"
+from .profiles import Profile, ProfileSpawnerMixin, platform_env, spawn_error
 
 
 class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
@@ -181,12 +178,10 @@ class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
 
     def get_env(self):
         env = super().get_env()
-        if self.shared_dataset_dir:
-            env[DATASETS_ENV] = self.shared_dataset_dir
-        if self.control_plane_url:
-            env["JUPYTER_MLOPS_CONTROL_PLANE_URL"] = self.control_plane_url
+        env.update(platform_env(datasets=self.shared_dataset_dir,
+                                control_plane_url=self.control_plane_url,
+                                mlflow_url=self.mlflow_url, profile=self.profile_slug))
         if self.mlflow_url:
-            env["MLFLOW_TRACKING_URI"] = self.mlflow_url
             env["MLFLOW_TRACKING_TOKEN"] = self.api_token
         env["MLFLOW_DISABLE_TELEMETRY"] = "true"
         # One environment: the terminal finds the kernel's python, pip, mlflow and
@@ -199,7 +194,6 @@ class MlopsLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
         env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in self.gpu_indices)
         env["NVIDIA_VISIBLE_DEVICES"] = ",".join(self.gpu_uuids) or "void"
-        env["JUPYTER_MLOPS_PROFILE"] = self.profile_slug
         return env
 
     # --- state (survives hub restarts) ------------------------------------------------------------

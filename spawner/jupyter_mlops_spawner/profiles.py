@@ -112,6 +112,21 @@ DEFAULT_PROFILES = [
 _ACCOUNTING: dict[tuple, ControlPlaneGpus] = {}
 
 
+# Fixed variable at which every user server (local, Slurm or Kubernetes) finds the shared dataset.
+DATASETS_ENV = "JUPYTER_MLOPS_DATASETS"
+
+
+def platform_env(*, datasets: str, control_plane_url: str, mlflow_url: str,
+                 profile: str) -> dict:
+    """What a server started on this machine or on a cluster node is told of the platform:
+    the shared dataset, the control plane, MLflow (the gateway) and its profile, so that the
+    lab's status check can tell a CPU profile from a GPU it cannot see. Unset values are left
+    out. No I/O."""
+    env = {DATASETS_ENV: datasets, "JUPYTER_MLOPS_CONTROL_PLANE_URL": control_plane_url,
+           "MLFLOW_TRACKING_URI": mlflow_url, "JUPYTER_MLOPS_PROFILE": profile}
+    return {name: value for name, value in env.items() if value}
+
+
 def spawn_error(status: int, message: str) -> web.HTTPError:
     """An error JupyterHub shows as it is: re-rendered spawn form, progress page or API body."""
     e = web.HTTPError(status, message)

@@ -21,9 +21,7 @@ from traitlets import Dict, Unicode, default
 
 from jupyter_mlops.backends.accounts import DEFAULT_PREFIX, system_username
 
-from .profiles import Profile, ProfileSpawnerMixin, spawn_error
-
-DATASETS_ENV = "JUPYTER_MLOPS_DATASETS"
+from .profiles import Profile, ProfileSpawnerMixin, platform_env, spawn_error
 
 
 def slurm_request(profile: Profile, *, gres_types: dict | None = None) -> dict:
@@ -91,6 +89,8 @@ class MlopsSlurmSpawner(ProfileSpawnerMixin, SlurmSpawner):
             return f"{self.workspace_root.rstrip('/')}/{self.user.name}"
         return super()._req_homedir_default()
 
+    profile_slug: str = ""  # the profile of the server being started (apply_profile)
+
     @property
     def gpu_accounting(self):
         return None  # Slurm places GPUs on its nodes (see the module docstring)
@@ -99,6 +99,7 @@ class MlopsSlurmSpawner(ProfileSpawnerMixin, SlurmSpawner):
         """The profile's request into batchspawner's ``req_*`` traits."""
         for key, value in slurm_request(profile, gres_types=self.gres_types).items():
             setattr(self, f"req_{key}", value)
+        self.profile_slug = profile.slug
         self.notebook_dir = self.req_homedir
 
     def user_env(self, env):
@@ -108,12 +109,10 @@ class MlopsSlurmSpawner(ProfileSpawnerMixin, SlurmSpawner):
 
     def get_env(self):
         env = super().get_env()
-        if self.shared_dataset_dir:
-            env[DATASETS_ENV] = self.shared_dataset_dir
-        if self.control_plane_url:
-            env["JUPYTER_MLOPS_CONTROL_PLANE_URL"] = self.control_plane_url
-        if self.mlflow_url:
-            env["MLFLOW_TRACKING_URI"] = self.mlflow_url
+        # Slurm names the GPUs it grants itself (CUDA_VISIBLE_DEVICES on the node)
+        env.update(platform_env(datasets=self.shared_dataset_dir,
+                                control_plane_url=self.control_plane_url,
+                                mlflow_url=self.mlflow_url, profile=self.profile_slug))
         return env
 
     async def start(self):

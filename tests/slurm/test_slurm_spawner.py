@@ -62,7 +62,9 @@ async def test_gpu_profile_batch_script_is_accepted_by_slurm(slurm_cluster, shar
         assert expected in lines, script
     export = next(line for line in lines if line.startswith("#SBATCH --export="))
     assert "JUPYTER_MLOPS_DATASETS" in export and "JUPYTERHUB_API_TOKEN" in export
-    assert sp.get_env()["JUPYTER_MLOPS_DATASETS"] == f"{shared_tmp}/datasets"
+    env = sp.get_env()
+    assert env["JUPYTER_MLOPS_DATASETS"] == f"{shared_tmp}/datasets"
+    assert env["JUPYTER_MLOPS_PROFILE"] == "a100-2"
     assert "batchspawner-singleuser jupyterhub-singleuser" in script
     # run as the user's account, the one the local backends use
     assert sp.req_username == "jm-sena"
@@ -80,8 +82,12 @@ async def test_gpu_profile_batch_script_is_accepted_by_slurm(slurm_cluster, shar
 
 @pytest.mark.asyncio
 async def test_cpu_profile_asks_for_no_gpu_and_refused_profiles_stay_refused(shared_tmp):
-    script = await batch_script(make_spawner("sena", shared_tmp, "cpu"))
+    cpu = make_spawner("sena", shared_tmp, "cpu")
+    script = await batch_script(cpu)
     assert "--gres" not in script and "#SBATCH --cpus-per-task=2" in script.splitlines()
+    # the server is told its profile: the lab's status check then says "CPU profile: no GPU
+    # requested" rather than a red "no GPU" (Slurm sets no device variable for no GRES)
+    assert cpu.get_env()["JUPYTER_MLOPS_PROFILE"] == "cpu"
     sp = make_spawner("sena", shared_tmp, "a100-2")  # not in deep-learning
     with pytest.raises(Exception) as e:
         await sp.start()
