@@ -11,7 +11,8 @@ old ones (the same rollout as the local backend, so no request fails during it).
 from __future__ import annotations
 
 from .kube_pods import (GPU_RESOURCE, container_resources, container_security_context, env_vars,
-                        gpu_placement, pod_spec, shm_volume)
+                        gpu_placement, gpu_visibility_env, pod_spec,
+                        shm_volume)
 
 SERVER_PORT = 8080
 MANAGED_BY = "jupyter-mlops"
@@ -99,6 +100,7 @@ def make_model_deployment(
     env = {"MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONUNBUFFERED": "1"}
     if tracking_uri:
         env["MLFLOW_TRACKING_URI"] = tracking_uri
+    env.update(gpu_visibility_env(gpus=gpus))
     secrets = {"MLFLOW_TRACKING_TOKEN": (token_secret, "token")} if token_secret else {}
     probe = {"httpGet": {"path": "/ping", "port": "http"}, "periodSeconds": 5,
              "timeoutSeconds": 3}

@@ -29,7 +29,8 @@ from .kube_api import api_client
 from .kube_gpu import GpuPodSettings, pending_pods
 from .kube_pods import (DATASET_VERSION_RE, GPU_RESOURCE, claim_volume, container_resources,
                         container_security_context, dataset_version_volume, env_vars,
-                        gpu_placement, pod_spec, shm_volume)
+                        gpu_placement, gpu_visibility_env, pod_spec,
+                        shm_volume)
 
 
 def job_name(job_id: int) -> str:
@@ -108,7 +109,7 @@ def make_job(*, job_id: int, user: str, namespace: str, image: str, job_dir: str
         "command": ["sh", "-c", 'exec python -m jupyter_mlops.backends.job_wrapper "$0" '
                                 '>>"$0/output.log" 2>&1', job_dir],
         "workingDir": cwd,
-        "env": env_vars(dict(sorted(env.items()))),
+        "env": env_vars(dict(sorted({**env, **gpu_visibility_env(gpus=gpus)}.items()))),
         "resources": container_resources(cpu_request=cpu_request, memory_request=memory_request,
                                          memory_limit=memory_limit, gpus=gpus,
                                          gpu_resource=gpu_resource),

@@ -153,6 +153,18 @@ def gpu_placement(*, gpus: int, gpu_type: str = "", node_selector: dict | None =
     return out
 
 
+def gpu_visibility_env(*, gpus: int) -> dict:
+    """The environment that keeps a pod which asked for no GPU from seeing the node's GPUs.
+
+    CUDA base images set ``NVIDIA_VISIBLE_DEVICES=all``; where the NVIDIA runtime is the nodes'
+    default, a container of such an image that requested no ``nvidia.com/gpu`` would be given
+    every GPU of its node, outside the scheduler's and the platform's accounting. ``void``
+    makes the runtime hand it none. GPU pods get theirs from the device plugin.
+    ref: https://github.com/NVIDIA/nvidia-container-toolkit (NVIDIA_VISIBLE_DEVICES)
+    """
+    return {} if gpus else {"NVIDIA_VISIBLE_DEVICES": "void"}
+
+
 def shm_volume(*, size: str) -> tuple[dict, dict]:
     """A memory-backed ``/dev/shm`` of ``size`` (counted against the pod's memory limit), as
     ``(volume, volume_mount)``. The container runtime's 64 MB default makes PyTorch data loaders

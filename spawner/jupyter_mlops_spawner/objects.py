@@ -8,7 +8,8 @@ rule as training Jobs and model servers (``jupyter_mlops.backends.kube_pods.gpu_
 from __future__ import annotations
 
 from jupyter_mlops.backends.kube_pods import (GPU_PRODUCT_LABEL, GPU_RESOURCE,  # noqa: F401
-                                              gpu_placement, gpu_toleration, shm_volume)
+                                              gpu_placement, gpu_toleration, gpu_visibility_env,
+                                              shm_volume)
 
 from .profiles import Profile
 
@@ -48,6 +49,7 @@ def profile_overrides(*, profile: Profile, default_image: str, dataset_claim: st
         extra_limits[profile.gpu_resource or GPU_RESOURCE] = str(profile.gpus)
     env = dict(environment or {})
     env["JUPYTER_MLOPS_PROFILE"] = profile.slug
+    env.update(gpu_visibility_env(gpus=profile.gpus))
     volumes, mounts = [], []
     if dataset_claim:
         volumes.append(dataset_volume(claim_name=dataset_claim))

@@ -91,6 +91,8 @@ def test_each_version_reads_mlflow_with_a_token_secret_of_its_own():
         {"name": "MLFLOW_DISABLE_TELEMETRY", "value": "true"},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
         {"name": "MLFLOW_TRACKING_URI", "value": "http://hub/services/mlflow"},
+        # a CPU replica sees no GPU of its node, whatever its image sets
+        {"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"},
         {"name": "MLFLOW_TRACKING_TOKEN", "valueFrom": {"secretKeyRef": {
             "name": "mlops-cells-v3-mlflow-token", "key": "token"}}},
     ]

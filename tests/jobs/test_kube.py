@@ -79,7 +79,9 @@ def test_a_jobs_pinned_dataset_version_is_mounted_read_only_or_downloaded(tmp_pa
     assert c["volumeMounts"] == [{"name": "dataset", "mountPath": "/mnt/datasets/cells/v2",
                                   "subPath": "cells/v2", "readOnly": True}]
     # datasets.get looks there first
+    # (and, asking for no GPU, it sees none of its node's, whatever its image sets)
     assert c["env"] == [{"name": "JUPYTER_MLOPS_DATASETS", "value": "/mnt/datasets"},
+                        {"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"},
                         {"name": "USER", "value": "alice"}]
     plain = make_job(job_id=12, user="alice", namespace="mlops", image="lab:1", job_dir="/j/12",
                      cwd="/w", env={}, datasets_claim="jupyter-mlops-datasets",

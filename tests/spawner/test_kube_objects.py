@@ -66,6 +66,8 @@ def test_profile_overrides_cpu_profile_no_dataset():
     o = objects.profile_overrides(profile=p, default_image="lab/base:1", dataset_claim=None)
     assert o["image"] == "lab/base:1" and o["extra_resource_limits"] == {}
     assert o["tolerations"] == [] and o["volumes"] == [] and o["node_selector"] == {}
+    # a CUDA image's NVIDIA_VISIBLE_DEVICES=all must not hand a CPU pod the node's GPUs
+    assert o["environment"] == {"JUPYTER_MLOPS_PROFILE": "cpu", "NVIDIA_VISIBLE_DEVICES": "void"}
 
 
 def test_namespace_objects():
