@@ -98,28 +98,36 @@ def run_command(page: Page, label: str, exact: bool = False) -> None:
     entry labelled exactly ``label``, else the first whose label contains it).
 
     Right after the lab appears its shortcuts may not be bound yet, and the layout restorer can
-    take focus and close the palette: open it until its search box shows, then pick the entry.
+    take focus and close the palette; and while the lab settles the palette re-renders its
+    entries (a click can meet a detached one again and again). So: open the palette, search,
+    and press Enter when the entry is the palette's active one (the keyboard's way, which no
+    re-render detaches) or else click it; the whole sequence again if any step did not take.
     """
     search = page.locator(".lm-CommandPalette-input")
-    for attempt in range(10):
-        page.keyboard.press("Control+Shift+C")
-        try:
-            search.wait_for(state="visible", timeout=3_000)
-            search.fill(label, timeout=3_000)
-            break
-        except PlaywrightTimeoutError:
-            if attempt == 9:
-                raise
-            if search.is_visible():
-                page.keyboard.press("Escape")
     if exact:
         entry = page.locator(".lm-CommandPalette-item").filter(has=page.locator(
             ".lm-CommandPalette-itemLabel", has_text=re.compile(f"^{re.escape(label)}$")))
     else:
         entry = page.locator(".lm-CommandPalette-item",
                              has_text=re.compile(re.escape(label), re.I)).first
-    entry.wait_for(timeout=10_000)
-    entry.click()
+    attempts = 8
+    for attempt in range(attempts):
+        try:
+            if not search.is_visible():
+                page.keyboard.press("Control+Shift+C")
+            search.wait_for(state="visible", timeout=3_000)
+            search.fill(label, timeout=3_000)
+            entry.wait_for(timeout=5_000)
+            if "lm-mod-active" in (entry.get_attribute("class", timeout=2_000) or ""):
+                search.press("Enter", timeout=3_000)
+            else:
+                entry.click(timeout=5_000)
+            return
+        except PlaywrightTimeoutError:
+            if attempt == attempts - 1:
+                raise
+            if search.is_visible():
+                page.keyboard.press("Escape")
 
 
 def choose_dataset(view, name: str, timeout: float = 30_000) -> None:
